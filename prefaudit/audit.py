@@ -1,0 +1,290 @@
+"""The audit: a context of shared, lazily computed artefacts, the validator runner, the result."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from prefaudit import __version__, text
+from prefaudit.fileio import write_json, write_parquet
+from prefaudit.io import LoadedData, LoadReport
+from prefaudit.validators.base import (
+    VALIDATORS,
+    MissingInputError,
+    Validator,
+    ValidatorResult,
+    create_validator,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AuditContext:
+    """What validators read: the pairs, optional annotations, and artefacts computed once.
+
+    Artefacts (lengths, normalised-text hashes; later embeddings and reference log-probs) are
+    computed on first request and cached for the rest of the audit, so two validators asking
+    for the same thing pay for it once.
+    """
+
+    def __init__(
+        self,
+        pairs: pd.DataFrame,
+        annotations: pd.DataFrame | None = None,
+        *,
+        load_report: LoadReport | None = None,
+    ):
+        self.pairs = pairs
+        self.annotations = annotations
+        self.load_report = load_report
+        self.results: dict[str, ValidatorResult] = {}  # results of validators that already ran
+        self._cache: dict[tuple, Any] = {}
+
+    def artefact(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """The cached value for ``key``, computing it on first use."""
+        if key not in self._cache:
+            started = time.perf_counter()
+            self._cache[key] = compute()
+            log.debug("computed %s in %.2fs", key, time.perf_counter() - started)
+        return self._cache[key]
+
+    def require(self, validator: Validator) -> None:
+        """Raise :class:`MissingInputError` naming what ``validator`` needs and the audit lacks."""
+        for need in validator.requires:
+            if need == "annotations":
+                if self.annotations is None:
+                    raise MissingInputError(
+                        f"validator {validator.name!r} needs annotations (pair_id, annotator, label): "
+                        "pass --annotations FILE or load a long table with an annotator column"
+                    )
+            elif need not in self.pairs.columns:
+                raise MissingInputError(
+                    f"validator {validator.name!r} needs the column {need!r}, which the pairs lack "
+                    f"(they have: {', '.join(map(str, self.pairs.columns))})"
+                )
+
+    def lengths(self, column: str) -> np.ndarray:
+        """Characters per text of ``column``."""
+        return self.artefact(
+            ("chars", column), lambda: self.pairs[column].str.len().to_numpy(dtype=np.int64)
+        )
+
+    def word_counts(self, column: str) -> np.ndarray:
+        """Whitespace-separated words per text of ``column``."""
+        return self.artefact(
+            ("words", column),
+            lambda: self.pairs[column].str.count(r"\S+").to_numpy(dtype=np.int64),
+        )
+
+    def normalized_hashes(self, column: str) -> np.ndarray:
+        """64-bit hashes of the normalised texts of ``column`` (see :func:`prefaudit.text.normalize`)."""
+        return self.artefact(
+            ("normalized_hash", column), lambda: text.normalized_hashes(self.pairs[column])
+        )
+
+
+@dataclass
+class AuditResult:
+    """Everything an audit produced; saved as ``audit.json`` + ``flags.parquet``."""
+
+    load: LoadReport
+    validators: dict[str, ValidatorResult]
+    pair_ids: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.load.fingerprint
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """All validators' metrics in one flat dict."""
+        return {k: v for result in self.validators.values() for k, v in result.metrics.items()}
+
+    @property
+    def flags(self) -> pd.DataFrame:
+        """One row per pair, columns ``<validator>/<column>``, plus ``any_issue``."""
+        frames = [r.flags.add_prefix(f"{name}/") for name, r in self.validators.items()]
+        index = pd.Index(self.pair_ids, dtype="str", name="pair_id")
+        flags = pd.concat(frames, axis=1).reindex(index) if frames else pd.DataFrame(index=index)
+        issue_columns = [f"{name}/issue" for name in self.validators]
+        flags["any_issue"] = flags[issue_columns].any(axis=1) if issue_columns else False
+        return flags
+
+    def to_dict(self, include_flags: bool = False) -> dict[str, Any]:
+        data = {
+            "prefaudit_version": __version__,
+            "created": self.created,
+            "fingerprint": self.fingerprint,
+            "load": self.load.to_dict(),
+            "validators": {name: r.to_dict(include_flags) for name, r in self.validators.items()},
+            "timings": self.timings,
+            "versions": self.versions,
+            "notes": self.notes,
+        }
+        if include_flags:
+            data["pair_ids"] = self.pair_ids
+        return data
+
+    def to_json(self, include_flags: bool = True) -> str:
+        return orjson.dumps(self.to_dict(include_flags), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], flags: pd.DataFrame | None = None) -> AuditResult:
+        """Rebuild a result; flags come from ``data`` or, for ``audit.json``, from ``flags.parquet``."""
+        validators = {}
+        for name, entry in data["validators"].items():
+            own = None
+            if flags is not None:
+                own = flags[[c for c in flags.columns if c.startswith(f"{name}/")]]
+                own = own.rename(columns=lambda c: c.split("/", 1)[1]).rename_axis(None)
+            validators[name] = ValidatorResult.from_dict(name, entry, own)
+        pair_ids = data["pair_ids"] if flags is None else [str(i) for i in flags.index]
+        return cls(
+            LoadReport.from_dict(data["load"]),
+            validators,
+            pair_ids,
+            dict(data.get("timings", {})),
+            dict(data.get("versions", {})),
+            data.get("created", ""),
+            list(data.get("notes", [])),
+        )
+
+    @classmethod
+    def from_json(cls, text_: str | bytes) -> AuditResult:
+        return cls.from_dict(orjson.loads(text_))
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``audit.json`` and ``flags.parquet`` into ``out_dir`` (each atomically)."""
+        out = Path(out_dir)
+        write_parquet(out / "flags.parquet", self.flags)
+        write_json(out / "audit.json", self.to_dict(include_flags=False))
+        return out
+
+    @classmethod
+    def read(cls, out_dir: str | Path) -> AuditResult:
+        """Read a result saved by :meth:`save`."""
+        out = Path(out_dir)
+        data = orjson.loads((out / "audit.json").read_bytes())
+        flags = pd.read_parquet(out / "flags.parquet").drop(columns=["any_issue"])
+        flags.index = flags.index.astype("str")
+        return cls.from_dict(data, flags)
+
+
+def default_validators(context: AuditContext) -> list[str]:
+    """Every registered validator whose inputs this audit has."""
+    names = []
+    for name, cls in VALIDATORS.items():
+        try:
+            context.require(cls())
+        except MissingInputError:
+            continue
+        names.append(name)
+    return names
+
+
+def run_audit(
+    data: LoadedData | pd.DataFrame,
+    *,
+    validators: Iterable[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    annotations: pd.DataFrame | None = None,
+) -> AuditResult:
+    """Run validators over loaded pairs.
+
+    ``validators`` defaults to every registered one whose inputs are present; naming one whose
+    inputs are missing raises :class:`MissingInputError`. ``params`` maps a validator name to
+    its keyword arguments.
+
+    >>> import pandas as pd
+    >>> pairs = pd.DataFrame({"prompt": ["Hi"], "chosen": ["Hello!"], "rejected": ["Hello!"]}, index=["p1"])
+    >>> result = run_audit(pairs, validators=["content"])
+    >>> result.metrics["content/identical_pairs"]
+    1
+    """
+    if isinstance(data, LoadedData):
+        pairs, annotations, report = data.pairs, data.annotations, data.report
+    else:
+        pairs, report = (
+            data,
+            LoadReport(rows_read=len(data), rows_accepted=len(data), pairs=len(data)),
+        )
+    context = AuditContext(pairs, annotations, load_report=report)
+    names = list(validators) if validators is not None else default_validators(context)
+    params = dict(params or {})
+    unknown = set(params) - set(names)
+    if unknown:
+        raise KeyError(
+            f"parameters given for validators that do not run: {', '.join(sorted(unknown))}"
+        )
+    timings: dict[str, float] = {}
+    for name in _ordered(names):
+        validator = create_validator(name, **params.get(name, {}))
+        context.require(validator)
+        started = time.perf_counter()
+        result = validator.run(context)
+        timings[name] = round(time.perf_counter() - started, 4)
+        if not result.flags.index.equals(pairs.index):
+            raise RuntimeError(
+                f"validator {name!r} returned flags for other pairs than it was given"
+            )
+        context.results[name] = result
+        log.info(
+            "%s: %d of %d pairs flagged in %.2fs",
+            name,
+            result.flags["issue"].sum(),
+            len(pairs),
+            timings[name],
+        )
+    return AuditResult(
+        load=report,
+        validators=dict(context.results),
+        pair_ids=[str(i) for i in pairs.index],
+        timings=timings,
+        versions=_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _ordered(names: list[str]) -> list[str]:
+    """Validators in an order where each runs after those it ``uses`` (when they run at all)."""
+    for name in names:
+        if name not in VALIDATORS:
+            raise KeyError(f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}")
+    done: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in done:
+            return
+        if name in path:
+            raise ValueError(f"validators use each other in a cycle: {' -> '.join((*path, name))}")
+        for used in VALIDATORS[name].uses:
+            if used in names:
+                visit(used, (*path, name))
+        done.append(name)
+
+    for name in names:
+        visit(name, ())
+    return done
+
+
+def _versions() -> dict[str, str]:
+    versions = {"prefaudit": __version__, "python": platform.python_version()}
+    for module in ("numpy", "pandas", "pyarrow", "torch", "transformers", "sentence_transformers"):
+        if module in sys.modules:  # report what this audit used, without importing more
+            versions[module] = getattr(sys.modules[module], "__version__", "unknown")
+    return versions

@@ -1,0 +1,270 @@
+"""``load``: any supported input -> PairSet (+ Annotations) and a report that accounts for every row."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from prefaudit.io.readers import open_records
+from prefaudit.io.schema import LoadError, LoadIssue, LoadReport
+from prefaudit.io.shapes import (
+    PairBuilder,
+    RowError,
+    ShapeMapper,
+    check_required,
+    detect_shape,
+    orient,
+    parse_annotation_label,
+    resolve_mapping,
+)
+
+ON_BAD_ROW = ("skip", "fail")
+DEFAULT_MAX_CHARS = 1_000_000
+_SAMPLE_ROWS = 200  # records read ahead to detect the shape and the columns
+
+
+@dataclass
+class LoadedData:
+    """What :func:`load` returns: the PairSet, the Annotations table (or None), the report."""
+
+    pairs: Any  # pandas.DataFrame indexed by pair_id
+    annotations: Any | None
+    report: LoadReport
+
+
+def load(
+    path: str,
+    *,
+    format: str | None = None,
+    mapping: dict[str, str] | None = None,
+    annotations: str | None = None,
+    on_bad_row: str = "skip",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    file_type: str | None = None,
+) -> LoadedData:
+    """Load preference pairs from a file, folder or ``hf:org/name[:split]``.
+
+    ``format`` forces the shape (flat, conversational, hh, side_by_side, annotations);
+    ``mapping`` maps canonical fields to the input's columns, e.g. ``{"prompt": "instruction"}``.
+    Bad rows are rejected with their line, field and reason; with ``on_bad_row="fail"`` any bad
+    row raises :class:`LoadError` listing them.
+
+    >>> import json, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "pairs.jsonl"
+    >>> _ = path.write_text(json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}) + "\\n{oops\\n")
+    >>> data = load(str(path))
+    >>> data.report.rows_read, data.report.pairs, data.report.rejected[0].reason[:14]
+    (2, 1, 'malformed JSON')
+    """
+    if on_bad_row not in ON_BAD_ROW:
+        raise LoadError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
+    source = open_records(path, file_type)
+    report = LoadReport(files=[source.name], file_type=source.file_type)
+    head = list(itertools.islice(source.items, _SAMPLE_ROWS))
+    sample = [record for _, record in head if isinstance(record, dict)]
+    columns = {key for record in sample for key in record}
+    report.mapping = resolve_mapping(columns, dict(mapping or {}), path)
+    report.shape = format or (detect_shape(sample, report.mapping, path) if sample else "flat")
+    check_required(report.shape, report.mapping, columns, path)
+
+    builder = PairBuilder(report, source.name, source.unit, max_chars)
+    mapper = ShapeMapper(
+        "side_by_side" if report.shape == "annotations" else report.shape, report.mapping, builder
+    )
+    grouper = AnnotationGrouper(mapper) if report.shape == "annotations" else None
+    for line, item in itertools.chain(head, source.items):
+        report.rows_read += 1
+        if isinstance(item, LoadIssue):
+            report.reject(item)
+            continue
+        try:
+            if grouper is not None:
+                grouper.add(line, item)
+            else:
+                mapper.row_warnings.clear()
+                values = mapper.convert(item)
+                builder.add(line, values, mapper.pair_id(item))
+                for field, reason in mapper.row_warnings:
+                    report.warn(LoadIssue(source.name, line, field, reason, unit=source.unit))
+        except RowError as err:
+            report.reject(
+                LoadIssue(source.name, line, err.field, err.reason, unit=source.unit, record=item)
+            )
+            continue
+        report.rows_accepted += 1
+    report.rows_rejected = len(report.rejected)
+    report.notes.extend(source.notes)
+
+    table = grouper.finish() if grouper is not None else None
+    pairs = builder.frame()
+    report.pairs = len(pairs)
+    data_hash = source.fingerprint.hexdigest()
+    if annotations is not None:
+        table, annotations_hash = load_annotations(annotations, pairs, report)
+        data_hash += annotations_hash
+    report.annotations = 0 if table is None else len(table)
+    report.fingerprint = _fingerprint(data_hash, report)
+    if on_bad_row == "fail" and report.rejected:
+        raise LoadError(
+            f"{path}: {len(report.rejected)} row(s) could not be loaded (--on-bad-row fail)",
+            report.rejected,
+        )
+    return LoadedData(pairs, table, report)
+
+
+class AnnotationGrouper:
+    """Groups a long table (one row per pair x annotator) into pairs plus an Annotations table.
+
+    Rows are grouped by ``pair_id`` when the input has one, else by (prompt, response A,
+    response B). A pair's orientation is the mean of its raters' labels; each annotation is then
+    re-expressed relative to the pair's chosen response.
+    """
+
+    def __init__(self, mapper: ShapeMapper):
+        self.mapper = mapper
+        self.groups: dict[Any, int] = {}
+        self.texts: list[tuple[str, str, str]] = []
+        self.first: list[tuple[int, Any, dict]] = []  # first line, given id, extras
+        self.rows: list[tuple[int, str, float, Any, int]] = []  # group, annotator, p(A), raw, line
+
+    def add(self, line: int, record: dict) -> None:
+        mapper = self.mapper
+        prompt, first, second, p_first = mapper.side_fields(record)
+        annotator = record.get(mapper.mapping.get("annotator"))
+        if annotator is None or annotator == "" or isinstance(annotator, (dict, list)):
+            raise RowError(
+                "annotator", "missing" if annotator in (None, "") else "must be a string"
+            )
+        given = mapper.pair_id(record)
+        key = str(given) if given is not None else (prompt, first, second)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = len(self.texts)
+            self.texts.append((prompt, first, second))
+            self.first.append(
+                (line, given, mapper.extras(record, ("model_a", "model_b", "source", "split")))
+            )
+        elif given is not None and self.texts[group] != (prompt, first, second):
+            raise RowError(
+                "pair_id", f"pair id {given!r} has other texts on line {self.first[group][0]}"
+            )
+        label = record.get(mapper.mapping["label"])
+        self.rows.append((group, str(annotator), p_first, label, line))
+
+    def finish(self):
+        import pandas as pd
+
+        groups = np.fromiter((r[0] for r in self.rows), dtype=np.int64, count=len(self.rows))
+        p_first = np.fromiter((r[2] for r in self.rows), dtype=np.float64, count=len(self.rows))
+        counts = np.bincount(groups, minlength=len(self.texts))
+        mean = np.bincount(groups, weights=p_first, minlength=len(self.texts)) / np.maximum(
+            counts, 1
+        )
+        builder = self.mapper.builder
+        pair_ids, first_is_chosen = [], []
+        for group, (prompt, first, second) in enumerate(self.texts):
+            line, given, extras = self.first[group]
+            values = orient(prompt, first, second, float(mean[group]), dict(extras))
+            pair_ids.append(builder.add(line, values, given))
+            first_is_chosen.append(values["chosen_position"] == "a")
+        first_is_chosen = np.asarray(first_is_chosen, dtype=bool)
+        value = (
+            np.where(first_is_chosen[groups], p_first, 1.0 - p_first) if len(groups) else p_first
+        )
+        table = pd.DataFrame(
+            {
+                "pair_id": np.asarray(pair_ids, dtype=object)[groups] if len(groups) else [],
+                "annotator": [r[1] for r in self.rows],
+                "label": _labels(value),
+                "value": value,
+                "chosen_position": np.where(first_is_chosen[groups], "a", "b")
+                if len(groups)
+                else [],
+                "raw_label": [str(r[3]) for r in self.rows],
+                "row": [r[4] for r in self.rows],
+            }
+        )
+        repeats = int(table.duplicated(["pair_id", "annotator"]).sum())
+        if repeats:
+            builder.report.notes.append(
+                f"{repeats} annotation(s) repeat a (pair, annotator) already seen; all are kept "
+                "in the Annotations table (the agreement check reconciles them)"
+            )
+        return table
+
+
+def load_annotations(path: str, pairs, report: LoadReport):
+    """Read a separate annotations file (pair_id, annotator, label) for already-loaded pairs.
+
+    Labels name the pair's responses: chosen / rejected / tie, or a probability in [0, 1] that
+    chosen is better. An optional ``chosen_position`` (a/b, first/second) says where the chosen
+    response was shown to the rater.
+    """
+    import pandas as pd
+
+    source = open_records(path)
+    report.files.append(source.name)
+    head = list(itertools.islice(source.items, _SAMPLE_ROWS))
+    columns = {k for _, r in head if isinstance(r, dict) for k in r}
+    mapping = resolve_mapping(columns, {}, path)
+    missing = [f for f in ("pair_id", "annotator", "label") if f not in mapping]
+    if missing and columns:
+        raise LoadError(
+            f"{path}: annotations need pair_id, annotator and label; missing {', '.join(missing)}"
+        )
+    known = set(pairs.index)
+    rows: list[tuple] = []
+    for line, record in itertools.chain(head, source.items):
+        report.annotation_rows_read += 1
+        try:
+            if isinstance(record, LoadIssue):
+                raise RowError(record.field, record.reason)
+            rows.append(_annotation_row(record, mapping, known, line))
+        except RowError as err:
+            report.annotation_rows_rejected += 1
+            report.reject(
+                LoadIssue(source.name, line, err.field, err.reason, unit=source.unit, record=record)
+            )
+    report.notes.extend(source.notes)
+    columns = ["pair_id", "annotator", "label", "value", "chosen_position", "raw_label", "row"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["value"] = table["value"].astype("float64")
+    table["label"] = _labels(table["value"].to_numpy())
+    return table, source.fingerprint.hexdigest()
+
+
+def _annotation_row(record: dict, mapping: dict[str, str], known: set, line: int) -> tuple:
+    pair_id = record.get(mapping["pair_id"])
+    if pair_id is None or str(pair_id) not in known:
+        raise RowError(
+            "pair_id",
+            "missing" if pair_id is None else f"unknown pair id {pair_id!r}: no loaded pair has it",
+        )
+    annotator = record.get(mapping["annotator"])
+    if annotator in (None, "") or isinstance(annotator, (dict, list)):
+        raise RowError("annotator", "missing" if annotator in (None, "") else "must be a string")
+    raw = record.get(mapping["label"])
+    value = parse_annotation_label(raw)
+    position = record.get("chosen_position")
+    if position is not None:
+        position = {"a": "a", "first": "a", "1": "a", "b": "b", "second": "b", "2": "b"}.get(
+            str(position).lower()
+        )
+        if position is None:
+            raise RowError("chosen_position", "expected a/b (or first/second)")
+    return str(pair_id), str(annotator), None, value, position, str(raw), line
+
+
+def _labels(value: np.ndarray) -> np.ndarray:
+    return np.where(value > 0.5, "chosen", np.where(value < 0.5, "rejected", "tie"))
+
+
+def _fingerprint(data_hash: str, report: LoadReport) -> str:
+    """The input's identity: its bytes plus how they were read (shape, mapping)."""
+    digest = xxhash.xxh3_128(data_hash.encode())
+    digest.update(f"{report.shape}|{sorted(report.mapping.items())}".encode())
+    return digest.hexdigest()

@@ -1,0 +1,295 @@
+"""Readers: turn a file, folder or hub name into a stream of (line, record) items.
+
+A reader never drops a row: each item is either a dict record or a :class:`LoadIssue`
+saying why that row could not be read (bad JSON, bad bytes, wrong type...).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import xxhash
+
+from prefaudit.io.schema import LoadError, LoadIssue
+
+FILE_TYPES = ("jsonl", "json", "csv", "tsv", "parquet", "hf_disk", "hf_hub")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_BOM = b"\xef\xbb\xbf"
+
+Item = tuple[int, "dict[str, Any] | LoadIssue"]
+
+
+@dataclass
+class RecordSource:
+    """An opened input: its display name, what its positions count, and its records."""
+
+    name: str
+    file_type: str
+    unit: str  # "line" or "record"
+    items: Iterator[Item]
+    notes: list[str]
+    fingerprint: xxhash.xxh3_128
+
+
+def detect_file_type(path: str) -> str:
+    """File type from the name (``.gz`` is looked through), a folder, or an ``hf:`` prefix."""
+    if path.startswith("hf:"):
+        return "hf_hub"
+    p = Path(path)
+    if p.is_dir():
+        return "hf_disk"
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".gzip"):
+        suffixes = suffixes[:-1]
+    if suffixes and suffixes[-1] in _SUFFIXES:
+        return _SUFFIXES[suffixes[-1]]
+    raise LoadError(
+        f"{path}: cannot tell the file type from its name; expected one of "
+        f"{', '.join(sorted(_SUFFIXES))} (optionally .gz), a `save_to_disk` folder, or hf:org/name"
+    )
+
+
+def open_records(path: str, file_type: str | None = None) -> RecordSource:
+    """Open ``path`` and return its records; raises :class:`LoadError` if it cannot be opened."""
+    file_type = file_type or detect_file_type(path)
+    if file_type not in FILE_TYPES:
+        raise LoadError(f"{path}: unknown file type {file_type!r}; expected one of {FILE_TYPES}")
+    if file_type in ("hf_disk", "hf_hub"):
+        return _open_hf(path, file_type)
+    p = Path(path)
+    if not p.exists():
+        raise LoadError(f"{path}: no such file")
+    if p.is_dir():
+        raise LoadError(f"{path}: is a folder; expected a {file_type} file")
+    source = RecordSource(path, file_type, "line", iter(()), [], xxhash.xxh3_128())
+    if file_type == "jsonl":
+        source.items = _jsonl_items(p, source)
+    elif file_type == "json":
+        source.unit = "record"
+        source.items = _json_items(p, source)
+    elif file_type in ("csv", "tsv"):
+        source.items = _csv_items(p, source, "\t" if file_type == "tsv" else ",")
+    else:
+        source.unit = "record"
+        source.items = _parquet_items(p, source)
+    return source
+
+
+def _open_binary(path: Path):
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _utf8_problem(raw: bytes) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"invalid UTF-8: byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+    return ""
+
+
+def _jsonl_items(path: Path, source: RecordSource) -> Iterator[Item]:
+    crlf = 0
+    with _open_binary(path) as handle:
+        for number, raw in enumerate(handle, 1):
+            source.fingerprint.update(raw)
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+                source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
+            if raw.endswith(b"\r\n"):
+                crlf += 1
+            if not raw.strip():
+                continue  # blank lines are not rows
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as err:
+                reason = _utf8_problem(raw) or f"malformed JSON: {err}"
+                yield number, LoadIssue(str(path), number, None, reason, record=_raw_text(raw))
+                continue
+            if not isinstance(record, dict):
+                reason = f"expected a JSON object, got {_json_type(record)}"
+                yield number, LoadIssue(str(path), number, None, reason, record=record)
+                continue
+            yield number, record
+    if crlf:
+        source.notes.append(f"{path}: {crlf} lines end in CRLF (Windows line ends); read as LF")
+
+
+def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
+    with _open_binary(path) as handle:
+        raw = handle.read()
+    source.fingerprint.update(raw)
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]
+        source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        if raw.lstrip()[:1] == b"{" and b"\n" in raw.strip():
+            # Many ".json" files are JSON Lines; read them as such, with their line numbers.
+            source.unit = "line"
+            source.file_type = "jsonl"
+            source.notes.append(f"{path}: holds one JSON object per line; read as JSON Lines")
+            source.fingerprint = xxhash.xxh3_128()
+            yield from _jsonl_items(path, source)
+            return
+        raise LoadError(f"{path}: not valid JSON ({_utf8_problem(raw) or err})") from err
+    records = _json_records(document, path)
+    for number, record in enumerate(records, 1):
+        if isinstance(record, dict):
+            yield number, record
+        else:
+            reason = f"expected a JSON object, got {_json_type(record)}"
+            yield number, LoadIssue(str(path), number, None, reason, unit="record", record=record)
+
+
+def _json_records(document: Any, path: Path) -> list[Any]:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        lists = [k for k, v in document.items() if isinstance(v, list)]
+        if len(lists) == 1:
+            return document[lists[0]]
+        if not lists:
+            return [document]
+        raise LoadError(
+            f"{path}: a JSON object with several lists ({', '.join(lists)}); "
+            "expected a list of records, or an object holding exactly one"
+        )
+    raise LoadError(f"{path}: expected a list of JSON objects, got {_json_type(document)}")
+
+
+def _csv_items(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item]:
+    csv.field_size_limit(sys.maxsize)
+    with _open_binary(path) as binary:
+        head = binary.peek(3)[:3] if hasattr(binary, "peek") else b""
+        text = io.TextIOWrapper(
+            io.BufferedReader(_Hashing(binary, source.fingerprint)),
+            encoding="utf-8",
+            errors="surrogateescape",
+            newline="",
+        )
+        if head == _BOM:
+            text.read(1)
+            source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        end_of_previous = reader.line_num
+        for values in reader:
+            number, end_of_previous = end_of_previous + 1, reader.line_num
+            if not values or values == [""]:
+                continue
+            if len(values) != len(header):
+                reason = f"has {len(values)} fields, the header has {len(header)}"
+                record = [_clean(v) for v in values]
+                yield number, LoadIssue(str(path), number, None, reason, record=record)
+                continue
+            record = dict(zip(header, values, strict=True))
+            bad = next((k for k, v in record.items() if _has_surrogates(v)), None)
+            if bad is not None:
+                raw = record[bad].encode("utf-8", "surrogateescape")
+                kept = {k: _clean(v) for k, v in record.items()}
+                yield number, LoadIssue(str(path), number, bad, _utf8_problem(raw), record=kept)
+                continue
+            yield number, record
+
+
+class _Hashing(io.RawIOBase):
+    """A read-through wrapper that feeds every byte read into the input's fingerprint."""
+
+    def __init__(self, inner, digest):
+        self._inner, self._digest = inner, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(len(buffer))
+        self._digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _raw_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+
+
+def _clean(value: str) -> str:
+    """Undecodable bytes kept visible as \\xNN escapes."""
+    return _raw_text(value.encode("utf-8", "surrogateescape"))
+
+
+def _has_surrogates(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _parquet_items(path: Path, source: RecordSource) -> Iterator[Item]:
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            source.fingerprint.update(block)
+    number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        for record in batch.to_pylist():
+            number += 1
+            yield number, record
+
+
+def _open_hf(path: str, file_type: str) -> RecordSource:
+    try:
+        import datasets
+    except ImportError as err:
+        raise LoadError(
+            f"{path}: reading Hugging Face datasets needs the `datasets` package: "
+            "pip install 'prefaudit[hf]'"
+        ) from err
+    if file_type == "hf_hub":
+        name, _, split = path[3:].partition(":")
+        dataset = datasets.load_dataset(name, split=split or "train")
+    else:
+        dataset = datasets.load_from_disk(path)
+    source = RecordSource(path, file_type, "record", iter(()), [], xxhash.xxh3_128())
+    if isinstance(dataset, datasets.DatasetDict):
+        splits = list(dataset)
+        split = "train" if "train" in splits else splits[0]
+        dataset = dataset[split]
+        source.notes.append(f"{path}: has splits {', '.join(splits)}; read {split!r}")
+    source.fingerprint.update(str(getattr(dataset, "_fingerprint", path)).encode())
+    source.items = ((n, r) for n, r in enumerate(dataset, 1))
+    return source
+
+
+def _json_type(value: Any) -> str:
+    names = {
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+    }
+    return "null" if value is None else names.get(type(value), type(value).__name__)

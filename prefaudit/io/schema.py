@@ -1,0 +1,135 @@
+"""The canonical tables (PairSet, Annotations) and the load report that accounts for every row."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Columns every PairSet has, in this order.
+PAIR_COLUMNS = ("pair_id", "prompt", "chosen", "rejected")
+# Columns a PairSet may have, when the input carries them.
+OPTIONAL_PAIR_COLUMNS = (
+    "prompt_messages",  # chat turns before the responses: list of {"role", "content"}
+    "score_chosen",
+    "score_rejected",
+    "source",
+    "split",
+    "model_chosen",
+    "model_rejected",
+    "tie",  # side-by-side inputs: the label (or the raters' aggregate) was a tie
+    "chosen_position",  # side-by-side inputs: "a" or "b", where the chosen response was shown
+    "row",  # where the pair came from: line (text files) or record number (others), 1-based
+)
+TEXT_COLUMNS = ("prompt", "chosen", "rejected")
+
+# The Annotations table: one row per (pair, annotator) judgement, relative to the pair's
+# chosen/rejected orientation. `value` is the annotator's probability that `chosen` is better
+# (1.0 chosen, 0.0 rejected, 0.5 tie; graded or continuous labels in between).
+ANNOTATION_COLUMNS = ("pair_id", "annotator", "label", "value")
+OPTIONAL_ANNOTATION_COLUMNS = ("chosen_position", "raw_label", "row")
+ANNOTATION_LABELS = ("chosen", "rejected", "tie")
+
+SHAPES = ("flat", "conversational", "hh", "side_by_side", "annotations")
+
+
+@dataclass(frozen=True)
+class LoadIssue:
+    """One row that was rejected (or loaded with a warning), and why."""
+
+    file: str
+    line: int | None  # 1-based line, or record number for formats without lines
+    field: str | None
+    reason: str
+    severity: str = "rejected"  # "rejected": the row is not in the PairSet; "warning": it is
+    unit: str = "line"  # what `line` counts: "line" or "record"
+    # The row as read (a dict, or the raw line's text), kept for rejected.jsonl; not in audit.json.
+    record: Any = field(default=None, repr=False, compare=False)
+
+    def location(self) -> str:
+        where = f"{self.file}"
+        if self.line is not None:
+            where += f", {self.unit} {self.line}"
+        if self.field:
+            where += f", field '{self.field}'"
+        return where
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.reason}"
+
+
+@dataclass
+class LoadReport:
+    """How an input became a PairSet: every row read is either accepted or rejected.
+
+    ``rows_read == rows_accepted + rows_rejected`` always holds. For long annotation tables
+    several accepted rows make one pair, so ``pairs <= rows_accepted`` there.
+    """
+
+    files: list[str] = field(default_factory=list)
+    file_type: str = ""
+    shape: str = ""
+    mapping: dict[str, str] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    pairs: int = 0
+    annotations: int = 0
+    annotation_rows_read: int = 0
+    annotation_rows_rejected: int = 0
+    rejected: list[LoadIssue] = field(default_factory=list)
+    warnings: list[LoadIssue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+    def reject(self, issue: LoadIssue) -> None:
+        self.rejected.append(issue)
+
+    def warn(self, issue: LoadIssue) -> None:
+        self.warnings.append(
+            LoadIssue(issue.file, issue.line, issue.field, issue.reason, "warning", issue.unit)
+        )
+
+    def rejected_records(self) -> list[dict[str, Any]]:
+        """The rejected rows with their content and reasons, as written to ``rejected.jsonl``."""
+        return [{**_issue_dict(i), "record": i.record} for i in self.rejected]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rejected"] = [_issue_dict(i) for i in self.rejected]
+        data["warnings"] = [_issue_dict(i) for i in self.warnings]
+        data["rejected_rows"] = self.rows_rejected
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
+        data = {k: v for k, v in data.items() if k != "rejected_rows"}
+        data["rejected"] = [LoadIssue(**i) for i in data.get("rejected", [])]
+        data["warnings"] = [LoadIssue(**i) for i in data.get("warnings", [])]
+        return cls(**data)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.rows_read} rows read, {self.rows_accepted} accepted, "
+            f"{self.rows_rejected} rejected -> {self.pairs} pairs"
+        )
+        if self.annotations:
+            text += f", {self.annotations} annotations"
+        if self.warnings:
+            text += f", {len(self.warnings)} warnings"
+        return text
+
+
+def _issue_dict(issue: LoadIssue) -> dict[str, Any]:
+    return {k: v for k, v in asdict(issue).items() if k != "record"}
+
+
+class LoadError(ValueError):
+    """The input cannot be loaded (or, with ``on_bad_row='fail'``, has bad rows)."""
+
+    def __init__(self, message: str, issues: list[LoadIssue] | None = None):
+        self.issues = list(issues or [])
+        if self.issues:
+            shown = "\n".join(f"  - {i}" for i in self.issues[:20])
+            more = len(self.issues) - 20
+            message += "\n" + shown + (f"\n  ... and {more} more" if more > 0 else "")
+        super().__init__(message)

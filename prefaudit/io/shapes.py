@@ -1,0 +1,520 @@
+"""Map records of the shapes people actually have onto the canonical PairSet.
+
+Shapes: ``flat`` (prompt/chosen/rejected strings), ``conversational`` (TRL message lists),
+``hh`` (Anthropic HH transcripts), ``side_by_side`` (two responses and a label) and
+``annotations`` (one row per pair x annotator). Each record becomes a pair (or an annotation)
+or a :class:`LoadIssue` naming its line and field; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import xxhash
+
+from prefaudit.io.schema import SHAPES, LoadError, LoadIssue, LoadReport
+
+# Column names recognised without a --map, tried in order after the canonical name.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "pair_id": ("id", "pair", "uid"),
+    "prompt": ("instruction", "question", "input", "query", "conversation_prefix"),
+    "chosen": ("preferred", "winner_response"),
+    "rejected": ("dispreferred", "loser_response"),
+    "response_a": ("output_1", "completion_a", "answer_a", "response_1", "response1"),
+    "response_b": ("output_2", "completion_b", "answer_b", "response_2", "response2"),
+    "label": ("preference", "winner", "choice"),
+    "annotator": ("rater", "worker", "judge", "annotator_id", "worker_id"),
+    "score_chosen": ("chosen_score", "chosen_rating"),
+    "score_rejected": ("rejected_score", "rejected_rating"),
+    "model_chosen": ("chosen_model",),
+    "model_rejected": ("rejected_model",),
+    "model_a": ("generator_1", "model_1"),
+    "model_b": ("generator_2", "model_2"),
+    "source": ("dataset", "subset"),
+    "split": (),
+}
+MAPPABLE = tuple(ALIASES)
+
+_REQUIRED = {
+    "flat": ("prompt", "chosen", "rejected"),
+    "conversational": ("chosen", "rejected"),
+    "hh": ("chosen", "rejected"),
+    "side_by_side": ("prompt", "response_a", "response_b", "label"),
+    "annotations": ("prompt", "response_a", "response_b", "label", "annotator"),
+}
+_PASSTHROUGH = ("source", "split")
+_MISSING = object()
+
+# Preference labels for side-by-side rows, as the probability that response A is better.
+_LABEL_WORDS = {
+    1.0: ("a", "1", "first", "left", "response_a", "model_a", "output_1", "a>b"),
+    0.0: ("b", "2", "second", "right", "response_b", "model_b", "output_2", "b>a"),
+    0.5: ("tie", "1.5", "draw", "equal", "same", "a=b", "tie (bothbad)", "both_bad", "both_good"),
+}
+_LABELS = {word: p for p, words in _LABEL_WORDS.items() for word in words}
+
+HH_HUMAN, HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+class RowError(Exception):
+    """A record that cannot become a pair; carries the field and the reason."""
+
+    def __init__(self, field: str | None, reason: str):
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+def resolve_mapping(columns: Iterable[str], user_map: dict[str, str], file: str) -> dict[str, str]:
+    """Canonical name -> column name in the input, from ``--map`` first, then known aliases."""
+    columns = set(columns)
+    for canonical, column in user_map.items():
+        if canonical not in ALIASES:
+            raise LoadError(
+                f"--map {canonical}={column}: unknown field {canonical!r}; "
+                f"expected one of {', '.join(MAPPABLE)}"
+            )
+        if columns and column not in columns:
+            raise LoadError(
+                f"--map {canonical}={column}: {file} has no column {column!r} "
+                f"(found: {', '.join(sorted(columns))})"
+            )
+    mapping = dict(user_map)
+    taken = set(mapping.values())
+    for canonical, aliases in ALIASES.items():
+        if canonical in mapping:
+            continue
+        for name in (canonical, *aliases):
+            if name in columns and name not in taken:
+                mapping[canonical] = name
+                taken.add(name)
+                break
+    return mapping
+
+
+def detect_shape(sample: list[dict[str, Any]], mapping: dict[str, str], file: str) -> str:
+    """Which shape the sampled records have (see the module docstring)."""
+    has = {c for c in mapping if any(mapping[c] in r for r in sample)}
+    if {"response_a", "response_b"} <= has:
+        return "annotations" if "annotator" in has else "side_by_side"
+    if {"chosen", "rejected"} <= has:
+        values = [r.get(mapping["chosen"]) for r in sample]
+        if any(isinstance(v, list) for v in values):
+            return "conversational"
+        if "prompt" in has:
+            return "flat"
+        if any(isinstance(v, str) and HH_ASSISTANT in v for v in values):
+            return "hh"
+        raise LoadError(
+            f"{file}: has chosen/rejected but no prompt column, and chosen does not look like an "
+            "Anthropic HH transcript ('\\n\\nHuman: ...\\n\\nAssistant: ...'); "
+            "map the prompt column with --map prompt=COLUMN"
+        )
+    columns = sorted({k for r in sample for k in r})
+    raise LoadError(
+        f"{file}: cannot tell the shape of the records (columns: {', '.join(columns) or 'none'}); "
+        "expected prompt/chosen/rejected, chosen/rejected message lists, HH transcripts, "
+        "prompt/response_a/response_b/label, or the same with an annotator column. "
+        "Use --format and --map COLUMN names, e.g. --map prompt=instruction"
+    )
+
+
+def check_required(shape: str, mapping: dict[str, str], columns: set[str], file: str) -> None:
+    missing = [c for c in _REQUIRED[shape] if mapping.get(c) not in columns]
+    if missing and columns:
+        raise LoadError(
+            f"{file}: shape {shape!r} needs the field(s) {', '.join(missing)}, which no column "
+            f"provides (found: {', '.join(sorted(columns))}); use --map FIELD=COLUMN"
+        )
+
+
+def content_id(*texts: str) -> str:
+    """A stable id from content: 16 hex digits of xxh3-64 over the texts."""
+    return xxhash.xxh3_64_hexdigest("\x1f".join(texts).encode("utf-8", "surrogatepass"))
+
+
+class PairBuilder:
+    """Collects pairs column by column and checks what every shape shares."""
+
+    def __init__(self, report: LoadReport, file: str, unit: str, max_chars: int):
+        self.report, self.file, self.unit, self.max_chars = report, file, unit, max_chars
+        self.columns: dict[str, list[Any]] = {
+            c: [] for c in ("pair_id", "prompt", "chosen", "rejected", "row")
+        }
+        self.optional: dict[str, list[Any]] = {}
+        self._ids: dict[str, int] = {}
+        self._repeats: dict[str, int] = {}
+
+    def text(self, record: dict, column: str | None, field: str) -> str:
+        value = record.get(column, _MISSING) if column else _MISSING
+        if value is _MISSING:
+            raise RowError(field, "missing")
+        if value is None:
+            raise RowError(field, "is null")
+        if not isinstance(value, str):
+            hint = (
+                " (message lists need --format conversational)" if isinstance(value, list) else ""
+            )
+            raise RowError(field, f"must be a string, got {_type_name(value)}{hint}")
+        return self.checked(value, field)
+
+    def checked(self, value: str, field: str) -> str:
+        if len(value) > self.max_chars:
+            raise RowError(
+                field,
+                f"has {len(value):,} characters, over the limit of {self.max_chars:,} "
+                "(raise it with --max-chars)",
+            )
+        return value
+
+    def add(self, line: int, values: dict[str, Any], pair_id: Any = None) -> str:
+        """Add one pair and return its id; ``values`` holds the texts and any optional columns."""
+        if pair_id is None:
+            pair_id = self._generated_id(values)
+        else:
+            pair_id = str(pair_id)
+            if pair_id in self._ids:
+                first = self._ids[pair_id]
+                raise RowError(
+                    "pair_id", f"duplicate pair id {pair_id!r} (first on {self.unit} {first})"
+                )
+        self._ids[pair_id] = line
+        for field in ("prompt", "chosen", "rejected"):
+            if not values[field].strip():
+                what = "empty" if not values[field] else "whitespace only"
+                self.report.warn(LoadIssue(self.file, line, field, f"{what}; kept", unit=self.unit))
+        n = len(self.columns["pair_id"])
+        cols = self.columns
+        cols["pair_id"].append(pair_id)
+        cols["prompt"].append(values["prompt"])
+        cols["chosen"].append(values["chosen"])
+        cols["rejected"].append(values["rejected"])
+        cols["row"].append(line)
+        for name, value in values.items():
+            if name in ("prompt", "chosen", "rejected") or value is None:
+                continue
+            column = self.optional.get(name)
+            if column is None:
+                column = self.optional[name] = [None] * n
+            column.append(value)
+        for column in self.optional.values():
+            if len(column) == n:
+                column.append(None)
+        return pair_id
+
+    def _generated_id(self, values: dict[str, Any]) -> str:
+        base = content_id(values["prompt"], values["chosen"], values["rejected"])
+        count = self._repeats.get(base, 0) + 1
+        self._repeats[base] = count
+        # Exact repeats load as separate pairs (the duplication check reports them).
+        return base if count == 1 else f"{base}-{count}"
+
+    def frame(self):
+        import pandas as pd
+
+        data = dict(self.columns)
+        data.update(self.optional)
+        frame = pd.DataFrame(data)
+        frame["row"] = frame["row"].astype("int64")
+        for name in ("score_chosen", "score_rejected"):
+            if name in frame:
+                frame[name] = frame[name].astype("float64")
+        if "tie" in frame:
+            frame["tie"] = frame["tie"].fillna(False).astype(bool)
+        return frame.set_index("pair_id", drop=False).rename_axis(None)
+
+
+class ShapeMapper:
+    """Turns one record of a given shape into values for :class:`PairBuilder`."""
+
+    def __init__(self, shape: str, mapping: dict[str, str], builder: PairBuilder):
+        if shape not in SHAPES:
+            raise LoadError(f"unknown format {shape!r}; expected one of {', '.join(SHAPES)}")
+        if shape == "annotations":
+            raise LoadError(
+                "long annotation tables are grouped by AnnotationGrouper, not ShapeMapper"
+            )
+        self.shape, self.mapping, self.builder = shape, mapping, builder
+        self.convert = getattr(self, f"_{shape}")
+        self.row_warnings: list[tuple[str, str]] = []  # (field, reason) for the current row
+
+    def pair_id(self, record: dict) -> Any:
+        column = self.mapping.get("pair_id")
+        value = record.get(column) if column else None
+        if isinstance(value, (dict, list)):
+            raise RowError("pair_id", f"must be a string or number, got {_type_name(value)}")
+        return None if value in (None, "") else value
+
+    def extras(self, record: dict, names: Iterable[str]) -> dict[str, Any]:
+        out = {}
+        for name in names:
+            column = self.mapping.get(name)
+            if column is None or column not in record:
+                continue
+            value = record[column]
+            if name.startswith("score"):
+                out[name] = _number(value, name)
+            elif value is None or value == "":
+                continue
+            elif isinstance(value, (dict, list)):
+                raise RowError(name, f"must be a string, got {_type_name(value)}")
+            else:
+                out[name] = str(value)
+        return out
+
+    def _flat(self, record: dict) -> dict[str, Any]:
+        b, m = self.builder, self.mapping
+        values = {
+            "prompt": b.text(record, m.get("prompt"), "prompt"),
+            "chosen": b.text(record, m.get("chosen"), "chosen"),
+            "rejected": b.text(record, m.get("rejected"), "rejected"),
+        }
+        values.update(
+            self.extras(
+                record,
+                ("score_chosen", "score_rejected", "model_chosen", "model_rejected", *_PASSTHROUGH),
+            )
+        )
+        return values
+
+    def _hh(self, record: dict) -> dict[str, Any]:
+        b, m = self.builder, self.mapping
+        chosen = b.text(record, m.get("chosen"), "chosen")
+        rejected = b.text(record, m.get("rejected"), "rejected")
+        prompt, chosen_reply, rejected_reply, diverged = split_hh(chosen, rejected)
+        if diverged is not None:
+            self.row_warnings.append(
+                (
+                    "chosen",
+                    "chosen and rejected transcripts differ before their final assistant turn "
+                    f"(first difference at character {diverged + 1}); the prompt is the turns both "
+                    "share and each response includes the later turns",
+                )
+            )
+        values = {
+            "prompt": prompt,
+            "chosen": chosen_reply,
+            "rejected": rejected_reply,
+            "prompt_messages": hh_messages(prompt),
+        }
+        values.update(self.extras(record, ("score_chosen", "score_rejected", *_PASSTHROUGH)))
+        return values
+
+    def _conversational(self, record: dict) -> dict[str, Any]:
+        m = self.mapping
+        chosen = _messages(record.get(m.get("chosen"), _MISSING), "chosen")
+        rejected = _messages(record.get(m.get("rejected"), _MISSING), "rejected")
+        prompt_value = record.get(m["prompt"], _MISSING) if "prompt" in m else _MISSING
+        if prompt_value is _MISSING or prompt_value is None:
+            shared = 0  # TRL's implicit prompt: the messages chosen and rejected share
+            while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+                shared += 1
+            prompt_messages, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+        elif isinstance(prompt_value, str):
+            prompt_messages = [{"role": "user", "content": prompt_value}]
+        else:
+            prompt_messages = _messages(prompt_value, "prompt")
+        b = self.builder
+        values = {
+            "prompt": b.checked(render_messages(prompt_messages), "prompt"),
+            "chosen": b.checked(render_messages(chosen, roles=False), "chosen"),
+            "rejected": b.checked(render_messages(rejected, roles=False), "rejected"),
+            "prompt_messages": prompt_messages,
+        }
+        values.update(
+            self.extras(
+                record,
+                ("score_chosen", "score_rejected", "model_chosen", "model_rejected", *_PASSTHROUGH),
+            )
+        )
+        return values
+
+    def side_fields(self, record: dict) -> tuple[str, str, str, float]:
+        b, m = self.builder, self.mapping
+        prompt = b.text(record, m.get("prompt"), "prompt")
+        first = b.text(record, m.get("response_a"), "response_a")
+        second = b.text(record, m.get("response_b"), "response_b")
+        label = record.get(m.get("label"), _MISSING) if "label" in m else _MISSING
+        return prompt, first, second, parse_preference(label)
+
+    def _side_by_side(self, record: dict) -> dict[str, Any]:
+        prompt, first, second, p_first = self.side_fields(record)
+        extras = self.extras(record, ("model_a", "model_b", *_PASSTHROUGH))
+        return orient(prompt, first, second, p_first, extras)
+
+
+def orient(prompt: str, first: str, second: str, p_first: float, extras: dict) -> dict[str, Any]:
+    """A side-by-side comparison as a pair: chosen = the response the label prefers.
+
+    Ties keep the shown order (chosen = A) and are marked ``tie``.
+    """
+    first_wins = p_first >= 0.5
+    values = {
+        "prompt": prompt,
+        "chosen": first if first_wins else second,
+        "rejected": second if first_wins else first,
+        "chosen_position": "a" if first_wins else "b",
+        "tie": p_first == 0.5,
+    }
+    models = (extras.pop("model_a", None), extras.pop("model_b", None))
+    if not first_wins:
+        models = models[::-1]
+    values["model_chosen"], values["model_rejected"] = models
+    values.update(extras)
+    return values
+
+
+def split_hh(chosen: str, rejected: str) -> tuple[str, str, str, int | None]:
+    """Split two HH transcripts into (prompt, chosen reply, rejected reply, divergence).
+
+    The prompt is the conversation before the final assistant turn; when the two transcripts
+    differ earlier, it is the conversation up to the last assistant turn both share, and
+    ``divergence`` is the index of their first differing character (else None).
+    """
+    cut = chosen.rfind(HH_ASSISTANT)
+    if cut >= 0 and rejected.rfind(HH_ASSISTANT) == cut and chosen[:cut] == rejected[:cut]:
+        start = cut + len(HH_ASSISTANT)
+        return chosen[:cut], chosen[start:].strip(), rejected[start:].strip(), None
+    common = _common_prefix_length(chosen, rejected)
+    cut = chosen.rfind(HH_ASSISTANT, 0, common)
+    if cut < 0:
+        raise RowError(
+            "chosen",
+            "chosen and rejected transcripts share no complete turn before their assistant replies",
+        )
+    start = cut + len(HH_ASSISTANT)
+    return chosen[:cut], chosen[start:].strip(), rejected[start:].strip(), common
+
+
+def hh_messages(prompt: str) -> list[dict[str, str]]:
+    """The turns of an HH transcript prefix as chat messages."""
+    parts = _HH_TURN.split(prompt)
+    messages = []
+    for role, content in zip(parts[1::2], parts[2::2], strict=True):
+        messages.append(
+            {"role": "user" if role == "Human" else "assistant", "content": content.strip()}
+        )
+    return messages
+
+
+def render_messages(messages: list[dict[str, str]], roles: bool = True) -> str:
+    """Messages as one text: a single message is its content, several are 'role: content' blocks."""
+    if len(messages) == 1 or not roles:
+        return "\n\n".join(m["content"] for m in messages)
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def parse_preference(value: Any) -> float:
+    """A side-by-side label as the probability that the first response (A) is better.
+
+    Accepts a/b/tie words (first/second, model_a/model_b, ...), 1 (A), 2 (B), 1.5 (tie), and
+    AlpacaEval's continuous values in [1, 2] (1 + the probability that B is better).
+    """
+    if value is _MISSING:
+        raise RowError("label", "missing")
+    if value is None:
+        raise RowError("label", "is null (no preference recorded)")
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _LABELS:
+            return _LABELS[word]
+        try:
+            value = float(word)
+        except ValueError:
+            raise RowError(
+                "label", f"unknown label {value!r}; expected a, b or tie (or 1, 2, 1.5)"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RowError("label", f"must be a label or a number, got {_type_name(value)}")
+    if math.isnan(value) or not 1.0 <= value <= 2.0:
+        raise RowError(
+            "label",
+            f"numeric label {value!r} is out of range; expected 1 (first), 2 (second), 1.5 (tie) "
+            "or a value between 1 and 2",
+        )
+    return 2.0 - float(value)
+
+
+def parse_annotation_label(value: Any) -> float:
+    """A label from an annotations file, as the probability that the pair's chosen is better."""
+    if value is None or value is _MISSING:
+        raise RowError("label", "missing" if value is _MISSING else "is null")
+    if isinstance(value, str):
+        word = value.strip().lower()
+        known = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
+        if word in known:
+            return known[word]
+        try:
+            value = float(word)
+        except ValueError:
+            raise RowError(
+                "label", f"unknown label {value!r}; expected chosen, rejected or tie"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise RowError(
+            "label",
+            f"expected chosen/rejected/tie or a probability in [0, 1] that chosen is better, got {value!r}",
+        )
+    return float(value)
+
+
+def _messages(value: Any, field: str) -> list[dict[str, str]]:
+    if value is _MISSING:
+        raise RowError(field, "missing")
+    if not isinstance(value, list):
+        raise RowError(
+            field, f"must be a list of {{role, content}} messages, got {_type_name(value)}"
+        )
+    messages = []
+    for index, message in enumerate(value):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise RowError(field, f"message {index} must be an object with a string 'role'")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise RowError(
+                field, f"message {index}: 'content' must be a string, got {_type_name(content)}"
+            )
+        messages.append({"role": message["role"], "content": content})
+    return messages
+
+
+def _number(value: Any, field: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RowError(field, "must be a number, got true/false")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise RowError(field, f"must be a number, got {value!r}"[:200])
+
+
+def _common_prefix_length(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # binary search on slice equality: C-speed comparisons, log(n) of them
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {
+        list: "a list",
+        dict: "an object",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), type(value).__name__)

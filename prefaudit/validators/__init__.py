@@ -1,0 +1,31 @@
+"""Validators: one module per check, registered by name.
+
+Importing this package registers the built-in validators; each module imports only what it
+needs at import time (models are asked of the AuditContext, never loaded here).
+"""
+
+from prefaudit.validators.base import (
+    FLAG_COLUMNS,
+    VALIDATORS,
+    MissingInputError,
+    Validator,
+    ValidatorResult,
+    available_validators,
+    create_validator,
+    empty_flags,
+    register,
+)
+from prefaudit.validators.content import ContentValidator
+
+__all__ = [
+    "FLAG_COLUMNS",
+    "VALIDATORS",
+    "ContentValidator",
+    "MissingInputError",
+    "Validator",
+    "ValidatorResult",
+    "available_validators",
+    "create_validator",
+    "empty_flags",
+    "register",
+]

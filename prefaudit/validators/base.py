@@ -1,0 +1,192 @@
+"""The validator contract: a small class per check, an immutable result, and a registry."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from prefaudit.audit import AuditContext
+
+# Every flags table has these columns; validators may add their own (booleans per sub-issue,
+# group ids...). `score` is in [0, 1] and higher always means "more likely a problem".
+FLAG_COLUMNS = ("score", "issue", "reason")
+
+
+class MissingInputError(ValueError):
+    """A validator needs an input (a column, annotations, model outputs) the audit lacks."""
+
+
+@dataclass(frozen=True)
+class ValidatorResult:
+    """What a validator returns: per-pair flags, flat namespaced metrics, and info for the report.
+
+    ``flags`` is indexed by ``pair_id`` and has ``score`` (float in [0, 1], higher = more likely a
+    problem), ``issue`` (bool) and ``reason`` (short text, empty when there is no issue).
+    ``metrics`` keys are namespaced (``content/identical_pairs``); NaN becomes None.
+    ``info`` holds JSON-ready tables and groups for the report.
+    """
+
+    name: str
+    flags: pd.DataFrame
+    metrics: Mapping[str, Any]
+    info: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in FLAG_COLUMNS if c not in self.flags.columns]
+        if missing:
+            raise ValueError(f"validator {self.name!r}: flags lack the column(s) {missing}")
+        bad = [k for k in self.metrics if not k.startswith(f"{self.name}/")]
+        if bad:
+            raise ValueError(
+                f"validator {self.name!r}: metric names must start with '{self.name}/': {bad}"
+            )
+        object.__setattr__(
+            self, "metrics", MappingProxyType({k: _plain(v) for k, v in self.metrics.items()})
+        )
+        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    @property
+    def issues(self) -> pd.Index:
+        """The ids of the pairs this validator flags."""
+        return self.flags.index[self.flags["issue"].to_numpy(dtype=bool)]
+
+    def to_dict(self, include_flags: bool = False) -> dict[str, Any]:
+        data = {
+            "metrics": dict(self.metrics),
+            "info": dict(self.info),
+            "params": dict(self.params),
+            "flagged": int(self.flags["issue"].sum()),
+        }
+        if include_flags:
+            data["flags"] = frame_to_json(self.flags)
+        return data
+
+    @classmethod
+    def from_dict(
+        cls, name: str, data: Mapping[str, Any], flags: pd.DataFrame | None = None
+    ) -> ValidatorResult:
+        if flags is None:
+            flags = frame_from_json(data["flags"])
+        return cls(name, flags, data["metrics"], data.get("info", {}), data.get("params", {}))
+
+
+class Validator:
+    """Base class: subclasses set ``name``, ``description``, ``requires`` and implement ``run``.
+
+    Parameters are keyword-only arguments of ``__init__``, named like the rule-file keys and
+    stored unchanged (no logic in ``__init__``); ``get_params`` reads them back.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]  # what the report shows: what the check looks for and why it matters
+    # Inputs: PairSet columns, or "annotations". Missing ones raise MissingInputError.
+    requires: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
+    # Validators whose results this one reads when they ran (they run first).
+    uses: ClassVar[tuple[str, ...]] = ()
+
+    def get_params(self) -> dict[str, Any]:
+        names = [
+            p.name
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        ]
+        return {n: getattr(self, n) for n in names}
+
+    def run(self, context: AuditContext) -> ValidatorResult:
+        raise NotImplementedError
+
+    def result(
+        self, flags: pd.DataFrame, metrics: dict[str, Any], info: dict[str, Any] | None = None
+    ) -> ValidatorResult:
+        return ValidatorResult(self.name, flags, metrics, info or {}, self.get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+VALIDATORS: dict[str, type[Validator]] = {}
+
+
+def register(cls: type[Validator]) -> type[Validator]:
+    """Class decorator: make a validator available by its ``name``."""
+    if cls.name in VALIDATORS and VALIDATORS[cls.name] is not cls:
+        raise ValueError(f"a validator named {cls.name!r} is already registered")
+    VALIDATORS[cls.name] = cls
+    return cls
+
+
+def available_validators() -> dict[str, str]:
+    """Registered validator names and their descriptions."""
+    return {name: cls.description for name, cls in VALIDATORS.items()}
+
+
+def create_validator(name: str, **params: Any) -> Validator:
+    """The registered validator ``name`` with ``params``; unknown names or parameters raise."""
+    if name not in VALIDATORS:
+        raise KeyError(f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}")
+    cls = VALIDATORS[name]
+    try:
+        return cls(**params)
+    except TypeError as err:
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        raise TypeError(
+            f"validator {name!r}: {err}; its parameters are {', '.join(accepted)}"
+        ) from None
+
+
+def empty_flags(index: pd.Index) -> pd.DataFrame:
+    """A flags table with no issue for every pair of ``index``."""
+    return pd.DataFrame(
+        {
+            "score": np.zeros(len(index)),
+            "issue": np.zeros(len(index), dtype=bool),
+            "reason": [""] * len(index),
+        },
+        index=index,
+    )
+
+
+def frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "index": [str(i) for i in frame.index],
+        "columns": {c: _column_json(frame[c]) for c in frame.columns},
+        "dtypes": {c: str(frame[c].dtype) for c in frame.columns},
+    }
+
+
+def frame_from_json(data: Mapping[str, Any]) -> pd.DataFrame:
+    columns = {}
+    for name, values in data["columns"].items():
+        dtype = data["dtypes"][name]
+        if dtype.startswith("float"):
+            values = [np.nan if v is None else v for v in values]
+        columns[name] = pd.Series(values, dtype=dtype)
+    frame = pd.DataFrame(columns)
+    frame.index = pd.Index(data["index"], dtype="str")
+    return frame
+
+
+def _column_json(series: pd.Series) -> list[Any]:
+    if series.dtype.kind == "f":
+        return [None if math.isnan(v) else float(v) for v in series.to_numpy()]
+    return [_plain(v) for v in series.tolist()]
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars to Python, NaN to None: metrics must survive JSON unchanged."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,0 +1,285 @@
+"""``content``: what can be seen in the texts themselves, before any model is involved."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit.validators.base import Validator, ValidatorResult, register
+
+# A response that ends on one of these was most likely cut off mid-sentence.
+_DANGLING_END = (
+    r"(?i)(?:[,;:\-–—(\[/&+]|\b(?:and|or|but|because|so|the|a|an|of|to|with|for|from|that|which|"
+    r"in|on|at|by|as|if|is|are|was|were|my|your|their|this|these)\b)$"
+)
+_OPEN_END = r"[\p{L}\p{N}]$"  # ends on a letter or digit: no closing punctuation
+_TAIL_CHARS = 40  # only the end of each response is searched for the patterns above
+
+# Severity of each finding, the per-pair score when it is the worst one present.
+_SEVERITY = {
+    "empty": 1.0,
+    "identical": 1.0,
+    "capped": 0.9,
+    "dangling": 0.7,
+    "extreme": 0.6,
+    "open_end": 0.2,
+}
+
+
+@register
+class ContentValidator(Validator):
+    """Empty, identical, truncated and extreme-length responses, and length bias.
+
+    A pair whose chosen and rejected responses are identical trains at a constant DPO loss of
+    ln 2 and teaches nothing; empty and truncated responses teach the model to stop early;
+    a dataset whose chosen responses are mostly the longer ones teaches verbosity.
+
+    >>> import pandas as pd
+    >>> from prefaudit.audit import AuditContext
+    >>> pairs = pd.DataFrame({"prompt": ["Q1", "Q2"], "chosen": ["Yes.", "Sure, here it is."],
+    ...                       "rejected": ["  yes. ", "No."]}, index=["p1", "p2"])
+    >>> ContentValidator().run(AuditContext(pairs)).flags["issue"].tolist()
+    [True, False]
+    """
+
+    name = "content"
+    description = (
+        "Looks at the response texts: empty responses, chosen identical to rejected (after Unicode, "
+        "case, whitespace and punctuation normalisation), responses that look truncated (ending on "
+        "a connector such as ',' or 'and', or many ending at one shared length cap), extreme "
+        "lengths, and length bias: how often the chosen response is the longer one. Identical "
+        "pairs train at a constant loss of ln 2; truncated and empty ones teach early stopping; "
+        "strong length bias teaches verbosity."
+    )
+
+    def __init__(
+        self,
+        *,
+        min_response_chars: int = 2,
+        max_response_chars: int = 20_000,
+        length_outlier_z: float = 6.0,
+        cap_min_count: int = 5,
+        cap_min_share: float = 0.005,
+        truncation_min_words: int = 5,
+    ):
+        self.min_response_chars = (
+            min_response_chars  # non-empty responses shorter than this are flagged
+        )
+        self.max_response_chars = max_response_chars  # responses longer than this are flagged
+        self.length_outlier_z = (
+            length_outlier_z  # robust z-score of log length beyond which a response is flagged
+        )
+        self.cap_min_count = (
+            cap_min_count  # responses sharing the maximum length needed to call it a cap
+        )
+        self.cap_min_share = cap_min_share  # ... and the share of all responses they must make up
+        self.truncation_min_words = (
+            truncation_min_words  # shorter responses are never called cut off
+        )
+
+    def run(self, context) -> ValidatorResult:
+        pairs = context.pairs
+        n = len(pairs)
+        sides = {side: self._side_findings(context, side) for side in ("chosen", "rejected")}
+        identical = (
+            (context.normalized_hashes("chosen") == context.normalized_hashes("rejected"))
+            if n
+            else np.zeros(0, bool)
+        )
+        caps = self._length_caps(context)
+        for side in sides:
+            sides[side]["capped"] = self._at_cap(context, side, caps)
+
+        findings = {
+            "empty": sides["chosen"]["empty"] | sides["rejected"]["empty"],
+            "identical": identical,
+            "capped": sides["chosen"]["capped"] | sides["rejected"]["capped"],
+            "dangling": sides["chosen"]["dangling"] | sides["rejected"]["dangling"],
+            "extreme": sides["chosen"]["extreme"] | sides["rejected"]["extreme"],
+            "open_end": sides["chosen"]["open_end"] | sides["rejected"]["open_end"],
+        }
+        score = np.zeros(n)
+        for kind, mask in findings.items():
+            score = np.where(mask, np.maximum(score, _SEVERITY[kind]), score)
+        truncated = findings["capped"] | findings["dangling"]
+        issue = findings["empty"] | identical | truncated | findings["extreme"]
+        flags = pd.DataFrame(
+            {
+                "score": score,
+                "issue": issue,
+                "reason": self._reasons(context, sides, identical, caps, issue),
+                "empty_response": findings["empty"],
+                "identical": identical,
+                "truncated": truncated,
+                "extreme_length": findings["extreme"],
+            },
+            index=pairs.index,
+        )
+        metrics = self._metrics(context, findings, truncated, issue, caps)
+        info = {"length_caps": caps, "length_histograms": self._histograms(context)}
+        return self.result(flags, metrics, info)
+
+    def _side_findings(self, context, side: str) -> dict[str, np.ndarray]:
+        texts = context.pairs[side]
+        stripped_chars = texts.str.strip().str.len().to_numpy(dtype=np.int64)
+        chars = context.lengths(side)
+        tail = texts.str.rstrip().str[-_TAIL_CHARS:]
+        long_enough = context.word_counts(side) >= self.truncation_min_words
+        empty = stripped_chars == 0
+        log_chars = np.log1p(chars)
+        center = np.median(log_chars) if len(chars) else 0.0
+        spread = 1.4826 * np.median(np.abs(log_chars - center)) if len(chars) else 0.0
+        z = (log_chars - center) / spread if spread > 0 else np.zeros(len(chars))
+        extreme = ~empty & (
+            (stripped_chars < self.min_response_chars)
+            | (chars > self.max_response_chars)
+            | (np.abs(z) > self.length_outlier_z)
+        )
+        return {
+            "empty": empty,
+            "dangling": _matches(tail, _DANGLING_END) & long_enough & ~empty,
+            "open_end": _matches(tail, _OPEN_END) & long_enough,
+            "extreme": extreme,
+            "z": z,
+        }
+
+    def _length_caps(self, context) -> list[dict[str, Any]]:
+        """Length limits many responses stop at exactly: the top of the distribution, shared."""
+        caps = []
+        for unit, measure in (("chars", context.lengths), ("words", context.word_counts)):
+            values = np.concatenate([measure("chosen"), measure("rejected")])
+            if not len(values):
+                continue
+            top = int(values.max())
+            count = int((values == top).sum())
+            if top > 0 and count >= max(self.cap_min_count, self.cap_min_share * len(values)):
+                caps.append(
+                    {"unit": unit, "length": top, "responses": count, "share": count / len(values)}
+                )
+        return caps
+
+    def _at_cap(self, context, side: str, caps: list[dict[str, Any]]) -> np.ndarray:
+        mask = np.zeros(len(context.pairs), dtype=bool)
+        for cap in caps:
+            measure = context.lengths if cap["unit"] == "chars" else context.word_counts
+            mask |= measure(side) == cap["length"]
+        return mask
+
+    def _reasons(self, context, sides, identical, caps, issue) -> list[str]:
+        reasons = [""] * len(issue)
+        cap_text = ", ".join(f"{c['length']} {c['unit']}" for c in caps)
+        for i in np.flatnonzero(issue):
+            parts = (
+                ["chosen and rejected are identical after normalisation"] if identical[i] else []
+            )
+            for side, found in sides.items():
+                if found["empty"][i]:
+                    parts.append(f"{side} is empty")
+                if found["capped"][i]:
+                    parts.append(
+                        f"{side} stops at the length cap shared by many responses ({cap_text})"
+                    )
+                if found["dangling"][i]:
+                    ending = context.pairs[side].iat[i].rstrip()[-20:]
+                    parts.append(f"{side} ends mid-sentence ('...{ending}')")
+                if found["extreme"][i]:
+                    parts.append(
+                        f"{side} has an extreme length ({context.lengths(side)[i]:,} characters)"
+                    )
+            reasons[i] = "; ".join(parts)
+        return reasons
+
+    def _metrics(self, context, findings, truncated, issue, caps) -> dict[str, Any]:
+        n = len(context.pairs)
+        chosen, rejected = context.lengths("chosen"), context.lengths("rejected")
+        diff = chosen - rejected
+        differ = int((diff != 0).sum())
+        longer = int((diff > 0).sum())
+        metrics: dict[str, Any] = {
+            "content/pairs": n,
+            "content/empty_responses": int(findings["empty"].sum()),
+            "content/identical_pairs": int(findings["identical"].sum()),
+            "content/identical_rate": _rate(findings["identical"].sum(), n),
+            "content/truncated_pairs": int(truncated.sum()),
+            "content/truncated_rate": _rate(truncated.sum(), n),
+            "content/length_cap_chars": next(
+                (c["length"] for c in caps if c["unit"] == "chars"), None
+            ),
+            "content/length_cap_words": next(
+                (c["length"] for c in caps if c["unit"] == "words"), None
+            ),
+            "content/open_end_rate": _rate(findings["open_end"].sum(), n),
+            "content/extreme_length_pairs": int(findings["extreme"].sum()),
+            "content/issue_rate": _rate(issue.sum(), n),
+            "content/chosen_longer_rate": _rate(longer, differ),
+            "content/equal_length_rate": _rate(n - differ, n),
+            "content/mean_chars_prompt": float(context.lengths("prompt").mean()) if n else None,
+            "content/mean_chars_chosen": float(chosen.mean()) if n else None,
+            "content/mean_chars_rejected": float(rejected.mean()) if n else None,
+        }
+        low, high = _wilson(longer, differ)
+        metrics["content/chosen_longer_rate_ci_low"] = low
+        metrics["content/chosen_longer_rate_ci_high"] = high
+        metrics["content/length_bias_p_value"] = _binomial_p(longer, differ)
+        # Point-biserial correlation between the log length ratio and the label, with each pair
+        # shown in both orders: mean(x) / rms(x). 0 = no length signal, 1 = chosen always longer.
+        ratio = np.log1p(chosen) - np.log1p(rejected)
+        rms = math.sqrt(float(np.mean(ratio**2))) if n else 0.0
+        metrics["content/length_label_correlation"] = float(ratio.mean() / rms) if rms > 0 else None
+        metrics["content/length_score_spearman"] = _score_correlation(context.pairs, diff)
+        return metrics
+
+    def _histograms(self, context) -> dict[str, Any]:
+        if not len(context.pairs):
+            return {}
+        top = max(int(context.lengths(c).max()) for c in ("prompt", "chosen", "rejected"))
+        edges = np.unique(np.round(np.geomspace(1, max(top, 2) + 1, 30)).astype(int))
+        edges = np.concatenate([[0], edges])
+        out = {"edges": edges.tolist()}
+        for column in ("prompt", "chosen", "rejected"):
+            out[column] = np.histogram(context.lengths(column), bins=edges)[0].tolist()
+        return out
+
+
+def _matches(texts: pd.Series, pattern: str) -> np.ndarray:
+    return texts.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+
+
+def _rate(count: float, total: float) -> float | None:
+    return float(count) / float(total) if total else None
+
+
+def _wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float | None, float | None]:
+    """The Wilson score 95% interval of a proportion."""
+    if not total:
+        return None, None
+    p = successes / total
+    denominator = 1 + z * z / total
+    center = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def _binomial_p(successes: int, total: int) -> float | None:
+    """Two-sided p-value that chosen is longer no more often than by chance (rate 0.5)."""
+    if not total:
+        return None
+    from scipy.stats import binomtest
+
+    return float(binomtest(successes, total, 0.5).pvalue)
+
+
+def _score_correlation(pairs: pd.DataFrame, diff: np.ndarray) -> float | None:
+    """Spearman correlation of the length difference with the score margin, when scores exist."""
+    if not {"score_chosen", "score_rejected"} <= set(pairs.columns):
+        return None
+    margin = (pairs["score_chosen"] - pairs["score_rejected"]).to_numpy(dtype=float)
+    keep = ~np.isnan(margin)
+    if keep.sum() < 3 or np.ptp(margin[keep]) == 0 or np.ptp(diff[keep]) == 0:
+        return None
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(diff[keep], margin[keep]).statistic)
