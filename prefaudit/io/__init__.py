@@ -1,24 +1,31 @@
-"""Loading: files, folders and hub datasets -> PairSet (+ Annotations) and a LoadReport."""
+"""Loading: files, folders and hub datasets -> PairSet (+ Annotations) and a LoadReport.
 
-from prefaudit.io.load import DEFAULT_MAX_CHARS, ON_BAD_ROW, LoadedData, load
-from prefaudit.io.schema import (
-    ANNOTATION_COLUMNS,
-    PAIR_COLUMNS,
-    SHAPES,
-    LoadError,
-    LoadIssue,
-    LoadReport,
-)
+Names are resolved lazily so that the CLI can read the constants in ``schema`` without
+importing numpy and the readers.
+"""
 
-__all__ = [
-    "ANNOTATION_COLUMNS",
-    "DEFAULT_MAX_CHARS",
-    "ON_BAD_ROW",
-    "PAIR_COLUMNS",
-    "SHAPES",
-    "LoadError",
-    "LoadIssue",
-    "LoadReport",
-    "LoadedData",
-    "load",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "load": "prefaudit.io.loader",
+    "LoadedData": "prefaudit.io.loader",
+    "ANNOTATION_COLUMNS": "prefaudit.io.schema",
+    "DEFAULT_MAX_CHARS": "prefaudit.io.schema",
+    "ON_BAD_ROW": "prefaudit.io.schema",
+    "PAIR_COLUMNS": "prefaudit.io.schema",
+    "SHAPES": "prefaudit.io.schema",
+    "LoadError": "prefaudit.io.schema",
+    "LoadIssue": "prefaudit.io.schema",
+    "LoadReport": "prefaudit.io.schema",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'prefaudit.io' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import xxhash
 
-from prefaudit.io.schema import LoadError, LoadIssue
+from prefaudit.io.schema import LoadError, LoadIssue, describe_type
 
 FILE_TYPES = ("jsonl", "json", "csv", "tsv", "parquet", "hf_disk", "hf_hub")
 _SUFFIXES = {
@@ -124,7 +124,7 @@ def _jsonl_items(path: Path, source: RecordSource) -> Iterator[Item]:
                 yield number, LoadIssue(str(path), number, None, reason, record=_raw_text(raw))
                 continue
             if not isinstance(record, dict):
-                reason = f"expected a JSON object, got {_json_type(record)}"
+                reason = f"expected a JSON object, got {describe_type(record)}"
                 yield number, LoadIssue(str(path), number, None, reason, record=record)
                 continue
             yield number, record
@@ -156,7 +156,7 @@ def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
         if isinstance(record, dict):
             yield number, record
         else:
-            reason = f"expected a JSON object, got {_json_type(record)}"
+            reason = f"expected a JSON object, got {describe_type(record)}"
             yield number, LoadIssue(str(path), number, None, reason, unit="record", record=record)
 
 
@@ -173,7 +173,7 @@ def _json_records(document: Any, path: Path) -> list[Any]:
             f"{path}: a JSON object with several lists ({', '.join(lists)}); "
             "expected a list of records, or an object holding exactly one"
         )
-    raise LoadError(f"{path}: expected a list of JSON objects, got {_json_type(document)}")
+    raise LoadError(f"{path}: expected a list of JSON objects, got {describe_type(document)}")
 
 
 def _csv_items(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item]:
@@ -282,14 +282,3 @@ def _open_hf(path: str, file_type: str) -> RecordSource:
     source.fingerprint.update(str(getattr(dataset, "_fingerprint", path)).encode())
     source.items = ((n, r) for n, r in enumerate(dataset, 1))
     return source
-
-
-def _json_type(value: Any) -> str:
-    names = {
-        list: "a list",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        bool: "true/false",
-    }
-    return "null" if value is None else names.get(type(value), type(value).__name__)

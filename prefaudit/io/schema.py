@@ -30,6 +30,8 @@ OPTIONAL_ANNOTATION_COLUMNS = ("chosen_position", "raw_label", "row")
 ANNOTATION_LABELS = ("chosen", "rejected", "tie")
 
 SHAPES = ("flat", "conversational", "hh", "side_by_side", "annotations")
+ON_BAD_ROW = ("skip", "fail")
+DEFAULT_MAX_CHARS = 1_000_000  # a text longer than this is almost always a pasting or export error
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,21 @@ class LoadReport:
         if self.warnings:
             text += f", {len(self.warnings)} warnings"
         return text
+
+
+def describe_type(value: Any) -> str:
+    """How error messages name a value's JSON type: 'a list', 'a string', 'null'..."""
+    if value is None:
+        return "null"
+    names = {
+        list: "a list",
+        str: "a string",
+        dict: "an object",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), type(value).__name__)
 
 
 def _issue_dict(issue: LoadIssue) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import xxhash
 
-from prefaudit.io.schema import SHAPES, LoadError, LoadIssue, LoadReport
+from prefaudit.io.schema import SHAPES, LoadError, LoadIssue, LoadReport, describe_type
 
 # Column names recognised without a --map, tried in order after the canonical name.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -46,6 +46,14 @@ _REQUIRED = {
     "annotations": ("prompt", "response_a", "response_b", "label", "annotator"),
 }
 _PASSTHROUGH = ("source", "split")
+OPTIONAL_VALUES = (
+    "score_chosen",
+    "score_rejected",
+    "model_chosen",
+    "model_rejected",
+    "source",
+    "split",
+)
 _MISSING = object()
 
 # Preference labels for side-by-side rows, as the probability that response A is better.
@@ -102,7 +110,8 @@ def detect_shape(sample: list[dict[str, Any]], mapping: dict[str, str], file: st
         return "annotations" if "annotator" in has else "side_by_side"
     if {"chosen", "rejected"} <= has:
         values = [r.get(mapping["chosen"]) for r in sample]
-        if any(isinstance(v, list) for v in values):
+        # By majority, so that one malformed row does not decide the shape of the file.
+        if 2 * sum(isinstance(v, list) for v in values) > len(values):
             return "conversational"
         if "prompt" in has:
             return "flat"
@@ -158,7 +167,7 @@ class PairBuilder:
             hint = (
                 " (message lists need --format conversational)" if isinstance(value, list) else ""
             )
-            raise RowError(field, f"must be a string, got {_type_name(value)}{hint}")
+            raise RowError(field, f"must be a string, got {describe_type(value)}{hint}")
         return self.checked(value, field)
 
     def checked(self, value: str, field: str) -> str:
@@ -212,11 +221,17 @@ class PairBuilder:
         # Exact repeats load as separate pairs (the duplication check reports them).
         return base if count == 1 else f"{base}-{count}"
 
-    def frame(self):
+    def frame(self, mapped: set[str] = frozenset()):
+        """The PairSet; optional columns the input maps are kept even when all values are null."""
         import pandas as pd
 
         data = dict(self.columns)
         data.update(self.optional)
+        renamed = {"model_a": "model_chosen", "model_b": "model_rejected"}
+        for name in mapped:
+            name = renamed.get(name, name)
+            if name in OPTIONAL_VALUES and name not in data:
+                data[name] = [None] * len(data["pair_id"])
         frame = pd.DataFrame(data)
         frame["row"] = frame["row"].astype("int64")
         for name in ("score_chosen", "score_rejected"):
@@ -245,7 +260,7 @@ class ShapeMapper:
         column = self.mapping.get("pair_id")
         value = record.get(column) if column else None
         if isinstance(value, (dict, list)):
-            raise RowError("pair_id", f"must be a string or number, got {_type_name(value)}")
+            raise RowError("pair_id", f"must be a string or number, got {describe_type(value)}")
         return None if value in (None, "") else value
 
     def extras(self, record: dict, names: Iterable[str]) -> dict[str, Any]:
@@ -260,7 +275,7 @@ class ShapeMapper:
             elif value is None or value == "":
                 continue
             elif isinstance(value, (dict, list)):
-                raise RowError(name, f"must be a string, got {_type_name(value)}")
+                raise RowError(name, f"must be a string, got {describe_type(value)}")
             else:
                 out[name] = str(value)
         return out
@@ -428,7 +443,7 @@ def parse_preference(value: Any) -> float:
                 "label", f"unknown label {value!r}; expected a, b or tie (or 1, 2, 1.5)"
             ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RowError("label", f"must be a label or a number, got {_type_name(value)}")
+        raise RowError("label", f"must be a label or a number, got {describe_type(value)}")
     if math.isnan(value) or not 1.0 <= value <= 2.0:
         raise RowError(
             "label",
@@ -466,7 +481,7 @@ def _messages(value: Any, field: str) -> list[dict[str, str]]:
         raise RowError(field, "missing")
     if not isinstance(value, list):
         raise RowError(
-            field, f"must be a list of {{role, content}} messages, got {_type_name(value)}"
+            field, f"must be a list of {{role, content}} messages, got {describe_type(value)}"
         )
     messages = []
     for index, message in enumerate(value):
@@ -475,7 +490,7 @@ def _messages(value: Any, field: str) -> list[dict[str, str]]:
         content = message.get("content")
         if not isinstance(content, str):
             raise RowError(
-                field, f"message {index}: 'content' must be a string, got {_type_name(content)}"
+                field, f"message {index}: 'content' must be a string, got {describe_type(content)}"
             )
         messages.append({"role": message["role"], "content": content})
     return messages
@@ -505,16 +520,3 @@ def _common_prefix_length(a: str, b: str) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {
-        list: "a list",
-        dict: "an object",
-        bool: "true/false",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), type(value).__name__)

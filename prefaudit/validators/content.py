@@ -16,6 +16,7 @@ _DANGLING_END = (
     r"in|on|at|by|as|if|is|are|was|were|my|your|their|this|these)\b)$"
 )
 _OPEN_END = r"[\p{L}\p{N}]$"  # ends on a letter or digit: no closing punctuation
+_CLOSED_END = r"[.!?…\"'”’)\]}>*`]$"  # ends like a finished sentence, quote, bracket or code block
 _TAIL_CHARS = 40  # only the end of each response is searched for the patterns above
 
 # Severity of each finding, the per-pair score when it is the worst one present.
@@ -55,6 +56,15 @@ class ContentValidator(Validator):
         "strong length bias teaches verbosity."
     )
 
+    headline_metrics = (
+        "content/identical_pairs",
+        "content/empty_responses",
+        "content/truncated_pairs",
+        "content/extreme_length_pairs",
+        "content/chosen_longer_rate",
+        "content/length_bias_p_value",
+    )
+
     def __init__(
         self,
         *,
@@ -65,20 +75,18 @@ class ContentValidator(Validator):
         cap_min_share: float = 0.005,
         truncation_min_words: int = 5,
     ):
-        self.min_response_chars = (
-            min_response_chars  # non-empty responses shorter than this are flagged
-        )
-        self.max_response_chars = max_response_chars  # responses longer than this are flagged
-        self.length_outlier_z = (
-            length_outlier_z  # robust z-score of log length beyond which a response is flagged
-        )
-        self.cap_min_count = (
-            cap_min_count  # responses sharing the maximum length needed to call it a cap
-        )
-        self.cap_min_share = cap_min_share  # ... and the share of all responses they must make up
-        self.truncation_min_words = (
-            truncation_min_words  # shorter responses are never called cut off
-        )
+        # Non-empty responses shorter than this (after stripping) are flagged: "." or "k".
+        self.min_response_chars = min_response_chars
+        # Far beyond any chat answer; usually pasted documents or generation loops.
+        self.max_response_chars = max_response_chars
+        # Robust z-score (median/MAD) of log length; 6 keeps ordinary long answers unflagged.
+        self.length_outlier_z = length_outlier_z
+        # A cap needs this many responses at one exact length among the longest 10%...
+        self.cap_min_count = cap_min_count
+        # ...and this share of all responses, so large datasets need proportionally more.
+        self.cap_min_share = cap_min_share
+        # Short answers ("Yes, and") are not called cut off.
+        self.truncation_min_words = truncation_min_words
 
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs
@@ -89,9 +97,9 @@ class ContentValidator(Validator):
             if n
             else np.zeros(0, bool)
         )
-        caps = self._length_caps(context)
+        caps = self._length_caps(context, sides)
         for side in sides:
-            sides[side]["capped"] = self._at_cap(context, side, caps)
+            sides[side]["capped"] = self._at_cap(context, side, caps) & ~sides[side]["closed"]
 
         findings = {
             "empty": sides["chosen"]["empty"] | sides["rejected"]["empty"],
@@ -129,10 +137,7 @@ class ContentValidator(Validator):
         tail = texts.str.rstrip().str[-_TAIL_CHARS:]
         long_enough = context.word_counts(side) >= self.truncation_min_words
         empty = stripped_chars == 0
-        log_chars = np.log1p(chars)
-        center = np.median(log_chars) if len(chars) else 0.0
-        spread = 1.4826 * np.median(np.abs(log_chars - center)) if len(chars) else 0.0
-        z = (log_chars - center) / spread if spread > 0 else np.zeros(len(chars))
+        z = self._length_z(context, side)
         extreme = ~empty & (
             (stripped_chars < self.min_response_chars)
             | (chars > self.max_response_chars)
@@ -143,29 +148,57 @@ class ContentValidator(Validator):
             "dangling": _matches(tail, _DANGLING_END) & long_enough & ~empty,
             "open_end": _matches(tail, _OPEN_END) & long_enough,
             "extreme": extreme,
-            "z": z,
+            "closed": _matches(tail, _CLOSED_END),
         }
 
-    def _length_caps(self, context) -> list[dict[str, Any]]:
-        """Length limits many responses stop at exactly: the top of the distribution, shared."""
-        caps = []
-        for unit, measure in (("chars", context.lengths), ("words", context.word_counts)):
-            values = np.concatenate([measure("chosen"), measure("rejected")])
-            if not len(values):
-                continue
-            top = int(values.max())
-            count = int((values == top).sum())
-            if top > 0 and count >= max(self.cap_min_count, self.cap_min_share * len(values)):
-                caps.append(
-                    {"unit": unit, "length": top, "responses": count, "share": count / len(values)}
-                )
-        return caps
+    def _length_z(self, context, side: str) -> np.ndarray:
+        """Robust z-score of log length against all responses (both sides pooled).
+
+        Pooling matters: one side alone is often bimodal (short refusals, long answers), which
+        shrinks its MAD until ordinary answers look extreme. The spread has a floor of 0.25
+        (log units) for datasets whose responses are nearly all the same length.
+        """
+        pooled = np.log1p(np.concatenate([context.lengths("chosen"), context.lengths("rejected")]))
+        if not len(pooled):
+            return np.zeros(0)
+        center = np.median(pooled)
+        spread = max(1.4826 * float(np.median(np.abs(pooled - center))), 0.25)
+        return (np.log1p(context.lengths(side)) - center) / spread
+
+    def _length_caps(self, context, sides) -> list[dict[str, Any]]:
+        """Character lengths at which many responses are cut off: a truncation limit.
+
+        Among the longest 10% of responses, the most common exact length of those that do not
+        end like a finished sentence is a cap when at least ``cap_min_count`` responses, and
+        ``cap_min_share`` of all responses, share it. Requiring the open ending keeps
+        templated answers of equal length from looking like a cap. (Word counts collide by
+        chance too often to be used the same way.)
+        """
+        values = np.concatenate([context.lengths("chosen"), context.lengths("rejected")])
+        if not len(values):
+            return []
+        cut = ~np.concatenate([sides["chosen"]["closed"], sides["rejected"]["closed"]])
+        top = values[(values >= np.quantile(values, 0.9)) & cut & (values > 0)]
+        if not len(top):
+            return []
+        lengths, counts = np.unique(top, return_counts=True)
+        best = int(np.argmax(counts))
+        if counts[best] < max(self.cap_min_count, self.cap_min_share * len(values)):
+            return []
+        count = int(counts[best])
+        return [
+            {
+                "unit": "chars",
+                "length": int(lengths[best]),
+                "responses": count,
+                "share": count / len(values),
+            }
+        ]
 
     def _at_cap(self, context, side: str, caps: list[dict[str, Any]]) -> np.ndarray:
         mask = np.zeros(len(context.pairs), dtype=bool)
         for cap in caps:
-            measure = context.lengths if cap["unit"] == "chars" else context.word_counts
-            mask |= measure(side) == cap["length"]
+            mask |= context.lengths(side) == cap["length"]
         return mask
 
     def _reasons(self, context, sides, identical, caps, issue) -> list[str]:
@@ -205,12 +238,7 @@ class ContentValidator(Validator):
             "content/identical_rate": _rate(findings["identical"].sum(), n),
             "content/truncated_pairs": int(truncated.sum()),
             "content/truncated_rate": _rate(truncated.sum(), n),
-            "content/length_cap_chars": next(
-                (c["length"] for c in caps if c["unit"] == "chars"), None
-            ),
-            "content/length_cap_words": next(
-                (c["length"] for c in caps if c["unit"] == "words"), None
-            ),
+            "content/length_cap_chars": caps[0]["length"] if caps else None,
             "content/open_end_rate": _rate(findings["open_end"].sum(), n),
             "content/extreme_length_pairs": int(findings["extreme"].sum()),
             "content/issue_rate": _rate(issue.sum(), n),

@@ -10,7 +10,7 @@ import numpy as np
 import xxhash
 
 from prefaudit.io.readers import open_records
-from prefaudit.io.schema import LoadError, LoadIssue, LoadReport
+from prefaudit.io.schema import DEFAULT_MAX_CHARS, ON_BAD_ROW, LoadError, LoadIssue, LoadReport
 from prefaudit.io.shapes import (
     PairBuilder,
     RowError,
@@ -22,8 +22,6 @@ from prefaudit.io.shapes import (
     resolve_mapping,
 )
 
-ON_BAD_ROW = ("skip", "fail")
-DEFAULT_MAX_CHARS = 1_000_000
 _SAMPLE_ROWS = 200  # records read ahead to detect the shape and the columns
 
 
@@ -100,7 +98,7 @@ def load(
     report.notes.extend(source.notes)
 
     table = grouper.finish() if grouper is not None else None
-    pairs = builder.frame()
+    pairs = builder.frame(set(report.mapping))
     report.pairs = len(pairs)
     data_hash = source.fingerprint.hexdigest()
     if annotations is not None:

@@ -1,0 +1,5 @@
+import sys
+
+from prefaudit.cli import main
+
+sys.exit(main())

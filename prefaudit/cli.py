@@ -1,0 +1,232 @@
+"""Command line: ``prefaudit audit|demo|validators``.
+
+Exit codes: 0 success, 1 reserved for failed rules (``prefaudit check``), 2 usage or input
+errors. Only argparse is imported at start-up, so ``prefaudit --help`` answers at once; pandas
+and friends load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_RULES_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except UsageError as err:
+        print(f"prefaudit: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class UsageError(Exception):
+    """Bad options or bad input: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from prefaudit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="prefaudit",
+        description="Audit preference data (prompt, chosen, rejected) for DPO before training on it.",
+    )
+    parser.add_argument("--version", action="version", version=f"prefaudit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    audit = commands.add_parser(
+        "audit", help="audit a dataset: writes audit.json and flags.parquet"
+    )
+    audit.add_argument(
+        "data",
+        help="a .jsonl/.json/.csv/.tsv/.parquet file (optionally .gz), a save_to_disk folder, or hf:org/name[:split]",
+    )
+    add_audit_options(audit)
+    audit.add_argument("--out", help="output folder (default: reports/<name of DATA>)")
+    audit.set_defaults(handler=cmd_audit)
+
+    demo = commands.add_parser("demo", help="generate the synthetic demo dataset and audit it")
+    demo.add_argument("--out", default="reports/demo", help="output folder (default: reports/demo)")
+    demo.add_argument(
+        "--pairs", type=int, default=400, help="number of pairs to generate (default: 400)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.set_defaults(handler=cmd_demo)
+
+    listing = commands.add_parser("validators", help="list the validators and what they check")
+    listing.set_defaults(handler=cmd_validators)
+    return parser
+
+
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs an audit."""
+    from prefaudit.io.schema import DEFAULT_MAX_CHARS, ON_BAD_ROW, SHAPES
+
+    parser.add_argument(
+        "--format",
+        choices=SHAPES,
+        help="the shape of the records (default: detected)",
+    )
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD from the input's COLUMN, e.g. --map prompt=instruction (repeatable)",
+    )
+    parser.add_argument(
+        "--annotations",
+        metavar="FILE",
+        help="annotations file: pair_id, annotator, label (chosen/rejected/tie)",
+    )
+    parser.add_argument(
+        "--validators",
+        metavar="A,B",
+        help="validators to run (default: all whose inputs are present)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="VALIDATOR.KEY=VALUE",
+        help="a validator parameter, e.g. --param content.max_response_chars=8000 (repeatable)",
+    )
+    parser.add_argument(
+        "--on-bad-row",
+        choices=ON_BAD_ROW,
+        default="skip",
+        help="skip: reject bad rows into rejected.jsonl and go on (default); fail: stop and list them",
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=DEFAULT_MAX_CHARS,
+        help=f"reject rows with a text longer than this many characters (default: {DEFAULT_MAX_CHARS:,})",
+    )
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path("reports") / _stem(args.data)
+    result, data = run_audit_command(args, out)
+    print_summary(result, out)
+    return EXIT_OK
+
+
+def run_audit_command(args: argparse.Namespace, out: Path):
+    """Load, audit and save as the audit options say; bad input becomes a UsageError."""
+    from prefaudit.audit import run_audit
+    from prefaudit.fileio import write_jsonl
+    from prefaudit.io import LoadError, load
+    from prefaudit.validators import MissingInputError
+
+    try:
+        data = load(
+            args.data,
+            format=args.format,
+            mapping=parse_pairs(args.map, "--map"),
+            annotations=args.annotations,
+            on_bad_row=args.on_bad_row,
+            max_chars=args.max_chars,
+        )
+        names = (
+            [n.strip() for n in args.validators.split(",") if n.strip()]
+            if args.validators
+            else None
+        )
+        result = run_audit(data, validators=names, params=parse_params(args.param))
+    except (LoadError, MissingInputError, KeyError, TypeError, FileNotFoundError) as err:
+        raise UsageError(str(err).strip("'\"")) from err
+    result.save(out)
+    write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
+    return result, data
+
+
+def print_summary(result, out: Path) -> None:
+    report = result.load
+    print(f"load       {report.summary()} ({report.shape})")
+    for issue in report.rejected[:5]:
+        print(f"  rejected {issue}")
+    if len(report.rejected) > 5:
+        print(f"  ... {len(report.rejected) - 5} more in {out / 'rejected.jsonl'}")
+    for note in report.notes:
+        print(f"  note     {note}")
+    n = len(result.pair_ids)
+    for name, validator in result.validators.items():
+        flagged = int(validator.flags["issue"].sum())
+        share = f" ({flagged / n:.1%})" if n else ""
+        print(f"{name:<10} {flagged} of {n} pairs flagged{share}")
+        for key in _headline(name):
+            if key in validator.metrics:
+                print(f"  {key:<40} {_fmt(validator.metrics[key])}")
+    print(f"results in {out}/ (audit.json, flags.parquet, rejected.jsonl)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prefaudit.demo import run_demo
+
+    run_demo(Path(args.out), pairs=args.pairs, seed=args.seed)
+    return EXIT_OK
+
+
+def cmd_validators(args: argparse.Namespace) -> int:
+    from prefaudit.validators import VALIDATORS
+
+    for name, cls in VALIDATORS.items():
+        print(f"{name}\n  {cls.description}\n  requires: {', '.join(cls.requires)}")
+    return EXIT_OK
+
+
+def parse_pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``content.max_response_chars=8000`` -> {"content": {"max_response_chars": 8000}}."""
+    import yaml
+
+    params: dict[str, dict[str, Any]] = {}
+    for key, value in parse_pairs(items, "--param").items():
+        validator, dot, name = key.partition(".")
+        if not dot or not name:
+            raise UsageError(f"--param {key}={value}: expected VALIDATOR.KEY=VALUE")
+        params.setdefault(validator, {})[name] = yaml.safe_load(value)
+    return params
+
+
+def _headline(name: str) -> tuple[str, ...]:
+    from prefaudit.validators import VALIDATORS
+
+    return getattr(VALIDATORS.get(name), "headline_metrics", ())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _stem(data: str) -> str:
+    name = (
+        data.rstrip("/").split(":")[-1] if data.startswith("hf:") else Path(data.rstrip("/")).name
+    )
+    for suffix in (".gz", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
+        name = name.removesuffix(suffix)
+    return name.replace("/", "_") or "audit"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from prefaudit.io import LoadError, load
+from prefaudit.io.readers import detect_file_type
+from tests.helpers import pair, write_lines
+
+ROWS = [pair("Q1", "A1", "B1"), pair("Q2", "A2", "B2"), pair("Q3", "A3", "B3")]
+
+
+def _texts(data):
+    return data.pairs[["prompt", "chosen", "rejected"]].values.tolist()
+
+
+EXPECTED = [["Q1", "A1", "B1"], ["Q2", "A2", "B2"], ["Q3", "A3", "B3"]]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".ndjson"])
+def test_jsonl_plain_and_gzip(tmp_path, suffix):
+    path = tmp_path / f"pairs{suffix}"
+    body = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
+    path.write_bytes(gzip.compress(body) if suffix.endswith(".gz") else body)
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert data.report.file_type == "jsonl"
+    assert data.pairs["row"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("wrap", [lambda rows: rows, lambda rows: {"data": rows}])
+def test_json_document(tmp_path, wrap):
+    path = tmp_path / "pairs.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(wrap(ROWS)).encode()))
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert data.report.file_type == "json"
+
+
+def test_json_file_holding_json_lines_is_read_as_lines(tmp_path):
+    path = write_lines(tmp_path / "pairs.json", ROWS)
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert any("one JSON object per line" in n for n in data.report.notes)
+
+
+def test_json_element_that_is_not_an_object_is_rejected(tmp_path):
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps([ROWS[0], [1, 2], ROWS[1]]))
+    data = load(str(path))
+    assert data.report.pairs == 2
+    (issue,) = data.report.rejected
+    assert (issue.line, issue.unit, issue.reason) == (
+        2,
+        "record",
+        "expected a JSON object, got a list",
+    )
+
+
+@pytest.mark.parametrize("suffix,sep", [(".csv", ","), (".tsv", "\t"), (".csv.gz", ",")])
+def test_csv_and_tsv(tmp_path, suffix, sep):
+    path = tmp_path / f"pairs{suffix}"
+    frame = pd.DataFrame(ROWS)
+    frame.loc[1, "chosen"] = 'multi\nline, with "quotes"'
+    text = frame.to_csv(index=False, sep=sep).encode()
+    path.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    data = load(str(path))
+    assert data.pairs["chosen"].tolist() == ["A1", 'multi\nline, with "quotes"', "A3"]
+    # The third record starts on line 5: header, record 1, record 2 spanning two lines.
+    assert data.pairs["row"].tolist() == [2, 3, 5]
+
+
+def test_csv_row_with_wrong_number_of_fields(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("prompt,chosen,rejected\nQ1,A1,B1\nQ2,A2\nQ3,A3,B3\n")
+    data = load(str(path))
+    assert data.report.pairs == 2
+    (issue,) = data.report.rejected
+    assert (issue.line, issue.reason) == (3, "has 2 fields, the header has 3")
+
+
+def test_csv_scores_are_parsed_as_numbers(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text(
+        "prompt,chosen,rejected,score_chosen,score_rejected\nQ,A,B,8.5,\nQ2,A2,B2,x,1\n"
+    )
+    data = load(str(path))
+    assert data.pairs["score_chosen"].tolist() == [8.5]
+    assert pd.isna(data.pairs["score_rejected"].iloc[0])
+    (issue,) = data.report.rejected
+    assert (issue.line, issue.field) == (3, "score_chosen")
+
+
+def test_parquet(tmp_path):
+    path = tmp_path / "pairs.parquet"
+    pd.DataFrame(ROWS).to_parquet(path)
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert data.report.file_type == "parquet"
+
+
+def test_byte_order_mark_is_skipped_and_reported(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in ROWS).encode())
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert any("byte-order mark" in n for n in data.report.notes)
+
+
+def test_crlf_line_ends_are_read_and_reported(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes("".join(json.dumps(r) + "\r\n" for r in ROWS).encode())
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert any("3 lines end in CRLF" in n for n in data.report.notes)
+
+
+def test_non_utf8_bytes_reject_the_line_with_the_column(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    good = json.dumps(ROWS[0]).encode()
+    path.write_bytes(good + b"\n" + b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n')
+    data = load(str(path))
+    assert data.report.pairs == 1
+    (issue,) = data.report.rejected
+    assert issue.line == 2
+    assert issue.reason == "invalid UTF-8: byte 0xe9 at column 16"
+    assert "caf\\xe9" in issue.record  # the raw line is kept for rejected.jsonl, bytes escaped
+
+
+def test_non_utf8_bytes_in_csv(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_bytes(b"prompt,chosen,rejected\nQ,A,B\nQ2,caf\xe9,B2\n")
+    data = load(str(path))
+    (issue,) = data.report.rejected
+    assert (issue.line, issue.field) == (3, "chosen")
+    assert issue.reason.startswith("invalid UTF-8: byte 0xe9")
+
+
+def test_malformed_json_and_non_objects_and_blank_lines(tmp_path):
+    path = write_lines(
+        tmp_path / "pairs.jsonl", [ROWS[0], '{"prompt": "x",', "", "[1, 2]", '"text"', ROWS[1]]
+    )
+    data = load(str(path))
+    assert data.report.rows_read == 5  # the blank line is not a row
+    assert data.report.pairs == 2
+    reasons = {i.line: i.reason for i in data.report.rejected}
+    assert reasons[2].startswith("malformed JSON")
+    assert reasons[4] == "expected a JSON object, got a list"
+    assert reasons[5] == "expected a JSON object, got a string"
+
+
+def test_unknown_suffix_and_missing_file_are_clear_errors(tmp_path):
+    with pytest.raises(LoadError, match="cannot tell the file type"):
+        detect_file_type(str(tmp_path / "pairs.txt"))
+    with pytest.raises(LoadError, match="no such file"):
+        load(str(tmp_path / "missing.jsonl"))
+
+
+def test_save_to_disk_folder_and_dataset_dict(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "ds"
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(folder))
+    data = load(str(folder))
+    assert _texts(data) == EXPECTED
+    assert data.report.file_type == "hf_disk"
+
+    both = tmp_path / "dd"
+    datasets.DatasetDict(
+        {"test": datasets.Dataset.from_list(ROWS[:1]), "train": datasets.Dataset.from_list(ROWS)}
+    ).save_to_disk(str(both))
+    data = load(str(both))
+    assert len(data.pairs) == 3
+    assert any("read 'train'" in n for n in data.report.notes)
+
+
+def test_hub_name_goes_through_load_dataset(tmp_path, monkeypatch):
+    """``hf:NAME[:split]`` calls datasets.load_dataset; a local folder stands in for the hub."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "hub_dataset"
+    folder.mkdir()
+    write_lines(folder / "train.jsonl", ROWS)
+    write_lines(folder / "test.jsonl", ROWS[:1])
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    data = load(f"hf:{folder}")
+    assert _texts(data) == EXPECTED
+    assert data.report.file_type == "hf_hub"
+    assert len(load(f"hf:{folder}:test").pairs) == 1

@@ -1,0 +1,343 @@
+import pandas as pd
+import pytest
+
+from prefaudit.io import LoadError, load
+from prefaudit.io.shapes import RowError, parse_preference, split_hh
+from tests.helpers import pair, write_lines
+
+
+def _load(tmp_path, records, **options):
+    return load(str(write_lines(tmp_path / "in.jsonl", records)), **options)
+
+
+def _reasons(data):
+    return {(i.line, i.field): i.reason for i in data.report.rejected}
+
+
+# --- flat -----------------------------------------------------------------------------------
+
+
+def test_flat_with_optional_columns_and_generated_ids(tmp_path):
+    data = _load(tmp_path, [pair(score_chosen=9, score_rejected=2.5, source="web"), pair("Other")])
+    assert data.report.shape == "flat"
+    assert data.pairs["score_chosen"].tolist()[0] == 9.0
+    assert data.pairs["source"].iloc[0] == "web"
+    assert pd.isna(data.pairs["source"].iloc[1])
+    assert data.pairs.index.tolist() == data.pairs["pair_id"].tolist()
+    assert all(len(i) == 16 for i in data.pairs.index)
+
+
+def test_generated_ids_are_stable_and_exact_repeats_stay_separate(tmp_path):
+    first = _load(tmp_path, [pair(), pair(), pair("Other")])
+    again = _load(tmp_path, [pair(), pair(), pair("Other")])
+    ids = first.pairs.index.tolist()
+    assert ids == again.pairs.index.tolist()
+    assert ids[1] == ids[0] + "-2"  # the repeat is loaded, for the duplication check to report
+    assert first.report.pairs == 3
+
+
+def test_given_ids_are_used_and_duplicates_rejected_with_first_line(tmp_path):
+    data = _load(tmp_path, [pair(id="a"), pair(id="b"), pair(id="a"), pair(id=7)])
+    assert data.pairs.index.tolist() == ["a", "b", "7"]
+    assert _reasons(data) == {(3, "pair_id"): "duplicate pair id 'a' (first on line 1)"}
+
+
+def test_missing_null_and_wrongly_typed_fields(tmp_path):
+    data = _load(
+        tmp_path,
+        [
+            {"prompt": "Q", "chosen": "A"},
+            {"prompt": "Q", "chosen": None, "rejected": "B"},
+            {"prompt": "Q", "chosen": ["A"], "rejected": "B"},
+            {"prompt": 5, "chosen": "A", "rejected": "B"},
+            pair(score_chosen="high"),
+            pair(score_chosen=True),
+            pair(source=["x"]),
+            pair(),
+        ],
+    )
+    assert _reasons(data) == {
+        (1, "rejected"): "missing",
+        (2, "chosen"): "is null",
+        (3, "chosen"): "must be a string, got a list (message lists need --format conversational)",
+        (4, "prompt"): "must be a string, got a number",
+        (5, "score_chosen"): "must be a number, got 'high'",
+        (6, "score_chosen"): "must be a number, got true/false",
+        (7, "source"): "must be a string, got a list",
+    }
+    assert data.report.pairs == 1
+
+
+def test_empty_and_whitespace_texts_are_kept_with_a_warning(tmp_path):
+    data = _load(tmp_path, [pair(chosen=""), pair(rejected=" \n\t")])
+    assert data.report.pairs == 2
+    assert [(w.line, w.field, w.reason) for w in data.report.warnings] == [
+        (1, "chosen", "empty; kept"),
+        (2, "rejected", "whitespace only; kept"),
+    ]
+
+
+def test_a_ten_megabyte_text_is_rejected_with_its_size(tmp_path):
+    data = _load(tmp_path, [pair(chosen="x" * 10_000_000), pair()])
+    assert data.report.pairs == 1
+    assert _reasons(data) == {
+        (
+            1,
+            "chosen",
+        ): "has 10,000,000 characters, over the limit of 1,000,000 (raise it with --max-chars)"
+    }
+    assert _load(tmp_path, [pair(chosen="x" * 10_000_000)], max_chars=20_000_000).report.pairs == 1
+
+
+def test_on_bad_row_fail_lists_the_errors(tmp_path):
+    with pytest.raises(LoadError) as caught:
+        _load(tmp_path, [pair(), "{bad", {"prompt": "Q", "chosen": "A"}], on_bad_row="fail")
+    message = str(caught.value)
+    assert "2 row(s) could not be loaded" in message
+    assert "line 2: malformed JSON" in message
+    assert "line 3, field 'rejected': missing" in message
+
+
+# --- column mapping and detection ------------------------------------------------------------
+
+
+def test_aliases_and_user_mapping(tmp_path):
+    records = [{"instruction": "Q", "good": "A", "bad": "B"}]
+    data = _load(tmp_path, records, mapping={"chosen": "good", "rejected": "bad"})
+    assert data.pairs[["prompt", "chosen", "rejected"]].values.tolist() == [["Q", "A", "B"]]
+    assert data.report.mapping["prompt"] == "instruction"
+
+
+def test_mapping_errors_name_the_problem(tmp_path):
+    with pytest.raises(LoadError, match="unknown field 'question'"):
+        _load(tmp_path, [pair()], mapping={"question": "prompt"})
+    with pytest.raises(LoadError, match="has no column 'nope'"):
+        _load(tmp_path, [pair()], mapping={"prompt": "nope"})
+
+
+def test_undetectable_shape_lists_the_columns(tmp_path):
+    with pytest.raises(LoadError, match=r"cannot tell the shape.*columns: a, b"):
+        _load(tmp_path, [{"a": 1, "b": 2}])
+    with pytest.raises(LoadError, match="no prompt column"):
+        _load(tmp_path, [{"chosen": "A", "rejected": "B"}])
+
+
+def test_forced_format_with_missing_fields(tmp_path):
+    with pytest.raises(
+        LoadError, match=r"shape 'side_by_side' needs the field\(s\) response_a, response_b, label"
+    ):
+        _load(tmp_path, [pair()], format="side_by_side")
+
+
+# --- conversational -------------------------------------------------------------------------
+
+
+def _msg(role, content):
+    return {"role": role, "content": content}
+
+
+def test_conversational_implicit_prompt_is_the_shared_messages(tmp_path):
+    prefix = [_msg("system", "Be brief."), _msg("user", "Hi?")]
+    record = {
+        "chosen": [*prefix, _msg("assistant", "Hello!")],
+        "rejected": [*prefix, _msg("assistant", "Go away.")],
+    }
+    data = _load(tmp_path, [record])
+    assert data.report.shape == "conversational"
+    row = data.pairs.iloc[0]
+    assert row["prompt_messages"] == prefix
+    assert (row["prompt"], row["chosen"], row["rejected"]) == (
+        "system: Be brief.\n\nuser: Hi?",
+        "Hello!",
+        "Go away.",
+    )
+
+
+def test_conversational_explicit_prompt_string_or_messages(tmp_path):
+    records = [
+        {
+            "prompt": "Hi?",
+            "chosen": [_msg("assistant", "Hello!")],
+            "rejected": [_msg("assistant", "No.")],
+        },
+        {
+            "prompt": [_msg("user", "Yo?")],
+            "chosen": [_msg("assistant", "Hey")],
+            "rejected": [_msg("assistant", "...")],
+        },
+    ]
+    data = _load(tmp_path, records)
+    assert data.pairs["prompt"].tolist() == ["Hi?", "Yo?"]
+    assert data.pairs["prompt_messages"].iloc[0] == [_msg("user", "Hi?")]
+
+
+def test_conversational_bad_messages(tmp_path):
+    records = [
+        {"chosen": [_msg("user", "Q"), _msg("assistant", "A")], "rejected": "oops"},
+        {"chosen": [_msg("user", "Q"), {"content": "A"}], "rejected": [_msg("user", "Q")]},
+        {"chosen": [_msg("user", "Q"), _msg("assistant", None)], "rejected": [_msg("user", "Q")]},
+    ]
+    data = _load(tmp_path, records, format="conversational")
+    assert _reasons(data) == {
+        (1, "rejected"): "must be a list of {role, content} messages, got a string",
+        (2, "chosen"): "message 1 must be an object with a string 'role'",
+        (3, "chosen"): "message 1: 'content' must be a string, got null",
+    }
+
+
+# --- Anthropic HH -----------------------------------------------------------------------------
+
+
+def test_hh_multi_turn_prompt_is_the_shared_prefix(tmp_path):
+    prefix = "\n\nHuman: Hi\n\nAssistant: Hello, how can I help?\n\nHuman: Tell me a joke"
+    record = {
+        "chosen": prefix + "\n\nAssistant: Why did the chicken...",
+        "rejected": prefix + "\n\nAssistant: No.",
+    }
+    data = _load(tmp_path, [record])
+    row = data.pairs.iloc[0]
+    assert data.report.shape == "hh"
+    assert (row["prompt"], row["chosen"], row["rejected"]) == (
+        prefix,
+        "Why did the chicken...",
+        "No.",
+    )
+    assert [m["role"] for m in row["prompt_messages"]] == ["user", "assistant", "user"]
+    assert row["prompt_messages"][2]["content"] == "Tell me a joke"
+
+
+def test_hh_transcripts_that_diverge_early_keep_the_later_turns_and_warn():
+    chosen = "\n\nHuman: Q\n\nAssistant: A1\n\nHuman: more?\n\nAssistant: A2"
+    rejected = "\n\nHuman: Q\n\nAssistant: B1"
+    prompt, c, r, diverged = split_hh(chosen, rejected)
+    assert (prompt, c, r) == ("\n\nHuman: Q", "A1\n\nHuman: more?\n\nAssistant: A2", "B1")
+    assert diverged == len("\n\nHuman: Q\n\nAssistant: ")
+    with pytest.raises(RowError, match="share no complete turn"):
+        split_hh("\n\nHuman: Q1\n\nAssistant: A", "\n\nHuman: Q2\n\nAssistant: B")
+
+
+# --- side by side and long annotation tables --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "label,p_first",
+    [
+        ("a", 1.0),
+        ("B", 0.0),
+        ("tie", 0.5),
+        ("model_a", 1.0),
+        (1, 1.0),
+        (2, 0.0),
+        (1.5, 0.5),
+        (1.25, 0.75),
+        ("2", 0.0),
+    ],
+)
+def test_preference_labels(label, p_first):
+    assert parse_preference(label) == p_first
+
+
+@pytest.mark.parametrize(
+    "label,message",
+    [(None, "is null"), (0, "out of range"), ("maybe", "unknown label"), (True, "got true/false")],
+)
+def test_bad_preference_labels(label, message):
+    with pytest.raises(RowError, match=message):
+        parse_preference(label)
+
+
+def test_side_by_side_orients_by_the_label_and_marks_ties(tmp_path):
+    rows = [
+        {
+            "prompt": "Q1",
+            "response_a": "A",
+            "response_b": "B",
+            "label": "b",
+            "model_a": "m1",
+            "model_b": "m2",
+        },
+        {"prompt": "Q2", "response_a": "A", "response_b": "B", "label": "tie"},
+    ]
+    data = _load(tmp_path, rows)
+    first, second = data.pairs.iloc[0], data.pairs.iloc[1]
+    assert (
+        first["chosen"],
+        first["rejected"],
+        first["chosen_position"],
+        first["model_chosen"],
+    ) == ("B", "A", "b", "m2")
+    assert (second["chosen"], second["tie"], first["tie"]) == ("A", True, False)
+
+
+def test_long_table_groups_rows_into_pairs_and_annotations(tmp_path):
+    base = {"instruction": "Q", "output_1": "A", "output_2": "B"}
+    rows = [
+        {**base, "annotator": "r1", "preference": 2},
+        {**base, "annotator": "r2", "preference": 2},
+        {**base, "annotator": "r3", "preference": 1},
+        {**base, "annotator": "r4", "preference": None},
+        {**base, "output_2": "C", "annotator": "r1", "preference": 1.5},
+    ]
+    data = _load(tmp_path, rows)
+    assert data.report.shape == "annotations"
+    assert (
+        data.report.rows_read,
+        data.report.rows_accepted,
+        data.report.rows_rejected,
+        data.report.pairs,
+    ) == (5, 4, 1, 2)
+    assert _reasons(data) == {(4, "label"): "is null (no preference recorded)"}
+    ab = data.pairs.iloc[0]
+    assert (ab["chosen"], ab["rejected"], ab["chosen_position"]) == ("B", "A", "b")
+    table = data.annotations
+    assert table.loc[table.pair_id == ab.name, "label"].tolist() == ["chosen", "chosen", "rejected"]
+    assert table.loc[table.pair_id == ab.name, "value"].tolist() == [1.0, 1.0, 0.0]
+    assert data.pairs.iloc[1]["tie"]
+
+
+def test_long_table_with_ids_rejects_rows_whose_texts_disagree(tmp_path):
+    rows = [
+        {
+            "id": "x",
+            "prompt": "Q",
+            "response_a": "A",
+            "response_b": "B",
+            "annotator": "r1",
+            "label": "a",
+        },
+        {
+            "id": "x",
+            "prompt": "Q",
+            "response_a": "A",
+            "response_b": "Z",
+            "annotator": "r2",
+            "label": "a",
+        },
+    ]
+    data = _load(tmp_path, rows)
+    assert _reasons(data) == {(2, "pair_id"): "pair id 'x' has other texts on line 1"}
+
+
+def test_separate_annotations_file(tmp_path):
+    pairs = write_lines(tmp_path / "pairs.jsonl", [pair(id="p1"), pair("Q2", id="p2")])
+    annotations = write_lines(
+        tmp_path / "ann.jsonl",
+        [
+            {"pair_id": "p1", "annotator": "r1", "label": "chosen", "chosen_position": "b"},
+            {"pair_id": "p1", "annotator": "r2", "label": 0.25},
+            {"pair_id": "p9", "annotator": "r1", "label": "chosen"},
+            {"pair_id": "p2", "annotator": "r1", "label": "maybe"},
+        ],
+    )
+    data = load(str(pairs), annotations=str(annotations))
+    table = data.annotations
+    assert table[["pair_id", "annotator", "label", "value"]].values.tolist() == [
+        ["p1", "r1", "chosen", 1.0],
+        ["p1", "r2", "rejected", 0.25],
+    ]
+    assert table["chosen_position"].iloc[0] == "b" and pd.isna(table["chosen_position"].iloc[1])
+    assert (data.report.annotation_rows_read, data.report.annotation_rows_rejected) == (4, 2)
+    reasons = {(i.file.endswith("ann.jsonl"), i.line): i.reason for i in data.report.rejected}
+    assert reasons[(True, 3)] == "unknown pair id 'p9': no loaded pair has it"
+    assert reasons[(True, 4)].startswith("unknown label 'maybe'")
+    assert data.report.rows_rejected == 0  # the pairs file itself was clean

@@ -1,0 +1,138 @@
+"""The contract every registered validator keeps (scikit-learn style: one test over all)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefaudit.audit import AuditContext, run_audit
+from prefaudit.validators import (
+    VALIDATORS,
+    MissingInputError,
+    Validator,
+    ValidatorResult,
+    create_validator,
+    empty_flags,
+    register,
+)
+from prefaudit.validators.base import FLAG_COLUMNS
+from tests.helpers import pairs_frame
+
+ROWS = [
+    (
+        "How do I boil an egg?",
+        "Simmer it for seven minutes, then cool it in cold water.",
+        "Look it up.",
+    ),
+    ("Tell me a joke", "Why did the chicken cross the road? To get to the other side.", "No."),
+    ("Same?", "identical answer", "Identical   answer"),
+    ("Empty?", "", "Something useful to say here."),
+    ("Cut?", "You should first preheat the oven and then carefully mix the flour and", "Fine."),
+]
+
+
+def _context():
+    pairs = pairs_frame(
+        ROWS,
+        ids=["a", "b", "c", "d", "e"],
+        score_chosen=[9.0, 8.0, 5.0, 2.0, 6.0],
+        score_rejected=[2.0, 3.0, 5.0, 7.0, 4.0],
+    )
+    annotations = pd.DataFrame(
+        {
+            "pair_id": ["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"],
+            "annotator": ["r1", "r2"] * 5,
+            "label": [
+                "chosen",
+                "chosen",
+                "chosen",
+                "rejected",
+                "tie",
+                "tie",
+                "rejected",
+                "rejected",
+                "chosen",
+                "chosen",
+            ],
+            "value": [1.0, 1.0, 1.0, 0.0, 0.5, 0.5, 0.0, 0.0, 1.0, 1.0],
+        }
+    )
+    return AuditContext(pairs, annotations)
+
+
+@pytest.fixture(params=sorted(VALIDATORS))
+def validator(request):
+    return create_validator(request.param)
+
+
+def test_flags_cover_every_pair_with_scores_in_range(validator):
+    context = _context()
+    result = validator.run(context)
+    assert isinstance(result, ValidatorResult)
+    assert result.flags.index.equals(context.pairs.index)
+    assert set(FLAG_COLUMNS) <= set(result.flags.columns)
+    scores = result.flags["score"].to_numpy(dtype=float)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert result.flags["issue"].dtype == bool
+    reasons = result.flags["reason"]
+    assert (reasons[result.flags["issue"]] != "").all()  # every flag says why
+    assert all(key.startswith(f"{validator.name}/") for key in result.metrics)
+
+
+def test_results_are_json_ready_and_deterministic(validator):
+    first, second = validator.run(_context()), validator.run(_context())
+    pd.testing.assert_frame_equal(first.flags, second.flags)
+    assert first.metrics == second.metrics
+    json.dumps(first.to_dict(include_flags=True), allow_nan=False)
+
+
+def test_empty_input(validator):
+    context = _context()
+    empty = AuditContext(context.pairs.iloc[:0], context.annotations.iloc[:0])
+    result = validator.run(empty)
+    assert len(result.flags) == 0
+
+
+def test_missing_required_input_is_a_clear_error(validator):
+    context = _context()
+    for need in validator.requires:
+        if need == "annotations":
+            lacking = AuditContext(context.pairs, None)
+        else:
+            lacking = AuditContext(context.pairs.drop(columns=[need]), context.annotations)
+        with pytest.raises(MissingInputError, match=need):
+            lacking.require(validator)
+
+
+def test_parameters_are_keyword_only_and_stored_unchanged(validator):
+    params = validator.get_params()
+    rebuilt = type(validator)(**params)
+    assert rebuilt.get_params() == params
+    with pytest.raises(TypeError, match="parameters are"):
+        create_validator(validator.name, no_such_parameter=1)
+
+
+def test_a_validator_needing_annotations_is_skipped_by_default_and_refused_by_name():
+    @register
+    class NeedsRaters(Validator):
+        name = "needs_raters_test"
+        description = "test only"
+        requires = ("annotations",)
+
+        def run(self, context):
+            return self.result(
+                empty_flags(context.pairs.index), {"needs_raters_test/n": len(context.annotations)}
+            )
+
+    try:
+        pairs = _context().pairs
+        assert "needs_raters_test" not in run_audit(pairs).validators
+        with pytest.raises(MissingInputError, match="needs annotations"):
+            run_audit(pairs, validators=["needs_raters_test"])
+        result = run_audit(
+            pairs, validators=["needs_raters_test"], annotations=_context().annotations
+        )
+        assert result.metrics == {"needs_raters_test/n": 10}
+    finally:
+        del VALIDATORS["needs_raters_test"]
