@@ -30,7 +30,8 @@ def test_all_hh_pairs_load_and_the_prompt_is_the_shared_prefix(hh_file):
     assert empty == HH_EMPTY_CHOSEN_LINES
     warned = sorted(w.line for w in report.warnings if w.reason == "empty; kept")
     assert warned == HH_EMPTY_CHOSEN_LINES
-    raw = [json.loads(line) for line in gzip.open(hh_file)]
+    with gzip.open(hh_file) as handle:
+        raw = [json.loads(line) for line in handle]
     for row in pairs.itertuples():
         source = raw[row.row - 1]
         assert source["chosen"].startswith(row.prompt) and source["rejected"].startswith(row.prompt)
