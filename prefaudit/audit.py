@@ -80,18 +80,19 @@ class AuditContext:
             ("chars", column), lambda: self.pairs[column].str.len().to_numpy(dtype=np.int64)
         )
 
+    def text_features(self, column: str) -> text.TextFeatures:
+        """Lengths, word counts, normalised-text hashes and tails of ``column``, in one pass."""
+        return self.artefact(
+            ("text_features", column), lambda: text.text_features(self.pairs[column])
+        )
+
     def word_counts(self, column: str) -> np.ndarray:
         """Whitespace-separated words per text of ``column``."""
-        return self.artefact(
-            ("words", column),
-            lambda: self.pairs[column].str.count(r"\S+").to_numpy(dtype=np.int64),
-        )
+        return self.text_features(column).words
 
     def normalized_hashes(self, column: str) -> np.ndarray:
         """64-bit hashes of the normalised texts of ``column`` (see :func:`prefaudit.text.normalize`)."""
-        return self.artefact(
-            ("normalized_hash", column), lambda: text.normalized_hashes(self.pairs[column])
-        )
+        return self.text_features(column).normalized_hash
 
 
 @dataclass

@@ -17,7 +17,6 @@ _DANGLING_END = (
 )
 _OPEN_END = r"[\p{L}\p{N}]$"  # ends on a letter or digit: no closing punctuation
 _CLOSED_END = r"[.!?…\"'”’)\]}>*`]$"  # ends like a finished sentence, quote, bracket or code block
-_TAIL_CHARS = 40  # only the end of each response is searched for the patterns above
 
 # Severity of each finding, the per-pair score when it is the worst one present.
 _SEVERITY = {
@@ -131,24 +130,21 @@ class ContentValidator(Validator):
         return self.result(flags, metrics, info)
 
     def _side_findings(self, context, side: str) -> dict[str, np.ndarray]:
-        texts = context.pairs[side]
-        stripped_chars = texts.str.strip().str.len().to_numpy(dtype=np.int64)
-        chars = context.lengths(side)
-        tail = texts.str.rstrip().str[-_TAIL_CHARS:]
-        long_enough = context.word_counts(side) >= self.truncation_min_words
-        empty = stripped_chars == 0
+        features = context.text_features(side)
+        empty = features.stripped_chars == 0
+        long_enough = features.words >= self.truncation_min_words
         z = self._length_z(context, side)
         extreme = ~empty & (
-            (stripped_chars < self.min_response_chars)
-            | (chars > self.max_response_chars)
+            (features.stripped_chars < self.min_response_chars)
+            | (features.chars > self.max_response_chars)
             | (np.abs(z) > self.length_outlier_z)
         )
         return {
             "empty": empty,
-            "dangling": _matches(tail, _DANGLING_END) & long_enough & ~empty,
-            "open_end": _matches(tail, _OPEN_END) & long_enough,
+            "dangling": _matches(features.tail, _DANGLING_END) & long_enough & ~empty,
+            "open_end": _matches(features.tail, _OPEN_END) & long_enough,
             "extreme": extreme,
-            "closed": _matches(tail, _CLOSED_END),
+            "closed": _matches(features.tail, _CLOSED_END),
         }
 
     def _length_z(self, context, side: str) -> np.ndarray:
@@ -273,7 +269,12 @@ class ContentValidator(Validator):
 
 
 def _matches(texts: pd.Series, pattern: str) -> np.ndarray:
-    return texts.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+    """RE2 search over Arrow strings (pandas would fall back to Python's re for some patterns)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.match_substring_regex(pa.array(texts), pattern=pattern)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _rate(count: float, total: float) -> float | None:

@@ -1,0 +1,109 @@
+import json
+import subprocess
+import sys
+
+import orjson
+import pandas as pd
+import pytest
+
+from prefaudit.cli import main
+from tests.helpers import pair, write_lines
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    return write_lines(
+        tmp_path / "pairs.jsonl",
+        [pair(), pair("Q2", "Same.", "same."), "{broken", {"prompt": "Q4", "chosen": "A"}],
+    )
+
+
+def test_audit_writes_results_and_prints_a_summary(tmp_path, data_file, capsys):
+    out = tmp_path / "out"
+    assert main(["audit", str(data_file), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 rows read, 2 accepted, 2 rejected -> 2 pairs" in printed
+    assert "content    1 of 2 pairs flagged" in printed
+    audit = orjson.loads((out / "audit.json").read_bytes())
+    assert (
+        audit["load"]["rows_read"] == 4
+        and audit["load"]["rejected_rows"] == 2
+        and audit["load"]["pairs"] == 2
+    )
+    assert audit["validators"]["content"]["metrics"]["content/identical_pairs"] == 1
+    flags = pd.read_parquet(out / "flags.parquet")
+    assert flags["content/identical"].tolist() == [False, True]
+    rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in rejected] == [(3, None), (4, "rejected")]
+    assert rejected[0]["record"] == "{broken"  # the raw line is kept: nothing is lost
+    assert rejected[1]["record"] == {"prompt": "Q4", "chosen": "A"}
+
+
+def test_default_output_folder_is_named_after_the_data(tmp_path, data_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", str(data_file)]) == 0
+    assert (tmp_path / "reports" / "pairs" / "audit.json").exists()
+
+
+def test_on_bad_row_fail_exits_2_listing_the_rows(tmp_path, data_file, capsys):
+    assert (
+        main(["audit", str(data_file), "--on-bad-row", "fail", "--out", str(tmp_path / "o")]) == 2
+    )
+    error = capsys.readouterr().err
+    assert "2 row(s) could not be loaded" in error and "line 3: malformed JSON" in error
+    assert not (tmp_path / "o" / "audit.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--map", "prompt"], "expected KEY=VALUE"),
+        (["--map", "prompt=nope"], "has no column 'nope'"),
+        (["--validators", "nope"], "unknown validator 'nope'"),
+        (["--param", "content.nope=1"], "its parameters are"),
+        (["--param", "nodot=1"], "expected VALIDATOR.KEY=VALUE"),
+        (["--validators", "content", "--param", "other.x=1"], "validators that do not run: other"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(tmp_path, data_file, capsys, args, message):
+    assert main(["audit", str(data_file), "--out", str(tmp_path / "o"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_file_exits_2(tmp_path, capsys):
+    assert main(["audit", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_argparse_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as caught:
+        main(["audit", "x.jsonl", "--on-bad-row", "maybe"])
+    assert caught.value.code == 2
+
+
+def test_param_values_are_parsed(tmp_path, data_file):
+    out = tmp_path / "o"
+    assert (
+        main(
+            ["audit", str(data_file), "--out", str(out), "--param", "content.max_response_chars=3"]
+        )
+        == 0
+    )
+    audit = orjson.loads((out / "audit.json").read_bytes())
+    assert audit["validators"]["content"]["params"]["max_response_chars"] == 3
+
+
+def test_validators_lists_descriptions(capsys):
+    assert main(["validators"]) == 0
+    assert "content\n  Looks at the response texts" in capsys.readouterr().out
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys\n"
+        "from prefaudit.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'pandas', 'numpy', 'great_expectations') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

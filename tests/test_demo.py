@@ -1,0 +1,53 @@
+import orjson
+import pytest
+
+from prefaudit.cli import main
+from prefaudit.demo import generate_demo, planted_found
+
+
+def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--pairs", "200", "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC" in printed
+    for name in (
+        "audit.json",
+        "flags.parquet",
+        "rejected.jsonl",
+        "data/pairs.jsonl",
+        "data/annotations.jsonl",
+        "data/planted.json",
+    ):
+        assert (tmp_path / name).exists(), name
+    audit = orjson.loads((tmp_path / "audit.json").read_bytes())
+    assert audit["load"]["pairs"] == 200 and audit["load"]["rejected_rows"] == 3
+    from prefaudit.audit import AuditResult
+
+    rows = planted_found(
+        AuditResult.read(tmp_path), orjson.loads((tmp_path / "data" / "planted.json").read_bytes())
+    )
+    content = [r for r in rows if r["validator"] in ("content", "load")]
+    assert content and all(r["found"] == r["planted"] for r in content), content
+    # Nothing else is flagged by content: the planted defects are the only ones.
+    planted_ids = {
+        i
+        for r in (
+            "identical",
+            "empty_response",
+            "truncated_at_cap",
+            "ends_mid_sentence",
+            "extreme_length",
+        )
+        for i in orjson.loads((tmp_path / "data" / "planted.json").read_bytes())["content"][r][
+            "pair_ids"
+        ]
+    }
+    assert set(AuditResult.read(tmp_path).validators["content"].issues) == planted_ids
+
+
+def test_demo_is_reproducible_and_needs_enough_pairs(tmp_path):
+    first = generate_demo(tmp_path / "a", pairs=160, seed=1)
+    second = generate_demo(tmp_path / "b", pairs=160, seed=1)
+    assert first.pairs.read_bytes() == second.pairs.read_bytes()
+    assert first.annotations.read_bytes() == second.annotations.read_bytes()
+    with pytest.raises(ValueError, match="at least 150"):
+        generate_demo(tmp_path / "c", pairs=20)
