@@ -11,7 +11,7 @@ measures in separate processes (so each peak memory is its own):
 It prints wall time, pairs/s and the peak resident memory added by the step, and the ratios
 prefaudit / pandas (target: time within 1.5x) and peak memory / file size (target: under 4x).
 
-    python benchmarks/bench_load.py [--pairs 200000] [--repeat 1]
+    python benchmarks/bench_load.py [--pairs 200000] [--repeat 1] [--threads N]
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per tool; the median is reported"
     )
+    parser.add_argument(
+        "--threads", type=int, help="threads for prefaudit's text pass (default: all CPUs)"
+    )
     parser.add_argument("--measure", choices=["pandas", "prefaudit"], help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -139,6 +142,16 @@ def main() -> None:
         build(path, args.pairs)
     size_mb = path.stat().st_size / 2**20
     print(f"file: {path.name}, {args.pairs:,} pairs, {size_mb:,.0f} MiB")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if args.threads:
+        env["PREFAUDIT_THREADS"] = str(args.threads)
+    sys.path.insert(0, str(ROOT))
+    from prefaudit.text import default_threads
+
+    os.environ.update(env)
+    print(
+        f"cpus: {os.cpu_count()}, prefaudit text-pass threads: {default_threads()} (pandas uses one)"
+    )
     results = {}
     for tool in ("pandas", "prefaudit"):
         runs = []
@@ -148,7 +161,7 @@ def main() -> None:
                 check=True,
                 capture_output=True,
                 text=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env=env,
             ).stdout
             runs.append(json.loads(output.strip().splitlines()[-1]))
         runs.sort(key=lambda r: r["seconds"])

@@ -70,31 +70,12 @@ def load(
     check_required(report.shape, report.mapping, columns, path)
 
     builder = PairBuilder(report, source.name, source.unit, max_chars)
-    mapper = ShapeMapper(
-        "side_by_side" if report.shape == "annotations" else report.shape, report.mapping, builder
-    )
+    shape = "side_by_side" if report.shape == "annotations" else report.shape
+    mapper = ShapeMapper(shape, report.mapping, builder)
     grouper = AnnotationGrouper(mapper) if report.shape == "annotations" else None
-    for line, item in itertools.chain(head, source.items):
-        report.rows_read += 1
-        if isinstance(item, LoadIssue):
-            report.reject(item)
-            continue
-        try:
-            if grouper is not None:
-                grouper.add(line, item)
-            else:
-                mapper.row_warnings.clear()
-                values = mapper.convert(item)
-                builder.add(line, values, mapper.pair_id(item))
-                for field, reason in mapper.row_warnings:
-                    report.warn(LoadIssue(source.name, line, field, reason, unit=source.unit))
-        except RowError as err:
-            report.reject(
-                LoadIssue(source.name, line, err.field, err.reason, unit=source.unit, record=item)
-            )
-            continue
-        report.rows_accepted += 1
-    report.rows_rejected = len(report.rejected)
+    _read_rows(
+        itertools.chain(head, source.items), source.name, source.unit, report, mapper, grouper
+    )
     report.notes.extend(source.notes)
 
     table = grouper.finish() if grouper is not None else None
@@ -112,6 +93,31 @@ def load(
             report.rejected,
         )
     return LoadedData(pairs, table, report)
+
+
+def _read_rows(
+    items, file: str, unit: str, report: LoadReport, mapper: ShapeMapper, grouper
+) -> None:
+    """Turn every item into a pair (or an annotation) or a rejection; count both."""
+    for line, item in items:
+        report.rows_read += 1
+        if isinstance(item, LoadIssue):
+            report.reject(item)
+            continue
+        try:
+            if grouper is not None:
+                grouper.add(line, item)
+            else:
+                mapper.row_warnings.clear()
+                values = mapper.convert(item)
+                mapper.builder.add(line, values, mapper.pair_id(item))
+                for field, reason in mapper.row_warnings:
+                    report.warn(LoadIssue(file, line, field, reason, unit=unit))
+        except RowError as err:
+            report.reject(LoadIssue(file, line, err.field, err.reason, unit=unit, record=item))
+            continue
+        report.rows_accepted += 1
+    report.rows_rejected = len(report.rejected)
 
 
 class AnnotationGrouper:

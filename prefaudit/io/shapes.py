@@ -56,13 +56,15 @@ OPTIONAL_VALUES = (
 )
 _MISSING = object()
 
-# Preference labels for side-by-side rows, as the probability that response A is better.
+# Side-by-side label words on AlpacaEval's numeric scale: 1 = A better, 2 = B better, 1.5 = tie.
 _LABEL_WORDS = {
-    1.0: ("a", "1", "first", "left", "response_a", "model_a", "output_1", "a>b"),
-    0.0: ("b", "2", "second", "right", "response_b", "model_b", "output_2", "b>a"),
-    0.5: ("tie", "1.5", "draw", "equal", "same", "a=b", "tie (bothbad)", "both_bad", "both_good"),
+    1.0: ("a", "first", "left", "response_a", "model_a", "output_1", "a>b"),
+    2.0: ("b", "second", "right", "response_b", "model_b", "output_2", "b>a"),
+    1.5: ("tie", "draw", "equal", "same", "a=b", "tie (bothbad)", "both_bad", "both_good"),
 }
-_LABELS = {word: p for p, words in _LABEL_WORDS.items() for word in words}
+_SIDE_BY_SIDE_LABELS = {word: v for v, words in _LABEL_WORDS.items() for word in words}
+# Annotation-file labels name the pair's own responses; numbers are P(chosen is better).
+_ANNOTATION_LABELS = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
 
 HH_HUMAN, HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -192,8 +194,9 @@ class PairBuilder:
                 )
         self._ids[pair_id] = line
         for field in ("prompt", "chosen", "rejected"):
-            if not values[field].strip():
-                what = "empty" if not values[field] else "whitespace only"
+            text = values[field]
+            if not text or text.isspace():  # isspace scans in place; strip() would copy
+                what = "empty" if not text else "whitespace only"
                 self.report.warn(LoadIssue(self.file, line, field, f"{what}; kept", unit=self.unit))
         n = len(self.columns["pair_id"])
         cols = self.columns
@@ -255,6 +258,7 @@ class ShapeMapper:
         self.shape, self.mapping, self.builder = shape, mapping, builder
         self.convert = getattr(self, f"_{shape}")
         self.row_warnings: list[tuple[str, str]] = []  # (field, reason) for the current row
+        self._mapped: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
     def pair_id(self, record: dict) -> Any:
         column = self.mapping.get("pair_id")
@@ -263,11 +267,16 @@ class ShapeMapper:
             raise RowError("pair_id", f"must be a string or number, got {describe_type(value)}")
         return None if value in (None, "") else value
 
-    def extras(self, record: dict, names: Iterable[str]) -> dict[str, Any]:
+    def extras(self, record: dict, names: tuple[str, ...]) -> dict[str, Any]:
+        """The optional fields ``names`` that this input maps and ``record`` has."""
+        mapped = self._mapped.get(names)
+        if mapped is None:  # resolved once per file, not per row
+            mapped = self._mapped[names] = [
+                (n, self.mapping[n]) for n in names if n in self.mapping
+            ]
         out = {}
-        for name in names:
-            column = self.mapping.get(name)
-            if column is None or column not in record:
+        for name, column in mapped:
+            if column not in record:
                 continue
             value = record[column]
             if name.startswith("score"):
@@ -428,51 +437,45 @@ def parse_preference(value: Any) -> float:
     Accepts a/b/tie words (first/second, model_a/model_b, ...), 1 (A), 2 (B), 1.5 (tie), and
     AlpacaEval's continuous values in [1, 2] (1 + the probability that B is better).
     """
+    number = _label_number(value, _SIDE_BY_SIDE_LABELS, "a, b or tie (or 1, 2, 1.5)")
+    if not 1.0 <= number <= 2.0:
+        raise RowError(
+            "label",
+            f"numeric label {value!r} is out of range; expected 1 (first), 2 (second), 1.5 (tie) "
+            "or a value between 1 and 2",
+        )
+    return 2.0 - number
+
+
+def parse_annotation_label(value: Any) -> float:
+    """A label from an annotations file, as the probability that the pair's chosen is better."""
+    number = _label_number(value, _ANNOTATION_LABELS, "chosen, rejected or tie")
+    if not 0.0 <= number <= 1.0:
+        raise RowError(
+            "label",
+            f"expected chosen/rejected/tie or a probability in [0, 1] that chosen is better, got {value!r}",
+        )
+    return number
+
+
+def _label_number(value: Any, words: dict[str, float], expected: str) -> float:
+    """A label as a number: a known word, or a number (also when written as text)."""
     if value is _MISSING:
         raise RowError("label", "missing")
     if value is None:
         raise RowError("label", "is null (no preference recorded)")
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in _LABELS:
-            return _LABELS[word]
+        if word in words:
+            return words[word]
         try:
             value = float(word)
         except ValueError:
-            raise RowError(
-                "label", f"unknown label {value!r}; expected a, b or tie (or 1, 2, 1.5)"
-            ) from None
+            raise RowError("label", f"unknown label {value!r}; expected {expected}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RowError("label", f"must be a label or a number, got {describe_type(value)}")
-    if math.isnan(value) or not 1.0 <= value <= 2.0:
-        raise RowError(
-            "label",
-            f"numeric label {value!r} is out of range; expected 1 (first), 2 (second), 1.5 (tie) "
-            "or a value between 1 and 2",
-        )
-    return 2.0 - float(value)
-
-
-def parse_annotation_label(value: Any) -> float:
-    """A label from an annotations file, as the probability that the pair's chosen is better."""
-    if value is None or value is _MISSING:
-        raise RowError("label", "missing" if value is _MISSING else "is null")
-    if isinstance(value, str):
-        word = value.strip().lower()
-        known = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
-        if word in known:
-            return known[word]
-        try:
-            value = float(word)
-        except ValueError:
-            raise RowError(
-                "label", f"unknown label {value!r}; expected chosen, rejected or tie"
-            ) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise RowError(
-            "label",
-            f"expected chosen/rejected/tie or a probability in [0, 1] that chosen is better, got {value!r}",
-        )
+    if math.isnan(value):
+        raise RowError("label", "is NaN (no preference recorded)")
     return float(value)
 
 

@@ -91,23 +91,14 @@ class ContentValidator(Validator):
         pairs = context.pairs
         n = len(pairs)
         sides = {side: self._side_findings(context, side) for side in ("chosen", "rejected")}
-        identical = (
-            (context.normalized_hashes("chosen") == context.normalized_hashes("rejected"))
-            if n
-            else np.zeros(0, bool)
-        )
+        identical = context.normalized_hashes("chosen") == context.normalized_hashes("rejected")
         caps = self._length_caps(context, sides)
         for side in sides:
             sides[side]["capped"] = self._at_cap(context, side, caps) & ~sides[side]["closed"]
 
-        findings = {
-            "empty": sides["chosen"]["empty"] | sides["rejected"]["empty"],
-            "identical": identical,
-            "capped": sides["chosen"]["capped"] | sides["rejected"]["capped"],
-            "dangling": sides["chosen"]["dangling"] | sides["rejected"]["dangling"],
-            "extreme": sides["chosen"]["extreme"] | sides["rejected"]["extreme"],
-            "open_end": sides["chosen"]["open_end"] | sides["rejected"]["open_end"],
-        }
+        per_side = ("empty", "capped", "dangling", "extreme", "open_end")
+        findings = {kind: sides["chosen"][kind] | sides["rejected"][kind] for kind in per_side}
+        findings["identical"] = identical
         score = np.zeros(n)
         for kind, mask in findings.items():
             score = np.where(mask, np.maximum(score, _SEVERITY[kind]), score)

@@ -239,7 +239,14 @@ def test_preference_labels(label, p_first):
 
 @pytest.mark.parametrize(
     "label,message",
-    [(None, "is null"), (0, "out of range"), ("maybe", "unknown label"), (True, "got true/false")],
+    [
+        (None, "is null"),
+        (float("nan"), "is NaN"),
+        ("nan", "is NaN"),
+        (0, "out of range"),
+        ("maybe", "unknown label"),
+        (True, "got true/false"),
+    ],
 )
 def test_bad_preference_labels(label, message):
     with pytest.raises(RowError, match=message):
