@@ -66,7 +66,7 @@ _SIDE_BY_SIDE_LABELS = {word: v for v, words in _LABEL_WORDS.items() for word in
 # Annotation-file labels name the pair's own responses; numbers are P(chosen is better).
 _ANNOTATION_LABELS = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
 
-HH_HUMAN, HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+HH_ASSISTANT = "\n\nAssistant:"
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 

@@ -206,9 +206,9 @@ class ContentValidator(Validator):
                     ending = context.pairs[side].iat[i].rstrip()[-20:]
                     parts.append(f"{side} ends mid-sentence ('...{ending}')")
                 if found["extreme"][i]:
-                    parts.append(
-                        f"{side} has an extreme length ({context.lengths(side)[i]:,} characters)"
-                    )
+                    chars = int(context.lengths(side)[i])
+                    unit = "character" if chars == 1 else "characters"
+                    parts.append(f"{side} has an extreme length ({chars:,} {unit})")
             reasons[i] = "; ".join(parts)
         return reasons
 
