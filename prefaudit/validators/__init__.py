@@ -4,6 +4,7 @@ Importing this package registers the built-in validators; each module imports on
 needs at import time (models are asked of the AuditContext, never loaded here).
 """
 
+from prefaudit.validators.agreement import AgreementValidator
 from prefaudit.validators.base import (
     FLAG_COLUMNS,
     VALIDATORS,
@@ -18,6 +19,7 @@ from prefaudit.validators.base import (
 from prefaudit.validators.content import ContentValidator
 
 __all__ = [
+    "AgreementValidator",
     "FLAG_COLUMNS",
     "VALIDATORS",
     "ContentValidator",

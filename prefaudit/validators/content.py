@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit import stats
 from prefaudit.validators.base import Validator, ValidatorResult, register
 
 # A response that ends on one of these was most likely cut off mid-sentence.
@@ -222,15 +223,15 @@ class ContentValidator(Validator):
             "content/pairs": n,
             "content/empty_responses": int(findings["empty"].sum()),
             "content/identical_pairs": int(findings["identical"].sum()),
-            "content/identical_rate": _rate(findings["identical"].sum(), n),
+            "content/identical_rate": stats.rate(findings["identical"].sum(), n),
             "content/truncated_pairs": int(truncated.sum()),
-            "content/truncated_rate": _rate(truncated.sum(), n),
+            "content/truncated_rate": stats.rate(truncated.sum(), n),
             "content/length_cap_chars": caps[0]["length"] if caps else None,
-            "content/open_end_rate": _rate(findings["open_end"].sum(), n),
+            "content/open_end_rate": stats.rate(findings["open_end"].sum(), n),
             "content/extreme_length_pairs": int(findings["extreme"].sum()),
-            "content/issue_rate": _rate(issue.sum(), n),
-            "content/chosen_longer_rate": _rate(longer, differ),
-            "content/equal_length_rate": _rate(n - differ, n),
+            "content/issue_rate": stats.rate(issue.sum(), n),
+            "content/chosen_longer_rate": stats.rate(longer, differ),
+            "content/equal_length_rate": stats.rate(n - differ, n),
             "content/mean_chars_prompt": float(context.lengths("prompt").mean()) if n else None,
             "content/mean_chars_chosen": float(chosen.mean()) if n else None,
             "content/mean_chars_rejected": float(rejected.mean()) if n else None,
@@ -238,7 +239,7 @@ class ContentValidator(Validator):
         low, high = _wilson(longer, differ)
         metrics["content/chosen_longer_rate_ci_low"] = low
         metrics["content/chosen_longer_rate_ci_high"] = high
-        metrics["content/length_bias_p_value"] = _binomial_p(longer, differ)
+        metrics["content/length_bias_p_value"] = stats.binomial_p_value(longer, differ)
         # Point-biserial correlation between the log length ratio and the label, with each pair
         # shown in both orders: mean(x) / rms(x). 0 = no length signal, 1 = chosen always longer.
         ratio = np.log1p(chosen) - np.log1p(rejected)
@@ -268,10 +269,6 @@ def _matches(texts: pd.Series, pattern: str) -> np.ndarray:
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _rate(count: float, total: float) -> float | None:
-    return float(count) / float(total) if total else None
-
-
 def _wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float | None, float | None]:
     """The Wilson score 95% interval of a proportion."""
     if not total:
@@ -281,15 +278,6 @@ def _wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float | No
     center = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
     return max(0.0, center - half), min(1.0, center + half)
-
-
-def _binomial_p(successes: int, total: int) -> float | None:
-    """Two-sided p-value that chosen is longer no more often than by chance (rate 0.5)."""
-    if not total:
-        return None
-    from scipy.stats import binomtest
-
-    return float(binomtest(successes, total, 0.5).pvalue)
 
 
 def _score_correlation(pairs: pd.DataFrame, diff: np.ndarray) -> float | None:

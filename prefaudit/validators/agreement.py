@@ -1,0 +1,490 @@
+"""``agreement``: how far the labels can be trusted, from several raters per pair."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit import stats
+from prefaudit.validators.base import Validator, ValidatorResult, register
+
+LABELS = ("chosen", "rejected", "tie")  # label codes 0, 1, 2 below
+CHOSEN, REJECTED, TIE = range(3)
+_SPLIT = -1  # no single majority label
+
+
+@dataclass
+class _Ratings:
+    """Coded ratings after reconciling repeats: one per (pair, rater).
+
+    Labels are in the frame the raters answered in: ``position`` (0 = the first-shown response
+    is better, 1 = the second, 2 = tie) when every rater of a pair saw the same order, else
+    ``pair`` (0 = the dataset's chosen, 1 = its rejected, 2 = tie). Statistics are computed in
+    that frame, so they never depend on an orientation derived from the ratings themselves.
+    """
+
+    unit: np.ndarray  # pair position in the PairSet
+    rater: np.ndarray  # rater code
+    label: np.ndarray  # 0, 1, 2 in the frame
+    value: np.ndarray  # probability that side 0 is better, in [0, 1]
+    first_preferred: np.ndarray  # 1 prefers the first-shown response, 0 the second, -1 unknown/tie
+    raters: list[str]
+    repeats: int
+    frame: str  # "position" or "pair"
+    swap: np.ndarray  # per pair: side 0 of the frame is the dataset's rejected response
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return ("first", "second", "tie") if self.frame == "position" else LABELS
+
+    def to_pair_frame(self, per_pair: np.ndarray) -> np.ndarray:
+        """Per-pair (n, 3) counts or probabilities with side 0 = chosen, side 1 = rejected."""
+        out = per_pair.copy()
+        out[self.swap, 0], out[self.swap, 1] = per_pair[self.swap, 1], per_pair[self.swap, 0]
+        return out
+
+
+@register
+class AgreementValidator(Validator):
+    """Inter-rater agreement, per-pair consensus and per-rater reliability.
+
+    >>> import pandas as pd
+    >>> from prefaudit.audit import AuditContext
+    >>> pairs = pd.DataFrame({"prompt": ["a", "b"], "chosen": ["x", "y"], "rejected": ["z", "w"]}, index=["p1", "p2"])
+    >>> notes = pd.DataFrame({"pair_id": ["p1", "p1", "p2", "p2"], "annotator": ["r1", "r2"] * 2,
+    ...                       "label": ["chosen", "chosen", "chosen", "rejected"], "value": [1.0, 1.0, 1.0, 0.0]})
+    >>> result = AgreementValidator(bootstrap_resamples=0).run(AuditContext(pairs, notes))
+    >>> result.flags["issue"].tolist(), result.metrics["agreement/percent_agreement"]
+    ([False, True], 0.5)
+    """
+
+    name = "agreement"
+    description = (
+        "Agreement between the raters of each pair: Krippendorff's alpha (with a bootstrap 95% "
+        "interval), percent agreement, Cohen's kappa between raters and Fleiss' kappa; per pair, "
+        "the consensus label, how many raters share it and whether it contradicts the dataset's "
+        "label; per rater, agreement with the others, position bias and a Dawid-Skene estimate "
+        "of accuracy. Labels the raters do not agree on teach the model noise."
+    )
+    requires = ("annotations",)
+    headline_metrics = (
+        "agreement/krippendorff_alpha",
+        "agreement/krippendorff_alpha_ci_low",
+        "agreement/krippendorff_alpha_ci_high",
+        "agreement/percent_agreement",
+        "agreement/low_agreement_rate",
+        "agreement/unreliable_annotators",
+    )
+
+    def __init__(
+        self,
+        *,
+        level: str = "auto",
+        min_agreement: float = 0.6,
+        aggregate: str = "dawid_skene",
+        min_annotator_accuracy: float = 0.7,
+        min_annotator_kappa: float = 0.2,
+        bootstrap_resamples: int = 1000,
+        seed: int = 0,
+    ):
+        # "auto": nominal when labels are categories, ordinal for a few graded levels (<= 11),
+        # interval for continuous values; or name one of nominal / ordinal / interval.
+        self.level = level
+        # A pair is low-agreement when fewer than this share of its raters give the top label.
+        self.min_agreement = min_agreement
+        # How a pair's consensus is formed: "majority" or "dawid_skene" (weights raters by skill).
+        self.aggregate = aggregate
+        # Raters below this Dawid-Skene accuracy, or ...
+        self.min_annotator_accuracy = min_annotator_accuracy
+        # ... below this Cohen's kappa against the others' majority, are flagged unreliable.
+        self.min_annotator_kappa = min_annotator_kappa
+        # Resamples of pairs for alpha's 95% interval (0 skips it).
+        self.bootstrap_resamples = bootstrap_resamples
+        self.seed = seed  # for the bootstrap
+
+    def run(self, context) -> ValidatorResult:
+        if self.aggregate not in ("majority", "dawid_skene"):
+            raise ValueError(
+                f"agreement: aggregate must be 'majority' or 'dawid_skene', got {self.aggregate!r}"
+            )
+        pairs = context.pairs
+        ratings = _code(context.annotations, pairs)
+        n = len(pairs)
+        counts = np.zeros((n, 3))  # votes per pair in the raters' frame
+        np.add.at(counts, (ratings.unit, ratings.label), 1.0)
+        raters_per_pair = counts.sum(axis=1)
+        level = self._level(ratings.value)
+
+        fit = None
+        if len(ratings.unit) and ratings.raters:
+            fit = stats.dawid_skene(
+                ratings.unit, ratings.rater, ratings.label, n, len(ratings.raters), 3
+            )
+        table, unreliable = self._rater_table(ratings, counts, fit)
+        depends = _depends_on(ratings, counts, unreliable)
+        votes = ratings.to_pair_frame(counts)  # side 0 = chosen from here on
+        majority, share = _majority(votes)
+        soft, consensus = self._consensus(ratings, votes, majority, fit)
+        flags = self._flags(
+            pairs.index, raters_per_pair, majority, share, votes, soft, consensus, depends
+        )
+        metrics = self._metrics(ratings, counts, level, flags, unreliable)
+        info = {
+            "level_of_measurement": level,
+            "label_frame": ratings.frame,
+            "labels": list(ratings.names),
+            "aggregate": self.aggregate,
+            "raters_per_pair": {
+                str(int(k)): int(v)
+                for k, v in zip(*np.unique(raters_per_pair, return_counts=True), strict=True)
+            },
+            "repeated_judgements": {
+                "count": ratings.repeats,
+                "reconciled_by": "mean of the rater's values for the pair; the label follows the mean (a tie when they cancel)",
+            },
+            "annotators": table,
+            "cohen_kappa": _kappa_matrix(ratings),
+            "dawid_skene": None
+            if fit is None
+            else {
+                "iterations": fit.iterations,
+                "priors": dict(zip(ratings.names, fit.priors.round(4).tolist(), strict=True)),
+                "confusion": {
+                    r: fit.confusion[i].round(4).tolist() for i, r in enumerate(ratings.raters)
+                },
+            },
+        }
+        return self.result(flags, metrics, info)
+
+    def _level(self, values: np.ndarray) -> str:
+        if self.level != "auto":
+            if self.level not in stats.LEVELS:
+                raise ValueError(
+                    f"agreement: level must be 'auto' or one of {stats.LEVELS}, got {self.level!r}"
+                )
+            return self.level
+        distinct = np.unique(values)
+        if np.isin(distinct, (0.0, 0.5, 1.0)).all():
+            return "nominal"
+        return "ordinal" if len(distinct) <= 11 else "interval"
+
+    def _consensus(self, ratings, votes, majority, fit):
+        """Soft label P(chosen better) and the consensus label (chosen frame) of every pair."""
+        rated = votes.sum(axis=1) > 0
+        if self.aggregate == "dawid_skene" and fit is not None:
+            posteriors = ratings.to_pair_frame(fit.posteriors)
+            soft = posteriors[:, CHOSEN] + 0.5 * posteriors[:, TIE]
+            consensus = np.where(rated, posteriors.argmax(axis=1), _SPLIT)
+        else:
+            total = np.bincount(ratings.unit, weights=ratings.value, minlength=len(votes))
+            mean = np.divide(total, votes.sum(axis=1), out=np.full(len(votes), np.nan), where=rated)
+            soft = np.where(ratings.swap, 1.0 - mean, mean)
+            consensus = majority
+        return np.where(rated, soft, np.nan), consensus
+
+    def _rater_table(self, ratings, counts, fit) -> tuple[list[dict[str, Any]], list[str]]:
+        """Per rater: labels, agreement with the others, kappa, position bias, estimated accuracy."""
+        from sklearn.metrics import cohen_kappa_score
+
+        others = counts[ratings.unit].copy()
+        others[np.arange(len(ratings.label)), ratings.label] -= 1.0
+        loo, _ = _majority(others)  # the other raters' majority for each rating
+        accuracy = fit.accuracy() if fit is not None else np.full(len(ratings.raters), np.nan)
+        rows = []
+        for code, rater in enumerate(ratings.raters):
+            mine = ratings.rater == code
+            defined = mine & (loo != _SPLIT)
+            own, theirs = ratings.label[defined], loo[defined]
+            kappa = _safe_kappa(cohen_kappa_score, own, theirs)
+            # Position bias free of content: among this rater's disagreements with the others,
+            # the share that favour the first-shown response (0.5 = none).
+            disagree = defined & (ratings.label != loo) & (ratings.first_preferred >= 0)
+            first = int(ratings.first_preferred[disagree].sum())
+            total = int(disagree.sum())
+            rows.append(
+                {
+                    "annotator": rater,
+                    "labels": int(mine.sum()),
+                    "loo_agreement": float((own == theirs).mean()) if len(own) else None,
+                    "kappa_vs_others": kappa,
+                    "first_shown_rate": _share(
+                        ratings.first_preferred[mine & (ratings.first_preferred >= 0)]
+                    ),
+                    "position_bias": first / total if total else None,
+                    "position_bias_p_value": stats.binomial_p_value(first, total),
+                    "estimated_accuracy": None
+                    if math.isnan(accuracy[code])
+                    else float(accuracy[code]),
+                }
+            )
+        for row in rows:
+            low_accuracy = (
+                row["estimated_accuracy"] is not None
+                and row["estimated_accuracy"] < self.min_annotator_accuracy
+            )
+            low_kappa = (
+                row["kappa_vs_others"] is not None
+                and row["kappa_vs_others"] < self.min_annotator_kappa
+            )
+            row["unreliable"] = bool(low_accuracy or low_kappa)
+        rows.sort(
+            key=lambda r: (
+                -(r["estimated_accuracy"] if r["estimated_accuracy"] is not None else -1.0)
+            )
+        )
+        for rank, row in enumerate(rows, 1):
+            row["rank"] = rank
+        return rows, [r["annotator"] for r in rows if r["unreliable"]]
+
+    def _flags(
+        self, index, raters_per_pair, majority, share, counts, soft, consensus, depends
+    ) -> pd.DataFrame:
+        rated = raters_per_pair > 0
+        several = raters_per_pair >= 2
+        low = several & (share < self.min_agreement)
+        tie = rated & (consensus == TIE)
+        contradicted = rated & (consensus == REJECTED)
+        issue = low | tie | contradicted | depends
+        score = np.where(rated, np.clip(1.0 - np.nan_to_num(soft, nan=1.0), 0.0, 1.0), 0.0)
+        reasons = [""] * len(index)
+        for i in np.flatnonzero(issue):
+            parts = []
+            votes = ", ".join(
+                f"{int(c)} {label}" for c, label in zip(counts[i], LABELS, strict=True) if c
+            )
+            if contradicted[i]:
+                parts.append(f"the raters prefer the rejected response ({votes})")
+            if tie[i]:
+                parts.append(f"the raters' consensus is a tie ({votes})")
+            if low[i] and not contradicted[i]:
+                parts.append(
+                    f"low agreement: {share[i]:.0%} of {int(raters_per_pair[i])} raters give the top label ({votes})"
+                )
+            if depends[i]:
+                parts.append("the majority changes without the unreliable raters")
+            reasons[i] = "; ".join(parts)
+        return pd.DataFrame(
+            {
+                "score": score,
+                "issue": issue,
+                "reason": reasons,
+                "raters": raters_per_pair.astype(np.int64),
+                "majority_label": [
+                    LABELS[m] if m >= 0 else ("split" if r else "")
+                    for m, r in zip(majority, rated, strict=True)
+                ],
+                "agreement": np.where(rated, share, np.nan),
+                "entropy": _entropy(counts),
+                "soft_label": soft,
+                "consensus_label": [LABELS[c] if c >= 0 else "" for c in consensus],
+                "low_agreement": low,
+                "tie": tie,
+                "contradicted": contradicted,
+                "depends_on_unreliable": depends,
+            },
+            index=index,
+        )
+
+    def _metrics(self, ratings, counts, level, flags, unreliable) -> dict[str, Any]:
+        m = counts.sum(axis=1)
+        several = m >= 2
+        alpha, low, high, method = self._alpha(ratings, level)
+        pair_agreement = (counts * (counts - 1)).sum(axis=1)[several] / (m * (m - 1))[several]
+        return {
+            "agreement/annotations": int(len(ratings.unit)),
+            "agreement/annotators": len(ratings.raters),
+            "agreement/pairs_annotated": int((m > 0).sum()),
+            "agreement/mean_raters_per_pair": float(m[m > 0].mean()) if (m > 0).any() else None,
+            "agreement/repeated_judgements": ratings.repeats,
+            "agreement/level_of_measurement": level,
+            "agreement/alpha_method": method,
+            "agreement/krippendorff_alpha": alpha,
+            "agreement/krippendorff_alpha_ci_low": low,
+            "agreement/krippendorff_alpha_ci_high": high,
+            "agreement/percent_agreement": float(pair_agreement.mean())
+            if len(pair_agreement)
+            else None,
+            "agreement/fleiss_kappa": _fleiss(counts[several]),
+            "agreement/low_agreement_rate": stats.rate(flags["low_agreement"].sum(), several.sum()),
+            "agreement/tie_rate": stats.rate(flags["tie"].sum(), (m > 0).sum()),
+            "agreement/contradicted_rate": stats.rate(flags["contradicted"].sum(), (m > 0).sum()),
+            "agreement/unreliable_annotators": len(unreliable),
+        }
+
+    def _alpha(self, ratings, level) -> tuple[float | None, float | None, float | None, str]:
+        """Alpha and its bootstrap 95% interval over pairs; says what computed the estimate."""
+        if len(ratings.unit) < 2:
+            return None, None, None, "none"
+        values = ratings.label.astype(float) if level == "nominal" else ratings.value
+        sufficient = stats.alpha_statistics(ratings.unit, values, level)
+        if len(np.unique(values)) <= _PACKAGE_MAX_VALUES:
+            alpha, method = _package_alpha(ratings, values, level), "krippendorff package"
+        else:
+            # The package builds a units x V x V array: with continuous labels (V in the
+            # thousands) that is tens of seconds. The moment formula is exact (equal to the
+            # package to rounding; see tests/test_stats.py).
+            alpha, method = stats.alpha(sufficient), "prefaudit.stats (exact, continuous values)"
+        if alpha is None or math.isnan(alpha):
+            return None, None, None, method
+        if not self.bootstrap_resamples:
+            return alpha, None, None, method
+        resampled = stats.bootstrap_alpha(sufficient, self.bootstrap_resamples, self.seed)
+        resampled = resampled[~np.isnan(resampled)]
+        if not len(resampled):
+            return alpha, None, None, method
+        low, high = np.percentile(resampled, [2.5, 97.5])
+        return alpha, float(low), float(high), method
+
+
+_PACKAGE_MAX_VALUES = 50  # distinct label values up to which the krippendorff package is used
+
+
+def _package_alpha(ratings, values: np.ndarray, level: str) -> float | None:
+    import krippendorff
+
+    units, unit_index = np.unique(ratings.unit, return_inverse=True)
+    matrix = np.full((len(ratings.raters), len(units)), np.nan)
+    matrix[ratings.rater, unit_index] = values
+    try:
+        return float(krippendorff.alpha(reliability_data=matrix, level_of_measurement=level))
+    except ValueError:  # a single value throughout: expected disagreement is zero
+        return None
+
+
+def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
+    """Integer codes for pairs, raters and labels; repeated (pair, rater) judgements averaged."""
+    table = annotations[annotations["pair_id"].astype(str).isin(pairs.index)]
+    unknown = len(annotations) - len(table)
+    if unknown:
+        raise ValueError(f"agreement: {unknown} annotation(s) name pairs that are not loaded")
+    unit = pairs.index.get_indexer(table["pair_id"].astype(str))
+    rater_codes, raters = pd.factorize(table["annotator"].astype(str), sort=True)
+    if "chosen_position" in table:
+        position = (
+            table["chosen_position"]
+            .astype(object)
+            .where(table["chosen_position"].notna(), None)
+            .to_numpy()
+        )
+    else:
+        position = np.full(len(table), None, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "unit": unit,
+            "rater": rater_codes,
+            "value": table["value"].to_numpy(dtype=float),
+            "position": position,
+        }
+    )
+    reconciled = (
+        frame.groupby(["unit", "rater"], sort=True)
+        .agg(value=("value", "mean"), position=("position", "first"))
+        .reset_index()
+    )
+    unit, shown = reconciled["unit"].to_numpy(), reconciled["position"].to_numpy()
+    value = reconciled["value"].to_numpy()  # P(chosen better)
+    known = np.array([p in ("a", "b") for p in shown], dtype=bool)
+    # The position frame applies when every rating has a position and each pair has one order.
+    orders = reconciled.loc[known].groupby("unit")["position"].nunique()
+    use_position = len(reconciled) > 0 and known.all() and bool((orders == 1).all())
+    chosen_second = known & (shown == "b")
+    swap = np.zeros(len(pairs), dtype=bool)
+    if use_position:
+        swap[unit[chosen_second]] = True
+        value = np.where(chosen_second, 1.0 - value, value)  # now P(first-shown better)
+    label = np.where(value > 0.5, 0, np.where(value < 0.5, 1, TIE))
+    prefers_chosen = np.where(swap[unit], label == 1, label == 0) if use_position else label == 0
+    prefers_first = np.where(chosen_second, ~prefers_chosen, prefers_chosen).astype(int)
+    first = np.where(known & (label != TIE), prefers_first, -1)
+    return _Ratings(
+        unit,
+        reconciled["rater"].to_numpy(),
+        label,
+        value,
+        first,
+        [str(r) for r in raters],
+        int(len(frame) - len(reconciled)),
+        "position" if use_position else "pair",
+        swap,
+    )
+
+
+def _majority(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The top label of each row (_SPLIT when tied or empty) and the share of votes it has."""
+    top = counts.max(axis=1)
+    total = counts.sum(axis=1)
+    winners = (counts == top[:, None]).sum(axis=1)
+    label = np.where((total > 0) & (winners == 1), counts.argmax(axis=1), _SPLIT)
+    share = np.divide(top, total, out=np.zeros(len(counts)), where=total > 0)
+    return label, share
+
+
+def _depends_on(ratings: _Ratings, counts: np.ndarray, unreliable: list[str]) -> np.ndarray:
+    """Pairs whose majority label changes when the unreliable raters are left out."""
+    if not unreliable:
+        return np.zeros(len(counts), dtype=bool)
+    majority, _ = _majority(counts)
+    drop = np.isin(np.asarray(ratings.raters)[ratings.rater], unreliable)
+    kept = counts.copy()
+    np.add.at(kept, (ratings.unit[drop], ratings.label[drop]), -1.0)
+    without, _ = _majority(kept)
+    return (majority != without) & (kept.sum(axis=1) > 0)
+
+
+def _kappa_matrix(ratings: _Ratings) -> dict[str, Any]:
+    """Cohen's kappa for every pair of raters, on the pairs both labelled."""
+    from sklearn.metrics import cohen_kappa_score
+
+    r = len(ratings.raters)
+    labels = {}
+    for code in range(r):
+        mine = ratings.rater == code
+        labels[code] = pd.Series(ratings.label[mine], index=ratings.unit[mine])
+    matrix: list[list[float | None]] = [[None] * r for _ in range(r)]
+    overlap = [[0] * r for _ in range(r)]
+    for a in range(r):
+        for b in range(a, r):
+            both = labels[a].index.intersection(labels[b].index)
+            overlap[a][b] = overlap[b][a] = int(len(both))
+            if len(both) >= 2:
+                kappa = _safe_kappa(
+                    cohen_kappa_score,
+                    labels[a].loc[both].to_numpy(),
+                    labels[b].loc[both].to_numpy(),
+                )
+                matrix[a][b] = matrix[b][a] = kappa
+    return {"annotators": ratings.raters, "kappa": matrix, "overlap": overlap}
+
+
+def _safe_kappa(score, a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 2:
+        return None
+    if len(np.unique(np.concatenate([a, b]))) < 2:
+        return 1.0 if (a == b).all() else None  # one label used throughout: kappa is undefined
+    value = float(score(a, b, labels=[CHOSEN, REJECTED, TIE]))
+    return None if math.isnan(value) else value
+
+
+def _fleiss(counts: np.ndarray) -> float | None:
+    """Fleiss' kappa over the pairs that have the most common number of raters."""
+    if not len(counts):
+        return None
+    m = counts.sum(axis=1)
+    values, frequency = np.unique(m, return_counts=True)
+    return stats.fleiss_kappa(counts[m == values[frequency.argmax()]])
+
+
+def _entropy(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(shares > 0, -shares * np.log2(shares), 0.0)
+    return np.where(total[:, 0] > 0, terms.sum(axis=1), np.nan)
+
+
+def _share(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
