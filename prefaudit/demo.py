@@ -34,6 +34,8 @@ ANNOTATORS = {
     "rater_e": (0.50, 0.0),  # labels at random
 }
 RATERS_PER_PAIR = 3
+# How often each rater is drawn: the weak ones do less of the work, as in a curated crowd.
+RATER_WORKLOAD = {"rater_a": 1.0, "rater_b": 1.0, "rater_c": 1.0, "rater_d": 0.4, "rater_e": 0.4}
 LENGTH_CAP = 820  # characters: planted truncated responses stop exactly here
 
 
@@ -288,12 +290,14 @@ def _plant_agreement_and_red_team(gen: _Generator) -> None:
     gen.plant(
         "agreement", "ambiguous_pair", ambiguous, note="two equally good answers; raters split"
     )
-    gen.plant(
-        "agreement",
-        "unreliable_annotator",
-        [],
-        note="rater_e labels at random; rater_d prefers the first-shown response",
-    )
+    gen.planted["agreement"]["unreliable_annotator"] = {
+        "annotators": ["rater_e"],
+        "note": "rater_e labels at random",
+    }
+    gen.planted["agreement"]["position_biased_annotator"] = {
+        "annotators": ["rater_d"],
+        "note": "rater_d picks the first-shown response 80% of the time",
+    }
     red = [gen.add(p, RED_TEAM_REFUSAL, RED_TEAM_COMPLY, "red team") for p in RED_TEAM_PROMPTS]
     gen.plant(
         "report",
@@ -330,7 +334,7 @@ def _annotations(gen: _Generator) -> list[dict[str, Any]]:
     names = list(ANNOTATORS)
     for record in gen.records:
         pid, truth = record["id"], gen.truth[record["id"]]
-        for name in gen.rng.sample(names, RATERS_PER_PAIR):
+        for name in _draw_raters(gen.rng, names):
             accuracy, position_bias = ANNOTATORS[name]
             chosen_first = gen.rng.random() < 0.5
             if gen.rng.random() < position_bias:
@@ -349,6 +353,15 @@ def _annotations(gen: _Generator) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _draw_raters(rng: random.Random, names: list[str]) -> list[str]:
+    """RATERS_PER_PAIR distinct raters, drawn in proportion to their workload."""
+    chosen: list[str] = []
+    while len(chosen) < RATERS_PER_PAIR:
+        pool = [n for n in names if n not in chosen]
+        chosen.append(rng.choices(pool, weights=[RATER_WORKLOAD[n] for n in pool])[0])
+    return chosen
 
 
 def _bad_rows(gen: _Generator, count: int) -> list[tuple[int, str]]:
@@ -388,6 +401,13 @@ def planted_found(result, planted: dict[str, dict[str, dict[str, Any]]]) -> list
             if validator == "load":
                 found_lines = {i.line for i in result.load.rejected}
                 row.update(planted=len(spec["lines"]), found=len(found_lines & set(spec["lines"])))
+            elif "annotators" in spec:
+                ran = validator in result.validators
+                found = (
+                    _annotators_found(result.validators[validator].info, defect) if ran else set()
+                )
+                row.update(planted=len(spec["annotators"]), ran=ran)
+                row["found"] = len(found & set(spec["annotators"])) if ran else None
             else:
                 ids = spec["pair_ids"]
                 row["planted"] = len(ids) if ids else None
@@ -400,6 +420,20 @@ def planted_found(result, planted: dict[str, dict[str, dict[str, Any]]]) -> list
                 row["ran"] = ran
             rows.append(row)
     return rows
+
+
+def _annotators_found(info: dict[str, Any], defect: str) -> set[str]:
+    """Raters the agreement check marks unreliable, or finds position-biased (p < 0.001)."""
+    rows = info.get("annotators", [])
+    if defect == "position_biased_annotator":
+        return {
+            r["annotator"]
+            for r in rows
+            if r["position_bias"] is not None
+            and r["position_bias"] > 0.5
+            and (r["position_bias_p_value"] or 1) < 1e-3
+        }
+    return {r["annotator"] for r in rows if r["unreliable"]}
 
 
 def _found(flags, ids: list[str], column: str) -> int:

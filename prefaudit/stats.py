@@ -166,7 +166,8 @@ def dawid_skene(
     """Dawid & Skene (1979) EM: per-rater confusion matrices and per-unit class posteriors.
 
     Initialised with the majority vote (soft); confusion entries are clipped at 1e-12 before
-    normalising, as in crowd-kit. Stops when the log-likelihood changes by less than ``tol``.
+    normalising, as in crowd-kit. Stops when the log-likelihood per rating improves by less
+    than ``tol`` (a scale-free rule; crowd-kit uses its evidence lower bound per rating).
     """
     eps = 1e-12
     posteriors = np.zeros((n_units, n_classes))
@@ -200,8 +201,8 @@ def dawid_skene(
         joint = np.exp(log_likelihood - top)
         total = joint.sum(axis=1, keepdims=True)
         posteriors = np.where(rated[:, None], joint / total, 0.0)
-        current = float((np.log(total[:, 0]) + top[:, 0])[rated].sum())
-        if abs(current - previous) < tol:
+        current = float((np.log(total[:, 0]) + top[:, 0])[rated].sum()) / max(len(units), 1)
+        if current - previous < tol:
             break
         previous = current
     return DawidSkeneFit(posteriors, priors, confusion, iterations)

@@ -25,6 +25,8 @@ def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
     rows = planted_found(
         AuditResult.read(tmp_path), orjson.loads((tmp_path / "data" / "planted.json").read_bytes())
     )
+    raters = {r["defect"]: r["found"] for r in rows if r["validator"] == "agreement"}
+    assert raters["unreliable_annotator"] == 1 and raters["position_biased_annotator"] == 1
     content = [r for r in rows if r["validator"] in ("content", "load")]
     assert content and all(r["found"] == r["planted"] for r in content), content
     # Nothing else is flagged by content: the planted defects are the only ones.

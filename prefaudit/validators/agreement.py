@@ -87,7 +87,7 @@ class AgreementValidator(Validator):
         min_agreement: float = 0.6,
         aggregate: str = "dawid_skene",
         min_annotator_accuracy: float = 0.7,
-        min_annotator_kappa: float = 0.2,
+        min_annotator_agreement: float = 0.65,
         bootstrap_resamples: int = 1000,
         seed: int = 0,
     ):
@@ -100,8 +100,9 @@ class AgreementValidator(Validator):
         self.aggregate = aggregate
         # Raters below this Dawid-Skene accuracy, or ...
         self.min_annotator_accuracy = min_annotator_accuracy
-        # ... below this Cohen's kappa against the others' majority, are flagged unreliable.
-        self.min_annotator_kappa = min_annotator_kappa
+        # ... agreeing with the other raters' majority less often than this, are unreliable.
+        # (Not kappa: when most labels are right, every rater's kappa collapses towards 0.)
+        self.min_annotator_agreement = min_annotator_agreement
         # Resamples of pairs for alpha's 95% interval (0 skips it).
         self.bootstrap_resamples = bootstrap_resamples
         self.seed = seed  # for the bootstrap
@@ -226,11 +227,11 @@ class AgreementValidator(Validator):
                 row["estimated_accuracy"] is not None
                 and row["estimated_accuracy"] < self.min_annotator_accuracy
             )
-            low_kappa = (
-                row["kappa_vs_others"] is not None
-                and row["kappa_vs_others"] < self.min_annotator_kappa
+            low_agreement = (
+                row["loo_agreement"] is not None
+                and row["loo_agreement"] < self.min_annotator_agreement
             )
-            row["unreliable"] = bool(low_accuracy or low_kappa)
+            row["unreliable"] = bool(low_accuracy or low_agreement)
         rows.sort(
             key=lambda r: (
                 -(r["estimated_accuracy"] if r["estimated_accuracy"] is not None else -1.0)

@@ -1,0 +1,227 @@
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from prefaudit.audit import AuditContext
+from prefaudit.cli import main
+from prefaudit.validators import AgreementValidator
+from tests.helpers import pair, pairs_frame, write_lines
+
+
+def _pairs(n):
+    return pairs_frame([(f"Q{i}", f"good {i}", f"bad {i}") for i in range(n)])
+
+
+def _annotations(rows):
+    """rows: (pair index, annotator, label) or (..., chosen_position)."""
+    frame = pd.DataFrame([r[:3] for r in rows], columns=["pair", "annotator", "label"])
+    frame["pair_id"] = "p" + frame["pair"].astype(str)
+    frame["value"] = frame["label"].map({"chosen": 1.0, "rejected": 0.0, "tie": 0.5})
+    if any(len(r) > 3 for r in rows):
+        frame["chosen_position"] = [r[3] if len(r) > 3 else None for r in rows]
+    return frame.drop(columns="pair")
+
+
+def _run(n, rows, **params):
+    params.setdefault("bootstrap_resamples", 0)
+    return AgreementValidator(**params).run(AuditContext(_pairs(n), _annotations(rows)))
+
+
+def _simulated(n=2000, accuracies=(0.9, 0.9, 0.9), seed=0, first_bias=None):
+    """Raters of given accuracy; the chosen response is truly better in 70% of the pairs."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        truth, other = ("chosen", "rejected") if rng.random() < 0.7 else ("rejected", "chosen")
+        for r, accuracy in enumerate(accuracies):
+            position = "a" if rng.random() < 0.5 else "b"
+            if first_bias and r == first_bias[0] and rng.random() < first_bias[1]:
+                label = "chosen" if position == "a" else "rejected"
+            else:
+                label = truth if rng.random() < accuracy else other
+            rows.append((i, f"r{r}", label, position))
+    return n, rows
+
+
+def test_perfect_agreement():
+    result = _run(
+        4, [(i, r, "chosen") for i in range(4) for r in ("r1", "r2", "r3")] + [(3, "r4", "chosen")]
+    )
+    metrics = result.metrics
+    assert metrics["agreement/percent_agreement"] == 1.0
+    assert not result.flags["issue"].any()
+    assert (result.flags["agreement"] == 1.0).all()
+    # One value throughout: alpha is undefined (no expected disagreement), reported as None.
+    assert metrics["agreement/krippendorff_alpha"] is None
+
+
+def test_perfect_agreement_with_both_labels_gives_alpha_one():
+    rows = [(i, r, "chosen" if i % 2 else "rejected") for i in range(6) for r in ("r1", "r2")]
+    assert _run(6, rows).metrics["agreement/krippendorff_alpha"] == pytest.approx(1.0)
+
+
+def test_random_raters_give_alpha_near_zero():
+    rng = np.random.default_rng(1)
+    rows = [(i, f"r{r}", rng.choice(["chosen", "rejected"])) for i in range(3000) for r in range(3)]
+    result = _run(3000, rows, bootstrap_resamples=200)
+    metrics = result.metrics
+    assert abs(metrics["agreement/krippendorff_alpha"]) < 0.03
+    assert (
+        metrics["agreement/krippendorff_alpha_ci_low"]
+        < 0
+        < metrics["agreement/krippendorff_alpha_ci_high"]
+    )
+    assert metrics["agreement/percent_agreement"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_position_biased_rater_is_found():
+    n, rows = _simulated(first_bias=(2, 0.8))
+    table = {row["annotator"]: row for row in _run(n, rows).info["annotators"]}
+    assert table["r2"]["position_bias"] > 0.9 and table["r2"]["position_bias_p_value"] < 1e-6
+    for fair in ("r0", "r1"):
+        assert abs(table[fair]["position_bias"] - 0.5) < 0.1
+        assert abs(table[fair]["first_shown_rate"] - 0.5) < 0.05
+
+
+def test_unreliable_rater_is_ranked_last_and_flagged():
+    n, rows = _simulated(n=1500, accuracies=(0.95, 0.9, 0.85, 0.5))
+    result = _run(n, rows)
+    table = result.info["annotators"]
+    assert [row["annotator"] for row in table] == ["r0", "r1", "r2", "r3"]
+    assert [row["unreliable"] for row in table] == [False, False, False, True]
+    assert result.metrics["agreement/unreliable_annotators"] == 1
+    assert table[-1]["estimated_accuracy"] == pytest.approx(0.5, abs=0.05)
+    # Pairs split 2-2 with the random rater on one side change majority without it.
+    assert result.flags["depends_on_unreliable"].any()
+
+
+def test_contradicted_tie_and_low_agreement_pairs():
+    rows = [
+        *[(0, r, "chosen") for r in ("r1", "r2", "r3")],  # clean
+        *[(1, r, "rejected") for r in ("r1", "r2", "r3")],  # raters prefer rejected
+        (2, "r1", "tie"),
+        (2, "r2", "tie"),
+        (2, "r3", "chosen"),  # consensus: tie
+        (3, "r1", "chosen"),
+        (3, "r2", "rejected"),
+        (3, "r3", "tie"),  # no agreement
+    ]
+    flags = _run(4, rows, aggregate="majority").flags
+    assert flags["contradicted"].tolist() == [False, True, False, False]
+    assert flags["tie"].tolist() == [False, False, True, False]
+    assert flags["low_agreement"].tolist() == [False, False, False, True]
+    assert flags["issue"].tolist() == [False, True, True, True]
+    assert flags["reason"].iloc[1] == "the raters prefer the rejected response (3 rejected)"
+    assert flags["majority_label"].tolist() == ["chosen", "rejected", "tie", "split"]
+    assert flags["soft_label"].tolist() == pytest.approx([1.0, 0.0, 2 / 3, 0.5])
+    assert flags["score"].tolist() == pytest.approx([0.0, 1.0, 1 / 3, 0.5])
+    assert flags["entropy"].tolist() == pytest.approx([0.0, 0.0, 0.9183, np.log2(3)], abs=1e-4)
+
+
+def test_repeated_judgements_are_reconciled_and_counted():
+    rows = [
+        (0, "r1", "chosen"),
+        (0, "r1", "rejected"),
+        (0, "r2", "chosen"),
+        (1, "r1", "chosen"),
+        (1, "r2", "chosen"),
+    ]
+    result = _run(2, rows, aggregate="majority")
+    assert result.metrics["agreement/repeated_judgements"] == 1
+    assert result.metrics["agreement/annotations"] == 4  # one per (pair, rater)
+    assert (
+        result.flags["majority_label"].iloc[0] == "split"
+    )  # r1's chosen+rejected averaged to a tie
+    assert "mean" in result.info["repeated_judgements"]["reconciled_by"]
+
+
+def test_level_of_measurement_is_chosen_explicitly():
+    categorical = [
+        (i, r, "chosen" if (i + j) % 3 else "rejected")
+        for i in range(6)
+        for j, r in enumerate(("r1", "r2"))
+    ]
+    assert _run(6, categorical).metrics["agreement/level_of_measurement"] == "nominal"
+    graded = _annotations(categorical)
+    graded["value"] = np.tile([0.0, 0.25, 0.75, 1.0], 3)
+    result = AgreementValidator(bootstrap_resamples=0).run(AuditContext(_pairs(6), graded))
+    assert result.metrics["agreement/level_of_measurement"] == "ordinal"
+    assert result.metrics["agreement/alpha_method"] == "krippendorff package"
+    forced = AgreementValidator(level="interval", bootstrap_resamples=0).run(
+        AuditContext(_pairs(6), graded)
+    )
+    assert forced.metrics["agreement/level_of_measurement"] == "interval"
+    with pytest.raises(ValueError, match="level must be"):
+        AgreementValidator(level="ratio").run(AuditContext(_pairs(6), graded))
+
+
+def test_statistics_use_the_order_raters_saw_when_it_is_shared():
+    # Every rater of a pair saw the same order: labels are analysed as first/second shown.
+    rows = [(i, r, "chosen", "a" if i % 2 else "b") for i in range(4) for r in ("r1", "r2")]
+    assert _run(4, rows).info["label_frame"] == "position"
+    # Orders differ between raters of a pair: the chosen/rejected frame is kept.
+    rows = [
+        (0, "r1", "chosen", "a"),
+        (0, "r2", "chosen", "b"),
+        (1, "r1", "chosen", "a"),
+        (1, "r2", "chosen", "a"),
+    ]
+    assert _run(2, rows).info["label_frame"] == "pair"
+
+
+def test_cli_runs_agreement_with_an_annotations_file(tmp_path, capsys):
+    data = write_lines(tmp_path / "pairs.jsonl", [pair(f"Q{i}", id=f"p{i}") for i in range(3)])
+    notes = write_lines(
+        tmp_path / "notes.jsonl",
+        [
+            {"pair_id": f"p{i}", "annotator": r, "label": "rejected" if i == 2 else "chosen"}
+            for i in range(3)
+            for r in ("a", "b")
+        ],
+    )
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "audit",
+                str(data),
+                "--annotations",
+                str(notes),
+                "--out",
+                str(out),
+                "--param",
+                "agreement.bootstrap_resamples=50",
+            ]
+        )
+        == 0
+    )
+    audit = orjson.loads((out / "audit.json").read_bytes())
+    metrics = audit["validators"]["agreement"]["metrics"]
+    assert metrics["agreement/contradicted_rate"] == pytest.approx(1 / 3)
+    assert "agreement  1 of 3 pairs flagged" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_alpacaeval_judges(alpaca_file):
+    from prefaudit.audit import run_audit
+    from prefaudit.io import load
+
+    result = run_audit(load(str(alpaca_file)), validators=["agreement"])
+    metrics = result.validators["agreement"].metrics
+    info = result.validators["agreement"].info
+    assert (
+        info["label_frame"] == "position"
+        and metrics["agreement/level_of_measurement"] == "interval"
+    )
+    assert (
+        metrics["agreement/krippendorff_alpha_ci_low"]
+        < metrics["agreement/krippendorff_alpha"]
+        < metrics["agreement/krippendorff_alpha_ci_high"]
+    )
+    assert 0.5 < metrics["agreement/krippendorff_alpha"] < 0.7
+    assert [r["annotator"] for r in info["annotators"]] == [
+        "alpaca_eval_cot_gpt4_turbo_fn",
+        "alpaca_eval_gpt4_turbo_fn",
+        "weighted_alpaca_eval_gpt4_turbo",
+    ]
