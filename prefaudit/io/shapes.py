@@ -58,9 +58,44 @@ _MISSING = object()
 
 # Side-by-side label words on AlpacaEval's numeric scale: 1 = A better, 2 = B better, 1.5 = tie.
 _LABEL_WORDS = {
-    1.0: ("a", "first", "left", "response_a", "model_a", "output_1", "a>b"),
-    2.0: ("b", "second", "right", "response_b", "model_b", "output_2", "b>a"),
-    1.5: ("tie", "draw", "equal", "same", "a=b", "tie (bothbad)", "both_bad", "both_good"),
+    1.0: (
+        "a",
+        "first",
+        "left",
+        "response_a",
+        "model_a",
+        "output_1",
+        "a>b",
+        "a>>b",
+        "a much better",
+        "a is much better",
+    ),
+    2.0: (
+        "b",
+        "second",
+        "right",
+        "response_b",
+        "model_b",
+        "output_2",
+        "b>a",
+        "b>>a",
+        "b much better",
+        "b is much better",
+    ),
+    1.5: (
+        "tie",
+        "draw",
+        "equal",
+        "same",
+        "a=b",
+        "tie (bothbad)",
+        "both_bad",
+        "both_good",
+        "about the same",
+    ),
+    # Graded (Likert) labels: "slightly" sits halfway between a clear preference and a tie.
+    1.25: ("a slightly better", "a is slightly better", "a>=b"),
+    1.75: ("b slightly better", "b is slightly better", "b>=a"),
 }
 _SIDE_BY_SIDE_LABELS = {word: v for v, words in _LABEL_WORDS.items() for word in words}
 # Annotation-file labels name the pair's own responses; numbers are P(chosen is better).

@@ -134,31 +134,8 @@ class AgreementValidator(Validator):
             pairs.index, raters_per_pair, majority, share, votes, soft, consensus, depends
         )
         metrics = self._metrics(ratings, counts, level, flags, unreliable)
-        info = {
-            "level_of_measurement": level,
-            "label_frame": ratings.frame,
-            "labels": list(ratings.names),
-            "aggregate": self.aggregate,
-            "raters_per_pair": {
-                str(int(k)): int(v)
-                for k, v in zip(*np.unique(raters_per_pair, return_counts=True), strict=True)
-            },
-            "repeated_judgements": {
-                "count": ratings.repeats,
-                "reconciled_by": "mean of the rater's values for the pair; the label follows the mean (a tie when they cancel)",
-            },
-            "annotators": table,
-            "cohen_kappa": _kappa_matrix(ratings),
-            "dawid_skene": None
-            if fit is None
-            else {
-                "iterations": fit.iterations,
-                "priors": dict(zip(ratings.names, fit.priors.round(4).tolist(), strict=True)),
-                "confusion": {
-                    r: fit.confusion[i].round(4).tolist() for i, r in enumerate(ratings.raters)
-                },
-            },
-        }
+        metrics["agreement/unparsed_labels"] = _unparsed_labels(context.load_report)
+        info = _info(ratings, fit, level, self.aggregate, raters_per_pair, table)
         return self.result(flags, metrics, info)
 
     def _level(self, values: np.ndarray) -> str:
@@ -354,6 +331,42 @@ def _package_alpha(ratings, values: np.ndarray, level: str) -> float | None:
         return float(krippendorff.alpha(reliability_data=matrix, level_of_measurement=level))
     except ValueError:  # a single value throughout: expected disagreement is zero
         return None
+
+
+def _info(
+    ratings: _Ratings, fit, level: str, aggregate: str, raters_per_pair, table
+) -> dict[str, Any]:
+    """Tables for the report: frame, rater ranking, kappa matrix, Dawid-Skene parameters."""
+    sizes, frequency = np.unique(raters_per_pair, return_counts=True)
+    return {
+        "level_of_measurement": level,
+        "label_frame": ratings.frame,
+        "labels": list(ratings.names),
+        "aggregate": aggregate,
+        "raters_per_pair": {str(int(k)): int(v) for k, v in zip(sizes, frequency, strict=True)},
+        "repeated_judgements": {
+            "count": ratings.repeats,
+            "reconciled_by": "mean of the rater's values for the pair; the label follows the mean (a tie when they cancel)",
+        },
+        "annotators": table,
+        "cohen_kappa": _kappa_matrix(ratings),
+        "dawid_skene": None
+        if fit is None
+        else {
+            "iterations": fit.iterations,
+            "priors": dict(zip(ratings.names, fit.priors.round(4).tolist(), strict=True)),
+            "confusion": {
+                r: fit.confusion[i].round(4).tolist() for i, r in enumerate(ratings.raters)
+            },
+        },
+    }
+
+
+def _unparsed_labels(report) -> int | None:
+    """Judgements the loader rejected for a missing or unreadable label (never guessed)."""
+    if report is None:
+        return None
+    return sum(1 for issue in report.rejected if issue.field == "label")
 
 
 def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:

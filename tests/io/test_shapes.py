@@ -231,6 +231,10 @@ def test_hh_transcripts_that_diverge_early_keep_the_later_turns_and_warn():
         (1.5, 0.5),
         (1.25, 0.75),
         ("2", 0.0),
+        ("A much better", 1.0),
+        ("A slightly better", 0.75),
+        ("B slightly better", 0.25),
+        ("b>>a", 0.0),
     ],
 )
 def test_preference_labels(label, p_first):

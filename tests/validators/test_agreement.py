@@ -199,6 +199,7 @@ def test_cli_runs_agreement_with_an_annotations_file(tmp_path, capsys):
     audit = orjson.loads((out / "audit.json").read_bytes())
     metrics = audit["validators"]["agreement"]["metrics"]
     assert metrics["agreement/contradicted_rate"] == pytest.approx(1 / 3)
+    assert metrics["agreement/unparsed_labels"] == 0
     assert "agreement  1 of 3 pairs flagged" in capsys.readouterr().out
 
 
@@ -220,6 +221,7 @@ def test_alpacaeval_judges(alpaca_file):
         < metrics["agreement/krippendorff_alpha_ci_high"]
     )
     assert 0.5 < metrics["agreement/krippendorff_alpha"] < 0.7
+    assert metrics["agreement/unparsed_labels"] == 1  # the judgement with a null preference
     assert [r["annotator"] for r in info["annotators"]] == [
         "alpaca_eval_cot_gpt4_turbo_fn",
         "alpaca_eval_gpt4_turbo_fn",
