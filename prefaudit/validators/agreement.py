@@ -271,6 +271,7 @@ class AgreementValidator(Validator):
         m = counts.sum(axis=1)
         several = m >= 2
         alpha, low, high, method = self._alpha(ratings, level)
+        fleiss, fleiss_raters, fleiss_pairs = _fleiss(counts[several])
         pair_agreement = (counts * (counts - 1)).sum(axis=1)[several] / (m * (m - 1))[several]
         return {
             "agreement/annotations": int(len(ratings.unit)),
@@ -286,7 +287,9 @@ class AgreementValidator(Validator):
             "agreement/percent_agreement": float(pair_agreement.mean())
             if len(pair_agreement)
             else None,
-            "agreement/fleiss_kappa": _fleiss(counts[several]),
+            "agreement/fleiss_kappa": fleiss,
+            "agreement/fleiss_kappa_raters": fleiss_raters,
+            "agreement/fleiss_kappa_pairs": fleiss_pairs,
             "agreement/low_agreement_rate": stats.rate(flags["low_agreement"].sum(), several.sum()),
             "agreement/tie_rate": stats.rate(flags["tie"].sum(), (m > 0).sum()),
             "agreement/contradicted_rate": stats.rate(flags["contradicted"].sum(), (m > 0).sum()),
@@ -483,13 +486,15 @@ def _safe_kappa(score, a: np.ndarray, b: np.ndarray) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _fleiss(counts: np.ndarray) -> float | None:
-    """Fleiss' kappa over the pairs that have the most common number of raters."""
+def _fleiss(counts: np.ndarray) -> tuple[float | None, int, int]:
+    """Fleiss' kappa over the pairs with the most common number of raters (it needs equal
+    numbers); returns kappa, that number of raters, and how many pairs have it."""
     if not len(counts):
-        return None
+        return None, 0, 0
     m = counts.sum(axis=1)
-    values, frequency = np.unique(m, return_counts=True)
-    return stats.fleiss_kappa(counts[m == values[frequency.argmax()]])
+    sizes, frequency = np.unique(m, return_counts=True)
+    size = sizes[frequency.argmax()]
+    return stats.fleiss_kappa(counts[m == size]), int(size), int(frequency.max())
 
 
 def _entropy(counts: np.ndarray) -> np.ndarray:

@@ -222,6 +222,11 @@ def test_alpacaeval_judges(alpaca_file):
     )
     assert 0.5 < metrics["agreement/krippendorff_alpha"] < 0.7
     assert metrics["agreement/unparsed_labels"] == 1  # the judgement with a null preference
+    # Fleiss' kappa needs equal rater counts: it is computed on the 1,605 pairs with two judges.
+    assert (metrics["agreement/fleiss_kappa_raters"], metrics["agreement/fleiss_kappa_pairs"]) == (
+        2,
+        1605,
+    )
     assert [r["annotator"] for r in info["annotators"]] == [
         "alpaca_eval_cot_gpt4_turbo_fn",
         "alpaca_eval_gpt4_turbo_fn",
