@@ -61,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(handler=cmd_demo)
 
+    check = commands.add_parser(
+        "check",
+        help="audit (or reuse an audit) and evaluate a rule file: exit 0 pass, 1 failed rules, 2 errors",
+    )
+    check.add_argument("data", help="the dataset, as for `prefaudit audit`")
+    check.add_argument(
+        "--rules", required=True, metavar="FILE", help="a rule file, e.g. rules/default.yaml"
+    )
+    add_audit_options(check)
+    check.add_argument(
+        "--out",
+        help="output folder (default: reports/<name of DATA>); an audit there of the same data is reused",
+    )
+    check.add_argument(
+        "--junit", metavar="FILE", help="also write JUnit XML, one test case per rule"
+    )
+    check.add_argument(
+        "--baseline",
+        metavar="AUDIT_JSON",
+        help="an earlier audit.json: fail when a metric got worse beyond the rule file's drift tolerance",
+    )
+    check.set_defaults(handler=cmd_check)
+
     listing = commands.add_parser("validators", help="list the validators and what they check")
     listing.set_defaults(handler=cmd_validators)
     return parser
@@ -115,13 +138,17 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("reports") / _stem(args.data)
-    result, data = run_audit_command(args, out)
+    result, _ = run_audit_command(args, out)
     print_summary(result, out)
     return EXIT_OK
 
 
-def run_audit_command(args: argparse.Namespace, out: Path):
-    """Load, audit and save as the audit options say; bad input becomes a UsageError."""
+def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
+    """Load, audit and save as the audit options say; bad input becomes a UsageError.
+
+    With ``reuse``, an ``audit.json`` in ``out`` of the same input, validators and parameters
+    is read back instead of running the validators again.
+    """
     from prefaudit.audit import run_audit
     from prefaudit.fileio import write_jsonl
     from prefaudit.io import LoadError, load
@@ -141,12 +168,38 @@ def run_audit_command(args: argparse.Namespace, out: Path):
             if args.validators
             else None
         )
-        result = run_audit(data, validators=names, params=parse_params(args.param))
+        params = parse_params(args.param)
+        cached = _cached_audit(out, data.report.fingerprint, names, params) if reuse else None
+        if cached is not None:
+            return cached, data
+        result = run_audit(data, validators=names, params=params)
     except (LoadError, MissingInputError, KeyError, TypeError, FileNotFoundError) as err:
         raise UsageError(str(err).strip("'\"")) from err
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
     return result, data
+
+
+def _cached_audit(out: Path, fingerprint: str, names, params):
+    """The audit saved in ``out`` if it is of the same input with the same validators/params."""
+    from prefaudit.audit import AuditResult
+
+    if not (out / "audit.json").exists() or not (out / "flags.parquet").exists():
+        return None
+    try:
+        cached = AuditResult.read(out)
+    except Exception:  # an unreadable or older audit is simply recomputed
+        return None
+    if cached.fingerprint != fingerprint:
+        return None
+    if names is not None and list(cached.validators) != list(names):
+        return None
+    for name, given in params.items():
+        current = cached.validators.get(name)
+        if current is None or any(current.params.get(k) != v for k, v in given.items()):
+            return None
+    cached.notes.append("reused the audit saved in this folder (same input and settings)")
+    return cached
 
 
 def print_summary(result, out: Path) -> None:
@@ -167,6 +220,84 @@ def print_summary(result, out: Path) -> None:
             if key in validator.metrics:
                 print(f"  {key:<40} {_fmt(validator.metrics[key])}")
     print(f"results in {out}/ (audit.json, flags.parquet, rejected.jsonl)")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    timings = {}
+    started = time.perf_counter()
+    from prefaudit.rules import (
+        RuleFileError,
+        baseline_metrics,
+        evaluate,
+        github_annotations,
+        junit_xml,
+        load_rules,
+    )
+
+    try:
+        ruleset = load_rules(args.rules)
+        baseline = baseline_metrics(args.baseline) if args.baseline else None
+    except RuleFileError as err:
+        raise UsageError(str(err)) from err
+    timings["read rules"] = time.perf_counter() - started
+    out = Path(args.out) if args.out else Path("reports") / _stem(args.data)
+    mark = time.perf_counter()
+    result, data = run_audit_command(args, out, reuse=True)
+    reused = any("reused the audit" in n for n in result.notes)
+    timings["load + audit" + (" (reused)" if reused else "")] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    try:
+        results = evaluate(ruleset, result, data.pairs, baseline)
+    except RuleFileError as err:
+        raise UsageError(str(err)) from err
+    timings["evaluate rules (great-expectations)"] = time.perf_counter() - mark
+    failed = any(r.fails_check for r in results)
+    _write_check(out, args, ruleset, results, timings, failed)
+    if args.junit:
+        from prefaudit.fileio import write_bytes
+
+        write_bytes(args.junit, junit_xml(results))
+    print_check(results, ruleset.path, out, timings)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print("\n".join(github_annotations(results, ruleset.path)))
+    return EXIT_RULES_FAILED if failed else EXIT_OK
+
+
+def _write_check(out: Path, args, ruleset, results, timings, failed: bool) -> None:
+    from prefaudit.fileio import write_json
+
+    write_json(
+        out / "check.json",
+        {
+            "rules_file": ruleset.path,
+            "baseline": args.baseline,
+            "passed": not failed,
+            "results": [r.to_dict() for r in results],
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+        },
+    )
+
+
+def print_check(results, rules_path: str, out: Path, timings: dict[str, float]) -> None:
+    width = max([len(r.rule.name) for r in results] + [4])
+    print(f"\nrules: {rules_path}")
+    print(f"  {'status':<8} {'severity':<8} {'rule':<{width}}  value")
+    for r in results:
+        value = "-" if r.value is None else _fmt(r.value)
+        detail = f"  ({r.detail})" if r.detail else ""
+        print(
+            f"  {r.status.upper():<8} {r.rule.severity:<8} {r.rule.name:<{width}}  {value}{detail}"
+        )
+    errors = sum(r.fails_check for r in results)
+    warnings = sum(r.status == "failed" and not r.fails_check for r in results)
+    passed = sum(r.status == "passed" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"{passed} passed, {errors} failed, {warnings} warnings, {skipped} skipped")
+    print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+    print(f"check result in {out / 'check.json'}: {'FAILED' if errors else 'PASSED'}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

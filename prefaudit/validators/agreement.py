@@ -71,6 +71,27 @@ class AgreementValidator(Validator):
         "of accuracy. Labels the raters do not agree on teach the model noise."
     )
     requires = ("annotations",)
+    metric_names = (
+        "agreement/annotations",
+        "agreement/annotators",
+        "agreement/pairs_annotated",
+        "agreement/mean_raters_per_pair",
+        "agreement/repeated_judgements",
+        "agreement/unparsed_labels",
+        "agreement/level_of_measurement",
+        "agreement/alpha_method",
+        "agreement/krippendorff_alpha",
+        "agreement/krippendorff_alpha_ci_low",
+        "agreement/krippendorff_alpha_ci_high",
+        "agreement/percent_agreement",
+        "agreement/fleiss_kappa",
+        "agreement/fleiss_kappa_raters",
+        "agreement/fleiss_kappa_pairs",
+        "agreement/low_agreement_rate",
+        "agreement/tie_rate",
+        "agreement/contradicted_rate",
+        "agreement/unreliable_annotators",
+    )
     headline_metrics = (
         "agreement/krippendorff_alpha",
         "agreement/krippendorff_alpha_ci_low",

@@ -93,6 +93,8 @@ class Validator:
     requires: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
     # Validators whose results this one reads when they ran (they run first).
     uses: ClassVar[tuple[str, ...]] = ()
+    # Every metric `run` returns (rule files may only name these); the contract test checks it.
+    metric_names: ClassVar[tuple[str, ...]] = ()
     # Metrics the CLI prints in its summary table.
     headline_metrics: ClassVar[tuple[str, ...]] = ()
 

@@ -56,6 +56,28 @@ class ContentValidator(Validator):
         "strong length bias teaches verbosity."
     )
 
+    metric_names = (
+        "content/pairs",
+        "content/empty_responses",
+        "content/identical_pairs",
+        "content/identical_rate",
+        "content/truncated_pairs",
+        "content/truncated_rate",
+        "content/length_cap_chars",
+        "content/open_end_rate",
+        "content/extreme_length_pairs",
+        "content/issue_rate",
+        "content/chosen_longer_rate",
+        "content/chosen_longer_rate_ci_low",
+        "content/chosen_longer_rate_ci_high",
+        "content/equal_length_rate",
+        "content/length_bias_p_value",
+        "content/length_label_correlation",
+        "content/length_score_spearman",
+        "content/mean_chars_prompt",
+        "content/mean_chars_chosen",
+        "content/mean_chars_rejected",
+    )
     headline_metrics = (
         "content/identical_pairs",
         "content/empty_responses",

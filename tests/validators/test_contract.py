@@ -78,6 +78,8 @@ def test_flags_cover_every_pair_with_scores_in_range(validator):
     reasons = result.flags["reason"]
     assert (reasons[result.flags["issue"]] != "").all()  # every flag says why
     assert all(key.startswith(f"{validator.name}/") for key in result.metrics)
+    # Rule files may name only declared metrics: the declaration must match what runs.
+    assert set(result.metrics) == set(validator.metric_names)
 
 
 def test_results_are_json_ready_and_deterministic(validator):
