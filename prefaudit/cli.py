@@ -249,11 +249,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     reused = any("reused the audit" in n for n in result.notes)
     timings["load + audit" + (" (reused)" if reused else "")] = time.perf_counter() - mark
     mark = time.perf_counter()
+    from prefaudit.rules import import_great_expectations
+
+    import_great_expectations()  # timed on its own: it dominates a check of a saved audit
+    timings["import great-expectations"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     try:
         results = evaluate(ruleset, result, data.pairs, baseline)
     except RuleFileError as err:
         raise UsageError(str(err)) from err
-    timings["evaluate rules (great-expectations)"] = time.perf_counter() - mark
+    timings["evaluate rules"] = time.perf_counter() - mark
     failed = any(r.fails_check for r in results)
     _write_check(out, args, ruleset, results, timings, failed)
     if args.junit:

@@ -363,7 +363,7 @@ def _run_expectations(
         return {}
     import pandas as pd
 
-    gx = _import_gx()
+    gx = import_great_expectations()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -399,7 +399,7 @@ def _run_expectations(
     return results
 
 
-def _import_gx():
+def import_great_expectations():
     # No usage statistics (this runs offline and in CI) and no progress bars on CI logs.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx

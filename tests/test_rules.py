@@ -273,3 +273,10 @@ def test_junit_counts_match(tmp_path):
     )
     root = ET.fromstring(junit_xml(results))
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("2", "0", "1")
+
+
+def test_the_readme_rule_example_is_a_valid_rule_file(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("### Rule files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    ruleset = load_rules(_rules(tmp_path, block))
+    assert len(ruleset.rules) == 8 and ruleset.drift_tolerance == 0.02
