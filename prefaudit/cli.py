@@ -173,7 +173,15 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
         if cached is not None:
             return cached, data
         result = run_audit(data, validators=names, params=params)
-    except (LoadError, MissingInputError, KeyError, TypeError, FileNotFoundError) as err:
+    except (
+        LoadError,
+        MissingInputError,
+        KeyError,
+        TypeError,
+        ValueError,
+        FileNotFoundError,
+    ) as err:
+        # Bad input or options (a parameter value a validator refuses is a ValueError too).
         raise UsageError(str(err).strip("'\"")) from err
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())

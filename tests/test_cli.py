@@ -63,6 +63,7 @@ def test_on_bad_row_fail_exits_2_listing_the_rows(tmp_path, data_file, capsys):
         (["--param", "content.nope=1"], "its parameters are"),
         (["--param", "nodot=1"], "expected VALIDATOR.KEY=VALUE"),
         (["--validators", "content", "--param", "other.x=1"], "validators that do not run: other"),
+        (["--validators", "agreement"], "needs annotations"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(tmp_path, data_file, capsys, args, message):

@@ -232,3 +232,13 @@ def test_alpacaeval_judges(alpaca_file):
         "alpaca_eval_gpt4_turbo_fn",
         "weighted_alpaca_eval_gpt4_turbo",
     ]
+
+
+def test_a_refused_parameter_value_is_a_usage_error(tmp_path, capsys):
+    data = write_lines(tmp_path / "pairs.jsonl", [pair(id="p0")])
+    notes = write_lines(
+        tmp_path / "notes.jsonl", [{"pair_id": "p0", "annotator": "a", "label": "chosen"}]
+    )
+    argv = ["audit", str(data), "--annotations", str(notes), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--param", "agreement.level=ratio"]) == 2
+    assert "level must be 'auto' or one of" in capsys.readouterr().err
