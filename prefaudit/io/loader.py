@@ -10,7 +10,15 @@ import numpy as np
 import xxhash
 
 from prefaudit.io.readers import open_records
-from prefaudit.io.schema import DEFAULT_MAX_CHARS, ON_BAD_ROW, LoadError, LoadIssue, LoadReport
+from prefaudit.io.schema import (
+    DEFAULT_MAX_CHARS,
+    ON_BAD_ROW,
+    SHAPES,
+    LoadError,
+    LoadIssue,
+    LoadReport,
+)
+from prefaudit.io.shapes import _MISSING as _MISSING_LABEL
 from prefaudit.io.shapes import (
     PairBuilder,
     RowError,
@@ -60,10 +68,11 @@ def load(
     """
     if on_bad_row not in ON_BAD_ROW:
         raise LoadError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
+    if format is not None and format not in SHAPES:
+        raise LoadError(f"unknown format {format!r}; expected one of {', '.join(SHAPES)}")
     source = open_records(path, file_type)
     report = LoadReport(files=[source.name], file_type=source.file_type)
-    head = list(itertools.islice(source.items, _SAMPLE_ROWS))
-    sample = [record for _, record in head if isinstance(record, dict)]
+    head, sample = _read_ahead(source.items)
     columns = {key for record in sample for key in record}
     report.mapping = resolve_mapping(columns, dict(mapping or {}), path)
     report.shape = format or (detect_shape(sample, report.mapping, path) if sample else "flat")
@@ -83,8 +92,14 @@ def load(
     report.pairs = len(pairs)
     data_hash = source.fingerprint.hexdigest()
     if annotations is not None:
-        table, annotations_hash = load_annotations(annotations, pairs, report)
+        extra, annotations_hash = load_annotations(annotations, pairs, report)
         data_hash += annotations_hash
+        if table is not None:  # a long table's own judgements are kept beside the file's
+            import pandas as pd
+
+            table = pd.concat([table, extra], ignore_index=True)
+        else:
+            table = extra
     report.annotations = 0 if table is None else len(table)
     report.fingerprint = _fingerprint(data_hash, report)
     if on_bad_row == "fail" and report.rejected:
@@ -93,6 +108,19 @@ def load(
             report.rejected,
         )
     return LoadedData(pairs, table, report)
+
+
+def _read_ahead(items) -> tuple[list, list[dict]]:
+    """Items up to the first _SAMPLE_ROWS readable records (so leading bad lines do not hide
+    the columns), and those records."""
+    head, sample = [], []
+    for item in items:
+        head.append(item)
+        if isinstance(item[1], dict):
+            sample.append(item[1])
+            if len(sample) >= _SAMPLE_ROWS:
+                break
+    return head, sample
 
 
 def _read_rows(
@@ -144,14 +172,15 @@ class AnnotationGrouper:
                 "annotator", "missing" if annotator in (None, "") else "must be a string"
             )
         given = mapper.pair_id(record)
+        extras = mapper.extras(
+            record, ("model_a", "model_b", "source", "split")
+        )  # may reject the row
         key = str(given) if given is not None else (prompt, first, second)
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = len(self.texts)
             self.texts.append((prompt, first, second))
-            self.first.append(
-                (line, given, mapper.extras(record, ("model_a", "model_b", "source", "split")))
-            )
+            self.first.append((line, given, extras))
         elif given is not None and self.texts[group] != (prompt, first, second):
             raise RowError(
                 "pair_id", f"pair id {given!r} has other texts on line {self.first[group][0]}"
@@ -212,8 +241,8 @@ def load_annotations(path: str, pairs, report: LoadReport):
 
     source = open_records(path)
     report.files.append(source.name)
-    head = list(itertools.islice(source.items, _SAMPLE_ROWS))
-    columns = {k for _, r in head if isinstance(r, dict) for k in r}
+    head, sample = _read_ahead(source.items)
+    columns = {k for r in sample for k in r}
     mapping = resolve_mapping(columns, {}, path)
     missing = [f for f in ("pair_id", "annotator", "label") if f not in mapping]
     if missing and columns:
@@ -242,16 +271,16 @@ def load_annotations(path: str, pairs, report: LoadReport):
 
 
 def _annotation_row(record: dict, mapping: dict[str, str], known: set, line: int) -> tuple:
-    pair_id = record.get(mapping["pair_id"])
+    pair_id = record.get(mapping.get("pair_id"))
     if pair_id is None or str(pair_id) not in known:
         raise RowError(
             "pair_id",
             "missing" if pair_id is None else f"unknown pair id {pair_id!r}: no loaded pair has it",
         )
-    annotator = record.get(mapping["annotator"])
+    annotator = record.get(mapping.get("annotator"))
     if annotator in (None, "") or isinstance(annotator, (dict, list)):
         raise RowError("annotator", "missing" if annotator in (None, "") else "must be a string")
-    raw = record.get(mapping["label"])
+    raw = record.get(mapping.get("label"), _MISSING_LABEL)
     value = parse_annotation_label(raw)
     position = record.get("chosen_position")
     if position is not None:

@@ -10,7 +10,9 @@ import csv
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ class RecordSource:
     items: Iterator[Item]
     notes: list[str]
     fingerprint: xxhash.xxh3_128
+    position: int = 0  # the last line or record read, for error messages
 
 
 def detect_file_type(path: str) -> str:
@@ -97,6 +100,18 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+@contextmanager
+def _damage_reported(path: Path, source: RecordSource):
+    """A damaged file (truncated gzip, bad compressed data) is an error that says where."""
+    try:
+        yield
+    except (EOFError, OSError, zlib.error) as err:
+        where = f" after {source.unit} {source.position}" if source.position else ""
+        raise LoadError(
+            f"{path}: the file is damaged or truncated{where} ({err}); no row was loaded"
+        ) from err
+
+
 def _utf8_problem(raw: bytes) -> str:
     try:
         raw.decode("utf-8")
@@ -106,9 +121,15 @@ def _utf8_problem(raw: bytes) -> str:
 
 
 def _jsonl_items(path: Path, source: RecordSource) -> Iterator[Item]:
+    with _damage_reported(path, source):
+        yield from _jsonl_lines(path, source)
+
+
+def _jsonl_lines(path: Path, source: RecordSource) -> Iterator[Item]:
     crlf = 0
     with _open_binary(path) as handle:
         for number, raw in enumerate(handle, 1):
+            source.position = number
             source.fingerprint.update(raw)
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
@@ -133,7 +154,7 @@ def _jsonl_items(path: Path, source: RecordSource) -> Iterator[Item]:
 
 
 def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
-    with _open_binary(path) as handle:
+    with _damage_reported(path, source), _open_binary(path) as handle:
         raw = handle.read()
     source.fingerprint.update(raw)
     if raw.startswith(_BOM):
@@ -148,7 +169,7 @@ def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
             source.file_type = "jsonl"
             source.notes.append(f"{path}: holds one JSON object per line; read as JSON Lines")
             source.fingerprint = xxhash.xxh3_128()
-            yield from _jsonl_items(path, source)
+            yield from _jsonl_lines(path, source)
             return
         raise LoadError(f"{path}: not valid JSON ({_utf8_problem(raw) or err})") from err
     records = _json_records(document, path)
@@ -164,7 +185,13 @@ def _json_records(document: Any, path: Path) -> list[Any]:
     if isinstance(document, list):
         return document
     if isinstance(document, dict):
-        lists = [k for k, v in document.items() if isinstance(v, list)]
+        # An object holding the records under one key ({"data": [{...}, ...]}); otherwise the
+        # object is itself the one record (its list fields are values, not records).
+        lists = [
+            k
+            for k, v in document.items()
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+        ]
         if len(lists) == 1:
             return document[lists[0]]
         if not lists:
@@ -177,6 +204,11 @@ def _json_records(document: Any, path: Path) -> list[Any]:
 
 
 def _csv_items(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item]:
+    with _damage_reported(path, source):
+        yield from _csv_rows(path, source, delimiter)
+
+
+def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item]:
     csv.field_size_limit(sys.maxsize)
     with _open_binary(path) as binary:
         head = binary.peek(3)[:3] if hasattr(binary, "peek") else b""
@@ -194,9 +226,15 @@ def _csv_items(path: Path, source: RecordSource, delimiter: str) -> Iterator[Ite
             header = next(reader)
         except StopIteration:
             return
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise LoadError(
+                f"{path}, line 1: the header repeats the column(s) {', '.join(repeated)}; rename them"
+            )
         end_of_previous = reader.line_num
         for values in reader:
             number, end_of_previous = end_of_previous + 1, reader.line_num
+            source.position = number
             if not values or values == [""]:
                 continue
             if len(values) != len(header):
@@ -253,8 +291,18 @@ def _parquet_items(path: Path, source: RecordSource) -> Iterator[Item]:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 24), b""):
             source.fingerprint.update(block)
+
+    import pyarrow as pa
+
+    with _damage_reported(path, source), _open_binary(path) as handle:
+        # A .parquet.gz is decompressed into memory: Parquet needs random access.
+        data = pa.BufferReader(handle.read()) if isinstance(handle, gzip.GzipFile) else path
+    try:
+        parquet = pq.ParquetFile(data)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise LoadError(f"{path}: not a readable Parquet file ({err})") from err
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+    for batch in parquet.iter_batches(batch_size=8192):
         for record in batch.to_pylist():
             number += 1
             yield number, record
@@ -268,11 +316,16 @@ def _open_hf(path: str, file_type: str) -> RecordSource:
             f"{path}: reading Hugging Face datasets needs the `datasets` package: "
             "pip install 'prefaudit[hf]'"
         ) from err
-    if file_type == "hf_hub":
-        name, _, split = path[3:].partition(":")
-        dataset = datasets.load_dataset(name, split=split or "train")
-    else:
-        dataset = datasets.load_from_disk(path)
+    try:
+        if file_type == "hf_hub":
+            name, _, split = path[3:].partition(":")
+            dataset = datasets.load_dataset(name, split=split or "train")
+        else:
+            dataset = datasets.load_from_disk(path)
+    except FileNotFoundError as err:
+        raise LoadError(f"{path}: not a folder written by datasets' save_to_disk ({err})") from err
+    except Exception as err:  # hub, network and format errors of the datasets library
+        raise LoadError(f"{path}: could not load the dataset: {type(err).__name__}: {err}") from err
     source = RecordSource(path, file_type, "record", iter(()), [], xxhash.xxh3_128())
     if isinstance(dataset, datasets.DatasetDict):
         splits = list(dataset)

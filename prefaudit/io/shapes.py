@@ -102,7 +102,7 @@ _SIDE_BY_SIDE_LABELS = {word: v for v, words in _LABEL_WORDS.items() for word in
 _ANNOTATION_LABELS = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
 
 HH_ASSISTANT = "\n\nAssistant:"
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
 
 
 class RowError(Exception):
@@ -359,7 +359,8 @@ class ShapeMapper:
             "rejected": rejected_reply,
             "prompt_messages": hh_messages(prompt),
         }
-        values.update(self.extras(record, ("score_chosen", "score_rejected", *_PASSTHROUGH)))
+        extra = ("score_chosen", "score_rejected", "model_chosen", "model_rejected", *_PASSTHROUGH)
+        values.update(self.extras(record, extra))
         return values
 
     def _conversational(self, record: dict) -> dict[str, Any]:
@@ -372,10 +373,16 @@ class ShapeMapper:
             while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
                 shared += 1
             prompt_messages, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
-        elif isinstance(prompt_value, str):
-            prompt_messages = [{"role": "user", "content": prompt_value}]
         else:
-            prompt_messages = _messages(prompt_value, "prompt")
+            if isinstance(prompt_value, str):
+                prompt_messages = [{"role": "user", "content": prompt_value}]
+            else:
+                prompt_messages = _messages(prompt_value, "prompt")
+            # Some datasets (UltraFeedback-binarized) repeat the prompt turns inside chosen
+            # and rejected: the responses are what follows them.
+            k = len(prompt_messages)
+            if chosen[:k] == prompt_messages and rejected[:k] == prompt_messages:
+                chosen, rejected = chosen[k:], rejected[k:]
         b = self.builder
         values = {
             "prompt": b.checked(render_messages(prompt_messages), "prompt"),
@@ -451,7 +458,8 @@ def split_hh(chosen: str, rejected: str) -> tuple[str, str, str, int | None]:
 def hh_messages(prompt: str) -> list[dict[str, str]]:
     """The turns of an HH transcript prefix as chat messages."""
     parts = _HH_TURN.split(prompt)
-    messages = []
+    # Text before the first marker (rare) is kept as a system message rather than dropped.
+    messages = [{"role": "system", "content": parts[0].strip()}] if parts[0].strip() else []
     for role, content in zip(parts[1::2], parts[2::2], strict=True):
         messages.append(
             {"role": "user" if role == "Human" else "assistant", "content": content.strip()}

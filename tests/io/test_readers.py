@@ -188,3 +188,63 @@ def test_hub_name_goes_through_load_dataset(tmp_path, monkeypatch):
     assert _texts(data) == EXPECTED
     assert data.report.file_type == "hf_hub"
     assert len(load(f"hf:{folder}:test").pairs) == 1
+
+
+# --- damaged and unusual files (each found by a review) -----------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".csv.gz", ".json.gz"])
+def test_truncated_gzip_is_an_error_that_says_so(tmp_path, suffix):
+    path = tmp_path / f"pairs{suffix}"
+    if suffix == ".csv.gz":
+        body = pd.DataFrame(ROWS * 50).to_csv(index=False).encode()
+    elif suffix == ".json.gz":
+        body = json.dumps(ROWS * 50).encode()
+    else:
+        body = "".join(json.dumps(r) + "\n" for r in ROWS * 50).encode()
+    path.write_bytes(gzip.compress(body)[:-30])
+    with pytest.raises(LoadError, match="damaged or truncated"):
+        load(str(path))
+
+
+def test_parquet_gz_and_broken_parquet(tmp_path):
+    plain = tmp_path / "pairs.parquet"
+    pd.DataFrame(ROWS).to_parquet(plain)
+    packed = tmp_path / "pairs.parquet.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert _texts(load(str(packed))) == EXPECTED
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    with pytest.raises(LoadError, match="not a readable Parquet file"):
+        load(str(broken))
+
+
+def test_csv_header_repeating_a_column_is_refused(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("prompt,chosen,rejected,chosen\nQ,GOOD,B,OTHER\n")
+    with pytest.raises(LoadError, match="line 1: the header repeats the column.s. chosen"):
+        load(str(path))
+
+
+def test_a_single_json_object_with_a_list_field_is_one_record(tmp_path):
+    path = tmp_path / "pair.json"
+    path.write_text(json.dumps({**ROWS[0], "tags": ["x", "y"]}))
+    assert _texts(load(str(path))) == [EXPECTED[0]]
+
+
+def test_leading_bad_lines_do_not_hide_the_columns(tmp_path):
+    path = write_lines(tmp_path / "pairs.jsonl", ["{oops"] * 250 + ROWS)
+    data = load(str(path))
+    assert (data.report.rows_rejected, data.report.pairs) == (250, 3)
+
+
+def test_folder_that_is_not_a_dataset(tmp_path):
+    pytest.importorskip("datasets")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LoadError, match="not a folder written by datasets' save_to_disk"):
+        load(str(tmp_path / "empty"))
+
+
+def test_unknown_format_through_the_api(tmp_path):
+    with pytest.raises(LoadError, match="unknown format 'foo'"):
+        load(str(write_lines(tmp_path / "p.jsonl", ROWS)), format="foo")

@@ -352,3 +352,80 @@ def test_separate_annotations_file(tmp_path):
     assert reasons[(True, 3)] == "unknown pair id 'p9': no loaded pair has it"
     assert reasons[(True, 4)].startswith("unknown label 'maybe'")
     assert data.report.rows_rejected == 0  # the pairs file itself was clean
+
+
+# --- regressions found by a review ------------------------------------------------------------
+
+
+def test_long_table_row_with_a_bad_optional_field_is_rejected_not_fatal(tmp_path):
+    rows = [
+        {
+            "prompt": "p1",
+            "response_a": "a1",
+            "response_b": "b1",
+            "label": 1,
+            "annotator": "x",
+            "model_a": ["bad"],
+        },
+        {"prompt": "p2", "response_a": "a2", "response_b": "b2", "label": 2, "annotator": "x"},
+    ]
+    data = _load(tmp_path, rows)
+    assert data.report.pairs == 1
+    assert _reasons(data) == {(1, "model_a"): "must be a string, got a list"}
+
+
+def test_annotations_file_adds_to_a_long_tables_own_judgements(tmp_path):
+    long = write_lines(
+        tmp_path / "long.jsonl",
+        [
+            {
+                "id": "P1",
+                "prompt": "Q",
+                "response_a": "A",
+                "response_b": "B",
+                "annotator": r,
+                "label": "a",
+            }
+            for r in ("x", "y")
+        ],
+    )
+    extra = write_lines(
+        tmp_path / "extra.jsonl", [{"pair_id": "P1", "annotator": "z", "label": "chosen"}]
+    )
+    data = load(str(long), annotations=str(extra))
+    assert sorted(data.annotations["annotator"]) == ["x", "y", "z"]
+
+
+def test_conversational_prompt_repeated_inside_the_responses_is_stripped(tmp_path):
+    question = _msg("user", "What is 2+2?")
+    record = {
+        "prompt": "What is 2+2?",
+        "chosen": [question, _msg("assistant", "4")],
+        "rejected": [question, _msg("assistant", "5")],
+    }
+    row = _load(tmp_path, [record]).pairs.iloc[0]
+    assert (row["prompt"], row["chosen"], row["rejected"]) == ("What is 2+2?", "4", "5")
+
+
+def test_hh_without_a_leading_blank_line_keeps_every_turn(tmp_path):
+    record = {
+        "chosen": "Human: hi\n\nAssistant: yo\n\nHuman: and?\n\nAssistant: good",
+        "rejected": "Human: hi\n\nAssistant: yo\n\nHuman: and?\n\nAssistant: bad",
+    }
+    row = _load(tmp_path, [record]).pairs.iloc[0]
+    assert [(m["role"], m["content"]) for m in row["prompt_messages"]] == [
+        ("user", "hi"),
+        ("assistant", "yo"),
+        ("user", "and?"),
+    ]
+
+
+def test_hh_keeps_model_columns(tmp_path):
+    record = {
+        "chosen": "\n\nHuman: hi\n\nAssistant: a",
+        "rejected": "\n\nHuman: hi\n\nAssistant: b",
+        "model_chosen": "m1",
+        "model_rejected": "m2",
+    }
+    row = _load(tmp_path, [record]).pairs.iloc[0]
+    assert (row["model_chosen"], row["model_rejected"]) == ("m1", "m2")
