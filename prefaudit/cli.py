@@ -169,7 +169,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
             else None
         )
         params = parse_params(args.param)
-        cached = _cached_audit(out, data.report.fingerprint, names, params) if reuse else None
+        cached = _cached_audit(out, data, names, params) if reuse else None
         if cached is not None:
             return cached, data
         result = run_audit(data, validators=names, params=params)
@@ -188,9 +188,11 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     return result, data
 
 
-def _cached_audit(out: Path, fingerprint: str, names, params):
-    """The audit saved in ``out`` if it is of the same input with the same validators/params."""
-    from prefaudit.audit import AuditResult
+def _cached_audit(out: Path, data, names, params):
+    """The audit saved in ``out`` if this run would compute exactly the same: same input (and
+    load options), the same validators, each with the same parameters."""
+    from prefaudit.audit import AuditContext, AuditResult, default_validators
+    from prefaudit.validators import create_validator
 
     if not (out / "audit.json").exists() or not (out / "flags.parquet").exists():
         return None
@@ -198,13 +200,18 @@ def _cached_audit(out: Path, fingerprint: str, names, params):
         cached = AuditResult.read(out)
     except Exception:  # an unreadable or older audit is simply recomputed
         return None
-    if cached.fingerprint != fingerprint:
+    if cached.fingerprint != data.report.fingerprint:
         return None
-    if names is not None and list(cached.validators) != list(names):
+    expected = (
+        names
+        if names is not None
+        else default_validators(AuditContext(data.pairs, data.annotations))
+    )
+    if set(cached.validators) != set(expected):
         return None
-    for name, given in params.items():
-        current = cached.validators.get(name)
-        if current is None or any(current.params.get(k) != v for k, v in given.items()):
+    for name in expected:
+        wanted = create_validator(name, **params.get(name, {})).get_params()
+        if dict(cached.validators[name].params) != wanted:
             return None
     cached.notes.append("reused the audit saved in this folder (same input and settings)")
     return cached

@@ -21,6 +21,7 @@ naming the file and line. great-expectations is imported only when rules are eva
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,6 +103,13 @@ def known_metrics() -> set[str]:
     return {m for cls in VALIDATORS.values() for m in cls.metric_names} | set(LOAD_METRICS)
 
 
+def text_metrics() -> set[str]:
+    """Metrics whose values are labels (e.g. a level of measurement), not numbers."""
+    from prefaudit.validators import VALIDATORS
+
+    return {m for cls in VALIDATORS.values() for m in cls.text_metric_names}
+
+
 def load_rules(path: str | Path) -> RuleSet:
     """Read and check a rule file; every problem names the file and the line."""
     path = str(path)
@@ -125,6 +133,8 @@ class _Parser:
     def __init__(self, path: str):
         self.path = path
         self.metrics = known_metrics()
+        self.text_metrics = text_metrics()
+        self.key_nodes: dict[int, Any] = {}
 
     def error(self, node, message: str) -> RuleFileError:
         return RuleFileError(f"{self.path}, line {node.start_mark.line + 1}: {message}")
@@ -133,9 +143,22 @@ class _Parser:
         return yaml.SafeLoader("").construct_object(node, deep=True)
 
     def mapping(self, node, what: str) -> list[tuple[str, Any]]:
+        """(key, value node) pairs; the key nodes are remembered for line numbers."""
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, f"{what} must be a mapping (key: value)")
-        return [(self.value(k), v) for k, v in node.value]
+        out, seen = [], set()
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            if key in seen:
+                raise self.error(key_node, f"{what}: {key!r} is given twice")
+            seen.add(key)
+            self.key_nodes[id(value_node)] = key_node
+            out.append((key, value_node))
+        return out
+
+    def at(self, value_node):
+        """The node to report a line for: the key of a value, where there is one."""
+        return self.key_nodes.get(id(value_node), value_node)
 
     def ruleset(self, root) -> RuleSet:
         if root is None:
@@ -144,10 +167,10 @@ class _Parser:
         tolerance, drift_severity = None, "error"
         for key, node in self.mapping(root, "the rule file"):
             if key == "version":
-                if self.value(node) != 1:
+                version = self.value(node)
+                if isinstance(version, bool) or version != 1:
                     raise self.error(
-                        node,
-                        f"unsupported version {self.value(node)!r}; this prefaudit reads version 1",
+                        node, f"unsupported version {version!r}; this prefaudit reads version 1"
                     )
             elif key == "metrics":
                 rules.extend(
@@ -161,7 +184,8 @@ class _Parser:
                 tolerance, drift_severity = self.drift(node)
             else:
                 raise self.error(
-                    node, f"unknown section {key!r}; expected version, metrics, pairs, drift"
+                    self.at(node),
+                    f"unknown section {key!r}; expected version, metrics, pairs, drift",
                 )
         return RuleSet(self.path, tuple(rules), tolerance, drift_severity)
 
@@ -169,18 +193,27 @@ class _Parser:
         if name not in self.metrics:
             near = sorted(m for m in self.metrics if m.split("/")[0] == str(name).split("/")[0])
             hint = f" (known {str(name).split('/')[0]} metrics: {', '.join(near)})" if near else ""
-            raise self.error(node, f"unknown metric {name!r}{hint}")
+            raise self.error(self.at(node), f"unknown metric {name!r}{hint}")
+        if name in self.text_metrics:
+            raise self.error(
+                self.at(node), f"metric {name} is a label, not a number: it cannot have bounds"
+            )
         spec = self.fields(node, f"metric {name}", _METRIC_KEYS)
         bounds = {k: self.number(spec, k) for k in ("min", "max") if k in spec}
         if not bounds:
-            raise self.error(node, f"metric {name}: give a min, a max or both")
+            raise self.error(self.at(node), f"metric {name}: give a min, a max or both")
+        if bounds.get("min", -math.inf) > bounds.get("max", math.inf):
+            raise self.error(
+                self.at(node),
+                f"metric {name}: min {bounds['min']:g} is above max {bounds['max']:g}",
+            )
         severity = self.severity(spec, node)
         text = " and ".join(f"{'>=' if k == 'min' else '<='} {v:g}" for k, v in bounds.items())
         drift = spec.get("drift", (True, node))[0]
         if not isinstance(drift, bool):
             raise self.error(spec["drift"][1], "drift must be true or false")
         params = {"metric": name, **bounds, "drift": drift, "why": spec.get("why", ("", node))[0]}
-        return Rule(f"{name} {text}", "metric", severity, node.start_mark.line + 1, params)
+        return Rule(f"{name} {text}", "metric", severity, self.at(node).start_mark.line + 1, params)
 
     def pairs_rule(self, node) -> Rule:
         check_node = dict(self.mapping(node, "a pairs check")).get("check")
@@ -207,7 +240,10 @@ class _Parser:
             params["column"] = spec["column"][0]
         for key in ("min_chars", "max_chars"):
             if key in spec:
-                params[key] = int(self.number(spec, key))
+                value, where = spec[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise self.error(where, f"{key} must be a whole number >= 0, got {value!r}")
+                params[key] = value
         if check == "length" and not ({"min_chars", "max_chars"} & set(params)):
             raise self.error(node, "pairs check length needs min_chars, max_chars or both")
         if check == "allowed_values":
@@ -242,8 +278,12 @@ class _Parser:
 
     def number(self, spec, key: str) -> float:
         value, node = spec[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(node, f"{key} must be a number, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise self.error(node, f"{key} must be a finite number, got {value!r}")
         return float(value)
 
     def severity(self, spec, node) -> str:
@@ -299,7 +339,7 @@ def evaluate(
     for index, rule in enumerate(rules):
         if rule.kind in ("metric", "drift"):
             value = values.get(rule.params["metric"])
-            if value is None:
+            if value is None or (isinstance(value, float) and value != value):  # None or NaN
                 reason = (
                     "the validator did not run"
                     if rule.params["metric"] not in values
@@ -408,10 +448,19 @@ def import_great_expectations():
 
 
 def _validate(gx, context, name: str, table, expectations) -> list:
+    """Run the expectations on ``table``; one result per expectation, in order.
+
+    GX keeps one copy of identical expectations (two rules can build the same one, e.g. a
+    drift bound equal to the rule's own bound), so each distinct one runs once and its result
+    is shared.
+    """
     source = context.data_sources.add_pandas(f"{name}_source")
     batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_rules"))
+    distinct: dict[str, Any] = {}
     for expectation in expectations:
+        distinct.setdefault(_identity(expectation), expectation)
+    for expectation in distinct.values():
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{name}_check", data=batch, suite=suite)
@@ -423,7 +472,12 @@ def _validate(gx, context, name: str, table, expectations) -> list:
         ]  # failing rows named by pair id
     outcome = definition.run(batch_parameters={"dataframe": table}, result_format=result_format)
     by_id = {r.expectation_config.id: r for r in outcome.results}
-    return [by_id[e.id] for e in expectations]
+    return [by_id[distinct[_identity(e)].id] for e in expectations]
+
+
+def _identity(expectation) -> str:
+    config = expectation.configuration
+    return f"{config.type}|{sorted((k, repr(v)) for k, v in config.kwargs.items())}"
 
 
 def _metric_expectation(gx, rule: Rule):

@@ -108,3 +108,11 @@ def test_help_does_not_import_heavy_modules():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_a_file_whose_rows_are_all_rejected_still_gets_an_audit(tmp_path, capsys):
+    data = write_lines(
+        tmp_path / "bad.jsonl", ["{bad", {"prompt": "x", "chosen": 5, "rejected": "y"}]
+    )
+    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 0
+    assert "2 rows read, 0 accepted, 2 rejected -> 0 pairs" in capsys.readouterr().out

@@ -121,7 +121,7 @@ def test_rules_on_missing_metrics_or_columns_are_skipped(tmp_path):
         ),
         (
             "version: 1\nmetrics:\n  content/identical_pairs: {max: lots}\n",
-            "line 3: max must be a number, got 'lots'",
+            "line 3: max must be a finite number, got 'lots'",
         ),
         (
             "version: 1\nmetrics:\n  content/identical_pairs: {max: 1, severity: fatal}\n",
@@ -280,3 +280,96 @@ def test_the_readme_rule_example_is_a_valid_rule_file(tmp_path):
     block = readme.split("### Rule files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     ruleset = load_rules(_rules(tmp_path, block))
     assert len(ruleset.rules) == 8 and ruleset.drift_tolerance == 0.02
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        # Block style: the line of the key, not of its value.
+        ("version: 1\nmetrics:\n  content/nope:\n    max: 1\n", "line 3: unknown metric"),
+        (
+            "version: 1\nmetric:\n  content/identical_pairs: {max: 0}\n",
+            "line 2: unknown section 'metric'",
+        ),
+        (
+            "version: 1\nmetrics:\n  content/identical_rate: {max: 0.001, max: 0.9}\n",
+            "'max' is given twice",
+        ),
+        (
+            "version: 1\nmetrics:\n  content/identical_rate: {min: 0.5, max: 0.1}\n",
+            "min 0.5 is above max 0.1",
+        ),
+        (
+            "version: 1\nmetrics:\n  content/identical_rate: {max: .nan}\n",
+            "must be a finite number",
+        ),
+        ("version: 1\nmetrics:\n  agreement/alpha_method: {min: 0}\n", "is a label, not a number"),
+        (
+            "version: 1\npairs:\n  - {check: length, column: chosen, max_chars: -5}\n",
+            "max_chars must be a whole number >= 0",
+        ),
+        (
+            "version: 1\npairs:\n  - {check: length, column: chosen, min_chars: 1.7}\n",
+            "min_chars must be a whole number",
+        ),
+        ("version: true\n", "unsupported version True"),
+        ("version: 1\ndrift: {tolerance: .nan}\n", "must be a finite number"),
+    ],
+)
+def test_rule_files_that_must_be_refused(tmp_path, text, message):
+    with pytest.raises(RuleFileError, match=message.replace("(", r"\(")):
+        load_rules(_rules(tmp_path, text))
+
+
+def test_block_style_rule_lines_point_at_the_metric(tmp_path):
+    ruleset = load_rules(
+        _rules(tmp_path, "version: 1\nmetrics:\n  content/identical_pairs:\n    max: 0\n")
+    )
+    assert ruleset.rules[0].line == 3
+
+
+def test_rules_that_build_identical_expectations_both_get_results(tmp_path):
+    text = "version: 1\nmetrics:\n  content/identical_pairs: {max: 0}\npairs:\n  - {check: unique_pair_ids}\n  - {check: unique_pair_ids}\ndrift: {tolerance: 0}\n"
+    data = load(str(_data(tmp_path)))
+    ruleset = load_rules(_rules(tmp_path, text))
+    results = evaluate(ruleset, run_audit(data), data.pairs, {"content/identical_pairs": 0})
+    # The drift bound equals the rule's own, and the pairs check is listed twice.
+    assert [r.status for r in results] == ["passed"] * 4
+
+
+def test_a_nan_metric_is_skipped_not_passed(tmp_path):
+    data = load(str(_data(tmp_path)))
+    audit = run_audit(data)
+    object.__setattr__(
+        audit.validators["content"],
+        "metrics",
+        {**audit.validators["content"].metrics, "content/length_score_spearman": float("nan")},
+    )
+    ruleset = load_rules(
+        _rules(tmp_path, "version: 1\nmetrics:\n  content/length_score_spearman: {min: 0.5}\n")
+    )
+    (result,) = evaluate(ruleset, audit, data.pairs)
+    assert result.status == "skipped"
+
+
+def test_check_does_not_reuse_an_audit_made_with_other_settings(tmp_path, capsys):
+    data = _data(tmp_path)
+    rules = _rules(tmp_path, "version: 1\nmetrics:\n  content/extreme_length_pairs: {max: 0}\n")
+    out = tmp_path / "out"
+    # An earlier audit with a looser parameter would pass; the check's own settings must not.
+    assert (
+        main(["audit", str(data), "--out", str(out), "--param", "content.max_response_chars=5"])
+        == 0
+    )
+    assert main(["check", str(data), "--rules", str(rules), "--out", str(out)]) == 0
+    assert "(reused)" not in capsys.readouterr().out
+    assert (
+        main(
+            ["audit", str(data), "--out", str(out), "--validators", "content", "--max-chars", "50"]
+        )
+        == 0
+    )
+    assert main(["check", str(data), "--rules", str(rules), "--out", str(out)]) == 0
+    assert (
+        "(reused)" not in capsys.readouterr().out
+    )  # another --max-chars reads the input differently

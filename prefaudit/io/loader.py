@@ -101,7 +101,7 @@ def load(
         else:
             table = extra
     report.annotations = 0 if table is None else len(table)
-    report.fingerprint = _fingerprint(data_hash, report)
+    report.fingerprint = _fingerprint(data_hash, report, max_chars)
     if on_bad_row == "fail" and report.rejected:
         raise LoadError(
             f"{path}: {len(report.rejected)} row(s) could not be loaded (--on-bad-row fail)",
@@ -296,8 +296,8 @@ def _labels(value: np.ndarray) -> np.ndarray:
     return np.where(value > 0.5, "chosen", np.where(value < 0.5, "rejected", "tie"))
 
 
-def _fingerprint(data_hash: str, report: LoadReport) -> str:
-    """The input's identity: its bytes plus how they were read (shape, mapping)."""
+def _fingerprint(data_hash: str, report: LoadReport, max_chars: int) -> str:
+    """The input's identity: its bytes plus how they were read (shape, mapping, limits)."""
     digest = xxhash.xxh3_128(data_hash.encode())
-    digest.update(f"{report.shape}|{sorted(report.mapping.items())}".encode())
+    digest.update(f"{report.shape}|{sorted(report.mapping.items())}|{max_chars}".encode())
     return digest.hexdigest()

@@ -272,6 +272,8 @@ class PairBuilder:
                 data[name] = [None] * len(data["pair_id"])
         frame = pd.DataFrame(data)
         frame["row"] = frame["row"].astype("int64")
+        for name in ("pair_id", "prompt", "chosen", "rejected"):  # also when there are no rows
+            frame[name] = frame[name].astype("str")
         for name in ("score_chosen", "score_rejected"):
             if name in frame:
                 frame[name] = frame[name].astype("float64")

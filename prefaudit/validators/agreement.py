@@ -36,6 +36,7 @@ class _Ratings:
     repeats: int
     frame: str  # "position" or "pair"
     swap: np.ndarray  # per pair: side 0 of the frame is the dataset's rejected response
+    raw_values: np.ndarray  # distinct values as given, before repeats were averaged
 
     @property
     def names(self) -> tuple[str, str, str]:
@@ -92,6 +93,7 @@ class AgreementValidator(Validator):
         "agreement/contradicted_rate",
         "agreement/unreliable_annotators",
     )
+    text_metric_names = ("agreement/level_of_measurement", "agreement/alpha_method")
     headline_metrics = (
         "agreement/krippendorff_alpha",
         "agreement/krippendorff_alpha_ci_low",
@@ -111,6 +113,7 @@ class AgreementValidator(Validator):
         min_annotator_agreement: float = 0.65,
         bootstrap_resamples: int = 1000,
         seed: int = 0,
+        min_consensus: float = 0.7,
     ):
         # "auto": nominal when labels are categories, ordinal for a few graded levels (<= 11),
         # interval for continuous values; or name one of nominal / ordinal / interval.
@@ -127,6 +130,9 @@ class AgreementValidator(Validator):
         # Resamples of pairs for alpha's 95% interval (0 skips it).
         self.bootstrap_resamples = bootstrap_resamples
         self.seed = seed  # for the bootstrap
+        # A Dawid-Skene consensus counts only at this posterior; below it the pair is split
+        # (else a 1-1 split would be decided by the class prior alone).
+        self.min_consensus = min_consensus
 
     def run(self, context) -> ValidatorResult:
         if self.aggregate not in ("majority", "dawid_skene"):
@@ -139,7 +145,7 @@ class AgreementValidator(Validator):
         counts = np.zeros((n, 3))  # votes per pair in the raters' frame
         np.add.at(counts, (ratings.unit, ratings.label), 1.0)
         raters_per_pair = counts.sum(axis=1)
-        level = self._level(ratings.value)
+        level = self._level(ratings.raw_values)
 
         fit = None
         if len(ratings.unit) and ratings.raters:
@@ -177,7 +183,8 @@ class AgreementValidator(Validator):
         if self.aggregate == "dawid_skene" and fit is not None:
             posteriors = ratings.to_pair_frame(fit.posteriors)
             soft = posteriors[:, CHOSEN] + 0.5 * posteriors[:, TIE]
-            consensus = np.where(rated, posteriors.argmax(axis=1), _SPLIT)
+            confident = posteriors.max(axis=1) >= self.min_consensus
+            consensus = np.where(rated & confident, posteriors.argmax(axis=1), _SPLIT)
         else:
             total = np.bincount(ratings.unit, weights=ratings.value, minlength=len(votes))
             mean = np.divide(total, votes.sum(axis=1), out=np.full(len(votes), np.nan), where=rated)
@@ -259,7 +266,7 @@ class AgreementValidator(Validator):
                 parts.append(f"the raters prefer the rejected response ({votes})")
             if tie[i]:
                 parts.append(f"the raters' consensus is a tie ({votes})")
-            if low[i] and not contradicted[i]:
+            if low[i]:
                 parts.append(
                     f"low agreement: {share[i]:.0%} of {int(raters_per_pair[i])} raters give the top label ({votes})"
                 )
@@ -322,6 +329,11 @@ class AgreementValidator(Validator):
         if len(ratings.unit) < 2:
             return None, None, None, "none"
         values = ratings.label.astype(float) if level == "nominal" else ratings.value
+        if level == "ordinal" and len(np.unique(values)) > _PACKAGE_MAX_VALUES:
+            raise ValueError(
+                f"agreement: level 'ordinal' needs a few distinct label values, these have "
+                f"{len(np.unique(values))}; use level interval (or auto) for continuous labels"
+            )
         sufficient = stats.alpha_statistics(ratings.unit, values, level)
         if len(np.unique(values)) <= _PACKAGE_MAX_VALUES:
             alpha, method = _package_alpha(ratings, values, level), "krippendorff package"
@@ -445,9 +457,10 @@ def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
         value,
         first,
         [str(r) for r in raters],
-        int(len(frame) - len(reconciled)),
-        "position" if use_position else "pair",
-        swap,
+        repeats=int(len(frame) - len(reconciled)),
+        frame="position" if use_position else "pair",
+        swap=swap,
+        raw_values=np.unique(frame["value"].to_numpy()),
     )
 
 

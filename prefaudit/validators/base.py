@@ -95,6 +95,8 @@ class Validator:
     uses: ClassVar[tuple[str, ...]] = ()
     # Every metric `run` returns (rule files may only name these); the contract test checks it.
     metric_names: ClassVar[tuple[str, ...]] = ()
+    # Those of them whose values are labels, not numbers (rules cannot bound them).
+    text_metric_names: ClassVar[tuple[str, ...]] = ()
     # Metrics the CLI prints in its summary table.
     headline_metrics: ClassVar[tuple[str, ...]] = ()
 

@@ -242,3 +242,34 @@ def test_a_refused_parameter_value_is_a_usage_error(tmp_path, capsys):
     argv = ["audit", str(data), "--annotations", str(notes), "--out", str(tmp_path / "o")]
     assert main([*argv, "--param", "agreement.level=ratio"]) == 2
     assert "level must be 'auto' or one of" in capsys.readouterr().err
+
+
+def test_one_repeated_judgement_does_not_change_the_level_of_measurement():
+    rows = [
+        (i, r, ("chosen", "rejected", "tie")[(i + j) % 3])
+        for i in range(30)
+        for j, r in enumerate(("r1", "r2", "r3"))
+    ]
+    assert _run(30, rows).metrics["agreement/level_of_measurement"] == "nominal"
+    repeated = [*rows, (0, "r1", "rejected" if rows[0][2] == "chosen" else "chosen")]
+    result = _run(30, repeated)
+    assert result.metrics["agreement/level_of_measurement"] == "nominal"
+    assert result.metrics["agreement/repeated_judgements"] == 1
+
+
+def test_an_even_split_is_not_called_contradicted_by_the_prior():
+    # Most pairs: both raters prefer the first-shown response; pair 9 splits 1-1.
+    rows = [(i, r, "chosen", "a") for i in range(9) for r in ("r1", "r2")]
+    rows += [(9, "r1", "chosen", "b"), (9, "r2", "rejected", "b")]
+    flags = _run(10, rows).flags
+    assert not flags["contradicted"].iloc[9]
+    assert flags["low_agreement"].iloc[9] and flags["consensus_label"].iloc[9] == ""
+
+
+def test_ordinal_level_on_continuous_values_is_refused():
+    notes = _annotations([(i, r, "chosen") for i in range(60) for r in ("r1", "r2")])
+    notes["value"] = np.linspace(0.0, 1.0, len(notes))
+    with pytest.raises(ValueError, match="level 'ordinal' needs a few distinct label values"):
+        AgreementValidator(level="ordinal", bootstrap_resamples=0).run(
+            AuditContext(_pairs(60), notes)
+        )
