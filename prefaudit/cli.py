@@ -1,7 +1,7 @@
 """Command line: ``prefaudit audit|demo|validators``.
 
-Exit codes: 0 success, 1 reserved for failed rules (``prefaudit check``), 2 usage or input
-errors. Only argparse is imported at start-up, so ``prefaudit --help`` answers at once; pandas
+Exit codes: 0 success, 1 failed rules (``prefaudit check``), 2 usage or input errors,
+3 an internal error (a bug). Only argparse is imported at start-up, so ``prefaudit --help`` answers at once; pandas
 and friends load inside the commands that need them.
 """
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_RULES_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_RULES_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"prefaudit: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception:  # a bug: never let it look like "rules failed" (1) to a CI system
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "prefaudit: internal error (a bug): please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 class UsageError(Exception):

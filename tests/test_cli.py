@@ -116,3 +116,15 @@ def test_a_file_whose_rows_are_all_rejected_still_gets_an_audit(tmp_path, capsys
     )
     assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 0
     assert "2 rows read, 0 accepted, 2 rejected -> 0 pairs" in capsys.readouterr().out
+
+
+def test_an_internal_error_exits_3_not_1(tmp_path, capsys, monkeypatch):
+    import prefaudit.audit
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(prefaudit.audit, "run_audit", broken)
+    data = write_lines(tmp_path / "pairs.jsonl", [pair()])
+    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 3
+    assert "internal error" in capsys.readouterr().err
