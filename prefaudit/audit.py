@@ -86,10 +86,6 @@ class AuditContext:
             ("text_features", column), lambda: text.text_features(self.pairs[column])
         )
 
-    def word_counts(self, column: str) -> np.ndarray:
-        """Whitespace-separated words per text of ``column``."""
-        return self.text_features(column).words
-
     def normalized_hashes(self, column: str) -> np.ndarray:
         """64-bit hashes of the normalised texts of ``column`` (see :func:`prefaudit.text.normalize`)."""
         return self.text_features(column).normalized_hash

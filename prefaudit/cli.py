@@ -146,8 +146,8 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path("reports") / _stem(args.data)
-    result, _ = run_audit_command(args, out)
+    out = _out_dir(args)
+    result, _, _ = run_audit_command(args, out)
     print_summary(result, out)
     return EXIT_OK
 
@@ -156,12 +156,11 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     """Load, audit and save as the audit options say; bad input becomes a UsageError.
 
     With ``reuse``, an ``audit.json`` in ``out`` of the same input, validators and parameters
-    is read back instead of running the validators again.
+    is read back instead of running the validators again. Returns (result, data, reused).
     """
     from prefaudit.audit import run_audit
     from prefaudit.fileio import write_jsonl
-    from prefaudit.io import LoadError, load
-    from prefaudit.validators import MissingInputError
+    from prefaudit.io import load
 
     try:
         data = load(
@@ -180,21 +179,15 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
         params = parse_params(args.param)
         cached = _cached_audit(out, data, names, params) if reuse else None
         if cached is not None:
-            return cached, data
+            return cached, data, True
         result = run_audit(data, validators=names, params=params)
-    except (
-        LoadError,
-        MissingInputError,
-        KeyError,
-        TypeError,
-        ValueError,
-        FileNotFoundError,
-    ) as err:
-        # Bad input or options (a parameter value a validator refuses is a ValueError too).
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
+        # Bad input or options: LoadError and MissingInputError are ValueErrors, and so is a
+        # parameter value a validator refuses.
         raise UsageError(str(err).strip("'\"")) from err
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
-    return result, data
+    return result, data, False
 
 
 def _cached_audit(out: Path, data, names, params):
@@ -222,7 +215,6 @@ def _cached_audit(out: Path, data, names, params):
         wanted = create_validator(name, **params.get(name, {})).get_params()
         if dict(cached.validators[name].params) != wanted:
             return None
-    cached.notes.append("reused the audit saved in this folder (same input and settings)")
     return cached
 
 
@@ -267,10 +259,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     except RuleFileError as err:
         raise UsageError(str(err)) from err
     timings["read rules"] = time.perf_counter() - started
-    out = Path(args.out) if args.out else Path("reports") / _stem(args.data)
+    out = _out_dir(args)
     mark = time.perf_counter()
-    result, data = run_audit_command(args, out, reuse=True)
-    reused = any("reused the audit" in n for n in result.notes)
+    result, data, reused = run_audit_command(args, out, reuse=True)
     timings["load + audit" + (" (reused)" if reused else "")] = time.perf_counter() - mark
     mark = time.perf_counter()
     from prefaudit.rules import import_great_expectations
@@ -377,6 +368,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    """--out, or reports/<name of DATA>."""
+    return Path(args.out) if args.out else Path("reports") / _stem(args.data)
 
 
 def _stem(data: str) -> str:

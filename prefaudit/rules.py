@@ -307,9 +307,8 @@ class _Parser:
         return [str(v) for v in value]
 
 
-def metric_values(audit) -> dict[str, Any]:
-    """Every metric of an audit, the load figures included (``load/...``)."""
-    report = audit.load
+def metric_values(report, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric of an audit (its load report and validator metrics), ``load/...`` included."""
     values = {
         "load/rows_read": report.rows_read,
         "load/rows_rejected": report.rows_rejected,
@@ -318,7 +317,7 @@ def metric_values(audit) -> dict[str, Any]:
         "load/warnings": len(report.warnings),
         "load/annotations": report.annotations,
     }
-    values.update(audit.metrics)
+    values.update(metrics)
     return values
 
 
@@ -326,7 +325,7 @@ def evaluate(
     ruleset: RuleSet, audit, pairs, baseline: Mapping[str, Any] | None = None
 ) -> list[RuleResult]:
     """Check the rules against an audit and its pairs; ``baseline`` holds an earlier audit's metrics."""
-    values = metric_values(audit)
+    values = metric_values(audit.load, audit.metrics)
     rules = list(ruleset.rules)
     if baseline is not None and ruleset.drift_tolerance is not None:
         rules.extend(_drift_rules(ruleset, values, baseline))
@@ -348,7 +347,7 @@ def evaluate(
                 results[index] = RuleResult(rule, "skipped", None, _bound(rule), reason)
                 continue
         elif rule.kind == "pairs" and not _columns_present(rule, pairs):
-            missing = rule.params.get("column") or ", ".join(rule.params.get("columns", []))
+            missing = ", ".join(_rule_columns(rule))
             results[index] = RuleResult(
                 rule, "skipped", None, "", f"the pairs have no column {missing}"
             )
@@ -379,11 +378,15 @@ def _drift_rules(ruleset: RuleSet, values, baseline) -> list[Rule]:
     return rules
 
 
-def _columns_present(rule: Rule, pairs) -> bool:
-    needed = (
+def _rule_columns(rule: Rule) -> list[str]:
+    """The pairs columns a pairs check reads (pair_id aside)."""
+    return (
         [rule.params["column"]] if "column" in rule.params else list(rule.params.get("columns", []))
     )
-    return all(c in pairs.columns for c in needed)
+
+
+def _columns_present(rule: Rule, pairs) -> bool:
+    return all(c in pairs.columns for c in _rule_columns(rule))
 
 
 def _bound(rule: Rule) -> str:
@@ -495,9 +498,7 @@ def _pairs_table(pairs, rules: list[Rule]):
     table = pd.DataFrame(index=pd.RangeIndex(len(pairs)))
     table["pair_id"] = pairs["pair_id"].to_numpy() if "pair_id" in pairs else pairs.index.to_numpy()
     for rule in rules:
-        for column in rule.params.get("columns", []) + (
-            [rule.params["column"]] if "column" in rule.params else []
-        ):
+        for column in _rule_columns(rule):
             series = pairs[column].reset_index(drop=True)
             table[column] = series.astype(object).where(series.notna(), None)
             if rule.params["check"] == "not_empty":
@@ -573,15 +574,7 @@ def baseline_metrics(path: str | Path) -> dict[str, Any]:
         }
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as err:
         raise RuleFileError(f"{path}: not a readable audit.json ({err})") from err
-    return metric_values(_MetricsOnly(load, metrics))
-
-
-@dataclass
-class _MetricsOnly:
-    """What metric_values needs from an audit: its load report and metrics."""
-
-    load: Any
-    metrics: dict[str, Any]
+    return metric_values(load, metrics)
 
 
 def junit_xml(results: list[RuleResult], name: str = "prefaudit.check") -> bytes:

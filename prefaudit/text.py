@@ -134,16 +134,6 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def normalized_hashes(values, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-    """64-bit hashes of the normalised texts, one chunk at a time."""
-    array = _arrow(values)
-    out = np.empty(len(array), dtype=np.uint64)
-    for start in range(0, len(array), chunk_rows):
-        chunk = normalize(array.slice(start, chunk_rows))
-        out[start : start + len(chunk)] = _hash(chunk)
-    return out
-
-
 def _hash(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return pd.util.hash_array(array.to_numpy(zero_copy_only=False).astype(object), categorize=False)
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefaudit.text import normalize, normalized_hashes
+from prefaudit.text import normalize, text_features
 
 
 def test_normalisation_examples():
@@ -15,7 +15,7 @@ def test_normalisation_examples():
 @given(st.lists(st.text(max_size=50), max_size=30))
 def test_hashes_equal_exactly_when_normalised_texts_are_equal(texts):
     normalised = normalize(texts).to_pylist()
-    hashes = normalized_hashes(texts, chunk_rows=7)  # several chunks
+    hashes = text_features(texts, chunk_rows=7).normalized_hash  # several chunks, threaded
     for i in range(len(texts)):
         for j in range(len(texts)):
             if normalised[i] == normalised[j]:

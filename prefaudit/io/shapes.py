@@ -15,7 +15,15 @@ from typing import Any
 
 import xxhash
 
-from prefaudit.io.schema import SHAPES, LoadError, LoadIssue, LoadReport, describe_type
+from prefaudit.io.schema import (
+    PAIR_COLUMNS,
+    SHAPES,
+    TEXT_COLUMNS,
+    LoadError,
+    LoadIssue,
+    LoadReport,
+    describe_type,
+)
 
 # Column names recognised without a --map, tried in order after the canonical name.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -187,9 +195,7 @@ class PairBuilder:
 
     def __init__(self, report: LoadReport, file: str, unit: str, max_chars: int):
         self.report, self.file, self.unit, self.max_chars = report, file, unit, max_chars
-        self.columns: dict[str, list[Any]] = {
-            c: [] for c in ("pair_id", "prompt", "chosen", "rejected", "row")
-        }
+        self.columns: dict[str, list[Any]] = {c: [] for c in (*PAIR_COLUMNS, "row")}
         self.optional: dict[str, list[Any]] = {}
         self._ids: dict[str, int] = {}
         self._repeats: dict[str, int] = {}
@@ -228,7 +234,7 @@ class PairBuilder:
                     "pair_id", f"duplicate pair id {pair_id!r} (first on {self.unit} {first})"
                 )
         self._ids[pair_id] = line
-        for field in ("prompt", "chosen", "rejected"):
+        for field in TEXT_COLUMNS:
             text = values[field]
             if not text or text.isspace():  # isspace scans in place; strip() would copy
                 what = "empty" if not text else "whitespace only"
@@ -241,7 +247,7 @@ class PairBuilder:
         cols["rejected"].append(values["rejected"])
         cols["row"].append(line)
         for name, value in values.items():
-            if name in ("prompt", "chosen", "rejected") or value is None:
+            if name in TEXT_COLUMNS or value is None:
                 continue
             column = self.optional.get(name)
             if column is None:
@@ -272,7 +278,7 @@ class PairBuilder:
                 data[name] = [None] * len(data["pair_id"])
         frame = pd.DataFrame(data)
         frame["row"] = frame["row"].astype("int64")
-        for name in ("pair_id", "prompt", "chosen", "rejected"):  # also when there are no rows
+        for name in PAIR_COLUMNS:  # typed as text also when there are no rows
             frame[name] = frame[name].astype("str")
         for name in ("score_chosen", "score_rejected"):
             if name in frame:

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from prefaudit import stats
+from prefaudit.io.schema import ANNOTATION_LABELS
 from prefaudit.validators.base import Validator, ValidatorResult, register
 
-LABELS = ("chosen", "rejected", "tie")  # label codes 0, 1, 2 below
+LABELS = ANNOTATION_LABELS  # ("chosen", "rejected", "tie"): label codes 0, 1, 2 below
 CHOSEN, REJECTED, TIE = range(3)
 _SPLIT = -1  # no single majority label
 
