@@ -44,11 +44,17 @@ class AuditContext:
         annotations: pd.DataFrame | None = None,
         *,
         load_report: LoadReport | None = None,
+        embedder: Any = "env",
     ):
         self.pairs = pairs
         self.annotations = annotations
         self.load_report = load_report
+        # Anything with `encode(texts) -> unit vectors`; "auto" builds the default Embedder on
+        # first use (the embedded all-MiniLM-L6-v2); a string names a model; None turns
+        # embeddings off; "env" reads PREFAUDIT_EMBEDDING_MODEL (see embedder_from_env).
+        self.embedder = embedder
         self.results: dict[str, ValidatorResult] = {}  # results of validators that already ran
+        self.notes: list[str] = []  # what a reader of the result should know (skipped parts...)
         self._cache: dict[tuple, Any] = {}
 
     def artefact(self, key: tuple, compute: Callable[[], Any]) -> Any:
@@ -85,6 +91,27 @@ class AuditContext:
         return self.artefact(
             ("text_features", column), lambda: text.text_features(self.pairs[column])
         )
+
+    def embed(self, texts) -> np.ndarray:
+        """Unit-length embeddings of ``texts``; raises ``EmbeddingsUnavailable`` when there are none."""
+        from prefaudit.models.embeddings import Embedder, EmbeddingsUnavailable, embedder_from_env
+
+        if self.embedder == "env":
+            self.embedder = embedder_from_env()
+        if self.embedder is None:
+            raise EmbeddingsUnavailable("embeddings are turned off")
+        if isinstance(self.embedder, str):
+            self.embedder = Embedder(None if self.embedder == "auto" else self.embedder)
+        return self.embedder.encode(list(texts))
+
+    def embeddings(self, column: str) -> np.ndarray:
+        """Embeddings of every text of ``column`` (each distinct text embedded once)."""
+
+        def compute() -> np.ndarray:
+            codes, uniques = pd.factorize(self.pairs[column])
+            return self.embed(uniques)[codes]
+
+        return self.artefact(("embeddings", column), compute)
 
     def normalized_hashes(self, column: str) -> np.ndarray:
         """64-bit hashes of the normalised texts of ``column`` (see :func:`prefaudit.text.normalize`)."""
@@ -200,12 +227,16 @@ def run_audit(
     validators: Iterable[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     annotations: pd.DataFrame | None = None,
+    embedder: Any = "env",
 ) -> AuditResult:
     """Run validators over loaded pairs.
 
     ``validators`` defaults to every registered one whose inputs are present; naming one whose
     inputs are missing raises :class:`MissingInputError`. ``params`` maps a validator name to
-    its keyword arguments.
+    its keyword arguments. ``embedder`` is what validators embed texts with: "auto" (the
+    embedded default, loaded only if a validator asks), a sentence-transformers model name or
+    folder, an object with ``encode(texts)``, None for no embeddings, or "env" (the default:
+    ``PREFAUDIT_EMBEDDING_MODEL`` if set, else "auto").
 
     >>> import pandas as pd
     >>> pairs = pd.DataFrame({"prompt": ["Hi"], "chosen": ["Hello!"], "rejected": ["Hello!"]}, index=["p1"])
@@ -220,7 +251,7 @@ def run_audit(
             data,
             LoadReport(rows_read=len(data), rows_accepted=len(data), pairs=len(data)),
         )
-    context = AuditContext(pairs, annotations, load_report=report)
+    context = AuditContext(pairs, annotations, load_report=report, embedder=embedder)
     names = list(validators) if validators is not None else default_validators(context)
     params = dict(params or {})
     unknown = set(params) - set(names)
@@ -254,6 +285,7 @@ def run_audit(
         timings=timings,
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        notes=list(context.notes),
     )
 
 

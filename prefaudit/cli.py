@@ -132,6 +132,18 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         help="a validator parameter, e.g. --param content.max_response_chars=8000 (repeatable)",
     )
     parser.add_argument(
+        "--against",
+        metavar="FILE",
+        help="an evaluation set (any loadable dataset, or a .txt/.json list of prompts): "
+        "report training prompts that match it exactly, nearly or in meaning (leakage)",
+    )
+    parser.add_argument(
+        "--embedding-model",
+        metavar="NAME|PATH|off",
+        help="sentence-transformers model for semantic checks (default: the embedded "
+        "all-MiniLM-L6-v2, or $PREFAUDIT_EMBEDDING_MODEL); 'off' skips semantic checks",
+    )
+    parser.add_argument(
         "--on-bad-row",
         choices=ON_BAD_ROW,
         default="skip",
@@ -177,10 +189,18 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
             else None
         )
         params = parse_params(args.param)
-        cached = _cached_audit(out, data, names, params) if reuse else None
+        if args.against:
+            if names is not None and "duplication" not in names:
+                raise UsageError("--against needs the duplication validator (--validators ...)")
+            params.setdefault("duplication", {})["against"] = args.against
+        # An evaluation file or embedding model may change under the same name: no reuse then.
+        fixed_inputs = not args.against and not args.embedding_model
+        cached = _cached_audit(out, data, names, params) if reuse and fixed_inputs else None
         if cached is not None:
             return cached, data, True
-        result = run_audit(data, validators=names, params=params)
+        result = run_audit(
+            data, validators=names, params=params, embedder=_embedder(args.embedding_model)
+        )
     except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
         # Bad input or options: LoadError and MissingInputError are ValueErrors, and so is a
         # parameter value a validator refuses.
@@ -188,6 +208,13 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
     return result, data, False
+
+
+def _embedder(option: str | None):
+    """What --embedding-model asks for, in run_audit's terms."""
+    if option is None:
+        return "env"
+    return None if option.strip().lower() in ("off", "none") else option
 
 
 def _cached_audit(out: Path, data, names, params):
@@ -227,6 +254,8 @@ def print_summary(result, out: Path) -> None:
         print(f"  ... {len(report.rejected) - 5} more in {out / 'rejected.jsonl'}")
     for note in report.notes:
         print(f"  note     {note}")
+    for note in result.notes:
+        print(f"note       {note}")
     n = len(result.pair_ids)
     for name, validator in result.validators.items():
         flagged = int(validator.flags["issue"].sum())

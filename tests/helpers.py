@@ -38,3 +38,19 @@ def pairs_frame(
     for name, values in columns.items():
         frame[name] = values
     return frame
+
+
+class WordEmbedder:
+    """A deterministic stand-in for a sentence-transformers model: hashed bag-of-words vectors
+    (scikit-learn's HashingVectorizer), unit length. Same words in any order embed the same;
+    used where the point is the validator's logic, not the model's quality."""
+
+    def __init__(self) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.vectorizer = HashingVectorizer(n_features=512, alternate_sign=False, norm="l2")
+        self.calls: list[int] = []
+
+    def encode(self, texts):
+        self.calls.append(len(texts))
+        return self.vectorizer.transform(list(texts)).toarray().astype("float32")

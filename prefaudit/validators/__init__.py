@@ -17,12 +17,14 @@ from prefaudit.validators.base import (
     register,
 )
 from prefaudit.validators.content import ContentValidator
+from prefaudit.validators.duplication import DuplicationValidator
 
 __all__ = [
     "AgreementValidator",
     "FLAG_COLUMNS",
     "VALIDATORS",
     "ContentValidator",
+    "DuplicationValidator",
     "MissingInputError",
     "Validator",
     "ValidatorResult",

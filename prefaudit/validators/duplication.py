@@ -1,0 +1,547 @@
+"""``duplication``: repeated, contradictory and leaked pairs, and prompts that dominate the data."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit import dedup, stats, text
+from prefaudit.validators.base import Validator, ValidatorResult, register
+
+log = logging.getLogger(__name__)
+
+_SEVERITY = {
+    "exact": 1.0,
+    "degenerate": 1.0,
+    "contradiction": 0.9,
+    "leaked": 0.9,
+    "near": 0.8,
+    "semantic": 0.6,
+    "over_represented": 0.3,  # reported, not an issue: many pairs per prompt can be by design
+}
+_LISTED = 200  # groups, leaks and examples listed in `info` (the largest or strongest first)
+_SNIPPET = 200  # characters of a prompt shown in `info`
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Group labels of n texts: each label is the position of the group's first text."""
+
+    exact: np.ndarray  # same text after normalisation
+    near: np.ndarray  # exact, or linked by near-duplicate (MinHash, verified Jaccard) edges
+    edges: dedup.SimilarPairs  # the near-duplicate edges between distinct texts (positions)
+
+
+@register
+class DuplicationValidator(Validator):
+    """Exact, near and semantic duplicates, degenerate and contradictory pairs, dominant prompts,
+    and prompts leaked from an evaluation set.
+
+    >>> import pandas as pd
+    >>> from prefaudit.audit import AuditContext
+    >>> pairs = pd.DataFrame({"prompt": ["Q", "q ", "R"], "chosen": ["A", "a", "C"],
+    ...                       "rejected": ["B", "b", "C"]}, index=["p1", "p2", "p3"])
+    >>> flags = DuplicationValidator(semantic=False).run(AuditContext(pairs)).flags
+    >>> flags["exact_duplicate"].tolist(), flags["degenerate"].tolist()
+    ([False, True, False], [False, False, True])
+    """
+
+    name = "duplication"
+    description = (
+        "Finds pairs that repeat another pair exactly (after Unicode, case, whitespace and "
+        "punctuation normalisation), nearly (MinHash LSH on character shingles, each match "
+        "verified by its exact Jaccard similarity) or in meaning (prompt embeddings, cosine "
+        "similarity); pairs whose chosen and rejected responses are the same; contradictions "
+        "(the same prompt and responses labelled both ways); prompts with far more pairs than "
+        "the rest; and, with --against, training prompts that match an evaluation set. "
+        "Duplicates over-weight some preferences, contradictions pull the policy both ways, and "
+        "leaked prompts make benchmark results lie."
+    )
+    metric_names = (
+        "duplication/pairs",
+        "duplication/exact_duplicates",
+        "duplication/exact_rate",
+        "duplication/near_duplicates",
+        "duplication/near_duplicate_rate",
+        "duplication/semantic_duplicates",
+        "duplication/semantic_duplicate_rate",
+        "duplication/degenerate_pairs",
+        "duplication/contradictions",
+        "duplication/distinct_prompts",
+        "duplication/duplicate_prompt_rate",
+        "duplication/near_duplicate_prompt_rate",
+        "duplication/semantic_duplicate_prompt_rate",
+        "duplication/max_pairs_per_prompt",
+        "duplication/over_represented_prompts",
+        "duplication/top_prompt_share",
+        "duplication/leakage_pairs",
+        "duplication/leakage_rate",
+        "duplication/issue_rate",
+    )
+    headline_metrics = (
+        "duplication/exact_rate",
+        "duplication/near_duplicate_rate",
+        "duplication/semantic_duplicate_rate",
+        "duplication/degenerate_pairs",
+        "duplication/contradictions",
+        "duplication/leakage_rate",
+    )
+
+    def __init__(
+        self,
+        *,
+        near_threshold: float = 0.6,
+        shingle_size: int = 5,
+        num_perm: int = 128,
+        semantic: bool = True,
+        semantic_threshold: float = 0.95,
+        max_pairs_per_prompt: int | None = None,
+        against: str | None = None,
+        seed: int = 0,
+    ):
+        # Jaccard similarity of character-5-gram sets: edits of up to ~10% of the words stay
+        # above 0.6 (benchmarks/bench_duplication.py measures recall per edit type).
+        self.near_threshold = near_threshold
+        # Bytes per shingle (a character for Latin script); at most 8.
+        self.shingle_size = shingle_size
+        # MinHash permutations; more = fewer missed pairs near the threshold, slower.
+        self.num_perm = num_perm
+        # Semantic duplicates of prompts need embeddings; off = MinHash only.
+        self.semantic = semantic
+        # Cosine similarity of unit embeddings; 0.95 keeps "capital of France/Germany" apart.
+        self.semantic_threshold = semantic_threshold
+        # Prompts with more pairs than this are over-represented; None = what chance would
+        # rarely give (see _over_represented).
+        self.max_pairs_per_prompt = max_pairs_per_prompt
+        # An evaluation set (any loadable dataset or a plain list of prompts) to check for leaks.
+        self.against = against
+        self.seed = seed
+
+    def run(self, context) -> ValidatorResult:
+        pairs = context.pairs
+        n = len(pairs)
+        prompt = self._group(pairs["prompt"], context.normalized_hashes("prompt"))
+        prompt_any, semantic_status = self._semantic_groups(context, prompt)
+        responses = self._response_groups(context, prompt.near)
+        chosen, rejected = responses[:n], responses[n:]
+
+        findings = _pair_duplicates(context, prompt, prompt_any, chosen, rejected)
+        findings["degenerate"] = context.normalized_hashes("chosen") == context.normalized_hashes(
+            "rejected"
+        )
+        findings["contradiction"], contradiction_group = _contradictions(
+            pairs, prompt_any, chosen, rejected
+        )
+        sizes, limit, over = self._over_represented(prompt.near)
+        findings["over_represented"] = over
+        leaks = self._leaks(context, prompt) if self.against else None
+        findings["leaked"] = leaks["leaked"] if leaks is not None else np.zeros(n, dtype=bool)
+
+        ids = pairs.index.astype(str).to_numpy()
+        flags = self._flags(pairs, findings, ids, contradiction_group, prompt, leaks)
+        metrics = self._metrics(n, findings, flags, prompt, prompt_any, sizes, limit, leaks)
+        if semantic_status != "ran":
+            for key in (
+                "semantic_duplicates",
+                "semantic_duplicate_rate",
+                "semantic_duplicate_prompt_rate",
+            ):
+                metrics[f"duplication/{key}"] = None
+        info = self._info(pairs, ids, findings, flags, prompt, sizes, limit, leaks, semantic_status)
+        return self.result(flags, metrics, info)
+
+    # -- grouping ---------------------------------------------------------------------------
+
+    def _group(self, texts: pd.Series, hashes: np.ndarray) -> Grouping:
+        """Exact and near-duplicate groups of ``texts`` (labels are first positions)."""
+        exact, distinct = _first_positions(hashes)
+        found = dedup.near_duplicate_pairs(
+            dedup.comparable(texts.iloc[distinct]),
+            threshold=self.near_threshold,
+            shingle_size=self.shingle_size,
+            num_perm=self.num_perm,
+            seed=self.seed,
+        )
+        labels = dedup.components(len(distinct), found.left, found.right)
+        near = distinct[labels][_rank_of(exact, distinct)]
+        edges = dedup.SimilarPairs(
+            distinct[found.left], distinct[found.right], found.similarity, found.candidates
+        )
+        return Grouping(exact, near, edges)
+
+    def _semantic_groups(self, context, prompt: Grouping) -> tuple[np.ndarray, str]:
+        """Prompt groups with semantic (embedding) edges added to the near-duplicate ones."""
+        from prefaudit.models.embeddings import EmbeddingsUnavailable
+
+        if not self.semantic:
+            return prompt.near, "off"
+        distinct = np.unique(prompt.exact)
+        if len(distinct) < 2:
+            return prompt.near, "ran"
+        try:
+            vectors = context.embeddings("prompt")[distinct]
+        except EmbeddingsUnavailable as err:
+            note = f"duplication: semantic duplicates skipped ({err})"
+            if note not in context.notes:
+                context.notes.append(note)
+            (log.info if context.embedder is None else log.warning)(note)
+            return prompt.near, f"skipped: {err}"
+        found = dedup.cosine_pairs(vectors, self.semantic_threshold)
+        left = np.concatenate([_rank_of(prompt.near[distinct], distinct), found.left])
+        right = np.concatenate([np.arange(len(distinct)), found.right])
+        labels = dedup.components(len(distinct), left, right)
+        return distinct[labels][_rank_of(prompt.exact, distinct)], "ran"
+
+    def _response_groups(self, context, prompt_near: np.ndarray) -> np.ndarray:
+        """Near-duplicate groups of all responses (chosen then rejected, positions 0..2n-1).
+
+        Only responses of prompts that occur in more than one pair can make a duplicate pair or
+        a contradiction, so only those are searched; the others keep their exact groups.
+        """
+        pairs = context.pairs
+        n = len(pairs)
+        hashes = np.concatenate(
+            [context.normalized_hashes("chosen"), context.normalized_hashes("rejected")]
+        )
+        exact, _ = _first_positions(hashes)
+        shared = np.flatnonzero(np.bincount(prompt_near, minlength=n)[prompt_near] > 1)
+        if not len(shared):
+            return exact
+        # The distinct texts among those responses, each named by its first position overall.
+        firsts = np.unique(exact[np.concatenate([shared, shared + n])])
+        texts = pd.concat([pairs["chosen"], pairs["rejected"]], ignore_index=True).iloc[firsts]
+        subset = self._group(texts, hashes[firsts])
+        near = exact.copy()
+        near[firsts] = firsts[subset.near]
+        return near[exact]  # every response follows its exact group's first text
+
+    def _over_represented(self, prompt_near: np.ndarray) -> tuple[pd.Series, int, np.ndarray]:
+        sizes = pd.Series(prompt_near).value_counts()
+        limit = self.max_pairs_per_prompt
+        if limit is None and len(sizes):
+            # If pairs fell on prompts at random, a prompt's count would be about Poisson with
+            # the mean count; the limit is the count that many prompts exceed by chance less
+            # than once in 100 datasets (Bonferroni over the prompts), and at least 5.
+            from scipy.stats import poisson
+
+            mean = float(sizes.mean())
+            limit = max(5, int(poisson.isf(0.01 / len(sizes), mean)))
+        limit = 5 if limit is None else limit
+        over = sizes[sizes > limit]
+        return sizes, limit, np.isin(prompt_near, over.index.to_numpy())
+
+    def _leaks(self, context, prompt: Grouping) -> dict[str, Any]:
+        """Training prompts that match an evaluation prompt exactly, nearly or in meaning."""
+        from prefaudit.io.prompts import load_prompts
+        from prefaudit.models.embeddings import EmbeddingsUnavailable
+
+        reference = load_prompts(self.against)
+        pairs = context.pairs
+        distinct = np.unique(prompt.exact)
+        kind = np.full(len(distinct), "", dtype=object)
+        similarity = np.zeros(len(distinct))
+        match = np.full(len(distinct), -1)
+        if reference:
+            reference_hash = text.text_features(reference).normalized_hash
+            first = pd.Series(np.arange(len(reference))).groupby(reference_hash).first()
+            train_hash = context.normalized_hashes("prompt")[distinct]
+            exact = np.isin(train_hash, first.index.to_numpy())
+            kind[exact], similarity[exact] = "exact", 1.0
+            match[exact] = first.reindex(train_hash[exact]).to_numpy()
+            combined = pd.concat(
+                [pairs["prompt"].iloc[distinct], pd.Series(reference)], ignore_index=True
+            )
+            found = dedup.near_duplicate_pairs(
+                dedup.comparable(combined),
+                threshold=self.near_threshold,
+                shingle_size=self.shingle_size,
+                num_perm=self.num_perm,
+                seed=self.seed,
+            )
+            cross = (found.left < len(distinct)) & (found.right >= len(distinct))
+            _best(
+                kind,
+                similarity,
+                match,
+                "near",
+                found.left[cross],
+                found.right[cross] - len(distinct),
+                found.similarity[cross],
+            )
+            if self.semantic:
+                try:
+                    train_vectors = context.embeddings("prompt")[distinct]
+                    found = dedup.cosine_pairs(
+                        train_vectors, self.semantic_threshold, other=context.embed(reference)
+                    )
+                    _best(
+                        kind,
+                        similarity,
+                        match,
+                        "semantic",
+                        found.left,
+                        found.right,
+                        found.similarity,
+                    )
+                except EmbeddingsUnavailable as err:
+                    context.notes.append(f"duplication: semantic leak search skipped ({err})")
+        rank = _rank_of(prompt.exact, distinct)
+        return {
+            "leaked": kind[rank] != "",
+            "kind": kind[rank],
+            "similarity": similarity[rank],
+            "match": match[rank],
+            "reference": reference,
+        }
+
+    # -- outputs ----------------------------------------------------------------------------
+
+    def _flags(self, pairs, findings, ids, contradiction_group, prompt, leaks) -> pd.DataFrame:
+        n = len(pairs)
+        score = np.zeros(n)
+        for kind, mask in findings.items():
+            if kind in _SEVERITY:
+                score = np.where(mask, np.maximum(score, _SEVERITY[kind]), score)
+        issue = (
+            findings["exact"]
+            | findings["near"]
+            | findings["semantic"]
+            | findings["degenerate"]
+            | findings["contradiction"]
+            | findings["leaked"]
+        )
+        duplicate_of = np.where(
+            issue & (findings["pair_group"] != np.arange(n)), ids[findings["pair_group"]], ""
+        )
+        duplicate_of = np.where(
+            findings["exact"] | findings["near"] | findings["semantic"], duplicate_of, ""
+        )
+        reasons = [""] * n
+        for i in np.flatnonzero(issue | findings["over_represented"]):
+            reasons[i] = "; ".join(self._reasons_for(i, findings, ids, contradiction_group, leaks))
+        return pd.DataFrame(
+            {
+                "score": score,
+                "issue": issue,
+                "reason": reasons,
+                "exact_duplicate": findings["exact"],
+                "near_duplicate": findings["near"],
+                "semantic_duplicate": findings["semantic"],
+                "degenerate": findings["degenerate"],
+                "contradiction": findings["contradiction"],
+                "leaked": findings["leaked"],
+                "over_represented": findings["over_represented"],
+                "duplicate_of": duplicate_of,
+                "prompt_group": ids[prompt.near],
+                "contradiction_group": np.where(
+                    findings["contradiction"], ids[np.maximum(contradiction_group, 0)], ""
+                ),
+            },
+            index=pairs.index,
+        )
+
+    def _reasons_for(self, i, findings, ids, contradiction_group, leaks) -> list[str]:
+        parts = []
+        other = ids[findings["pair_group"][i]]
+        if findings["exact"][i]:
+            parts.append(f"exact copy of pair {ids[findings['exact_of'][i]]} after normalisation")
+        elif findings["near"][i]:
+            parts.append(f"near-duplicate of pair {other} (prompt and responses nearly the same)")
+        elif findings["semantic"][i]:
+            parts.append(
+                f"restates pair {other}: same prompt in meaning, nearly the same responses"
+            )
+        if findings["degenerate"][i]:
+            parts.append("chosen and rejected are the same after normalisation")
+        if findings["contradiction"][i]:
+            parts.append(
+                f"contradiction: the same prompt and responses are labelled the other way in "
+                f"group {ids[contradiction_group[i]]}"
+            )
+        if findings["leaked"][i]:
+            k = int(leaks["match"][i])
+            snippet = leaks["reference"][k][:80]
+            how = leaks["kind"][i]
+            value = leaks["similarity"][i]
+            measure = "" if how == "exact" else f", similarity {value:.2f}"
+            parts.append(f"prompt matches evaluation prompt {k} ({how}{measure}): {snippet!r}")
+        if findings["over_represented"][i]:
+            parts.append("its prompt has more pairs than the over-representation limit")
+        return parts
+
+    def _metrics(self, n, findings, flags, prompt, prompt_any, sizes, limit, leaks) -> dict:
+        positions = np.arange(n)
+        repeated_prompt = prompt.exact != positions
+        near_prompt = (prompt.near != positions) & ~repeated_prompt
+        semantic_prompt = (prompt_any != positions) & (prompt.near == positions)
+        counts = {k: int(findings[k].sum()) for k in ("exact", "near", "semantic")}
+        leaked = int(findings["leaked"].sum()) if leaks is not None else None
+        return {
+            "duplication/pairs": n,
+            "duplication/exact_duplicates": counts["exact"],
+            "duplication/exact_rate": stats.rate(counts["exact"], n),
+            "duplication/near_duplicates": counts["near"],
+            "duplication/near_duplicate_rate": stats.rate(counts["near"], n),
+            "duplication/semantic_duplicates": counts["semantic"],
+            "duplication/semantic_duplicate_rate": stats.rate(counts["semantic"], n),
+            "duplication/degenerate_pairs": int(findings["degenerate"].sum()),
+            "duplication/contradictions": int(findings["contradiction"].sum()),
+            "duplication/distinct_prompts": int(len(np.unique(prompt.exact))),
+            "duplication/duplicate_prompt_rate": stats.rate(repeated_prompt.sum(), n),
+            "duplication/near_duplicate_prompt_rate": stats.rate(near_prompt.sum(), n),
+            "duplication/semantic_duplicate_prompt_rate": stats.rate(semantic_prompt.sum(), n),
+            "duplication/max_pairs_per_prompt": int(sizes.max()) if len(sizes) else 0,
+            "duplication/over_represented_prompts": int((sizes > limit).sum()),
+            "duplication/top_prompt_share": stats.rate(sizes.max(), n) if len(sizes) else None,
+            "duplication/leakage_pairs": leaked,
+            "duplication/leakage_rate": None if leaked is None else stats.rate(leaked, n),
+            "duplication/issue_rate": stats.rate(flags["issue"].sum(), n),
+        }
+
+    def _info(self, pairs, ids, findings, flags, prompt, sizes, limit, leaks, semantic_status):
+        prompts = pairs["prompt"]
+        groups = []
+        group_sizes = pd.Series(findings["pair_group"]).value_counts()
+        for rep, size in group_sizes[group_sizes > 1].head(_LISTED).items():
+            rows = np.flatnonzero(findings["pair_group"] == rep)
+            kinds = [k for k in ("exact", "near", "semantic") if findings[k][rows].any()]
+            groups.append(
+                {
+                    "id": ids[rep],
+                    "size": int(size),
+                    "kinds": kinds,
+                    "members": ids[rows[:50]].tolist(),
+                }
+            )
+        top = sizes.head(20)
+        info: dict[str, Any] = {
+            "duplicate_groups": groups,
+            "top_prompts": [
+                {
+                    "id": ids[rep],
+                    "pairs": int(count),
+                    "over_represented": bool(count > limit),
+                    "prompt": prompts.iat[rep][:_SNIPPET],
+                }
+                for rep, count in top.items()
+            ],
+            "pairs_per_prompt": {
+                str(k): int(v) for k, v in sizes.value_counts().sort_index().items()
+            },
+            "over_representation_limit": limit,
+            "near_duplicate_prompts": _examples(prompt.edges, prompts),
+            "contradictions": sorted({g for g in flags["contradiction_group"] if g})[:_LISTED],
+            "semantic": semantic_status,
+        }
+        if leaks is not None:
+            kinds = pd.Series(leaks["kind"][leaks["leaked"]]).value_counts()
+            info["against"] = {
+                "path": str(self.against),
+                "prompts": len(leaks["reference"]),
+                "leaked_pairs_by_match": {str(k): int(v) for k, v in kinds.items()},
+            }
+            rows = np.flatnonzero(leaks["leaked"])
+            info["leaks"] = [
+                {
+                    "pair_id": ids[r],
+                    "kind": leaks["kind"][r],
+                    "similarity": float(leaks["similarity"][r]),
+                    "reference_index": int(leaks["match"][r]),
+                    "reference_prompt": leaks["reference"][int(leaks["match"][r])][:_SNIPPET],
+                }
+                for r in rows[:_LISTED]
+            ]
+        return info
+
+
+def _first_positions(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position, the first position with the same hash; and those first positions, sorted."""
+    codes, _ = pd.factorize(hashes)
+    first = np.full(codes.max() + 1 if len(codes) else 0, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return first[codes], np.sort(first)
+
+
+def _rank_of(labels: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+    """Index into the sorted ``distinct`` positions of each label (labels are among them)."""
+    return np.searchsorted(distinct, labels)
+
+
+def _pair_duplicates(context, prompt, prompt_any, chosen, rejected) -> dict[str, np.ndarray]:
+    """Pairs that repeat an earlier pair: exactly, nearly, or with the prompt restated in meaning.
+
+    Two pairs are copies when their prompts are in one group and their chosen and their
+    rejected responses are each in one near-duplicate group. The tier is the closest link to
+    the group's first pair: exact (all three texts equal after normalisation), near (prompts
+    linked by exact or MinHash matches), or semantic (prompts linked only through embeddings).
+    """
+    n = len(context.pairs)
+    triple = pd.DataFrame(
+        {
+            "p": context.normalized_hashes("prompt"),
+            "c": context.normalized_hashes("chosen"),
+            "r": context.normalized_hashes("rejected"),
+        }
+    )
+    exact_of = triple.groupby(["p", "c", "r"], sort=False).ngroup().to_numpy()
+    exact_first, _ = _first_positions(exact_of)
+    key = pd.DataFrame({"p": prompt_any, "c": chosen, "r": rejected})
+    group_first, _ = _first_positions(key.groupby(["p", "c", "r"], sort=False).ngroup().to_numpy())
+    positions = np.arange(n)
+    exact = exact_first != positions
+    copy = (group_first != positions) & ~exact
+    near = copy & (prompt.near == prompt.near[group_first])
+    return {
+        "exact": exact,
+        "exact_of": exact_first,
+        "near": near,
+        "semantic": copy & ~near,
+        "pair_group": group_first,
+    }
+
+
+def _contradictions(pairs, prompt_any, chosen, rejected) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose prompt and responses also occur with chosen and rejected swapped."""
+    n = len(pairs)
+    usable = chosen != rejected
+    if "tie" in pairs.columns:  # a tie shown in both orders says the same thing twice
+        usable &= ~pairs["tie"].fillna(False).to_numpy(dtype=bool)
+    forward = pd.MultiIndex.from_arrays([prompt_any[usable], chosen[usable], rejected[usable]])
+    flipped = pd.MultiIndex.from_arrays([prompt_any, rejected, chosen])
+    found = flipped.isin(forward) & usable
+    low, high = np.minimum(chosen, rejected), np.maximum(chosen, rejected)
+    canonical = pd.DataFrame({"p": prompt_any, "a": low, "b": high})
+    group = np.full(n, -1, dtype=np.int64)
+    if found.any():
+        rows = np.flatnonzero(found)
+        codes = canonical.iloc[rows].groupby(["p", "a", "b"], sort=False).ngroup().to_numpy()
+        first = pd.Series(rows).groupby(codes).transform("min").to_numpy()
+        group[rows] = first
+    return found, group
+
+
+def _best(kind, similarity, match, label, left, right, values) -> None:
+    """Record, per training prompt, the strongest new match (exact matches are never replaced)."""
+    for i, j, value in zip(left, right, values, strict=True):
+        if kind[i] == "exact":
+            continue
+        if value > similarity[i] or not kind[i]:
+            kind[i], similarity[i], match[i] = label, float(value), int(j)
+
+
+def _examples(edges: dedup.SimilarPairs, texts: pd.Series) -> list[dict[str, Any]]:
+    """The near-duplicate prompt pairs closest to the threshold first: the ones worth checking."""
+    order = np.argsort(edges.similarity, kind="stable")[:50]
+    return [
+        {
+            "similarity": round(float(edges.similarity[k]), 3),
+            "first": texts.iat[int(edges.left[k])][:_SNIPPET],
+            "second": texts.iat[int(edges.right[k])][:_SNIPPET],
+            "ids": [str(texts.index[int(edges.left[k])]), str(texts.index[int(edges.right[k])])],
+        }
+        for k in order
+    ]

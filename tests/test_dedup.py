@@ -1,0 +1,122 @@
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prefaudit import dedup
+
+_COMMON = (
+    "the a of to and in is it you that he was for on are with as his they be at one have this "
+    "from or had by hot word but what some we can out other were all there when up use your how "
+    "said an each she which do their time if will way about many then them write would like so"
+)
+WORDS = _COMMON.split(" ")
+
+
+def _exact_pairs(texts, threshold, size):
+    sets = dedup.shingle(dedup.comparable(texts), size).unique()
+    n = len(texts)
+    left, right = np.triu_indices(n, 1)
+    similarity = dedup.jaccard(sets, left, right)
+    keep = similarity >= threshold
+    return {
+        (int(i), int(j)): s
+        for i, j, s in zip(left[keep], right[keep], similarity[keep], strict=True)
+    }
+
+
+def _corpus(seed, n=300):
+    """Random texts plus edited copies of some of them: a mix of similarities around 0.6."""
+    rng = random.Random(seed)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))) for _ in range(n)]
+    for i in range(n // 3):
+        words = texts[i].split()
+        for k in rng.sample(range(len(words)), rng.randint(0, len(words) // 4)):
+            words[k] = rng.choice(WORDS)
+        texts.append(" ".join(words))
+    return texts
+
+
+def test_shingles_of_short_empty_and_unicode_texts():
+    shingles = dedup.shingle(["abcdef", "abc", "", "ééé"], size=5)
+    assert shingles.counts.tolist() == [2, 1, 0, 2]  # "ééé" is 6 bytes: two 5-byte windows
+    # A short text is never equal to a window of a longer one.
+    assert dedup.shingle(["abcde"], 5).hashes[0] != dedup.shingle(["abcd"], 5).hashes[0]
+    with pytest.raises(ValueError, match="between 1 and 8"):
+        dedup.shingle(["x"], size=9)
+
+
+def test_jaccard_matches_python_sets():
+    texts = ["the cat sat on the mat", "the cat sat on a mat", "dogs bark", ""]
+    sets = dedup.shingle(texts, 3).unique()
+    left, right = np.array([0, 0, 2]), np.array([1, 2, 3])
+    found = dedup.jaccard(sets, left, right)
+
+    def grams(t):
+        data = t.encode()
+        return {data[i : i + 3] for i in range(len(data) - 2)}
+
+    for k, (i, j) in enumerate(zip(left, right, strict=True)):
+        a, b = grams(texts[i]), grams(texts[j])
+        expected = len(a & b) / len(a | b) if a | b else 0.0
+        assert found[k] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_near_duplicate_pairs_are_exactly_the_pairs_above_the_threshold(seed):
+    texts = _corpus(seed)
+    truth = _exact_pairs(texts, 0.6, 5)
+    found = dedup.near_duplicate_pairs(dedup.comparable(texts), threshold=0.6)
+    got = {(int(i), int(j)) for i, j in zip(found.left, found.right, strict=True)}
+    assert got <= set(truth)  # verified exactly: never a pair below the threshold
+    clear = {pair for pair, s in truth.items() if s >= 0.7}
+    assert clear <= got  # pairs clearly above the threshold are never missed
+    assert len(got) >= 0.97 * len(truth)
+    assert np.allclose(
+        found.similarity, [truth[p] for p in zip(found.left, found.right, strict=True)]
+    )
+
+
+def test_signatures_are_deterministic_and_seeded():
+    shingles = dedup.shingle(["some text here", "other text"], 4)
+    a = dedup.signatures(shingles, 32, seed=1)
+    assert np.array_equal(a, dedup.signatures(shingles, 32, seed=1, threads=1))
+    assert not np.array_equal(a, dedup.signatures(shingles, 32, seed=2))
+
+
+def test_lsh_bands_meet_the_recall_target():
+    for threshold in (0.5, 0.6, 0.8):
+        bands, rows = dedup.lsh_bands(threshold, 128)
+        assert bands * rows <= 128
+        assert 1 - (1 - threshold**rows) ** bands >= 0.995
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 60), st.integers(0, 2**31), st.floats(0.5, 0.99))
+def test_cosine_pairs_match_brute_force(n, seed, threshold):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(max(n // 3, 1), 8))
+    vectors = base[rng.integers(0, len(base), n)] + 0.2 * rng.normal(size=(n, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    found = dedup.cosine_pairs(vectors, threshold, block=7)
+    full = vectors.astype(np.float32) @ vectors.astype(np.float32).T
+    i, j = np.nonzero(np.triu(full >= threshold, 1))
+    assert sorted(zip(found.left.tolist(), found.right.tolist(), strict=True)) == sorted(
+        zip(i.tolist(), j.tolist(), strict=True)
+    )
+    other = vectors[: n // 2 + 1]
+    cross = dedup.cosine_pairs(vectors, threshold, block=5, other=other)
+    full = vectors.astype(np.float32) @ other.astype(np.float32).T
+    assert len(cross) == int((full >= threshold).sum())
+
+
+def test_components_name_groups_after_their_first_member():
+    labels = dedup.components(6, np.array([4, 1, 2]), np.array([5, 2, 5]))
+    assert labels.tolist() == [0, 1, 1, 3, 1, 1]
+    assert dedup.components(0, np.array([], int), np.array([], int)).tolist() == []
+
+
+def test_comparable_drops_punctuation_case_and_spacing():
+    assert dedup.comparable(["Wait -- what?!", "wait what"]).to_pylist() == ["wait what"] * 2

@@ -1,0 +1,162 @@
+import json
+
+import numpy as np
+import pytest
+
+from prefaudit.audit import AuditContext, run_audit
+from prefaudit.validators.duplication import DuplicationValidator
+from tests.helpers import WordEmbedder, pairs_frame
+
+LONG = (
+    "Preheat the oven to two hundred degrees, mix flour, water, salt and yeast, knead the dough "
+    "for ten minutes, let it rise for an hour, shape the loaf and bake it for forty minutes."
+)
+BASE = [
+    ("How do I bake bread at home?", LONG, "Buy some bread from a shop instead."),
+    ("What is the capital of France?", "Paris is the capital of France.", "Lyon."),
+    ("What is the capital of Germany?", "Berlin is the capital of Germany.", "Bonn."),
+    ("Name a prime number.", "Seven is a prime number.", "Eight is a prime number."),
+]
+
+
+def _run(rows, embedder=None, **params):
+    pairs = pairs_frame(rows, **params.pop("columns", {}))
+    context = AuditContext(pairs, embedder=embedder)
+    return DuplicationValidator(**params).run(context), context
+
+
+def _mask(result, column):
+    return result.flags[column].tolist()
+
+
+def test_clean_data_of_one_topic_is_not_flagged():
+    result, _ = _run(BASE, semantic=False)
+    assert not result.flags["issue"].any()
+    assert result.metrics["duplication/exact_rate"] == 0.0
+    assert result.metrics["duplication/near_duplicate_rate"] == 0.0
+    assert result.metrics["duplication/distinct_prompts"] == 4
+
+
+def test_exact_copy_after_normalisation():
+    copy = ("  how do I BAKE bread at home?? ", LONG.upper(), "Buy some bread from a shop instead.")
+    result, _ = _run([*BASE, copy], semantic=False)
+    assert _mask(result, "exact_duplicate") == [False] * 4 + [True]
+    assert result.flags["duplicate_of"].iat[4] == "p0"
+    assert "exact copy of pair p0" in result.flags["reason"].iat[4]
+    assert result.metrics["duplication/exact_duplicates"] == 1
+    assert result.metrics["duplication/exact_rate"] == pytest.approx(1 / 5)
+
+
+def test_near_copy_with_a_few_words_changed():
+    edited = LONG.replace("ten minutes", "eight minutes").replace("an hour", "one hour")
+    copy = ("How do I bake bread at home, please?", edited, "Buy some bread from a shop instead!")
+    result, _ = _run([*BASE, copy], semantic=False)
+    assert _mask(result, "near_duplicate") == [False] * 4 + [True]
+    assert _mask(result, "exact_duplicate") == [False] * 5
+    assert result.flags["duplicate_of"].iat[4] == "p0"
+    assert result.flags["prompt_group"].tolist() == ["p0", "p1", "p2", "p3", "p0"]
+
+
+def test_same_prompt_with_different_responses_is_not_a_duplicate():
+    other = ("How do I bake bread at home?", "Use a bread machine.", "I cannot help with that.")
+    result, _ = _run([*BASE, other], semantic=False)
+    assert not result.flags["issue"].any()
+    assert result.metrics["duplication/duplicate_prompt_rate"] == pytest.approx(1 / 5)
+
+
+def test_degenerate_pair():
+    result, _ = _run([*BASE, ("Say hi.", "Hello there!", "hello   there!")], semantic=False)
+    assert _mask(result, "degenerate") == [False] * 4 + [True]
+    assert result.metrics["duplication/degenerate_pairs"] == 1
+
+
+def test_contradiction_flags_both_directions_and_skips_ties():
+    flipped = (BASE[3][0], BASE[3][2], BASE[3][1])
+    result, _ = _run([*BASE, flipped], semantic=False)
+    assert _mask(result, "contradiction") == [False, False, False, True, True]
+    assert result.flags["contradiction_group"].tolist() == ["", "", "", "p3", "p3"]
+    assert result.metrics["duplication/contradictions"] == 2
+    tied, _ = _run(
+        [*BASE, flipped], semantic=False, columns={"tie": [False, False, False, True, True]}
+    )
+    assert not tied.flags["contradiction"].any()
+
+
+def test_semantic_copy_needs_embeddings_and_is_reported_as_such():
+    # The same words in another order: the stand-in embedder sees one text, MinHash does not.
+    restated = ("Bread at home: I do bake how?", LONG, "Buy some bread from a shop instead.")
+    embedder = WordEmbedder()
+    result, _ = _run([*BASE, restated], embedder=embedder, semantic_threshold=0.95)
+    assert _mask(result, "semantic_duplicate") == [False] * 4 + [True]
+    assert _mask(result, "near_duplicate") == [False] * 5
+    assert result.metrics["duplication/semantic_duplicate_rate"] == pytest.approx(1 / 5)
+    assert result.metrics["duplication/semantic_duplicate_prompt_rate"] == pytest.approx(1 / 5)
+    assert embedder.calls == [5]  # each distinct prompt embedded once
+
+    skipped, context = _run([*BASE, restated], embedder=None)
+    assert skipped.metrics["duplication/semantic_duplicate_rate"] is None
+    assert not skipped.flags["issue"].any()
+    assert skipped.info["semantic"].startswith("skipped")
+    assert any("semantic duplicates skipped" in note for note in context.notes)
+
+
+def test_over_represented_prompt():
+    rows = [*BASE] + [
+        ("Tell me a joke.", f"Joke number {i} is funny.", f"No joke {i}.") for i in range(7)
+    ]
+    result, _ = _run(rows, semantic=False, max_pairs_per_prompt=5)
+    assert _mask(result, "over_represented") == [False] * 4 + [True] * 7
+    assert not result.flags["issue"].any()  # reported, not an issue
+    assert result.metrics["duplication/over_represented_prompts"] == 1
+    assert result.metrics["duplication/max_pairs_per_prompt"] == 7
+    assert result.info["top_prompts"][0] == {
+        "id": "p4",
+        "pairs": 7,
+        "over_represented": True,
+        "prompt": "Tell me a joke.",
+    }
+
+
+def test_leakage_against_a_prompt_list(tmp_path):
+    reference = tmp_path / "eval.txt"
+    reference.write_text(
+        "what is the capital of france?\n\n"
+        "How do I bake bread at home quickly?\n"
+        "Write a haiku about autumn.\n"
+    )
+    result, _ = _run(BASE, semantic=False, against=str(reference))
+    assert _mask(result, "leaked") == [True, True, False, False]
+    assert result.metrics["duplication/leakage_pairs"] == 2
+    assert result.metrics["duplication/leakage_rate"] == pytest.approx(0.5)
+    leaks = {leak["pair_id"]: leak for leak in result.info["leaks"]}
+    assert leaks["p1"]["kind"] == "exact" and leaks["p1"]["reference_index"] == 0
+    assert leaks["p0"]["kind"] == "near" and leaks["p0"]["reference_index"] == 1
+    assert "evaluation prompt 1 (near" in result.flags["reason"].iat[0]
+    assert result.info["against"]["prompts"] == 3
+
+
+def test_semantic_leak(tmp_path):
+    reference = tmp_path / "eval.json"
+    reference.write_text(json.dumps(["Home bread: how do I bake it at home?"]))
+    result, _ = _run(BASE, embedder=WordEmbedder(), semantic_threshold=0.8, against=str(reference))
+    assert _mask(result, "leaked") == [True, False, False, False]
+    assert result.info["leaks"][0]["kind"] == "semantic"
+
+
+def test_run_audit_reports_duplication_and_round_trips(tmp_path):
+    rows = [*BASE, BASE[0]]
+    result = run_audit(pairs_frame(rows), validators=["duplication"], embedder=None)
+    assert result.metrics["duplication/exact_duplicates"] == 1
+    result.save(tmp_path)
+    again = type(result).read(tmp_path)
+    assert again.metrics == result.metrics
+    assert again.flags["duplication/duplicate_of"].tolist() == ["", "", "", "", "p0"]
+    assert any("semantic duplicates skipped" in note for note in result.notes)
+
+
+def test_flags_are_deterministic():
+    rows = [*BASE, BASE[0], (BASE[3][0], BASE[3][2], BASE[3][1])]
+    first, _ = _run(rows, semantic=False)
+    second, _ = _run(rows, semantic=False)
+    assert first.flags.equals(second.flags)
+    assert np.all((first.flags["score"] >= 0) & (first.flags["score"] <= 1))
