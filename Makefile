@@ -23,8 +23,13 @@ $(VENV)/.core: $(VENV)/.created pyproject.toml
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.test: $(VENV)/.core
+# Tests need the model stack too (embeddings, tiny models built in code): CPU torch first.
+$(VENV)/.test: $(VENV)/.models
 	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.test
+	$(PIP) install --quiet -e ".[bench]"
 	touch $@
 
 $(VENV)/.models: $(VENV)/.core
@@ -48,8 +53,10 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check prefaudit tests benchmarks
 	$(VENV)/bin/ruff format --check prefaudit tests benchmarks
 
-bench: $(VENV)/.test
+bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_agreement.py
+	$(PY) benchmarks/bench_duplication.py
 
 clean-venv:
 	rm -rf $(VENV)

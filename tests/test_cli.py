@@ -64,6 +64,8 @@ def test_on_bad_row_fail_exits_2_listing_the_rows(tmp_path, data_file, capsys):
         (["--param", "nodot=1"], "expected VALIDATOR.KEY=VALUE"),
         (["--validators", "content", "--param", "other.x=1"], "validators that do not run: other"),
         (["--validators", "agreement"], "needs annotations"),
+        (["--validators", "content", "--against", "eval.txt"], "needs the duplication validator"),
+        (["--against", "missing-eval.txt"], "missing-eval.txt"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(tmp_path, data_file, capsys, args, message):
@@ -128,3 +130,20 @@ def test_an_internal_error_exits_3_not_1(tmp_path, capsys, monkeypatch):
     data = write_lines(tmp_path / "pairs.jsonl", [pair()])
     assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 3
     assert "internal error" in capsys.readouterr().err
+
+
+def test_against_reports_leaked_prompts(tmp_path, data_file, capsys):
+    reference = tmp_path / "eval.txt"
+    reference.write_text("what is 2+2?\nSomething else entirely.\n")
+    out = tmp_path / "o"
+    args = ["audit", str(data_file), "--out", str(out), "--against", str(reference)]
+    assert main([*args, "--embedding-model", "off"]) == 0
+    audit = orjson.loads((out / "audit.json").read_bytes())
+    metrics = audit["validators"]["duplication"]["metrics"]
+    assert metrics["duplication/leakage_pairs"] == 1
+    assert audit["validators"]["duplication"]["params"]["against"] == str(reference)
+    printed = capsys.readouterr().out
+    assert "duplication/leakage_rate" in printed
+    assert "semantic duplicates skipped (embeddings are turned off)" in printed
+    flags = pd.read_parquet(out / "flags.parquet")
+    assert flags["duplication/leaked"].tolist() == [True, False]

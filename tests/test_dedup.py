@@ -90,7 +90,7 @@ def test_lsh_bands_meet_the_recall_target():
     for threshold in (0.5, 0.6, 0.8):
         bands, rows = dedup.lsh_bands(threshold, 128)
         assert bands * rows <= 128
-        assert 1 - (1 - threshold**rows) ** bands >= 0.995
+        assert 1 - (1 - threshold**rows) ** bands >= 0.985
 
 
 @settings(max_examples=30, deadline=None)

@@ -75,6 +75,7 @@ class DuplicationValidator(Validator):
         "duplication/duplicate_prompt_rate",
         "duplication/near_duplicate_prompt_rate",
         "duplication/semantic_duplicate_prompt_rate",
+        "duplication/repeated_response_rate",
         "duplication/max_pairs_per_prompt",
         "duplication/over_represented_prompts",
         "duplication/top_prompt_share",
@@ -126,7 +127,7 @@ class DuplicationValidator(Validator):
         n = len(pairs)
         prompt = self._group(pairs["prompt"], context.normalized_hashes("prompt"))
         prompt_any, semantic_status = self._semantic_groups(context, prompt)
-        responses = self._response_groups(context, prompt.near)
+        responses, response_exact = self._response_groups(context, prompt.near)
         chosen, rejected = responses[:n], responses[n:]
 
         findings = _pair_duplicates(context, prompt, prompt_any, chosen, rejected)
@@ -143,7 +144,9 @@ class DuplicationValidator(Validator):
 
         ids = pairs.index.astype(str).to_numpy()
         flags = self._flags(pairs, findings, ids, contradiction_group, prompt, leaks)
-        metrics = self._metrics(n, findings, flags, prompt, prompt_any, sizes, limit, leaks)
+        metrics = self._metrics(
+            n, findings, flags, prompt, prompt_any, response_exact, sizes, limit, leaks
+        )
         if semantic_status != "ran":
             for key in (
                 "semantic_duplicates",
@@ -152,6 +155,7 @@ class DuplicationValidator(Validator):
             ):
                 metrics[f"duplication/{key}"] = None
         info = self._info(pairs, ids, findings, flags, prompt, sizes, limit, leaks, semantic_status)
+        info["top_responses"] = _top_responses(pairs, response_exact)
         return self.result(flags, metrics, info)
 
     # -- grouping ---------------------------------------------------------------------------
@@ -196,8 +200,8 @@ class DuplicationValidator(Validator):
         labels = dedup.components(len(distinct), left, right)
         return distinct[labels][_rank_of(prompt.exact, distinct)], "ran"
 
-    def _response_groups(self, context, prompt_near: np.ndarray) -> np.ndarray:
-        """Near-duplicate groups of all responses (chosen then rejected, positions 0..2n-1).
+    def _response_groups(self, context, prompt_near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Near and exact groups of all responses (chosen then rejected, positions 0..2n-1).
 
         Only responses of prompts that occur in more than one pair can make a duplicate pair or
         a contradiction, so only those are searched; the others keep their exact groups.
@@ -210,14 +214,14 @@ class DuplicationValidator(Validator):
         exact, _ = _first_positions(hashes)
         shared = np.flatnonzero(np.bincount(prompt_near, minlength=n)[prompt_near] > 1)
         if not len(shared):
-            return exact
+            return exact, exact
         # The distinct texts among those responses, each named by its first position overall.
         firsts = np.unique(exact[np.concatenate([shared, shared + n])])
         texts = pd.concat([pairs["chosen"], pairs["rejected"]], ignore_index=True).iloc[firsts]
         subset = self._group(texts, hashes[firsts])
         near = exact.copy()
         near[firsts] = firsts[subset.near]
-        return near[exact]  # every response follows its exact group's first text
+        return near[exact], exact  # every response follows its exact group's first text
 
     def _over_represented(self, prompt_near: np.ndarray) -> tuple[pd.Series, int, np.ndarray]:
         sizes = pd.Series(prompt_near).value_counts()
@@ -373,7 +377,9 @@ class DuplicationValidator(Validator):
             parts.append("its prompt has more pairs than the over-representation limit")
         return parts
 
-    def _metrics(self, n, findings, flags, prompt, prompt_any, sizes, limit, leaks) -> dict:
+    def _metrics(
+        self, n, findings, flags, prompt, prompt_any, responses, sizes, limit, leaks
+    ) -> dict:
         positions = np.arange(n)
         repeated_prompt = prompt.exact != positions
         near_prompt = (prompt.near != positions) & ~repeated_prompt
@@ -394,6 +400,9 @@ class DuplicationValidator(Validator):
             "duplication/duplicate_prompt_rate": stats.rate(repeated_prompt.sum(), n),
             "duplication/near_duplicate_prompt_rate": stats.rate(near_prompt.sum(), n),
             "duplication/semantic_duplicate_prompt_rate": stats.rate(semantic_prompt.sum(), n),
+            "duplication/repeated_response_rate": stats.rate(
+                (responses != np.arange(2 * n)).sum(), 2 * n
+            ),
             "duplication/max_pairs_per_prompt": int(sizes.max()) if len(sizes) else 0,
             "duplication/over_represented_prompts": int((sizes > limit).sum()),
             "duplication/top_prompt_share": stats.rate(sizes.max(), n) if len(sizes) else None,
@@ -544,4 +553,19 @@ def _examples(edges: dedup.SimilarPairs, texts: pd.Series) -> list[dict[str, Any
             "ids": [str(texts.index[int(edges.left[k])]), str(texts.index[int(edges.right[k])])],
         }
         for k in order
+    ]
+
+
+def _top_responses(pairs, responses: np.ndarray) -> list[dict[str, Any]]:
+    """The responses that recur most often (canned refusals, templates), with their counts."""
+    n = len(pairs)
+    counts = pd.Series(responses).value_counts()
+    texts = pd.concat([pairs["chosen"], pairs["rejected"]], ignore_index=True)
+    return [
+        {
+            "response": texts.iat[int(first)][:_SNIPPET],
+            "count": int(count),
+            "as_chosen": int(((responses == first) & (np.arange(2 * n) < n)).sum()),
+        }
+        for first, count in counts[counts > 1].head(20).items()
     ]

@@ -160,3 +160,17 @@ def test_flags_are_deterministic():
     second, _ = _run(rows, semantic=False)
     assert first.flags.equals(second.flags)
     assert np.all((first.flags["score"] >= 0) & (first.flags["score"] <= 1))
+
+
+def test_repeated_responses_are_counted_and_listed():
+    refusal = "I'm sorry, I can't help with that."
+    rows = [
+        ("How do I pick a lock?", refusal, "Use a tension wrench."),
+        ("How do I hotwire a car?", refusal, "Cross the wires."),
+        ("How do I make a fake id?", "I'M SORRY, I can't help with that.", "Use a printer."),
+        *BASE,
+    ]
+    result, _ = _run(rows, semantic=False)
+    assert result.metrics["duplication/repeated_response_rate"] == pytest.approx(2 / 14)
+    assert result.info["top_responses"] == [{"response": refusal, "count": 3, "as_chosen": 3}]
+    assert not result.flags["issue"].any()
