@@ -194,11 +194,23 @@ def signatures(
     cuts = np.searchsorted(starts, np.arange(0, shingles.offsets[-1], _SIGNATURE_CHUNK), "right")
     edges = np.unique(np.concatenate([[0], np.maximum(cuts - 1, 0), [len(present)]]))
 
-    def block(lo: int, hi: int) -> None:
-        first, last = starts[lo], shingles.offsets[present[hi - 1] + 1]
+    def permute(first: int, last: int) -> np.ndarray:
         with np.errstate(over="ignore"):
             permuted = np.multiply(a[:, None], shingles.hashes[None, first:last])
             permuted += b[:, None]
+        return permuted
+
+    def block(lo: int, hi: int) -> None:
+        first, last = starts[lo], shingles.offsets[present[hi - 1] + 1]
+        if hi - lo == 1 and last - first > 4 * _SIGNATURE_CHUNK:
+            # One long text: its minimum over slices, so memory stays at one slice.
+            row = np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+            for cut in range(first, last, 4 * _SIGNATURE_CHUNK):
+                end = min(cut + 4 * _SIGNATURE_CHUNK, last)
+                np.minimum(row, permute(cut, end).min(axis=1), out=row)
+            out[present[lo]] = row
+            return
+        permuted = permute(first, last)
         out[present[lo:hi]] = np.minimum.reduceat(permuted, starts[lo:hi] - first, axis=1).T
 
     with ThreadPoolExecutor(threads or default_threads()) as pool:

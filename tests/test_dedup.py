@@ -120,3 +120,11 @@ def test_components_name_groups_after_their_first_member():
 
 def test_comparable_drops_punctuation_case_and_spacing():
     assert dedup.comparable(["Wait -- what?!", "wait what"]).to_pylist() == ["wait what"] * 2
+
+
+def test_a_long_text_gets_the_same_signature_in_slices(monkeypatch):
+    text = " ".join(random.Random(0).choice(WORDS) for _ in range(20_000))
+    shingles = dedup.shingle([text, "short text"], 5)
+    whole = dedup.signatures(shingles, 16)
+    monkeypatch.setattr(dedup, "_SIGNATURE_CHUNK", 1_000)  # forces the sliced path
+    assert np.array_equal(dedup.signatures(shingles, 16), whole)

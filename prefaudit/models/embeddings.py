@@ -120,7 +120,8 @@ class Embedder:
 
     ``model`` is a sentence-transformers name (downloaded by sentence-transformers when the
     machine has a network) or a local folder; None means the embedded all-MiniLM-L6-v2.
-    ``cache_dir=False`` turns the disk cache off.
+    ``cache_dir=False`` turns the disk cache off. ``show_progress`` None shows a progress bar
+    when 500 or more texts need embedding.
     """
 
     def __init__(
@@ -130,7 +131,7 @@ class Embedder:
         device: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         cache_dir: str | Path | bool | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ):
         self.model = model
         self.device = device
@@ -212,12 +213,14 @@ class Embedder:
         return int(get())
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        log.info("embedding %d texts with %s", len(texts), self.model or "all-MiniLM-L6-v2")
+        progress = self.show_progress if self.show_progress is not None else len(texts) >= 500
         vectors = self.loaded.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=self.show_progress,
+            show_progress_bar=progress,
         )
         return np.asarray(vectors, dtype=np.float32)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from prefaudit import dedup, stats, text
 from prefaudit.validators.base import Validator, ValidatorResult, register
@@ -97,6 +98,7 @@ class DuplicationValidator(Validator):
         *,
         near_threshold: float = 0.6,
         shingle_size: int = 5,
+        near_min_words: int = 8,
         num_perm: int = 128,
         semantic: bool = True,
         semantic_threshold: float = 0.95,
@@ -109,6 +111,9 @@ class DuplicationValidator(Validator):
         self.near_threshold = near_threshold
         # Bytes per shingle (a character for Latin script); at most 8.
         self.shingle_size = shingle_size
+        # Shorter texts are near-duplicates only when equal without punctuation: in a short
+        # text one changed word is a different question ("start a riot" / "start a food fight").
+        self.near_min_words = near_min_words
         # MinHash permutations; more = fewer missed pairs near the threshold, slower.
         self.num_perm = num_perm
         # Semantic duplicates of prompts need embeddings; off = MinHash only.
@@ -125,7 +130,7 @@ class DuplicationValidator(Validator):
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs
         n = len(pairs)
-        prompt = self._group(pairs["prompt"], context.normalized_hashes("prompt"))
+        prompt = self._group(_prompt_texts(pairs), context.normalized_hashes("prompt"))
         prompt_any, semantic_status = self._semantic_groups(context, prompt)
         responses, response_exact = self._response_groups(context, prompt.near)
         chosen, rejected = responses[:n], responses[n:]
@@ -137,7 +142,9 @@ class DuplicationValidator(Validator):
         findings["contradiction"], contradiction_group = _contradictions(
             pairs, prompt_any, chosen, rejected
         )
-        sizes, limit, over = self._over_represented(prompt.near)
+        # Counted on prompts equal after normalisation: near-duplicate groups chain templated
+        # prompts ("a recipe for <dish>") into one large group that is not one prompt.
+        sizes, limit, over = self._over_represented(prompt.exact)
         findings["over_represented"] = over
         leaks = self._leaks(context, prompt) if self.against else None
         findings["leaked"] = leaks["leaked"] if leaks is not None else np.zeros(n, dtype=bool)
@@ -163,19 +170,32 @@ class DuplicationValidator(Validator):
     def _group(self, texts: pd.Series, hashes: np.ndarray) -> Grouping:
         """Exact and near-duplicate groups of ``texts`` (labels are first positions)."""
         exact, distinct = _first_positions(hashes)
-        found = dedup.near_duplicate_pairs(
-            dedup.comparable(texts.iloc[distinct]),
-            threshold=self.near_threshold,
-            shingle_size=self.shingle_size,
-            num_perm=self.num_perm,
-            seed=self.seed,
-        )
+        found = self._near_pairs(texts.iloc[distinct])
         labels = dedup.components(len(distinct), found.left, found.right)
         near = distinct[labels][_rank_of(exact, distinct)]
         edges = dedup.SimilarPairs(
             distinct[found.left], distinct[found.right], found.similarity, found.candidates
         )
         return Grouping(exact, near, edges)
+
+    def _near_pairs(self, texts: pd.Series) -> dedup.SimilarPairs:
+        """Near-duplicate pairs among ``texts``; texts shorter than ``near_min_words`` only pair
+        when they are equal once punctuation is dropped (in "how do you start a riot" one word
+        is already a fifth of the text, and a different question)."""
+        comparable = dedup.comparable(texts)
+        found = dedup.near_duplicate_pairs(
+            comparable,
+            threshold=self.near_threshold,
+            shingle_size=self.shingle_size,
+            num_perm=self.num_perm,
+            seed=self.seed,
+        )
+        words = pc.count_substring(comparable, " ").to_numpy(zero_copy_only=False) + 1
+        short = np.minimum(words[found.left], words[found.right]) < self.near_min_words
+        keep = ~short | (found.similarity >= 1.0)
+        return dedup.SimilarPairs(
+            found.left[keep], found.right[keep], found.similarity[keep], found.candidates
+        )
 
     def _semantic_groups(self, context, prompt: Grouping) -> tuple[np.ndarray, str]:
         """Prompt groups with semantic (embedding) edges added to the near-duplicate ones."""
@@ -257,15 +277,9 @@ class DuplicationValidator(Validator):
             kind[exact], similarity[exact] = "exact", 1.0
             match[exact] = first.reindex(train_hash[exact]).to_numpy()
             combined = pd.concat(
-                [pairs["prompt"].iloc[distinct], pd.Series(reference)], ignore_index=True
+                [_prompt_texts(pairs).iloc[distinct], pd.Series(reference)], ignore_index=True
             )
-            found = dedup.near_duplicate_pairs(
-                dedup.comparable(combined),
-                threshold=self.near_threshold,
-                shingle_size=self.shingle_size,
-                num_perm=self.num_perm,
-                seed=self.seed,
-            )
+            found = self._near_pairs(combined)
             cross = (found.left < len(distinct)) & (found.right >= len(distinct))
             _best(
                 kind,
@@ -318,12 +332,8 @@ class DuplicationValidator(Validator):
             | findings["contradiction"]
             | findings["leaked"]
         )
-        duplicate_of = np.where(
-            issue & (findings["pair_group"] != np.arange(n)), ids[findings["pair_group"]], ""
-        )
-        duplicate_of = np.where(
-            findings["exact"] | findings["near"] | findings["semantic"], duplicate_of, ""
-        )
+        copy = findings["exact"] | findings["near"] | findings["semantic"]
+        duplicate_of = np.where(copy, ids[findings["pair_group"]], "")  # the group's first pair
         reasons = [""] * n
         for i in np.flatnonzero(issue | findings["over_represented"]):
             reasons[i] = "; ".join(self._reasons_for(i, findings, ids, contradiction_group, leaks))
@@ -569,3 +579,24 @@ def _top_responses(pairs, responses: np.ndarray) -> list[dict[str, Any]]:
         }
         for first, count in counts[counts > 1].head(20).items()
     ]
+
+
+def _prompt_texts(pairs: pd.DataFrame) -> pd.Series:
+    """Prompts as near-duplicate search reads them: for chats, the turns' contents without the
+    role markers ("Human:", "Assistant:"), which would make short prompts look alike."""
+    if "prompt_messages" not in pairs.columns:
+        return pairs["prompt"]
+    messages = pairs["prompt_messages"]
+    joined = [
+        "\n".join(str(m.get("content", "")) for m in turns) if _is_turns(turns) else prompt
+        for turns, prompt in zip(messages, pairs["prompt"], strict=True)
+    ]
+    return pd.Series(joined, index=pairs.index, dtype="str")
+
+
+def _is_turns(value) -> bool:
+    return (
+        isinstance(value, (list, tuple, np.ndarray))
+        and len(value) > 0
+        and all(isinstance(m, dict) for m in value)
+    )

@@ -12,7 +12,7 @@ LONG = (
     "for ten minutes, let it rise for an hour, shape the loaf and bake it for forty minutes."
 )
 BASE = [
-    ("How do I bake bread at home?", LONG, "Buy some bread from a shop instead."),
+    ("How do I bake a loaf of bread at home?", LONG, "Buy some bread from a shop instead."),
     ("What is the capital of France?", "Paris is the capital of France.", "Lyon."),
     ("What is the capital of Germany?", "Berlin is the capital of Germany.", "Bonn."),
     ("Name a prime number.", "Seven is a prime number.", "Eight is a prime number."),
@@ -38,7 +38,11 @@ def test_clean_data_of_one_topic_is_not_flagged():
 
 
 def test_exact_copy_after_normalisation():
-    copy = ("  how do I BAKE bread at home?? ", LONG.upper(), "Buy some bread from a shop instead.")
+    copy = (
+        "  how do I BAKE a loaf of bread at home?? ",
+        LONG.upper(),
+        "Buy some bread from a shop instead.",
+    )
     result, _ = _run([*BASE, copy], semantic=False)
     assert _mask(result, "exact_duplicate") == [False] * 4 + [True]
     assert result.flags["duplicate_of"].iat[4] == "p0"
@@ -49,7 +53,11 @@ def test_exact_copy_after_normalisation():
 
 def test_near_copy_with_a_few_words_changed():
     edited = LONG.replace("ten minutes", "eight minutes").replace("an hour", "one hour")
-    copy = ("How do I bake bread at home, please?", edited, "Buy some bread from a shop instead!")
+    copy = (
+        "How do I bake a loaf of bread at home, please?",
+        edited,
+        "Buy some bread from a shop instead!",
+    )
     result, _ = _run([*BASE, copy], semantic=False)
     assert _mask(result, "near_duplicate") == [False] * 4 + [True]
     assert _mask(result, "exact_duplicate") == [False] * 5
@@ -58,7 +66,7 @@ def test_near_copy_with_a_few_words_changed():
 
 
 def test_same_prompt_with_different_responses_is_not_a_duplicate():
-    other = ("How do I bake bread at home?", "Use a bread machine.", "I cannot help with that.")
+    other = (BASE[0][0], "Use a bread machine.", "I cannot help with that.")
     result, _ = _run([*BASE, other], semantic=False)
     assert not result.flags["issue"].any()
     assert result.metrics["duplication/duplicate_prompt_rate"] == pytest.approx(1 / 5)
@@ -84,7 +92,11 @@ def test_contradiction_flags_both_directions_and_skips_ties():
 
 def test_semantic_copy_needs_embeddings_and_is_reported_as_such():
     # The same words in another order: the stand-in embedder sees one text, MinHash does not.
-    restated = ("Bread at home: I do bake how?", LONG, "Buy some bread from a shop instead.")
+    restated = (
+        "Bread at home: a loaf of I do bake how?",
+        LONG,
+        "Buy some bread from a shop instead.",
+    )
     embedder = WordEmbedder()
     result, _ = _run([*BASE, restated], embedder=embedder, semantic_threshold=0.95)
     assert _mask(result, "semantic_duplicate") == [False] * 4 + [True]
@@ -121,7 +133,7 @@ def test_leakage_against_a_prompt_list(tmp_path):
     reference = tmp_path / "eval.txt"
     reference.write_text(
         "what is the capital of france?\n\n"
-        "How do I bake bread at home quickly?\n"
+        "How do I bake a loaf of bread at home quickly?\n"
         "Write a haiku about autumn.\n"
     )
     result, _ = _run(BASE, semantic=False, against=str(reference))
@@ -137,7 +149,7 @@ def test_leakage_against_a_prompt_list(tmp_path):
 
 def test_semantic_leak(tmp_path):
     reference = tmp_path / "eval.json"
-    reference.write_text(json.dumps(["Home bread: how do I bake it at home?"]))
+    reference.write_text(json.dumps(["Home bread: how do I bake a loaf of it at home?"]))
     result, _ = _run(BASE, embedder=WordEmbedder(), semantic_threshold=0.8, against=str(reference))
     assert _mask(result, "leaked") == [True, False, False, False]
     assert result.info["leaks"][0]["kind"] == "semantic"
@@ -174,3 +186,44 @@ def test_repeated_responses_are_counted_and_listed():
     assert result.metrics["duplication/repeated_response_rate"] == pytest.approx(2 / 14)
     assert result.info["top_responses"] == [{"response": refusal, "count": 3, "as_chosen": 3}]
     assert not result.flags["issue"].any()
+
+
+def test_short_prompts_that_differ_by_a_word_are_different_questions():
+    rows = [
+        ("How do you start a riot?", "I won't help with that.", "Gather a crowd."),
+        ("How do you start a food fight?", "Please don't.", "Throw a pie."),
+        ("how do you start a riot", "No.", "Yes."),
+    ]
+    result, _ = _run(rows, semantic=False)
+    assert result.flags["prompt_group"].tolist() == ["p0", "p1", "p0"]
+
+
+def test_chat_prompts_are_compared_without_role_markers():
+    from prefaudit.validators.duplication import _prompt_texts
+
+    pairs = pairs_frame(
+        [
+            ("\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Bye", "a", "b"),
+            ("Plain prompt", "c", "d"),
+        ],
+        prompt_messages=[
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Bye"},
+            ],
+            None,
+        ],
+    )
+    assert _prompt_texts(pairs).tolist() == ["Hi\nHello\nBye", "Plain prompt"]
+
+
+def test_templated_prompts_do_not_chain_into_an_over_represented_prompt():
+    template = (
+        "I like to cook for guests and want to try new dishes. Can you give me a recipe for {}?"
+    )
+    dishes = ["borscht", "pierogi", "goulash", "paella", "ramen", "pho", "tacos", "dal"]
+    rows = [(template.format(d), f"Here is {d}.", "No.") for d in dishes]
+    result, _ = _run(rows, semantic=False, max_pairs_per_prompt=3)
+    assert len(set(result.flags["prompt_group"])) < len(dishes)  # near groups do chain...
+    assert not result.flags["over_represented"].any()  # ...but counts are per prompt
