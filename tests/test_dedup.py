@@ -74,9 +74,10 @@ def test_near_duplicate_pairs_are_exactly_the_pairs_above_the_threshold(seed):
     clear = {pair for pair, s in truth.items() if s >= 0.7}
     assert clear <= got  # pairs clearly above the threshold are never missed
     assert len(got) >= 0.97 * len(truth)
-    assert np.allclose(
-        found.similarity, [truth[p] for p in zip(found.left, found.right, strict=True)]
-    )
+    exact = np.array([truth[p] for p in zip(found.left, found.right, strict=True)])
+    checked = found.similarity < 0.8  # near the threshold: the exact value
+    assert np.allclose(found.similarity[checked], exact[checked])
+    assert np.all(np.abs(found.similarity - exact) < 0.15)  # far above it: the MinHash estimate
 
 
 def test_signatures_are_deterministic_and_seeded():
