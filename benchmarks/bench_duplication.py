@@ -21,7 +21,6 @@ query all), in the same run.
 from __future__ import annotations
 
 import argparse
-import gzip
 import random
 import re
 import sys
@@ -44,27 +43,14 @@ THRESHOLD, SHINGLE, PERMS = 0.6, 5, 128
 
 def real_texts():
     """Distinct prompts and responses, plus AlpacaEval's outputs grouped by instruction."""
-    import orjson
-
-    from prefaudit.io.shapes import split_hh
+    from realdata import real_pairs
 
     prompts, responses, by_instruction = [], [], {}
-    with gzip.open(SHARED / "hh-rlhf-harmless-test.jsonl.gz") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            try:
-                prompt, chosen, rejected, _ = split_hh(record["chosen"], record["rejected"])
-            except Exception:
-                continue
-            prompts.append(prompt)
-            responses += [chosen, rejected]
-    with gzip.open(SHARED / "alpacaeval-judges.jsonl.gz") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            prompts.append(record["instruction"])
-            responses += [record["output_1"], record["output_2"]]
-            outputs = by_instruction.setdefault(record["instruction"], set())
-            outputs.update([record["output_1"], record["output_2"]])
+    for prompt, first, second, dataset in real_pairs():
+        prompts.append(prompt)
+        responses += [first, second]
+        if dataset == "alpaca":
+            by_instruction.setdefault(prompt, set()).update([first, second])
 
     def distinct(texts):
         return list(dict.fromkeys(t for t in texts if t and t.strip()))

@@ -17,7 +17,6 @@ prefaudit / pandas (target: time within 1.5x) and peak memory / file size (targe
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
@@ -35,23 +34,9 @@ CACHE = ROOT / "benchmarks" / ".cache"
 def build(path: Path, pairs: int, seed: int = 0) -> None:
     """Realistic pairs from the shared texts, varied: mixed prompts, responses and edits."""
     import orjson
+    from realdata import real_pairs
 
-    sys.path.insert(0, str(ROOT))
-    from prefaudit.io.shapes import split_hh
-
-    base = []
-    with gzip.open(SHARED / "hh-rlhf-harmless-test.jsonl.gz") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            try:
-                prompt, chosen, rejected, _ = split_hh(record["chosen"], record["rejected"])
-            except Exception:
-                continue
-            base.append((prompt, chosen, rejected))
-    with gzip.open(SHARED / "alpacaeval-judges.jsonl.gz") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            base.append((record["instruction"], record["output_1"], record["output_2"]))
+    base = [(prompt, chosen, rejected) for prompt, chosen, rejected, _ in real_pairs()]
     responses = [text for _, c, r in base for text in (c, r) if text.strip()]
     rng = random.Random(seed)
     tmp = path.with_suffix(".tmp")
