@@ -111,8 +111,9 @@ class DuplicationValidator(Validator):
         self.near_threshold = near_threshold
         # Bytes per shingle (a character for Latin script); at most 8.
         self.shingle_size = shingle_size
-        # Shorter texts are near-duplicates only when equal without punctuation: in a short
-        # text one changed word is a different question ("start a riot" / "start a food fight").
+        # Shorter texts are near-duplicates only when equal without punctuation or one adds
+        # words to the other: in a short text one changed word is usually a different question
+        # ("start a riot" / "start a food fight").
         self.near_min_words = near_min_words
         # MinHash permutations; more = fewer missed pairs near the threshold, slower.
         self.num_perm = num_perm
@@ -179,9 +180,13 @@ class DuplicationValidator(Validator):
         return Grouping(exact, near, edges)
 
     def _near_pairs(self, texts: pd.Series) -> dedup.SimilarPairs:
-        """Near-duplicate pairs among ``texts``; texts shorter than ``near_min_words`` only pair
-        when they are equal once punctuation is dropped (in "how do you start a riot" one word
-        is already a fifth of the text, and a different question)."""
+        """Near-duplicate pairs among ``texts``.
+
+        Texts shorter than ``near_min_words`` pair only when they are equal once punctuation is
+        dropped, or when one is the other with words added ("... a rabbit" / "... a rabbit
+        please"): in "how do you start a riot" a changed word is a fifth of the text, and
+        usually a different question.
+        """
         comparable = dedup.comparable(texts)
         found = dedup.near_duplicate_pairs(
             comparable,
@@ -193,6 +198,10 @@ class DuplicationValidator(Validator):
         words = pc.count_substring(comparable, " ").to_numpy(zero_copy_only=False) + 1
         short = np.minimum(words[found.left], words[found.right]) < self.near_min_words
         keep = ~short | (found.similarity >= 1.0)
+        for k in np.flatnonzero(short & ~keep):
+            a = set(comparable[int(found.left[k])].as_py().split())
+            b = set(comparable[int(found.right[k])].as_py().split())
+            keep[k] = a <= b or b <= a
         return dedup.SimilarPairs(
             found.left[keep], found.right[keep], found.similarity[keep], found.candidates
         )

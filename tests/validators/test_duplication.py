@@ -193,9 +193,10 @@ def test_short_prompts_that_differ_by_a_word_are_different_questions():
         ("How do you start a riot?", "I won't help with that.", "Gather a crowd."),
         ("How do you start a food fight?", "Please don't.", "Throw a pie."),
         ("how do you start a riot", "No.", "Yes."),
+        ("So how do you start a riot, please?", "No!", "Yes!"),
     ]
     result, _ = _run(rows, semantic=False)
-    assert result.flags["prompt_group"].tolist() == ["p0", "p1", "p0"]
+    assert result.flags["prompt_group"].tolist() == ["p0", "p1", "p0", "p0"]
 
 
 def test_chat_prompts_are_compared_without_role_markers():
