@@ -138,6 +138,12 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         "report training prompts that match it exactly, nearly or in meaning (leakage)",
     )
     parser.add_argument(
+        "--coverage-reference",
+        metavar="FILE",
+        help="prompts that matter (an evaluation set, a list of use cases; any loadable dataset or "
+        "a .txt/.json list): report how well the training prompts cover them",
+    )
+    parser.add_argument(
         "--embedding-model",
         metavar="NAME|PATH|off",
         help="sentence-transformers model for semantic checks (default: the embedded "
@@ -193,8 +199,14 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
             if names is not None and "duplication" not in names:
                 raise UsageError("--against needs the duplication validator (--validators ...)")
             params.setdefault("duplication", {})["against"] = args.against
+        if args.coverage_reference:
+            if names is not None and "coverage" not in names:
+                raise UsageError(
+                    "--coverage-reference needs the coverage validator (--validators ...)"
+                )
+            params.setdefault("coverage", {})["reference"] = args.coverage_reference
         # An evaluation file or embedding model may change under the same name: no reuse then.
-        fixed_inputs = not args.against and not args.embedding_model
+        fixed_inputs = not (args.against or args.coverage_reference or args.embedding_model)
         cached = _cached_audit(out, data, names, params) if reuse and fixed_inputs else None
         if cached is not None:
             return cached, data, True

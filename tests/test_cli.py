@@ -147,3 +147,17 @@ def test_against_reports_leaked_prompts(tmp_path, data_file, capsys):
     assert "semantic duplicates skipped (embeddings are turned off)" in printed
     flags = pd.read_parquet(out / "flags.parquet")
     assert flags["duplication/leaked"].tolist() == [True, False]
+
+
+def test_coverage_reference(tmp_path, data_file, capsys):
+    reference = tmp_path / "use_cases.txt"
+    reference.write_text("What is 2+2?\nHow do I renew a passport?\n")
+    out = tmp_path / "o"
+    args = ["audit", str(data_file), "--out", str(out), "--coverage-reference", str(reference)]
+    assert main([*args, "--validators", "coverage"]) == 0
+    audit = orjson.loads((out / "audit.json").read_bytes())
+    coverage = audit["validators"]["coverage"]
+    assert coverage["metrics"]["coverage/reference_prompts"] == 2
+    assert coverage["metrics"]["coverage/representation"] == "tfidf"  # embeddings are off in tests
+    assert main([*args, "--validators", "content"]) == 2
+    assert "needs the coverage validator" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from prefaudit.validators.base import (
     register,
 )
 from prefaudit.validators.content import ContentValidator
+from prefaudit.validators.coverage import CoverageValidator
 from prefaudit.validators.duplication import DuplicationValidator
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "FLAG_COLUMNS",
     "VALIDATORS",
     "ContentValidator",
+    "CoverageValidator",
     "DuplicationValidator",
     "MissingInputError",
     "Validator",

@@ -1,0 +1,540 @@
+"""``coverage``: what the prompts teach about, how evenly, and what they leave out."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit.validators.base import Validator, ValidatorResult, register
+
+log = logging.getLogger(__name__)
+
+_SNIPPET = 200
+_MAP_POINTS = 2_000  # prompts drawn on the 2-D map (a seeded sample beyond that)
+_SILHOUETTE_SAMPLE = 3_000  # prompts the choice of k is made on
+_LANGUAGE_SAMPLE = 2_000  # prompts whose language is detected (a seeded sample beyond that)
+
+
+@register
+class CoverageValidator(Validator):
+    """Topics of the prompts, how evenly the pairs spread over them, their shape, and the gap
+    to a reference set of prompts that matter.
+
+    >>> import pandas as pd
+    >>> from prefaudit.audit import AuditContext
+    >>> prompts = ["bake bread at home", "bread to bake", "bake sourdough bread",
+    ...            "car engine repair", "repair my car engine", "car engine noise"]
+    >>> pairs = pd.DataFrame({"prompt": prompts, "chosen": ["a"] * 6, "rejected": ["b"] * 6})
+    >>> result = CoverageValidator(languages=False).run(AuditContext(pairs, embedder=None))
+    >>> result.metrics["coverage/clusters"], result.flags["cluster"].tolist()
+    (2, [0, 0, 0, 1, 1, 1])
+    >>> result.info["clusters"][0]["name"]
+    'bake, bread, home, sourdough'
+    """
+
+    name = "coverage"
+    # Runs after these (when they run) so each topic shows their issue rates.
+    uses = ("content", "agreement", "duplication")
+    description = (
+        "Groups the prompts into topics (k-means on prompt embeddings, or TF-IDF when there are "
+        "none; k by silhouette unless set), names each by its most distinctive terms and a "
+        "representative prompt, and shows how evenly the pairs spread (entropy, effective "
+        "number of topics, the largest and the smallest), where the other checks' problems sit "
+        "by topic, the prompts' lengths, turns, languages and sources, and a 2-D map. With "
+        "--coverage-reference, how close the nearest training prompt comes to each reference "
+        "prompt (an evaluation set, a list of use cases) and which reference topics the data "
+        "does not cover. Data clean pair by pair can still teach only a sliver of what the "
+        "model will face."
+    )
+    metric_names = (
+        "coverage/prompts",
+        "coverage/clusters",
+        "coverage/effective_clusters",
+        "coverage/entropy",
+        "coverage/normalized_entropy",
+        "coverage/largest_cluster_share",
+        "coverage/smallest_cluster_share",
+        "coverage/representation",
+        "coverage/gap_rate",
+        "coverage/reference_prompts",
+        "coverage/mean_nearest_similarity",
+        "coverage/uncovered_reference_clusters",
+        "coverage/languages",
+        "coverage/top_language",
+        "coverage/top_language_share",
+        "coverage/multi_turn_rate",
+        "coverage/median_prompt_chars",
+    )
+    text_metric_names = ("coverage/representation", "coverage/top_language")
+    headline_metrics = (
+        "coverage/clusters",
+        "coverage/effective_clusters",
+        "coverage/largest_cluster_share",
+        "coverage/gap_rate",
+        "coverage/languages",
+    )
+
+    def __init__(
+        self,
+        *,
+        clusters: int | None = None,
+        max_clusters: int = 30,
+        reference: str | None = None,
+        gap_threshold: float | None = None,
+        languages: bool = True,
+        seed: int = 0,
+    ):
+        # k for k-means; None = the k in 2..max_clusters with the best silhouette on a sample.
+        self.clusters = clusters
+        self.max_clusters = max_clusters
+        # Prompts that matter (a dataset, or a plain list): each gets its nearest training prompt.
+        self.reference = reference
+        # A reference prompt is uncovered when no training prompt is this similar (cosine);
+        # None = 0.5 for embeddings, 0.2 for TF-IDF (whose similarities run lower).
+        self.gap_threshold = gap_threshold
+        # Detect the prompts' languages (lingua, on a sample of 2,000).
+        self.languages = languages
+        self.seed = seed
+
+    def run(self, context) -> ValidatorResult:
+        pairs = context.pairs
+        self.silhouettes_: dict[int, float] = {}  # k -> silhouette, when k was chosen
+        codes, distinct = pd.factorize(pairs["prompt"])
+        vectors, representation = self._vectors(context, list(distinct), codes)
+        labels, k = self._cluster(vectors)
+        pair_labels = labels[codes] if len(codes) else np.zeros(0, dtype=int)
+        names = _name_clusters(list(distinct), labels, k)
+        representatives = _representatives(vectors, labels, k, list(distinct))
+        counts = np.bincount(pair_labels, minlength=k) if k else np.zeros(0, dtype=int)
+        balance = _balance(counts)
+
+        clusters = [
+            {
+                "cluster": c,
+                "name": names[c],
+                "pairs": int(counts[c]),
+                "share": float(counts[c] / counts.sum()) if counts.sum() else 0.0,
+                "representative": representatives[c][:_SNIPPET],
+                **_problem_rates(context, pair_labels, c),
+            }
+            for c in range(k)
+        ]
+        metrics: dict[str, Any] = {
+            "coverage/prompts": len(distinct),
+            "coverage/clusters": k,
+            "coverage/representation": representation,
+            **{f"coverage/{key}": value for key, value in balance.items()},
+        }
+        info: dict[str, Any] = {
+            "representation": representation,
+            "clusters": sorted(clusters, key=lambda c: -c["pairs"]),
+            "smallest_clusters": sorted(clusters, key=lambda c: c["pairs"])[:5],
+            "map": _map(vectors, labels, self.seed),
+            "k_selection": {
+                "rule": "given" if self.clusters else "best silhouette (cosine) on a sample",
+                "silhouettes": {str(k): v for k, v in self.silhouettes_.items()},
+            },
+        }
+        shape_metrics, shape_info = self._shape(context, pairs)
+        metrics.update(shape_metrics)
+        info.update(shape_info)
+        gap_metrics, gap_info = self._reference_gap(
+            context, vectors, representation, list(distinct)
+        )
+        metrics.update(gap_metrics)
+        info.update(gap_info)
+        if len(pairs) and "source" in pairs.columns:
+            info["source_by_cluster"] = _crosstab(pairs["source"], pair_labels, names)
+        flags = pd.DataFrame(
+            {
+                "score": np.zeros(len(pairs)),
+                "issue": np.zeros(len(pairs), dtype=bool),
+                "reason": [""] * len(pairs),
+                "cluster": pair_labels.astype(np.int64),
+                "cluster_name": [names[c] for c in pair_labels],
+            },
+            index=pairs.index,
+        )
+        return self.result(flags, metrics, info)
+
+    # -- representation and clusters ----------------------------------------------------------
+
+    def _vectors(self, context, distinct: list[str], codes) -> tuple[np.ndarray, str]:
+        """Unit vectors of the distinct prompts: embeddings, or TF-IDF (LSA) without them."""
+        from prefaudit.models.embeddings import EmbeddingsUnavailable
+
+        if not distinct:
+            return np.zeros((0, 2), dtype=np.float32), "none"
+        try:
+            vectors = context.embeddings("prompt")
+            first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+            self._space = None
+            return vectors[first], "embeddings"
+        except EmbeddingsUnavailable as err:
+            note = f"coverage: no embeddings ({err}); topics come from TF-IDF word vectors"
+            if note not in context.notes:
+                context.notes.append(note)
+            self._space = _TfidfSpace(distinct)
+            return self._space.vectors, "tfidf"
+
+    def _cluster(self, vectors: np.ndarray) -> tuple[np.ndarray, int]:
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        n = len(vectors)
+        if n < 3:
+            return np.zeros(n, dtype=np.int64), 1 if n else 0
+        k = self.clusters or self._choose_k(vectors)
+        k = max(1, min(k, n))
+        model = (
+            MiniBatchKMeans(k, random_state=self.seed, n_init=3, batch_size=4096)
+            if n > 20_000
+            else KMeans(k, random_state=self.seed, n_init=4)
+        )
+        labels = model.fit_predict(vectors)
+        # Clusters numbered by size, largest first (ties: the one whose first prompt comes
+        # first), so that numbers read the same across runs.
+        sizes = np.bincount(labels, minlength=k)
+        first = np.full(k, n)
+        np.minimum.at(first, labels, np.arange(n))
+        order = np.lexsort((first, -sizes))
+        renumber = np.empty(k, dtype=np.int64)
+        renumber[order] = np.arange(k)
+        return renumber[labels], k
+
+    def _choose_k(self, vectors: np.ndarray) -> int:
+        """The k in 2..max_clusters with the highest silhouette, on a seeded sample."""
+        from sklearn.cluster import KMeans
+        from sklearn.metrics import silhouette_score
+
+        rng = np.random.default_rng(self.seed)
+        sample = vectors
+        if len(vectors) > _SILHOUETTE_SAMPLE:
+            sample = vectors[rng.choice(len(vectors), _SILHOUETTE_SAMPLE, replace=False)]
+        best, best_score = 2, -1.0
+        for k in range(2, min(self.max_clusters, len(sample) - 1) + 1):
+            labels = KMeans(k, random_state=self.seed, n_init=2).fit_predict(sample)
+            if len(set(labels)) < 2:
+                continue
+            score = float(silhouette_score(sample, labels, metric="cosine"))
+            self.silhouettes_[k] = round(score, 4)
+            if score > best_score + 1e-9:
+                best, best_score = k, score
+        log.info("coverage: k = %d (silhouette %.3f)", best, best_score)
+        return best
+
+    # -- the prompts' shape -------------------------------------------------------------------
+
+    def _shape(self, context, pairs) -> tuple[dict[str, Any], dict[str, Any]]:
+        chars = context.lengths("prompt")
+        turns = _turns(pairs)
+        metrics: dict[str, Any] = {
+            "coverage/median_prompt_chars": float(np.median(chars)) if len(chars) else None,
+            "coverage/multi_turn_rate": float(np.mean(turns > 1)) if len(turns) else None,
+            "coverage/languages": None,
+            "coverage/top_language": None,
+            "coverage/top_language_share": None,
+        }
+        info: dict[str, Any] = {
+            "prompt_chars": _quantiles(chars),
+            "turns": {
+                str(k): int(v) for k, v in pd.Series(turns).value_counts().sort_index().items()
+            },
+        }
+        if "source" in pairs.columns:
+            info["sources"] = {
+                str(k): int(v) for k, v in pairs["source"].fillna("(none)").value_counts().items()
+            }
+        if self.languages and len(pairs):
+            found = _languages(pairs["prompt"], self.seed)
+            if found is None:
+                context.notes.append(
+                    "coverage: languages not detected (pip install lingua-language-detector)"
+                )
+            else:
+                shares, sample = found
+                known = {k: v for k, v in shares.items() if k != "unknown"}
+                top = max(known, key=known.get) if known else None
+                metrics["coverage/languages"] = sum(1 for v in known.values() if v >= 0.01)
+                metrics["coverage/top_language"] = top
+                metrics["coverage/top_language_share"] = known.get(top) if top else None
+                info["languages"] = {"sample": sample, "shares": shares}
+        return metrics, info
+
+    # -- against what matters -----------------------------------------------------------------
+
+    def _reference_gap(self, context, vectors, representation, distinct):
+        metrics = {
+            "coverage/gap_rate": None,
+            "coverage/reference_prompts": None,
+            "coverage/mean_nearest_similarity": None,
+            "coverage/uncovered_reference_clusters": None,
+        }
+        if not self.reference:
+            return metrics, {}
+        from prefaudit.io.prompts import load_prompts
+
+        reference = load_prompts(self.reference)
+        if representation == "tfidf":
+            reference_vectors = self._space.transform(reference)
+        else:
+            reference_vectors = context.embed(reference)
+        threshold = self.gap_threshold
+        if threshold is None:
+            threshold = 0.2 if representation == "tfidf" else 0.5
+        nearest, index = _nearest(reference_vectors, vectors)
+        gap = nearest < threshold
+        # Reference topics: the reference prompts clustered on their own (same k rule).
+        topic_finder = CoverageValidator(max_clusters=self.max_clusters, seed=self.seed)
+        topic_finder.silhouettes_ = {}
+        ref_labels, k_ref = topic_finder._cluster(reference_vectors)
+        ref_names = _name_clusters(reference, ref_labels, k_ref)
+        topics = []
+        for c in range(k_ref):
+            members = np.flatnonzero(ref_labels == c)
+            topics.append(
+                {
+                    "cluster": c,
+                    "name": ref_names[c],
+                    "prompts": len(members),
+                    "gap_rate": float(gap[members].mean()) if len(members) else None,
+                    "mean_nearest_similarity": float(nearest[members].mean())
+                    if len(members)
+                    else None,
+                    "examples": [reference[i][:_SNIPPET] for i in members[:3]],
+                }
+            )
+        uncovered = [t for t in topics if t["gap_rate"] is not None and t["gap_rate"] >= 0.5]
+        gaps = np.flatnonzero(gap)
+        metrics.update(
+            {
+                "coverage/gap_rate": float(gap.mean()) if len(reference) else None,
+                "coverage/reference_prompts": len(reference),
+                "coverage/mean_nearest_similarity": float(nearest.mean())
+                if len(reference)
+                else None,
+                "coverage/uncovered_reference_clusters": len(uncovered),
+            }
+        )
+        order = np.argsort(nearest, kind="stable")[:20]
+        info = {
+            "reference": {
+                "path": str(self.reference),
+                "prompts": len(reference),
+                "gap_threshold": threshold,
+                "least_covered": [
+                    {
+                        "reference_prompt": reference[i][:_SNIPPET],
+                        "nearest_similarity": float(nearest[i]),
+                        "nearest_training_prompt": distinct[index[i]][:_SNIPPET]
+                        if len(distinct)
+                        else None,
+                    }
+                    for i in order
+                ],
+                "clusters": topics,
+                "gaps": gaps[:1000].tolist(),  # positions of uncovered reference prompts
+                "uncovered_clusters": [t["name"] for t in uncovered],
+            }
+        }
+        return metrics, info
+
+
+class _TfidfSpace:
+    """TF-IDF word vectors reduced by LSA (truncated SVD) and normalised: the fallback space."""
+
+    def __init__(self, texts: list[str]):
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, min_df=1)
+        try:
+            matrix = self.vectorizer.fit_transform(texts)
+        except ValueError:  # only stop words or empty texts
+            self.vectorizer = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+            matrix = self.vectorizer.fit_transform(texts)
+        # LSA only where it helps: small sets cluster better on the raw (sparse) words.
+        large = matrix.shape[0] > 500 and matrix.shape[1] > 200
+        self.svd = TruncatedSVD(100, random_state=0) if large else None
+        self.vectors = self._reduce(matrix, fit=True)
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        return self._reduce(self.vectorizer.transform(texts), fit=False)
+
+    def _reduce(self, matrix, fit: bool) -> np.ndarray:
+        if self.svd is not None:
+            dense = self.svd.fit_transform(matrix) if fit else self.svd.transform(matrix)
+        else:
+            dense = matrix.toarray()
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        return (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
+def _nearest(queries: np.ndarray, corpus: np.ndarray, block: int = 2048):
+    """For each query, the highest cosine similarity to the corpus and where it is (blocked)."""
+    best = np.full(len(queries), -1.0)
+    where = np.zeros(len(queries), dtype=np.int64)
+    if not len(corpus):
+        return best, where
+    corpus = np.ascontiguousarray(corpus, dtype=np.float32)
+    for start in range(0, len(queries), block):
+        part = np.asarray(queries[start : start + block], dtype=np.float32)
+        for cs in range(0, len(corpus), block):
+            tile = part @ corpus[cs : cs + block].T
+            arg = tile.argmax(axis=1)
+            value = tile[np.arange(len(part)), arg]
+            better = value > best[start : start + len(part)]
+            best[start : start + len(part)][better] = value[better]
+            where[start : start + len(part)][better] = arg[better] + cs
+    return np.minimum(best, 1.0), where
+
+
+def _name_clusters(texts: list[str], labels: np.ndarray, k: int, top: int = 4) -> list[str]:
+    """Each cluster's most distinctive words by class-based TF-IDF (c-TF-IDF, as BERTopic):
+    a word's frequency in the cluster times log(1 + average words per cluster / its frequency
+    over all clusters)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if not k:
+        return []
+    try:
+        vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=1)
+        counts = vectorizer.fit_transform(texts)
+    except ValueError:
+        return [f"cluster {c}" for c in range(k)]
+    from scipy.sparse import csr_matrix
+
+    membership = csr_matrix(
+        (np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(labels))
+    )
+    per_class = np.asarray((membership @ counts).todense(), dtype=float)
+    words_per_class = per_class.sum(axis=1, keepdims=True)
+    tf = per_class / np.where(words_per_class > 0, words_per_class, 1)
+    idf = np.log1p(words_per_class.mean() / np.maximum(per_class.sum(axis=0), 1))
+    scores = tf * idf
+    vocabulary = vectorizer.get_feature_names_out()
+    names = []
+    for c in range(k):
+        best = np.argsort(-scores[c], kind="stable")
+        words: list[str] = []
+        for j in best:
+            if scores[c, j] <= 0 or len(words) == top:
+                break
+            if not any(vocabulary[j] in w or w in vocabulary[j] for w in words):
+                words.append(str(vocabulary[j]))
+        names.append(", ".join(words) or f"cluster {c}")
+    return names
+
+
+def _representatives(vectors, labels, k, texts) -> list[str]:
+    """The prompt closest to each cluster's centre."""
+    out = []
+    for c in range(k):
+        members = np.flatnonzero(labels == c)
+        centre = vectors[members].mean(axis=0)
+        out.append(texts[members[int(np.argmax(vectors[members] @ centre))]])
+    return out
+
+
+def _balance(counts: np.ndarray) -> dict[str, Any]:
+    total = counts.sum()
+    if not total:
+        keys = ("effective_clusters", "entropy", "normalized_entropy")
+        return {
+            **dict.fromkeys(keys),
+            "largest_cluster_share": None,
+            "smallest_cluster_share": None,
+        }
+    shares = counts[counts > 0] / total
+    entropy = float(-(shares * np.log(shares)).sum())
+    return {
+        "entropy": entropy,
+        "normalized_entropy": entropy / math.log(len(counts)) if len(counts) > 1 else 1.0,
+        "effective_clusters": math.exp(entropy),
+        "largest_cluster_share": float(shares.max()),
+        "smallest_cluster_share": float(counts.min() / total),
+    }
+
+
+def _problem_rates(context, pair_labels: np.ndarray, cluster: int) -> dict[str, float]:
+    """The share of the cluster's pairs each other validator flagged."""
+    members = pair_labels == cluster
+    rates = {}
+    for name, result in context.results.items():
+        if name == "coverage" or not members.any():
+            continue
+        rates[f"{name}_issue_rate"] = float(
+            result.flags["issue"].to_numpy(dtype=bool)[members].mean()
+        )
+    return rates
+
+
+def _turns(pairs: pd.DataFrame) -> np.ndarray:
+    """User turns per prompt: from prompt_messages when present, else 1."""
+    if "prompt_messages" not in pairs.columns:
+        return np.ones(len(pairs), dtype=np.int64)
+    return np.array(
+        [
+            sum(1 for m in turns if isinstance(m, dict) and m.get("role") == "user") or 1
+            if isinstance(turns, (list, tuple, np.ndarray))
+            else 1
+            for turns in pairs["prompt_messages"]
+        ],
+        dtype=np.int64,
+    )
+
+
+def _quantiles(values: np.ndarray) -> dict[str, float]:
+    if not len(values):
+        return {}
+    qs = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+    return {f"p{int(q * 100)}": float(v) for q, v in zip(qs, np.quantile(values, qs), strict=True)}
+
+
+def _languages(prompts: pd.Series, seed: int):
+    """(share per ISO 639-1 code, sample size) on a seeded sample, or None without lingua."""
+    try:
+        from lingua import LanguageDetectorBuilder
+    except ImportError:
+        return None
+    texts = prompts.drop_duplicates()
+    if len(texts) > _LANGUAGE_SAMPLE:
+        texts = texts.sample(_LANGUAGE_SAMPLE, random_state=seed)
+    detector = (
+        LanguageDetectorBuilder.from_all_languages().with_minimum_relative_distance(0.1).build()
+    )
+    found = detector.detect_languages_in_parallel_of([t[:1000] for t in texts])
+    codes = pd.Series([f.iso_code_639_1.name.lower() if f else "unknown" for f in found])
+    shares = codes.value_counts(normalize=True)
+    return {str(k): float(v) for k, v in shares.items()}, len(texts)
+
+
+def _map(vectors: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
+    """A 2-D PCA projection of (a sample of) the prompts, for the report."""
+    from sklearn.decomposition import PCA
+
+    if len(vectors) < 3:
+        return {"x": [], "y": [], "cluster": [], "index": []}
+    rng = np.random.default_rng(seed)
+    index = np.arange(len(vectors))
+    if len(index) > _MAP_POINTS:
+        index = np.sort(rng.choice(len(index), _MAP_POINTS, replace=False))
+    points = PCA(2, random_state=seed).fit_transform(vectors[index])
+    return {
+        "method": "pca",
+        "x": np.round(points[:, 0], 4).tolist(),
+        "y": np.round(points[:, 1], 4).tolist(),
+        "cluster": labels[index].astype(int).tolist(),
+        "index": index.tolist(),  # position among the distinct prompts
+    }
+
+
+def _crosstab(source: pd.Series, labels: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
+    table = pd.crosstab(source.fillna("(none)").astype(str).to_numpy(), labels)
+    return {
+        names[int(c)]: {str(s): int(table.at[s, c]) for s in table.index if table.at[s, c]}
+        for c in table.columns
+    }

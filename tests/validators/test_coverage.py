@@ -1,0 +1,140 @@
+import math
+
+import numpy as np
+import pytest
+
+from prefaudit.audit import AuditContext, run_audit
+from prefaudit.validators.coverage import CoverageValidator
+from tests.helpers import WordEmbedder, pairs_frame
+
+BREAD = [
+    "how do I bake bread at home",
+    "bread baking tips for a soft loaf",
+    "why did my sourdough bread not rise",
+    "bake bread without yeast",
+]
+CARS = [
+    "my car engine makes a noise",
+    "how do I change a car tyre",
+    "car engine oil change interval",
+    "why does my car engine overheat",
+]
+
+
+def _pairs(prompts, **columns):
+    return pairs_frame([(p, "good answer", "bad answer") for p in prompts], **columns)
+
+
+def _run(prompts, embedder=None, **params):
+    params.setdefault("languages", False)
+    context = AuditContext(_pairs(prompts, **params.pop("columns", {})), embedder=embedder)
+    return CoverageValidator(**params).run(context)
+
+
+@pytest.mark.parametrize("embedder", [None, WordEmbedder()], ids=["tfidf", "embeddings"])
+def test_two_topics_form_two_clusters_with_the_right_members(embedder):
+    result = _run(BREAD + CARS, embedder=embedder)
+    assert result.metrics["coverage/clusters"] == 2
+    assert result.flags["cluster"].tolist() == [0] * 4 + [1] * 4
+    names = [c["name"] for c in result.info["clusters"]]
+    assert "bread" in names[0] and "car" in names[1]
+    assert result.metrics["coverage/representation"] == (
+        "tfidf" if embedder is None else "embeddings"
+    )
+    assert result.info["k_selection"]["silhouettes"]["2"] > 0
+
+
+def test_same_input_and_seed_give_the_same_clusters():
+    first = _run(BREAD + CARS + ["bread and cars"], seed=3)
+    second = _run(BREAD + CARS + ["bread and cars"], seed=3)
+    assert first.flags.equals(second.flags)
+    assert first.info["map"] == second.info["map"]
+
+
+def test_balance_figures():
+    result = _run(BREAD + CARS[:2], embedder=WordEmbedder(), clusters=2)
+    shares = np.array([4, 2]) / 6
+    entropy = float(-(shares * np.log(shares)).sum())
+    assert result.metrics["coverage/entropy"] == pytest.approx(entropy)
+    assert result.metrics["coverage/effective_clusters"] == pytest.approx(math.exp(entropy))
+    assert result.metrics["coverage/largest_cluster_share"] == pytest.approx(4 / 6)
+    assert result.metrics["coverage/smallest_cluster_share"] == pytest.approx(2 / 6)
+    assert result.info["smallest_clusters"][0]["pairs"] == 2
+
+
+def test_a_reference_topic_absent_from_training_is_uncovered(tmp_path):
+    reference = [
+        "how do I bake bread at home quickly",
+        "car engine noise when cold",
+        "small claims court filing deadline",
+        "power of attorney lawyer fees",
+        "landlord deposit dispute in court",
+    ]
+    path = tmp_path / "reference.txt"
+    path.write_text("\n".join(reference))
+    embedder = WordEmbedder()
+    result = _run(BREAD + CARS, embedder=embedder, reference=str(path), gap_threshold=0.3)
+    # By hand: each reference prompt's best cosine against the training prompts.
+    train = embedder.encode(BREAD + CARS)
+    nearest = (embedder.encode(reference) @ train.T).max(axis=1)
+    assert (nearest < 0.3).tolist() == [False, False, True, True, True]
+    assert result.metrics["coverage/gap_rate"] == pytest.approx(3 / 5)
+    assert result.metrics["coverage/reference_prompts"] == 5
+    assert result.info["reference"]["gaps"] == [2, 3, 4]
+    least = result.info["reference"]["least_covered"][0]
+    assert least["reference_prompt"] in reference[2:]
+    uncovered = result.info["reference"]["clusters"]
+    assert any(t["gap_rate"] == 1.0 and "court" in " ".join(t["examples"]) for t in uncovered)
+    assert result.metrics["coverage/uncovered_reference_clusters"] >= 1
+
+
+def test_topics_show_where_other_checks_found_problems():
+    prompts = BREAD + CARS
+    pairs = _pairs(prompts)
+    pairs.loc["p5", "rejected"] = "good answer"  # a degenerate pair among the car prompts
+    result = run_audit(
+        pairs,
+        validators=["duplication", "coverage"],
+        params={"coverage": {"languages": False}},
+        embedder=None,
+    )
+    clusters = {c["cluster"]: c for c in result.validators["coverage"].info["clusters"]}
+    assert clusters[0]["duplication_issue_rate"] == 0.0
+    assert clusters[1]["duplication_issue_rate"] == pytest.approx(1 / 4)
+
+
+def test_shape_turns_sources_and_languages():
+    prompts = [
+        "Comment faire du pain à la maison sans levure ?",
+        "Quelle est la meilleure façon de cuire une baguette croustillante ?",
+        "Pourquoi mon pain au levain ne lève-t-il pas correctement ?",
+        "How do I bake bread at home without any yeast at all?",
+    ]
+    messages = [
+        [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"},
+        ],
+        None,
+        None,
+        None,
+    ]
+    result = _run(
+        prompts,
+        languages=True,
+        columns={"prompt_messages": messages, "source": ["fr", "fr", "fr", "en"]},
+    )
+    assert result.metrics["coverage/top_language"] == "fr"
+    assert result.metrics["coverage/top_language_share"] == pytest.approx(0.75)
+    assert result.metrics["coverage/languages"] == 2
+    assert result.metrics["coverage/multi_turn_rate"] == pytest.approx(0.25)
+    assert result.info["sources"] == {"fr": 3, "en": 1}
+    assert result.info["turns"] == {"1": 3, "2": 1}
+
+
+def test_tiny_inputs():
+    assert _run([]).metrics["coverage/clusters"] == 0
+    one = _run(["just one prompt"])
+    assert one.metrics["coverage/clusters"] == 1
+    assert one.flags["cluster"].tolist() == [0]
