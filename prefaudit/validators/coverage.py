@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 _SNIPPET = 200
 _MAP_POINTS = 2_000  # prompts drawn on the 2-D map (a seeded sample beyond that)
-_SILHOUETTE_SAMPLE = 3_000  # prompts the choice of k is made on
-_LANGUAGE_SAMPLE = 2_000  # prompts whose language is detected (a seeded sample beyond that)
+_SILHOUETTE_SAMPLE = 2_000  # prompts the choice of k is made on
+_K_GRID = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)  # the k tried, up to max_clusters
+_NAMING_SAMPLE = 20_000  # prompts the cluster names are computed from (seeded sample beyond)
+_LANGUAGE_SAMPLE = 1_000  # prompts whose language is detected (a seeded sample beyond that)
 
 
 @register
@@ -88,7 +90,8 @@ class CoverageValidator(Validator):
         languages: bool = True,
         seed: int = 0,
     ):
-        # k for k-means; None = the k in 2..max_clusters with the best silhouette on a sample.
+        # k for k-means; None = the k with the best silhouette on a sample, among 2, 3, 4, 5,
+        # 6, 8, 10, 12, 15, 20, 25, 30 (40, 50) up to max_clusters.
         self.clusters = clusters
         self.max_clusters = max_clusters
         # Prompts that matter (a dataset, or a plain list): each gets its nearest training prompt.
@@ -96,7 +99,7 @@ class CoverageValidator(Validator):
         # A reference prompt is uncovered when no training prompt is this similar (cosine);
         # None = 0.5 for embeddings, 0.2 for TF-IDF (whose similarities run lower).
         self.gap_threshold = gap_threshold
-        # Detect the prompts' languages (lingua, on a sample of 2,000).
+        # Detect the prompts' languages (lingua, on a sample of 1,000).
         self.languages = languages
         self.seed = seed
 
@@ -107,7 +110,7 @@ class CoverageValidator(Validator):
         vectors, representation = self._vectors(context, list(distinct), codes)
         labels, k = self._cluster(vectors)
         pair_labels = labels[codes] if len(codes) else np.zeros(0, dtype=int)
-        names = _name_clusters(list(distinct), labels, k)
+        names = _name_clusters(list(distinct), labels, k, seed=self.seed)
         representatives = _representatives(vectors, labels, k, list(distinct))
         counts = np.bincount(pair_labels, minlength=k) if k else np.zeros(0, dtype=int)
         balance = _balance(counts)
@@ -206,7 +209,7 @@ class CoverageValidator(Validator):
         return renumber[labels], k
 
     def _choose_k(self, vectors: np.ndarray) -> int:
-        """The k in 2..max_clusters with the highest silhouette, on a seeded sample."""
+        """The k of _K_GRID (up to max_clusters) with the highest silhouette, on a seeded sample."""
         from sklearn.cluster import KMeans
         from sklearn.metrics import silhouette_score
 
@@ -215,7 +218,7 @@ class CoverageValidator(Validator):
         if len(vectors) > _SILHOUETTE_SAMPLE:
             sample = vectors[rng.choice(len(vectors), _SILHOUETTE_SAMPLE, replace=False)]
         best, best_score = 2, -1.0
-        for k in range(2, min(self.max_clusters, len(sample) - 1) + 1):
+        for k in [k for k in _K_GRID if k <= min(self.max_clusters, len(sample) - 1)]:
             labels = KMeans(k, random_state=self.seed, n_init=2).fit_predict(sample)
             if len(set(labels)) < 2:
                 continue
@@ -291,7 +294,7 @@ class CoverageValidator(Validator):
         topic_finder = CoverageValidator(max_clusters=self.max_clusters, seed=self.seed)
         topic_finder.silhouettes_ = {}
         ref_labels, k_ref = topic_finder._cluster(reference_vectors)
-        ref_names = _name_clusters(reference, ref_labels, k_ref)
+        ref_names = _name_clusters(reference, ref_labels, k_ref, seed=self.seed)
         topics = []
         for c in range(k_ref):
             members = np.flatnonzero(ref_labels == c)
@@ -392,14 +395,23 @@ def _nearest(queries: np.ndarray, corpus: np.ndarray, block: int = 2048):
     return np.minimum(best, 1.0), where
 
 
-def _name_clusters(texts: list[str], labels: np.ndarray, k: int, top: int = 4) -> list[str]:
+def _name_clusters(
+    texts: list[str], labels: np.ndarray, k: int, top: int = 4, seed: int = 0
+) -> list[str]:
     """Each cluster's most distinctive words by class-based TF-IDF (c-TF-IDF, as BERTopic):
     a word's frequency in the cluster times log(1 + average words per cluster / its frequency
-    over all clusters)."""
+    over all clusters). Large sets are named from a seeded sample of 20,000 prompts, each cut
+    to 2,000 characters."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     if not k:
         return []
+    if len(texts) > _NAMING_SAMPLE:
+        keep = np.sort(
+            np.random.default_rng(seed).choice(len(texts), _NAMING_SAMPLE, replace=False)
+        )
+        texts, labels = [texts[i] for i in keep], labels[keep]
+    texts = [t[:2000] for t in texts]
     try:
         vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=1)
         counts = vectorizer.fit_transform(texts)
