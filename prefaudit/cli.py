@@ -195,16 +195,15 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
             else None
         )
         params = parse_params(args.param)
-        if args.against:
-            if names is not None and "duplication" not in names:
-                raise UsageError("--against needs the duplication validator (--validators ...)")
-            params.setdefault("duplication", {})["against"] = args.against
-        if args.coverage_reference:
-            if names is not None and "coverage" not in names:
-                raise UsageError(
-                    "--coverage-reference needs the coverage validator (--validators ...)"
-                )
-            params.setdefault("coverage", {})["reference"] = args.coverage_reference
+        # Options that set one validator's parameter: (option, value, validator, parameter).
+        for option, value, validator, key in (
+            ("--against", args.against, "duplication", "against"),
+            ("--coverage-reference", args.coverage_reference, "coverage", "reference"),
+        ):
+            if value:
+                if names is not None and validator not in names:
+                    raise UsageError(f"{option} needs the {validator} validator (--validators ...)")
+                params.setdefault(validator, {})[key] = value
         # An evaluation file or embedding model may change under the same name: no reuse then.
         fixed_inputs = not (args.against or args.coverage_reference or args.embedding_model)
         cached = _cached_audit(out, data, names, params) if reuse and fixed_inputs else None
