@@ -54,3 +54,43 @@ class WordEmbedder:
     def encode(self, texts):
         self.calls.append(len(texts))
         return self.vectorizer.transform(list(texts)).toarray().astype("float32")
+
+
+class CharTokenizer:
+    """A character-level tokenizer with the parts of the Hugging Face interface the reference
+    scorer uses: tiny models in tests need no downloaded vocabulary."""
+
+    chat_template = None
+    eos_token_id = 1
+    pad_token_id = 0
+    bos_token_id = 2
+
+    def __init__(self, vocab_size: int = 64):
+        self.vocab_size = vocab_size
+
+    def __call__(self, text: str, add_special_tokens: bool = True):
+        from types import SimpleNamespace
+
+        ids = [3 + ord(c) % (self.vocab_size - 3) for c in text]
+        return SimpleNamespace(input_ids=([self.bos_token_id] if add_special_tokens else []) + ids)
+
+    def decode(self, ids) -> str:
+        raise NotImplementedError("not invertible")
+
+
+def tiny_causal_lm(vocab_size: int = 64, seed: int = 0):
+    """A randomly initialised two-layer Llama: real architecture, seconds to build."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
+    return LlamaForCausalLM(config).eval()

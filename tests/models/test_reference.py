@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from prefaudit.models.reference import ReferenceScorer  # noqa: E402
+from tests.helpers import CharTokenizer, tiny_causal_lm  # noqa: E402
+
+PAIRS = [
+    ("What is 2+2?", "4", "It is five, I am quite sure about it."),
+    ("A much longer prompt that goes on for a while before it asks: why?", "Because.", "No idea"),
+    ("Hi", "Hello there, how can I help you today?", "Hello"),
+    ("Same length?", "abc", "xyz"),
+]
+
+
+def _plain_logps(model, tokenizer, prompt, response):
+    """One unbatched, unpadded forward of prompt + response + EOS: the reference value."""
+    prompt_ids = tokenizer(prompt).input_ids
+    response_ids = tokenizer(response, add_special_tokens=False).input_ids + [
+        tokenizer.eos_token_id
+    ]
+    ids = torch.tensor([prompt_ids + response_ids])
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+    targets = ids[0, 1:]
+    picked = logp[torch.arange(len(targets)), targets]
+    return float(picked[len(prompt_ids) - 1 :].sum())
+
+
+def test_log_probs_equal_an_unbatched_forward():
+    model, tokenizer = tiny_causal_lm(), CharTokenizer()
+    scorer = ReferenceScorer(loaded=(model, tokenizer))
+    prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
+    scores = scorer.score(prompts, chosen, rejected)
+    for i, (prompt, good, bad) in enumerate(PAIRS):
+        assert scores["chosen_logps"][i] == pytest.approx(
+            _plain_logps(model, tokenizer, prompt, good), abs=1e-4
+        )
+        assert scores["rejected_logps"][i] == pytest.approx(
+            _plain_logps(model, tokenizer, prompt, bad), abs=1e-4
+        )
+        assert scores["chosen_tokens"][i] == len(good) + 1  # characters + EOS
+        assert scores["prompt_tokens"][i] == len(prompt) + 1  # BOS + characters
+    assert not scores["truncated"].any()
+    assert scorer.tokens_per_second > 0
+
+
+def test_pairs_longer_than_max_length_are_reported_not_cut():
+    scorer = ReferenceScorer(loaded=(tiny_causal_lm(), CharTokenizer()), max_length=20)
+    scores = scorer.score(
+        ["short", "a prompt that is long"], ["ok", "and a long answer"], ["no", "x"]
+    )
+    assert scores["truncated"].tolist() == [False, True]
+    assert not math.isnan(scores["chosen_logps"][0])
+    assert np.isnan(scores["chosen_logps"][1]) and np.isnan(scores["rejected_logps"][1])
+    assert scores["prompt_tokens"][1] + scores["chosen_tokens"][1] > 20
