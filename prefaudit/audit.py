@@ -45,6 +45,7 @@ class AuditContext:
         *,
         load_report: LoadReport | None = None,
         embedder: Any = "env",
+        reference_scorer: Any = None,
     ):
         self.pairs = pairs
         self.annotations = annotations
@@ -53,6 +54,9 @@ class AuditContext:
         # first use (the embedded all-MiniLM-L6-v2); a string names a model; None turns
         # embeddings off; "env" reads PREFAUDIT_EMBEDDING_MODEL (see embedder_from_env).
         self.embedder = embedder
+        # A ReferenceScorer to use instead of loading the model a validator names (tests, or a
+        # model already in memory).
+        self.reference_scorer = reference_scorer
         self.results: dict[str, ValidatorResult] = {}  # results of validators that already ran
         self.notes: list[str] = []  # what a reader of the result should know (skipped parts...)
         self._cache: dict[tuple, Any] = {}
@@ -112,6 +116,35 @@ class AuditContext:
             return self.embed(uniques)[codes]
 
         return self.artefact(("embeddings", column), compute)
+
+    def reference_logps(
+        self, model: str | None, max_length: int, rows: np.ndarray, progress: bool = False
+    ) -> tuple[pd.DataFrame, Any]:
+        """Reference-model log-probs of the pairs at positions ``rows`` (and the scorer used)."""
+        from prefaudit.models.reference import SCORE_COLUMNS, ReferenceScorer
+
+        scorer = self.reference_scorer
+        if scorer is None:
+            scorer = self.artefact(
+                ("reference_scorer", model, max_length),
+                lambda: ReferenceScorer(model, max_length=max_length),
+            )
+
+        def compute() -> pd.DataFrame:
+            pairs = self.pairs.iloc[rows]
+            messages = pairs["prompt_messages"].tolist() if "prompt_messages" in pairs else None
+            if not len(pairs):
+                return pd.DataFrame(columns=list(SCORE_COLUMNS))
+            return scorer.score(
+                pairs["prompt"].tolist(),
+                pairs["chosen"].tolist(),
+                pairs["rejected"].tolist(),
+                messages,
+                progress=progress,
+            )
+
+        key = ("reference_logps", model, max_length, tuple(int(r) for r in rows))
+        return self.artefact(key, compute), scorer
 
     def normalized_hashes(self, column: str) -> np.ndarray:
         """64-bit hashes of the normalised texts of ``column`` (see :func:`prefaudit.text.normalize`)."""
@@ -210,9 +243,11 @@ class AuditResult:
 
 
 def default_validators(context: AuditContext) -> list[str]:
-    """Every registered validator whose inputs this audit has."""
+    """Every registered validator that runs by default and whose inputs this audit has."""
     names = []
     for name, cls in VALIDATORS.items():
+        if not cls.runs_by_default:
+            continue
         try:
             context.require(cls())
         except MissingInputError:
@@ -228,6 +263,7 @@ def run_audit(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     annotations: pd.DataFrame | None = None,
     embedder: Any = "env",
+    reference_scorer: Any = None,
 ) -> AuditResult:
     """Run validators over loaded pairs.
 
@@ -251,7 +287,13 @@ def run_audit(
             data,
             LoadReport(rows_read=len(data), rows_accepted=len(data), pairs=len(data)),
         )
-    context = AuditContext(pairs, annotations, load_report=report, embedder=embedder)
+    context = AuditContext(
+        pairs,
+        annotations,
+        load_report=report,
+        embedder=embedder,
+        reference_scorer=reference_scorer,
+    )
     names = list(validators) if validators is not None else default_validators(context)
     params = dict(params or {})
     unknown = set(params) - set(names)

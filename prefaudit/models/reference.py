@@ -136,14 +136,11 @@ class ReferenceScorer:
         """(prompt ids, response ids + EOS, whether joint tokenisation differs at the boundary)."""
         _, tokenizer = self.loaded
         if _is_conversation(messages) and tokenizer.chat_template:
-            prompt_ids = list(
-                tokenizer.apply_chat_template(
-                    list(messages), add_generation_prompt=True, tokenize=True
-                )
+            # As TRL does: the template renders text (special tokens included), then tokenise.
+            prompt_text = tokenizer.apply_chat_template(
+                [dict(m) for m in messages], add_generation_prompt=True, tokenize=False
             )
-            if isinstance(prompt_ids[0], list):  # some versions return a batch
-                prompt_ids = prompt_ids[0]
-            prompt_text = tokenizer.decode(prompt_ids)
+            prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
         else:
             prompt_ids = tokenizer(prompt).input_ids
             prompt_text = prompt

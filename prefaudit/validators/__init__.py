@@ -19,6 +19,7 @@ from prefaudit.validators.base import (
 from prefaudit.validators.content import ContentValidator
 from prefaudit.validators.coverage import CoverageValidator
 from prefaudit.validators.duplication import DuplicationValidator
+from prefaudit.validators.reference import ReferenceValidator
 
 __all__ = [
     "AgreementValidator",
@@ -27,6 +28,7 @@ __all__ = [
     "ContentValidator",
     "CoverageValidator",
     "DuplicationValidator",
+    "ReferenceValidator",
     "MissingInputError",
     "Validator",
     "ValidatorResult",

@@ -97,8 +97,12 @@ class Validator:
     metric_names: ClassVar[tuple[str, ...]] = ()
     # Those of them whose values are labels, not numbers (rules cannot bound them).
     text_metric_names: ClassVar[tuple[str, ...]] = ()
+    # Those of them that measure speed (they differ between runs of the same input).
+    timing_metric_names: ClassVar[tuple[str, ...]] = ()
     # Metrics the CLI prints in its summary table.
     headline_metrics: ClassVar[tuple[str, ...]] = ()
+    # False for checks that load a large model: they run only when asked for by name.
+    runs_by_default: ClassVar[bool] = True
 
     def get_params(self) -> dict[str, Any]:
         names = [

