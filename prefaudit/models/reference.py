@@ -5,10 +5,13 @@ log pi_ref(rejected | prompt), summed over the response tokens, with their token
 way TRL's DPO trainer does (prompt and response tokenised separately and concatenated, an EOS
 token after the response, prompt tokens not scored). What makes it fast on any device:
 
-- the prompt is run once per pair and its key/value cache is shared by both responses;
+- the prompt is run once per pair and its key/value cache is shared by both responses (one
+  padded batch on CUDA; one after the other, cropping the cache back, elsewhere);
 - the language-model head runs only where a response token is predicted (``logits_to_keep``
   on the prompt pass), and log-softmax only over those positions;
-- the two responses are padded only to the longer of the two; ``torch.inference_mode``.
+- ``torch.inference_mode``;
+- the log-softmax over the vocabulary is taken in float64 (only at response positions), so
+  sums over long responses stay exact to about 1e-6.
 
 Pairs longer than ``max_length`` tokens are not cut: they are reported (with their lengths)
 and left unscored.
@@ -108,8 +111,11 @@ class ReferenceScorer:
         device: str | None = None,
         loaded: tuple[Any, Any] | None = None,
         cache_dir: str | Path | None = None,
+        batched: bool | None = None,
     ):
         self.model = model
+        # Both responses of a pair in one padded batch (None: on CUDA, where batches pay).
+        self.batched = batched
         self.max_length = max_length
         self.device = device
         self.cache_dir = cache_dir
@@ -186,57 +192,117 @@ class ReferenceScorer:
                 if row["truncated"]:
                     row["chosen_logps"] = row["rejected_logps"] = float("nan")
                 else:
-                    logps = _pair_logps(model, prompt_ids, [chosen_ids, rejected_ids], tokenizer)
+                    logps = _pair_logps(
+                        model, prompt_ids, [chosen_ids, rejected_ids], tokenizer, self._batched()
+                    )
                     row["chosen_logps"], row["rejected_logps"] = logps
                     self.tokens_scored += longest + min(len(chosen_ids), len(rejected_ids))
                 rows.append(row)
         self.seconds += time.perf_counter() - started
         return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
+    def _batched(self) -> bool:
+        if self.batched is not None:
+            return self.batched
+        model, _ = self.loaded
+        return next(model.parameters()).device.type == "cuda"
+
     @property
     def tokens_per_second(self) -> float | None:
         return self.tokens_scored / self.seconds if self.seconds else None
 
 
-def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]], tokenizer) -> list[float]:
-    """Summed log-probs of each response after the shared prompt (one prompt pass, its cache
-    repeated for the responses)."""
+def _pair_logps(
+    model, prompt_ids: list[int], responses: list[list[int]], tokenizer, batched: bool
+) -> list[float]:
+    """Summed log-probs of each response after the shared prompt, which is run once.
+
+    Batched (the default on CUDA): the prompt pass, then both responses as one padded batch on
+    its repeated cache. Otherwise: prompt + first response in one pass (the head only on the response positions),
+    then the cache cropped back to the prompt for each further response. That does exactly
+    prompt + chosen + rejected tokens of work in two calls (padding a 9-token response to a
+    260-token one would nearly double it).
+    """
     import torch
 
     device = next(model.parameters()).device
-    prompt = torch.tensor([prompt_ids], device=device)
-    out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
+    if batched:
+        out = model(
+            input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1
+        )
+        first = torch.log_softmax(out.logits[:, -1].double(), dim=-1)[0]
+        scores = _continuations(model, out.past_key_values, len(prompt_ids), responses, tokenizer)
+        return [float(first[r[0]]) + s for r, s in zip(responses, scores, strict=True)]
+    head, *others = responses
+    ids = torch.tensor([prompt_ids + head[:-1]], device=device)
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=len(head))
+    # The kept logits predict head[0] (from the last prompt position) .. head[-1].
+    target = torch.tensor([head], device=device)
+    totals = [float(_token_logps(out.logits, target).sum())]
+    first = torch.log_softmax(out.logits[0, 0].double(), dim=-1)  # after the prompt
     cache = out.past_key_values
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[0]  # predicts response token 0
-    cache.batch_repeat_interleave(len(responses))
+    for response in others:
+        _crop(cache, len(prompt_ids))
+        rest = _continuations(model, cache, len(prompt_ids), [response], tokenizer)[0]
+        totals.append(float(first[response[0]]) + rest)
+    return totals
+
+
+def _crop(cache, length: int) -> None:
+    """Drop what a continuation added to the cache (transformers 5 takes the number to remove,
+    as a negative count; earlier versions take the length to keep)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        try:
+            cache.crop(-extra)
+        except ValueError:
+            cache.crop(length)
+
+
+def _continuations(model, cache, prompt_length: int, responses, tokenizer) -> list[float]:
+    """Summed log-probs of tokens 1.. of each response, run as one right-padded batch on the
+    prompt's cache (repeated to the batch size when there are several)."""
+    import torch
+
+    device = next(model.parameters()).device
     width = max(len(r) for r in responses)
+    if width < 2:
+        return [0.0] * len(responses)
+    if len(responses) > 1:
+        cache.batch_repeat_interleave(len(responses))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(responses), width), pad, dtype=torch.long, device=device)
     mask = torch.zeros((len(responses), width), dtype=torch.long, device=device)
     for k, response in enumerate(responses):
         ids[k, : len(response)] = torch.tensor(response, device=device)
         mask[k, : len(response)] = 1
-    totals = [float(first[r[0]]) for r in responses]
-    if width > 1:
-        attention = torch.cat(
-            [torch.ones((len(responses), len(prompt_ids)), dtype=torch.long, device=device), mask],
-            dim=1,
-        )
-        positions = torch.arange(len(prompt_ids), len(prompt_ids) + width, device=device)
-        out = model(
-            input_ids=ids[:, :-1],
-            attention_mask=attention[:, :-1],
-            position_ids=positions[:-1].expand(len(responses), -1),
-            past_key_values=cache,
-            use_cache=False,
-        )
-        logits = out.logits.float()  # (responses, width - 1, vocab): predicts tokens 1..width-1
-        targets = ids[:, 1:]
-        picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        scores = picked - torch.logsumexp(logits, dim=-1)
-        scores = (scores * mask[:, 1:]).sum(dim=1)
-        totals = [t + float(s) for t, s in zip(totals, scores, strict=True)]
-    return totals
+    prompt_mask = torch.ones((len(responses), prompt_length), dtype=torch.long, device=device)
+    attention = torch.cat([prompt_mask, mask], dim=1)
+    positions = torch.arange(prompt_length, prompt_length + width - 1, device=device)
+    out = model(
+        input_ids=ids[:, :-1],
+        attention_mask=attention[:, :-1],
+        position_ids=positions.expand(len(responses), -1),
+        past_key_values=cache,
+        use_cache=True,
+    )
+    # out.logits: (responses, width - 1, vocab), predicting tokens 1..width-1.
+    scores = (_token_logps(out.logits, ids[:, 1:]) * mask[:, 1:]).sum(dim=1)
+    return [float(v) for v in scores]
+
+
+def _token_logps(logits, targets, chunk: int = 128):
+    """log p(target) at each position, the log-softmax taken in float64 over chunks of positions:
+    in float32 the normaliser over a ~50k vocabulary alone is off by about 1e-6 per token,
+    which adds up to 1e-4 over a few hundred tokens."""
+    import torch
+
+    parts = []
+    for start in range(0, logits.shape[1], chunk):
+        block = logits[:, start : start + chunk].double()
+        picked = block.gather(-1, targets[:, start : start + chunk].unsqueeze(-1)).squeeze(-1)
+        parts.append(picked - torch.logsumexp(block, dim=-1))
+    return torch.cat(parts, dim=1)
 
 
 def _is_conversation(value: Any) -> bool:

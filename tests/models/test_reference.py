@@ -25,15 +25,16 @@ def _plain_logps(model, tokenizer, prompt, response):
     ]
     ids = torch.tensor([prompt_ids + response_ids])
     with torch.inference_mode():
-        logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        logp = torch.log_softmax(model(ids).logits[0, :-1].double(), dim=-1)
     targets = ids[0, 1:]
     picked = logp[torch.arange(len(targets)), targets]
     return float(picked[len(prompt_ids) - 1 :].sum())
 
 
-def test_log_probs_equal_an_unbatched_forward():
+@pytest.mark.parametrize("batched", [False, True], ids=["sequential", "batched"])
+def test_log_probs_equal_an_unbatched_forward(batched):
     model, tokenizer = tiny_causal_lm(), CharTokenizer()
-    scorer = ReferenceScorer(loaded=(model, tokenizer))
+    scorer = ReferenceScorer(loaded=(model, tokenizer), batched=batched)
     prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
     scores = scorer.score(prompts, chosen, rejected)
     for i, (prompt, good, bad) in enumerate(PAIRS):
