@@ -15,7 +15,10 @@ prompt tokens not scored), in the same run:
 Throughput counts the tokens of every (prompt + response) sequence, the work a plain loop does,
 so the ratios are ratios of time. The log-probs of all methods are compared.
 
-    python benchmarks/bench_reference.py [--pairs 16] [--batch 4] [--rounds 2] [--device cpu]
+- TRL: ``DPOTrainer`` with ``precompute_ref_log_probs`` on the first --trl pairs (plain-text
+  prompts, its "standard" format; fp32).
+
+    python benchmarks/bench_reference.py [--pairs 16] [--batch 4] [--rounds 2] [--trl 8] [--device cpu]
 """
 
 from __future__ import annotations
@@ -81,9 +84,48 @@ def padded_batches(model, seqs, batch, pad, device):
     return totals
 
 
+def trl_precompute(model, tokenizer, pairs, batch: int) -> list[float]:
+    """TRL's DPOTrainer reference precompute (fp32: TRL would autocast to bf16 on this CPU)."""
+    import tempfile
+
+    import trl
+    from datasets import Dataset
+
+    rows = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r, _ in pairs]
+    with tempfile.TemporaryDirectory() as out:
+        args = trl.DPOConfig(
+            output_dir=out,
+            precompute_ref_log_probs=True,
+            precompute_ref_batch_size=batch,
+            per_device_train_batch_size=1,
+            max_length=None,
+            report_to=[],
+            use_cpu=next(model.parameters()).device.type == "cpu",
+            bf16=False,
+            fp16=False,
+        )
+        trainer = trl.DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
+        done = trainer.train_dataset
+    return list(np.column_stack([done["ref_chosen_logps"], done["ref_rejected_logps"]]).ravel())
+
+
 def _engine(scorer, pairs) -> list[float]:
     frame = scorer.score(*map(list, zip(*pairs, strict=True)))
     return list(np.column_stack([frame["chosen_logps"], frame["rejected_logps"]]).ravel())
+
+
+def _trl():
+    try:
+        import trl
+
+        return trl
+    except ImportError:
+        return None
 
 
 def main() -> None:
@@ -92,6 +134,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--trl", type=int, default=8, help="pairs for TRL's precompute (0: skip)")
     args = parser.parse_args()
     if not SHARED.exists():
         sys.exit(f"real data not found at {SHARED}")
@@ -137,6 +180,33 @@ def main() -> None:
             results[name] = method()
             elapsed = time.perf_counter() - started
             times[name] = min(times.get(name, elapsed), elapsed)
+
+    if args.trl:
+        # Plain-text prompts on both sides (TRL's "standard" format): the same token sequences
+        # when the prompt/response boundary is clean.
+        plain = [(p, c, r, None) for p, c, r, _ in pairs[: args.trl]]
+        started = time.perf_counter()
+        theirs = trl_precompute(model, tokenizer, plain, args.batch)
+        trl_time = time.perf_counter() - started
+        started = time.perf_counter()
+        ours = _engine(scorer, plain)
+        ours_time = time.perf_counter() - started
+        trl_tokens = sum(
+            len(scorer.tokenize(p, x, None)[0]) + len(scorer.tokenize(p, x, None)[1])
+            for p, c, r, _ in plain
+            for x in (c, r)
+        )
+        version = getattr(_trl(), "__version__", "?")
+        print(
+            f"TRL {version} DPOTrainer precompute (fp32, batch {args.batch}) on {len(plain)} pairs "
+            f"as plain text, {trl_tokens:,} tokens (includes its tokenisation and dataset caching):"
+        )
+        print(
+            f"  TRL {trl_time:.2f} s ({trl_tokens / trl_time:.1f} tokens/s); prefaudit "
+            f"{ours_time:.2f} s ({trl_tokens / ours_time:.1f} tokens/s): {trl_time / ours_time:.2f}x"
+        )
+        diff = np.abs(np.array(theirs) - np.array(ours)).max()
+        print(f"  max |log-prob difference| prefaudit vs TRL: {diff:.2e}")
 
     base = times["plain loop"]
     print(f"  {'method':<24} {'seconds':>8} {'tokens/s':>9} {'vs plain loop':>14}")

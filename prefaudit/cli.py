@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--pairs", type=int, default=400, help="number of pairs to generate (default: 400)"
     )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument(
+        "--ref-sample",
+        type=int,
+        default=24,
+        metavar="N",
+        help="pairs scored by the embedded reference model (default: 24, a CPU-sized sample; 0: none)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     check = commands.add_parser(
@@ -406,7 +413,7 @@ def print_check(results, rules_path: str, out: Path, timings: dict[str, float]) 
 def cmd_demo(args: argparse.Namespace) -> int:
     from prefaudit.demo import run_demo
 
-    run_demo(Path(args.out), pairs=args.pairs, seed=args.seed)
+    run_demo(Path(args.out), pairs=args.pairs, seed=args.seed, ref_sample=args.ref_sample)
     return EXIT_OK
 
 
