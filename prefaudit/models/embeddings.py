@@ -57,12 +57,19 @@ def text_keys(texts: Sequence[str]) -> np.ndarray:
 
 
 class EmbeddingCache:
-    """Vectors of one model on disk, looked up by :func:`text_keys`."""
+    """Vectors of one model on disk, looked up by :func:`text_keys` (128-bit keys).
 
-    def __init__(self, root: str | Path, identity: str):
+    Also holds other per-item results (the reference log-probs: ``kind="reference"``,
+    float64): one folder per kind and identity, shards added atomically.
+    """
+
+    def __init__(
+        self, root: str | Path, identity: str, *, kind: str = "embeddings", dtype=np.float32
+    ):
         digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-        self.folder = Path(root) / "embeddings" / digest
+        self.folder = Path(root) / kind / digest
         self.identity = identity
+        self.dtype = dtype
         self._keys = np.zeros((0, 2), dtype=np.uint64)
         self._vectors: np.ndarray | None = None
         self._loaded = False
@@ -87,7 +94,7 @@ class EmbeddingCache:
         name = uuid.uuid4().hex
         tmp = self.folder / f".{name}.tmp.npz"
         with open(tmp, "wb") as handle:
-            np.savez(handle, keys=keys, vectors=vectors.astype(np.float32))
+            np.savez(handle, keys=keys, vectors=vectors.astype(self.dtype))
         os.replace(tmp, self.folder / f"{name}.npz")
         self._loaded = False  # re-read on next lookup (other processes may have added shards)
 

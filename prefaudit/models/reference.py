@@ -101,7 +101,9 @@ def load_causal_lm(model: str | Path | None = None, *, cache_dir: str | Path | N
 
 class ReferenceScorer:
     """Scores pairs under a causal LM. ``model``: a name or folder, or None for the embedded
-    SmolLM2; or pass ``loaded=(model, tokenizer)`` to score with objects already in memory."""
+    SmolLM2; or pass ``loaded=(model, tokenizer)`` to score with objects already in memory (not
+    cached on disk: they have no identity to key the cache by). ``cache_dir=False`` turns the
+    disk cache off."""
 
     def __init__(
         self,
@@ -120,6 +122,7 @@ class ReferenceScorer:
         self.device = device
         self.cache_dir = cache_dir
         self._loaded = loaded
+        self._given = loaded is not None
         self.tokens_scored = 0
         self.seconds = 0.0
 
@@ -165,19 +168,66 @@ class ReferenceScorer:
         progress: bool = False,
     ) -> pd.DataFrame:
         """One row per pair: summed log-probs and token counts of both responses (NaN when the
-        pair is longer than ``max_length``), prompt tokens, and the truncated / boundary flags."""
+        pair is longer than ``max_length``), prompt tokens, and the truncated / boundary flags.
+
+        With a disk cache (the default unless ``cache_dir=False``), pairs scored before under
+        the same model and settings are read back, and new results are saved every
+        ``_FLUSH`` pairs, so an interrupted run resumes where it stopped.
+        """
+        n = len(prompts)
+        table = np.full((n, len(SCORE_COLUMNS)), np.nan)
+        cache = self._disk_cache()
+        keys = _pair_keys(prompts, chosen, rejected, messages)
+        found = np.zeros(n, dtype=bool)
+        if cache is not None and n:
+            found, values = cache.lookup(keys)
+            if values is not None:
+                table[found] = values
+        todo = np.flatnonzero(~found)
+        for start in range(0, len(todo), _FLUSH):
+            part = todo[start : start + _FLUSH]
+            scored = self._score_rows(prompts, chosen, rejected, messages, part, progress)
+            table[part] = scored
+            if cache is not None:
+                cache.add(keys[part], scored)
+        frame = pd.DataFrame(table, columns=list(SCORE_COLUMNS))
+        for column in ("chosen_tokens", "rejected_tokens", "prompt_tokens"):
+            frame[column] = frame[column].astype(np.int64)
+        for column in ("truncated", "boundary_mismatch"):
+            frame[column] = frame[column].astype(bool)
+        return frame
+
+    def _disk_cache(self):
+        from prefaudit.models.embeddings import EmbeddingCache
+
+        if self.cache_dir is False or self._given:
+            return None  # objects passed in memory have no stable identity to cache under
+        root = default_cache_dir() if self.cache_dir in (None, True) else Path(self.cache_dir)
+        return EmbeddingCache(root, self.cache_identity, kind="reference", dtype=np.float64)
+
+    @property
+    def cache_identity(self) -> str:
+        """What the results depend on, known without loading the model."""
+        if self.model is not None:
+            source = str(self.model)
+        else:
+            gguf = embedded_model_path("reference")
+            source = f"{EMBEDDED_MODELS['reference'].name}|{gguf.stat().st_size if gguf else 0}"
+        return f"{source}|max_length={self.max_length}|float64-log-softmax|eos|v1"
+
+    def _score_rows(self, prompts, chosen, rejected, messages, rows, progress) -> np.ndarray:
         import torch
 
         model, tokenizer = self.loaded
-        rows = []
+        out = np.zeros((len(rows), len(SCORE_COLUMNS)))
         started = time.perf_counter()
-        iterator = range(len(prompts))
+        iterator = enumerate(rows)
         if progress:
             from tqdm import tqdm
 
-            iterator = tqdm(iterator, desc="reference log-probs", unit="pair")
+            iterator = tqdm(iterator, total=len(rows), desc="reference log-probs", unit="pair")
         with torch.inference_mode():
-            for i in iterator:
+            for k, i in iterator:
                 turns = messages[i] if messages is not None else None
                 prompt_ids, chosen_ids, mismatch_c = self.tokenize(prompts[i], chosen[i], turns)
                 _, rejected_ids, mismatch_r = self.tokenize(prompts[i], rejected[i], turns)
@@ -197,9 +247,9 @@ class ReferenceScorer:
                     )
                     row["chosen_logps"], row["rejected_logps"] = logps
                     self.tokens_scored += longest + min(len(chosen_ids), len(rejected_ids))
-                rows.append(row)
+                out[k] = [float(row[c]) for c in SCORE_COLUMNS]
         self.seconds += time.perf_counter() - started
-        return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+        return out
 
     def _batched(self) -> bool:
         if self.batched is not None:
@@ -210,6 +260,29 @@ class ReferenceScorer:
     @property
     def tokens_per_second(self) -> float | None:
         return self.tokens_scored / self.seconds if self.seconds else None
+
+
+_FLUSH = 64  # pairs scored between two writes to the disk cache
+
+
+def _pair_keys(prompts, chosen, rejected, messages) -> np.ndarray:
+    """A 128-bit key per pair from its texts (and prompt turns, when given)."""
+    import orjson
+
+    from prefaudit.models.embeddings import text_keys
+
+    turns = messages if messages is not None else [None] * len(prompts)
+    texts = [
+        orjson.dumps([p, c, r, t], option=orjson.OPT_SERIALIZE_NUMPY, default=_plain).decode()
+        for p, c, r, t in zip(prompts, chosen, rejected, turns, strict=True)
+    ]
+    return text_keys(texts)
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
 
 
 def _pair_logps(

@@ -83,3 +83,25 @@ def test_embedded_smollm2_is_dequantised_once_and_scores_sensibly(tmp_path):
     assert scores["prompt_tokens"][0] > 8  # the chat template was applied
     again, _ = load_causal_lm(cache_dir=tmp_path)  # from the cache: no GGUF parsing
     assert again.config.model_type == model.config.model_type
+
+
+def test_results_are_cached_on_disk_and_a_rerun_loads_no_model(tmp_path):
+    from tests.helpers import save_tiny_model
+
+    prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
+    words = " ".join(" ".join(p) for p in PAIRS).split()
+    folder = save_tiny_model(tmp_path / "tiny", words)
+    first = ReferenceScorer(str(folder), cache_dir=tmp_path / "cache")
+    partial = first.score(prompts[:2], chosen[:2], rejected[:2])  # an interrupted run
+    resumed = ReferenceScorer(str(folder), cache_dir=tmp_path / "cache")
+    full = resumed.score(prompts, chosen, rejected)
+    assert full.iloc[:2].equals(partial)  # read back, not recomputed...
+    new = full.iloc[2:]  # ...only the two new pairs were scored
+    assert resumed.tokens_scored == int(
+        (new["prompt_tokens"] + new["chosen_tokens"] + new["rejected_tokens"]).sum()
+    )
+    again = ReferenceScorer(str(folder), cache_dir=tmp_path / "cache")
+    assert again.score(prompts, chosen, rejected).equals(full)
+    assert again._loaded is None  # everything came from the cache: no model was loaded
+    other = ReferenceScorer(str(folder), cache_dir=tmp_path / "cache", max_length=12)
+    assert other.score(prompts, chosen, rejected)["truncated"].any()  # other settings: new keys
