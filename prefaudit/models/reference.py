@@ -137,9 +137,8 @@ class ReferenceScorer:
 
     @property
     def identity(self) -> str:
-        model, _ = self.loaded
-        name = self.model or EMBEDDED_MODELS["reference"].name
-        return f"{name}|{model.config.model_type}|max_length={self.max_length}"
+        """The model and settings the results depend on (without loading the model)."""
+        return self.cache_identity
 
     def tokenize(self, prompt: str, response: str, messages: Any = None) -> tuple[list, list, bool]:
         """(prompt ids, response ids + EOS, whether joint tokenisation differs at the boundary)."""
