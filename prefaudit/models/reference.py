@@ -138,6 +138,8 @@ class ReferenceScorer:
     @property
     def identity(self) -> str:
         """The model and settings the results depend on (without loading the model)."""
+        if self._given:
+            return f"in-memory {type(self._loaded[0]).__name__}|max_length={self.max_length}"
         return self.cache_identity
 
     def tokenize(self, prompt: str, response: str, messages: Any = None) -> tuple[list, list, bool]:
