@@ -281,6 +281,10 @@ class CoverageValidator(Validator):
         from prefaudit.io.prompts import load_prompts
 
         reference = load_prompts(self.reference)
+        if representation == "none":  # no training prompts: nothing is covered
+            metrics["coverage/reference_prompts"] = len(reference)
+            metrics["coverage/gap_rate"] = 1.0 if reference else None
+            return metrics, {"reference": {"path": str(self.reference), "prompts": len(reference)}}
         if representation == "tfidf":
             reference_vectors = self._space.transform(reference)
         else:

@@ -133,8 +133,12 @@ def test_shape_turns_sources_and_languages():
     assert result.info["turns"] == {"1": 3, "2": 1}
 
 
-def test_tiny_inputs():
+def test_tiny_inputs(tmp_path):
     assert _run([]).metrics["coverage/clusters"] == 0
+    reference = tmp_path / "reference.txt"
+    reference.write_text("anything at all\n")
+    nothing = _run([], reference=str(reference))
+    assert nothing.metrics["coverage/gap_rate"] == 1.0
     one = _run(["just one prompt"])
     assert one.metrics["coverage/clusters"] == 1
     assert one.flags["cluster"].tolist() == [0]
