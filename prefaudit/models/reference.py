@@ -9,7 +9,8 @@ token after the response, prompt tokens not scored). What makes it fast on any d
   padded batch on CUDA; one after the other, cropping the cache back, elsewhere);
 - the language-model head runs only where a response token is predicted (``logits_to_keep``
   on the prompt pass), and log-softmax only over those positions;
-- ``torch.inference_mode``;
+- ``torch.inference_mode``; under ``torchrun`` or ``accelerate launch`` the pairs are shared
+  out across the processes and every process gets all results back in input order;
 - the log-softmax over the vocabulary is taken in float64 (only at response positions), so
   sums over long responses stay exact to about 1e-6.
 
@@ -185,12 +186,21 @@ class ReferenceScorer:
             if values is not None:
                 table[found] = values
         todo = np.flatnonzero(~found)
-        for start in range(0, len(todo), _FLUSH):
-            part = todo[start : start + _FLUSH]
+        group = _process_group()
+        if group is not None:  # under torchrun / accelerate: rank 0's view of what is left
+            todo = group.broadcast(todo)
+            mine = todo[group.rank :: group.world]
+        else:
+            mine = todo
+        for start in range(0, len(mine), _FLUSH):
+            part = mine[start : start + _FLUSH]
             scored = self._score_rows(prompts, chosen, rejected, messages, part, progress)
             table[part] = scored
             if cache is not None:
                 cache.add(keys[part], scored)
+        if group is not None:  # every rank ends with every row, in input order
+            for rows, values in group.gather((mine, table[mine])):
+                table[rows] = values
         frame = pd.DataFrame(table, columns=list(SCORE_COLUMNS))
         for column in ("chosen_tokens", "rejected_tokens", "prompt_tokens"):
             frame[column] = frame[column].astype(np.int64)
@@ -264,6 +274,41 @@ class ReferenceScorer:
 
 
 _FLUSH = 64  # pairs scored between two writes to the disk cache
+
+
+class _Group:
+    """The torch.distributed process group this process belongs to (torchrun, accelerate)."""
+
+    def __init__(self, dist):
+        self.dist = dist
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def broadcast(self, value):
+        box = [value]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value) -> list:
+        out = [None] * self.world
+        self.dist.all_gather_object(out, value)
+        return out
+
+
+def _process_group() -> _Group | None:
+    """The process group when launched with several processes (initialised here if the
+    launcher set the environment but nobody called ``init_process_group``), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return None
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return _Group(dist) if dist.get_world_size() > 1 else None
 
 
 def _pair_keys(prompts, chosen, rejected, messages) -> np.ndarray:
