@@ -242,8 +242,11 @@ class AuditResult:
         return cls.from_dict(data, flags)
 
 
-def default_validators(context: AuditContext) -> list[str]:
-    """Every registered validator that runs by default and whose inputs this audit has."""
+def default_validators(context: AuditContext | LoadedData, also: Iterable[str] = ()) -> list[str]:
+    """Every registered validator that runs by default and whose inputs this audit has, then
+    ``also`` (opt-in checks such as ``reference``) where not already there."""
+    if isinstance(context, LoadedData):
+        context = AuditContext(context.pairs, context.annotations)
     names = []
     for name, cls in VALIDATORS.items():
         if not cls.runs_by_default:
@@ -253,7 +256,7 @@ def default_validators(context: AuditContext) -> list[str]:
         except MissingInputError:
             continue
         names.append(name)
-    return names
+    return names + [name for name in also if name not in names]
 
 
 def run_audit(

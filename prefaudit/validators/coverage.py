@@ -174,7 +174,7 @@ class CoverageValidator(Validator):
             return np.zeros((0, 2), dtype=np.float32), "none"
         try:
             vectors = context.embeddings("prompt")
-            first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+            first = np.unique(codes, return_index=True)[1]  # each distinct prompt's first row
             self._space = None
             return vectors[first], "embeddings"
         except EmbeddingsUnavailable as err:

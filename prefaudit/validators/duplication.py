@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from prefaudit import dedup, stats, text
+from prefaudit.io.shapes import is_conversation
 from prefaudit.validators.base import Validator, ValidatorResult, register
 
 log = logging.getLogger(__name__)
@@ -597,15 +598,7 @@ def _prompt_texts(pairs: pd.DataFrame) -> pd.Series:
         return pairs["prompt"]
     messages = pairs["prompt_messages"]
     joined = [
-        "\n".join(str(m.get("content", "")) for m in turns) if _is_turns(turns) else prompt
+        "\n".join(str(m.get("content", "")) for m in turns) if is_conversation(turns) else prompt
         for turns, prompt in zip(messages, pairs["prompt"], strict=True)
     ]
     return pd.Series(joined, index=pairs.index, dtype="str")
-
-
-def _is_turns(value) -> bool:
-    return (
-        isinstance(value, (list, tuple, np.ndarray))
-        and len(value) > 0
-        and all(isinstance(m, dict) for m in value)
-    )

@@ -4,13 +4,7 @@ import pytest
 
 from prefaudit.audit import AuditContext
 from prefaudit.models.embedded import embedded_model_path
-from prefaudit.models.embeddings import (
-    Embedder,
-    EmbeddingCache,
-    EmbeddingsUnavailable,
-    embedder_from_env,
-    text_keys,
-)
+from prefaudit.models.embeddings import Embedder, EmbeddingsUnavailable, embedder_from_env
 
 
 class FakeModel:
@@ -34,26 +28,6 @@ def _fake(tmp_path, cache=True):
     embedder = Embedder("fake-model", cache_dir=tmp_path if cache else False)
     embedder._model = FakeModel()
     return embedder
-
-
-def test_cache_round_trip_and_missing_keys(tmp_path):
-    cache = EmbeddingCache(tmp_path, "model-x")
-    keys = text_keys(["a", "b"])
-    cache.add(keys, np.eye(2, dtype=np.float32))
-    found, vectors = EmbeddingCache(tmp_path, "model-x").lookup(text_keys(["b", "zzz", "a"]))
-    assert found.tolist() == [True, False, True]
-    assert vectors.tolist() == [[0.0, 1.0], [1.0, 0.0]]
-    other_model, _ = EmbeddingCache(tmp_path, "model-y").lookup(keys)
-    assert not other_model.any()
-
-
-def test_damaged_cache_shard_is_ignored_with_a_warning(tmp_path, caplog):
-    cache = EmbeddingCache(tmp_path, "model-x")
-    cache.add(text_keys(["a"]), np.ones((1, 2), dtype=np.float32))
-    (cache.folder / "broken.npz").write_bytes(b"not a zip file")
-    found, _ = EmbeddingCache(tmp_path, "model-x").lookup(text_keys(["a"]))
-    assert found.tolist() == [True]
-    assert "damaged embedding cache shard" in caplog.text
 
 
 def test_encode_embeds_each_new_text_once_and_reuses_the_cache(tmp_path):
