@@ -16,9 +16,14 @@ Throughput counts the tokens of every (prompt + response) sequence, the work a p
 so the ratios are ratios of time. The log-probs of all methods are compared.
 
 - TRL: ``DPOTrainer`` with ``precompute_ref_log_probs`` on the first --trl pairs (plain-text
-  prompts, its "standard" format; fp32).
+  prompts, its "standard" format; fp32 on CPU, bf16 on CUDA).
+
+On CUDA it also prints the FLOP rate and model FLOPs utilisation of each method (the FLOPs each
+method needs, padding excluded, over the GPU's bf16 peak).
 
     python benchmarks/bench_reference.py [--pairs 16] [--batch 4] [--rounds 2] [--trl 8] [--device cpu]
+    python benchmarks/bench_reference.py --device cuda --pairs 512 --batch 16 --trl 256 \
+        [--model FOLDER --random-weights [--shape llama-1b]]
 """
 
 from __future__ import annotations
@@ -85,9 +90,11 @@ def padded_batches(model, seqs, batch, pad, device):
 
 
 def trl_precompute(model, tokenizer, pairs, batch: int) -> list[float]:
-    """TRL's DPOTrainer reference precompute (fp32: TRL would autocast to bf16 on this CPU)."""
+    """TRL's DPOTrainer reference precompute in the model's own precision (on CPU it would
+    otherwise autocast to bf16, 4.5x slower there)."""
     import tempfile
 
+    import torch
     import trl
     from datasets import Dataset
 
@@ -101,7 +108,7 @@ def trl_precompute(model, tokenizer, pairs, batch: int) -> list[float]:
             max_length=None,
             report_to=[],
             use_cpu=next(model.parameters()).device.type == "cpu",
-            bf16=False,
+            bf16=next(model.parameters()).dtype == torch.bfloat16,  # TRL's default on a GPU
             fp16=False,
         )
         trainer = trl.DPOTrainer(
@@ -128,94 +135,226 @@ def _trl():
         return None
 
 
+# Model shapes for --random-weights: the embedded model's own, and a 1B-parameter Llama (the
+# shape of Llama-3.2-1B) with the tokenizer's vocabulary.
+SHAPES = {
+    "llama-1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        tie_word_embeddings=True,
+    ),
+}
+
+
+def load_model(args):
+    """(model, tokenizer, description) as --model, --random-weights and --shape ask."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from prefaudit.models.reference import load_causal_lm
+
+    dtype = getattr(torch, args.dtype)
+    if not args.random_weights:
+        model, tokenizer = load_causal_lm(
+            None if args.model == "embedded" else args.model, dtype=args.dtype
+        )
+        return model.to(args.device), tokenizer, args.model
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if args.shape == "model":
+        config = AutoConfig.from_pretrained(args.model)
+    else:
+        config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
+        config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device).eval()
+    return model, tokenizer, f"{args.shape} shape of {args.model}, random weights"
+
+
+def forward_flops(model, seqs, *, prompt_once: bool) -> float:
+    """Model FLOPs of the forward passes a method needs for these sequences, padding excluded:
+    2 per weight per token in the layers, 2 per head weight per token where logits are taken,
+    and the attention products (4 x layers x attention width x keys attended, per token).
+    ``prompt_once``: the engine's way (each pair's prompt once, logits at response positions
+    only); otherwise the plain way (every sequence whole, logits at every position)."""
+    config = model.config
+    head = config.vocab_size * config.hidden_size
+    embed = head if not config.tie_word_embeddings else 0
+    body = sum(p.numel() for p in model.parameters()) - head - embed
+    width = config.num_attention_heads * (
+        getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    )
+
+    def attention(start: int, stop: int) -> float:  # queries at positions start..stop-1
+        return 4 * config.num_hidden_layers * width * (stop * (stop + 1) - start * (start + 1)) / 2
+
+    total = 0.0
+    for k, (prompt_ids, response_ids) in enumerate(seqs):
+        p, r = len(prompt_ids), len(response_ids)
+        if prompt_once:
+            if k % 2 == 0:  # the pair's prompt, once
+                total += 2 * body * p + attention(0, p)
+            total += 2 * body * r + 2 * head * r + attention(p, p + r)
+        else:
+            total += 2 * (body + head) * (p + r) + attention(0, p + r)
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument(
+        "--batch", type=int, default=4, help="sequences per padded batch (baselines)"
+    )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, else float32")
+    parser.add_argument("--model", default="embedded", help="embedded, or a folder or hub name")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="build the model from --model's config (or --shape) with random weights: speed "
+        "does not depend on the weights (for machines the weights cannot be copied to)",
+    )
+    parser.add_argument("--shape", default="model", choices=["model", *SHAPES])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--trl", type=int, default=8, help="pairs for TRL's precompute (0: skip)")
+    parser.add_argument(
+        "--plain", type=int, default=None, help="pairs for the plain loop (default all)"
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, default=989.4, help="the GPU's bf16 dense peak"
+    )
     args = parser.parse_args()
     if not SHARED.exists():
         sys.exit(f"real data not found at {SHARED}")
+    cuda = args.device.startswith("cuda")
+    args.dtype = args.dtype or ("bfloat16" if cuda else "float32")
     import torch
 
     import prefaudit
-    from prefaudit.models.reference import ReferenceScorer, load_causal_lm
+    from prefaudit.models.reference import ReferenceScorer
 
     data = prefaudit.load(str(SHARED / "hh-rlhf-harmless-test.jsonl.gz")).pairs.head(args.pairs)
     pairs = list(
         zip(data["prompt"], data["chosen"], data["rejected"], data["prompt_messages"], strict=True)
     )
     started = time.perf_counter()
-    model, tokenizer = load_causal_lm()
-    model = model.to(args.device)
-    if args.device.startswith("cuda"):
-        model = model.to(torch.bfloat16)
+    model, tokenizer, described = load_model(args)
+    params = sum(p.numel() for p in model.parameters())
     print(
-        f"model loaded in {time.perf_counter() - started:.1f} s (cached plain weights after the first run)"
+        f"model: {described}, {params / 1e6:.0f}M parameters, {args.dtype} on {args.device}, "
+        f"attention {model.config._attn_implementation}; loaded in {time.perf_counter() - started:.1f} s"
     )
+    if cuda:
+        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     scorer = ReferenceScorer(loaded=(model, tokenizer), max_length=8192)
+    started = time.perf_counter()
     seqs = sequences(scorer, pairs)
+    tokenising = time.perf_counter() - started
     tokens = sum(len(p) + len(r) for p, r in seqs)
     prompt_share = sum(len(p) for p, _ in seqs) / tokens
     print(
         f"{len(pairs)} HH pairs, {len(seqs)} sequences, {tokens:,} tokens "
-        f"({prompt_share:.0%} of them prompt tokens, each prompt counted twice), {args.device}"
+        f"({prompt_share:.0%} of them prompt tokens, each prompt counted twice); "
+        f"tokenising them took {tokenising:.2f} s"
     )
     with torch.inference_mode():  # warm-up
         model(torch.tensor([seqs[0][0][:16]], device=args.device))
 
+    plain_seqs = seqs[: 2 * args.plain] if args.plain else seqs
+    plain_tokens = sum(len(p) + len(r) for p, r in plain_seqs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     padded = f"padded batches of {args.batch}"
     methods = {
-        "plain loop": lambda: plain_loop(model, seqs, args.device),
+        "plain loop": lambda: plain_loop(model, plain_seqs, args.device),
         padded: lambda: padded_batches(model, seqs, args.batch, pad, args.device),
         "prefaudit": lambda: _engine(scorer, pairs),
+    }
+    counted = {"plain loop": plain_tokens, padded: tokens, "prefaudit": tokens}
+    flops = {
+        "plain loop": forward_flops(model, plain_seqs, prompt_once=False),
+        padded: forward_flops(model, seqs, prompt_once=False),
+        "prefaudit": forward_flops(model, seqs, prompt_once=True),
     }
     results, times = {}, {}
     for _ in range(args.rounds):  # rounds alternate the methods; the best time of each counts
         for name, method in methods.items():
+            if cuda:
+                torch.cuda.synchronize()
             started = time.perf_counter()
             results[name] = method()
+            if cuda:
+                torch.cuda.synchronize()
             elapsed = time.perf_counter() - started
             times[name] = min(times.get(name, elapsed), elapsed)
 
+    if scorer.padded_tokens:
+        rows = sum(
+            len(p) + len(c) - 1 + len(r) - 1
+            for (p, c), (_, r) in zip(seqs[0::2], seqs[1::2], strict=True)
+        )
+        print(
+            f"prefaudit's rows (prompt once, then both responses) hold {rows:,} tokens; its "
+            f"length-grouped batches ran {scorer.padded_tokens / args.rounds:,.0f} positions "
+            f"({scorer.padded_tokens / args.rounds / rows - 1:.1%} padding)"
+        )
     if args.trl:
-        # Plain-text prompts on both sides (TRL's "standard" format): the same token sequences
-        # when the prompt/response boundary is clean.
-        plain = [(p, c, r, None) for p, c, r, _ in pairs[: args.trl]]
-        started = time.perf_counter()
-        theirs = trl_precompute(model, tokenizer, plain, args.batch)
-        trl_time = time.perf_counter() - started
-        started = time.perf_counter()
-        ours = _engine(scorer, plain)
-        ours_time = time.perf_counter() - started
-        trl_tokens = sum(
-            len(scorer.tokenize(p, x, None)[0]) + len(scorer.tokenize(p, x, None)[1])
-            for p, c, r, _ in plain
-            for x in (c, r)
-        )
-        version = getattr(_trl(), "__version__", "?")
-        print(
-            f"TRL {version} DPOTrainer precompute (fp32, batch {args.batch}) on {len(plain)} pairs "
-            f"as plain text, {trl_tokens:,} tokens (includes its tokenisation and dataset caching):"
-        )
-        print(
-            f"  TRL {trl_time:.2f} s ({trl_tokens / trl_time:.1f} tokens/s); prefaudit "
-            f"{ours_time:.2f} s ({trl_tokens / ours_time:.1f} tokens/s): {trl_time / ours_time:.2f}x"
-        )
-        diff = np.abs(np.array(theirs) - np.array(ours)).max()
-        print(f"  max |log-prob difference| prefaudit vs TRL: {diff:.2e}")
+        try:
+            trl_comparison(args, model, tokenizer, scorer, pairs)
+        except Exception as err:  # the figures above still print
+            print(f"TRL comparison failed: {type(err).__name__}: {err}")
+    table(args, times, counted, flops, cuda, results)
 
-    base = times["plain loop"]
-    print(f"  {'method':<24} {'seconds':>8} {'tokens/s':>9} {'vs plain loop':>14}")
+
+def trl_comparison(args, model, tokenizer, scorer, pairs) -> None:
+    # Plain-text prompts on both sides (TRL's "standard" format): the same token sequences
+    # when the prompt/response boundary is clean.
+    plain = [(p, c, r, None) for p, c, r, _ in pairs[: args.trl]]
+    started = time.perf_counter()
+    theirs = trl_precompute(model, tokenizer, plain, args.batch)
+    trl_time = time.perf_counter() - started
+    started = time.perf_counter()
+    ours = _engine(scorer, plain)
+    ours_time = time.perf_counter() - started
+    trl_tokens = sum(
+        len(scorer.tokenize(p, x, None)[0]) + len(scorer.tokenize(p, x, None)[1])
+        for p, c, r, _ in plain
+        for x in (c, r)
+    )
+    version = getattr(_trl(), "__version__", "?")
+    print(
+        f"TRL {version} DPOTrainer precompute ({args.dtype}, batch {args.batch}) on {len(plain)} "
+        f"pairs as plain text, {trl_tokens:,} tokens (includes its tokenisation and dataset caching):"
+    )
+    print(
+        f"  TRL {trl_time:.2f} s ({trl_tokens / trl_time:.1f} tokens/s); prefaudit "
+        f"{ours_time:.2f} s ({trl_tokens / ours_time:.1f} tokens/s): {trl_time / ours_time:.2f}x"
+    )
+    diff = np.abs(np.array(theirs) - np.array(ours)).max()
+    print(f"  max |log-prob difference| prefaudit vs TRL: {diff:.2e}")
+
+
+def table(args, times, counted, flops, cuda, results) -> None:
+    base = counted["plain loop"] / times["plain loop"]
+    header = f"  {'method':<24} {'seconds':>8} {'tokens/s':>10} {'vs plain loop':>14}"
+    print(header + (f" {'TFLOP/s':>8} {'MFU':>6}" if cuda else ""))
     for name, seconds in times.items():
-        print(f"  {name:<24} {seconds:>8.2f} {tokens / seconds:>9.1f} {base / seconds:>13.2f}x")
+        rate = counted[name] / seconds
+        line = f"  {name:<24} {seconds:>8.2f} {rate:>10.1f} {rate / base:>13.2f}x"
+        if cuda:
+            achieved = flops[name] / seconds / 1e12
+            line += f" {achieved:>8.1f} {achieved / args.peak_tflops:>6.1%}"
+        print(line)
+    if cuda:
+        print(
+            f"  (MFU: model FLOPs each method needs, padding excluded, over {args.peak_tflops} TFLOP/s)"
+        )
     reference = np.array(results["plain loop"])
     for name, values in results.items():
         if name != "plain loop":
-            diff = np.abs(np.array(values) - reference).max()
+            diff = np.abs(np.array(values)[: len(reference)] - reference).max()
             print(f"  max |log-prob difference| {name} vs plain loop: {diff:.2e}")
 
 

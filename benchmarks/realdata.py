@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; PREFAUDIT_SHARED_DATA points elsewhere (a lent GPU machine
+# gets a copy in a carried folder: the shared folder does not travel with the checkout).
+SHARED = Path(os.environ.get("PREFAUDIT_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 
 def real_pairs() -> list[tuple[str, str, str, str]]:

@@ -68,11 +68,16 @@ class CharTokenizer:
     def __init__(self, vocab_size: int = 64):
         self.vocab_size = vocab_size
 
-    def __call__(self, text: str, add_special_tokens: bool = True):
+    def __call__(self, text: str | list[str], add_special_tokens: bool = True):
         from types import SimpleNamespace
 
-        ids = [3 + ord(c) % (self.vocab_size - 3) for c in text]
-        return SimpleNamespace(input_ids=([self.bos_token_id] if add_special_tokens else []) + ids)
+        def encode(one: str) -> list[int]:
+            ids = [3 + ord(c) % (self.vocab_size - 3) for c in one]
+            return ([self.bos_token_id] if add_special_tokens else []) + ids
+
+        if isinstance(text, list):
+            return SimpleNamespace(input_ids=[encode(t) for t in text])
+        return SimpleNamespace(input_ids=encode(text))
 
     def decode(self, ids) -> str:
         raise NotImplementedError("not invertible")

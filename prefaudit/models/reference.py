@@ -52,9 +52,15 @@ class ReferenceModelUnavailable(RuntimeError):
     """The reference model (or torch/transformers) cannot be loaded."""
 
 
-def load_causal_lm(model: str | Path | None = None, *, cache_dir: str | Path | None = None):
+def load_causal_lm(
+    model: str | Path | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    dtype: str = "float32",
+):
     """(model, tokenizer) for a Hugging Face causal LM name or folder; None = the embedded
-    SmolLM2-135M-Instruct GGUF.
+    SmolLM2-135M-Instruct GGUF. ``dtype``: the weights' type in memory ("float32",
+    "bfloat16", "float16").
 
     A GGUF checkpoint is dequantised once (about 40 s for SmolLM2 on 2 CPU cores) into a plain
     model, without the quantisation mark that stops trainers from using it, and saved under the
@@ -70,7 +76,7 @@ def load_causal_lm(model: str | Path | None = None, *, cache_dir: str | Path | N
     if model is not None:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(model))
-            loaded = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32)
+            loaded = AutoModelForCausalLM.from_pretrained(str(model), dtype=getattr(torch, dtype))
         except (OSError, ValueError) as err:
             raise ReferenceModelUnavailable(f"cannot load the model {model}: {err}") from err
         return loaded.eval(), tokenizer
@@ -98,14 +104,22 @@ def load_causal_lm(model: str | Path | None = None, *, cache_dir: str | Path | N
         tokenizer.save_pretrained(tmp)
         tmp.replace(plain)  # a complete folder or none: an interrupted run starts over
     tokenizer = AutoTokenizer.from_pretrained(plain)
-    return AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32).eval(), tokenizer
+    return AutoModelForCausalLM.from_pretrained(
+        plain, dtype=getattr(torch, dtype)
+    ).eval(), tokenizer
 
 
 class ReferenceScorer:
     """Scores pairs under a causal LM. ``model``: a name or folder, or None for the embedded
     SmolLM2; or pass ``loaded=(model, tokenizer)`` to score with objects already in memory (not
     cached on disk: they have no identity to key the cache by). ``cache_dir=False`` turns the
-    disk cache off."""
+    disk cache off.
+
+    ``device``: None picks CUDA when there is a GPU. ``dtype``: None picks bfloat16 on a GPU
+    that has it, float32 elsewhere. ``batched``: pairs scored in length-grouped batches (None:
+    on CUDA, where batches pay; on CPU one pair at a time does less work). ``batch_tokens``:
+    padded tokens per batch; None sizes batches from the GPU's free memory (8192 on CPU).
+    """
 
     def __init__(
         self,
@@ -116,25 +130,29 @@ class ReferenceScorer:
         loaded: tuple[Any, Any] | None = None,
         cache_dir: str | Path | None = None,
         batched: bool | None = None,
+        batch_tokens: int | None = None,
+        dtype: str | None = None,
     ):
         self.model = model
-        # Both responses of a pair in one padded batch (None: on CUDA, where batches pay).
         self.batched = batched
+        self.batch_tokens = batch_tokens
         self.max_length = max_length
         self.device = device
+        self.dtype = dtype
+        self._memory: _Budget | None = None
         self.cache_dir = cache_dir
         self._loaded = loaded
         self._given = loaded is not None
-        self.tokens_scored = 0
+        self.tokens_scored = 0  # prompt + chosen + rejected tokens of the pairs scored
+        self.padded_tokens = 0  # positions run in batches, padding included (batched path)
         self.seconds = 0.0
 
     @property
     def loaded(self):
         if self._loaded is None:
-            model, tokenizer = load_causal_lm(self.model, cache_dir=self.cache_dir)
-            if self.device:
-                model = model.to(self.device)
-            self._loaded = (model, tokenizer)
+            device, dtype = self._placement()
+            model, tokenizer = load_causal_lm(self.model, cache_dir=self.cache_dir, dtype=dtype)
+            self._loaded = (model.to(device), tokenizer)
         return self._loaded
 
     @property
@@ -146,21 +164,49 @@ class ReferenceScorer:
 
     def tokenize(self, prompt: str, response: str, messages: Any = None) -> tuple[list, list, bool]:
         """(prompt ids, response ids + EOS, whether joint tokenisation differs at the boundary)."""
+        prompt_ids, responses, mismatch = self.tokenize_many([prompt], [[response]], [messages])
+        return prompt_ids[0], responses[0][0], mismatch[0][0]
+
+    def tokenize_many(
+        self, prompts: Sequence[str], responses: Sequence[Sequence[str]], messages: Sequence[Any]
+    ) -> tuple[list[list[int]], list[list[list[int]]], list[list[bool]]]:
+        """Token ids the way TRL's DPO trainer builds them, in a few batched tokenizer calls.
+
+        For each prompt (a conversation is rendered with the chat template, special tokens
+        included, then tokenised; plain text gets the tokenizer's own special tokens) and each
+        list of responses: prompt ids, per response list its response ids + EOS, and per
+        response list whether tokenising prompt text + response jointly gives other ids at the
+        boundary (TRL tokenises them separately, as here; a mismatch is reported, not fixed).
+        """
         _, tokenizer = self.loaded
-        if is_conversation(messages) and tokenizer.chat_template:
-            # As TRL does: the template renders text (special tokens included), then tokenise.
-            prompt_text = tokenizer.apply_chat_template(
-                [dict(m) for m in messages], add_generation_prompt=True, tokenize=False
-            )
-            prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
-        else:
-            prompt_ids = tokenizer(prompt).input_ids
-            prompt_text = prompt
-        response_ids = tokenizer(response, add_special_tokens=False).input_ids
-        joint = tokenizer(prompt_text + response, add_special_tokens=False).input_ids
-        separate = tokenizer(prompt_text, add_special_tokens=False).input_ids + response_ids
+        texts, templated = [], []
+        for prompt, turns in zip(prompts, messages, strict=True):
+            if is_conversation(turns) and tokenizer.chat_template:
+                texts.append(
+                    tokenizer.apply_chat_template(
+                        [dict(m) for m in turns], add_generation_prompt=True, tokenize=False
+                    )
+                )
+                templated.append(True)
+            else:
+                texts.append(prompt)
+                templated.append(False)
+        bare = _ids(tokenizer, texts, special=False)  # what joins a response in TRL's layout
+        with_specials = _ids(
+            tokenizer, [t for t, c in zip(texts, templated, strict=True) if not c], special=True
+        )
+        plain = iter(with_specials)
+        prompt_ids = [ids if c else next(plain) for ids, c in zip(bare, templated, strict=True)]
+        flat = [(k, r) for k, group in enumerate(responses) for r in group]
+        response_ids = _ids(tokenizer, [r for _, r in flat], special=False)
+        joint = _ids(tokenizer, [texts[k] + r for k, r in flat], special=False)
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        return prompt_ids, response_ids + eos, joint != separate
+        out_ids: list[list[list[int]]] = [[] for _ in responses]
+        mismatch: list[list[bool]] = [[] for _ in responses]
+        for (k, _), ids, both in zip(flat, response_ids, joint, strict=True):
+            out_ids[k].append(ids + eos)
+            mismatch[k].append(both != bare[k] + ids)
+        return prompt_ids, out_ids, mismatch
 
     def score(
         self,
@@ -223,43 +269,108 @@ class ReferenceScorer:
         else:
             gguf = embedded_model_path("reference")
             source = f"{EMBEDDED_MODELS['reference'].name}|{gguf.stat().st_size if gguf else 0}"
-        return f"{source}|max_length={self.max_length}|float64-log-softmax|eos|v1"
+        _, dtype = self._placement()
+        return f"{source}|{dtype}|max_length={self.max_length}|float64-log-softmax|eos|v2"
+
+    def _placement(self) -> tuple[str, str]:
+        """(device, weight dtype) the model is loaded with, resolved without loading it."""
+        import torch
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = self.dtype
+        if dtype is None:
+            on_gpu = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+            dtype = "bfloat16" if on_gpu else "float32"
+        return device, dtype
 
     def _score_rows(self, prompts, chosen, rejected, messages, rows, progress) -> np.ndarray:
         import torch
 
         model, tokenizer = self.loaded
-        out = np.zeros((len(rows), len(SCORE_COLUMNS)))
         started = time.perf_counter()
-        iterator = enumerate(rows)
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(iterator, total=len(rows), desc="reference log-probs", unit="pair")
+        turns = [messages[i] if messages is not None else None for i in rows]
+        prompt_ids, responses, mismatch = self.tokenize_many(
+            [prompts[i] for i in rows], [[chosen[i], rejected[i]] for i in rows], turns
+        )
+        prompt_len = np.array([len(ids) for ids in prompt_ids])
+        chosen_len = np.array([len(r[0]) for r in responses])
+        rejected_len = np.array([len(r[1]) for r in responses])
+        out = np.full((len(rows), len(SCORE_COLUMNS)), np.nan)
+        column = {name: k for k, name in enumerate(SCORE_COLUMNS)}
+        out[:, column["chosen_tokens"]] = chosen_len
+        out[:, column["rejected_tokens"]] = rejected_len
+        out[:, column["prompt_tokens"]] = prompt_len
+        truncated = prompt_len + np.maximum(chosen_len, rejected_len) > self.max_length
+        out[:, column["truncated"]] = truncated
+        out[:, column["boundary_mismatch"]] = [any(m) for m in mismatch]
+        # A prompt of no tokens (an empty prompt, a tokenizer without BOS) predicts nothing.
+        fits = np.flatnonzero(~truncated & (prompt_len > 0))
+        work = prompt_len + chosen_len + rejected_len  # tokens run through the model per pair
+        bar = _progress(int(work[fits].sum()), progress)
         with torch.inference_mode():
-            for k, i in iterator:
-                turns = messages[i] if messages is not None else None
-                prompt_ids, chosen_ids, mismatch_c = self.tokenize(prompts[i], chosen[i], turns)
-                _, rejected_ids, mismatch_r = self.tokenize(prompts[i], rejected[i], turns)
-                longest = len(prompt_ids) + max(len(chosen_ids), len(rejected_ids))
-                row = {
-                    "chosen_tokens": len(chosen_ids),
-                    "rejected_tokens": len(rejected_ids),
-                    "prompt_tokens": len(prompt_ids),
-                    "truncated": longest > self.max_length,
-                    "boundary_mismatch": mismatch_c or mismatch_r,
-                }
-                if row["truncated"]:
-                    row["chosen_logps"] = row["rejected_logps"] = float("nan")
-                else:
-                    logps = _pair_logps(
-                        model, prompt_ids, [chosen_ids, rejected_ids], tokenizer, self._batched()
+            if self._batched():
+                rows_len, batches = self._batches(
+                    prompt_len[fits], chosen_len[fits], rejected_len[fits]
+                )
+                for batch in batches:
+                    members = fits[batch]
+                    self.padded_tokens += len(batch) * int(rows_len[batch].max())
+                    logps = self._run_batch(
+                        model,
+                        [prompt_ids[k] for k in members],
+                        [responses[k] for k in members],
+                        tokenizer,
                     )
-                    row["chosen_logps"], row["rejected_logps"] = logps
-                    self.tokens_scored += longest + min(len(chosen_ids), len(rejected_ids))
-                out[k] = [float(row[c]) for c in SCORE_COLUMNS]
+                    out[members, column["chosen_logps"]] = logps[:, 0]
+                    out[members, column["rejected_logps"]] = logps[:, 1]
+                    bar.update(int(work[members].sum()))
+            else:
+                for k in fits:
+                    logps = _pair_logps(model, prompt_ids[k], responses[k], tokenizer)
+                    out[k, column["chosen_logps"]], out[k, column["rejected_logps"]] = logps
+                    bar.update(int(work[k]))
+        bar.close()
+        self.tokens_scored += int(work[fits].sum())
         self.seconds += time.perf_counter() - started
         return out
+
+    def _batches(self, prompt_len, chosen_len, rejected_len) -> tuple[np.ndarray, list]:
+        """(each pair's row length, the batches): a pair's row is prompt, chosen and rejected
+        (each response less its last token); logits are kept from the prompt's last token on."""
+        length = prompt_len + np.maximum(chosen_len - 1, 0) + np.maximum(rejected_len - 1, 0)
+        kept = length - prompt_len + 1
+        return length, _plan_batches(length, kept, self._budget().fits)
+
+    def _budget(self) -> _Budget:
+        if self._memory is None:
+            model, _ = self.loaded
+            self._memory = _Budget.for_model(model, self.batch_tokens)
+        return self._memory
+
+    def _run_batch(self, model, prompt_ids, responses, tokenizer) -> np.ndarray:
+        """One planned batch; on running out of GPU memory, the budget halves and the batch is
+        split in two (and so on), so the next batches are planned smaller too."""
+        import torch
+
+        try:
+            return _batch_logps(model, prompt_ids, responses, tokenizer)
+        except torch.OutOfMemoryError:
+            if len(prompt_ids) == 1:
+                raise
+            torch.cuda.empty_cache()
+            rows = [
+                len(p) + sum(max(len(r) - 1, 0) for r in pair)
+                for p, pair in zip(prompt_ids, responses, strict=True)
+            ]
+            kept = [row - len(p) + 1 for row, p in zip(rows, prompt_ids, strict=True)]
+            self._budget().shrink(len(prompt_ids), max(rows), max(kept))
+            half = len(prompt_ids) // 2
+            return np.concatenate(
+                [
+                    self._run_batch(model, prompt_ids[:half], responses[:half], tokenizer),
+                    self._run_batch(model, prompt_ids[half:], responses[half:], tokenizer),
+                ]
+            )
 
     def _batched(self) -> bool:
         if self.batched is not None:
@@ -328,27 +439,16 @@ def _plain(value):
     raise TypeError(type(value).__name__)
 
 
-def _pair_logps(
-    model, prompt_ids: list[int], responses: list[list[int]], tokenizer, batched: bool
-) -> list[float]:
-    """Summed log-probs of each response after the shared prompt, which is run once.
-
-    Batched (the default on CUDA): the prompt pass, then both responses as one padded batch on
-    its repeated cache. Otherwise: prompt + first response in one pass (the head only on the response positions),
-    then the cache cropped back to the prompt for each further response. That does exactly
+def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]], tokenizer) -> list[float]:
+    """Summed log-probs of each response after the shared prompt, one pair at a time (the CPU
+    path): prompt + first response in one pass (the head only on the response positions), then
+    the cache cropped back to the prompt for each further response. That does exactly
     prompt + chosen + rejected tokens of work in two calls (padding a 9-token response to a
     260-token one would nearly double it).
     """
     import torch
 
     device = next(model.parameters()).device
-    if batched:
-        out = model(
-            input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1
-        )
-        first = torch.log_softmax(out.logits[:, -1].double(), dim=-1)[0]
-        scores = _continuations(model, out.past_key_values, len(prompt_ids), responses, tokenizer)
-        return [float(first[r[0]]) + s for r, s in zip(responses, scores, strict=True)]
     head, *others = responses
     ids = torch.tensor([prompt_ids + head[:-1]], device=device)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=len(head))
@@ -407,15 +507,189 @@ def _continuations(model, cache, prompt_length: int, responses, tokenizer) -> li
     return [float(v) for v in scores]
 
 
-def _token_logps(logits, targets, chunk: int = 128):
-    """log p(target) at each position, the log-softmax taken in float64 over chunks of positions:
-    in float32 the normaliser over a ~50k vocabulary alone is off by about 1e-6 per token,
-    which adds up to 1e-4 over a few hundred tokens."""
+def _token_logps(logits, targets, rows: int | None = None):
+    """log p(target) at each position (any leading shape; the vocabulary last), the log-softmax
+    taken in float64 over blocks of positions: in float32 the normaliser over a ~50k
+    vocabulary alone is off by about 1e-6 per token, which adds up to 1e-4 over a few hundred
+    tokens."""
     import torch
 
+    flat, wanted = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    rows = rows or max(1, 2**24 // logits.shape[-1])  # 128 MiB of float64 per block
     parts = []
-    for start in range(0, logits.shape[1], chunk):
-        block = logits[:, start : start + chunk].double()
-        picked = block.gather(-1, targets[:, start : start + chunk].unsqueeze(-1)).squeeze(-1)
+    for start in range(0, flat.shape[0], rows):
+        block = flat[start : start + rows].double()
+        picked = block.gather(-1, wanted[start : start + rows, None]).squeeze(-1)
         parts.append(picked - torch.logsumexp(block, dim=-1))
-    return torch.cat(parts, dim=1)
+    if not parts:
+        return torch.zeros(targets.shape, dtype=torch.float64, device=logits.device)
+    return torch.cat(parts).view(targets.shape)
+
+
+def _ids(tokenizer, texts: list[str], *, special: bool) -> list[list[int]]:
+    """Token ids of many texts in one tokenizer call (fast tokenizers batch them natively)."""
+    if not texts:
+        return []
+    return list(tokenizer(list(texts), add_special_tokens=special).input_ids)
+
+
+def _progress(total_tokens: int, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total_tokens,
+        unit="tok",
+        unit_scale=True,
+        desc="reference log-probs",
+        disable=not show,
+    )
+
+
+class _Budget:
+    """How large a batch may be: a number of padded tokens when given (``batch_tokens``), else
+    the bytes a batch is expected to take on the GPU, estimated from the model's shape and kept
+    under the free memory (and under ``_MOST_TOKENS``: beyond that a batch is no faster per
+    token, only harder to fill without padding); on running out of memory anyway, at most half
+    the batch that failed."""
+
+    def __init__(self, *, tokens: int | None = None, limit: float = 0.0, shape=(0, 0, 0)):
+        self.tokens = tokens
+        self.limit = limit
+        self.act, self.logit, self.mask = shape
+
+    @classmethod
+    def for_model(cls, model, batch_tokens: int | None) -> _Budget:
+        import torch
+
+        device = next(model.parameters()).device
+        if batch_tokens or device.type != "cuda":
+            return cls(tokens=batch_tokens or 8192)
+        config = model.config
+        if hasattr(config, "get_text_config"):
+            config = config.get_text_config()
+        size = next(model.parameters()).element_size()
+        inter = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+        shape = (
+            (6 * config.hidden_size + 3 * inter) * size,  # one layer's live activations, per token
+            3 * config.vocab_size * size,  # logits at kept positions, their copy, softmax blocks
+            (size + 1) * config.num_attention_heads,  # the attention mask and its scores, per key
+        )
+        free, _ = torch.cuda.mem_get_info(device)
+        return cls(tokens=None, limit=0.8 * free - 2**30, shape=shape)
+
+    def bytes(self, n: int, length: int, kept: int) -> float:
+        return n * (self.act * length + self.logit * kept + self.mask * length * length) + 2**28
+
+    def fits(self, n: int, length: int, kept: int) -> bool:
+        if self.tokens is not None:
+            return n * length <= self.tokens
+        return n * length <= _MOST_TOKENS and self.bytes(n, length, kept) <= self.limit
+
+    def shrink(self, n: int, length: int, kept: int) -> None:
+        """A batch of this shape ran out of memory: from now on, at most half its size."""
+        if self.tokens is not None:
+            self.tokens = min(self.tokens, max(1, n * length // 2))
+            size = f"{self.tokens} padded tokens"
+        else:
+            self.limit = min(self.limit, self.bytes(n, length, kept) / 2)
+            size = f"{self.limit / 2**30:.1f} GiB"
+        log.warning("a batch of %d pairs ran out of memory: batches now take at most %s", n, size)
+
+
+_MOST_TOKENS = 65536  # padded tokens in one batch on a GPU
+
+
+def _plan_batches(length: np.ndarray, kept: np.ndarray, fits) -> list[np.ndarray]:
+    """Indexes of each batch: pairs sorted by row length, longest first (so a batch too large
+    for memory shows up at once), each batch filled while ``fits(n, longest row, most logits
+    kept)``; a pair too large on its own gets a batch of its own."""
+    order = np.lexsort((-kept, -length))
+    batches, current, longest, most = [], [], 0, 0
+    for i in order:
+        row, keep = max(longest, int(length[i])), max(most, int(kept[i]))
+        if current and not fits(len(current) + 1, row, keep):
+            batches.append(np.array(current))
+            current, row, keep = [], int(length[i]), int(kept[i])
+        current.append(i)
+        longest, most = row, keep
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+def _batch_logps(model, prompts: list[list[int]], responses: list[list[list[int]]], tokenizer):
+    """Summed log-probs of both responses of each pair in a batch of pairs: (pairs, 2) array.
+
+    One forward call per batch, the prompt run once per pair: each pair is one row, prompt +
+    chosen + rejected (each response less its last token, which predicts nothing), left-padded,
+    with an attention mask that lets the rejected tokens see the prompt and themselves but not
+    the chosen ones, and position ids that restart both responses where the prompt ends. The
+    language-model head runs from the prompt's last position on (``logits_to_keep``), whose
+    logits predict the first token of both responses; log-softmax only where a token is scored.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    n = len(prompts)
+    sizes = np.array(
+        [
+            (len(p), max(len(c) - 1, 0), max(len(r) - 1, 0))
+            for p, (c, r) in zip(prompts, responses, strict=True)
+        ]
+    ).reshape(n, 3)
+    lengths = sizes.sum(axis=1)
+    width = int(lengths.max())
+    kept = int((lengths - sizes[:, 0]).max()) + 1
+    ids = np.full((n, width), pad, dtype=np.int64)
+    segment = np.full((n, width), -1, dtype=np.int64)  # -1: padding
+    position = np.zeros((n, width), dtype=np.int64)
+    where, targets, owner = [], [], []  # scored tokens: row, column, token id, which sum
+    for k, (prompt, (chosen, rejected)) in enumerate(zip(prompts, responses, strict=True)):
+        p, c, r = sizes[k]
+        offset = width - lengths[k]
+        ids[k, offset:] = prompt + chosen[:-1] + rejected[:-1]
+        segment[k, offset:] = np.repeat([0, 1, 2], (p, c, r))
+        position[k, offset:] = np.concatenate(
+            [np.arange(p), np.arange(p, p + c), np.arange(p, p + r)]
+        )
+        last = offset + p - 1  # the prompt's last token predicts the first token of both
+        where += [
+            last + np.arange(len(chosen)),
+            np.r_[last, last + c + np.arange(1, len(rejected))],
+        ]
+        targets += [chosen, rejected]
+        owner += [np.full(len(chosen), 2 * k), np.full(len(rejected), 2 * k + 1)]
+    sees = _attention(torch.from_numpy(segment).to(device))
+    mask = torch.zeros(sees.shape, dtype=dtype, device=device)
+    mask.masked_fill_(~sees, torch.finfo(dtype).min)
+    out = model(
+        input_ids=torch.from_numpy(ids).to(device),
+        attention_mask=mask[:, None],
+        position_ids=torch.from_numpy(position).to(device),
+        use_cache=False,
+        logits_to_keep=kept,
+    )
+    owner_t = torch.from_numpy(np.concatenate(owner)).to(device)
+    row_t = owner_t // 2
+    column_t = torch.from_numpy(np.concatenate(where) - (width - kept)).to(device)
+    picked = _token_logps(
+        out.logits[row_t, column_t],
+        torch.from_numpy(np.concatenate(targets).astype(np.int64)).to(device),
+    )
+    totals = torch.zeros(2 * n, dtype=torch.float64, device=device).index_add_(0, owner_t, picked)
+    return totals.view(n, 2).cpu().numpy()
+
+
+def _attention(segment):
+    """(rows, queries, keys) bool: who each token may attend to. Causal; the prompt (segment 0)
+    is seen by all; a response (1 or 2) sees only itself besides; padding (-1) sees only itself
+    (so no row of the mask is empty) and is seen by nobody."""
+    import torch
+
+    width = segment.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=segment.device).tril()
+    query, key = segment[:, :, None], segment[:, None, :]
+    sees = causal & (key >= 0) & ((key == 0) | (key == query))
+    return sees | torch.eye(width, dtype=torch.bool, device=segment.device)

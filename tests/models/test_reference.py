@@ -50,6 +50,79 @@ def test_log_probs_equal_an_unbatched_forward(batched):
     assert scorer.tokens_per_second > 0
 
 
+def _mixed_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """Prompts of 0 to 60 characters and responses of 0 to 40: padding everywhere in a batch."""
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefghij klmnop")
+
+    def text(longest: int) -> str:
+        return "".join(rng.choice(letters, size=int(rng.integers(0, longest + 1))))
+
+    return [(text(60), text(40), text(40)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("batch_tokens", [40, 300, 100_000])
+def test_batches_of_mixed_lengths_equal_an_unbatched_forward(batch_tokens):
+    pairs = _mixed_pairs(24) + [("", "x", ""), ("p", "", "a long rejected answer")]
+    model, tokenizer = tiny_causal_lm(), CharTokenizer()
+    scorer = ReferenceScorer(loaded=(model, tokenizer), batched=True, batch_tokens=batch_tokens)
+    prompts, chosen, rejected = map(list, zip(*pairs, strict=True))
+    scores = scorer.score(prompts, chosen, rejected)
+    expected = [
+        [_plain_logps(model, tokenizer, p, c), _plain_logps(model, tokenizer, p, r)]
+        for p, c, r in pairs
+    ]
+    got = scores[["chosen_logps", "rejected_logps"]].to_numpy()
+    assert np.abs(got - np.array(expected)).max() < 1e-4
+    assert scorer.tokens_scored == int(
+        (scores["prompt_tokens"] + scores["chosen_tokens"] + scores["rejected_tokens"]).sum()
+    )
+
+
+def test_batch_plan_groups_by_length_within_the_budget():
+    from prefaudit.models.reference import _plan_batches
+
+    rng = np.random.default_rng(1)
+    length = rng.integers(1, 600, 500)
+    kept = np.minimum(length, rng.integers(1, 200, 500))
+    budget = 4096
+    batches = _plan_batches(length, kept, lambda n, row, keep: n * row <= budget)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))  # each pair once
+    for batch in batches:
+        assert len(batch) * length[batch].max() <= budget or len(batch) == 1
+    padded = sum(len(b) * length[b].max() for b in batches)
+    assert padded < 1.05 * length.sum()  # sorted by length: little padding
+
+
+def test_a_batch_out_of_memory_is_split_and_later_batches_shrink(monkeypatch):
+    import prefaudit.models.reference as reference
+
+    real = reference._batch_logps
+    sizes = []
+
+    def small_memory(model, prompts, responses, tokenizer):
+        sizes.append(len(prompts))
+        if len(prompts) > 3:
+            raise torch.OutOfMemoryError("planted")
+        return real(model, prompts, responses, tokenizer)
+
+    monkeypatch.setattr(reference, "_batch_logps", small_memory)
+    model, tokenizer = tiny_causal_lm(), CharTokenizer()
+    pairs = _mixed_pairs(16, seed=2)
+    prompts, chosen, rejected = map(list, zip(*pairs, strict=True))
+    scorer = ReferenceScorer(loaded=(model, tokenizer), batched=True, batch_tokens=100_000)
+    scores = scorer.score(prompts, chosen, rejected)
+    assert sizes[0] == 16 and max(sizes[1:]) <= 8  # split on the failure
+    # The budget now holds at most half the first failed batch (rows: BOS + prompt, chosen and
+    # rejected, each with EOS and less its last token).
+    longest = max(len(p) + 1 + len(c) + len(r) for p, c, r in pairs)
+    assert scorer._budget().tokens <= 16 * longest // 2
+    for k, (p, c, _) in enumerate(pairs):
+        assert scores["chosen_logps"][k] == pytest.approx(
+            _plain_logps(model, tokenizer, p, c), abs=1e-4
+        )
+
+
 def test_pairs_longer_than_max_length_are_reported_not_cut():
     scorer = ReferenceScorer(loaded=(tiny_causal_lm(), CharTokenizer()), max_length=20)
     scores = scorer.score(
@@ -105,3 +178,45 @@ def test_results_are_cached_on_disk_and_a_rerun_loads_no_model(tmp_path):
     assert again._loaded is None  # everything came from the cache: no model was loaded
     other = ReferenceScorer(str(folder), cache_dir=tmp_path / "cache", max_length=12)
     assert other.score(prompts, chosen, rejected)["truncated"].any()  # other settings: new keys
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+def test_cuda_batches_sized_from_free_memory_equal_a_cpu_forward():
+    """fp32 on the GPU, batch size found from free memory: within 1e-4 of a CPU forward."""
+    pairs = _mixed_pairs(64, seed=3)
+    model, tokenizer = tiny_causal_lm(vocab_size=64), CharTokenizer()
+    expected = np.array(
+        [
+            [_plain_logps(model, tokenizer, p, c), _plain_logps(model, tokenizer, p, r)]
+            for p, c, r in pairs
+        ]
+    )
+    scorer = ReferenceScorer(loaded=(model.cuda(), tokenizer))
+    assert scorer._batched() and scorer._budget().tokens is None  # sized by memory
+    prompts, chosen, rejected = map(list, zip(*pairs, strict=True))
+    got = scorer.score(prompts, chosen, rejected)[["chosen_logps", "rejected_logps"]].to_numpy()
+    assert np.abs(got - expected).max() < 1e-4
+
+
+@cuda
+def test_on_a_gpu_the_model_loads_there_in_bf16(tmp_path):
+    from tests.helpers import save_tiny_model
+
+    prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
+    words = " ".join(" ".join(p) for p in PAIRS).split()
+    folder = save_tiny_model(tmp_path / "tiny", words)
+    scorer = ReferenceScorer(str(folder), cache_dir=False)
+    assert "bfloat16" in scorer.cache_identity  # without loading anything
+    model, _ = scorer.loaded
+    assert next(model.parameters()).device.type == "cuda"
+    assert next(model.parameters()).dtype == torch.bfloat16
+    bf16 = scorer.score(prompts, chosen, rejected)
+    fp32 = ReferenceScorer(str(folder), cache_dir=False, dtype="float32").score(
+        prompts, chosen, rejected
+    )
+    tokens = bf16["chosen_tokens"] + bf16["rejected_tokens"]
+    # bf16 keeps 8 bits of mantissa: within a few hundredths of a nat per scored token.
+    assert ((bf16["chosen_logps"] - fp32["chosen_logps"]).abs() <= 0.05 * tokens).all()

@@ -40,11 +40,20 @@ def test_log_probs_equal_trl_dpo_reference_precompute(tmp_path):
         model=model, args=args, train_dataset=Dataset.from_list(PAIRS), processing_class=tokenizer
     )
     expected = trainer.train_dataset
-    ours = ReferenceScorer(loaded=(model, tokenizer)).score(
-        [p["prompt"] for p in PAIRS], [p["chosen"] for p in PAIRS], [p["rejected"] for p in PAIRS]
+    texts = (
+        [p["prompt"] for p in PAIRS],
+        [p["chosen"] for p in PAIRS],
+        [p["rejected"] for p in PAIRS],
     )
+    ours = ReferenceScorer(loaded=(model, tokenizer)).score(*texts)
     assert np.allclose(ours["chosen_logps"], expected["ref_chosen_logps"], atol=1e-4)
     assert np.allclose(ours["rejected_logps"], expected["ref_rejected_logps"], atol=1e-4)
+    # The GPU path (length-grouped batches of pairs, two per batch here) agrees too.
+    batched = ReferenceScorer(loaded=(model, tokenizer), batched=True, batch_tokens=40)
+    assert len(batched._batches(*[np.array([5, 6, 3])] * 3)[1]) > 1
+    again = batched.score(*texts)
+    assert np.allclose(again["chosen_logps"], expected["ref_chosen_logps"], atol=1e-4)
+    assert np.allclose(again["rejected_logps"], expected["ref_rejected_logps"], atol=1e-4)
     assert ours["chosen_tokens"].tolist() == [len(ids) for ids in expected["chosen_ids"]]
     assert ours["prompt_tokens"].tolist() == [len(ids) for ids in expected["prompt_ids"]]
     assert not ours["boundary_mismatch"].any()
