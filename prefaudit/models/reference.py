@@ -145,6 +145,7 @@ class ReferenceScorer:
         self._given = loaded is not None
         self.tokens_scored = 0  # prompt + chosen + rejected tokens of the pairs scored
         self.padded_tokens = 0  # positions run in batches, padding included (batched path)
+        self.tokenize_seconds = 0.0  # of which tokenising (overlaps the model from chunk 2 on)
         self.seconds = 0.0
 
     @property
@@ -239,12 +240,18 @@ class ReferenceScorer:
             mine = todo[group.rank :: group.world]
         else:
             mine = todo
-        for start in range(0, len(mine), _FLUSH):
-            part = mine[start : start + _FLUSH]
-            scored = self._score_rows(prompts, chosen, rejected, messages, part, progress)
-            table[part] = scored
-            if cache is not None:
-                cache.add(keys[part], scored)
+        bar, pending = _progress(progress), []
+        for rows, values in self._scored(prompts, chosen, rejected, messages, mine, bar):
+            table[rows] = values
+            pending.append(rows)
+            if cache is not None and sum(map(len, pending)) >= _FLUSH:
+                done = np.concatenate(pending)
+                cache.add(keys[done], table[done])
+                pending = []
+        if cache is not None and pending:
+            done = np.concatenate(pending)
+            cache.add(keys[done], table[done])
+        bar.close()
         if group is not None:  # every rank ends with every row, in input order
             for rows, values in group.gather((mine, table[mine])):
                 table[rows] = values
@@ -283,56 +290,85 @@ class ReferenceScorer:
             dtype = "bfloat16" if on_gpu else "float32"
         return device, dtype
 
-    def _score_rows(self, prompts, chosen, rejected, messages, rows, progress) -> np.ndarray:
+    def _scored(self, prompts, chosen, rejected, messages, rows, bar):
+        """Yields (input rows, their SCORE_COLUMNS values) as pairs are scored: tokenised
+        ``_CHUNK`` pairs at a time (the next chunk in a background thread while the model runs
+        on this one), then one by one (CPU) or in length-grouped batches planned over the whole
+        chunk (GPU)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         import torch
 
+        if not len(rows):
+            return  # everything came from the cache: no model is loaded
         model, tokenizer = self.loaded
-        started = time.perf_counter()
-        turns = [messages[i] if messages is not None else None for i in rows]
-        prompt_ids, responses, mismatch = self.tokenize_many(
-            [prompts[i] for i in rows], [[chosen[i], rejected[i]] for i in rows], turns
-        )
-        prompt_len = np.array([len(ids) for ids in prompt_ids])
-        chosen_len = np.array([len(r[0]) for r in responses])
-        rejected_len = np.array([len(r[1]) for r in responses])
-        out = np.full((len(rows), len(SCORE_COLUMNS)), np.nan)
         column = {name: k for k, name in enumerate(SCORE_COLUMNS)}
-        out[:, column["chosen_tokens"]] = chosen_len
-        out[:, column["rejected_tokens"]] = rejected_len
-        out[:, column["prompt_tokens"]] = prompt_len
-        truncated = prompt_len + np.maximum(chosen_len, rejected_len) > self.max_length
-        out[:, column["truncated"]] = truncated
-        out[:, column["boundary_mismatch"]] = [any(m) for m in mismatch]
-        # A prompt of no tokens (an empty prompt, a tokenizer without BOS) predicts nothing.
-        fits = np.flatnonzero(~truncated & (prompt_len > 0))
-        work = prompt_len + chosen_len + rejected_len  # tokens run through the model per pair
-        bar = _progress(int(work[fits].sum()), progress)
-        with torch.inference_mode():
+        chunks = [rows[start : start + _CHUNK] for start in range(0, len(rows), _CHUNK)]
+
+        def tokenized(chunk):
+            began = time.perf_counter()
+            turns = [messages[i] if messages is not None else None for i in chunk]
+            done = self.tokenize_many(
+                [prompts[i] for i in chunk], [[chosen[i], rejected[i]] for i in chunk], turns
+            )
+            self.tokenize_seconds += time.perf_counter() - began
+            return done
+
+        background = ThreadPoolExecutor(1)
+        ahead = background.submit(tokenized, chunks[0])
+        for number, chunk in enumerate(chunks):
+            began = time.perf_counter()
+            prompt_ids, responses, mismatch = ahead.result()
+            if number + 1 < len(chunks):
+                ahead = background.submit(tokenized, chunks[number + 1])
+            prompt_len = np.array([len(ids) for ids in prompt_ids])
+            chosen_len = np.array([len(r[0]) for r in responses])
+            rejected_len = np.array([len(r[1]) for r in responses])
+            out = np.full((len(chunk), len(SCORE_COLUMNS)), np.nan)
+            out[:, column["chosen_tokens"]] = chosen_len
+            out[:, column["rejected_tokens"]] = rejected_len
+            out[:, column["prompt_tokens"]] = prompt_len
+            truncated = prompt_len + np.maximum(chosen_len, rejected_len) > self.max_length
+            out[:, column["truncated"]] = truncated
+            out[:, column["boundary_mismatch"]] = [any(m) for m in mismatch]
+            # A prompt of no tokens (an empty prompt, a tokenizer without BOS) predicts nothing.
+            fits = np.flatnonzero(~truncated & (prompt_len > 0))
+            skipped = np.setdiff1d(np.arange(len(chunk)), fits)
+            if len(skipped):
+                yield chunk[skipped], out[skipped]
+            work = prompt_len + chosen_len + rejected_len  # tokens of each pair
+            bar.total = (bar.total or 0) + int(work[fits].sum())
+            bar.refresh()
             if self._batched():
                 rows_len, batches = self._batches(
                     prompt_len[fits], chosen_len[fits], rejected_len[fits]
                 )
-                for batch in batches:
-                    members = fits[batch]
-                    self.padded_tokens += len(batch) * int(rows_len[batch].max())
-                    logps = self._run_batch(
-                        model,
-                        [prompt_ids[k] for k in members],
-                        [responses[k] for k in members],
-                        tokenizer,
-                    )
-                    out[members, column["chosen_logps"]] = logps[:, 0]
-                    out[members, column["rejected_logps"]] = logps[:, 1]
-                    bar.update(int(work[members].sum()))
+                groups = [fits[b] for b in batches]
+                self.padded_tokens += sum(len(b) * int(rows_len[b].max()) for b in batches)
             else:
-                for k in fits:
-                    logps = _pair_logps(model, prompt_ids[k], responses[k], tokenizer)
-                    out[k, column["chosen_logps"]], out[k, column["rejected_logps"]] = logps
-                    bar.update(int(work[k]))
-        bar.close()
-        self.tokens_scored += int(work[fits].sum())
-        self.seconds += time.perf_counter() - started
-        return out
+                groups = [fits[k : k + 1] for k in range(len(fits))]
+            for members in groups:
+                with torch.inference_mode():
+                    if self._batched():
+                        logps = self._run_batch(
+                            model,
+                            [prompt_ids[k] for k in members],
+                            [responses[k] for k in members],
+                            tokenizer,
+                        )
+                    else:
+                        k = members[0]
+                        logps = np.array(
+                            [_pair_logps(model, prompt_ids[k], responses[k], tokenizer)]
+                        )
+                out[members, column["chosen_logps"]] = logps[:, 0]
+                out[members, column["rejected_logps"]] = logps[:, 1]
+                bar.update(int(work[members].sum()))
+                self.tokens_scored += int(work[members].sum())
+                self.seconds += time.perf_counter() - began
+                began = time.perf_counter()
+                yield chunk[members], out[members]
+        background.shutdown()
 
     def _batches(self, prompt_len, chosen_len, rejected_len) -> tuple[np.ndarray, list]:
         """(each pair's row length, the batches): a pair's row is prompt, chosen and rejected
@@ -384,6 +420,7 @@ class ReferenceScorer:
 
 
 _FLUSH = 64  # pairs scored between two writes to the disk cache
+_CHUNK = 1024  # pairs tokenised (and, on a GPU, planned into batches) at a time
 
 
 class _Group:
@@ -533,11 +570,12 @@ def _ids(tokenizer, texts: list[str], *, special: bool) -> list[list[int]]:
     return list(tokenizer(list(texts), add_special_tokens=special).input_ids)
 
 
-def _progress(total_tokens: int, show: bool):
+def _progress(show: bool):
+    """A bar counting tokens (its rate: tokens/s); its total grows as chunks are tokenised."""
     from tqdm import tqdm
 
     return tqdm(
-        total=total_tokens,
+        total=0,
         unit="tok",
         unit_scale=True,
         desc="reference log-probs",

@@ -79,6 +79,23 @@ def test_batches_of_mixed_lengths_equal_an_unbatched_forward(batch_tokens):
     )
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["sequential", "batched"])
+def test_chunks_tokenised_ahead_give_the_same_results(monkeypatch, batched):
+    import prefaudit.models.reference as reference
+
+    pairs = _mixed_pairs(23, seed=4)
+    prompts, chosen, rejected = map(list, zip(*pairs, strict=True))
+    model, tokenizer = tiny_causal_lm(), CharTokenizer()
+    whole = ReferenceScorer(loaded=(model, tokenizer), batched=batched).score(
+        prompts, chosen, rejected
+    )
+    monkeypatch.setattr(reference, "_CHUNK", 5)  # five chunks, each tokenised in a thread
+    chunked = ReferenceScorer(loaded=(model, tokenizer), batched=batched)
+    again = chunked.score(prompts, chosen, rejected)
+    assert np.allclose(again.to_numpy(dtype=float), whole.to_numpy(dtype=float), atol=1e-9)
+    assert chunked.tokenize_seconds > 0
+
+
 def test_batch_plan_groups_by_length_within_the_budget():
     from prefaudit.models.reference import _plan_batches
 
