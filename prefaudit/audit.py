@@ -124,6 +124,8 @@ class AuditContext:
         from prefaudit.models.reference import SCORE_COLUMNS, ReferenceScorer
 
         scorer = self.reference_scorer
+        if isinstance(scorer, dict):  # given per model name (tests; a policy and its reference)
+            scorer = scorer.get(model)
         if scorer is None:
             scorer = self.artefact(
                 ("reference_scorer", model, max_length),

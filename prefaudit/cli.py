@@ -163,6 +163,19 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         help="with --ref-model: score a seeded random sample of N pairs (CPU machines)",
     )
     parser.add_argument(
+        "--policy",
+        metavar="NAME|PATH",
+        help="with --ref-model: also score the pairs under this trained policy and report its DPO "
+        "implicit rewards against the reference (TRL's rewards/chosen, rejected, margins, "
+        "accuracies)",
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=0.1,
+        help="with --policy: DPO's beta for the implicit rewards (default: 0.1, as TRL)",
+    )
+    parser.add_argument(
         "--max-length",
         type=int,
         default=2048,
@@ -231,7 +244,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
                 if names is not None and validator not in names:
                     raise UsageError(f"{option} needs the {validator} validator (--validators ...)")
                 params.setdefault(validator, {})[key] = value
-        if args.ref_model or args.ref_sample:
+        if args.ref_model or args.ref_sample or args.policy:
             if names is None:
                 from prefaudit.audit import default_validators
 
@@ -240,6 +253,8 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
                 names.append("reference")
             model = None if args.ref_model in (None, "embedded") else args.ref_model
             settings = {"model": model, "sample": args.ref_sample, "max_length": args.max_length}
+            if args.policy:
+                settings.update(policy=args.policy, beta=args.beta)
             params.setdefault("reference", {}).update(settings)
         # An evaluation file or embedding model may change under the same name: no reuse then.
         fixed_inputs = not (args.against or args.coverage_reference or args.embedding_model)

@@ -187,3 +187,24 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
     ]
     assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0
     assert "reference/truncated_pairs" in capsys.readouterr().out
+
+
+def test_policy_rewards_against_the_reference(tmp_path):
+    pytest.importorskip("torch")
+    from tests.helpers import save_tiny_model
+
+    rows = [pair("what is two plus two", "it is four", "it is five"), pair("say hi", "hi", "bye")]
+    data = write_lines(tmp_path / "pairs.jsonl", rows)
+    words = " ".join(" ".join(r.values()) for r in rows).split()
+    reference = save_tiny_model(tmp_path / "reference", words)
+    out = tmp_path / "o"
+    args = ["audit", str(data), "--out", str(out), "--validators", "content"]
+    # The reference as its own policy: every implicit reward is exactly zero.
+    assert main([*args, "--ref-model", str(reference), "--policy", str(reference)]) == 0
+    metrics = orjson.loads((out / "audit.json").read_bytes())["validators"]["reference"]["metrics"]
+    assert metrics["reference/rewards/margins"] == 0.0
+    assert metrics["reference/rewards/accuracies"] == 0.0  # a zero margin is not a win
+    flags = pd.read_parquet(out / "flags.parquet")
+    assert "reference.reward_margin" in flags.columns or any(
+        "reward_margin" in c for c in flags.columns
+    )

@@ -44,6 +44,11 @@ class ReferenceValidator(Validator):
         "reference/truncated_pairs",
         "reference/boundary_mismatches",
         "reference/tokens_per_second",
+        # With a policy (--policy): TRL's DPO reward figures, beta * log(pi / pi_ref).
+        "reference/rewards/chosen",
+        "reference/rewards/rejected",
+        "reference/rewards/margins",
+        "reference/rewards/accuracies",
     )
     timing_metric_names = ("reference/tokens_per_second",)
     headline_metrics = (
@@ -64,6 +69,8 @@ class ReferenceValidator(Validator):
         max_length: int = 2048,
         margin_threshold: float = 1.0,
         seed: int = 0,
+        policy: str | None = None,
+        beta: float = 0.1,
     ):
         # A Hugging Face causal LM (hub name or folder); None = the embedded SmolLM2-135M.
         self.model = model
@@ -75,6 +82,11 @@ class ReferenceValidator(Validator):
         # disprefers) the chosen response: 1 nat/token is a ~2.7x likelihood ratio per token.
         self.margin_threshold = margin_threshold
         self.seed = seed
+        # A trained policy (hub name or folder): the pairs are scored under it too, and its DPO
+        # implicit rewards beta * log(pi(y|x) / pi_ref(y|x)) are reported as TRL names them.
+        self.policy = policy
+        # DPO's beta, as in training (TRL's default 0.1).
+        self.beta = beta
 
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs
@@ -127,8 +139,16 @@ class ReferenceValidator(Validator):
             "reference/boundary_mismatches": int(table["boundary_mismatch"].fillna(0).sum()),
             "reference/tokens_per_second": scorer.tokens_per_second,
         }
+        metrics.update(dict.fromkeys(_REWARDS))
+        if self.policy is not None:
+            policy, _ = context.reference_logps(self.policy, self.max_length, rows, progress=n > 50)
+            rewards = self._rewards(policy, table, rows, n)
+            flags = flags.join(rewards)
+            metrics.update(_reward_metrics(rewards))
         info = {
             "model": self.model or "embedded SmolLM2-135M-Instruct",
+            "policy": self.policy,
+            "beta": self.beta,
             "identity": scorer.identity,
             "sampled": self.sample is not None and self.sample < n,
             "most_dispreferred": _listed(pairs, per_token, scored, ascending=True),
@@ -145,6 +165,44 @@ class ReferenceValidator(Validator):
             "margin_histogram": _histogram(per_token[scored]),
         }
         return self.result(flags, metrics, info)
+
+    def _rewards(self, policy: pd.DataFrame, table: pd.DataFrame, rows, n: int) -> pd.DataFrame:
+        """Per pair: the policy's log-probs and its implicit rewards against the reference."""
+        logps = np.full((n, 2), np.nan)
+        logps[rows] = policy[["chosen_logps", "rejected_logps"]].to_numpy(dtype=float)
+        chosen = self.beta * (logps[:, 0] - table["chosen_logps"].to_numpy(dtype=float))
+        rejected = self.beta * (logps[:, 1] - table["rejected_logps"].to_numpy(dtype=float))
+        return pd.DataFrame(
+            {
+                "policy_chosen_logps": logps[:, 0],
+                "policy_rejected_logps": logps[:, 1],
+                "reward_chosen": chosen,
+                "reward_rejected": rejected,
+                "reward_margin": chosen - rejected,
+            },
+            index=table.index,
+        )
+
+
+_REWARDS = (
+    "reference/rewards/chosen",
+    "reference/rewards/rejected",
+    "reference/rewards/margins",
+    "reference/rewards/accuracies",
+)
+
+
+def _reward_metrics(rewards: pd.DataFrame) -> dict[str, float | None]:
+    """TRL's reward figures over the pairs both models scored (means, as TRL logs them)."""
+    known = rewards.dropna(subset=["reward_margin"])
+    if known.empty:
+        return dict.fromkeys(_REWARDS)
+    return {
+        "reference/rewards/chosen": float(known["reward_chosen"].mean()),
+        "reference/rewards/rejected": float(known["reward_rejected"].mean()),
+        "reference/rewards/margins": float(known["reward_margin"].mean()),
+        "reference/rewards/accuracies": float((known["reward_margin"] > 0).mean()),
+    }
 
 
 def _reasons(per_token, preferred, dispreferred, truncated, table) -> list[str]:

@@ -91,3 +91,30 @@ def test_runs_only_when_asked_for():
         pairs, validators=["reference"], reference_scorer=StubScorer(LOGPS), embedder=None
     )
     assert asked.metrics["reference/scored_pairs"] == 1
+
+
+def test_policy_rewards_are_beta_times_the_log_ratio_as_trl_names_them():
+    pairs = pairs_frame([(p, "c", "r") for p in ["neutral", "easy", "flipped", "long"]])
+    policy_logps = {  # the policy moved toward chosen on two pairs, away on one
+        "neutral": (-18.0, -23.0),
+        "easy": (-5.0, -40.0),
+        "flipped": (-50.0, -4.0),
+        "long": (0.0, 0.0),
+    }
+    scorers = {
+        None: StubScorer(LOGPS, truncated={"long"}),
+        "my-policy": StubScorer(policy_logps, truncated={"long"}),
+    }
+    context = AuditContext(pairs, reference_scorer=scorers)
+    result = ReferenceValidator(policy="my-policy", beta=0.5).run(context)
+    flags, metrics = result.flags, result.metrics
+    # neutral: chosen +2 nats, rejected -2 nats -> rewards +1 and -1 at beta 0.5
+    assert flags["reward_chosen"].iat[0] == pytest.approx(1.0)
+    assert flags["reward_rejected"].iat[0] == pytest.approx(-1.0)
+    assert flags["reward_margin"].tolist()[:3] == pytest.approx([2.0, 0.0, -3.5])
+    assert np.isnan(flags["reward_margin"].iat[3])  # not scored: over max_length
+    assert metrics["reference/rewards/margins"] == pytest.approx(-0.5)
+    assert metrics["reference/rewards/accuracies"] == pytest.approx(1 / 3)
+    assert metrics["reference/rewards/chosen"] == pytest.approx((1.0 + 0.0 - 2.5) / 3)
+    without = ReferenceValidator().run(AuditContext(pairs, reference_scorer=scorers[None]))
+    assert without.metrics["reference/rewards/margins"] is None
