@@ -8,6 +8,7 @@ and friends load inside the commands that need them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,8 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
     out = _out_dir(args)
     result, _, _ = run_audit_command(args, out)
+    if result is None:  # a helper process under torchrun: rank 0 reports
+        return EXIT_OK
     print_summary(result, out)
     return EXIT_OK
 
@@ -215,6 +218,10 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
 
     With ``reuse``, an ``audit.json`` in ``out`` of the same input, validators and parameters
     is read back instead of running the validators again. Returns (result, data, reused).
+
+    Under ``torchrun`` or ``accelerate launch`` (several processes), rank 0 runs the audit and
+    writes everything; the other processes only help score pairs under the reference model
+    (and the policy) and return (None, data, False).
     """
     from prefaudit.audit import run_audit
     from prefaudit.fileio import write_jsonl
@@ -256,9 +263,17 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
             if args.policy:
                 settings.update(policy=args.policy, beta=args.beta)
             params.setdefault("reference", {}).update(settings)
-        # An evaluation file or embedding model may change under the same name: no reuse then.
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if launched and int(os.environ.get("RANK", "0")) > 0:
+            if names is not None and "reference" in names:  # scored in step with rank 0
+                settings = {"reference": params.get("reference", {})}
+                run_audit(data, validators=["reference"], params=settings, embedder=None)
+            return None, data, False
+        # An evaluation file or embedding model may change under the same name: no reuse then;
+        # nor under torchrun, where the other processes wait for rank 0 to score with them.
         fixed_inputs = not (args.against or args.coverage_reference or args.embedding_model)
-        cached = _cached_audit(out, data, names, params) if reuse and fixed_inputs else None
+        reusable = reuse and fixed_inputs and not launched
+        cached = _cached_audit(out, data, names, params) if reusable else None
         if cached is not None:
             return cached, data, True
         result = run_audit(
@@ -340,7 +355,6 @@ def print_summary(result, out: Path) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import os
     import time
 
     timings = {}
@@ -363,6 +377,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     out = _out_dir(args)
     mark = time.perf_counter()
     result, data, reused = run_audit_command(args, out, reuse=True)
+    if result is None:  # a helper process under torchrun: rank 0 checks and reports
+        return EXIT_OK
     timings["load + audit" + (" (reused)" if reused else "")] = time.perf_counter() - mark
     mark = time.perf_counter()
     from prefaudit.rules import import_great_expectations

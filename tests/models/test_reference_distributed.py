@@ -54,3 +54,36 @@ def test_two_processes_give_the_single_process_results(tmp_path, cache):
         (single["prompt_tokens"] + single["chosen_tokens"] + single["rejected_tokens"]).sum()
     )
     assert sum(shares) == total  # ...and no pair was scored twice
+
+
+@pytest.mark.slow
+def test_the_audit_command_under_torchrun_writes_once_from_rank_0(tmp_path, monkeypatch):
+    import orjson
+
+    words = " ".join(" ".join(p) for p in PAIRS).split()
+    model = save_tiny_model(tmp_path / "tiny", words)
+    data = tmp_path / "pairs.jsonl"
+    data.write_bytes(
+        b"\n".join(orjson.dumps({"prompt": p, "chosen": c, "rejected": r}) for p, c, r in PAIRS)
+    )
+    command = ["audit", str(data), "--ref-model", str(model), "--validators", "content"]
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "prefaudit"]
+        + [*command, "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("reference/scored_pairs") == 1  # one report, from rank 0
+    audit = orjson.loads((tmp_path / "two" / "audit.json").read_bytes())
+    assert set(audit["validators"]) == {"content", "reference"}
+    from prefaudit.cli import main
+
+    monkeypatch.setenv("PREFAUDIT_CACHE_DIR", str(tmp_path / "fresh"))  # computed again, alone
+    assert main([*command, "--out", str(tmp_path / "one")]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "two" / "reference_logps.parquet"),
+        pd.read_parquet(tmp_path / "one" / "reference_logps.parquet"),
+        atol=1e-6,
+    )
