@@ -57,6 +57,9 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_agreement.py
 	$(PY) benchmarks/bench_duplication.py
+	$(PY) benchmarks/bench_coverage.py
+	$(PY) benchmarks/bench_reference.py
+	$(PY) benchmarks/bench_label_noise.py
 
 clean-venv:
 	rm -rf $(VENV)

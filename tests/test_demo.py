@@ -30,6 +30,8 @@ def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
     assert raters["unreliable_annotator"] == 1 and raters["position_biased_annotator"] == 1
     content = [r for r in rows if r["validator"] in ("content", "load", "duplication")]
     assert len(content) == 11 and all(r["found"] == r["planted"] for r in content), content
+    (flips,) = [r for r in rows if r["validator"] == "label_noise"]
+    assert flips["found"] >= 14, flips  # of 16 flipped labels, without embeddings in tests
     # Nothing else is flagged by content: the planted defects are the only ones.
     planted_ids = {
         i

@@ -19,6 +19,7 @@ from prefaudit.validators.base import (
 from prefaudit.validators.content import ContentValidator
 from prefaudit.validators.coverage import CoverageValidator
 from prefaudit.validators.duplication import DuplicationValidator
+from prefaudit.validators.label_noise import LabelNoiseValidator
 from prefaudit.validators.reference import ReferenceValidator
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ContentValidator",
     "CoverageValidator",
     "DuplicationValidator",
+    "LabelNoiseValidator",
     "ReferenceValidator",
     "MissingInputError",
     "Validator",

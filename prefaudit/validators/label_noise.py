@@ -1,0 +1,406 @@
+"""``label_noise``: which preferences are most likely flipped, with the evidence, and how many.
+
+Each signal gives every pair it can judge a probability that its label is flipped (the
+rejected response is the better one); pairs a signal cannot judge get NaN from it:
+
+- ``scores``: explicit scores that contradict the label (chosen scored below rejected; a tie
+  is doubtful, 0.5);
+- ``raters``: the `agreement` validator's soft label, 1 - P(chosen better);
+- ``model``: an out-of-fold preference model: a Bradley-Terry (logistic, no intercept) model
+  on the difference between the two responses' features (embeddings of both responses, their
+  interaction with the prompt's, simple text features), cross-fitted over K folds, so every
+  pair is scored by a model that never saw it;
+- ``reference``: the `reference` validator's per-token margin, sigmoid(-2 x margin).
+
+They are combined by adding their log-odds (weights in ``weights``: a naive-Bayes pooling
+that treats the signals as independent evidence); with one signal the combined score is that
+signal. A pair is flagged when its combined score passes the threshold (``threshold``; by
+default the confident-learning rule: at least the average confidence in the given labels, and
+more likely flipped than not). The noise rate is estimated the confident-learning way: among
+the pairs confidently judged either way, the share confidently judged flipped; its interval is
+a bootstrap over pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit.validators.base import Validator, ValidatorResult, register
+
+SIGNALS = ("scores", "raters", "model", "reference")
+_LISTED = 50
+_EPS = 1e-4
+
+
+@register
+class LabelNoiseValidator(Validator):
+    """Per-pair probability that the preference is flipped, from every signal available.
+
+    >>> import pandas as pd
+    >>> from prefaudit.audit import AuditContext
+    >>> pairs = pd.DataFrame({"prompt": ["q", "q", "q"], "chosen": ["a", "b", "c"],
+    ...     "rejected": ["x", "y", "z"], "score_chosen": [9, 2, 5], "score_rejected": [1, 8, 5]})
+    >>> result = LabelNoiseValidator(min_pairs=10).run(AuditContext(pairs, embedder=None))
+    >>> result.flags["scores"].tolist(), result.flags["issue"].tolist()
+    ([0.05, 0.95, 0.5], [False, True, False])
+    """
+
+    name = "label_noise"
+    uses = ("agreement", "reference")
+    description = (
+        "Ranks the pairs by how likely their preference is flipped, from every signal there "
+        "is: explicit scores that contradict the label, the raters' soft label (agreement), an "
+        "out-of-fold preference model on the responses' embeddings and text features (each pair "
+        "scored by a model that never saw it), and the reference model's margin (reference). "
+        "Each signal is reported on its own and combined; the flag threshold follows the "
+        "confident-learning rule unless set, and the dataset's noise rate is estimated with a "
+        "bootstrap interval. Published analyses find a fifth to a quarter of some public "
+        "preference sets ambiguous or flipped, and flipped labels cost win rate after DPO."
+    )
+    metric_names = (
+        "label_noise/estimated_rate",
+        "label_noise/estimated_rate_ci_low",
+        "label_noise/estimated_rate_ci_high",
+        "label_noise/flagged",
+        "label_noise/flagged_rate",
+        "label_noise/threshold",
+        "label_noise/signals",
+        "label_noise/model_agreement",
+        "label_noise/score_suspects",
+        "label_noise/rater_suspects",
+        "label_noise/model_suspects",
+        "label_noise/reference_suspects",
+    )
+    headline_metrics = (
+        "label_noise/estimated_rate",
+        "label_noise/estimated_rate_ci_low",
+        "label_noise/estimated_rate_ci_high",
+        "label_noise/flagged",
+        "label_noise/signals",
+    )
+
+    def __init__(
+        self,
+        *,
+        folds: int = 5,
+        threshold: float | None = None,
+        weights: dict[str, float] | None = None,
+        min_pairs: int = 50,
+        regularization: float = 1.0,
+        bootstrap: int = 1000,
+        seed: int = 0,
+    ):
+        # Folds of the cross-fitted preference model (each pair scored by a model trained on
+        # the other folds).
+        self.folds = folds
+        # Combined score at which a pair is flagged; None = the confident-learning rule (at
+        # least the mean confidence in the given labels, and above 0.5).
+        self.threshold = threshold
+        # Weight of each signal's log-odds in the combined score (missing: 1; reference: 0.5,
+        # as its margin mixes label errors with what the reference model does not know).
+        self.weights = weights
+        # Fewer pairs than this: no preference model (too little to learn from).
+        self.min_pairs = min_pairs
+        # Inverse L2 strength (scikit-learn's C) of the preference model.
+        self.regularization = regularization
+        # Bootstrap resamples for the noise rate's interval.
+        self.bootstrap = bootstrap
+        self.seed = seed
+
+    def run(self, context) -> ValidatorResult:
+        pairs = context.pairs
+        n = len(pairs)
+        notes: dict[str, str] = {}
+        signals = pd.DataFrame(np.nan, index=pairs.index, columns=list(SIGNALS))
+        signals["scores"] = _score_signal(pairs, notes)
+        signals["raters"] = _rater_signal(context, notes)
+        signals["model"], representation = self._model_signal(context, notes)
+        signals["reference"] = _reference_signal(context, notes)
+        used = [s for s in SIGNALS if signals[s].notna().any()]
+        combined = self._combine(signals[used]) if used else np.full(n, np.nan)
+        judged = ~np.isnan(combined)
+        confidence = float(np.mean(1 - combined[judged])) if judged.any() else None
+        if self.threshold is not None:
+            threshold = float(self.threshold)
+        else:
+            threshold = max(0.5, confidence) if confidence is not None else 0.5
+        issue = judged & (np.nan_to_num(combined) >= threshold) & (np.nan_to_num(combined) > 0.5)
+        suspects = _suspects(signals, context)
+        estimate = self._estimate(combined[judged], confidence)
+        flags = pd.DataFrame(
+            {
+                "score": np.nan_to_num(combined, nan=0.0),
+                "issue": issue,
+                "reason": _reasons(signals, combined, issue, suspects.any(axis=1), pairs),
+                "noise_score": combined,
+                **{s: signals[s].to_numpy() for s in SIGNALS},
+            },
+            index=pairs.index,
+        )
+        model = signals["model"].to_numpy()
+        counts = {s: int(suspects[s].sum()) for s in SIGNALS}
+        metrics: dict[str, Any] = {
+            "label_noise/estimated_rate": estimate[0],
+            "label_noise/estimated_rate_ci_low": estimate[1],
+            "label_noise/estimated_rate_ci_high": estimate[2],
+            "label_noise/flagged": int(issue.sum()),
+            "label_noise/flagged_rate": float(issue.mean()) if n else None,
+            "label_noise/threshold": threshold,
+            "label_noise/signals": len(used),
+            "label_noise/model_agreement": (
+                float(np.mean(model[~np.isnan(model)] < 0.5)) if "model" in used else None
+            ),
+            "label_noise/score_suspects": counts["scores"] if "scores" in used else None,
+            "label_noise/rater_suspects": counts["raters"] if "raters" in used else None,
+            "label_noise/model_suspects": counts["model"] if "model" in used else None,
+            "label_noise/reference_suspects": counts["reference"] if "reference" in used else None,
+        }
+        info = {
+            "signals_used": used,
+            "signals_missing": notes,
+            "representation": representation,
+            "threshold_rule": (
+                "set by the threshold parameter"
+                if self.threshold is not None
+                else "confident learning: at least the mean confidence in the given labels "
+                f"({confidence if confidence is None else round(confidence, 4)}), and above 0.5"
+            ),
+            "weights": {s: self._weight(s) for s in used},
+            "overlap": _overlap(suspects[used]) if used else {},
+            "suspects": _listed(flags, pairs),
+        }
+        return self.result(flags, metrics, info)
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _model_signal(self, context, notes: dict[str, str]) -> tuple[np.ndarray, str | None]:
+        """Out-of-fold P(flipped) from a Bradley-Terry model on response-difference features."""
+        n = len(context.pairs)
+        if n < max(self.min_pairs, 2 * self.folds):
+            notes["model"] = f"{n} pairs: fewer than min_pairs={self.min_pairs} to learn from"
+            return np.full(n, np.nan), None
+        features, representation = _pair_features(context)
+        return _cross_fitted(features, self.folds, self.regularization, self.seed), representation
+
+    def _weight(self, signal: str) -> float:
+        given = (self.weights or {}).get(signal)
+        if given is not None:
+            return float(given)
+        return 0.5 if signal == "reference" else 1.0
+
+    def _combine(self, signals: pd.DataFrame) -> np.ndarray:
+        """Sum of the signals' weighted log-odds (NaN signals left out); NaN if none judged."""
+        values = signals.to_numpy(dtype=float)
+        logits = np.log(np.clip(values, _EPS, 1 - _EPS)) - np.log(np.clip(1 - values, _EPS, 1))
+        weights = np.array([self._weight(s) for s in signals.columns])
+        total = np.nansum(logits * weights, axis=1)
+        out = 1 / (1 + np.exp(-total))
+        out[np.isnan(values).all(axis=1)] = np.nan
+        return out
+
+    def _estimate(self, combined: np.ndarray, confidence: float | None) -> tuple:
+        """Confident-learning estimate of the noise rate, with a bootstrap interval."""
+        if confidence is None or not len(combined):
+            return None, None, None
+        flipped = combined >= max(confidence, 0.5)
+        kept = (1 - combined) >= max(confidence, 0.5)
+        confident = flipped | kept
+        if not confident.any():
+            return None, None, None
+        rate = float(flipped.sum() / confident.sum())
+        rng = np.random.default_rng(self.seed)
+        draws = rng.multinomial(
+            len(combined), np.full(len(combined), 1 / len(combined)), self.bootstrap
+        )
+        hits = draws @ flipped.astype(float)
+        totals = draws @ confident.astype(float)
+        rates = hits[totals > 0] / totals[totals > 0]
+        low, high = np.quantile(rates, [0.025, 0.975]) if len(rates) else (rate, rate)
+        return rate, float(low), float(high)
+
+
+def _score_signal(pairs: pd.DataFrame, notes: dict[str, str]) -> np.ndarray:
+    if not {"score_chosen", "score_rejected"} <= set(pairs.columns):
+        notes["scores"] = "no score_chosen / score_rejected columns"
+        return np.full(len(pairs), np.nan)
+    chosen = pd.to_numeric(pairs["score_chosen"], errors="coerce").to_numpy(dtype=float)
+    rejected = pd.to_numeric(pairs["score_rejected"], errors="coerce").to_numpy(dtype=float)
+    out = np.where(chosen < rejected, 0.95, np.where(chosen > rejected, 0.05, 0.5))
+    out[np.isnan(chosen) | np.isnan(rejected)] = np.nan
+    return out
+
+
+def _rater_signal(context, notes: dict[str, str]) -> np.ndarray:
+    result = context.results.get("agreement")
+    n = len(context.pairs)
+    if result is None or "soft_label" not in result.flags:
+        notes["raters"] = "the agreement validator did not run (no annotations)"
+        return np.full(n, np.nan)
+    soft = result.flags["soft_label"].reindex(context.pairs.index).to_numpy(dtype=float)
+    return np.clip(1 - soft, 0.02, 0.98)
+
+
+def _reference_signal(context, notes: dict[str, str]) -> np.ndarray:
+    result = context.results.get("reference")
+    n = len(context.pairs)
+    if result is None:
+        notes["reference"] = "the reference validator did not run (--ref-model)"
+        return np.full(n, np.nan)
+    margin = result.flags["margin_per_token"].reindex(context.pairs.index).to_numpy(dtype=float)
+    return 1 / (1 + np.exp(2 * margin))
+
+
+def _suspects(signals: pd.DataFrame, context) -> pd.DataFrame:
+    """Which pairs each signal on its own calls flipped."""
+    out = pd.DataFrame(False, index=signals.index, columns=list(SIGNALS))
+    out["scores"] = signals["scores"].to_numpy() > 0.9
+    out["raters"] = signals["raters"].to_numpy() > 0.5
+    model = signals["model"].to_numpy()
+    if not np.isnan(model).all():
+        confidence = np.nanmean(1 - model)  # the model's own confident-learning threshold
+        out["model"] = np.nan_to_num(model) >= max(confidence, 0.5)
+    reference = context.results.get("reference")
+    if reference is not None:
+        out["reference"] = reference.flags["dispreferred"].reindex(signals.index).fillna(False)
+    return out
+
+
+def _overlap(suspects: pd.DataFrame) -> dict[str, int]:
+    """How many pairs each combination of signals flags (only combinations that occur)."""
+    names = suspects.columns.tolist()
+    keys = suspects.to_numpy().astype(bool)
+    counts: dict[str, int] = {}
+    for row in keys[keys.any(axis=1)]:
+        key = "+".join(n for n, hit in zip(names, row, strict=True) if hit)
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def _reasons(signals: pd.DataFrame, combined, issue, suspected, pairs) -> list[str]:
+    """The evidence, for flagged pairs and for pairs any one signal suspects."""
+    out = [""] * len(pairs)
+    values = signals.to_numpy(dtype=float)
+    columns = signals.columns.tolist()
+    for i in np.flatnonzero(issue | np.asarray(suspected)):
+        parts = []
+        for k, name in enumerate(columns):
+            v = values[i, k]
+            if np.isnan(v):
+                continue
+            if name == "scores":
+                parts.append(
+                    f"scores {pairs['score_chosen'].iat[i]} (chosen) vs {pairs['score_rejected'].iat[i]}"
+                )
+            elif name == "raters":
+                parts.append(f"raters prefer rejected with {v:.2f}")
+            elif name == "model":
+                parts.append(f"the preference model (out of fold) prefers rejected with {v:.2f}")
+            else:
+                parts.append(f"the reference model's margin gives {v:.2f}")
+        verdict = "likely flipped" if issue[i] else "doubtful, not flagged"
+        out[i] = f"{verdict} ({combined[i]:.2f}): " + "; ".join(parts)
+    return out
+
+
+def _listed(flags: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
+    ranked = flags["noise_score"].fillna(-1).sort_values(ascending=False, kind="stable")
+    out = []
+    for pair_id in ranked.index[:_LISTED]:
+        row = flags.loc[pair_id]
+        if np.isnan(row["noise_score"]):
+            break
+        out.append(
+            {
+                "pair_id": str(pair_id),
+                "noise_score": float(row["noise_score"]),
+                **{s: (None if np.isnan(row[s]) else float(row[s])) for s in SIGNALS},
+                "prompt": str(pairs.at[pair_id, "prompt"])[:200],
+            }
+        )
+    return out
+
+
+# -- the preference model ----------------------------------------------------------------------
+
+
+def _pair_features(context) -> tuple[np.ndarray, str]:
+    """Antisymmetric features of each pair (swapping chosen and rejected negates them): the
+    difference of the responses' embeddings, that difference times the prompt's embedding,
+    the difference of their cosine to the prompt, and differences of simple text features.
+    Without embeddings, hashed word and bigram TF vectors of the responses stand in."""
+    from prefaudit.models.embeddings import EmbeddingsUnavailable
+
+    pairs = context.pairs
+    text = _text_features(pairs["chosen"]) - _text_features(pairs["rejected"])
+    try:
+        prompt = context.embeddings("prompt")
+        chosen = context.embeddings("chosen")
+        rejected = context.embeddings("rejected")
+    except EmbeddingsUnavailable as err:
+        note = f"label_noise: no embeddings ({err}); the preference model uses hashed word features"
+        if note not in context.notes:
+            context.notes.append(note)
+        return _hashed_difference(pairs, text), "hashed words"
+    difference = chosen - rejected
+    relevance = np.sum(prompt * chosen, axis=1) - np.sum(prompt * rejected, axis=1)
+    dense = np.hstack([difference, difference * prompt, relevance[:, None], text])
+    return dense.astype(np.float32), "embeddings"
+
+
+def _text_features(texts: pd.Series) -> np.ndarray:
+    """Length and shape of each text (log characters, log words, lines, list items, digits,
+    question marks, upper-case share)."""
+    s = texts.fillna("").astype(str)
+    chars = s.str.len().to_numpy(dtype=float)
+    features = [
+        np.log1p(chars),
+        np.log1p(s.str.count(r"\S+").to_numpy(dtype=float)),
+        np.log1p(s.str.count("\n").to_numpy(dtype=float)),
+        np.log1p(s.str.count(r"(?m)^\s*(?:[-*•]|\d+[.)])\s").to_numpy(dtype=float)),
+        s.str.count(r"\d").to_numpy(dtype=float) / np.maximum(chars, 1),
+        np.log1p(s.str.count(r"\?").to_numpy(dtype=float)),
+        s.str.count(r"[A-Z]").to_numpy(dtype=float) / np.maximum(chars, 1),
+    ]
+    return np.column_stack(features)
+
+
+def _hashed_difference(pairs: pd.DataFrame, text: np.ndarray):
+    from scipy import sparse
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    vectorizer = HashingVectorizer(
+        n_features=2**14, ngram_range=(1, 2), alternate_sign=False, norm="l2"
+    )
+    chosen = vectorizer.transform(pairs["chosen"].fillna("").astype(str))
+    rejected = vectorizer.transform(pairs["rejected"].fillna("").astype(str))
+    return sparse.hstack([chosen - rejected, sparse.csr_matrix(text)]).tocsr()
+
+
+def _cross_fitted(features, folds: int, regularization: float, seed: int) -> np.ndarray:
+    """Out-of-fold P(flipped) of each pair: a logistic model without intercept on the pair's
+    antisymmetric features, every pair given its label in a random orientation (the features
+    negated and the label 0 for half of them: the same likelihood as "chosen wins" for all,
+    in a form scikit-learn fits), trained on the other folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import MaxAbsScaler
+
+    n = features.shape[0]
+    rng = np.random.default_rng(seed)
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    if hasattr(features, "multiply"):
+        oriented = features.multiply(sign[:, None]).tocsr()
+    else:
+        oriented = features * sign[:, None].astype(features.dtype)
+    labels = (sign > 0).astype(int)
+    out = np.full(n, np.nan)
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)):
+        scaler = MaxAbsScaler().fit(oriented[train])  # scales without centring: stays antisymmetric
+        model = LogisticRegression(C=regularization, fit_intercept=False, max_iter=1000)
+        model.fit(scaler.transform(oriented[train]), labels[train])
+        chosen_wins = model.predict_proba(scaler.transform(features[test]))[:, 1]
+        out[test] = 1 - chosen_wins
+    return out

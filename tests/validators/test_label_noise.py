@@ -1,0 +1,156 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefaudit.audit import AuditContext, run_audit
+from prefaudit.validators.label_noise import LabelNoiseValidator
+from tests.helpers import WordEmbedder, pairs_frame
+
+GOOD = [
+    "clear",
+    "correct",
+    "helpful",
+    "polite",
+    "detailed",
+    "accurate",
+    "careful",
+    "kind",
+    "thorough",
+    "precise",
+]
+BAD = [
+    "rude",
+    "wrong",
+    "useless",
+    "vague",
+    "careless",
+    "false",
+    "hostile",
+    "sloppy",
+    "lazy",
+    "confusing",
+]
+TOPICS = [
+    "bread",
+    "cars",
+    "taxes",
+    "python",
+    "gardens",
+    "music",
+    "travel",
+    "health",
+    "cooking",
+    "chess",
+]
+
+
+def _planted(n: int = 300, flipped: float = 0.1, seed: int = 0):
+    """Pairs whose better response is learnable from its words, a known share flipped."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        good = " ".join(rng.choice(GOOD, 4)) + f" answer about {topic}"
+        bad = " ".join(rng.choice(BAD, 4)) + f" answer about {topic}"
+        rows.append((f"question {i} about {topic}", good, bad))
+    flips = np.zeros(n, dtype=bool)
+    flips[rng.choice(n, int(flipped * n), replace=False)] = True
+    rows = [(p, r, c) if f else (p, c, r) for (p, c, r), f in zip(rows, flips, strict=True)]
+    return pairs_frame(rows), flips
+
+
+@pytest.mark.parametrize("embedder", [None, WordEmbedder()], ids=["hashed-words", "embeddings"])
+def test_planted_flips_rank_first_and_the_rate_is_near_the_truth(embedder):
+    from sklearn.metrics import roc_auc_score
+
+    pairs, flips = _planted()
+    result = LabelNoiseValidator().run(AuditContext(pairs, embedder=embedder))
+    flags, metrics = result.flags, result.metrics
+    assert roc_auc_score(flips, flags["noise_score"]) > 0.95
+    caught = flags["issue"].to_numpy()
+    assert (caught & flips).sum() >= 0.8 * flips.sum()  # most flips flagged...
+    assert (caught & ~flips).sum() <= 0.05 * (~flips).sum()  # ...and few clean pairs
+    low, high = (
+        metrics["label_noise/estimated_rate_ci_low"],
+        metrics["label_noise/estimated_rate_ci_high"],
+    )
+    assert low <= metrics["label_noise/estimated_rate"] <= high
+    assert 0.05 <= metrics["label_noise/estimated_rate"] <= 0.16  # 10% planted
+    assert result.info["signals_used"] == ["model"]
+    assert "likely flipped" in flags.loc[caught, "reason"].iat[0]
+    representation = "embeddings" if embedder else "hashed words"
+    assert result.info["representation"] == representation
+
+
+def test_the_estimated_rate_grows_with_the_planted_share():
+    rates = [
+        LabelNoiseValidator()
+        .run(AuditContext(_planted(flipped=share, seed=1)[0], embedder=None))
+        .metrics["label_noise/estimated_rate"]
+        for share in (0.0, 0.1, 0.2, 0.3)
+    ]
+    assert rates == sorted(rates) and rates[-1] - rates[0] > 0.15
+
+
+def test_rater_disagreement_and_scores_join_the_model_and_are_counted_apart():
+    pairs, flips = _planted(n=120, flipped=0.0)
+    pairs["score_chosen"], pairs["score_rejected"] = 8.0, 3.0
+    pairs.loc["p0", ["score_chosen", "score_rejected"]] = [2.0, 9.0]  # scores contradict
+    notes = pd.DataFrame(
+        [
+            (pid, rater, "rejected" if pid == "p1" else "chosen")
+            for pid in pairs.index
+            for rater in ("a", "b", "c")
+        ],
+        columns=["pair_id", "annotator", "label"],
+    )
+    notes["value"] = (notes["label"] == "chosen").astype(float)  # P(chosen better)
+    result = run_audit(
+        pairs, annotations=notes, validators=["agreement", "label_noise"], embedder=None
+    )
+    noise = result.validators["label_noise"]
+    assert noise.info["signals_used"] == ["scores", "raters", "model"]
+    assert noise.metrics["label_noise/signals"] == 3
+    assert noise.metrics["label_noise/score_suspects"] == 1
+    assert noise.metrics["label_noise/rater_suspects"] == 1
+    assert noise.flags["scores"]["p0"] == 0.95 and noise.flags["raters"]["p1"] > 0.9
+    assert set(noise.info["overlap"]) >= {"scores", "raters"}
+    assert "raters prefer rejected" in noise.flags["reason"]["p1"]
+
+
+def test_the_reference_margin_is_a_signal_when_the_reference_pass_ran():
+    from tests.validators.test_reference import LOGPS, StubScorer
+
+    prompts = list(LOGPS)
+    pairs = pairs_frame([(p, "c", "r") for p in prompts])
+    scorer = StubScorer(LOGPS, truncated={"long"})
+    context = AuditContext(pairs, embedder=None, reference_scorer=scorer)
+    from prefaudit.validators.reference import ReferenceValidator
+
+    context.results["reference"] = ReferenceValidator().run(context)
+    result = LabelNoiseValidator().run(context)
+    assert result.info["signals_used"] == ["reference"]
+    assert result.info["signals_missing"]["model"].startswith("4 pairs")
+    signal = result.flags["reference"]
+    assert signal["p2"] > 0.99 and signal["p1"] < 0.01  # "flipped" and "easy"
+    assert np.isnan(signal["p3"])  # not scored: too long
+    assert result.flags["issue"].tolist() == [False, False, True, False]
+    assert result.metrics["label_noise/reference_suspects"] == 1
+
+
+def test_without_any_signal_nothing_is_claimed():
+    pairs = pairs_frame([("q", "a", "b"), ("r", "c", "d")])
+    result = LabelNoiseValidator().run(AuditContext(pairs, embedder=None))
+    assert result.metrics["label_noise/signals"] == 0
+    assert result.metrics["label_noise/estimated_rate"] is None
+    assert not result.flags["issue"].any()
+    assert set(result.info["signals_missing"]) == {"scores", "raters", "model", "reference"}
+
+
+def test_a_set_threshold_replaces_the_confident_learning_rule():
+    pairs, _ = _planted(n=200, flipped=0.2, seed=2)
+    strict = LabelNoiseValidator(threshold=0.99).run(AuditContext(pairs, embedder=None))
+    loose = LabelNoiseValidator(threshold=0.6).run(AuditContext(pairs, embedder=None))
+    assert strict.metrics["label_noise/threshold"] == 0.99
+    assert strict.metrics["label_noise/flagged"] < loose.metrics["label_noise/flagged"]
+    assert "threshold parameter" in strict.info["threshold_rule"]
