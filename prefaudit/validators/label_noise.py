@@ -32,6 +32,8 @@ from prefaudit.validators.base import Validator, ValidatorResult, register
 
 SIGNALS = ("scores", "raters", "model", "reference")
 _LISTED = 50
+_WEAK_MODEL = 0.7  # model agreement with the labels below which its noise estimate is suspect
+_STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 _EPS = 1e-4
 
 
@@ -89,7 +91,7 @@ class LabelNoiseValidator(Validator):
         threshold: float | None = None,
         weights: dict[str, float] | None = None,
         min_pairs: int = 50,
-        regularization: float = 1.0,
+        regularization: float | None = None,
         bootstrap: int = 1000,
         seed: int = 0,
     ):
@@ -104,13 +106,15 @@ class LabelNoiseValidator(Validator):
         self.weights = weights
         # Fewer pairs than this: no preference model (too little to learn from).
         self.min_pairs = min_pairs
-        # Inverse L2 strength (scikit-learn's C) of the preference model.
+        # Inverse L2 strength (scikit-learn's C) of the preference model; None = chosen by
+        # 3-fold cross-validated log-loss on up to 5,000 pairs from a grid of 0.001 to 1.
         self.regularization = regularization
         # Bootstrap resamples for the noise rate's interval.
         self.bootstrap = bootstrap
         self.seed = seed
 
     def run(self, context) -> ValidatorResult:
+        self._strength = None  # the preference model's C, once chosen
         pairs = context.pairs
         n = len(pairs)
         notes: dict[str, str] = {}
@@ -162,6 +166,7 @@ class LabelNoiseValidator(Validator):
             "signals_used": used,
             "signals_missing": notes,
             "representation": representation,
+            "model_regularization": self._strength,
             "threshold_rule": (
                 "set by the threshold parameter"
                 if self.threshold is not None
@@ -172,6 +177,15 @@ class LabelNoiseValidator(Validator):
             "overlap": _overlap(suspects[used]) if used else {},
             "suspects": _listed(flags, pairs),
         }
+        agreement = metrics["label_noise/model_agreement"]
+        if used == ["model"] and agreement is not None and agreement < _WEAK_MODEL:
+            note = (
+                f"label_noise: the preference model agrees with only {agreement:.1%} of the labels "
+                "and no rater, score or reference signal is present: the estimated rate mostly "
+                "measures what the model cannot learn from these features, not label noise alone"
+            )
+            context.notes.append(note)
+            info["caveat"] = note
         return self.result(flags, metrics, info)
 
     # -- signals -------------------------------------------------------------------------------
@@ -183,7 +197,11 @@ class LabelNoiseValidator(Validator):
             notes["model"] = f"{n} pairs: fewer than min_pairs={self.min_pairs} to learn from"
             return np.full(n, np.nan), None
         features, representation = _pair_features(context)
-        return _cross_fitted(features, self.folds, self.regularization, self.seed), representation
+        strength = self.regularization
+        if strength is None:
+            strength = _choose_strength(features, self.seed)
+        self._strength = strength
+        return _cross_fitted(features, self.folds, strength, self.seed), representation
 
     def _weight(self, signal: str) -> float:
         given = (self.weights or {}).get(signal)
@@ -379,23 +397,47 @@ def _hashed_difference(pairs: pd.DataFrame, text: np.ndarray):
     return sparse.hstack([chosen - rejected, sparse.csr_matrix(text)]).tocsr()
 
 
+def _oriented(features, seed: int):
+    """Each pair in a random orientation: features negated and label 0 for half of them (the
+    same likelihood as "chosen wins" for every pair, in a form scikit-learn fits)."""
+    n = features.shape[0]
+    sign = np.where(np.random.default_rng(seed).random(n) < 0.5, -1.0, 1.0)
+    if hasattr(features, "multiply"):
+        oriented = features.multiply(sign[:, None]).tocsr()
+    else:
+        oriented = features * sign[:, None].astype(features.dtype)
+    return oriented, (sign > 0).astype(int)
+
+
+def _choose_strength(features, seed: int, most: int = 5000) -> float:
+    """The grid's C with the best 3-fold cross-validated log-loss on up to ``most`` pairs."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler
+
+    n = features.shape[0]
+    rows = np.random.default_rng(seed).permutation(n)[:most]
+    oriented, labels = _oriented(features[rows], seed + 1)
+    losses = []
+    for strength in _STRENGTHS:
+        model = make_pipeline(
+            MaxAbsScaler(), LogisticRegression(C=strength, fit_intercept=False, max_iter=1000)
+        )
+        scores = cross_val_score(model, oriented, labels, cv=3, scoring="neg_log_loss")
+        losses.append(-scores.mean())
+    return _STRENGTHS[int(np.argmin(losses))]
+
+
 def _cross_fitted(features, folds: int, regularization: float, seed: int) -> np.ndarray:
     """Out-of-fold P(flipped) of each pair: a logistic model without intercept on the pair's
-    antisymmetric features, every pair given its label in a random orientation (the features
-    negated and the label 0 for half of them: the same likelihood as "chosen wins" for all,
-    in a form scikit-learn fits), trained on the other folds."""
+    antisymmetric features (each pair in a random orientation), trained on the other folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold
     from sklearn.preprocessing import MaxAbsScaler
 
     n = features.shape[0]
-    rng = np.random.default_rng(seed)
-    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    if hasattr(features, "multiply"):
-        oriented = features.multiply(sign[:, None]).tocsr()
-    else:
-        oriented = features * sign[:, None].astype(features.dtype)
-    labels = (sign > 0).astype(int)
+    oriented, labels = _oriented(features, seed)
     out = np.full(n, np.nan)
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)):
         scaler = MaxAbsScaler().fit(oriented[train])  # scales without centring: stays antisymmetric

@@ -154,3 +154,18 @@ def test_a_set_threshold_replaces_the_confident_learning_rule():
     assert strict.metrics["label_noise/threshold"] == 0.99
     assert strict.metrics["label_noise/flagged"] < loose.metrics["label_noise/flagged"]
     assert "threshold parameter" in strict.info["threshold_rule"]
+
+
+def test_a_model_that_learns_little_says_its_estimate_is_suspect():
+    rng = np.random.default_rng(5)
+    words = GOOD + BAD + TOPICS
+    rows = [
+        (f"q{i}", " ".join(rng.choice(words, 6)), " ".join(rng.choice(words, 6)))
+        for i in range(200)
+    ]
+    context = AuditContext(pairs_frame(rows), embedder=None)
+    result = LabelNoiseValidator().run(context)
+    assert result.metrics["label_noise/model_agreement"] < 0.7
+    assert "not label noise alone" in result.info["caveat"]
+    assert result.info["caveat"] in context.notes
+    assert result.info["model_regularization"] in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
