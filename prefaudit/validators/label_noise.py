@@ -3,8 +3,8 @@
 Each signal gives every pair it can judge a probability that its label is flipped (the
 rejected response is the better one); pairs a signal cannot judge get NaN from it:
 
-- ``scores``: explicit scores that contradict the label (chosen scored below rejected; a tie
-  is doubtful, 0.5);
+- ``scores``: explicit scores that contradict the label (chosen scored below rejected: 0.95;
+  a tie: 0.5; scores that agree: 0.4, weak evidence, as labels are often derived from them);
 - ``raters``: the `agreement` validator's soft label, 1 - P(chosen better);
 - ``model``: an out-of-fold preference model: a Bradley-Terry (logistic, no intercept) model
   on the difference between the two responses' features (embeddings of both responses, their
@@ -47,7 +47,7 @@ class LabelNoiseValidator(Validator):
     ...     "rejected": ["x", "y", "z"], "score_chosen": [9, 2, 5], "score_rejected": [1, 8, 5]})
     >>> result = LabelNoiseValidator(min_pairs=10).run(AuditContext(pairs, embedder=None))
     >>> result.flags["scores"].tolist(), result.flags["issue"].tolist()
-    ([0.05, 0.95, 0.5], [False, True, False])
+    ([0.4, 0.95, 0.5], [False, True, False])
     """
 
     name = "label_noise"
@@ -246,7 +246,9 @@ def _score_signal(pairs: pd.DataFrame, notes: dict[str, str]) -> np.ndarray:
         return np.full(len(pairs), np.nan)
     chosen = pd.to_numeric(pairs["score_chosen"], errors="coerce").to_numpy(dtype=float)
     rejected = pd.to_numeric(pairs["score_rejected"], errors="coerce").to_numpy(dtype=float)
-    out = np.where(chosen < rejected, 0.95, np.where(chosen > rejected, 0.05, 0.5))
+    # Scores that agree with the label are weak evidence (labels are often derived from them);
+    # scores that contradict it are strong evidence of a flip somewhere along the way.
+    out = np.where(chosen < rejected, 0.95, np.where(chosen > rejected, 0.4, 0.5))
     out[np.isnan(chosen) | np.isnan(rejected)] = np.nan
     return out
 
