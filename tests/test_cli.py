@@ -163,7 +163,9 @@ def test_coverage_reference(tmp_path, data_file, capsys):
     assert "needs the coverage validator" in capsys.readouterr().err
 
 
-def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
+def _tiny_model_and_pairs(tmp_path):
+    """Two pairs in a JSONL file and a tiny Llama saved as a local model folder; the audit
+    arguments for them (content only, out in tmp_path / "o")."""
     pytest.importorskip("torch")
     from tests.helpers import save_tiny_model
 
@@ -172,7 +174,11 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
     words = " ".join(" ".join(r.values()) for r in rows).split()
     model = save_tiny_model(tmp_path / "tiny-model", words)
     out = tmp_path / "o"
-    args = ["audit", str(data), "--out", str(out), "--validators", "content"]
+    return model, out, ["audit", str(data), "--out", str(out), "--validators", "content"]
+
+
+def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
+    model, out, args = _tiny_model_and_pairs(tmp_path)
     assert main([*args, "--ref-model", str(model), "--max-length", "8"]) == 0
     audit = orjson.loads((out / "audit.json").read_bytes())
     metrics = audit["validators"]["reference"]["metrics"]
@@ -190,15 +196,7 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
 
 
 def test_policy_rewards_against_the_reference(tmp_path):
-    pytest.importorskip("torch")
-    from tests.helpers import save_tiny_model
-
-    rows = [pair("what is two plus two", "it is four", "it is five"), pair("say hi", "hi", "bye")]
-    data = write_lines(tmp_path / "pairs.jsonl", rows)
-    words = " ".join(" ".join(r.values()) for r in rows).split()
-    reference = save_tiny_model(tmp_path / "reference", words)
-    out = tmp_path / "o"
-    args = ["audit", str(data), "--out", str(out), "--validators", "content"]
+    reference, out, args = _tiny_model_and_pairs(tmp_path)
     # The reference as its own policy: every implicit reward is exactly zero.
     assert main([*args, "--ref-model", str(reference), "--policy", str(reference)]) == 0
     metrics = orjson.loads((out / "audit.json").read_bytes())["validators"]["reference"]["metrics"]
