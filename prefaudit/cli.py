@@ -101,12 +101,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
+    cleaning = commands.add_parser(
+        "clean",
+        help="audit (or reuse an audit) and apply a rule file's clean: policy: writes "
+        "cleaned.jsonl, quarantine.jsonl and manifest.json",
+    )
+    cleaning.add_argument("data", help="the dataset, as for `prefaudit audit`")
+    cleaning.add_argument(
+        "--policy",
+        dest="policy_file",
+        required=True,
+        metavar="FILE",
+        help="a rule file with a clean: section, e.g. rules/default.yaml",
+    )
+    add_audit_options(cleaning, policy_model=False)
+    cleaning.add_argument(
+        "--audit",
+        metavar="DIR",
+        help="use the audit saved in DIR (it must be of the same data) instead of auditing",
+    )
+    cleaning.add_argument(
+        "--out",
+        help="output folder (default: reports/<name of DATA>); an audit there of the same data is reused",
+    )
+    cleaning.set_defaults(handler=cmd_clean)
+
     listing = commands.add_parser("validators", help="list the validators and what they check")
     listing.set_defaults(handler=cmd_validators)
     return parser
 
 
-def add_audit_options(parser: argparse.ArgumentParser) -> None:
+def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = True) -> None:
     """Options shared by every command that runs an audit."""
     from prefaudit.io.schema import DEFAULT_MAX_CHARS, ON_BAD_ROW, SHAPES
 
@@ -163,19 +188,20 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --ref-model: score a seeded random sample of N pairs (CPU machines)",
     )
-    parser.add_argument(
-        "--policy",
-        metavar="NAME|PATH",
-        help="with --ref-model: also score the pairs under this trained policy and report its DPO "
-        "implicit rewards against the reference (TRL's rewards/chosen, rejected, margins, "
-        "accuracies)",
-    )
-    parser.add_argument(
-        "--beta",
-        type=float,
-        default=0.1,
-        help="with --policy: DPO's beta for the implicit rewards (default: 0.1, as TRL)",
-    )
+    if policy_model:  # `clean` has its own --policy (the cleaning policy file)
+        parser.add_argument(
+            "--policy",
+            metavar="NAME|PATH",
+            help="with --ref-model: also score the pairs under this trained policy and report its DPO "
+            "implicit rewards against the reference (TRL's rewards/chosen, rejected, margins, "
+            "accuracies)",
+        )
+        parser.add_argument(
+            "--beta",
+            type=float,
+            default=0.1,
+            help="with --policy: DPO's beta for the implicit rewards (default: 0.1, as TRL)",
+        )
     parser.add_argument(
         "--max-length",
         type=int,
@@ -251,7 +277,8 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
                 if names is not None and validator not in names:
                     raise UsageError(f"{option} needs the {validator} validator (--validators ...)")
                 params.setdefault(validator, {})[key] = value
-        if args.ref_model or args.ref_sample or args.policy:
+        policy = getattr(args, "policy", None)  # the trained policy model (audit, check)
+        if args.ref_model or args.ref_sample or policy:
             if names is None:
                 from prefaudit.audit import default_validators
 
@@ -260,8 +287,8 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
                 names.append("reference")
             model = None if args.ref_model in (None, "embedded") else args.ref_model
             settings = {"model": model, "sample": args.ref_sample, "max_length": args.max_length}
-            if args.policy:
-                settings.update(policy=args.policy, beta=args.beta)
+            if policy:
+                settings.update(policy=policy, beta=args.beta)
             params.setdefault("reference", {}).update(settings)
         launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if launched and int(os.environ.get("RANK", "0")) > 0:
@@ -435,6 +462,61 @@ def print_check(results, rules_path: str, out: Path, timings: dict[str, float]) 
     print(f"{passed} passed, {errors} failed, {warnings} warnings, {skipped} skipped")
     print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
     print(f"check result in {out / 'check.json'}: {'FAILED' if errors else 'PASSED'}")
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from prefaudit.clean import clean, write_cleaned
+    from prefaudit.rules import RuleFileError, load_rules
+
+    try:
+        policy = load_rules(args.policy_file).clean
+    except RuleFileError as err:
+        raise UsageError(str(err)) from err
+    if policy is None:
+        raise UsageError(f"{args.policy_file}: no clean: section (the cleaning policy)")
+    out = _out_dir(args)
+    if args.audit:
+        result, data = _saved_audit(args, Path(args.audit))
+    else:
+        result, data, _ = run_audit_command(args, out, reuse=True)
+        if result is None:  # a helper process under torchrun
+            return EXIT_OK
+    cleaned = clean(data.pairs, result.flags, policy)
+    write_cleaned(out, cleaned, policy, data.report.fingerprint)
+    counts = cleaned.counts
+    print(
+        f"{counts['input']} pairs: {counts['cleaned']} cleaned ({len(cleaned.flips)} flipped), "
+        f"{counts['quarantined']} quarantined"
+    )
+    for reason, count in counts.items():
+        if reason not in ("input", "cleaned", "quarantined"):
+            print(f"  {reason:<40} {count}")
+    print(f"results in {out}/ (cleaned.jsonl, quarantine.jsonl, manifest.json)")
+    return EXIT_OK
+
+
+def _saved_audit(args: argparse.Namespace, folder: Path):
+    """(the audit saved in ``folder``, the loaded data), refusing an audit of other data."""
+    from prefaudit.audit import AuditResult
+    from prefaudit.io import load
+
+    try:
+        data = load(
+            args.data,
+            format=args.format,
+            mapping=parse_pairs(args.map, "--map"),
+            annotations=args.annotations,
+            on_bad_row=args.on_bad_row,
+            max_chars=args.max_chars,
+        )
+        result = AuditResult.read(folder)
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"--audit {folder}: {err}") from err
+    if result.fingerprint != data.report.fingerprint:
+        raise UsageError(
+            f"--audit {folder}: that audit is of other data (input fingerprints differ)"
+        )
+    return result, data
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

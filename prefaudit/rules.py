@@ -48,6 +48,7 @@ PAIR_CHECKS = {
     "allowed_values": ("column", "values"),
 }
 _METRIC_KEYS = ("min", "max", "severity", "drift", "why")
+_CLEAN_KEYS = ("drop", "dedupe", "reorient_by_raters", "flip_min_noise", "weights")
 _DRIFT_KEYS = ("tolerance", "severity")
 
 
@@ -70,6 +71,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     drift_tolerance: float | None = None
     drift_severity: str = "error"
+    clean: Any = None  # the CleaningPolicy of the file's `clean:` section, if it has one
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class _Parser:
         if root is None:
             raise RuleFileError(f"{self.path}: the rule file is empty")
         rules: list[Rule] = []
-        tolerance, drift_severity = None, "error"
+        tolerance, drift_severity, policy = None, "error", None
         for key, node in self.mapping(root, "the rule file"):
             if key == "version":
                 version = self.value(node)
@@ -182,12 +184,56 @@ class _Parser:
                 rules.extend(self.pairs_rule(item) for item in node.value)
             elif key == "drift":
                 tolerance, drift_severity = self.drift(node)
+            elif key == "clean":
+                policy = self.clean(node)
             else:
                 raise self.error(
                     self.at(node),
-                    f"unknown section {key!r}; expected version, metrics, pairs, drift",
+                    f"unknown section {key!r}; expected version, metrics, pairs, drift, clean",
                 )
-        return RuleSet(self.path, tuple(rules), tolerance, drift_severity)
+        return RuleSet(self.path, tuple(rules), tolerance, drift_severity, policy)
+
+    def clean(self, node):
+        """The cleaning policy (see prefaudit.clean for what each key does)."""
+        from prefaudit.clean import WEIGHTS, CleaningPolicy
+        from prefaudit.validators import VALIDATORS
+
+        spec = self.fields(node, "clean", _CLEAN_KEYS)
+        settings: dict[str, Any] = {}
+        if "drop" in spec:
+            value, where = spec["drop"]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.error(
+                    where, "clean.drop must be a list of checks (validator or validator/flag)"
+                )
+            for item in value:
+                if item.split("/")[0] not in VALIDATORS:
+                    raise self.error(
+                        where,
+                        f"clean.drop: unknown validator in {item!r}; known: {', '.join(VALIDATORS)}",
+                    )
+            settings["drop"] = tuple(value)
+        for key in ("dedupe", "reorient_by_raters"):
+            if key in spec:
+                value, where = spec[key]
+                if not isinstance(value, bool):
+                    raise self.error(where, f"clean.{key} must be true or false, got {value!r}")
+                settings[key] = value
+        if "flip_min_noise" in spec:
+            threshold = self.number(spec, "flip_min_noise")
+            if not 0.5 < threshold <= 1:
+                raise self.error(
+                    spec["flip_min_noise"][1], "clean.flip_min_noise must be in (0.5, 1]"
+                )
+            settings["flip_min_noise"] = threshold
+        if "weights" in spec:
+            value, where = spec["weights"]
+            if value not in WEIGHTS:
+                raise self.error(
+                    where, f"clean.weights must be one of {', '.join(WEIGHTS)}, got {value!r}"
+                )
+            settings["weights"] = value
+        return CleaningPolicy(**settings)
 
     def metric_rule(self, name: str, node) -> Rule:
         if name not in self.metrics:

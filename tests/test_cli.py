@@ -205,3 +205,33 @@ def test_policy_rewards_against_the_reference(tmp_path):
     flags = pd.read_parquet(out / "flags.parquet")
     assert (flags["reference/reward_margin"].dropna() == 0).all()
     assert flags["reference/reward_margin"].notna().sum() == 2
+
+
+def test_clean_writes_cleaned_quarantine_and_manifest(tmp_path, data_file, capsys):
+    out = tmp_path / "o"
+    args = ["clean", str(data_file), "--policy", "rules/default.yaml", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2 pairs: 1 cleaned (0 flipped), 1 quarantined" in printed
+    cleaned = [orjson.loads(line) for line in (out / "cleaned.jsonl").read_bytes().splitlines()]
+    held = [orjson.loads(line) for line in (out / "quarantine.jsonl").read_bytes().splitlines()]
+    assert [r["prompt"] for r in cleaned] == ["What is 2+2?"]
+    assert held[0]["chosen"] == "Same." and held[0]["issues"] == ["content"]
+    assert "content" in held[0]["reasons"]
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["counts"] == {"drop: content": 1, "input": 2, "cleaned": 1, "quarantined": 1}
+    assert manifest["policy"]["flip_min_noise"] == 0.95
+
+
+def test_clean_reuses_a_given_audit_only_of_the_same_data(tmp_path, data_file, capsys):
+    audit = tmp_path / "audit"
+    assert main(["audit", str(data_file), "--out", str(audit)]) == 0
+    args = ["clean", str(data_file), "--policy", "rules/default.yaml", "--audit", str(audit)]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    other = write_lines(tmp_path / "other.jsonl", [pair("Q9", "yes", "no")])
+    assert main(["clean", str(other), *args[2:], "--out", str(tmp_path / "p")]) == 2
+    assert "that audit is of other data" in capsys.readouterr().err
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("version: 1\n")
+    assert main(["clean", str(data_file), "--policy", str(bare), "--out", str(tmp_path / "q")]) == 2
+    assert "no clean: section" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prefaudit.clean import CleaningPolicy, clean, write_cleaned
+from prefaudit.rules import RuleFileError, load_rules
+from tests.helpers import pairs_frame
+
+
+def _pairs(n: int) -> pd.DataFrame:
+    return pairs_frame([(f"q{i}", f"good {i}", f"bad {i}") for i in range(n)])
+
+
+def _flags(index, **columns) -> pd.DataFrame:
+    return pd.DataFrame(columns, index=index)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 25),
+    drop=st.lists(st.sampled_from(["content", "duplication/degenerate", "agreement"]), max_size=3),
+    dedupe=st.booleans(),
+    reorient=st.booleans(),
+    flip=st.one_of(st.none(), st.floats(0.51, 1.0)),
+    weights=st.sampled_from(["none", "confidence", "soft_label"]),
+)
+def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
+    data, n, drop, dedupe, reorient, flip, weights
+):
+    pairs = _pairs(n)
+    ids = list(pairs.index)
+    booleans = st.lists(st.booleans(), min_size=n, max_size=n)
+    originals = [data.draw(st.sampled_from([None, *ids[:k]])) if k else None for k in range(n)]
+    flags = _flags(
+        pairs.index,
+        **{
+            "content/issue": data.draw(booleans),
+            "content/reason": ["why"] * n,
+            "duplication/degenerate": data.draw(booleans),
+            "duplication/duplicate_of": originals,
+            "agreement/issue": data.draw(booleans),
+            "agreement/contradicted": data.draw(booleans),
+            "agreement/soft_label": data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)),
+            "label_noise/noise_score": data.draw(
+                st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=n, max_size=n)
+            ),
+        },
+    )
+    policy = CleaningPolicy(tuple(drop), dedupe, reorient, flip, weights)
+    result = clean(pairs, flags, policy)
+    cleaned = [r["pair_id"] for r in result.cleaned]
+    quarantined = [r["pair_id"] for r in result.quarantine]
+    assert sorted(cleaned + quarantined) == sorted(ids)  # nothing lost, nothing twice
+    assert {f["pair_id"] for f in result.flips} <= set(cleaned)  # only kept pairs are flipped
+    assert result.counts["cleaned"] + result.counts["quarantined"] == n
+    for row in result.quarantine:
+        assert row["action"] in ("drop", "dedupe") and row["issues"]
+
+
+def test_actions_run_in_the_documented_order_and_say_why():
+    pairs = _pairs(6)
+    flags = _flags(
+        pairs.index,
+        **{
+            "content/issue": [True, False, False, False, False, False],
+            "content/reason": ["empty response", "", "", "", "", ""],
+            # p2 and p3 copy p1; p1 stays.
+            "duplication/duplicate_of": [None, None, "p1", "p1", None, None],
+            "agreement/contradicted": [False, False, False, False, True, False],
+            "agreement/soft_label": [1.0, 1.0, 1.0, 1.0, 0.1, 0.8],
+            "label_noise/noise_score": [0.99, 0.2, 0.2, 0.2, 0.97, 0.96],
+        },
+    )
+    policy = CleaningPolicy(("content",), True, True, 0.95, "confidence")
+    result = clean(pairs, flags, policy)
+    assert [r["pair_id"] for r in result.cleaned] == ["p1", "p4", "p5"]
+    dropped = {r["pair_id"]: r for r in result.quarantine}
+    assert dropped["p0"]["action"] == "drop" and dropped["p0"]["reasons"] == {
+        "content": "empty response"
+    }
+    assert dropped["p2"]["action"] == dropped["p3"]["action"] == "dedupe"
+    assert "duplicate of p1" in dropped["p3"]["reasons"]["duplication"]
+    # p4: the raters re-orient it (not counted again by the noise score); p5: the noise score.
+    assert result.flips == [
+        {
+            "pair_id": "p4",
+            "by": "raters",
+            "reason": "raters' consensus prefers the rejected response",
+        },
+        {"pair_id": "p5", "by": "label_noise", "reason": "noise score 0.960 >= 0.95"},
+    ]
+    rows = {r["pair_id"]: r for r in result.cleaned}
+    assert rows["p5"]["chosen"] == "bad 5" and rows["p5"]["rejected"] == "good 5"
+    assert rows["p5"]["weight"] == pytest.approx(0.96)  # confidence in the flipped label
+    assert rows["p1"]["weight"] == pytest.approx(0.8)
+    assert result.counts["drop: content"] == 1 and result.counts["dedupe"] == 2
+
+
+def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(tmp_path):
+    turns = [{"role": "user", "content": "hi"}]
+    pairs = _pairs(2)
+    pairs["prompt_messages"] = [turns, turns]
+    flags = _flags(
+        pairs.index,
+        **{"agreement/contradicted": [True, False], "agreement/soft_label": [0.2, 0.9]},
+    )
+    result = clean(pairs, flags, CleaningPolicy(reorient_by_raters=True, weights="soft_label"))
+    first, second = result.cleaned
+    assert first["prompt"] == turns
+    assert first["chosen"] == [{"role": "assistant", "content": "bad 0"}]
+    assert first["soft_label"] == pytest.approx(0.8) and second["soft_label"] == pytest.approx(0.9)
+    write_cleaned(tmp_path, result, CleaningPolicy(), "abc")
+    manifest = orjson.loads((tmp_path / "manifest.json").read_bytes())
+    assert manifest["input_fingerprint"] == "abc" and manifest["counts"]["flip"] == 1
+    lines = (tmp_path / "cleaned.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and (tmp_path / "quarantine.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ("clean:\n  drop: [nonsense]\n", "line 3: clean.drop: unknown validator in 'nonsense'"),
+        ("clean:\n  weights: heavy\n", "line 3: clean.weights must be one of"),
+        ("clean:\n  flip_min_noise: 0.3\n", "line 3: clean.flip_min_noise must be in (0.5, 1]"),
+        ("clean:\n  dedupe: maybe\n", "line 3: clean.dedupe must be true or false"),
+        ("clean:\n  shuffle: true\n", "line 3: clean: unknown key 'shuffle'"),
+    ],
+)
+def test_policy_errors_name_the_file_and_line(tmp_path, section, message):
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\n" + section)
+    with pytest.raises(RuleFileError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        load_rules(path)
+
+
+def test_the_default_rules_carry_a_policy():
+    policy = load_rules("rules/default.yaml").clean
+    assert "content" in policy.drop and policy.flip_min_noise == 0.95
+    assert np.isfinite(policy.flip_min_noise)
