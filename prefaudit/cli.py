@@ -251,17 +251,9 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     """
     from prefaudit.audit import run_audit
     from prefaudit.fileio import write_jsonl
-    from prefaudit.io import load
 
     try:
-        data = load(
-            args.data,
-            format=args.format,
-            mapping=parse_pairs(args.map, "--map"),
-            annotations=args.annotations,
-            on_bad_row=args.on_bad_row,
-            max_chars=args.max_chars,
-        )
+        data = load_data(args)
         names = (
             [n.strip() for n in args.validators.split(",") if n.strip()]
             if args.validators
@@ -495,23 +487,32 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def load_data(args: argparse.Namespace):
+    """The dataset as the audit options say (``LoadedData``)."""
+    from prefaudit.io import load
+
+    return load(
+        args.data,
+        format=args.format,
+        mapping=parse_pairs(args.map, "--map"),
+        annotations=args.annotations,
+        on_bad_row=args.on_bad_row,
+        max_chars=args.max_chars,
+    )
+
+
 def _saved_audit(args: argparse.Namespace, folder: Path):
     """(the audit saved in ``folder``, the loaded data), refusing an audit of other data."""
     from prefaudit.audit import AuditResult
-    from prefaudit.io import load
 
     try:
-        data = load(
-            args.data,
-            format=args.format,
-            mapping=parse_pairs(args.map, "--map"),
-            annotations=args.annotations,
-            on_bad_row=args.on_bad_row,
-            max_chars=args.max_chars,
-        )
+        data = load_data(args)
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err).strip("'\"")) from err
+    try:
         result = AuditResult.read(folder)
     except (OSError, ValueError, KeyError) as err:
-        raise UsageError(f"--audit {folder}: {err}") from err
+        raise UsageError(f"--audit {folder}: cannot read the audit there ({err})") from err
     if result.fingerprint != data.report.fingerprint:
         raise UsageError(
             f"--audit {folder}: that audit is of other data (input fingerprints differ)"
