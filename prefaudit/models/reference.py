@@ -358,9 +358,7 @@ class ReferenceScorer:
                         )
                     else:
                         k = members[0]
-                        logps = np.array(
-                            [_pair_logps(model, prompt_ids[k], responses[k], tokenizer)]
-                        )
+                        logps = np.array([_pair_logps(model, prompt_ids[k], responses[k])])
                 out[members, column["chosen_logps"]] = logps[:, 0]
                 out[members, column["rejected_logps"]] = logps[:, 1]
                 bar.update(int(work[members].sum()))
@@ -476,7 +474,7 @@ def _plain(value):
     raise TypeError(type(value).__name__)
 
 
-def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]], tokenizer) -> list[float]:
+def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]]) -> list[float]:
     """Summed log-probs of each response after the shared prompt, one pair at a time (the CPU
     path): prompt + first response in one pass (the head only on the response positions), then
     the cache cropped back to the prompt for each further response. That does exactly
@@ -496,7 +494,7 @@ def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]], tokeni
     cache = out.past_key_values
     for response in others:
         _crop(cache, len(prompt_ids))
-        rest = _continuations(model, cache, len(prompt_ids), [response], tokenizer)[0]
+        rest = _continuation(model, cache, len(prompt_ids), response)
         totals.append(float(first[response[0]]) + rest)
     return totals
 
@@ -512,36 +510,23 @@ def _crop(cache, length: int) -> None:
             cache.crop(length)
 
 
-def _continuations(model, cache, prompt_length: int, responses, tokenizer) -> list[float]:
-    """Summed log-probs of tokens 1.. of each response, run as one right-padded batch on the
-    prompt's cache (repeated to the batch size when there are several)."""
+def _continuation(model, cache, prompt_length: int, response: list[int]) -> float:
+    """Summed log-probs of tokens 1.. of a response, run on the prompt's cache."""
     import torch
 
+    if len(response) < 2:
+        return 0.0
     device = next(model.parameters()).device
-    width = max(len(r) for r in responses)
-    if width < 2:
-        return [0.0] * len(responses)
-    if len(responses) > 1:
-        cache.batch_repeat_interleave(len(responses))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(responses), width), pad, dtype=torch.long, device=device)
-    mask = torch.zeros((len(responses), width), dtype=torch.long, device=device)
-    for k, response in enumerate(responses):
-        ids[k, : len(response)] = torch.tensor(response, device=device)
-        mask[k, : len(response)] = 1
-    prompt_mask = torch.ones((len(responses), prompt_length), dtype=torch.long, device=device)
-    attention = torch.cat([prompt_mask, mask], dim=1)
-    positions = torch.arange(prompt_length, prompt_length + width - 1, device=device)
+    ids = torch.tensor([response], device=device)
+    positions = torch.arange(prompt_length, prompt_length + len(response) - 1, device=device)
     out = model(
         input_ids=ids[:, :-1],
-        attention_mask=attention[:, :-1],
-        position_ids=positions.expand(len(responses), -1),
+        position_ids=positions[None],
         past_key_values=cache,
         use_cache=True,
     )
-    # out.logits: (responses, width - 1, vocab), predicting tokens 1..width-1.
-    scores = (_token_logps(out.logits, ids[:, 1:]) * mask[:, 1:]).sum(dim=1)
-    return [float(v) for v in scores]
+    # out.logits: (1, len - 1, vocab), predicting tokens 1..len-1.
+    return float(_token_logps(out.logits, ids[:, 1:]).sum())
 
 
 def _token_logps(logits, targets, rows: int | None = None):
