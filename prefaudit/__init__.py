@@ -22,6 +22,8 @@ _EXPORTS = {
     "ValidatorResult": "prefaudit.validators",
     "ContentValidator": "prefaudit.validators",
     "available_validators": "prefaudit.validators",
+    "CleaningPolicy": "prefaudit.clean",
+    "TrainConfig": "prefaudit.train",
 }
 
 __all__ = ["__version__", *_EXPORTS]

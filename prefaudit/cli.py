@@ -126,13 +126,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleaning.set_defaults(handler=cmd_clean)
 
+    training = commands.add_parser(
+        "train",
+        help="train DPO on a dataset (e.g. a cleaned.jsonl): writes the model, metrics.jsonl, "
+        "summary.json and checkpoints",
+    )
+    training.add_argument("data", help="the dataset, as for `prefaudit audit`")
+    add_load_options(training)
+    add_train_options(training)
+    training.add_argument(
+        "--reference-logps",
+        metavar="FILE",
+        help="an audit's reference_logps.parquet: reused for the pairs it matches (same model)",
+    )
+    training.add_argument("--out", help="output folder (default: reports/<name of DATA>/train)")
+    training.set_defaults(handler=cmd_train)
+
+    both = commands.add_parser(
+        "clean-then-train",
+        help="audit, clean with a policy, then train DPO on the cleaned pairs (--compare-raw: "
+        "and on the raw pairs, evaluated on the same held-out pairs)",
+    )
+    both.add_argument("data", help="the dataset, as for `prefaudit audit`")
+    both.add_argument(
+        "--policy",
+        dest="policy_file",
+        required=True,
+        metavar="FILE",
+        help="a rule file with a clean: section, e.g. rules/default.yaml",
+    )
+    add_audit_options(both, policy_model=False, load=False)
+    add_load_options(both)
+    add_train_options(both, skip=("max_length",))  # the audit's --max-length serves both
+    both.add_argument(
+        "--compare-raw",
+        action="store_true",
+        help="also train on the raw pairs for the same number of steps; writes comparison.json",
+    )
+    both.add_argument(
+        "--out",
+        help="output folder (default: reports/<name of DATA>); an audit there of the same data is reused",
+    )
+    both.set_defaults(handler=cmd_clean_then_train)
+
     listing = commands.add_parser("validators", help="list the validators and what they check")
     listing.set_defaults(handler=cmd_validators)
     return parser
 
 
-def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = True) -> None:
-    """Options shared by every command that runs an audit."""
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """How to read the dataset: options of every command that loads one."""
     from prefaudit.io.schema import DEFAULT_MAX_CHARS, ON_BAD_ROW, SHAPES
 
     parser.add_argument(
@@ -152,6 +195,64 @@ def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = T
         metavar="FILE",
         help="annotations file: pair_id, annotator, label (chosen/rejected/tie)",
     )
+    parser.add_argument(
+        "--on-bad-row",
+        choices=ON_BAD_ROW,
+        default="skip",
+        help="skip: reject bad rows into rejected.jsonl and go on (default); fail: stop and list them",
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=DEFAULT_MAX_CHARS,
+        help=f"reject rows with a text longer than this many characters (default: {DEFAULT_MAX_CHARS:,})",
+    )
+
+
+def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """--model, --config, --resume, --eval-data, and one flag per TrainConfig field (its help
+    text from the dataclass) except ``skip``; flags given override the --config file."""
+    from dataclasses import MISSING, fields
+
+    from prefaudit.train.config import TrainConfig
+
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH|embedded",
+        help="model to train (and the reference): a Hugging Face causal LM; default: the "
+        "embedded SmolLM2-135M-Instruct",
+    )
+    parser.add_argument("--config", metavar="YAML", help="training settings (TrainConfig fields)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in --out"
+    )
+    parser.add_argument(
+        "--eval-data",
+        metavar="FILE",
+        help="held-out pairs to evaluate on (default: a stable eval_fraction of the pairs)",
+    )
+    group = parser.add_argument_group("training settings (override --config)")
+    for item in fields(TrainConfig):
+        if item.name == "model" or item.name in skip:
+            continue
+        default = item.default if item.default is not MISSING else None
+        flag = "--" + item.name.replace("_", "-")
+        text = f"{item.metadata['help']} (default: {default})"
+        if isinstance(default, bool):
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
+            )
+            continue
+        kind = {"max_steps": int, "device": str, "dtype": str}.get(item.name, type(default))
+        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+
+
+def add_audit_options(
+    parser: argparse.ArgumentParser, *, policy_model: bool = True, load: bool = True
+) -> None:
+    """Options shared by every command that runs an audit (``load``: with the load options)."""
+    if load:
+        add_load_options(parser)
     parser.add_argument(
         "--validators",
         metavar="A,B",
@@ -215,18 +316,6 @@ def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = T
         metavar="NAME|PATH|off",
         help="sentence-transformers model for semantic checks (default: the embedded "
         "all-MiniLM-L6-v2, or $PREFAUDIT_EMBEDDING_MODEL); 'off' skips semantic checks",
-    )
-    parser.add_argument(
-        "--on-bad-row",
-        choices=ON_BAD_ROW,
-        default="skip",
-        help="skip: reject bad rows into rejected.jsonl and go on (default); fail: stop and list them",
-    )
-    parser.add_argument(
-        "--max-chars",
-        type=int,
-        default=DEFAULT_MAX_CHARS,
-        help=f"reject rows with a text longer than this many characters (default: {DEFAULT_MAX_CHARS:,})",
     )
 
 
@@ -305,19 +394,10 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
     if "reference" in result.validators:
-        write_reference_logps(out / "reference_logps.parquet", result.validators["reference"].flags)
+        from prefaudit.train.data import write_reference_logps
+
+        write_reference_logps(out / "reference_logps.parquet", result, data.pairs)
     return result, data, False
-
-
-def write_reference_logps(path: Path, flags) -> None:
-    """The scored pairs' reference log-probs, in the columns the DPO trainer reads."""
-    from prefaudit.fileio import write_parquet
-
-    columns = ["chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens"]
-    scored = flags[flags["scored"]][columns].rename(
-        columns={"chosen_logps": "ref_chosen_logps", "rejected_logps": "ref_rejected_logps"}
-    )
-    write_parquet(path, scored.rename_axis("pair_id"))
 
 
 def _embedder(option: str | None):
@@ -457,24 +537,10 @@ def print_check(results, rules_path: str, out: Path, timings: dict[str, float]) 
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from prefaudit.clean import clean, write_cleaned
-    from prefaudit.rules import RuleFileError, load_rules
-
-    try:
-        policy = load_rules(args.policy_file).clean
-    except RuleFileError as err:
-        raise UsageError(str(err)) from err
-    if policy is None:
-        raise UsageError(f"{args.policy_file}: no clean: section (the cleaning policy)")
     out = _out_dir(args)
-    if args.audit:
-        result, data = _saved_audit(args, Path(args.audit))
-    else:
-        result, data, _ = run_audit_command(args, out, reuse=True)
-        if result is None:  # a helper process under torchrun
-            return EXIT_OK
-    cleaned = clean(data.pairs, result.flags, policy)
-    write_cleaned(out, cleaned, policy, data.report.fingerprint)
+    cleaned, _ = _clean_into(args, out)
+    if cleaned is None:  # a helper process under torchrun
+        return EXIT_OK
     counts = cleaned.counts
     print(
         f"{counts['input']} pairs: {counts['cleaned']} cleaned ({len(cleaned.flips)} flipped), "
@@ -485,6 +551,170 @@ def cmd_clean(args: argparse.Namespace) -> int:
             print(f"  {reason:<40} {count}")
     print(f"results in {out}/ (cleaned.jsonl, quarantine.jsonl, manifest.json)")
     return EXIT_OK
+
+
+def _clean_into(args: argparse.Namespace, out: Path):
+    """Audit (or reuse an audit), apply the policy file's clean: section and write the
+    cleaned files into ``out``; returns (Cleaned, the loaded data)."""
+    from prefaudit.clean import clean, write_cleaned
+    from prefaudit.rules import RuleFileError, load_rules
+
+    try:
+        policy = load_rules(args.policy_file).clean
+    except RuleFileError as err:
+        raise UsageError(str(err)) from err
+    if policy is None:
+        raise UsageError(f"{args.policy_file}: no clean: section (the cleaning policy)")
+    if getattr(args, "audit", None):
+        result, data = _saved_audit(args, Path(args.audit))
+    else:
+        result, data, _ = run_audit_command(args, out, reuse=True)
+        if result is None:
+            return None, data
+    cleaned = clean(data.pairs, result.flags, policy)
+    write_cleaned(out, cleaned, policy, data.report.fingerprint)
+    return cleaned, data
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from prefaudit.train import train
+
+    config = _train_config(args)
+    out = Path(args.out) if args.out else _out_dir(args) / "train"
+    try:
+        data = load_data(args)
+        eval_pairs = _eval_pairs(args)
+        result = train(
+            data.pairs,
+            config,
+            out,
+            eval_pairs=eval_pairs,
+            reference_logps=args.reference_logps,
+            resume=args.resume,
+            progress=True,
+        )
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err).strip("'\"")) from err
+    _print_training(result)
+    return EXIT_OK
+
+
+def cmd_clean_then_train(args: argparse.Namespace) -> int:
+    """Audit, clean, train on the cleaned pairs; with --compare-raw also on the raw pairs for
+    the same number of steps, both evaluated on the same held-out cleaned pairs."""
+    from dataclasses import replace
+
+    from prefaudit.fileio import write_json
+    from prefaudit.io import load
+    from prefaudit.train import train
+    from prefaudit.train.data import held_out
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError(
+            "clean-then-train runs in one process; on several GPUs run `prefaudit clean`, then "
+            "`torchrun ... -m prefaudit train OUT/cleaned.jsonl`"
+        )
+    config = _train_config(args)
+    out = _out_dir(args)
+    cleaned, data = _clean_into(args, out)
+    print(
+        f"cleaned: {cleaned.counts['cleaned']} of {cleaned.counts['input']} pairs kept "
+        f"({len(cleaned.flips)} flipped), {cleaned.counts['quarantined']} quarantined"
+    )
+    pairs = load(out / "cleaned.jsonl").pairs  # read back as any user of the file would
+    try:
+        eval_pairs = _eval_pairs(args)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err).strip("'\"")) from err
+    if eval_pairs is None:
+        held = held_out(pairs.index, config.eval_fraction, config.seed)
+        pairs, eval_pairs = pairs[~held], pairs[held]
+    reference = out / "reference_logps.parquet"
+    runs = {
+        "cleaned": train(
+            pairs,
+            config,
+            out / "train",
+            eval_pairs=eval_pairs,
+            reference_logps=reference,
+            resume=args.resume,
+            progress=True,
+        )
+    }
+    _print_training(runs["cleaned"])
+    if args.compare_raw:
+        raw = data.pairs[~data.pairs.index.isin(eval_pairs.index)]
+        same_budget = replace(config, max_steps=runs["cleaned"].steps)
+        runs["raw"] = train(
+            raw,
+            same_budget,
+            out / "train-raw",
+            eval_pairs=eval_pairs,
+            reference_logps=reference,
+            resume=args.resume,
+            progress=True,
+        )
+        comparison = {
+            "eval_pairs": len(eval_pairs),
+            "steps": runs["cleaned"].steps,
+            **{
+                name: {"train_pairs": run.summary["train_pairs"], **run.eval_metrics}
+                for name, run in runs.items()
+            },
+        }
+        write_json(out / "comparison.json", comparison)
+        print(
+            f"\nheld-out pairs: {len(eval_pairs)} (cleaned labels); {comparison['steps']} steps each"
+        )
+        print(f"  {'metric':<22} {'raw':>10} {'cleaned':>10}")
+        for name in ("loss", "rewards/accuracies", "rewards/margins"):
+            print(
+                f"  {name:<22} {_fmt(comparison['raw'][name]):>10} "
+                f"{_fmt(comparison['cleaned'][name]):>10}"
+            )
+        print(f"comparison in {out / 'comparison.json'}")
+    return EXIT_OK
+
+
+def _train_config(args: argparse.Namespace):
+    """TrainConfig from --config, the flags given on top, and --model."""
+    from dataclasses import fields
+
+    from prefaudit.train import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    given.pop("model", None)
+    if args.model not in (None, "embedded"):
+        given["model"] = args.model
+    try:
+        if args.config:
+            return TrainConfig.from_yaml(args.config, **given)
+        return TrainConfig(**given)
+    except (TypeError, ValueError, FileNotFoundError) as err:
+        raise UsageError(f"training settings: {err}") from err
+
+
+def _eval_pairs(args: argparse.Namespace):
+    """--eval-data's pairs, loaded with the same load options, or None."""
+    if not args.eval_data:
+        return None
+    from argparse import Namespace
+
+    return load_data(Namespace(**{**vars(args), "data": args.eval_data, "annotations": None})).pairs
+
+
+def _print_training(result) -> None:
+    summary = result.summary
+    rate = summary["tokens_per_second"]
+    print(
+        f"trained {result.steps} steps on {summary['train_pairs']} pairs "
+        f"({summary['train_tokens']:,} tokens, {_fmt(rate)} tokens/s); "
+        f"reference log-probs: {summary['reference_logps']['train']}"
+    )
+    if result.eval_metrics:
+        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in result.eval_metrics.items())
+        print(f"held-out ({summary['eval_pairs']} pairs): {shown}")
+    print(f"model, metrics.jsonl and summary.json in {result.out}/")
 
 
 def load_data(args: argparse.Namespace):

@@ -496,9 +496,9 @@ def run_demo(
     result.save(out)
     write_jsonl(out / "rejected.jsonl", loaded.report.rejected_records())
     if "reference" in result.validators:
-        from prefaudit.cli import write_reference_logps
+        from prefaudit.train.data import write_reference_logps
 
-        write_reference_logps(out / "reference_logps.parquet", result.validators["reference"].flags)
+        write_reference_logps(out / "reference_logps.parquet", result, loaded.pairs)
     print_summary(result, out)
 
     echo("\nembedded default models:")

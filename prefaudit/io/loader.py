@@ -70,7 +70,7 @@ def load(
         raise LoadError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
     if format is not None and format not in SHAPES:
         raise LoadError(f"unknown format {format!r}; expected one of {', '.join(SHAPES)}")
-    source = open_records(path, file_type)
+    source = open_records(str(path), file_type)
     report = LoadReport(files=[source.name], file_type=source.file_type)
     head, sample = _read_ahead(source.items)
     columns = {key for record in sample for key in record}

@@ -16,6 +16,8 @@ OPTIONAL_PAIR_COLUMNS = (
     "split",
     "model_chosen",
     "model_rejected",
+    "weight",  # per-pair loss weight >= 0 (from `prefaudit clean`)
+    "soft_label",  # P(chosen is better) in [0, 1], for conservative DPO (from `prefaudit clean`)
     "tie",  # side-by-side inputs: the label (or the raters' aggregate) was a tie
     "chosen_position",  # side-by-side inputs: "a" or "b", where the chosen response was shown
     "row",  # where the pair came from: line (text files) or record number (others), 1-based

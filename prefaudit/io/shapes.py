@@ -44,6 +44,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "model_b": ("generator_2", "model_2"),
     "source": ("dataset", "subset"),
     "split": (),
+    # Written by `prefaudit clean` for conservative / robust DPO; read by `prefaudit train`.
+    "weight": ("sample_weight",),
+    "soft_label": (),
 }
 MAPPABLE = tuple(ALIASES)
 
@@ -62,7 +65,20 @@ OPTIONAL_VALUES = (
     "model_rejected",
     "source",
     "split",
+    "weight",
+    "soft_label",
 )
+# Optional fields a pair-per-record input may carry, and those of them that are numbers.
+_PAIR_EXTRAS = (
+    "score_chosen",
+    "score_rejected",
+    "model_chosen",
+    "model_rejected",
+    *_PASSTHROUGH,
+    "weight",
+    "soft_label",
+)
+_NUMBERS = {"score_chosen", "score_rejected", "weight", "soft_label"}
 _MISSING = object()
 
 # Side-by-side label words on AlpacaEval's numeric scale: 1 = A better, 2 = B better, 1.5 = tie.
@@ -281,7 +297,7 @@ class PairBuilder:
         frame["row"] = frame["row"].astype("int64")
         for name in PAIR_COLUMNS:  # typed as text also when there are no rows
             frame[name] = frame[name].astype("str")
-        for name in ("score_chosen", "score_rejected"):
+        for name in _NUMBERS:
             if name in frame:
                 frame[name] = frame[name].astype("float64")
         if "tie" in frame:
@@ -323,8 +339,10 @@ class ShapeMapper:
             if column not in record:
                 continue
             value = record[column]
-            if name.startswith("score"):
+            if name in _NUMBERS:
                 out[name] = _number(value, name)
+                if name in ("weight", "soft_label") and out[name] is not None:
+                    _check_weight(out[name], name)
             elif value is None or value == "":
                 continue
             elif isinstance(value, (dict, list)):
@@ -343,7 +361,7 @@ class ShapeMapper:
         values.update(
             self.extras(
                 record,
-                ("score_chosen", "score_rejected", "model_chosen", "model_rejected", *_PASSTHROUGH),
+                _PAIR_EXTRAS,
             )
         )
         return values
@@ -368,7 +386,7 @@ class ShapeMapper:
             "rejected": rejected_reply,
             "prompt_messages": hh_messages(prompt),
         }
-        extra = ("score_chosen", "score_rejected", "model_chosen", "model_rejected", *_PASSTHROUGH)
+        extra = _PAIR_EXTRAS
         values.update(self.extras(record, extra))
         return values
 
@@ -402,7 +420,7 @@ class ShapeMapper:
         values.update(
             self.extras(
                 record,
-                ("score_chosen", "score_rejected", "model_chosen", "model_rejected", *_PASSTHROUGH),
+                _PAIR_EXTRAS,
             )
         )
         return values
@@ -574,6 +592,14 @@ def _number(value: Any, field: str) -> float | None:
         except ValueError:
             pass
     raise RowError(field, f"must be a number, got {value!r}"[:200])
+
+
+def _check_weight(value: float, field: str) -> None:
+    """A loss weight is a finite number >= 0; a soft label a probability in [0, 1]."""
+    top = 1.0 if field == "soft_label" else np.inf
+    if not 0.0 <= value <= top or not np.isfinite(value):
+        expected = "between 0 and 1" if field == "soft_label" else "a finite number >= 0"
+        raise RowError(field, f"must be {expected}, got {value}")
 
 
 def _common_prefix_length(a: str, b: str) -> int:

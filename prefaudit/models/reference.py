@@ -163,6 +163,11 @@ class ReferenceScorer:
             return f"in-memory {type(self._loaded[0]).__name__}|max_length={self.max_length}"
         return self.cache_identity
 
+    @property
+    def model_identity(self) -> str | None:
+        """:func:`model_identity` of this scorer's model; None for objects passed in memory."""
+        return None if self._given else model_identity(self.model, self._placement()[1])
+
     def tokenize(self, prompt: str, response: str, messages: Any = None) -> tuple[list, list, bool]:
         """(prompt ids, response ids + EOS, whether joint tokenisation differs at the boundary)."""
         prompt_ids, responses, mismatch = self.tokenize_many([prompt], [[response]], [messages])
@@ -171,43 +176,8 @@ class ReferenceScorer:
     def tokenize_many(
         self, prompts: Sequence[str], responses: Sequence[Sequence[str]], messages: Sequence[Any]
     ) -> tuple[list[list[int]], list[list[list[int]]], list[list[bool]]]:
-        """Token ids the way TRL's DPO trainer builds them, in a few batched tokenizer calls.
-
-        For each prompt (a conversation is rendered with the chat template, special tokens
-        included, then tokenised; plain text gets the tokenizer's own special tokens) and each
-        list of responses: prompt ids, per response list its response ids + EOS, and per
-        response list whether tokenising prompt text + response jointly gives other ids at the
-        boundary (TRL tokenises them separately, as here; a mismatch is reported, not fixed).
-        """
-        _, tokenizer = self.loaded
-        texts, templated = [], []
-        for prompt, turns in zip(prompts, messages, strict=True):
-            if is_conversation(turns) and tokenizer.chat_template:
-                texts.append(
-                    tokenizer.apply_chat_template(
-                        [dict(m) for m in turns], add_generation_prompt=True, tokenize=False
-                    )
-                )
-                templated.append(True)
-            else:
-                texts.append(prompt)
-                templated.append(False)
-        bare = _ids(tokenizer, texts, special=False)  # what joins a response in TRL's layout
-        with_specials = _ids(
-            tokenizer, [t for t, c in zip(texts, templated, strict=True) if not c], special=True
-        )
-        plain = iter(with_specials)
-        prompt_ids = [ids if c else next(plain) for ids, c in zip(bare, templated, strict=True)]
-        flat = [(k, r) for k, group in enumerate(responses) for r in group]
-        response_ids = _ids(tokenizer, [r for _, r in flat], special=False)
-        joint = _ids(tokenizer, [texts[k] + r for k, r in flat], special=False)
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        out_ids: list[list[list[int]]] = [[] for _ in responses]
-        mismatch: list[list[bool]] = [[] for _ in responses]
-        for (k, _), ids, both in zip(flat, response_ids, joint, strict=True):
-            out_ids[k].append(ids + eos)
-            mismatch[k].append(both != bare[k] + ids)
-        return prompt_ids, out_ids, mismatch
+        """:func:`tokenize_pairs` with this scorer's tokenizer."""
+        return tokenize_pairs(self.loaded[1], prompts, responses, messages)
 
     def score(
         self,
@@ -271,13 +241,9 @@ class ReferenceScorer:
     @property
     def cache_identity(self) -> str:
         """What the results depend on, known without loading the model."""
-        if self.model is not None:
-            source = str(self.model)
-        else:
-            gguf = embedded_model_path("reference")
-            source = f"{EMBEDDED_MODELS['reference'].name}|{gguf.stat().st_size if gguf else 0}"
         _, dtype = self._placement()
-        return f"{source}|{dtype}|max_length={self.max_length}|float64-log-softmax|eos|v2"
+        source = model_identity(self.model, dtype)
+        return f"{source}|max_length={self.max_length}|float64-log-softmax|eos|v2"
 
     def _placement(self) -> tuple[str, str]:
         """(device, weight dtype) the model is loaded with, resolved without loading it."""
@@ -454,6 +420,56 @@ def _process_group() -> _Group | None:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return _Group(dist) if dist.get_world_size() > 1 else None
+
+
+def model_identity(model: str | Path | None, dtype: str) -> str:
+    """The model and weight dtype log-probs depend on: a name or folder as given, or the
+    embedded SmolLM2 with its file size. The trainer compares it with an audit's."""
+    if model is not None:
+        return f"{model}|{dtype}"
+    gguf = embedded_model_path("reference")
+    return f"{EMBEDDED_MODELS['reference'].name}|{gguf.stat().st_size if gguf else 0}|{dtype}"
+
+
+def tokenize_pairs(
+    tokenizer, prompts: Sequence[str], responses: Sequence[Sequence[str]], messages: Sequence[Any]
+) -> tuple[list[list[int]], list[list[list[int]]], list[list[bool]]]:
+    """Token ids the way TRL's DPO trainer builds them, in a few batched tokenizer calls.
+
+    For each prompt (a conversation is rendered with the chat template, special tokens
+    included, then tokenised; plain text gets the tokenizer's own special tokens) and each
+    list of responses: prompt ids, per response list its response ids + EOS, and per
+    response list whether tokenising prompt text + response jointly gives other ids at the
+    boundary (TRL tokenises them separately, as here; a mismatch is reported, not fixed).
+    """
+    texts, templated = [], []
+    for prompt, turns in zip(prompts, messages, strict=True):
+        if is_conversation(turns) and tokenizer.chat_template:
+            texts.append(
+                tokenizer.apply_chat_template(
+                    [dict(m) for m in turns], add_generation_prompt=True, tokenize=False
+                )
+            )
+            templated.append(True)
+        else:
+            texts.append(prompt)
+            templated.append(False)
+    bare = _ids(tokenizer, texts, special=False)  # what joins a response in TRL's layout
+    with_specials = _ids(
+        tokenizer, [t for t, c in zip(texts, templated, strict=True) if not c], special=True
+    )
+    plain = iter(with_specials)
+    prompt_ids = [ids if c else next(plain) for ids, c in zip(bare, templated, strict=True)]
+    flat = [(k, r) for k, group in enumerate(responses) for r in group]
+    response_ids = _ids(tokenizer, [r for _, r in flat], special=False)
+    joint = _ids(tokenizer, [texts[k] + r for k, r in flat], special=False)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    out_ids: list[list[list[int]]] = [[] for _ in responses]
+    mismatch: list[list[bool]] = [[] for _ in responses]
+    for (k, _), ids, both in zip(flat, response_ids, joint, strict=True):
+        out_ids[k].append(ids + eos)
+        mismatch[k].append(both != bare[k] + ids)
+    return prompt_ids, out_ids, mismatch
 
 
 def _pair_keys(prompts, chosen, rejected, messages) -> np.ndarray:
@@ -641,20 +657,22 @@ def _plan_batches(length: np.ndarray, kept: np.ndarray, fits) -> list[np.ndarray
 
 
 def _batch_logps(model, prompts: list[list[int]], responses: list[list[list[int]]], tokenizer):
-    """Summed log-probs of both responses of each pair in a batch of pairs: (pairs, 2) array.
-
-    One forward call per batch, the prompt run once per pair: each pair is one row, prompt +
-    chosen + rejected (each response less its last token, which predicts nothing), left-padded,
-    with an attention mask that lets the rejected tokens see the prompt and themselves but not
-    the chosen ones, and position ids that restart both responses where the prompt ends. The
-    language-model head runs from the prompt's last position on (``logits_to_keep``), whose
-    logits predict the first token of both responses; log-softmax only where a token is scored.
-    """
-    import torch
-
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
+    """Summed log-probs of both responses of each pair in a batch of pairs: (pairs, 2) array."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return packed_logps(model, pack_pairs(prompts, responses, pad)).cpu().numpy()
+
+
+def pack_pairs(prompts: list[list[int]], responses: list[list[list[int]]], pad: int) -> dict:
+    """A batch of pairs laid out for one forward call, the prompt run once per pair.
+
+    Each pair is one row, prompt + chosen + rejected (each response less its last token, which
+    predicts nothing), left-padded; ``segment`` (0 prompt, 1 chosen, 2 rejected, -1 padding)
+    drives an attention mask that lets the rejected tokens see the prompt and themselves but
+    not the chosen ones; position ids restart both responses where the prompt ends. The
+    language-model head is needed from the prompt's last position on (``kept`` positions),
+    whose logits predict the first token of both responses. ``rows``/``columns``/``targets``
+    locate every scored token; ``owner`` is 2 * pair (+1 for rejected).
+    """
     n = len(prompts)
     sizes = np.array(
         [
@@ -666,9 +684,9 @@ def _batch_logps(model, prompts: list[list[int]], responses: list[list[list[int]
     width = int(lengths.max())
     kept = int((lengths - sizes[:, 0]).max()) + 1
     ids = np.full((n, width), pad, dtype=np.int64)
-    segment = np.full((n, width), -1, dtype=np.int64)  # -1: padding
+    segment = np.full((n, width), -1, dtype=np.int64)
     position = np.zeros((n, width), dtype=np.int64)
-    where, targets, owner = [], [], []  # scored tokens: row, column, token id, which sum
+    where, targets, owner = [], [], []
     for k, (prompt, (chosen, rejected)) in enumerate(zip(prompts, responses, strict=True)):
         p, c, r = sizes[k]
         offset = width - lengths[k]
@@ -684,25 +702,49 @@ def _batch_logps(model, prompts: list[list[int]], responses: list[list[list[int]
         ]
         targets += [chosen, rejected]
         owner += [np.full(len(chosen), 2 * k), np.full(len(rejected), 2 * k + 1)]
-    sees = _attention(torch.from_numpy(segment).to(device))
+    owner_all = np.concatenate(owner)
+    return {
+        "ids": ids,
+        "segment": segment,
+        "position": position,
+        "kept": kept,
+        "owner": owner_all,
+        "rows": owner_all // 2,
+        "columns": np.concatenate(where) - (width - kept),
+        "targets": np.concatenate(targets).astype(np.int64),
+    }
+
+
+def packed_logps(model, packed: dict, *, precise: bool = True):
+    """(pairs, 2) tensor of summed response log-probs for a :func:`pack_pairs` batch; keeps
+    the autograd graph when gradients are on (the DPO trainer's forward). ``precise``: the
+    log-softmax in float64 (the reference pass); float32 otherwise (training)."""
+    import torch
+
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    sees = _attention(torch.from_numpy(packed["segment"]).to(device))
     mask = torch.zeros(sees.shape, dtype=dtype, device=device)
     mask.masked_fill_(~sees, torch.finfo(dtype).min)
     out = model(
-        input_ids=torch.from_numpy(ids).to(device),
+        input_ids=torch.from_numpy(packed["ids"]).to(device),
         attention_mask=mask[:, None],
-        position_ids=torch.from_numpy(position).to(device),
+        position_ids=torch.from_numpy(packed["position"]).to(device),
         use_cache=False,
-        logits_to_keep=kept,
+        logits_to_keep=packed["kept"],
     )
-    owner_t = torch.from_numpy(np.concatenate(owner)).to(device)
-    row_t = owner_t // 2
-    column_t = torch.from_numpy(np.concatenate(where) - (width - kept)).to(device)
-    picked = _token_logps(
-        out.logits[row_t, column_t],
-        torch.from_numpy(np.concatenate(targets).astype(np.int64)).to(device),
-    )
-    totals = torch.zeros(2 * n, dtype=torch.float64, device=device).index_add_(0, owner_t, picked)
-    return totals.view(n, 2).cpu().numpy()
+    owner = torch.from_numpy(packed["owner"]).to(device)
+    logits = out.logits[
+        torch.from_numpy(packed["rows"]).to(device), torch.from_numpy(packed["columns"]).to(device)
+    ]
+    targets = torch.from_numpy(packed["targets"]).to(device)
+    if precise:
+        picked = _token_logps(logits, targets)
+    else:
+        picked = logits.float().log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+    n = len(packed["ids"])
+    totals = torch.zeros(2 * n, dtype=picked.dtype, device=device).index_add(0, owner, picked)
+    return totals.view(n, 2)
 
 
 def _attention(segment):

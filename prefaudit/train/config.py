@@ -1,0 +1,131 @@
+"""The DPO trainer's settings: one dataclass, a help text on every field.
+
+A YAML file (``--config``) gives any of the fields; command-line flags override it. Defaults
+follow TRL's ``DPOConfig`` where TRL has the same setting, so results compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("sigmoid", "ipo", "cdpo", "robust")
+SCHEDULES = ("linear", "constant")
+
+
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class TrainConfig:
+    """How to train DPO on a preference dataset (see each field's help)."""
+
+    model: str | None = _help(
+        "policy to train and reference to train against: a hub name or folder; None = the "
+        "embedded SmolLM2-135M-Instruct (dequantised from its GGUF into a plain model)",
+        None,
+    )
+    loss: str = _help(
+        "sigmoid (DPO), ipo, cdpo (conservative DPO: label smoothing, per-pair soft labels) "
+        "or robust (robust DPO: unbiased under a known flip rate)",
+        "sigmoid",
+    )
+    beta: float = _help("strength of the KL penalty to the reference (TRL's default)", 0.1)
+    label_smoothing: float = _help(
+        "cdpo / robust: the assumed share of flipped labels; a pair's soft_label, when the "
+        "data has one, replaces it for that pair (cdpo)",
+        0.0,
+    )
+    use_weights: bool = _help(
+        "multiply each pair's loss by its `weight` column when the data has one (written by "
+        "`prefaudit clean` with weights: confidence)",
+        True,
+    )
+    learning_rate: float = _help("peak AdamW learning rate (TRL's default)", 1e-6)
+    weight_decay: float = _help("AdamW weight decay (TRL's default: none)", 0.0)
+    warmup_ratio: float = _help("share of the steps spent warming the learning rate up", 0.1)
+    schedule: str = _help("after warm-up: linear decay to 0, or constant", "linear")
+    epochs: int = _help("passes over the training pairs (max_steps wins when set)", 1)
+    max_steps: int | None = _help("optimizer steps to run; None = epochs' worth", None)
+    batch_size: int = _help("pairs per micro-batch (forward/backward)", 8)
+    grad_accumulation: int = _help(
+        "micro-batches per optimizer step (the effective batch is their product)", 1
+    )
+    max_grad_norm: float = _help("gradient clipping by global norm; 0 turns it off", 1.0)
+    max_length: int = _help(
+        "longest prompt + response in tokens; longer pairs are left out and counted, not cut",
+        1024,
+    )
+    group_by_length: bool = _help(
+        "batch pairs of similar length together (shuffled in groups of 16 batches), so "
+        "padding stays small",
+        True,
+    )
+    eval_fraction: float = _help(
+        "share of pairs held out for evaluation when no evaluation set is given", 0.1
+    )
+    eval_every: int = _help("evaluate every this many optimizer steps (0: only at the end)", 50)
+    eval_batch_size: int = _help("pairs per evaluation batch", 16)
+    log_every: int = _help("write training metrics every this many optimizer steps", 10)
+    save_every: int = _help("checkpoint every this many optimizer steps (0: never)", 100)
+    keep_checkpoints: int = _help("checkpoints kept on disk (the newest ones)", 2)
+    seed: int = _help("seed of the data order, the held-out split and the initial LoRA", 42)
+    lora_r: int = _help("LoRA rank; 0 trains every weight (LoRA needs the `peft` package)", 0)
+    lora_alpha: int = _help("LoRA scaling numerator", 16)
+    lora_dropout: float = _help("dropout on the LoRA input", 0.0)
+    device: str | None = _help("cuda, cpu, ...; None = CUDA when there is a GPU", None)
+    dtype: str | None = _help(
+        "weights' dtype: None = bfloat16 on a GPU that has it, float32 elsewhere", None
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be linear or constant, got {self.schedule!r}")
+        if self.beta <= 0:
+            problems.append(f"beta must be > 0, got {self.beta}")
+        if not 0 <= self.label_smoothing < 0.5:
+            problems.append(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0 <= self.eval_fraction < 1:
+            problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        for name in ("batch_size", "grad_accumulation", "epochs", "max_length"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps must be >= 1, got {self.max_steps}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Settings from a YAML file, then ``overrides`` (flags) on top."""
+        import yaml
+
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+        return cls(**{**values, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def same_training(self, other: TrainConfig) -> list[str]:
+        """Settings that differ in a way that changes the trained weights (for --resume)."""
+        cosmetic = {"eval_every", "eval_batch_size", "log_every", "save_every", "keep_checkpoints"}
+        return [
+            f.name
+            for f in fields(self)
+            if f.name not in cosmetic and getattr(self, f.name) != getattr(other, f.name)
+        ]

@@ -1,0 +1,468 @@
+"""The DPO training loop, top to bottom: load, prepare, then step, log, evaluate, checkpoint.
+
+What keeps it fast: the reference log-probs are computed once before the first step (or read
+from the audit), so no reference model is held in memory; each pair is one packed row with its
+prompt run once for both responses (the reference pass's layout, with gradients); pairs of
+similar length share a batch; the language-model head runs only where a response token is
+predicted. Under ``torchrun`` / ``accelerate launch`` the model is wrapped in DDP and each
+micro-batch is shared out across the processes; rank 0 writes every file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit.train.config import TrainConfig
+from prefaudit.train.data import (
+    Prepared,
+    attach_reference,
+    compute_reference,
+    epoch_batches,
+    held_out,
+    prepare,
+    read_reference,
+)
+from prefaudit.train.losses import LOSSES, reduce
+
+log = logging.getLogger(__name__)
+
+# What every evaluation and training log line reports, under TRL's names.
+METRICS = (
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+)
+
+
+@dataclass
+class TrainResult:
+    """Where the run wrote its files, and its last evaluation (TRL's metric names)."""
+
+    out: Path
+    steps: int
+    eval_metrics: dict[str, float]
+    summary: dict[str, Any]
+
+
+def train(
+    pairs: pd.DataFrame,
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    eval_pairs: pd.DataFrame | None = None,
+    reference_logps: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> TrainResult:
+    """Train DPO on ``pairs`` (a PairSet) and write ``out``/model, metrics.jsonl,
+    summary.json and checkpoints/. ``eval_pairs``: the held-out pairs (default: a stable
+    ``config.eval_fraction`` of ``pairs``). ``reference_logps``: an audit's
+    reference_logps.parquet to reuse where it matches. ``resume``: continue from the newest
+    checkpoint in ``out``."""
+    import torch
+
+    from prefaudit.models.reference import load_causal_lm, model_identity
+
+    out = Path(out)
+    rank, world = _launch()
+    device, dtype = _placement(config, rank)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    model, tokenizer = load_causal_lm(config.model, dtype=dtype)
+    model.to(device)
+    if eval_pairs is None:
+        held = held_out(pairs.index, config.eval_fraction, config.seed)
+        pairs, eval_pairs = pairs[~held], pairs[held]
+    sets = []
+    table = None
+    if reference_logps is not None and Path(reference_logps).exists():
+        table = read_reference(Path(reference_logps), model_identity(config.model, dtype))
+    for frame in (pairs, eval_pairs):
+        prepared = prepare(
+            frame, tokenizer, max_length=config.max_length, use_weights=config.use_weights
+        )
+        reused = attach_reference(prepared, table)
+        computed = compute_reference(prepared, model, tokenizer, progress=progress)
+        prepared.reference_source = {"audit": reused, "computed": computed}
+        sets.append(prepared)
+    train_set, eval_set = sets
+    if not len(train_set):
+        raise ValueError("no pairs to train on (all held out or left out)")
+    if config.lora_r:
+        model = _with_lora(model, config)
+    model.train()
+    wrapped = _ddp(model, device) if world > 1 else model
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    plan = _plan(train_set, config, world)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, len(plan)))
+    start = _resume(out, model, optimizer, scheduler, config) if resume else 0
+    writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    seconds, tokens, window = 0.0, 0, _Sums()  # time spent in training steps only
+    last_eval: dict[str, float] = {}
+    for step in range(start, len(plan)):
+        began, sums = time.perf_counter(), _Sums()
+        for rows in plan[step]:
+            mine = np.array_split(rows, world)[rank]
+            count = sum(len(r) for r in plan[step])
+            stats = _pair_stats(wrapped, train_set, mine, pad, config)
+            loss = reduce(stats["loss"], stats["weight"], count) * world  # DDP averages
+            loss.backward()
+            sums.add(stats)
+            tokens += int(train_set.tokens[rows].sum())
+        norm = _clip(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        sums.all_reduce(world)
+        seconds += time.perf_counter() - began
+        window.merge(sums)
+        done = step + 1
+        if done % config.log_every == 0 or done == len(plan):
+            extra = {"grad_norm": norm, "learning_rate": scheduler.get_last_lr()[0]}
+            writer.write(done, "train", {**window.means(), **extra, "tokens": tokens})
+            window = _Sums()
+        due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
+        if due and len(eval_set) and rank == 0:
+            last_eval = evaluate(model, eval_set, config, pad)
+            writer.write(done, "eval", last_eval)
+        if config.save_every and done % config.save_every == 0 and done < len(plan):
+            if rank == 0:
+                _save_checkpoint(out, done, model, optimizer, scheduler, config)
+            _barrier(world)
+    summary = _summary(config, train_set, eval_set, plan, start, tokens, seconds, last_eval)
+    if rank == 0:
+        _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r))
+        from prefaudit.fileio import write_json
+
+        write_json(out / "summary.json", summary)
+    _barrier(world)
+    return TrainResult(out, len(plan), last_eval, summary)
+
+
+def evaluate(model, prepared: Prepared, config: TrainConfig, pad: int) -> dict[str, float]:
+    """TRL's metrics over every pair of ``prepared``, the model in eval mode, no gradients."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    sums = _Sums()
+    order = np.argsort(prepared.row_length, kind="stable")
+    with torch.no_grad():
+        for start in range(0, len(order), config.eval_batch_size):
+            rows = order[start : start + config.eval_batch_size]
+            sums.add(_pair_stats(model, prepared, rows, pad, config))
+    model.train(was_training)
+    return sums.means()
+
+
+def _pair_stats(model, prepared: Prepared, rows: np.ndarray, pad: int, config: TrainConfig):
+    """Forward ``rows`` of ``prepared``: per-pair loss (with its graph), weight, and the
+    detached figures the metrics are built from."""
+    import torch
+
+    from prefaudit.models.reference import pack_pairs, packed_logps
+
+    device = next(model.parameters()).device
+    packed = pack_pairs(
+        [prepared.prompt_ids[k] for k in rows], [prepared.responses[k] for k in rows], pad
+    )
+    logps = packed_logps(model, packed, precise=False)
+    reference = torch.as_tensor(prepared.reference[rows], dtype=logps.dtype, device=device)
+    ratios = logps - reference
+    lengths = torch.tensor(
+        [[len(r) for r in prepared.responses[k]] for k in rows], dtype=logps.dtype, device=device
+    ).view(-1, 2)
+    smoothing: Any = config.label_smoothing
+    if config.loss == "cdpo":
+        soft = prepared.soft_labels[rows]
+        smoothing = torch.as_tensor(
+            np.where(np.isnan(soft), config.label_smoothing, 1 - soft), dtype=logps.dtype
+        ).to(device)
+    loss = LOSSES[config.loss](
+        ratios[:, 0],
+        ratios[:, 1],
+        beta=config.beta,
+        smoothing=smoothing,
+        chosen_tokens=lengths[:, 0],
+        rejected_tokens=lengths[:, 1],
+    )
+    rewards = config.beta * ratios.detach()
+    return {
+        "loss": loss,
+        "weight": torch.as_tensor(prepared.weights[rows], dtype=logps.dtype).to(device),
+        "rewards": rewards,
+        "logps": logps.detach(),
+    }
+
+
+class _Sums:
+    """Running sums of the per-pair figures behind TRL's metrics (means over pairs)."""
+
+    def __init__(self):
+        self.values = np.zeros(len(METRICS))
+        self.pairs = 0
+
+    def add(self, stats) -> None:
+        rewards = stats["rewards"].double().cpu().numpy()
+        logps = stats["logps"].double().cpu().numpy()
+        weighted = (stats["loss"].detach() * stats["weight"]).double().cpu().numpy()
+        margins = rewards[:, 0] - rewards[:, 1]
+        self.values += [
+            weighted.sum(),
+            rewards[:, 0].sum(),
+            rewards[:, 1].sum(),
+            margins.sum(),
+            (margins > 0).sum(),
+            logps[:, 0].sum(),
+            logps[:, 1].sum(),
+        ]
+        self.pairs += len(rewards)
+
+    def merge(self, other: _Sums) -> None:
+        self.values += other.values
+        self.pairs += other.pairs
+
+    def all_reduce(self, world: int) -> None:
+        if world == 1:
+            return
+        import torch
+        import torch.distributed as dist
+
+        both = torch.tensor([*self.values, self.pairs], dtype=torch.float64)
+        dist.all_reduce(both)
+        self.values, self.pairs = both[:-1].numpy(), int(both[-1])
+
+    def means(self) -> dict[str, float]:
+        return {
+            name: float(v / self.pairs) if self.pairs else float("nan")
+            for name, v in zip(METRICS, self.values, strict=True)
+        }
+
+
+class _Metrics:
+    """metrics.jsonl: one line per log or evaluation. On resume, lines after the checkpoint's
+    step are dropped (they will be written again)."""
+
+    def __init__(self, path: Path, *, keep_until: int, active: bool):
+        self.path, self.active = path, active
+        if not active:
+            return
+        import orjson
+
+        from prefaudit.fileio import write_bytes
+
+        kept = b""
+        if keep_until and path.exists():
+            lines = path.read_bytes().splitlines()
+            kept = b"".join(
+                line + b"\n" for line in lines if line and orjson.loads(line)["step"] <= keep_until
+            )
+        write_bytes(path, kept)
+
+    def write(self, step: int, split: str, values: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        import orjson
+
+        line = {"step": step, "split": split, **values}
+        with open(self.path, "ab") as handle:
+            handle.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+
+
+def _plan(prepared: Prepared, config: TrainConfig, world: int) -> list[list[np.ndarray]]:
+    """Optimizer steps, each a list of ``grad_accumulation`` micro-batches of row numbers."""
+    per_epoch = -(-len(prepared) // config.batch_size)
+    wanted = (config.max_steps or 0) * config.grad_accumulation
+    epochs = -(-wanted // per_epoch) if config.max_steps else config.epochs
+    micro = []
+    for epoch in range(epochs):
+        batches = epoch_batches(
+            prepared.row_length,
+            config.batch_size,
+            seed=config.seed,
+            epoch=epoch,
+            group_by_length=config.group_by_length,
+        )
+        # Every process needs a share of every micro-batch (an idle one would stall DDP).
+        micro += [b for b in batches if len(b) >= world]
+    steps = [
+        micro[i : i + config.grad_accumulation]
+        for i in range(0, len(micro), config.grad_accumulation)
+    ]
+    return steps[: config.max_steps] if config.max_steps else steps
+
+
+def _schedule(config: TrainConfig, total: int):
+    """Learning-rate multiplier per step: linear warm-up, then linear decay to 0 or flat."""
+    warmup = int(round(config.warmup_ratio * total))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if config.schedule == "constant":
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def _clip(parameters, max_norm: float) -> float:
+    import torch
+
+    limit = max_norm if max_norm > 0 else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(parameters, limit))
+
+
+def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, config) -> None:
+    """checkpoints/step-NNNNNNN/state.pt, written into a temporary folder and renamed, so a
+    kill leaves either the whole checkpoint or none; older ones beyond the limit removed."""
+    import torch
+
+    root = out / "checkpoints"
+    final = root / f"step-{step:07d}"
+    tmp = root / f".step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {
+        "step": step,
+        "model": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "config": config.to_dict(),
+    }
+    torch.save(state, tmp / "state.pt")
+    os.replace(tmp, final)
+    for old in sorted(root.glob("step-*"))[: -config.keep_checkpoints or None]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _resume(out: Path, model, optimizer, scheduler, config: TrainConfig) -> int:
+    """Load the newest complete checkpoint; returns its step (0 when there is none)."""
+    import torch
+
+    found = sorted((out / "checkpoints").glob("step-*"))
+    if not found:
+        log.warning("--resume: no checkpoint in %s, starting from the beginning", out)
+        return 0
+    state = torch.load(found[-1] / "state.pt", map_location="cpu", weights_only=False)
+    differs = config.same_training(TrainConfig(**state["config"]))
+    if differs:
+        raise ValueError(
+            f"--resume: {found[-1]} was trained with other settings ({', '.join(differs)})"
+        )
+    missing = set(state["model"]) ^ {n for n, p in model.named_parameters() if p.requires_grad}
+    if missing:
+        raise ValueError(f"--resume: {found[-1]} does not fit this model ({sorted(missing)[:3]})")
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    log.info("resumed from %s", found[-1])
+    return int(state["step"])
+
+
+def _save_model(folder: Path, model, tokenizer, *, merge: bool) -> None:
+    """The trained model as a from_pretrained-able folder (LoRA merged in), atomically."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (model.merge_and_unload() if merge else model).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _with_lora(model, config: TrainConfig):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:
+        raise RuntimeError("lora_r > 0 needs the peft package: pip install peft") from err
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def _placement(config: TrainConfig, rank: int) -> tuple[str, str]:
+    import torch
+
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    dtype = config.dtype
+    if dtype is None:
+        bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        dtype = "bfloat16" if bf16 else "float32"
+    return device, dtype
+
+
+def _launch() -> tuple[int, int]:
+    """(rank, world size); under torchrun / accelerate launch the process group is set up."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def _ddp(model, device: str):
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [int(device.split(":")[1])] if device.startswith("cuda:") else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _summary(config, train_set, eval_set, plan, start, tokens, seconds, last_eval) -> dict:
+    import torch
+
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    return {
+        "config": config.to_dict(),
+        "steps": len(plan),
+        "resumed_at": start,
+        "train_pairs": len(train_set),
+        "eval_pairs": len(eval_set),
+        "left_out": {"train": train_set.left_out, "eval": eval_set.left_out},
+        "reference_logps": {
+            "train": train_set.reference_source,
+            "eval": eval_set.reference_source,
+        },
+        "train_tokens": tokens,
+        "train_seconds": round(seconds, 3),
+        "tokens_per_second": tokens / seconds if seconds else None,
+        "peak_gpu_memory_gib": peak,
+        "eval": last_eval,
+    }
