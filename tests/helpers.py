@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -120,3 +121,54 @@ def save_tiny_model(folder, words: list[str]):
     tiny_causal_lm(vocab_size=64).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# A learnable preference task for the trainer: chosen responses use "good" words, rejected ones
+# "bad" words; a share of the labels can be flipped (the truth is kept in `flipped`).
+GOOD_WORDS = ["good", "fine", "great", "nice", "kind", "glad", "calm"]
+BAD_WORDS = ["bad", "poor", "awful", "rude", "mean", "sad", "cold"]
+FILLER_WORDS = [
+    "tell",
+    "me",
+    "about",
+    "the",
+    "weather",
+    "today",
+    "please",
+    "what",
+    "is",
+    "how",
+    "do",
+    "you",
+    "think",
+    "a",
+    "cat",
+    "dog",
+]
+
+
+def preference_task(n: int, *, flip: float = 0.0, seed: int = 0, prefix: str = "p"):
+    """A PairSet (indexed by pair_id) of the task, with a boolean `flipped` column."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        chosen = " " + " ".join(rng.choice(GOOD_WORDS, 3))
+        rejected = " " + " ".join(rng.choice(BAD_WORDS, 3))
+        flipped = bool(rng.random() < flip)
+        if flipped:
+            chosen, rejected = rejected, chosen
+        rows.append(
+            {
+                "pair_id": f"{prefix}{i}",
+                "prompt": " ".join(rng.choice(FILLER_WORDS, 5)),
+                "chosen": chosen,
+                "rejected": rejected,
+                "flipped": flipped,
+            }
+        )
+    return pd.DataFrame(rows).set_index("pair_id", drop=False).rename_axis(None)
+
+
+def task_model(folder):
+    """A tiny Llama whose word-level tokenizer knows the task's words."""
+    return save_tiny_model(folder, GOOD_WORDS + BAD_WORDS + FILLER_WORDS)

@@ -115,6 +115,11 @@ def train(
     start = _resume(out, model, optimizer, scheduler, config) if resume else 0
     writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(plan), initial=start, desc="training", unit="step", disable=not progress or rank
+    )
     seconds, tokens, window = 0.0, 0, _Sums()  # time spent in training steps only
     last_eval: dict[str, float] = {}
     for step in range(start, len(plan)):
@@ -135,9 +140,11 @@ def train(
         seconds += time.perf_counter() - began
         window.merge(sums)
         done = step + 1
+        bar.update(1)
         if done % config.log_every == 0 or done == len(plan):
             extra = {"grad_norm": norm, "learning_rate": scheduler.get_last_lr()[0]}
             writer.write(done, "train", {**window.means(), **extra, "tokens": tokens})
+            bar.set_postfix(loss=f"{window.means()['loss']:.4f}")
             window = _Sums()
         due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
         if due and len(eval_set) and rank == 0:
@@ -147,6 +154,7 @@ def train(
             if rank == 0:
                 _save_checkpoint(out, done, model, optimizer, scheduler, config)
             _barrier(world)
+    bar.close()
     summary = _summary(config, train_set, eval_set, plan, start, tokens, seconds, last_eval)
     if rank == 0:
         _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r))

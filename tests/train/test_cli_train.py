@@ -1,0 +1,74 @@
+"""`prefaudit train` and `prefaudit clean-then-train` end to end on tiny models."""
+
+import orjson
+import pytest
+
+pytest.importorskip("torch")
+
+from prefaudit.cli import main  # noqa: E402
+from tests.helpers import preference_task, task_model  # noqa: E402
+
+
+def _write(frame, path):
+    frame.drop(columns="flipped").to_json(path, orient="records", lines=True)
+    return str(path)
+
+
+def test_train_reads_a_config_file_and_flags_override_it(tmp_path, capsys):
+    folder = task_model(tmp_path / "tiny")
+    data = _write(preference_task(40), tmp_path / "pairs.jsonl")
+    config = tmp_path / "train.yaml"
+    config.write_text("max_steps: 5\nbatch_size: 4\nlearning_rate: 0.001\n")
+    out = tmp_path / "run"
+    code = main(
+        ["train", data, "--model", str(folder), "--config", str(config)]
+        + ["--max-steps", "3", "--out", str(out)]
+    )
+    assert code == 0
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["steps"] == 3 and summary["config"]["batch_size"] == 4
+    assert "trained 3 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--loss", "dpo"], "loss must be one of"),
+        (["--label-smoothing", "0.7"], "label_smoothing must be in"),
+        (["--eval-data", "missing.jsonl"], "missing.jsonl"),
+    ],
+)
+def test_train_refuses_bad_settings_with_exit_2(tmp_path, capsys, extra, message):
+    data = _write(preference_task(8), tmp_path / "pairs.jsonl")
+    code = main(["train", data, "--model", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_clean_then_train_beats_raw_training_at_30_percent_flips(tmp_path, capsys):
+    folder = task_model(tmp_path / "tiny")
+    noisy = preference_task(400, flip=0.3, seed=0)
+    data = _write(noisy, tmp_path / "pairs.jsonl")
+    truth = _write(preference_task(100, seed=1, prefix="e"), tmp_path / "eval.jsonl")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("clean:\n  drop: []\n  flip_min_noise: 0.55\n")
+    out = tmp_path / "run"
+    code = main(
+        ["clean-then-train", data, "--policy", str(policy), "--model", str(folder)]
+        + ["--out", str(out), "--embedding-model", "off", "--compare-raw", "--eval-data", truth]
+        + ["--max-steps", "20", "--batch-size", "16", "--learning-rate", "1e-3"]
+    )
+    assert code == 0
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    flipped = {f["pair_id"] for f in manifest["flips"]}
+    planted = set(noisy.index[noisy["flipped"]])
+    assert len(flipped & planted) >= 0.8 * len(planted)
+    assert len(flipped - planted) <= 0.05 * (len(noisy) - len(planted))
+    comparison = orjson.loads((out / "comparison.json").read_bytes())
+    cleaned, raw = comparison["cleaned"], comparison["raw"]
+    assert comparison["steps"] == 20 and comparison["eval_pairs"] == 100
+    assert cleaned["loss"] < raw["loss"]
+    assert cleaned["rewards/margins"] > 1.5 * raw["rewards/margins"]
+    assert cleaned["rewards/accuracies"] >= raw["rewards/accuracies"]
+    assert "raw" in capsys.readouterr().out

@@ -1,0 +1,194 @@
+"""The training loop on tiny models: it learns, accumulation is exact, weights count,
+the audit's reference log-probs are reused, and a killed run resumes to the same result."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orjson
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from prefaudit.train import TrainConfig, train  # noqa: E402
+from tests.helpers import preference_task, task_model  # noqa: E402
+
+QUICK = dict(eval_every=0, save_every=0, warmup_ratio=0.0, log_every=1)
+
+
+def _weights(folder) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model" / "model.safetensors"))
+
+
+def _same_weights(a: dict, b: dict, atol: float = 1e-6) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
+
+
+def test_learns_a_preference_task_and_writes_trl_metrics(tmp_path):
+    folder = task_model(tmp_path / "tiny")
+    held = preference_task(100, seed=1, prefix="e")
+    config = TrainConfig(model=str(folder), learning_rate=1e-3, batch_size=16, max_steps=20)
+    result = train(preference_task(300), config, tmp_path / "run", eval_pairs=held)
+    assert result.eval_metrics["rewards/accuracies"] > 0.9
+    assert result.eval_metrics["loss"] < 0.6  # below log 2, where it starts
+    lines = [orjson.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_bytes().split()]
+    evals = [x for x in lines if x["split"] == "eval"]
+    assert [x["step"] for x in evals] == [20]
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "loss"):
+        assert key in evals[0] and np.isfinite(evals[0][key])
+    assert {x["split"] for x in lines} == {"train", "eval"}
+    summary = orjson.loads((tmp_path / "run" / "summary.json").read_bytes())
+    assert summary["train_pairs"] == 300 and summary["eval_pairs"] == 100
+    assert summary["reference_logps"]["train"] == {"audit": 0, "computed": 300}
+    # The saved model is a plain from_pretrained folder.
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model") is not None
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+    folder = task_model(tmp_path / "tiny")
+    pairs, runs = preference_task(32), []
+    for batch, accumulate in ((8, 1), (4, 2)):
+        config = TrainConfig(
+            model=str(folder),
+            learning_rate=1e-3,
+            batch_size=batch,
+            grad_accumulation=accumulate,
+            max_steps=3,
+            group_by_length=False,  # then batches of 4 are the halves of batches of 8
+            eval_fraction=0.0,
+            **QUICK,
+        )
+        train(pairs, config, tmp_path / f"run{batch}")
+        runs.append(_weights(tmp_path / f"run{batch}"))
+    assert _same_weights(*runs, atol=1e-5)
+
+
+def test_zero_weights_leave_the_model_unchanged(tmp_path):
+    folder = task_model(tmp_path / "tiny")
+    pairs = preference_task(16).assign(weight=0.0)
+    config = TrainConfig(model=str(folder), learning_rate=1e-2, max_steps=2, **QUICK)
+    train(pairs, config, tmp_path / "zero", eval_pairs=pairs.iloc[:0])
+    from safetensors.torch import load_file
+
+    assert _same_weights(_weights(tmp_path / "zero"), load_file(str(folder / "model.safetensors")))
+    unweighted = TrainConfig(**{**config.to_dict(), "use_weights": False})
+    train(pairs, unweighted, tmp_path / "used", eval_pairs=pairs.iloc[:0])
+    assert not _same_weights(_weights(tmp_path / "used"), _weights(tmp_path / "zero"))
+
+
+def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
+    from prefaudit.audit import run_audit
+    from prefaudit.io import load
+    from prefaudit.train.data import write_reference_logps
+
+    folder = task_model(tmp_path / "tiny")
+    source = preference_task(24).drop(columns="flipped")
+    path = tmp_path / "pairs.jsonl"
+    source.to_json(path, orient="records", lines=True)
+    data = load(str(path))
+    audit = run_audit(data, validators=["reference"], params={"reference": {"model": str(folder)}})
+    write_reference_logps(tmp_path / "reference_logps.parquet", audit, data.pairs)
+    cleaned = data.pairs.copy()
+    swap = cleaned.index[:5]  # as cleaning flips them
+    cleaned.loc[swap, ["chosen", "rejected"]] = cleaned.loc[swap, ["rejected", "chosen"]].values
+    config = TrainConfig(model=str(folder), max_steps=1, eval_fraction=0.0, **QUICK)
+    reused = train(
+        cleaned, config, tmp_path / "a", reference_logps=tmp_path / "reference_logps.parquet"
+    )
+    assert reused.summary["reference_logps"]["train"] == {"audit": 24, "computed": 0}
+    fresh = train(cleaned, config, tmp_path / "b")
+    assert fresh.summary["reference_logps"]["train"] == {"audit": 0, "computed": 24}
+    assert _same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    # Scored under another model: nothing is reused.
+    other = TrainConfig(**{**config.to_dict(), "model": str(task_model(tmp_path / "other"))})
+    again = train(
+        cleaned, other, tmp_path / "c", reference_logps=tmp_path / "reference_logps.parquet"
+    )
+    assert again.summary["reference_logps"]["train"]["audit"] == 0
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    folder = task_model(tmp_path / "tiny")
+    path = tmp_path / "pairs.jsonl"
+    preference_task(96).drop(columns="flipped").to_json(path, orient="records", lines=True)
+    flags = ["--model", str(folder), "--max-steps", "120", "--batch-size", "8"]
+    flags += ["--learning-rate", "1e-3", "--save-every", "10", "--eval-every", "40"]
+    from prefaudit.cli import main
+
+    assert main(["train", str(path), *flags, "--out", str(tmp_path / "whole")]) == 0
+
+    kill_after = int(np.random.default_rng().integers(2, 8)) * 10  # a random checkpoint
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    command = [sys.executable, "-m", "prefaudit", "train", str(path), *flags]
+    process = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "killed")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 300
+    while not (checkpoints / f"step-{kill_after:07d}").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    time.sleep(float(np.random.default_rng().uniform(0, 0.05)))  # somewhere in the next steps
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "model").exists()
+
+    resumed = main(["train", str(path), *flags, "--out", str(tmp_path / "killed"), "--resume"])
+    assert resumed == 0
+    assert _same_weights(_weights(tmp_path / "whole"), _weights(tmp_path / "killed"))
+    metrics = [
+        orjson.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_bytes().split()
+    ]
+    whole = [orjson.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_bytes().split()]
+    assert [(m["step"], m["split"]) for m in metrics] == [(m["step"], m["split"]) for m in whole]
+    assert metrics[-1]["loss"] == pytest.approx(whole[-1]["loss"], abs=1e-6)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    folder = task_model(tmp_path / "tiny")
+    config = TrainConfig(model=str(folder), max_steps=4, save_every=2, eval_every=0)
+    train(preference_task(16), config, tmp_path / "run")
+    changed = TrainConfig(**{**config.to_dict(), "learning_rate": 1.0})
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(preference_task(16), changed, tmp_path / "run", resume=True)
+
+
+def test_config_file_errors_name_the_file_and_setting(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("beta: 0.2\nlearnin_rate: 1e-3\n")
+    with pytest.raises(ValueError, match="train.yaml: unknown setting.*learnin_rate"):
+        TrainConfig.from_yaml(path)
+    path.write_text("beta: 0.2\nloss: dpo\n")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig.from_yaml(path)
+    path.write_text("beta: 0.2\nbatch_size: 4\n")
+    assert TrainConfig.from_yaml(path, batch_size=2).batch_size == 2  # flags win
+    assert TrainConfig.from_yaml(path).beta == 0.2
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path):
+    pytest.importorskip("peft")
+    folder = task_model(tmp_path / "tiny")
+    config = TrainConfig(
+        model=str(folder), lora_r=4, learning_rate=1e-2, max_steps=10, batch_size=16, **QUICK
+    )
+    held = preference_task(50, seed=1, prefix="e")
+    result = train(preference_task(200), config, tmp_path / "run", eval_pairs=held)
+    assert result.eval_metrics["rewards/margins"] > 0
+    from safetensors.torch import load_file
+
+    merged, base = _weights(tmp_path / "run"), load_file(str(folder / "model.safetensors"))
+    assert merged.keys() == base.keys()  # a plain model, adapters merged in
+    assert not _same_weights(merged, base)
