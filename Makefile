@@ -60,6 +60,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_coverage.py
 	$(PY) benchmarks/bench_reference.py
 	$(PY) benchmarks/bench_label_noise.py
+	$(PY) benchmarks/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -106,23 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="audit (or reuse an audit) and apply a rule file's clean: policy: writes "
         "cleaned.jsonl, quarantine.jsonl and manifest.json",
     )
-    cleaning.add_argument("data", help="the dataset, as for `prefaudit audit`")
-    cleaning.add_argument(
-        "--policy",
-        dest="policy_file",
-        required=True,
-        metavar="FILE",
-        help="a rule file with a clean: section, e.g. rules/default.yaml",
-    )
-    add_audit_options(cleaning, policy_model=False)
+    add_cleaning_options(cleaning)
     cleaning.add_argument(
         "--audit",
         metavar="DIR",
         help="use the audit saved in DIR (it must be of the same data) instead of auditing",
-    )
-    cleaning.add_argument(
-        "--out",
-        help="output folder (default: reports/<name of DATA>); an audit there of the same data is reused",
     )
     cleaning.set_defaults(handler=cmd_clean)
 
@@ -147,31 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="audit, clean with a policy, then train DPO on the cleaned pairs (--compare-raw: "
         "and on the raw pairs, evaluated on the same held-out pairs)",
     )
-    both.add_argument("data", help="the dataset, as for `prefaudit audit`")
-    both.add_argument(
-        "--policy",
-        dest="policy_file",
-        required=True,
-        metavar="FILE",
-        help="a rule file with a clean: section, e.g. rules/default.yaml",
-    )
-    add_audit_options(both, policy_model=False, load=False)
-    add_load_options(both)
+    add_cleaning_options(both)
     add_train_options(both, skip=("max_length",))  # the audit's --max-length serves both
     both.add_argument(
         "--compare-raw",
         action="store_true",
         help="also train on the raw pairs for the same number of steps; writes comparison.json",
     )
-    both.add_argument(
-        "--out",
-        help="output folder (default: reports/<name of DATA>); an audit there of the same data is reused",
-    )
     both.set_defaults(handler=cmd_clean_then_train)
 
     listing = commands.add_parser("validators", help="list the validators and what they check")
     listing.set_defaults(handler=cmd_validators)
     return parser
+
+
+def add_cleaning_options(parser: argparse.ArgumentParser) -> None:
+    """DATA, --policy FILE (a rule file's clean: section), the audit options and --out."""
+    parser.add_argument("data", help="the dataset, as for `prefaudit audit`")
+    parser.add_argument(
+        "--policy",
+        dest="policy_file",
+        required=True,
+        metavar="FILE",
+        help="a rule file with a clean: section, e.g. rules/default.yaml",
+    )
+    add_audit_options(parser, policy_model=False)
+    parser.add_argument(
+        "--out",
+        help="output folder (default: reports/<name of DATA>); an audit there of the same data is reused",
+    )
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -247,12 +239,9 @@ def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] 
         group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
 
 
-def add_audit_options(
-    parser: argparse.ArgumentParser, *, policy_model: bool = True, load: bool = True
-) -> None:
-    """Options shared by every command that runs an audit (``load``: with the load options)."""
-    if load:
-        add_load_options(parser)
+def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = True) -> None:
+    """Options shared by every command that runs an audit (the load options first)."""
+    add_load_options(parser)
     parser.add_argument(
         "--validators",
         metavar="A,B",
@@ -629,6 +618,8 @@ def cmd_clean_then_train(args: argparse.Namespace) -> int:
     if eval_pairs is None:
         held = held_out(pairs.index, config.eval_fraction, config.seed)
         pairs, eval_pairs = pairs[~held], pairs[held]
+    if args.compare_raw and not len(eval_pairs):
+        raise UsageError("--compare-raw needs held-out pairs: --eval-fraction > 0 or --eval-data")
     reference = out / "reference_logps.parquet"
     runs = {
         "cleaned": train(

@@ -190,8 +190,12 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
         "ref_rejected_logps",
         "chosen_tokens",
         "rejected_tokens",
+        "prompt_tokens",
+        "chosen_key",
+        "rejected_key",
     ]
     assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0
+    assert logps.attrs["reference_model"] == f"{model}|float32"  # what the trainer compares
     assert "reference/truncated_pairs" in capsys.readouterr().out
 
 

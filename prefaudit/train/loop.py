@@ -124,9 +124,9 @@ def train(
     last_eval: dict[str, float] = {}
     for step in range(start, len(plan)):
         began, sums = time.perf_counter(), _Sums()
+        count = sum(len(rows) for rows in plan[step])  # pairs in this optimizer step
         for rows in plan[step]:
             mine = np.array_split(rows, world)[rank]
-            count = sum(len(r) for r in plan[step])
             stats = _pair_stats(wrapped, train_set, mine, pad, config)
             loss = reduce(stats["loss"], stats["weight"], count) * world  # DDP averages
             loss.backward()

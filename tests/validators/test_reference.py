@@ -12,6 +12,7 @@ class StubScorer:
     """Returns given log-probs: the validator's logic, without a model."""
 
     identity = "stub"
+    model_identity = "stub|float32"
     tokens_per_second = 123.0
 
     def __init__(self, logps: dict[str, tuple[float, float]], truncated=()):
