@@ -185,15 +185,9 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
     assert metrics["reference/scored_pairs"] == 1  # the first pair is 9 tokens: reported, not cut
     assert metrics["reference/truncated_pairs"] == 1
     logps = pd.read_parquet(out / "reference_logps.parquet")
-    assert list(logps.columns) == [
-        "ref_chosen_logps",
-        "ref_rejected_logps",
-        "chosen_tokens",
-        "rejected_tokens",
-        "prompt_tokens",
-        "chosen_key",
-        "rejected_key",
-    ]
+    from prefaudit.train.data import REFERENCE_COLUMNS
+
+    assert tuple(logps.columns) == REFERENCE_COLUMNS  # what the trainer reads
     assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0
     assert logps.attrs["reference_model"] == f"{model}|float32"  # what the trainer compares
     assert "reference/truncated_pairs" in capsys.readouterr().out
