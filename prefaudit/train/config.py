@@ -92,7 +92,7 @@ class TrainConfig:
             problems.append(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.eval_fraction < 1:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        for name in ("batch_size", "grad_accumulation", "epochs", "max_length"):
+        for name in ("batch_size", "grad_accumulation", "epochs", "max_length", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
