@@ -71,6 +71,8 @@ def run_ours(args, pairs, out: Path) -> dict:
         "steps": summary["train_seconds"],
         "end to end": total,
         "peak": summary["peak_gpu_memory_gib"],
+        "tokens": summary["train_tokens"],  # every pair once: one epoch, none left out
+        "pairs": summary["train_pairs"],
     }
 
 
@@ -115,19 +117,6 @@ def run_trl(args, pairs, out: Path, *, precompute: bool) -> dict:
     return {"steps": done - built, "end to end": done - began, "peak": peak}
 
 
-def count_tokens(args, pairs) -> int:
-    from prefaudit.models.reference import load_causal_lm, tokenize_pairs
-
-    _, tokenizer = load_causal_lm(args.model)
-    prompts, responses, _ = tokenize_pairs(
-        tokenizer,
-        [p["prompt"] for p in pairs],
-        [[p["chosen"], p["rejected"]] for p in pairs],
-        [None] * len(pairs),
-    )
-    return sum(len(p) + len(c) + len(r) for p, (c, r) in zip(prompts, responses, strict=True))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=16)
@@ -141,13 +130,6 @@ def main() -> None:
 
     torch.manual_seed(0)
     pairs = short_pairs(args.pairs, args.max_chars)
-    tokens = count_tokens(args, pairs)
-    print(
-        f"{len(pairs)} HH pairs, {tokens:,} tokens (prompt + chosen + rejected), "
-        f"batch {args.batch}, {len(pairs) // args.batch} steps, device {args.device}, "
-        f"model {args.model or 'embedded SmolLM2-135M-Instruct'}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
     runs = {}
     with tempfile.TemporaryDirectory() as scratch:
         runs["prefaudit"] = run_ours(args, pairs, Path(scratch) / "ours")
@@ -157,6 +139,14 @@ def main() -> None:
                 args, pairs, Path(scratch) / "trl2", precompute=True
             )
     ours = runs["prefaudit"]
+    tokens = ours["tokens"]
+    assert ours["pairs"] == len(pairs), "a pair was left out: the loops would differ"
+    print(
+        f"\n{len(pairs)} HH pairs, {tokens:,} tokens (prompt + chosen + rejected), "
+        f"batch {args.batch}, {len(pairs) // args.batch} steps, device {args.device}, "
+        f"model {args.model or 'embedded SmolLM2-135M-Instruct'}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(
         "\n| loop | steps s | tokens/s | end-to-end s | tokens/s | prefaudit speed-up | peak GiB |"
     )

@@ -27,8 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"prefaudit: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception:  # a bug: never let it look like "rules failed" (1) to a CI system
+    except Exception as err:  # a bug: never let it look like "rules failed" (1) to a CI system
         import traceback
+
+        from prefaudit.models.reference import ReferenceModelUnavailable
+
+        if isinstance(err, ReferenceModelUnavailable):  # --ref-model, --policy, --model
+            print(f"prefaudit: error: {err}", file=sys.stderr)
+            return EXIT_USAGE
 
         traceback.print_exc()
         print(

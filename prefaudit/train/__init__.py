@@ -6,8 +6,7 @@ pandas or torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from prefaudit._lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": "prefaudit.train.config",
@@ -21,7 +20,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'prefaudit.train' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

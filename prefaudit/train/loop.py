@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -75,31 +74,21 @@ def train(
     checkpoint in ``out``."""
     import torch
 
-    from prefaudit.models.reference import load_causal_lm, model_identity
+    from prefaudit.models.reference import load_causal_lm
 
     out = Path(out)
     rank, world = _launch()
     device, dtype = _placement(config, rank)
     torch.manual_seed(config.seed)
-    random.seed(config.seed)
     model, tokenizer = load_causal_lm(config.model, dtype=dtype)
     model.to(device)
     if eval_pairs is None:
         held = held_out(pairs.index, config.eval_fraction, config.seed)
         pairs, eval_pairs = pairs[~held], pairs[held]
-    sets = []
-    table = None
-    if reference_logps is not None and Path(reference_logps).exists():
-        table = read_reference(Path(reference_logps), model_identity(config.model, dtype))
-    for frame in (pairs, eval_pairs):
-        prepared = prepare(
-            frame, tokenizer, max_length=config.max_length, use_weights=config.use_weights
-        )
-        reused = attach_reference(prepared, table)
-        computed = compute_reference(prepared, model, tokenizer, progress=progress)
-        prepared.reference_source = {"audit": reused, "computed": computed}
-        sets.append(prepared)
-    train_set, eval_set = sets
+    train_set, eval_set = (
+        _prepared(frame, model, tokenizer, config, dtype, reference_logps, progress)
+        for frame in (pairs, eval_pairs)
+    )
     if not len(train_set):
         raise ValueError("no pairs to train on (all held out or left out)")
     if config.lora_r:
@@ -163,6 +152,23 @@ def train(
         write_json(out / "summary.json", summary)
     _barrier(world)
     return TrainResult(out, len(plan), last_eval, summary)
+
+
+def _prepared(frame, model, tokenizer, config, dtype, reference_logps, progress) -> Prepared:
+    """``frame`` tokenised, with its reference log-probs: the audit's where they match (same
+    model and dtype), the others computed under ``model`` before any step."""
+    from prefaudit.models.reference import model_identity
+
+    prepared = prepare(
+        frame, tokenizer, max_length=config.max_length, use_weights=config.use_weights
+    )
+    table = None
+    if reference_logps is not None and Path(reference_logps).exists():
+        table = read_reference(Path(reference_logps), model_identity(config.model, dtype))
+    reused = attach_reference(prepared, table)
+    computed = compute_reference(prepared, model, tokenizer, progress=progress)
+    prepared.reference_source = {"audit": reused, "computed": computed}
+    return prepared
 
 
 def evaluate(model, prepared: Prepared, config: TrainConfig, pad: int) -> dict[str, float]:
@@ -377,9 +383,12 @@ def _resume(out: Path, model, optimizer, scheduler, config: TrainConfig) -> int:
         raise ValueError(
             f"--resume: {found[-1]} was trained with other settings ({', '.join(differs)})"
         )
-    missing = set(state["model"]) ^ {n for n, p in model.named_parameters() if p.requires_grad}
-    if missing:
-        raise ValueError(f"--resume: {found[-1]} does not fit this model ({sorted(missing)[:3]})")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    mismatched = set(state["model"]) ^ trainable
+    if mismatched:
+        raise ValueError(
+            f"--resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})"
+        )
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -402,7 +411,7 @@ def _with_lora(model, config: TrainConfig):
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
-        raise RuntimeError("lora_r > 0 needs the peft package: pip install peft") from err
+        raise ValueError("lora_r > 0 needs the peft package: pip install peft") from err
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,

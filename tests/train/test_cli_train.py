@@ -36,6 +36,7 @@ def test_train_reads_a_config_file_and_flags_override_it(tmp_path, capsys):
         (["--loss", "dpo"], "loss must be one of"),
         (["--label-smoothing", "0.7"], "label_smoothing must be in"),
         (["--eval-data", "missing.jsonl"], "missing.jsonl"),
+        ([], "cannot load the model"),  # tmp_path holds no model
     ],
 )
 def test_train_refuses_bad_settings_with_exit_2(tmp_path, capsys, extra, message):
