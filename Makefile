@@ -61,6 +61,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_reference.py
 	$(PY) benchmarks/bench_label_noise.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_report.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -244,6 +244,29 @@ class AuditResult:
         return cls.from_dict(data, flags)
 
 
+def save_outputs(
+    out: str | Path, result: AuditResult, data: LoadedData, *, report: bool = True
+) -> Path:
+    """Write everything an audit leaves in ``out``: ``audit.json``, ``flags.parquet``,
+    ``rejected.jsonl``, ``reference_logps.parquet`` (when the reference pass ran) and, with
+    ``report``, the texts of the flagged pairs and the HTML report ``index.html``."""
+    from prefaudit.fileio import write_jsonl
+
+    out = Path(out)
+    result.save(out)
+    write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
+    if "reference" in result.validators:
+        from prefaudit.train.data import write_reference_logps
+
+        write_reference_logps(out / "reference_logps.parquet", result, data.pairs)
+    if report:
+        from prefaudit.report import write_flagged_texts, write_report
+
+        write_flagged_texts(out, data.pairs, result.flags)
+        write_report(out)
+    return out
+
+
 def default_validators(context: AuditContext | LoadedData, also: Iterable[str] = ()) -> list[str]:
     """Every registered validator that runs by default and whose inputs this audit has, then
     ``also`` (opt-in checks such as ``reference``) where not already there."""

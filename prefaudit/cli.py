@@ -1,4 +1,4 @@
-"""Command line: ``prefaudit audit|demo|validators``.
+"""Command line: ``prefaudit audit|check|clean|train|clean-then-train|report|demo|validators``.
 
 Exit codes: 0 success, 1 failed rules (``prefaudit check``), 2 usage or input errors,
 3 an internal error (a bug). Only argparse is imported at start-up, so ``prefaudit --help`` answers at once; pandas
@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train on the raw pairs for the same number of steps; writes comparison.json",
     )
     both.set_defaults(handler=cmd_clean_then_train)
+
+    report = commands.add_parser(
+        "report",
+        help="render DIR/index.html again from the audit saved in DIR (nothing is recomputed)",
+    )
+    report.add_argument("folder", metavar="DIR", help="an audit's output folder (with audit.json)")
+    report.set_defaults(handler=cmd_report)
 
     listing = commands.add_parser("validators", help="list the validators and what they check")
     listing.set_defaults(handler=cmd_validators)
@@ -307,6 +314,11 @@ def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = T
         "not scored (default: 2048)",
     )
     parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write the HTML report (index.html) and the flagged pairs' texts it shows",
+    )
+    parser.add_argument(
         "--embedding-model",
         metavar="NAME|PATH|off",
         help="sentence-transformers model for semantic checks (default: the embedded "
@@ -333,8 +345,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     writes everything; the other processes only help score pairs under the reference model
     (and the policy) and return (None, data, False).
     """
-    from prefaudit.audit import run_audit
-    from prefaudit.fileio import write_jsonl
+    from prefaudit.audit import run_audit, save_outputs
 
     try:
         data = load_data(args)
@@ -386,12 +397,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
         # Bad input or options: LoadError and MissingInputError are ValueErrors, and so is a
         # parameter value a validator refuses.
         raise UsageError(str(err).strip("'\"")) from err
-    result.save(out)
-    write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
-    if "reference" in result.validators:
-        from prefaudit.train.data import write_reference_logps
-
-        write_reference_logps(out / "reference_logps.parquet", result, data.pairs)
+    save_outputs(out, result, data, report=not args.no_report)
     return result, data, False
 
 
@@ -445,7 +451,8 @@ def print_summary(result, out: Path) -> None:
         for key in _headline(name):
             if key in validator.metrics:
                 print(f"  {key:<40} {_fmt(validator.metrics[key])}")
-    print(f"results in {out}/ (audit.json, flags.parquet, rejected.jsonl)")
+    report = " and the report index.html" if (out / "index.html").exists() else ""
+    print(f"results in {out}/ (audit.json, flags.parquet, rejected.jsonl{report})")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -486,23 +493,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     timings["evaluate rules"] = time.perf_counter() - mark
     failed = any(r.fails_check for r in results)
-    _write_check(out, args, ruleset, results, timings, failed)
+    _write_check(out, args, ruleset, result, results, timings, failed)
     if args.junit:
         from prefaudit.fileio import write_bytes
 
         write_bytes(args.junit, junit_xml(results))
     print_check(results, ruleset.path, out, timings)
+    refresh_report(args, out, data, result)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         print("\n".join(github_annotations(results, ruleset.path)))
     return EXIT_RULES_FAILED if failed else EXIT_OK
 
 
-def _write_check(out: Path, args, ruleset, results, timings, failed: bool) -> None:
+def _write_check(out: Path, args, ruleset, result, results, timings, failed: bool) -> None:
     from prefaudit.fileio import write_json
 
     write_json(
         out / "check.json",
         {
+            "fingerprint": result.fingerprint,  # the report shows rule results of this audit only
             "rules_file": ruleset.path,
             "baseline": args.baseline,
             "passed": not failed,
@@ -545,6 +554,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         if reason not in ("input", "cleaned", "quarantined"):
             print(f"  {reason:<40} {count}")
     print(f"results in {out}/ (cleaned.jsonl, quarantine.jsonl, manifest.json)")
+    refresh_report(args, out)
     return EXIT_OK
 
 
@@ -670,6 +680,7 @@ def cmd_clean_then_train(args: argparse.Namespace) -> int:
                 f"{_fmt(comparison['cleaned'][name]):>10}"
             )
         print(f"comparison in {out / 'comparison.json'}")
+    refresh_report(args, out)
     return EXIT_OK
 
 
@@ -752,6 +763,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(Path(args.out), pairs=args.pairs, seed=args.seed, ref_sample=args.ref_sample)
     return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from prefaudit.report import write_report
+
+    try:
+        path = write_report(args.folder)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise UsageError(str(err).strip("'\"")) from err
+    print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return EXIT_OK
+
+
+def refresh_report(args: argparse.Namespace, out: Path, data=None, result=None) -> None:
+    """Render ``out/index.html`` again after a command added to the audit folder (rule
+    results, cleaning, training); the flagged pairs' texts are saved first if missing."""
+    if getattr(args, "no_report", False) or not (out / "audit.json").exists():
+        return
+    from prefaudit.report import TEXTS_FILE, write_flagged_texts, write_report
+
+    if data is not None and result is not None and not (out / TEXTS_FILE).exists():
+        write_flagged_texts(out, data.pairs, result.flags)
+    print(f"report: {write_report(out)}")
 
 
 def cmd_validators(args: argparse.Namespace) -> int:

@@ -9,11 +9,13 @@ def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
     args = ["demo", "--out", str(tmp_path), "--pairs", "200", "--seed", "3", "--ref-sample", "0"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "SYNTHETIC" in printed
+    assert "SYNTHETIC" in printed and f"open {tmp_path / 'index.html'}" in printed
     for name in (
         "audit.json",
         "flags.parquet",
         "rejected.jsonl",
+        "index.html",
+        "flagged_texts.parquet",
         "data/pairs.jsonl",
         "data/annotations.jsonl",
         "data/planted.json",

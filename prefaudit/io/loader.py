@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ def load(
     *,
     format: str | None = None,
     mapping: dict[str, str] | None = None,
-    annotations: str | None = None,
+    annotations: str | Path | None = None,
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
     file_type: str | None = None,
@@ -92,7 +93,7 @@ def load(
     report.pairs = len(pairs)
     data_hash = source.fingerprint.hexdigest()
     if annotations is not None:
-        extra, annotations_hash = load_annotations(annotations, pairs, report)
+        extra, annotations_hash = load_annotations(str(annotations), pairs, report)
         data_hash += annotations_hash
         if table is not None:  # a long table's own judgements are kept beside the file's
             import pandas as pd

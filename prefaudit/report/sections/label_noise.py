@@ -1,0 +1,51 @@
+"""Label noise: the estimated rate of flipped labels and the suspects, with their evidence."""
+
+from __future__ import annotations
+
+from prefaudit.report import charts
+from prefaudit.report.sections import Problem, num, pct, section
+
+SUSPECTS_SHOWN = 25
+
+
+@section("label_noise", "Label noise: flipped preferences")
+def build(result, inputs):
+    info, m = result.info, result.metrics
+    signals = list(info.get("weights") or info.get("signals_used") or [])
+    context = {
+        "signals": signals,
+        "missing": info.get("signals_missing") or {},
+        "rule": info.get("threshold_rule"),
+        "suspects": [
+            {**row, "text": inputs.text(row["pair_id"])}
+            for row in info.get("suspects", [])[:SUSPECTS_SHOWN]
+        ],
+        "suspects_total": len(info.get("suspects", [])),
+    }
+    overlap = info.get("overlap") or {}
+    if overlap:
+        context["overlap"] = charts.bars(
+            list(overlap),
+            list(overlap.values()),
+            xlabel="flagged pairs",
+            alt="Flagged pairs by which signals point at them",
+        )
+    return context, _problems(m)
+
+
+def _problems(m) -> list[Problem]:
+    rate = m.get("label_noise/estimated_rate")
+    if rate is None or rate < 0.03:
+        return []
+    low, high = (
+        m.get("label_noise/estimated_rate_ci_low"),
+        m.get("label_noise/estimated_rate_ci_high"),
+    )
+    interval = f" (95% CI {pct(low)} to {pct(high)})" if low is not None else ""
+    return [
+        Problem(
+            "high" if rate >= 0.1 else "medium",
+            f"About {pct(rate)} of the labels look flipped{interval}; "
+            f"{num(m.get('label_noise/flagged'))} pairs are flagged as suspects.",
+        )
+    ]

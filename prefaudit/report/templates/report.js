@@ -1,0 +1,188 @@
+// The flagged-pair table: decodes the embedded rows after the page has rendered, then
+// filters, searches, sorts and pages them. Text from the data only ever goes into
+// textContent (never markup), so nothing in it can run or change the page.
+"use strict";
+(function () {
+  const PAGE = 50;
+  const root = document.getElementById("pairs");
+  const blob = document.getElementById("pairs-data");
+  if (!root || !blob) return;
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  };
+  const status = root.querySelector(".table-status");
+  const body = root.querySelector("tbody");
+  const issue = root.querySelector("#pairs-issue");
+  const search = root.querySelector("#pairs-search");
+  const sort = root.querySelector("#pairs-sort");
+  const prev = root.querySelector("#pairs-prev");
+  const next = root.querySelector("#pairs-next");
+  const state = { data: null, rows: [], page: 0, lower: null, open: new Set() };
+
+  async function decode(text) {
+    const binary = atob(text.trim());
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return JSON.parse(await new Response(stream).text());
+  }
+
+  function text(code) {
+    return code === null ? "" : state.data.strings[code];
+  }
+
+  function fillIssues(data) {
+    const counts = new Map();
+    for (const row of data.rows) {
+      for (const found of row[6]) counts.set("v" + found[0], (counts.get("v" + found[0]) || 0) + 1);
+      for (const tag of row[7]) counts.set("t" + tag, (counts.get("t" + tag) || 0) + 1);
+    }
+    data.validators.forEach((name, v) => {
+      if (counts.has("v" + v)) issue.append(new Option(`${name} (${counts.get("v" + v)})`, "v" + v));
+    });
+    data.tags.forEach((name, t) => {
+      if (counts.has("t" + t)) issue.append(new Option(`  ${name} (${counts.get("t" + t)})`, "t" + t));
+    });
+  }
+
+  function matches(row, wanted, needle) {
+    if (wanted) {
+      const n = Number(wanted.slice(1));
+      const hit = wanted[0] === "v" ? row[6].some((f) => f[0] === n) : row[7].includes(n);
+      if (!hit) return false;
+    }
+    if (!needle) return true;
+    if (row[0].toLowerCase().includes(needle)) return true;
+    for (const code of [row[2], row[3], row[4]]) {
+      if (code !== null && state.lower(code).includes(needle)) return true;
+    }
+    return row[6].some((f) => state.lower(f[2]).includes(needle));
+  }
+
+  function lowerCase() {
+    const cache = new Map();
+    return (code) => {
+      let value = cache.get(code);
+      if (value === undefined) {
+        value = state.data.strings[code].toLowerCase();
+        cache.set(code, value);
+      }
+      return value;
+    };
+  }
+
+  const ORDERS = {
+    "score-desc": (a, b) => b[5] - a[5] || (a[0] < b[0] ? -1 : 1),
+    "score-asc": (a, b) => a[5] - b[5] || (a[0] < b[0] ? -1 : 1),
+    id: (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
+    line: (a, b) => (a[1] ?? Infinity) - (b[1] ?? Infinity),
+  };
+
+  function apply() {
+    const needle = search.value.trim().toLowerCase();
+    if (needle && !state.lower) state.lower = lowerCase();
+    state.rows = state.data.rows.filter((row) => matches(row, issue.value, needle));
+    state.rows.sort(ORDERS[sort.value]);
+    state.page = 0;
+    state.open.clear();
+    draw();
+  }
+
+  function detail(row) {
+    const tr = el("tr", "detail");
+    const td = el("td");
+    td.colSpan = 6;
+    const grid = el("div", "sides");
+    [["prompt", row[2]], ["chosen", row[3]], ["rejected", row[4]]].forEach(([label, code]) => {
+      const side = el("div", "side");
+      side.append(el("h4", null, label));
+      side.append(el("pre", "text", code === null ? "(text not saved with this audit)" : text(code)));
+      grid.append(side);
+    });
+    td.append(grid);
+    const reasons = el("ul", "reasons");
+    for (const found of row[6]) {
+      reasons.append(el("li", null, `${state.data.validators[found[0]]} (score ${found[1].toFixed(3)}): ${text(found[2])}`));
+    }
+    td.append(reasons);
+    tr.append(td);
+    return tr;
+  }
+
+  function line(row) {
+    const tr = el("tr", "pair");
+    tr.tabIndex = 0;
+    tr.append(el("td", "id", row[0]));
+    tr.append(el("td", "num", row[1] ?? ""));
+    tr.append(el("td", "num", row[5].toFixed(3)));
+    const issues = el("td");
+    for (const found of row[6]) {
+      const badge = el("span", "badge", state.data.validators[found[0]]);
+      badge.title = text(found[2]);
+      issues.append(badge);
+    }
+    tr.append(issues);
+    tr.append(el("td", "reason", row[6].map((f) => text(f[2])).join("; ")));
+    const prompt = text(row[2]);
+    tr.append(el("td", "preview", prompt.length > 160 ? prompt.slice(0, 160) + "…" : prompt));
+    const toggle = () => {
+      if (state.open.has(row[0])) state.open.delete(row[0]);
+      else state.open.add(row[0]);
+      draw();
+    };
+    tr.addEventListener("click", toggle);
+    tr.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        toggle();
+      }
+    });
+    return tr;
+  }
+
+  function draw() {
+    const start = state.page * PAGE;
+    const shown = state.rows.slice(start, start + PAGE);
+    const lines = [];
+    for (const row of shown) {
+      lines.push(line(row));
+      if (state.open.has(row[0])) lines.push(detail(row));
+    }
+    body.replaceChildren(...lines);
+    const total = state.rows.length;
+    status.textContent = total
+      ? `pairs ${start + 1}–${start + shown.length} of ${total.toLocaleString("en")}` +
+        (total < state.data.rows.length ? ` (of ${state.data.rows.length.toLocaleString("en")} flagged)` : "")
+      : "no flagged pair matches";
+    prev.disabled = state.page === 0;
+    next.disabled = start + PAGE >= total;
+    if (root.dataset.ready !== "true") performance.mark("prefaudit:table-ready");
+    root.dataset.ready = "true";
+  }
+
+  let timer = null;
+  search.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(apply, 150);
+  });
+  issue.addEventListener("change", apply);
+  sort.addEventListener("change", apply);
+  prev.addEventListener("click", () => { state.page -= 1; draw(); });
+  next.addEventListener("click", () => { state.page += 1; draw(); });
+
+  // Let the page paint first; the rows are decoded right after.
+  requestAnimationFrame(() => setTimeout(async () => {
+    try {
+      state.data = await decode(blob.textContent);
+      fillIssues(state.data);
+      apply();
+    } catch (error) {
+      status.textContent = "the table's data could not be read: " + error;
+      root.dataset.ready = "error";
+      throw error;
+    }
+  }, 0));
+})();

@@ -1,0 +1,205 @@
+"""The report rendered from an audit folder: complete, self-contained, deterministic, escaped."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from html import unescape
+
+import pandas as pd
+import pytest
+
+from prefaudit.audit import run_audit, save_outputs
+from prefaudit.cli import main
+from prefaudit.io import load
+from prefaudit.report import TEXTS_FILE, write_report
+from prefaudit.report.sections import SECTIONS, build_section
+from prefaudit.report.table import _cap, decode, table_data
+from prefaudit.validators.base import VALIDATORS, Validator, empty_flags
+from tests.helpers import pair, write_lines
+
+HOSTILE = "<script>window.__pwned=1</script>"
+
+
+def audited(tmp_path, rows, validators=("content", "duplication")):
+    data = load(write_lines(tmp_path / "pairs.jsonl", rows))
+    out = tmp_path / "out"
+    save_outputs(out, run_audit(data, validators=list(validators)), data)
+    return out
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rows = [pair(f"Question {i}?", f"Answer number {i}.", f"Wrong {i}.") for i in range(8)]
+    rows += [
+        pair(HOSTILE, "Same.", "same."),
+        pair("Repeat?", "Yes.", "No."),
+        pair("Repeat?", "Yes.", "No."),
+    ]
+    return audited(tmp_path, rows)
+
+
+def test_audit_writes_a_self_contained_report_with_every_section(folder):
+    html = (folder / "index.html").read_text("utf-8")
+    for anchor in ("scorecard", "overview", "content", "duplication", "pairs"):
+        assert f'id="{anchor}"' in html
+    # Nothing is fetched: no external address in any src or href, no @import.
+    assert not re.search(r'(src|href)="(?!#|data:)', html)
+    assert "@import" not in html and "http://" not in html.split("<body>")[0]
+    assert "identical" in html and "3 pairs" not in html  # figures, not placeholders
+
+
+def test_the_policy_allows_exactly_the_inline_style_and_script(folder):
+    html = (folder / "index.html").read_text("utf-8")
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    policy = unescape(policy)  # the attribute is HTML-escaped; the browser reads it unescaped
+    assert "default-src 'none'" in policy and "img-src data:" in policy
+    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    script = re.findall(r"<script>(.*?)</script>", html, re.S)
+    assert len(script) == 1 and len(re.findall("<style>", html)) == 1
+
+    def digest(text):
+        return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+    assert f"style-src 'sha256-{digest(style)}'" in policy
+    assert f"script-src 'sha256-{digest(script[0])}'" in policy
+    assert " style=" not in html.split("<body>")[1]  # inline style attributes would be blocked
+
+
+def test_data_text_is_escaped_and_the_table_carries_the_flagged_pairs(folder):
+    html = (folder / "index.html").read_text("utf-8")
+    assert HOSTILE not in html
+    blob = re.search(
+        r'<script type="application/json" id="pairs-data">([^<]*)</script>', html
+    ).group(1)
+    data = decode(blob)
+    flags = pd.read_parquet(folder / "flags.parquet")
+    assert len(data["rows"]) == int(flags["any_issue"].sum()) == 2  # a repeat flags its second copy
+    by_id = {row[0]: row for row in data["rows"]}
+    hostile = next(r for r in data["rows"] if data["strings"][r[2]] == HOSTILE)
+    assert data["strings"][hostile[3]] == "Same." and hostile[1] == 9  # texts and input line
+    assert {data["validators"][v] for v, _, _ in hostile[6]} == {"content", "duplication"}
+    assert "content/identical" in [data["tags"][t] for t in hostile[7]]
+    assert [r[5] for r in data["rows"]] == sorted((r[5] for r in data["rows"]), reverse=True)
+    assert set(by_id) == set(flags.index[flags["any_issue"]])
+
+
+def test_report_command_renders_the_same_file_again(folder, capsys):
+    first = (folder / "index.html").read_bytes()
+    (folder / "index.html").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert (folder / "index.html").read_bytes() == first  # deterministic, charts included
+
+
+def test_report_without_saved_texts_says_so(folder):
+    (folder / TEXTS_FILE).unlink()
+    html = write_report(folder).read_text("utf-8")
+    assert "texts of the pairs were not saved" in html
+
+
+def test_report_of_a_folder_without_an_audit_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no audit.json" in capsys.readouterr().err
+
+
+def test_no_report_option_writes_no_html(tmp_path):
+    data = write_lines(tmp_path / "pairs.jsonl", [pair(), pair("Q", "A", "A")])
+    assert main(["audit", str(data), "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    assert (tmp_path / "o" / "audit.json").exists() and not (tmp_path / "o" / "index.html").exists()
+
+
+def test_check_and_clean_add_their_results_to_the_report(tmp_path, capsys):
+    rows = [pair(f"Q{i}?", f"A{i}.", f"B{i}.") for i in range(6)] + [pair("Q?", "Same", "same")]
+    data = write_lines(tmp_path / "pairs.jsonl", rows)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nmetrics:\n  content/identical_pairs: {max: 0, severity: error}\n"
+        "clean:\n  drop: [content]\n"
+    )
+    out = tmp_path / "o"
+    base = [str(data), "--out", str(out), "--validators", "content"]
+    assert main(["check", *base, "--rules", str(rules)]) == 1
+    html = (out / "index.html").read_text("utf-8")
+    assert "FAILED" in html and "The rule file fails: content/identical_pairs" in html
+    assert main(["clean", *base, "--policy", str(rules)]) == 0
+    html = (out / "index.html").read_text("utf-8")
+    assert 'id="cleaning"' in html and "6 of 7 pairs kept" in html
+
+
+def test_a_validator_without_its_own_section_gets_the_generic_one(tmp_path, monkeypatch):
+    class ShoutValidator(Validator):
+        name = "shout_test"
+        description = "Flags prompts written in capitals."
+        metric_names = ("shout_test/count",)
+
+        def run(self, context):
+            flags = empty_flags(context.pairs.index)
+            flags["issue"] = context.pairs["prompt"].str.isupper().to_numpy()
+            flags["score"] = flags["issue"].astype(float)
+            flags["reason"] = ["capitals" if i else "" for i in flags["issue"]]
+            return self.result(flags, {"shout_test/count": int(flags["issue"].sum())})
+
+    monkeypatch.setitem(VALIDATORS, "shout_test", ShoutValidator)
+    assert "shout_test" not in SECTIONS
+    out = audited(tmp_path, [pair("HELLO?"), pair("hello?")], ("content", "shout_test"))
+    html = (out / "index.html").read_text("utf-8")
+    assert 'id="shout_test"' in html and "Flags prompts written in capitals." in html
+    assert "shout_test/count" in html
+    data = decode(re.search(r'id="pairs-data">([^<]*)<', html).group(1))
+    assert data["validators"] == ["content", "shout_test"] and len(data["rows"]) == 1
+
+
+def test_every_registered_validator_has_its_own_section():
+    from prefaudit.report.sections import _discover
+
+    _discover()
+    assert set(VALIDATORS) <= set(SECTIONS)
+
+
+def test_sections_render_from_an_older_audit_missing_figures(folder):
+    from prefaudit.report.inputs import ReportInputs
+
+    inputs = ReportInputs.read(folder)
+    result = inputs.result.validators["duplication"]
+    stripped = type(result)(result.name, result.flags, {}, {}, result.params)
+    section = build_section("duplication", stripped, inputs)
+    assert section.problems == [] and section.context["groups"] == []
+
+
+def test_text_budget_cuts_long_texts_to_a_common_length():
+    flags = pd.DataFrame(
+        {
+            "content/score": [1.0, 1.0],
+            "content/issue": [True, True],
+            "content/reason": ["x", "y"],
+            "any_issue": [True, True],
+        },
+        index=["a", "b"],
+    )
+    texts = pd.DataFrame(
+        {
+            "prompt": ["p" * 5000, "q"],
+            "chosen": ["c" * 300, "d"],
+            "rejected": ["r" * 100, "e"],
+            "row": [1, 2],
+        },
+        index=["a", "b"],
+    )
+    data = table_data(flags, ["content"], texts, budget=1000)
+    assert data["text_cap"] == 597 and data["texts_cut"] == 1
+    prompt = data["strings"][data["rows"][0][2]]
+    assert prompt.startswith("p" * 597) and "4,403 more characters not shown" in prompt
+    assert table_data(flags, ["content"], texts)["text_cap"] is None
+
+
+@pytest.mark.parametrize(
+    "lengths,budget", [([5, 10, 1000], 300), ([100] * 50, 2500), ([3, 3000, 40], 2000)]
+)
+def test_cap_keeps_the_total_within_the_budget(lengths, budget):
+    import numpy as np
+
+    cap = _cap(np.array(lengths), budget)
+    assert sum(min(n, cap) for n in lengths) <= budget or cap == 200
+    assert sum(min(n, cap + 1) for n in lengths) > budget
