@@ -73,6 +73,12 @@ def test_clean_then_train_beats_raw_training_at_30_percent_flips(tmp_path, capsy
     assert cleaned["rewards/margins"] > 1.5 * raw["rewards/margins"]
     assert cleaned["rewards/accuracies"] >= raw["rewards/accuracies"]
     assert "raw" in capsys.readouterr().out
+    # The audit's report now shows the cleaning and both runs: curves and the comparison.
+    html = (out / "index.html").read_text("utf-8")
+    assert 'id="cleaning"' in html and 'id="training"' in html
+    for run in ("train", "train-raw"):
+        assert html.count(f'alt="loss over the training steps of {run}"') == 1
+    assert "same 100 held-out pairs" in html
 
 
 @pytest.mark.slow
