@@ -91,23 +91,13 @@ def baseline(out: Path) -> Path:
 
 def open_times(path: Path, opens: int) -> tuple[float, float | None]:
     """Median seconds from navigation start to the load event, and to the table drawn."""
-    import os
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
-    executable = os.environ.get("PREFAUDIT_CHROMIUM") or shutil.which("chromium")
+    from tests.report.browser import CHROMIUM_ARGS, chromium_path
+
     loads, tables = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         for _ in range(opens):
             page = browser.new_page()
             page.goto(path.resolve().as_uri(), wait_until="load", timeout=120_000)

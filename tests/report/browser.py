@@ -20,6 +20,18 @@ SCREENSHOTS = Path(
 )
 
 
+# Headless in a sandboxed, offline machine: no background connections (they are refused here,
+# many at a time), no GPU, no first-run or sync machinery.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
 def chromium_path() -> str | None:
     for candidate in (
         os.environ.get("PREFAUDIT_CHROMIUM"),
@@ -46,14 +58,7 @@ def browser_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=CHROMIUM_ARGS,
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
