@@ -67,7 +67,7 @@ def main() -> None:
 
     import krippendorff
 
-    from prefaudit.audit import AuditContext
+    from prefaudit.auditing import AuditContext
     from prefaudit.validators import AgreementValidator
 
     pairs, annotations = build(args.pairs)

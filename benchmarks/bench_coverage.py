@@ -105,7 +105,7 @@ class _Served:
 def analysis(base_vectors: np.ndarray, base_texts: list[str], prompts: int, reference: int) -> None:
     import pandas as pd
 
-    from prefaudit.audit import AuditContext
+    from prefaudit.auditing import AuditContext
     from prefaudit.validators.coverage import CoverageValidator
 
     rng = np.random.default_rng(0)

@@ -112,7 +112,7 @@ def cleanlab_figures(model_flip: np.ndarray, truth: np.ndarray, seed: int) -> di
 def accuracy(name: str, data, embedder, seeds: int) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
-    from prefaudit.audit import run_audit
+    from prefaudit.auditing import run_audit
 
     validators = ["label_noise"] + (["agreement"] if data.annotations is not None else [])
     rows = []
@@ -165,7 +165,7 @@ def accuracy(name: str, data, embedder, seeds: int) -> list[dict]:
 
 def scale(n: int, texts: list[str], dim: int = 384) -> float:
     """Seconds for the validator on n pairs whose embeddings are already computed."""
-    from prefaudit.audit import AuditContext
+    from prefaudit.auditing import AuditContext
     from prefaudit.validators.label_noise import LabelNoiseValidator
 
     rng = np.random.default_rng(0)

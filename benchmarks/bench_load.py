@@ -79,7 +79,7 @@ def measure(tool: str, path: str) -> dict:
         sys.path.insert(0, str(ROOT))
         import pandas  # noqa: F401  (imports are not part of the measured step)
 
-        from prefaudit.audit import run_audit
+        from prefaudit.auditing import run_audit
         from prefaudit.io import load
 
         def step():

@@ -49,7 +49,7 @@ def short_pairs(count: int, max_chars: int) -> list[dict]:
 def run_ours(args, pairs, out: Path) -> dict:
     import pandas as pd
 
-    from prefaudit.train import TrainConfig, train
+    from prefaudit.training import TrainConfig, train
 
     frame = pd.DataFrame(pairs, index=[f"p{i}" for i in range(len(pairs))])
     config = TrainConfig(

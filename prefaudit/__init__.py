@@ -10,19 +10,26 @@ from prefaudit._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "audit": "prefaudit.api",
+    "clean": "prefaudit.api",
+    "train": "prefaudit.api",
+    "CleanResult": "prefaudit.api",
     "load": "prefaudit.io",
     "LoadError": "prefaudit.io",
     "LoadReport": "prefaudit.io",
     "LoadedData": "prefaudit.io",
-    "AuditContext": "prefaudit.audit",
-    "AuditResult": "prefaudit.audit",
-    "run_audit": "prefaudit.audit",
+    "AuditContext": "prefaudit.auditing",
+    "save_outputs": "prefaudit.auditing",
+    "AuditResult": "prefaudit.auditing",
+    "run_audit": "prefaudit.auditing",
     "Validator": "prefaudit.validators",
     "ValidatorResult": "prefaudit.validators",
     "ContentValidator": "prefaudit.validators",
     "available_validators": "prefaudit.validators",
-    "CleaningPolicy": "prefaudit.clean",
-    "TrainConfig": "prefaudit.train",
+    "CleaningPolicy": "prefaudit.cleaning",
+    "TrainConfig": "prefaudit.training",
+    "RuleResult": "prefaudit.rules",
+    "write_report": "prefaudit.report",
 }
 
 __all__ = ["__version__", *_EXPORTS]

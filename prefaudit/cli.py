@@ -219,7 +219,7 @@ def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] 
     text from the dataclass) except ``skip``; flags given override the --config file."""
     from dataclasses import MISSING, fields
 
-    from prefaudit.train.config import TrainConfig
+    from prefaudit.training.config import TrainConfig
 
     parser.add_argument(
         "--model",
@@ -345,7 +345,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     writes everything; the other processes only help score pairs under the reference model
     (and the policy) and return (None, data, False).
     """
-    from prefaudit.audit import run_audit, save_outputs
+    from prefaudit.auditing import run_audit, save_outputs
 
     try:
         data = load_data(args)
@@ -367,7 +367,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
         policy = getattr(args, "policy", None)  # the trained policy model (audit, check)
         if args.ref_model or args.ref_sample or policy:
             if names is None:
-                from prefaudit.audit import default_validators
+                from prefaudit.auditing import default_validators
 
                 names = default_validators(data, also=["reference"])
             elif "reference" not in names:
@@ -411,7 +411,7 @@ def _embedder(option: str | None):
 def _cached_audit(out: Path, data, names, params):
     """The audit saved in ``out`` if this run would compute exactly the same: same input (and
     load options), the same validators, each with the same parameters."""
-    from prefaudit.audit import AuditResult, default_validators
+    from prefaudit.auditing import AuditResult, default_validators
     from prefaudit.validators import create_validator
 
     if not (out / "audit.json").exists() or not (out / "flags.parquet").exists():
@@ -561,7 +561,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def _clean_into(args: argparse.Namespace, out: Path):
     """Audit (or reuse an audit), apply the policy file's clean: section and write the
     cleaned files into ``out``; returns (Cleaned, the loaded data)."""
-    from prefaudit.clean import clean, write_cleaned
+    from prefaudit.cleaning import clean, write_cleaned
     from prefaudit.rules import RuleFileError, load_rules
 
     try:
@@ -582,7 +582,7 @@ def _clean_into(args: argparse.Namespace, out: Path):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from prefaudit.train import train
+    from prefaudit.training import train
 
     config = _train_config(args)
     out = Path(args.out) if args.out else _out_dir(args) / "train"
@@ -611,8 +611,8 @@ def cmd_clean_then_train(args: argparse.Namespace) -> int:
 
     from prefaudit.fileio import write_json
     from prefaudit.io import load
-    from prefaudit.train import train
-    from prefaudit.train.data import held_out
+    from prefaudit.training import train
+    from prefaudit.training.data import held_out
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UsageError(
@@ -688,7 +688,7 @@ def _train_config(args: argparse.Namespace):
     """TrainConfig from --config, the flags given on top, and --model."""
     from dataclasses import fields
 
-    from prefaudit.train import TrainConfig
+    from prefaudit.training import TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     given.pop("model", None)
@@ -741,7 +741,7 @@ def load_data(args: argparse.Namespace):
 
 def _saved_audit(args: argparse.Namespace, folder: Path):
     """(the audit saved in ``folder``, the loaded data), refusing an audit of other data."""
-    from prefaudit.audit import AuditResult
+    from prefaudit.auditing import AuditResult
 
     try:
         data = load_data(args)

@@ -469,7 +469,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ):
     """Generate the demo data into ``out/data``, audit it into ``out``, and report what was found."""
-    from prefaudit.audit import run_audit, save_outputs
+    from prefaudit.auditing import run_audit, save_outputs
     from prefaudit.cli import print_summary
     from prefaudit.io import load
     from prefaudit.models import EMBEDDED_MODELS, embedded_model_path
@@ -487,7 +487,7 @@ def run_demo(
     params = {"duplication": {"against": eval_prompts}, "coverage": {"reference": eval_prompts}}
     validators = None
     if ref_sample:  # the reference model on CPU: a stated sample, as --ref-sample does
-        from prefaudit.audit import default_validators
+        from prefaudit.auditing import default_validators
 
         validators = default_validators(loaded, also=["reference"])
         params["reference"] = {"sample": ref_sample}

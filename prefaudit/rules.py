@@ -194,8 +194,8 @@ class _Parser:
         return RuleSet(self.path, tuple(rules), tolerance, drift_severity, policy)
 
     def clean(self, node):
-        """The cleaning policy (see prefaudit.clean for what each key does)."""
-        from prefaudit.clean import WEIGHTS, CleaningPolicy
+        """The cleaning policy (see prefaudit.cleaning for what each key does)."""
+        from prefaudit.cleaning import WEIGHTS, CleaningPolicy
         from prefaudit.validators import VALIDATORS
 
         spec = self.fields(node, "clean", _CLEAN_KEYS)

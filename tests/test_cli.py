@@ -121,12 +121,12 @@ def test_a_file_whose_rows_are_all_rejected_still_gets_an_audit(tmp_path, capsys
 
 
 def test_an_internal_error_exits_3_not_1(tmp_path, capsys, monkeypatch):
-    import prefaudit.audit
+    import prefaudit.auditing
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(prefaudit.audit, "run_audit", broken)
+    monkeypatch.setattr(prefaudit.auditing, "run_audit", broken)
     data = write_lines(tmp_path / "pairs.jsonl", [pair()])
     assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 3
     assert "internal error" in capsys.readouterr().err
@@ -185,7 +185,7 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
     assert metrics["reference/scored_pairs"] == 1  # the first pair is 9 tokens: reported, not cut
     assert metrics["reference/truncated_pairs"] == 1
     logps = pd.read_parquet(out / "reference_logps.parquet")
-    from prefaudit.train.data import REFERENCE_COLUMNS
+    from prefaudit.training.data import REFERENCE_COLUMNS
 
     assert tuple(logps.columns) == REFERENCE_COLUMNS  # what the trainer reads
     assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0

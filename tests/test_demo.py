@@ -23,7 +23,7 @@ def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     audit = orjson.loads((tmp_path / "audit.json").read_bytes())
     assert audit["load"]["pairs"] == 200 and audit["load"]["rejected_rows"] == 3
-    from prefaudit.audit import AuditResult
+    from prefaudit.auditing import AuditResult
 
     rows = planted_found(
         AuditResult.read(tmp_path), orjson.loads((tmp_path / "data" / "planted.json").read_bytes())

@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from prefaudit.audit import run_audit
+from prefaudit.auditing import run_audit
 from prefaudit.cli import main
 from prefaudit.io import load
 from prefaudit.rules import RuleFileError, evaluate, junit_xml, load_rules

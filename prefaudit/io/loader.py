@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from prefaudit.io.readers import open_records
+from prefaudit.io.readers import open_records, open_table
 from prefaudit.io.schema import (
     DEFAULT_MAX_CHARS,
     ON_BAD_ROW,
@@ -44,7 +44,7 @@ class LoadedData:
 
 
 def load(
-    path: str,
+    path: str | Path | Any,
     *,
     format: str | None = None,
     mapping: dict[str, str] | None = None,
@@ -53,7 +53,8 @@ def load(
     max_chars: int = DEFAULT_MAX_CHARS,
     file_type: str | None = None,
 ) -> LoadedData:
-    """Load preference pairs from a file, folder or ``hf:org/name[:split]``.
+    """Load preference pairs from a file, folder or ``hf:org/name[:split]``, or from an
+    in-memory pandas ``DataFrame`` or Hugging Face ``Dataset`` (rows checked the same way).
 
     ``format`` forces the shape (flat, conversational, hh, side_by_side, annotations);
     ``mapping`` maps canonical fields to the input's columns, e.g. ``{"prompt": "instruction"}``.
@@ -66,12 +67,21 @@ def load(
     >>> data = load(str(path))
     >>> data.report.rows_read, data.report.pairs, data.report.rejected[0].reason[:14]
     (2, 1, 'malformed JSON')
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"question": ["Hi"], "chosen": ["Hello!"], "rejected": [None]})
+    >>> data = load(frame, mapping={"prompt": "question"})
+    >>> data.report.summary(), data.report.rejected[0].field
+    ('1 rows read, 0 accepted, 1 rejected -> 0 pairs', 'rejected')
     """
     if on_bad_row not in ON_BAD_ROW:
         raise LoadError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
     if format is not None and format not in SHAPES:
         raise LoadError(f"unknown format {format!r}; expected one of {', '.join(SHAPES)}")
-    source = open_records(str(path), file_type)
+    if isinstance(path, (str, Path)):
+        source = open_records(str(path), file_type)
+    else:
+        source = open_table(path)
+        path = source.name
     report = LoadReport(files=[source.name], file_type=source.file_type)
     head, sample = _read_ahead(source.items)
     columns = {key for record in sample for key in record}

@@ -308,6 +308,31 @@ def _parquet_items(path: Path, source: RecordSource) -> Iterator[Item]:
             yield number, record
 
 
+def open_table(table: Any) -> RecordSource:
+    """Records of an in-memory table: a pandas ``DataFrame`` or a Hugging Face ``Dataset``
+    (each row one record, numbered from 1). The fingerprint hashes every record's JSON."""
+    kind = type(table).__name__
+    if hasattr(table, "to_dict") and hasattr(table, "columns"):  # pandas
+        records = table.to_dict(orient="records")
+    elif hasattr(table, "column_names") and hasattr(table, "__iter__"):  # datasets.Dataset
+        records = table
+    else:
+        raise LoadError(
+            f"cannot load a {kind}: expected a path, a pandas DataFrame or a datasets.Dataset"
+        )
+    source = RecordSource(f"<{kind}>", kind, "record", iter(()), [], xxhash.xxh3_128())
+
+    def items() -> Iterator[Item]:
+        for number, record in enumerate(records, 1):
+            source.fingerprint.update(
+                orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+            )
+            yield number, record
+
+    source.items = items()
+    return source
+
+
 def _open_hf(path: str, file_type: str) -> RecordSource:
     try:
         import datasets

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from prefaudit.audit import AuditResult
+from prefaudit.auditing import AuditResult
 from prefaudit.fileio import write_parquet
 from prefaudit.report.table import TEXT_COLUMNS
 
@@ -70,13 +70,18 @@ class ReportInputs:
         return self.texts.loc[pair_id].to_dict()
 
 
-def write_flagged_texts(folder: str | Path, pairs: pd.DataFrame, flags: pd.DataFrame) -> Path:
-    """Save the texts (and input lines) of the pairs with any issue for the report."""
+def flagged_texts(pairs: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """The texts (and input lines) of the pairs with any issue, indexed by pair id."""
     columns = [c for c in (*TEXT_COLUMNS, "row") if c in pairs.columns]
     flagged = flags.index[flags["any_issue"].to_numpy(dtype=bool)]
     texts = pairs.loc[pairs.index.isin(flagged), columns]
     texts.index = texts.index.astype("str").rename("pair_id")
-    return write_parquet(Path(folder) / TEXTS_FILE, texts)
+    return texts
+
+
+def write_flagged_texts(folder: str | Path, pairs: pd.DataFrame, flags: pd.DataFrame) -> Path:
+    """Save :func:`flagged_texts` into ``folder`` for the report."""
+    return write_parquet(Path(folder) / TEXTS_FILE, flagged_texts(pairs, flags))
 
 
 def _json(path: Path) -> dict[str, Any] | None:

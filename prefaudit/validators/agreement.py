@@ -55,7 +55,7 @@ class AgreementValidator(Validator):
     """Inter-rater agreement, per-pair consensus and per-rater reliability.
 
     >>> import pandas as pd
-    >>> from prefaudit.audit import AuditContext
+    >>> from prefaudit.auditing import AuditContext
     >>> pairs = pd.DataFrame({"prompt": ["a", "b"], "chosen": ["x", "y"], "rejected": ["z", "w"]}, index=["p1", "p2"])
     >>> notes = pd.DataFrame({"pair_id": ["p1", "p1", "p2", "p2"], "annotator": ["r1", "r2"] * 2,
     ...                       "label": ["chosen", "chosen", "chosen", "rejected"], "value": [1.0, 1.0, 1.0, 0.0]})

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from prefaudit.audit import AuditContext
+    from prefaudit.auditing import AuditContext
 
 # Every flags table has these columns; validators may add their own (booleans per sub-issue,
 # group ids...). `score` is in [0, 1] and higher always means "more likely a problem".

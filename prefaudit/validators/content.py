@@ -39,7 +39,7 @@ class ContentValidator(Validator):
     a dataset whose chosen responses are mostly the longer ones teaches verbosity.
 
     >>> import pandas as pd
-    >>> from prefaudit.audit import AuditContext
+    >>> from prefaudit.auditing import AuditContext
     >>> pairs = pd.DataFrame({"prompt": ["Q1", "Q2"], "chosen": ["Yes.", "Sure, here it is."],
     ...                       "rejected": ["  yes. ", "No."]}, index=["p1", "p2"])
     >>> ContentValidator().run(AuditContext(pairs)).flags["issue"].tolist()

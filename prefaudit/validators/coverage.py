@@ -27,7 +27,7 @@ class CoverageValidator(Validator):
     to a reference set of prompts that matter.
 
     >>> import pandas as pd
-    >>> from prefaudit.audit import AuditContext
+    >>> from prefaudit.auditing import AuditContext
     >>> prompts = ["bake bread at home", "bread to bake", "bake sourdough bread",
     ...            "car engine repair", "repair my car engine", "car engine noise"]
     >>> pairs = pd.DataFrame({"prompt": prompts, "chosen": ["a"] * 6, "rejected": ["b"] * 6})

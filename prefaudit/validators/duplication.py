@@ -44,7 +44,7 @@ class DuplicationValidator(Validator):
     and prompts leaked from an evaluation set.
 
     >>> import pandas as pd
-    >>> from prefaudit.audit import AuditContext
+    >>> from prefaudit.auditing import AuditContext
     >>> pairs = pd.DataFrame({"prompt": ["Q", "q ", "R"], "chosen": ["A", "a", "C"],
     ...                       "rejected": ["B", "b", "C"]}, index=["p1", "p2", "p3"])
     >>> flags = DuplicationValidator(semantic=False).run(AuditContext(pairs)).flags

@@ -42,7 +42,7 @@ class LabelNoiseValidator(Validator):
     """Per-pair probability that the preference is flipped, from every signal available.
 
     >>> import pandas as pd
-    >>> from prefaudit.audit import AuditContext
+    >>> from prefaudit.auditing import AuditContext
     >>> pairs = pd.DataFrame({"prompt": ["q", "q", "q"], "chosen": ["a", "b", "c"],
     ...     "rejected": ["x", "y", "z"], "score_chosen": [9, 2, 5], "score_rejected": [1, 8, 5]})
     >>> result = LabelNoiseValidator(min_pairs=10).run(AuditContext(pairs, embedder=None))

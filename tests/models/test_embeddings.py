@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefaudit.audit import AuditContext
+from prefaudit.auditing import AuditContext
 from prefaudit.models.embedded import embedded_model_path
 from prefaudit.models.embeddings import Embedder, EmbeddingsUnavailable, embedder_from_env
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from prefaudit.audit import run_audit, save_outputs
+from prefaudit.auditing import run_audit, save_outputs
 from prefaudit.io import load
 from tests.helpers import pair, write_lines
 from tests.report.browser import browser_page, open_report, screenshot

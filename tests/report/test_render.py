@@ -10,7 +10,7 @@ from html import unescape
 import pandas as pd
 import pytest
 
-from prefaudit.audit import run_audit, save_outputs
+from prefaudit.auditing import run_audit, save_outputs
 from prefaudit.cli import main
 from prefaudit.io import load
 from prefaudit.report import TEXTS_FILE, write_report

@@ -3,7 +3,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from prefaudit.audit import AuditContext
+from prefaudit.auditing import AuditContext
 from prefaudit.cli import main
 from prefaudit.validators import AgreementValidator
 from tests.helpers import pair, pairs_frame, write_lines
@@ -205,7 +205,7 @@ def test_cli_runs_agreement_with_an_annotations_file(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_alpacaeval_judges(alpaca_file):
-    from prefaudit.audit import run_audit
+    from prefaudit.auditing import run_audit
     from prefaudit.io import load
 
     result = run_audit(load(str(alpaca_file)), validators=["agreement"])

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from prefaudit.audit import AuditContext
+from prefaudit.auditing import AuditContext
 from prefaudit.validators import ContentValidator
 from tests.helpers import pairs_frame
 

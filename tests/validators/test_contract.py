@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefaudit.audit import AuditContext, run_audit
+from prefaudit.auditing import AuditContext, run_audit
 from prefaudit.validators import (
     VALIDATORS,
     MissingInputError,

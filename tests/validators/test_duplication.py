@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from prefaudit.audit import AuditContext, run_audit
+from prefaudit.auditing import AuditContext, run_audit
 from prefaudit.validators.duplication import DuplicationValidator
 from tests.helpers import WordEmbedder, pairs_frame
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefaudit.audit import AuditContext, run_audit
+from prefaudit.auditing import AuditContext, run_audit
 from prefaudit.validators.label_noise import LabelNoiseValidator
 from tests.helpers import WordEmbedder, pairs_frame
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefaudit.audit import AuditContext, run_audit
+from prefaudit.auditing import AuditContext, run_audit
 from prefaudit.models.reference import SCORE_COLUMNS
 from prefaudit.validators.reference import ReferenceValidator
 from tests.helpers import pairs_frame

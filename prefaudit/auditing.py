@@ -164,6 +164,9 @@ class AuditResult:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     notes: list[str] = field(default_factory=list)
+    # The audited data, when this result was computed in this process (not saved in JSON): the
+    # report's flagged-pair texts and the pair-level rules read it.
+    data: LoadedData | None = field(default=None, repr=False, compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -227,6 +230,35 @@ class AuditResult:
     def from_json(cls, text_: str | bytes) -> AuditResult:
         return cls.from_dict(orjson.loads(text_))
 
+    def to_html(self, path: str | Path) -> Path:
+        """Write the HTML report of this audit to ``path`` (one self-contained file).
+
+        >>> import pandas as pd, tempfile, pathlib
+        >>> pairs = pd.DataFrame({"prompt": ["Hi", "Yo"], "chosen": ["Hello!", "Hey."], "rejected": ["Hello!", "Go."]})
+        >>> result = run_audit(pairs, validators=["content"])
+        >>> path = result.to_html(pathlib.Path(tempfile.mkdtemp()) / "report.html")
+        >>> "Content: empty, identical" in path.read_text()
+        True
+        """
+        from prefaudit.fileio import write_bytes
+        from prefaudit.report import ReportInputs, render_report
+        from prefaudit.report.inputs import flagged_texts
+
+        path = Path(path)
+        texts = None if self.data is None else flagged_texts(self.data.pairs, self.flags)
+        html = render_report(ReportInputs(path.parent, self, texts))
+        return write_bytes(path, html.encode("utf-8"))
+
+    def check(self, rules: str | Path, baseline: str | Path | None = None) -> list:
+        """Evaluate a rule file against this audit: one ``RuleResult`` per rule (``status``
+        passed, failed or skipped; ``fails_check`` for a failed rule of severity error).
+        Pair-level rules need the audited data (results computed in this process)."""
+        from prefaudit.rules import baseline_metrics, evaluate, load_rules
+
+        pairs = self.data.pairs if self.data is not None else pd.DataFrame(index=self.pair_ids)
+        old = baseline_metrics(baseline) if baseline is not None else None
+        return evaluate(load_rules(rules), self, pairs, old)
+
     def save(self, out_dir: str | Path) -> Path:
         """Write ``audit.json`` and ``flags.parquet`` into ``out_dir`` (each atomically)."""
         out = Path(out_dir)
@@ -256,7 +288,7 @@ def save_outputs(
     result.save(out)
     write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
     if "reference" in result.validators:
-        from prefaudit.train.data import write_reference_logps
+        from prefaudit.training.data import write_reference_logps
 
         write_reference_logps(out / "reference_logps.parquet", result, data.pairs)
     if report:
@@ -315,6 +347,7 @@ def run_audit(
             data,
             LoadReport(rows_read=len(data), rows_accepted=len(data), pairs=len(data)),
         )
+        data = LoadedData(pairs, annotations, report)
     context = AuditContext(
         pairs,
         annotations,
@@ -356,6 +389,7 @@ def run_audit(
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=list(context.notes),
+        data=data,
     )
 
 

@@ -9,10 +9,10 @@ torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
 from prefaudit.models.reference import load_causal_lm  # noqa: E402
-from prefaudit.train import TrainConfig  # noqa: E402
-from prefaudit.train.data import compute_reference, prepare  # noqa: E402
-from prefaudit.train.loop import _pair_stats  # noqa: E402
-from prefaudit.train.losses import reduce  # noqa: E402
+from prefaudit.training import TrainConfig  # noqa: E402
+from prefaudit.training.data import compute_reference, prepare  # noqa: E402
+from prefaudit.training.loop import _pair_stats  # noqa: E402
+from prefaudit.training.losses import reduce  # noqa: E402
 from tests.helpers import save_tiny_model  # noqa: E402
 
 # Completions start with a space, so TRL's joint tokenisation splits where ours does.

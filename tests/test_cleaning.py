@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefaudit.clean import CleaningPolicy, clean, write_cleaned
+from prefaudit.cleaning import CleaningPolicy, clean, write_cleaned
 from prefaudit.rules import RuleFileError, load_rules
 from tests.helpers import pairs_frame
 

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from prefaudit.train.losses import LOSSES, reduce  # noqa: E402
+from prefaudit.training.losses import LOSSES, reduce  # noqa: E402
 
 CHOSEN = torch.tensor([0.5, -1.0, 2.0, 0.0])
 REJECTED = torch.tensor([-0.5, 1.0, 0.0, 0.0])

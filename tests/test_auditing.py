@@ -2,7 +2,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from prefaudit.audit import AuditContext, AuditResult, run_audit
+from prefaudit.auditing import AuditContext, AuditResult, run_audit
 from prefaudit.io import load
 from prefaudit.validators import VALIDATORS, Validator, empty_flags, register
 from tests.helpers import pair, pairs_frame, write_lines

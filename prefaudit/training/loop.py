@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefaudit.train.config import TrainConfig
-from prefaudit.train.data import (
+from prefaudit.training.config import TrainConfig
+from prefaudit.training.data import (
     Prepared,
     attach_reference,
     compute_reference,
@@ -31,7 +31,7 @@ from prefaudit.train.data import (
     prepare,
     read_reference,
 )
-from prefaudit.train.losses import LOSSES, reduce
+from prefaudit.training.losses import LOSSES, reduce
 
 log = logging.getLogger(__name__)
 

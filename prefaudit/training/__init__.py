@@ -9,12 +9,12 @@ from __future__ import annotations
 from prefaudit._lazy import lazy_exports
 
 _EXPORTS = {
-    "TrainConfig": "prefaudit.train.config",
-    "LOSSES": "prefaudit.train.losses",
-    "METRICS": "prefaudit.train.loop",
-    "TrainResult": "prefaudit.train.loop",
-    "evaluate": "prefaudit.train.loop",
-    "train": "prefaudit.train.loop",
+    "TrainConfig": "prefaudit.training.config",
+    "LOSSES": "prefaudit.training.losses",
+    "METRICS": "prefaudit.training.loop",
+    "TrainResult": "prefaudit.training.loop",
+    "evaluate": "prefaudit.training.loop",
+    "train": "prefaudit.training.loop",
 }
 
 __all__ = list(_EXPORTS)

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from prefaudit.train import TrainConfig, train  # noqa: E402
+from prefaudit.training import TrainConfig, train  # noqa: E402
 from tests.helpers import preference_task, task_model  # noqa: E402
 
 QUICK = dict(eval_every=0, save_every=0, warmup_ratio=0.0, log_every=1)
@@ -84,9 +84,9 @@ def test_zero_weights_leave_the_model_unchanged(tmp_path):
 
 
 def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
-    from prefaudit.audit import run_audit
+    from prefaudit.auditing import run_audit
     from prefaudit.io import load
-    from prefaudit.train.data import write_reference_logps
+    from prefaudit.training.data import write_reference_logps
 
     folder = task_model(tmp_path / "tiny")
     source = preference_task(24).drop(columns="flipped")

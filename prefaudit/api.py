@@ -1,0 +1,205 @@
+"""The Python API: the CLI's commands as functions, on files, DataFrames or datasets.
+
+``prefaudit.load``, ``prefaudit.audit``, ``prefaudit.clean`` and ``prefaudit.train`` accept a
+path (any format ``prefaudit audit`` reads), a pandas ``DataFrame`` or a Hugging Face
+``Dataset``; what they return holds pandas tables, and ``clean`` gives the cleaned pairs back
+as the kind of table it was given. The modules underneath are named ``auditing``,
+``cleaning`` and ``training`` so that these functions can have the short names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prefaudit.auditing import AuditResult, run_audit, save_outputs
+from prefaudit.io import LoadedData, load
+
+
+def audit(
+    data: Any,
+    *,
+    validators: Iterable[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    annotations: str | Path | None = None,
+    mapping: Mapping[str, str] | None = None,
+    format: str | None = None,
+    against: str | Path | None = None,
+    coverage_reference: str | Path | None = None,
+    reference_model: str | None = None,
+    reference_sample: int | None = None,
+    embedder: Any = "env",
+    out: str | Path | None = None,
+) -> AuditResult:
+    """Audit preference pairs, as ``prefaudit audit`` does.
+
+    ``data``: a path, a ``DataFrame``, a ``datasets.Dataset`` or a :func:`load` result;
+    ``mapping`` and ``format`` are :func:`load`'s. ``against``: an evaluation set for the
+    leakage check; ``coverage_reference``: prompts that matter; ``reference_model``: a causal
+    LM (name, folder, or "embedded") to score the pairs under, on ``reference_sample`` of them.
+    ``embedder`` is :func:`prefaudit.auditing.run_audit`'s. With ``out``, everything the CLI
+    writes (audit.json, flags.parquet, index.html...) is written there.
+
+    >>> import pandas as pd, prefaudit
+    >>> pairs = pd.DataFrame({
+    ...     "prompt": ["Capital of France?", "2+2?", "Say hi"],
+    ...     "chosen": ["Paris.", "Four.", "Hi!"],
+    ...     "rejected": ["Lyon.", "Four.", "No."]})
+    >>> result = prefaudit.audit(pairs, validators=["content"])
+    >>> result.metrics["content/identical_pairs"]
+    1
+    >>> result.flags.loc[result.flags["any_issue"], "content/reason"].tolist()
+    ['chosen and rejected are identical after normalisation']
+    """
+    loaded = data if isinstance(data, LoadedData) else _load(data, mapping, format, annotations)
+    names = list(validators) if validators is not None else None
+    settings = {name: dict(values) for name, values in (params or {}).items()}
+    for key, value, validator in (
+        ("against", against, "duplication"),
+        ("reference", coverage_reference, "coverage"),
+    ):
+        if value is not None:
+            settings.setdefault(validator, {})[key] = str(value)
+    if reference_model is not None or reference_sample is not None:
+        if names is None:
+            from prefaudit.auditing import default_validators
+
+            names = default_validators(loaded, also=["reference"])
+        elif "reference" not in names:
+            names.append("reference")
+        model = None if reference_model in (None, "embedded") else reference_model
+        settings.setdefault("reference", {}).update(model=model, sample=reference_sample)
+    result = run_audit(loaded, validators=names, params=settings, embedder=embedder)
+    if out is not None:
+        save_outputs(out, result, loaded)
+    return result
+
+
+@dataclass
+class CleanResult:
+    """What :func:`clean` returns: the cleaned pairs and the quarantine as tables of the kind
+    the data came in (``DataFrame`` or ``Dataset``), the flips, the counts, and the audit."""
+
+    pairs: Any
+    quarantine: Any
+    flips: list[dict[str, str]]
+    counts: dict[str, int]
+    audit: AuditResult
+
+
+def clean(
+    data: Any,
+    policy: Any = "rules/default.yaml",
+    *,
+    result: AuditResult | None = None,
+    out: str | Path | None = None,
+    **audit_options: Any,
+) -> CleanResult:
+    """Clean pairs with a policy, as ``prefaudit clean`` does; no pair is lost (each is in the
+    cleaned pairs or in the quarantine, with its reasons).
+
+    ``policy``: a rule file with a ``clean:`` section, a ``CleaningPolicy``, or a dict of its
+    fields. ``result``: an audit of ``data`` to use (else :func:`audit` runs, with
+    ``audit_options``). With ``out``, the audit and cleaned.jsonl, quarantine.jsonl and
+    manifest.json are written there.
+
+    >>> import pandas as pd, prefaudit
+    >>> pairs = pd.DataFrame({"prompt": ["Q1", "Q2"], "chosen": ["Yes.", "Same"], "rejected": ["No.", "same"]})
+    >>> cleaned = prefaudit.clean(pairs, {"drop": ["content"]}, validators=["content"])
+    >>> cleaned.counts["cleaned"], cleaned.counts["quarantined"], type(cleaned.pairs).__name__
+    (1, 1, 'DataFrame')
+    """
+    from prefaudit.cleaning import CleaningPolicy, write_cleaned
+    from prefaudit.cleaning import clean as apply_policy
+
+    if isinstance(policy, (str, Path)):
+        from prefaudit.rules import load_rules
+
+        policy_file, policy = policy, load_rules(policy).clean
+        if policy is None:
+            raise ValueError(f"{policy_file}: no clean: section (the cleaning policy)")
+    elif isinstance(policy, Mapping):
+        policy = CleaningPolicy(**{k: tuple(v) if k == "drop" else v for k, v in policy.items()})
+    if result is None:
+        result = audit(data, out=out, **audit_options)
+    elif result.data is None:
+        raise ValueError("result: an audit computed in this process is needed (it holds the pairs)")
+    loaded = result.data
+    cleaned = apply_policy(loaded.pairs, result.flags, policy)
+    if out is not None:
+        write_cleaned(Path(out), cleaned, policy, loaded.report.fingerprint)
+    return CleanResult(
+        _like(data, pd.DataFrame(cleaned.cleaned)),
+        _like(data, pd.DataFrame(cleaned.quarantine)),
+        cleaned.flips,
+        cleaned.counts,
+        result,
+    )
+
+
+def train(
+    data: Any,
+    config: Any = None,
+    *,
+    out: str | Path = "reports/train",
+    eval_data: Any = None,
+    reference_logps: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    **settings: Any,
+):
+    """Train DPO, as ``prefaudit train`` does; returns a ``TrainResult`` (``out``, ``steps``,
+    ``eval_metrics``, ``summary``) and writes the model, metrics.jsonl and summary.json to
+    ``out``.
+
+    ``data``: a path, ``DataFrame``, ``Dataset``, :func:`load` result or :func:`clean` result
+    (its cleaned pairs). ``config``: a ``TrainConfig`` or a YAML file of its fields;
+    ``settings`` override single fields (``max_steps=50``, ``model="path/or/name"``).
+    ``eval_data``: held-out pairs (default: a stable share of ``data``). Needs the ``models``
+    extra (torch, transformers); notebooks/02_clean_then_train.ipynb runs it end to end.
+    """
+    from prefaudit.training import TrainConfig
+    from prefaudit.training import train as run_training
+
+    if config is None:
+        config = TrainConfig(**settings)
+    elif isinstance(config, (str, Path)):
+        config = TrainConfig.from_yaml(config, **settings)
+    elif settings:
+        config = replace(config, **settings)
+    eval_pairs = None if eval_data is None else _pairs(eval_data)
+    return run_training(
+        _pairs(data),
+        config,
+        out,
+        eval_pairs=eval_pairs,
+        reference_logps=reference_logps,
+        resume=resume,
+        progress=progress,
+    )
+
+
+def _load(data: Any, mapping, format, annotations) -> LoadedData:
+    return load(data, mapping=dict(mapping or {}), format=format, annotations=annotations)
+
+
+def _pairs(data: Any) -> pd.DataFrame:
+    """The PairSet of anything :func:`train` accepts."""
+    if isinstance(data, CleanResult):
+        data = data.pairs
+    if isinstance(data, LoadedData):
+        return data.pairs
+    return load(data).pairs
+
+
+def _like(original: Any, frame: pd.DataFrame) -> Any:
+    """``frame`` as a ``datasets.Dataset`` when the data came as one, else as it is."""
+    if type(original).__name__ == "Dataset" and hasattr(original, "column_names"):
+        import datasets
+
+        return datasets.Dataset.from_pandas(frame, preserve_index=False)
+    return frame

@@ -1,0 +1,93 @@
+"""The Python API: the CLI's commands as functions on files, DataFrames and datasets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import prefaudit
+from tests.helpers import pair, write_lines
+
+ROWS = [pair(f"Question {i}?", f"A fine answer {i}.", f"Wrong {i}.") for i in range(6)] + [
+    pair("Same?", "Identical.", "identical.")
+]
+
+
+def test_audit_accepts_a_path_a_dataframe_and_a_dataset_alike(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    path = write_lines(tmp_path / "pairs.jsonl", ROWS)
+    frame = pd.DataFrame(ROWS)
+    results = [
+        prefaudit.audit(source, validators=["content"])
+        for source in (path, str(path), frame, datasets.Dataset.from_pandas(frame))
+    ]
+    for result in results:
+        assert result.metrics["content/identical_pairs"] == 1
+        assert isinstance(result.flags, pd.DataFrame) and int(result.flags["any_issue"].sum()) == 1
+    # The same rows give the same pair ids whatever they came in.
+    assert all(r.pair_ids == results[0].pair_ids for r in results)
+    assert results[2].load.files == ["<DataFrame>"] and results[3].load.files == ["<Dataset>"]
+
+
+def test_a_bad_row_in_a_dataframe_is_rejected_with_its_row_and_field():
+    frame = pd.DataFrame([*ROWS, {"prompt": "Q", "chosen": 7, "rejected": "x"}])
+    result = prefaudit.audit(frame, validators=["content"])
+    (issue,) = result.load.rejected
+    assert (issue.line, issue.field) == (8, "chosen") and len(result.pair_ids) == 7
+
+
+def test_audit_writes_the_cli_outputs_and_the_report(tmp_path):
+    out = tmp_path / "out"
+    result = prefaudit.audit(pd.DataFrame(ROWS), validators=["content"], out=out)
+    for name in ("audit.json", "flags.parquet", "index.html", "flagged_texts.parquet"):
+        assert (out / name).exists(), name
+    html = result.to_html(tmp_path / "again.html").read_text("utf-8")
+    assert 'id="content"' in html and "Identical." not in html.split('id="pairs-data"')[0]
+
+
+def test_check_evaluates_a_rule_file(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nmetrics:\n  content/identical_pairs: {max: 0, severity: error}\n")
+    results = prefaudit.audit(pd.DataFrame(ROWS), validators=["content"]).check(rules)
+    (only,) = results
+    assert only.status == "failed" and only.fails_check and only.value == 1
+
+
+def test_clean_gives_back_the_kind_of_table_it_was_given_and_loses_nothing(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    frame = pd.DataFrame(ROWS)
+    for data in (frame, datasets.Dataset.from_pandas(frame)):
+        cleaned = prefaudit.clean(data, {"drop": ["content"]}, validators=["content"])
+        assert type(cleaned.pairs) is type(data) and type(cleaned.quarantine) is type(data)
+        assert len(cleaned.pairs) + len(cleaned.quarantine) == len(ROWS)
+        assert cleaned.counts == {"drop: content": 1, "input": 7, "cleaned": 6, "quarantined": 1}
+    out = tmp_path / "clean"
+    cleaned = prefaudit.clean(frame, "rules/default.yaml", validators=["content"], out=out)
+    assert (out / "cleaned.jsonl").exists() and (out / "manifest.json").exists()
+    with pytest.raises(ValueError, match="no clean: section"):
+        rules = tmp_path / "no_clean.yaml"
+        rules.write_text("version: 1\nmetrics:\n  content/identical_pairs: {max: 0}\n")
+        prefaudit.clean(frame, rules)
+
+
+def test_the_functions_keep_their_names_beside_the_modules():
+    import prefaudit.auditing
+    import prefaudit.cleaning
+    import prefaudit.training  # noqa: F401  (importing the modules must not shadow the functions)
+
+    assert callable(prefaudit.audit) and callable(prefaudit.clean) and callable(prefaudit.train)
+    assert prefaudit.train.__module__ == "prefaudit.api"
+
+
+@pytest.mark.models
+def test_train_takes_a_clean_result_and_overrides(tmp_path):
+    from tests.helpers import preference_task, task_model
+
+    folder = task_model(tmp_path / "tiny")
+    pairs = preference_task(40, flip=0.2, seed=0).drop(columns=["flipped"])
+    cleaned = prefaudit.clean(pairs.reset_index(drop=True), {"drop": []}, validators=["content"])
+    result = prefaudit.train(
+        cleaned, model=str(folder), out=tmp_path / "run", max_steps=3, batch_size=8
+    )
+    assert result.steps == 3 and (tmp_path / "run" / "summary.json").exists()
+    assert result.summary["train_pairs"] + result.summary["eval_pairs"] == 40
