@@ -332,6 +332,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if result is None:  # a helper process under torchrun: rank 0 reports
         return EXIT_OK
     print_summary(result, out)
+    if not args.no_report:
+        print(f"report: {out / 'index.html'}")
     return EXIT_OK
 
 
@@ -451,8 +453,7 @@ def print_summary(result, out: Path) -> None:
         for key in _headline(name):
             if key in validator.metrics:
                 print(f"  {key:<40} {_fmt(validator.metrics[key])}")
-    report = " and the report index.html" if (out / "index.html").exists() else ""
-    print(f"results in {out}/ (audit.json, flags.parquet, rejected.jsonl{report})")
+    print(f"results in {out}/ (audit.json, flags.parquet, rejected.jsonl)")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

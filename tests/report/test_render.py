@@ -104,10 +104,13 @@ def test_report_of_a_folder_without_an_audit_exits_2(tmp_path, capsys):
     assert "no audit.json" in capsys.readouterr().err
 
 
-def test_no_report_option_writes_no_html(tmp_path):
+def test_no_report_option_writes_no_html(tmp_path, capsys):
     data = write_lines(tmp_path / "pairs.jsonl", [pair(), pair("Q", "A", "A")])
     assert main(["audit", str(data), "--out", str(tmp_path / "o"), "--no-report"]) == 0
     assert (tmp_path / "o" / "audit.json").exists() and not (tmp_path / "o" / "index.html").exists()
+    assert "report:" not in capsys.readouterr().out
+    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 0
+    assert f"report: {tmp_path / 'o' / 'index.html'}" in capsys.readouterr().out
 
 
 def test_check_and_clean_add_their_results_to_the_report(tmp_path, capsys):
