@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from prefaudit.auditing import AuditResult, run_audit, save_outputs
+from prefaudit.auditing import AuditResult, plan_validators, run_audit, save_outputs
 from prefaudit.io import LoadedData, load
 
 
@@ -56,23 +56,20 @@ def audit(
     ['chosen and rejected are identical after normalisation']
     """
     loaded = data if isinstance(data, LoadedData) else _load(data, mapping, format, annotations)
-    names = list(validators) if validators is not None else None
-    settings = {name: dict(values) for name, values in (params or {}).items()}
-    for key, value, validator in (
-        ("against", against, "duplication"),
-        ("reference", coverage_reference, "coverage"),
-    ):
-        if value is not None:
-            settings.setdefault(validator, {})[key] = str(value)
+    reference = None
     if reference_model is not None or reference_sample is not None:
-        if names is None:
-            from prefaudit.auditing import default_validators
-
-            names = default_validators(loaded, also=["reference"])
-        elif "reference" not in names:
-            names.append("reference")
         model = None if reference_model in (None, "embedded") else reference_model
-        settings.setdefault("reference", {}).update(model=model, sample=reference_sample)
+        reference = {"model": model, "sample": reference_sample}
+    names, settings = plan_validators(
+        loaded,
+        validators,
+        params or {},
+        inputs=(
+            ("against", against, "duplication", "against"),
+            ("coverage_reference", coverage_reference, "coverage", "reference"),
+        ),
+        reference=reference,
+    )
     result = run_audit(loaded, validators=names, params=settings, embedder=embedder)
     if out is not None:
         save_outputs(out, result, loaded)

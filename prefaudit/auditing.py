@@ -299,6 +299,39 @@ def save_outputs(
     return out
 
 
+def plan_validators(
+    data: LoadedData,
+    names: Iterable[str] | None,
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    inputs: Iterable[tuple[str, Any, str, str]] = (),
+    reference: Mapping[str, Any] | None = None,
+) -> tuple[list[str] | None, dict[str, dict[str, Any]]]:
+    """The validators to run and their parameters, once the options that belong to one
+    validator are placed (the CLI and :func:`prefaudit.audit` share this).
+
+    ``inputs``: (option name, value, validator, parameter) for files one validator reads,
+    such as an evaluation set for ``duplication``; a value for a validator not among
+    ``names`` is an error naming the option. ``reference``: settings of the reference-model
+    pass, which adds the ``reference`` validator to the defaults or to ``names``.
+    """
+    names = list(names) if names is not None else None
+    params = {name: dict(values) for name, values in params.items()}
+    for option, value, validator, key in inputs:
+        if not value:
+            continue
+        if names is not None and validator not in names:
+            raise ValueError(f"{option} needs the {validator} validator (add it to the validators)")
+        params.setdefault(validator, {})[key] = str(value)
+    if reference is not None:
+        if names is None:
+            names = default_validators(data, also=["reference"])
+        elif "reference" not in names:
+            names.append("reference")
+        params.setdefault("reference", {}).update(reference)
+    return names, params
+
+
 def default_validators(context: AuditContext | LoadedData, also: Iterable[str] = ()) -> list[str]:
     """Every registered validator that runs by default and whose inputs this audit has, then
     ``also`` (opt-in checks such as ``reference``) where not already there."""

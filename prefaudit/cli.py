@@ -347,7 +347,7 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
     writes everything; the other processes only help score pairs under the reference model
     (and the policy) and return (None, data, False).
     """
-    from prefaudit.auditing import run_audit, save_outputs
+    from prefaudit.auditing import plan_validators, run_audit, save_outputs
 
     try:
         data = load_data(args)
@@ -356,29 +356,23 @@ def run_audit_command(args: argparse.Namespace, out: Path, reuse: bool = False):
             if args.validators
             else None
         )
-        params = parse_params(args.param)
-        # Options that set one validator's parameter: (option, value, validator, parameter).
-        for option, value, validator, key in (
-            ("--against", args.against, "duplication", "against"),
-            ("--coverage-reference", args.coverage_reference, "coverage", "reference"),
-        ):
-            if value:
-                if names is not None and validator not in names:
-                    raise UsageError(f"{option} needs the {validator} validator (--validators ...)")
-                params.setdefault(validator, {})[key] = value
         policy = getattr(args, "policy", None)  # the trained policy model (audit, check)
+        reference = None
         if args.ref_model or args.ref_sample or policy:
-            if names is None:
-                from prefaudit.auditing import default_validators
-
-                names = default_validators(data, also=["reference"])
-            elif "reference" not in names:
-                names.append("reference")
             model = None if args.ref_model in (None, "embedded") else args.ref_model
-            settings = {"model": model, "sample": args.ref_sample, "max_length": args.max_length}
+            reference = {"model": model, "sample": args.ref_sample, "max_length": args.max_length}
             if policy:
-                settings.update(policy=policy, beta=args.beta)
-            params.setdefault("reference", {}).update(settings)
+                reference.update(policy=policy, beta=args.beta)
+        names, params = plan_validators(
+            data,
+            names,
+            parse_params(args.param),
+            inputs=(
+                ("--against", args.against, "duplication", "against"),
+                ("--coverage-reference", args.coverage_reference, "coverage", "reference"),
+            ),
+            reference=reference,
+        )
         launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if launched and int(os.environ.get("RANK", "0")) > 0:
             if names is not None and "reference" in names:  # scored in step with rank 0

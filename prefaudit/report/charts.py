@@ -8,6 +8,7 @@ text from the data that ends up on a chart (cluster names, annotator ids) stays 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import itertools
 from collections.abc import Mapping, Sequence
@@ -43,25 +44,23 @@ def _figure(width: float = 6.4, height: float = 3.0):
 
 
 def _svg(figure, alt: str) -> Chart:
-    import matplotlib
-
     buffer = io.BytesIO()
-    with matplotlib.rc_context(_STYLE):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return Chart(f"data:image/svg+xml;base64,{data}", alt)
 
 
 def _styled(draw):
-    """Run a chart builder under the report's matplotlib style (artists read it when made)."""
+    """Run a chart builder under the report's matplotlib style: artists read it when they are
+    made, the SVG writer when the figure is saved (both happen inside the builder)."""
 
+    @functools.wraps(draw)
     def wrapper(*args, **kwargs) -> Chart:
         import matplotlib
 
         with matplotlib.rc_context(_STYLE):
             return draw(*args, **kwargs)
 
-    wrapper.__doc__, wrapper.__name__ = draw.__doc__, draw.__name__
     return wrapper
 
 

@@ -39,7 +39,7 @@ def table_data(
     flagged pairs' ``prompt``, ``chosen``, ``rejected`` (and ``row``, the input line), indexed
     by pair id, or None when the texts are not available.
     """
-    flagged = flags[flags["any_issue"].to_numpy(dtype=bool)] if len(flags.columns) else flags
+    flagged = flags[flags["any_issue"].to_numpy(dtype=bool)]
     tags = _tags(flagged, validators)
     strings: dict[str, int] = {}
 
@@ -56,7 +56,7 @@ def table_data(
         per_validator.append((v, issue, score, reasons))
     text_codes, cap, cut = _texts(flagged.index, texts, budget, code)
     lines = _lines(flagged.index, texts)
-    tag_marks = [flagged[column].to_numpy(dtype=bool) for _, column in tags]
+    tag_marks = [flagged[column].to_numpy(dtype=bool) for column in tags]
     rows = []
     for i, pair_id in enumerate(flagged.index):
         issues = [
@@ -71,7 +71,7 @@ def table_data(
     rows.sort(key=lambda row: (-row[5], row[0]))
     return {
         "validators": validators,
-        "tags": [label for label, _ in tags],
+        "tags": tags,
         "strings": list(strings),
         "rows": rows,
         "texts": texts is not None,
@@ -90,8 +90,8 @@ def decode(blob: str) -> dict[str, Any]:
     return orjson.loads(gzip.decompress(base64.b64decode(blob)))
 
 
-def _tags(flagged: pd.DataFrame, validators: list[str]) -> list[tuple[str, str]]:
-    """(label, column) of each validator's boolean sub-issue columns that mark some pair."""
+def _tags(flagged: pd.DataFrame, validators: list[str]) -> list[str]:
+    """Each validator's boolean sub-issue columns (``duplication/leaked``) that mark some pair."""
     tags = []
     for name in validators:
         for column in flagged.columns:
@@ -101,7 +101,7 @@ def _tags(flagged: pd.DataFrame, validators: list[str]) -> list[tuple[str, str]]
                 and flagged[column].dtype == bool
                 and flagged[column].any()
             ):
-                tags.append((column, column))
+                tags.append(column)
     return tags
 
 

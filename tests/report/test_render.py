@@ -47,7 +47,10 @@ def test_audit_writes_a_self_contained_report_with_every_section(folder):
     # Nothing is fetched: no external address in any src or href, no @import.
     assert not re.search(r'(src|href)="(?!#|data:)', html)
     assert "@import" not in html and "http://" not in html.split("<body>")[0]
-    assert "identical" in html and "3 pairs" not in html  # figures, not placeholders
+    # The audit's figures, in the scorecard and in their sections.
+    assert '<span class="value">11</span><span class="label">pairs audited</span>' in html
+    assert "1 pairs have the same chosen and rejected response" in html
+    assert "<dt>identical pairs</dt><dd>1</dd>" in html
 
 
 def test_the_policy_allows_exactly_the_inline_style_and_script(folder):

@@ -9,6 +9,7 @@ section (its description, flagged count and figures).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -95,6 +96,7 @@ def build_section(name: str, result: ValidatorResult, inputs: ReportInputs) -> S
     )
 
 
+@functools.cache
 def _discover() -> None:
     """Import every module of this package (each registers its sections)."""
     for module in pkgutil.iter_modules(__path__):
