@@ -122,13 +122,14 @@ def clean(
     elif isinstance(policy, Mapping):
         policy = CleaningPolicy(**{k: tuple(v) if k == "drop" else v for k, v in policy.items()})
     if result is None:
-        result = audit(data, out=out, **audit_options)
+        result = audit(data, **audit_options)
     elif result.data is None:
         raise ValueError("result: an audit computed in this process is needed (it holds the pairs)")
     loaded = result.data
     cleaned = apply_policy(loaded.pairs, result.flags, policy)
     if out is not None:
         write_cleaned(Path(out), cleaned, policy, loaded.report.fingerprint)
+        save_outputs(out, result, loaded)  # after the manifest, so the report shows the cleaning
     return CleanResult(
         _like(data, pd.DataFrame(cleaned.cleaned)),
         _like(data, pd.DataFrame(cleaned.quarantine)),
@@ -157,27 +158,94 @@ def train(
     (its cleaned pairs). ``config``: a ``TrainConfig`` or a YAML file of its fields;
     ``settings`` override single fields (``max_steps=50``, ``model="path/or/name"``).
     ``eval_data``: held-out pairs (default: a stable share of ``data``). Needs the ``models``
-    extra (torch, transformers); notebooks/02_clean_then_train.ipynb runs it end to end.
+    extra (torch, transformers). One step on the embedded SmolLM2-135M-Instruct (about 20 s on
+    a 2-core CPU; notebooks/02_clean_then_train.ipynb goes further):
+
+    >>> import tempfile, pandas as pd, prefaudit
+    >>> pairs = pd.DataFrame({"prompt": ["Say hi.", "Say bye."], "chosen": ["Hi!", "Bye!"],
+    ...                       "rejected": ["No.", "Hi!"]})
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     run = prefaudit.train(pairs, out=out, max_steps=1, batch_size=2, eval_fraction=0)
+    ...     print(run.steps, run.summary["train_pairs"], sorted(p.name for p in run.out.iterdir()))
+    1 2 ['metrics.jsonl', 'model', 'summary.json']
     """
-    from prefaudit.training import TrainConfig
     from prefaudit.training import train as run_training
 
-    if config is None:
-        config = TrainConfig(**settings)
-    elif isinstance(config, (str, Path)):
-        config = TrainConfig.from_yaml(config, **settings)
-    elif settings:
-        config = replace(config, **settings)
     eval_pairs = None if eval_data is None else _pairs(eval_data)
     return run_training(
         _pairs(data),
-        config,
+        _config(config, settings),
         out,
         eval_pairs=eval_pairs,
         reference_logps=reference_logps,
         resume=resume,
         progress=progress,
     )
+
+
+@dataclass
+class CleanThenTrainResult:
+    """What :func:`clean_then_train` returns: the cleaning, the training runs (``"cleaned"``,
+    and ``"raw"`` when compared; each a ``TrainResult``) and the held-out comparison (None
+    without a raw run)."""
+
+    cleaned: CleanResult
+    runs: dict[str, Any]
+    comparison: dict[str, Any] | None
+
+
+def clean_then_train(
+    data: Any,
+    policy: Any = "rules/default.yaml",
+    config: Any = None,
+    *,
+    out: str | Path,
+    compare_raw: bool = False,
+    eval_data: Any = None,
+    result: AuditResult | None = None,
+    audit_options: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    **settings: Any,
+) -> CleanThenTrainResult:
+    """Audit, clean and train on the cleaned pairs, as ``prefaudit clean-then-train`` does:
+    the audit and cleaned files go to ``out``, the run to ``out/train``; with ``compare_raw``
+    a second run on the raw pairs (same steps, same held-out pairs) goes to ``out/train-raw``
+    and ``out/comparison.json``. The audit's reference log-probs are reused when it scored the
+    pairs under the same model. ``policy``, ``result`` and ``audit_options`` (keywords of
+    :func:`audit`) are :func:`clean`'s; ``config``, ``eval_data`` and ``settings`` are
+    :func:`train`'s. notebooks/02_clean_then_train.ipynb runs it end to end.
+    """
+    from prefaudit.training.compare import train_cleaned
+
+    out = Path(out)
+    cleaned = clean(data, policy, result=result, out=out, **dict(audit_options or {}))
+    pairs = load(out / "cleaned.jsonl").pairs  # what a user of the file trains on
+    done = train_cleaned(
+        pairs,
+        cleaned.audit.data.pairs if compare_raw else None,
+        _config(config, settings),
+        out,
+        eval_pairs=None if eval_data is None else _pairs(eval_data),
+        reference_logps=out / "reference_logps.parquet",
+        resume=resume,
+        progress=progress,
+    )
+    from prefaudit.report import write_report
+
+    write_report(out)  # the report gains the cleaning and the training runs
+    return CleanThenTrainResult(cleaned, done.runs, done.comparison)
+
+
+def _config(config: Any, settings: Mapping[str, Any]):
+    """A TrainConfig from a TrainConfig, a YAML file or None, with ``settings`` on top."""
+    from prefaudit.training import TrainConfig
+
+    if config is None:
+        return TrainConfig(**settings)
+    if isinstance(config, (str, Path)):
+        return TrainConfig.from_yaml(config, **settings)
+    return replace(config, **settings) if settings else config
 
 
 def _load(data: Any, mapping, format, annotations) -> LoadedData:

@@ -602,12 +602,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_clean_then_train(args: argparse.Namespace) -> int:
     """Audit, clean, train on the cleaned pairs; with --compare-raw also on the raw pairs for
     the same number of steps, both evaluated on the same held-out cleaned pairs."""
-    from dataclasses import replace
-
-    from prefaudit.fileio import write_json
     from prefaudit.io import load
-    from prefaudit.training import train
-    from prefaudit.training.data import held_out
+    from prefaudit.training.compare import COMPARED, train_cleaned
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UsageError(
@@ -623,53 +619,28 @@ def cmd_clean_then_train(args: argparse.Namespace) -> int:
     )
     pairs = load(out / "cleaned.jsonl").pairs  # read back as any user of the file would
     try:
-        eval_pairs = _eval_pairs(args)
+        done = train_cleaned(
+            pairs,
+            data.pairs if args.compare_raw else None,
+            config,
+            out,
+            eval_pairs=_eval_pairs(args),
+            reference_logps=out / "reference_logps.parquet",
+            resume=args.resume,
+            progress=True,
+        )
     except (KeyError, ValueError, FileNotFoundError) as err:
         raise UsageError(str(err).strip("'\"")) from err
-    if eval_pairs is None:
-        held = held_out(pairs.index, config.eval_fraction, config.seed)
-        pairs, eval_pairs = pairs[~held], pairs[held]
-    if args.compare_raw and not len(eval_pairs):
-        raise UsageError("--compare-raw needs held-out pairs: --eval-fraction > 0 or --eval-data")
-    reference = out / "reference_logps.parquet"
-    runs = {
-        "cleaned": train(
-            pairs,
-            config,
-            out / "train",
-            eval_pairs=eval_pairs,
-            reference_logps=reference,
-            resume=args.resume,
-            progress=True,
-        )
-    }
-    _print_training(runs["cleaned"])
-    if args.compare_raw:
-        raw = data.pairs[~data.pairs.index.isin(eval_pairs.index)]
-        same_budget = replace(config, max_steps=runs["cleaned"].steps)
-        runs["raw"] = train(
-            raw,
-            same_budget,
-            out / "train-raw",
-            eval_pairs=eval_pairs,
-            reference_logps=reference,
-            resume=args.resume,
-            progress=True,
-        )
-        comparison = {
-            "eval_pairs": len(eval_pairs),
-            "steps": runs["cleaned"].steps,
-            **{
-                name: {"train_pairs": run.summary["train_pairs"], **run.eval_metrics}
-                for name, run in runs.items()
-            },
-        }
-        write_json(out / "comparison.json", comparison)
+    for run in done.runs.values():
+        _print_training(run)
+    comparison = done.comparison
+    if comparison is not None:
         print(
-            f"\nheld-out pairs: {len(eval_pairs)} (cleaned labels); {comparison['steps']} steps each"
+            f"\nheld-out pairs: {comparison['eval_pairs']} (cleaned labels); "
+            f"{comparison['steps']} steps each"
         )
         print(f"  {'metric':<22} {'raw':>10} {'cleaned':>10}")
-        for name in ("loss", "rewards/accuracies", "rewards/margins"):
+        for name in COMPARED:
             print(
                 f"  {name:<22} {_fmt(comparison['raw'][name]):>10} "
                 f"{_fmt(comparison['cleaned'][name]):>10}"

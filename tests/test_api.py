@@ -91,3 +91,31 @@ def test_train_takes_a_clean_result_and_overrides(tmp_path):
     )
     assert result.steps == 3 and (tmp_path / "run" / "summary.json").exists()
     assert result.summary["train_pairs"] + result.summary["eval_pairs"] == 40
+
+
+def test_clean_then_train_writes_the_cli_files_and_compares_with_raw(tmp_path):
+    pytest.importorskip("torch")
+    from tests.helpers import preference_task, task_model
+
+    folder = task_model(tmp_path / "tiny")
+    pairs = preference_task(24, flip=0.25).drop(columns="flipped")
+    out = tmp_path / "run"
+    done = prefaudit.clean_then_train(
+        pairs,
+        {"drop": ["content"]},
+        out=out,
+        compare_raw=True,
+        audit_options={"validators": ["content", "label_noise"], "embedder": None},
+        model=str(folder),
+        max_steps=2,
+        batch_size=4,
+        eval_fraction=0.25,
+    )
+    counts = done.cleaned.counts
+    assert counts["cleaned"] + counts["quarantined"] == 24
+    assert set(done.runs) == {"cleaned", "raw"} and done.runs["raw"].steps == 2
+    assert done.comparison["eval_pairs"] == done.runs["cleaned"].summary["eval_pairs"] > 0
+    for name in ("cleaned.jsonl", "manifest.json", "train/summary.json", "comparison.json"):
+        assert (out / name).exists(), name
+    html = (out / "index.html").read_text("utf-8")
+    assert 'id="training"' in html and 'id="cleaning"' in html
