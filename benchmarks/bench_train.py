@@ -16,14 +16,27 @@ tokens once (what the pair is), divided by:
   tokenising, reference precompute and final save; TRL: the ``DPOTrainer`` constructor, which
   tokenises and copies the reference model, plus ``train()``).
 
-TRL is also run with ``precompute_ref_log_probs=True`` (its reference pass before step 1).
+TRL is also run with ``precompute_ref_log_probs=True`` (its reference pass before step 1). On
+CUDA, TRL runs with the model's weights in bf16 (as prefaudit keeps them) and once more with
+float32 weights under its bf16 autocast (``--no-trl-amp`` leaves that run out): prefaudit steps
+bf16 weights through float32 masters, which that run also has.
+
+``--random-weights`` builds the model from ``--model``'s config (or ``--shape``) with random
+weights and saves it, with the tokenizer, into a temporary folder both loops load: for a machine
+the weights cannot be copied to (speed does not depend on the weights' values). ``--rounds``
+runs every loop that many times, alternating; the median counts. On CUDA each loop first runs
+once on two batches, untimed (``--no-warmup``: not).
 
     python benchmarks/bench_train.py [--pairs 16] [--batch 4] [--device cpu] [--model FOLDER]
+    python benchmarks/bench_train.py --device cuda --pairs 512 --batch 16 --rounds 3 \
+        --model FOLDER --random-weights [--shape llama-1b] [--max-chars 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_reference import SHAPES  # noqa: E402
 from realdata import real_pairs  # noqa: E402
 
 
@@ -63,8 +77,9 @@ def run_ours(args, pairs, out: Path) -> dict:
         group_by_length=True,
         device=args.device,
     )
+    _settle(args)
     began = time.perf_counter()
-    result = train(frame, config, out, eval_pairs=frame.iloc[:0])
+    result = train(frame, config, out, eval_pairs=frame.iloc[:0])  # resets the GPU's peak
     total = time.perf_counter() - began
     summary = result.summary
     return {
@@ -76,7 +91,8 @@ def run_ours(args, pairs, out: Path) -> dict:
     }
 
 
-def run_trl(args, pairs, out: Path, *, precompute: bool) -> dict:
+def run_trl(args, pairs, out: Path, *, precompute: bool, amp: bool = False) -> dict:
+    """``amp``: float32 weights under TRL's bf16 autocast (else the weights in bf16 on CUDA)."""
     import torch
     import trl
     from datasets import Dataset
@@ -84,10 +100,12 @@ def run_trl(args, pairs, out: Path, *, precompute: bool) -> dict:
     from prefaudit.models.reference import load_causal_lm
 
     cuda = args.device.startswith("cuda")
-    model, tokenizer = load_causal_lm(args.model, dtype="bfloat16" if cuda else "float32")
+    _settle(args)
+    weights = "bfloat16" if cuda and not amp else "float32"
+    model, tokenizer = load_causal_lm(args.model, dtype=weights)
     model.to(args.device)
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats()  # the model counts: it is still allocated
     config = trl.DPOConfig(
         output_dir=str(out),
         per_device_train_batch_size=args.batch,
@@ -117,6 +135,57 @@ def run_trl(args, pairs, out: Path, *, precompute: bool) -> dict:
     return {"steps": done - built, "end to end": done - began, "peak": peak}
 
 
+def _settle(args) -> None:
+    """The previous run's objects freed (and its GPU memory returned) before the next starts."""
+    gc.collect()
+    if args.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+def random_model(args, folder: Path) -> str:
+    """--model's config (or --shape) with random weights, saved with its tokenizer into
+    ``folder`` in the dtype the loops train in; a description for the table."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if args.shape == "model":
+        config = AutoConfig.from_pretrained(args.model)
+    else:
+        config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
+        config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    torch.manual_seed(0)
+    with torch.device(args.device):  # initialised where it runs (1B on CPU: a minute)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    _settle(args)
+    return f"{args.shape} shape of {args.model}, random weights, {params / 1e6:,.0f}M parameters"
+
+
+def loops(args) -> dict:
+    """name -> run(pairs, out) for every loop compared."""
+    runs = {
+        "prefaudit": lambda pairs, out: run_ours(args, pairs, out),
+        "TRL DPOTrainer": lambda pairs, out: run_trl(args, pairs, out, precompute=False),
+    }
+    if not args.no_trl_precompute:
+        runs["TRL, precompute_ref_log_probs"] = lambda pairs, out: run_trl(
+            args, pairs, out, precompute=True
+        )
+    if args.device.startswith("cuda") and not args.no_trl_amp:
+        runs["TRL, fp32 weights + bf16 autocast"] = lambda pairs, out: run_trl(
+            args, pairs, out, precompute=False, amp=True
+        )
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=16)
@@ -125,27 +194,55 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=None, help="a folder or hub name (default: embedded)")
     parser.add_argument("--no-trl-precompute", action="store_true")
+    parser.add_argument(
+        "--no-trl-amp", action="store_true", help="CUDA: skip TRL's fp32 + autocast"
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="build the model from --model's config (or --shape) with random weights: speed "
+        "does not depend on the weights (for machines the weights cannot be copied to)",
+    )
+    parser.add_argument("--shape", default="model", choices=["model", *SHAPES])
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each loop; median counts")
+    parser.add_argument("--no-warmup", action="store_true", help="CUDA: no untimed first run")
     args = parser.parse_args()
+    if args.random_weights and not args.model:
+        parser.error("--random-weights needs --model FOLDER (its config and tokenizer)")
     import torch
 
+    cuda = args.device.startswith("cuda")
     torch.manual_seed(0)
     pairs = short_pairs(args.pairs, args.max_chars)
-    runs = {}
+    described = args.model or "embedded SmolLM2-135M-Instruct"
+    times: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        runs["prefaudit"] = run_ours(args, pairs, Path(scratch) / "ours")
-        runs["TRL DPOTrainer"] = run_trl(args, pairs, Path(scratch) / "trl", precompute=False)
-        if not args.no_trl_precompute:
-            runs["TRL, precompute_ref_log_probs"] = run_trl(
-                args, pairs, Path(scratch) / "trl2", precompute=True
-            )
+        if args.random_weights:
+            described = random_model(args, Path(scratch) / "model")
+            args.model = str(Path(scratch) / "model")
+        runs = loops(args)
+        if cuda and not args.no_warmup:  # CUDA context, kernels, allocator: out of the figures
+            for k, (name, run) in enumerate(runs.items()):
+                run(pairs[: 2 * args.batch], Path(scratch) / f"warm{k}")
+                print(f"warm-up: {name}", flush=True)
+        for round_ in range(args.rounds):  # rounds alternate the loops
+            for k, (name, run) in enumerate(runs.items()):
+                times.setdefault(name, []).append(run(pairs, Path(scratch) / f"r{round_}-{k}"))
+                print(
+                    f"round {round_ + 1} {name}: steps {times[name][-1]['steps']:.2f} s, "
+                    f"end to end {times[name][-1]['end to end']:.2f} s",
+                    flush=True,
+                )
+    runs = {name: _median(results) for name, results in times.items()}
     ours = runs["prefaudit"]
     tokens = ours["tokens"]
     assert ours["pairs"] == len(pairs), "a pair was left out: the loops would differ"
     print(
         f"\n{len(pairs)} HH pairs, {tokens:,} tokens (prompt + chosen + rejected), "
         f"batch {args.batch}, {len(pairs) // args.batch} steps, device {args.device}, "
-        f"model {args.model or 'embedded SmolLM2-135M-Instruct'}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        f"model {described}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        + (f", {torch.cuda.get_device_name()}" if cuda else "")
+        + (f", median of {args.rounds} rounds" if args.rounds > 1 else "")
     )
     print(
         "\n| loop | steps s | tokens/s | end-to-end s | tokens/s | prefaudit speed-up | peak GiB |"
@@ -162,6 +259,24 @@ def main() -> None:
             f"{'-' if name == 'prefaudit' else speedup} | {peak} |"
         )
     print("\nspeed-up: TRL's time over prefaudit's (steps / end to end); target >= 1.0x on CPU")
+    if args.rounds > 1:
+        for name, results in times.items():
+            steps = [r["steps"] for r in results]
+            ends = [r["end to end"] for r in results]
+            print(
+                f"{name}: steps {min(steps):.2f}-{max(steps):.2f} s, "
+                f"end to end {min(ends):.2f}-{max(ends):.2f} s over {len(results)} rounds"
+            )
+
+
+def _median(results: list[dict]) -> dict:
+    """Each figure's median over the rounds (peak memory: the largest)."""
+    merged = dict(results[0])
+    for key in ("steps", "end to end"):
+        merged[key] = statistics.median(r[key] for r in results)
+    if merged["peak"] is not None:
+        merged["peak"] = max(r["peak"] for r in results)
+    return merged
 
 
 if __name__ == "__main__":

@@ -186,12 +186,17 @@ def attach_reference(prepared: Prepared, table: pd.DataFrame | None) -> int:
     return matched
 
 
-def compute_reference(prepared: Prepared, model, tokenizer, *, progress: bool = False) -> int:
+def compute_reference(
+    prepared: Prepared, model, tokenizer, *, rows: np.ndarray | None = None, progress: bool = False
+) -> int:
     """Score the pairs still without reference log-probs under ``model`` (the policy before
-    any step: the reference itself), with the reference-pass engine."""
+    any step: the reference itself), with the reference-pass engine; only ``rows`` of them
+    when given. Returns how many were scored."""
     from prefaudit.models.reference import ReferenceScorer
 
     todo = np.flatnonzero(np.isnan(prepared.reference).any(axis=1))
+    if rows is not None:
+        todo = np.intersect1d(todo, rows)
     if not len(todo):
         return 0
     subset = prepared.pairs.iloc[todo]

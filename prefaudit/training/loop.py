@@ -4,8 +4,10 @@ What keeps it fast: the reference log-probs are computed once before the first s
 from the audit), so no reference model is held in memory; each pair is one packed row with its
 prompt run once for both responses (the reference pass's layout, with gradients); pairs of
 similar length share a batch; the language-model head runs only where a response token is
-predicted. Under ``torchrun`` / ``accelerate launch`` the model is wrapped in DDP and each
-micro-batch is shared out across the processes; rank 0 writes every file.
+predicted. Weights held in bf16 (the default on a GPU) are stepped through float32 master
+copies, so AdamW's small steps are not rounded away. Under ``torchrun`` / ``accelerate launch``
+the model is wrapped in DDP and each micro-batch is shared out across the processes; rank 0
+writes every file.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def train(
     out = Path(out)
     rank, world = _launch()
     device, dtype = _placement(config, rank)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)  # this run's peak, not the process's
     torch.manual_seed(config.seed)
     model, tokenizer = load_causal_lm(config.model, dtype=dtype)
     model.to(device)
@@ -86,22 +90,32 @@ def train(
         held = held_out(pairs.index, config.eval_fraction, config.seed)
         pairs, eval_pairs = pairs[~held], pairs[held]
     train_set, eval_set = (
-        _prepared(frame, model, tokenizer, config, dtype, reference_logps, progress)
-        for frame in (pairs, eval_pairs)
+        _prepared(frame, tokenizer, config, dtype, reference_logps) for frame in (pairs, eval_pairs)
     )
     if not len(train_set):
         raise ValueError("no pairs to train on (all held out or left out)")
+    plan = _plan(train_set, config, world)
+    # Reference log-probs of the pairs the steps will see (a short run on a large dataset
+    # scores only its share), computed under the model before any step: the reference itself.
+    used = np.unique(np.concatenate([rows for step in plan for rows in step] or [[]]))
+    for prepared, rows in ((train_set, used), (eval_set, None)):
+        computed = compute_reference(prepared, model, tokenizer, rows=rows, progress=progress)
+        prepared.reference_source["computed"] = computed
+    unscored = int(np.isnan(train_set.reference).any(axis=1).sum())
+    if unscored:  # pairs past --max-steps: never trained on, so never scored
+        train_set.reference_source["not_needed"] = unscored
     if config.lora_r:
         model = _with_lora(model, config)
     model.train()
     wrapped = _ddp(model, device) if world > 1 else model
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    trainable = [p for _, p in named]
+    masters = _masters(trainable)  # what AdamW steps: float32 (the parameter itself if it is)
     optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+        masters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    plan = _plan(train_set, config, world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, len(plan)))
-    start = _resume(out, model, optimizer, scheduler, config) if resume else 0
+    start = _resume(out, model, named, masters, optimizer, scheduler, config) if resume else 0
     writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     from tqdm import tqdm
@@ -119,10 +133,12 @@ def train(
             stats = _pair_stats(wrapped, train_set, mine, pad, config)
             loss = reduce(stats["loss"], stats["weight"], count) * world  # DDP averages
             loss.backward()
+            _gather_grads(trainable, masters)  # accumulated in float32
             sums.add(stats)
             tokens += int(train_set.tokens[rows].sum())
-        norm = _clip(trainable, config.max_grad_norm)
+        norm = _clip(masters, config.max_grad_norm)
         optimizer.step()
+        _publish(trainable, masters)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         sums.all_reduce(world)
@@ -141,10 +157,10 @@ def train(
             writer.write(done, "eval", last_eval)
         if config.save_every and done % config.save_every == 0 and done < len(plan):
             if rank == 0:
-                _save_checkpoint(out, done, model, optimizer, scheduler, config)
+                _save_checkpoint(out, done, named, masters, optimizer, scheduler, config)
             _barrier(world)
     bar.close()
-    summary = _summary(config, train_set, eval_set, plan, start, tokens, seconds, last_eval)
+    summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
     if rank == 0:
         _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r))
         from prefaudit.fileio import write_json
@@ -154,9 +170,9 @@ def train(
     return TrainResult(out, len(plan), last_eval, summary)
 
 
-def _prepared(frame, model, tokenizer, config, dtype, reference_logps, progress) -> Prepared:
-    """``frame`` tokenised, with its reference log-probs: the audit's where they match (same
-    model and dtype), the others computed under ``model`` before any step."""
+def _prepared(frame, tokenizer, config, dtype, reference_logps) -> Prepared:
+    """``frame`` tokenised, with the audit's reference log-probs where they match (same model
+    and dtype); the others are computed once the plan says which pairs are trained on."""
     from prefaudit.models.reference import model_identity
 
     prepared = prepare(
@@ -165,9 +181,7 @@ def _prepared(frame, model, tokenizer, config, dtype, reference_logps, progress)
     table = None
     if reference_logps is not None and Path(reference_logps).exists():
         table = read_reference(Path(reference_logps), model_identity(config.model, dtype))
-    reused = attach_reference(prepared, table)
-    computed = compute_reference(prepared, model, tokenizer, progress=progress)
-    prepared.reference_source = {"audit": reused, "computed": computed}
+    prepared.reference_source = {"audit": attach_reference(prepared, table), "computed": 0}
     return prepared
 
 
@@ -338,6 +352,37 @@ def _schedule(config: TrainConfig, total: int):
     return factor
 
 
+def _masters(parameters) -> list:
+    """The tensors AdamW steps: a float32 copy of each parameter held in lower precision, the
+    parameter itself otherwise. In bf16 a weight of 0.02 moves in steps of 1.2e-4: AdamW's
+    updates of about the learning rate (1e-6 by default) would round to nothing."""
+    import torch
+
+    return [
+        p if p.dtype == torch.float32 else p.detach().float().requires_grad_() for p in parameters
+    ]
+
+
+def _gather_grads(parameters, masters) -> None:
+    """Move a micro-batch's gradients from low-precision parameters onto their float32
+    masters (summed there, so accumulation over micro-batches is in float32)."""
+    for p, m in zip(parameters, masters, strict=True):
+        if m is p or p.grad is None:
+            continue
+        m.grad = p.grad.float() if m.grad is None else m.grad.add_(p.grad)
+        p.grad = None
+
+
+def _publish(parameters, masters) -> None:
+    """The stepped masters back into the model's parameters (rounded to their dtype)."""
+    import torch
+
+    with torch.no_grad():
+        for p, m in zip(parameters, masters, strict=True):
+            if m is not p:
+                p.copy_(m)
+
+
 def _clip(parameters, max_norm: float) -> float:
     import torch
 
@@ -345,9 +390,10 @@ def _clip(parameters, max_norm: float) -> float:
     return float(torch.nn.utils.clip_grad_norm_(parameters, limit))
 
 
-def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, config) -> None:
+def _save_checkpoint(out: Path, step: int, named, masters, optimizer, scheduler, config) -> None:
     """checkpoints/step-NNNNNNN/state.pt, written into a temporary folder and renamed, so a
-    kill leaves either the whole checkpoint or none; older ones beyond the limit removed."""
+    kill leaves either the whole checkpoint or none; older ones beyond the limit removed. The
+    trainable weights are saved as their float32 masters."""
     import torch
 
     root = out / "checkpoints"
@@ -357,7 +403,7 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, config) 
     tmp.mkdir(parents=True)
     state = {
         "step": step,
-        "model": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "model": {n: m.detach().cpu() for (n, _), m in zip(named, masters, strict=True)},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
@@ -369,7 +415,7 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, config) 
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(out: Path, model, optimizer, scheduler, config: TrainConfig) -> int:
+def _resume(out: Path, model, named, masters, optimizer, scheduler, config: TrainConfig) -> int:
     """Load the newest complete checkpoint; returns its step (0 when there is none)."""
     import torch
 
@@ -383,13 +429,16 @@ def _resume(out: Path, model, optimizer, scheduler, config: TrainConfig) -> int:
         raise ValueError(
             f"--resume: {found[-1]} was trained with other settings ({', '.join(differs)})"
         )
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    mismatched = set(state["model"]) ^ trainable
+    mismatched = set(state["model"]) ^ {n for n, _ in named}
     if mismatched:
         raise ValueError(
             f"--resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})"
         )
     model.load_state_dict(state["model"], strict=False)
+    with torch.no_grad():
+        for (name, p), m in zip(named, masters, strict=True):
+            if m is not p:
+                m.copy_(state["model"][name])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
@@ -462,10 +511,11 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _summary(config, train_set, eval_set, plan, start, tokens, seconds, last_eval) -> dict:
+def _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval) -> dict:
     import torch
 
-    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    cuda = device.startswith("cuda")
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
     return {
         "config": config.to_dict(),
         "steps": len(plan),

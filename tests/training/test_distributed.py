@@ -28,7 +28,10 @@ def test_two_processes_train_to_the_single_process_weights(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert run.returncode == 0, run.stderr[-3000:]
     one = load_file(str(tmp_path / "one" / "model" / "model.safetensors"))

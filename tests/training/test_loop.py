@@ -16,7 +16,9 @@ torch = pytest.importorskip("torch")
 from prefaudit.training import TrainConfig, train  # noqa: E402
 from tests.helpers import preference_task, task_model  # noqa: E402
 
-QUICK = dict(eval_every=0, save_every=0, warmup_ratio=0.0, log_every=1)
+# On the CPU in float32 even on a GPU machine: these tests compare weights exactly (the GPU
+# path, bf16, is tests/training/test_cuda.py's).
+QUICK = dict(eval_every=0, save_every=0, warmup_ratio=0.0, log_every=1, device="cpu")
 
 
 def _weights(folder) -> dict:
@@ -98,13 +100,22 @@ def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
     cleaned = data.pairs.copy()
     swap = cleaned.index[:5]  # as cleaning flips them
     cleaned.loc[swap, ["chosen", "rejected"]] = cleaned.loc[swap, ["rejected", "chosen"]].values
-    config = TrainConfig(model=str(folder), max_steps=1, eval_fraction=0.0, **QUICK)
+    # Where the audit scored (a GPU, in bf16, when there is one): the log-probs are reused only
+    # under the same model and dtype.
+    config = TrainConfig(
+        model=str(folder), max_steps=1, eval_fraction=0.0, **{**QUICK, "device": None}
+    )
     reused = train(
         cleaned, config, tmp_path / "a", reference_logps=tmp_path / "reference_logps.parquet"
     )
     assert reused.summary["reference_logps"]["train"] == {"audit": 24, "computed": 0}
     fresh = train(cleaned, config, tmp_path / "b")
-    assert fresh.summary["reference_logps"]["train"] == {"audit": 0, "computed": 24}
+    # One step of 8: only the pairs it trains on are scored.
+    assert fresh.summary["reference_logps"]["train"] == {
+        "audit": 0,
+        "computed": 8,
+        "not_needed": 16,
+    }
     assert _same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
     # Scored under another model: nothing is reused.
     other = TrainConfig(**{**config.to_dict(), "model": str(task_model(tmp_path / "other"))})
@@ -119,14 +130,17 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     folder = task_model(tmp_path / "tiny")
     path = tmp_path / "pairs.jsonl"
     preference_task(96).drop(columns="flipped").to_json(path, orient="records", lines=True)
-    flags = ["--model", str(folder), "--max-steps", "120", "--batch-size", "8"]
+    flags = ["--model", str(folder), "--max-steps", "120", "--batch-size", "8", "--device", "cpu"]
     flags += ["--learning-rate", "1e-3", "--save-every", "10", "--eval-every", "40"]
     from prefaudit.cli import main
 
     assert main(["train", str(path), *flags, "--out", str(tmp_path / "whole")]) == 0
 
     kill_after = int(np.random.default_rng().integers(2, 8)) * 10  # a random checkpoint
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
     command = [sys.executable, "-m", "prefaudit", "train", str(path), *flags]
     process = subprocess.Popen(
         [*command, "--out", str(tmp_path / "killed")],
