@@ -149,10 +149,24 @@ SHAPES = {
 }
 
 
+def random_config(args):
+    """(config, tokenizer) of a model to build with random weights: --model's config, or the
+    --shape with --model's tokenizer (shared with bench_train.py)."""
+    from transformers import AutoConfig, AutoTokenizer, LlamaConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if args.shape == "model":
+        config = AutoConfig.from_pretrained(args.model)
+    else:
+        config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
+        config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return config, tokenizer
+
+
 def load_model(args):
     """(model, tokenizer, description) as --model, --random-weights and --shape ask."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
     from prefaudit.models.reference import load_causal_lm
 
@@ -162,12 +176,7 @@ def load_model(args):
             None if args.model == "embedded" else args.model, dtype=args.dtype
         )
         return model.to(args.device), tokenizer, args.model
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    if args.shape == "model":
-        config = AutoConfig.from_pretrained(args.model)
-    else:
-        config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
-        config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    config, tokenizer = random_config(args)
     torch.manual_seed(0)
     with torch.device(args.device):  # initialised where it runs (1B on CPU: a minute)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
@@ -203,6 +212,17 @@ def forward_flops(model, seqs, *, prompt_once: bool) -> float:
     return total
 
 
+def add_random_model_options(parser: argparse.ArgumentParser) -> None:
+    """--random-weights and --shape, shared with bench_train.py."""
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="build the model from --model's config (or --shape) with random weights: speed "
+        "does not depend on the weights (for machines the weights cannot be copied to)",
+    )
+    parser.add_argument("--shape", default="model", choices=["model", *SHAPES])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=16)
@@ -212,13 +232,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, else float32")
     parser.add_argument("--model", default="embedded", help="embedded, or a folder or hub name")
-    parser.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="build the model from --model's config (or --shape) with random weights: speed "
-        "does not depend on the weights (for machines the weights cannot be copied to)",
-    )
-    parser.add_argument("--shape", default="model", choices=["model", *SHAPES])
+    add_random_model_options(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--trl", type=int, default=8, help="pairs for TRL's precompute (0: skip)")
     parser.add_argument(

@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_reference import SHAPES  # noqa: E402
+from bench_reference import add_random_model_options, random_config  # noqa: E402
 from realdata import real_pairs  # noqa: E402
 
 
@@ -149,14 +149,9 @@ def random_model(args, folder: Path) -> str:
     """--model's config (or --shape) with random weights, saved with its tokenizer into
     ``folder`` in the dtype the loops train in; a description for the table."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    if args.shape == "model":
-        config = AutoConfig.from_pretrained(args.model)
-    else:
-        config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
-        config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    config, tokenizer = random_config(args)
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
     with torch.device(args.device):  # initialised where it runs (1B on CPU: a minute)
@@ -197,13 +192,7 @@ def main() -> None:
     parser.add_argument(
         "--no-trl-amp", action="store_true", help="CUDA: skip TRL's fp32 + autocast"
     )
-    parser.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="build the model from --model's config (or --shape) with random weights: speed "
-        "does not depend on the weights (for machines the weights cannot be copied to)",
-    )
-    parser.add_argument("--shape", default="model", choices=["model", *SHAPES])
+    add_random_model_options(parser)
     parser.add_argument("--rounds", type=int, default=1, help="runs of each loop; median counts")
     parser.add_argument("--no-warmup", action="store_true", help="CUDA: no untimed first run")
     args = parser.parse_args()
