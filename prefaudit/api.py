@@ -219,12 +219,13 @@ def clean_then_train(
     from prefaudit.training.compare import train_cleaned
 
     out = Path(out)
+    config = _config(config, settings)  # a bad setting fails before the audit, not after
     cleaned = clean(data, policy, result=result, out=out, **dict(audit_options or {}))
     pairs = load(out / "cleaned.jsonl").pairs  # what a user of the file trains on
     done = train_cleaned(
         pairs,
         cleaned.audit.data.pairs if compare_raw else None,
-        _config(config, settings),
+        config,
         out,
         eval_pairs=None if eval_data is None else _pairs(eval_data),
         reference_logps=out / "reference_logps.parquet",
