@@ -133,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="an audit's reference_logps.parquet: reused for the pairs it matches (same model)",
     )
-    training.add_argument("--out", help="output folder (default: reports/<name of DATA>/train)")
+    training.add_argument(
+        "--out",
+        help="output folder (default: train/ beside DATA when DATA is in an audit folder, e.g. "
+        "reports/x/cleaned.jsonl -> reports/x/train; else reports/<name of DATA>/train)",
+    )
     training.set_defaults(handler=cmd_train)
 
     both = commands.add_parser(
@@ -580,7 +584,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from prefaudit.training import train
 
     config = _train_config(args)
-    out = Path(args.out) if args.out else _out_dir(args) / "train"
+    audit_folder = Path(args.data).parent  # e.g. reports/x/ for reports/x/cleaned.jsonl
+    if args.out:
+        out = Path(args.out)
+    elif (audit_folder / "audit.json").exists():
+        out = audit_folder / "train"  # beside the audit, whose report then shows the run
+    else:
+        out = _out_dir(args) / "train"
     try:
         data = load_data(args)
         eval_pairs = _eval_pairs(args)
@@ -596,6 +606,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, FileNotFoundError) as err:
         raise UsageError(str(err).strip("'\"")) from err
     _print_training(result)
+    refresh_report(args, out.parent)  # when the run went into an audit folder
     return EXIT_OK
 
 

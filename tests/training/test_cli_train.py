@@ -113,3 +113,17 @@ def test_the_three_commands_on_demo_pairs_with_the_embedded_model(tmp_path, caps
     again = main(["train", str(out / "cleaned.jsonl"), "--out", str(tmp_path / "t"), *budget])
     assert again == 0
     assert "trained 2 steps" in capsys.readouterr().out
+
+
+def test_train_on_a_file_in_an_audit_folder_writes_beside_it(tmp_path, capsys):
+    """`prefaudit train reports/x/cleaned.jsonl` trains into reports/x/train/, and the audit's
+    report then shows the run."""
+    folder = task_model(tmp_path / "tiny")
+    audit = tmp_path / "reports" / "pairs"
+    data = _write(preference_task(24), tmp_path / "pairs.jsonl")
+    assert main(["audit", data, "--validators", "content", "--out", str(audit)]) == 0
+    cleaned = _write(preference_task(24), audit / "cleaned.jsonl")
+    assert main(["train", cleaned, "--model", str(folder), "--max-steps", "1"]) == 0
+    assert (audit / "train" / "summary.json").exists()
+    assert 'id="training"' in (audit / "index.html").read_text("utf-8")
+    capsys.readouterr()
