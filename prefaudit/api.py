@@ -114,11 +114,9 @@ def clean(
     from prefaudit.cleaning import clean as apply_policy
 
     if isinstance(policy, (str, Path)):
-        from prefaudit.rules import load_rules
+        from prefaudit.rules import load_policy
 
-        policy_file, policy = policy, load_rules(policy).clean
-        if policy is None:
-            raise ValueError(f"{policy_file}: no clean: section (the cleaning policy)")
+        policy = load_policy(policy)
     elif isinstance(policy, Mapping):
         policy = CleaningPolicy(**{k: tuple(v) if k == "drop" else v for k, v in policy.items()})
     if result is None:

@@ -561,14 +561,12 @@ def _clean_into(args: argparse.Namespace, out: Path):
     """Audit (or reuse an audit), apply the policy file's clean: section and write the
     cleaned files into ``out``; returns (Cleaned, the loaded data)."""
     from prefaudit.cleaning import clean, write_cleaned
-    from prefaudit.rules import RuleFileError, load_rules
+    from prefaudit.rules import RuleFileError, load_policy
 
     try:
-        policy = load_rules(args.policy_file).clean
+        policy = load_policy(args.policy_file)
     except RuleFileError as err:
         raise UsageError(str(err)) from err
-    if policy is None:
-        raise UsageError(f"{args.policy_file}: no clean: section (the cleaning policy)")
     if getattr(args, "audit", None):
         result, data = _saved_audit(args, Path(args.audit))
     else:

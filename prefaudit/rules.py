@@ -353,6 +353,15 @@ class _Parser:
         return [str(v) for v in value]
 
 
+def load_policy(path: str | Path):
+    """The cleaning policy of a rule file (its ``clean:`` section); a file without one is a
+    RuleFileError naming it."""
+    policy = load_rules(path).clean
+    if policy is None:
+        raise RuleFileError(f"{path}: no clean: section (the cleaning policy)")
+    return policy
+
+
 def metric_values(report, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Every metric of an audit (its load report and validator metrics), ``load/...`` included."""
     values = {
