@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # run `make demo TORCH_SPEC=torch` (or install your own torch first).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench venv clean-venv install-core install-test install-models
+.PHONY: demo test lint docs bench venv clean-venv install-core install-test install-models
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,13 @@ test: $(VENV)/.test
 	$(PY) -m pytest
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check prefaudit tests benchmarks
-	$(VENV)/bin/ruff format --check prefaudit tests benchmarks
+	$(VENV)/bin/ruff check prefaudit tests benchmarks tools
+	$(VENV)/bin/ruff format --check prefaudit tests benchmarks tools
+	$(VENV)/bin/lint-imports
+
+# docs/options.md is generated from the parser and TrainConfig (tests/test_docs.py checks it).
+docs: $(VENV)/.core
+	$(PY) tools/options_doc.py
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_load.py

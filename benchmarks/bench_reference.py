@@ -168,7 +168,7 @@ def load_model(args):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from prefaudit.models.reference import load_causal_lm
+    from prefaudit.models.loading import load_causal_lm
 
     dtype = getattr(torch, args.dtype)
     if not args.random_weights:

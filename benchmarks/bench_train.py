@@ -97,7 +97,7 @@ def run_trl(args, pairs, out: Path, *, precompute: bool, amp: bool = False) -> d
     import trl
     from datasets import Dataset
 
-    from prefaudit.models.reference import load_causal_lm
+    from prefaudit.models.loading import load_causal_lm
 
     cuda = args.device.startswith("cuda")
     _settle(args)

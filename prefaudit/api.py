@@ -1,48 +1,81 @@
-"""The Python API: the CLI's commands as functions, on files, DataFrames or datasets.
+"""The pipeline: every command of the CLI is one function here, and nothing else orchestrates.
 
-``prefaudit.load``, ``prefaudit.audit``, ``prefaudit.clean`` and ``prefaudit.train`` accept a
-path (any format ``prefaudit audit`` reads), a pandas ``DataFrame`` or a Hugging Face
-``Dataset``; what they return holds pandas tables, and ``clean`` gives the cleaned pairs back
-as the kind of table it was given. The modules underneath are named ``auditing``,
-``cleaning`` and ``training`` so that these functions can have the short names.
+``audit``, ``check``, ``clean``, ``train``, ``clean_then_train``, ``write_report`` and ``demo``
+take the CLI's options as keywords of the same names and defaults (a test walks the parser to
+keep it so), write the same files in the same order to the same places, and return what the
+CLI prints. Data may be a path (any format ``prefaudit audit`` reads), a pandas ``DataFrame``,
+a Hugging Face ``Dataset`` or a :func:`load` result; tables come back as pandas, and
+``clean`` gives the cleaned pairs back as the kind of table it was given.
+
+Each command that writes into an output folder renders that folder's report once, last, so
+the report shows everything the command added (rule results, cleaning, training).
 """
 
 from __future__ import annotations
 
+import inspect
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from prefaudit.auditing import AuditResult, plan_validators, run_audit, save_outputs
+from prefaudit import outputs
+from prefaudit.auditing import AuditResult, default_validators, run_audit
+from prefaudit.errors import SettingError
 from prefaudit.io import LoadedData, load
+from prefaudit.io.schema import DEFAULT_MAX_CHARS
+
+DEFAULT_POLICY = "rules/default.yaml"
+REPORTS = Path("reports")
+# The keywords of `load` every command that reads a dataset accepts.
+LOAD_OPTIONS = ("format", "mapping", "annotations", "on_bad_row", "max_chars")
+
+
+# -- audit ------------------------------------------------------------------------------------
 
 
 def audit(
     data: Any,
     *,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    annotations: str | Path | None = None,
+    on_bad_row: str = "skip",
+    max_chars: int = DEFAULT_MAX_CHARS,
     validators: Iterable[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    annotations: str | Path | None = None,
-    mapping: Mapping[str, str] | None = None,
-    format: str | None = None,
     against: str | Path | None = None,
     coverage_reference: str | Path | None = None,
     reference_model: str | None = None,
     reference_sample: int | None = None,
-    embedder: Any = "env",
+    policy_model: str | None = None,
+    beta: float = 0.1,
+    max_length: int = 2048,
+    embedding_model: Any = None,
+    report: bool = True,
     out: str | Path | None = None,
-) -> AuditResult:
+    reuse: bool = False,
+) -> AuditResult | None:
     """Audit preference pairs, as ``prefaudit audit`` does.
 
-    ``data``: a path, a ``DataFrame``, a ``datasets.Dataset`` or a :func:`load` result;
-    ``mapping`` and ``format`` are :func:`load`'s. ``against``: an evaluation set for the
-    leakage check; ``coverage_reference``: prompts that matter; ``reference_model``: a causal
-    LM (name, folder, or "embedded") to score the pairs under, on ``reference_sample`` of them.
-    ``embedder`` is :func:`prefaudit.auditing.run_audit`'s. With ``out``, everything the CLI
-    writes (audit.json, flags.parquet, index.html...) is written there.
+    ``format``, ``mapping``, ``annotations``, ``on_bad_row`` and ``max_chars`` are
+    :func:`load`'s. ``validators``: names to run (default: every one whose inputs are
+    present); ``params``: ``{validator: {parameter: value}}``. ``against``: an evaluation set
+    for the leakage check; ``coverage_reference``: prompts that matter. ``reference_model``
+    (a causal LM: name, folder or "embedded") or ``reference_sample`` (score a seeded sample
+    of N pairs) adds the reference-model pass, with ``max_length``; ``policy_model`` also
+    scores the pairs under a trained policy for DPO's implicit rewards at ``beta``.
+    ``embedding_model``: a sentence-transformers name or folder, an object with
+    ``encode(texts)``, "off", or None for the default ($PREFAUDIT_EMBEDDING_MODEL, else the
+    embedded all-MiniLM-L6-v2). With ``out``, the audit folder is written there (and its
+    report unless ``report=False``); with ``reuse`` an audit already there of the same data
+    and settings is read back instead of recomputed.
+
+    Under ``torchrun`` or ``accelerate launch`` rank 0 audits and writes; the other processes
+    only help score pairs under the reference model and return None.
 
     >>> import pandas as pd, prefaudit
     >>> pairs = pd.DataFrame({
@@ -55,25 +88,212 @@ def audit(
     >>> result.flags.loc[result.flags["any_issue"], "content/reason"].tolist()
     ['chosen and rejected are identical after normalisation']
     """
-    loaded = data if isinstance(data, LoadedData) else _load(data, mapping, format, annotations)
-    reference = None
-    if reference_model is not None or reference_sample is not None:
-        model = None if reference_model in (None, "embedded") else reference_model
-        reference = {"model": model, "sample": reference_sample}
-    names, settings = plan_validators(
-        loaded,
-        validators,
-        params or {},
-        inputs=(
-            ("against", against, "duplication", "against"),
-            ("coverage_reference", coverage_reference, "coverage", "reference"),
-        ),
-        reference=reference,
-    )
-    result = run_audit(loaded, validators=names, params=settings, embedder=embedder)
-    if out is not None:
-        save_outputs(out, result, loaded)
+    options = {k: v for k, v in locals().items() if k != "data"}
+    result, _ = _audit(data, **options)
+    if result is not None and out is not None and report:
+        _render(out)
     return result
+
+
+# audit's keywords and their defaults (other commands take them as **audit_options).
+AUDIT_OPTIONS = {
+    name: p.default for name, p in inspect.signature(audit).parameters.items() if name != "data"
+}
+
+
+def _audit(
+    data: Any, *, out=None, report=True, reuse=False, embedding_model=None, **options
+) -> tuple[AuditResult | None, bool]:
+    """:func:`audit` without drawing the report (the command that runs it draws it last), also
+    saying whether a saved audit was reused."""
+    loaded = _loaded(data, options)
+    names, params = _plan(loaded, **{k: v for k, v in options.items() if k not in LOAD_OPTIONS})
+    several, rank = _launch()
+    if rank > 0:  # a helper process: score in step with rank 0, which reports
+        if "reference" in (names or ()):
+            settings = {"reference": params.get("reference", {})}
+            run_audit(loaded, validators=["reference"], params=settings, embedder=None)
+        return None, False
+    # An evaluation file or embedding model may change under the same name: no reuse then;
+    # nor when launched, where the other processes wait for rank 0 to score with them.
+    fixed = not (options.get("against") or options.get("coverage_reference") or embedding_model)
+    if reuse and out is not None and fixed and not several:
+        saved = outputs.reusable_audit(out, loaded, names, params)
+        if saved is not None:
+            saved.data = loaded
+            return saved, True
+    result = run_audit(loaded, validators=names, params=params, embedder=_embedder(embedding_model))
+    if out is not None:
+        outputs.save_audit(out, result, loaded, texts=report)
+    return result, False
+
+
+def _plan(
+    data: LoadedData,
+    *,
+    validators=None,
+    params=None,
+    against=None,
+    coverage_reference=None,
+    reference_model=None,
+    reference_sample=None,
+    policy_model=None,
+    beta=0.1,
+    max_length=2048,
+) -> tuple[list[str] | None, dict[str, dict[str, Any]]]:
+    """The validators to run and their parameters, once the settings that belong to one
+    validator are placed; a setting for a validator not among ``validators`` is an error."""
+    names = _names(validators)
+    params = {name: dict(values) for name, values in (params or {}).items()}
+    for setting, value, validator, key in (
+        ("against", against, "duplication", "against"),
+        ("coverage_reference", coverage_reference, "coverage", "reference"),
+    ):
+        if not value:
+            continue
+        if names is not None and validator not in names:
+            raise SettingError(
+                f"{setting} needs the {validator} validator (add it to the validators)",
+                setting=setting,
+            )
+        params.setdefault(validator, {})[key] = str(value)
+    if reference_model or reference_sample or policy_model:
+        model = None if reference_model in (None, "embedded") else reference_model
+        reference = {"model": model, "sample": reference_sample, "max_length": max_length}
+        if policy_model:
+            reference.update(policy=policy_model, beta=beta)
+        if names is None:
+            names = default_validators(data, also=["reference"])
+        elif "reference" not in names:
+            names.append("reference")
+        params.setdefault("reference", {}).update(reference)
+    return names, params
+
+
+def _names(validators: Iterable[str] | str | None) -> list[str] | None:
+    if validators is None:
+        return None
+    if isinstance(validators, str):  # "a,b" as the command line gives it
+        return [n.strip() for n in validators.split(",") if n.strip()]
+    return list(validators)
+
+
+def _embedder(option: Any) -> Any:
+    """``embedding_model`` in run_audit's terms: None -> "env", "off" -> None."""
+    if option is None:
+        return "env"
+    if isinstance(option, str) and option.strip().lower() in ("off", "none"):
+        return None
+    return option
+
+
+def _render(folder: str | Path, result: AuditResult | None = None) -> Path | None:
+    """Draw ``folder``'s report again when it holds an audit; the flagged pairs' texts are
+    saved first when missing and ``result`` holds its data."""
+    if not outputs.has_audit(folder):
+        return None
+    from prefaudit.report import write_report as render
+
+    has_texts = (Path(folder) / outputs.TEXTS_FILE).exists()
+    if result is not None and result.data is not None and not has_texts:
+        outputs.write_flagged_texts(folder, result.data.pairs, result.flags)
+    return render(folder)
+
+
+def _launch() -> tuple[bool, int]:
+    """(launched as several processes, this process's rank), read without torch."""
+    from prefaudit.models.distributed import launched
+
+    rank, world = launched()
+    return world > 1, rank
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check` returns: one ``RuleResult`` per rule, whether the check passed (no
+    failed rule of severity error), the audit, and where the time went."""
+
+    results: list
+    passed: bool
+    audit: AuditResult
+    timings: dict[str, float]
+    rules: str
+    report: Path | None = None
+
+
+def check(
+    data: Any,
+    rules: str | Path,
+    *,
+    out: str | Path | None = None,
+    junit: str | Path | None = None,
+    baseline: str | Path | None = None,
+    **audit_options: Any,
+) -> CheckResult | None:
+    """Audit (or reuse the audit in ``out`` of the same data) and evaluate a rule file, as
+    ``prefaudit check`` does. ``data`` may also be an :class:`AuditResult` (pair-level rules
+    need one computed in this process). ``junit``: also write JUnit XML there;
+    ``baseline``: an earlier audit.json whose metrics may not get worse beyond the rule file's
+    drift tolerance. ``audit_options`` are :func:`audit`'s. With ``out``, ``check.json`` is
+    written there. Returns None in a helper process under torchrun."""
+    from prefaudit.rules import baseline_metrics, evaluate, import_great_expectations, load_rules
+
+    started = time.perf_counter()
+    ruleset = load_rules(rules)
+    old = baseline_metrics(baseline) if baseline is not None else None
+    if getattr(ruleset, "has_clean", False):
+        _policy(rules)  # a rule file whose clean: section is wrong fails here too
+    timings = {"read rules": time.perf_counter() - started}
+    mark = time.perf_counter()
+    reused = False
+    if isinstance(data, AuditResult):
+        result = data
+    else:
+        result, reused = _audit(data, out=out, reuse=True, **audit_options)
+        if result is None:
+            return None
+    timings["load + audit" + (" (reused)" if reused else "")] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    import_great_expectations()  # timed on its own: it dominates a check of a saved audit
+    timings["import great-expectations"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    pairs = result.data.pairs if result.data is not None else pd.DataFrame(index=result.pair_ids)
+    results = evaluate(ruleset, result, pairs, old)
+    timings["evaluate rules"] = time.perf_counter() - mark
+    done = CheckResult(
+        results, not any(r.fails_check for r in results), result, timings, ruleset.path
+    )
+    _write_check(done, out, junit, baseline, report=audit_options.get("report", True))
+    return done
+
+
+def _write_check(done: CheckResult, out, junit, baseline, *, report: bool) -> None:
+    """check.json (and the report) in ``out``; the JUnit XML at ``junit``."""
+    if out is not None:
+        outputs.write_check(
+            out,
+            {
+                "fingerprint": done.audit.fingerprint,  # the report shows this audit's rules only
+                "rules_file": done.rules,
+                "baseline": None if baseline is None else str(baseline),
+                "passed": done.passed,
+                "results": [r.to_dict() for r in done.results],
+                "timings": {k: round(v, 3) for k, v in done.timings.items()},
+            },
+        )
+    if junit is not None:
+        from prefaudit.fileio import write_bytes
+        from prefaudit.rules import junit_xml
+
+        write_bytes(junit, junit_xml(done.results))
+    if out is not None and report:
+        done.report = _render(out, done.audit)
+
+
+# -- clean ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -86,23 +306,27 @@ class CleanResult:
     flips: list[dict[str, str]]
     counts: dict[str, int]
     audit: AuditResult
+    report: Path | None = None
 
 
 def clean(
     data: Any,
-    policy: Any = "rules/default.yaml",
+    policy: Any = DEFAULT_POLICY,
     *,
-    result: AuditResult | None = None,
+    audit: str | Path | AuditResult | None = None,
     out: str | Path | None = None,
     **audit_options: Any,
-) -> CleanResult:
+) -> CleanResult | None:
     """Clean pairs with a policy, as ``prefaudit clean`` does; no pair is lost (each is in the
     cleaned pairs or in the quarantine, with its reasons).
 
     ``policy``: a rule file with a ``clean:`` section, a ``CleaningPolicy``, or a dict of its
-    fields. ``result``: an audit of ``data`` to use (else :func:`audit` runs, with
-    ``audit_options``). With ``out``, the audit and cleaned.jsonl, quarantine.jsonl and
-    manifest.json are written there.
+    fields. ``audit``: an audit of ``data`` to use — an :class:`AuditResult` computed in this
+    process or a folder one was saved in (it must be of the same data) — else the data is
+    audited (reusing an audit in ``out`` of the same data and settings) with
+    ``audit_options``, :func:`audit`'s keywords. With ``out``, the audit and cleaned.jsonl,
+    quarantine.jsonl and manifest.json are written there. Returns None in a helper process
+    under torchrun.
 
     >>> import pandas as pd, prefaudit
     >>> pairs = pd.DataFrame({"prompt": ["Q1", "Q2"], "chosen": ["Yes.", "Same"], "rejected": ["No.", "same"]})
@@ -110,24 +334,26 @@ def clean(
     >>> cleaned.counts["cleaned"], cleaned.counts["quarantined"], type(cleaned.pairs).__name__
     (1, 1, 'DataFrame')
     """
-    from prefaudit.cleaning import CleaningPolicy, write_cleaned
+    done = _clean(data, policy, audit=audit, out=out, **audit_options)
+    if done is not None and out is not None and audit_options.get("report", True):
+        done.report = _render(out, done.audit)
+    return done
+
+
+def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResult | None:
+    """:func:`clean` without drawing the report."""
     from prefaudit.cleaning import clean as apply_policy
 
-    if isinstance(policy, (str, Path)):
-        from prefaudit.rules import load_policy
-
-        policy = load_policy(policy)
-    elif isinstance(policy, Mapping):
-        policy = CleaningPolicy(**{k: tuple(v) if k == "drop" else v for k, v in policy.items()})
+    policy = _policy(policy)
+    result = _given_audit(data, audit, audit_options)
     if result is None:
-        result = audit(data, **audit_options)
-    elif result.data is None:
-        raise ValueError("result: an audit computed in this process is needed (it holds the pairs)")
+        result, _ = _audit(data, out=out, reuse=True, **audit_options)
+        if result is None:
+            return None
     loaded = result.data
     cleaned = apply_policy(loaded.pairs, result.flags, policy)
     if out is not None:
-        write_cleaned(Path(out), cleaned, policy, loaded.report.fingerprint)
-        save_outputs(out, result, loaded)  # after the manifest, so the report shows the cleaning
+        outputs.write_cleaned(out, cleaned, policy, loaded.report.fingerprint)
     return CleanResult(
         _like(data, pd.DataFrame(cleaned.cleaned)),
         _like(data, pd.DataFrame(cleaned.quarantine)),
@@ -137,27 +363,76 @@ def clean(
     )
 
 
+def _given_audit(data, audit, options: Mapping[str, Any]) -> AuditResult | None:
+    """The audit ``clean`` was given (a result, or a folder of the same data), or None."""
+    if audit is None:
+        return None
+    if isinstance(audit, AuditResult):
+        if audit.data is None:
+            raise SettingError(
+                "audit: an audit computed in this process is needed (it holds the pairs); "
+                "give the folder it was saved in instead",
+                setting="audit",
+            )
+        return audit
+    loaded = _loaded(data, options)
+    try:
+        result = outputs.read_audit(audit)
+    except (OSError, ValueError, KeyError) as err:
+        raise SettingError(
+            f"{audit}: cannot read the audit there ({err})", setting="audit"
+        ) from err
+    if result.fingerprint != loaded.report.fingerprint:
+        raise SettingError(
+            f"{audit}: that audit is of other data (input fingerprints differ)", setting="audit"
+        )
+    result.data = loaded
+    return result
+
+
+def _policy(policy: Any):
+    """A CleaningPolicy from a rule file, a CleaningPolicy or a dict of its fields."""
+    from prefaudit.cleaning import CleaningPolicy
+    from prefaudit.cleaning.policy import load_policy, policy_from_mapping
+
+    if isinstance(policy, CleaningPolicy):
+        return policy
+    if isinstance(policy, Mapping):
+        return policy_from_mapping(policy)
+    return load_policy(policy)
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
 def train(
     data: Any,
     config: Any = None,
     *,
-    out: str | Path = "reports/train",
+    out: str | Path | None = None,
     eval_data: Any = None,
     reference_logps: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    on_bad_row: str = "skip",
+    max_chars: int = DEFAULT_MAX_CHARS,
     **settings: Any,
 ):
     """Train DPO, as ``prefaudit train`` does; returns a ``TrainResult`` (``out``, ``steps``,
     ``eval_metrics``, ``summary``) and writes the model, metrics.jsonl and summary.json to
-    ``out``.
+    ``out``: by default ``train/`` beside ``data`` when ``data`` is a file in an audit folder
+    (reports/x/cleaned.jsonl -> reports/x/train, and that folder's report gains the run),
+    else ``reports/<name of data>/train``.
 
     ``data``: a path, ``DataFrame``, ``Dataset``, :func:`load` result or :func:`clean` result
-    (its cleaned pairs). ``config``: a ``TrainConfig`` or a YAML file of its fields;
-    ``settings`` override single fields (``max_steps=50``, ``model="path/or/name"``).
-    ``eval_data``: held-out pairs (default: a stable share of ``data``). Needs the ``models``
-    extra (torch, transformers). One step on the embedded SmolLM2-135M-Instruct (about 20 s on
-    a 2-core CPU; notebooks/02_clean_then_train.ipynb goes further):
+    (its cleaned pairs), read with the load keywords. ``config``: a ``TrainConfig`` or a YAML
+    file of its fields; ``settings`` override single fields (``max_steps=50``,
+    ``model="path/or/name"``). ``eval_data``: held-out pairs (default: a stable share of
+    ``data``). ``reference_logps``: an audit's reference_logps.parquet, reused for the pairs
+    it matches. Needs the ``models`` extra (torch, transformers). One step on the embedded
+    SmolLM2-135M-Instruct (about 20 s on a 2-core CPU):
 
     >>> import tempfile, pandas as pd, prefaudit
     >>> pairs = pd.DataFrame({"prompt": ["Say hi.", "Say bye."], "chosen": ["Hi!", "Bye!"],
@@ -169,16 +444,28 @@ def train(
     """
     from prefaudit.training import train as run_training
 
-    eval_pairs = None if eval_data is None else _pairs(eval_data)
-    return run_training(
-        _pairs(data),
-        _config(config, settings),
+    config = _config(config, settings)
+    load_options = {"format": format, "mapping": mapping, "on_bad_row": on_bad_row}
+    load_options["max_chars"] = max_chars
+    out = Path(out) if out is not None else _train_out(data)
+    run = run_training(
+        _pairs(data, load_options),
+        config,
         out,
-        eval_pairs=eval_pairs,
+        eval_pairs=None if eval_data is None else _pairs(eval_data, load_options),
         reference_logps=reference_logps,
         resume=resume,
         progress=progress,
     )
+    _render(out.parent)  # when the run went into an audit folder
+    return run
+
+
+def _train_out(data: Any) -> Path:
+    """train/ beside an audit folder's file, else reports/<name of data>/train."""
+    if isinstance(data, (str, Path)) and outputs.has_audit(Path(data).parent):
+        return Path(data).parent / "train"
+    return default_out(data) / "train"
 
 
 @dataclass
@@ -190,74 +477,198 @@ class CleanThenTrainResult:
     cleaned: CleanResult
     runs: dict[str, Any]
     comparison: dict[str, Any] | None
+    report: Path | None = None
 
 
 def clean_then_train(
     data: Any,
-    policy: Any = "rules/default.yaml",
+    policy: Any = DEFAULT_POLICY,
     config: Any = None,
     *,
-    out: str | Path,
+    out: str | Path | None = None,
     compare_raw: bool = False,
     eval_data: Any = None,
-    result: AuditResult | None = None,
-    audit_options: Mapping[str, Any] | None = None,
+    audit: str | Path | AuditResult | None = None,
     resume: bool = False,
     progress: bool = False,
-    **settings: Any,
+    **options: Any,
 ) -> CleanThenTrainResult:
     """Audit, clean and train on the cleaned pairs, as ``prefaudit clean-then-train`` does:
-    the audit and cleaned files go to ``out``, the run to ``out/train``; with ``compare_raw``
-    a second run on the raw pairs (same steps, same held-out pairs) goes to ``out/train-raw``
-    and ``out/comparison.json``. The audit's reference log-probs are reused when it scored the
-    pairs under the same model. ``policy``, ``result`` and ``audit_options`` (keywords of
-    :func:`audit`) are :func:`clean`'s; ``config``, ``eval_data`` and ``settings`` are
+    the audit and cleaned files go to ``out`` (default: reports/<name of data>), the run to
+    ``out/train``; with ``compare_raw`` a second run on the raw pairs (same steps, same
+    held-out pairs) goes to ``out/train-raw`` and ``out/comparison.json``. The audit's
+    reference log-probs are reused when it scored the pairs under the same model.
+
+    ``options``: :func:`audit`'s keywords and ``TrainConfig`` fields (``max_length`` serves
+    both); ``policy`` and ``audit`` are :func:`clean`'s; ``config`` and ``eval_data``
     :func:`train`'s. notebooks/02_clean_then_train.ipynb runs it end to end.
     """
     from prefaudit.training.compare import train_cleaned
 
-    out = Path(out)
+    if _launch()[0]:
+        raise SettingError(
+            "clean-then-train runs in one process; on several GPUs clean first, then launch "
+            "the training of OUT/cleaned.jsonl with torchrun"
+        )
+    audit_options, settings = _split_options(options)
+    # The audit's max_length serves training too, as the command's one --max-length does.
+    default = AUDIT_OPTIONS["max_length"]
+    settings.setdefault("max_length", audit_options.get("max_length", default))
     config = _config(config, settings)  # a bad setting fails before the audit, not after
-    cleaned = clean(data, policy, result=result, out=out, **dict(audit_options or {}))
-    pairs = load(out / "cleaned.jsonl").pairs  # what a user of the file trains on
+    out = Path(out) if out is not None else default_out(data)
+    cleaned = _clean(data, policy, audit=audit, out=out, **audit_options)
+    load_options = {k: v for k, v in audit_options.items() if k in LOAD_OPTIONS}
+    load_options.pop("annotations", None)
     done = train_cleaned(
-        pairs,
+        load(out / outputs.CLEANED_FILE).pairs,  # what a user of the file trains on
         cleaned.audit.data.pairs if compare_raw else None,
         config,
         out,
-        eval_pairs=None if eval_data is None else _pairs(eval_data),
-        reference_logps=out / "reference_logps.parquet",
+        eval_pairs=None if eval_data is None else _pairs(eval_data, load_options),
+        reference_logps=out / outputs.REFERENCE_FILE,
         resume=resume,
         progress=progress,
     )
-    from prefaudit.report import write_report
+    report = _render(out, cleaned.audit) if audit_options.get("report", True) else None
+    return CleanThenTrainResult(cleaned, done.runs, done.comparison, report)
 
-    write_report(out)  # the report gains the cleaning and the training runs
-    return CleanThenTrainResult(cleaned, done.runs, done.comparison)
+
+def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(audit keywords, TrainConfig fields) of ``options``; ``max_length`` goes to both."""
+    from prefaudit.training import TrainConfig
+
+    audit_names = set(AUDIT_OPTIONS)
+    train_names = {f.name for f in fields(TrainConfig)}
+    unknown = set(options) - audit_names - train_names
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return (
+        {k: v for k, v in options.items() if k in audit_names},
+        {k: v for k, v in options.items() if k in train_names},
+    )
 
 
 def _config(config: Any, settings: Mapping[str, Any]):
-    """A TrainConfig from a TrainConfig, a YAML file or None, with ``settings`` on top."""
+    """A TrainConfig from a TrainConfig, a YAML file or None, with ``settings`` on top
+    (``model="embedded"`` is the default model)."""
     from prefaudit.training import TrainConfig
 
-    if config is None:
-        return TrainConfig(**settings)
-    if isinstance(config, (str, Path)):
-        return TrainConfig.from_yaml(config, **settings)
-    return replace(config, **settings) if settings else config
+    settings = dict(settings)
+    if settings.get("model") == "embedded":
+        settings["model"] = None
+    try:
+        if config is None:
+            return TrainConfig(**settings)
+        if isinstance(config, (str, Path)):
+            return TrainConfig.from_yaml(config, **settings)
+        return replace(config, **settings) if settings else config
+    except (TypeError, ValueError) as err:
+        raise SettingError(f"training settings: {err}") from err
 
 
-def _load(data: Any, mapping, format, annotations) -> LoadedData:
-    return load(data, mapping=dict(mapping or {}), format=format, annotations=annotations)
+# -- report and demo --------------------------------------------------------------------------
 
 
-def _pairs(data: Any) -> pd.DataFrame:
+def write_report(folder: str | Path) -> Path:
+    """Render ``folder/index.html`` again from the audit saved in ``folder`` (nothing is
+    recomputed), as ``prefaudit report`` does; returns its path."""
+    from prefaudit.report import write_report as render
+
+    return render(folder)
+
+
+def to_html(result: AuditResult, path: str | Path) -> Path:
+    """Write the HTML report of an audit computed in this process to ``path`` (one
+    self-contained file).
+
+    >>> import pandas as pd, tempfile, pathlib, prefaudit
+    >>> pairs = pd.DataFrame({"prompt": ["Hi", "Yo"], "chosen": ["Hello!", "Hey."], "rejected": ["Hello!", "Go."]})
+    >>> result = prefaudit.audit(pairs, validators=["content"])
+    >>> path = prefaudit.to_html(result, pathlib.Path(tempfile.mkdtemp()) / "report.html")
+    >>> "Content: empty, identical" in path.read_text()
+    True
+    """
+    from prefaudit.fileio import write_bytes
+    from prefaudit.report import ReportInputs, render_report
+
+    path = Path(path)
+    texts = None
+    if result.data is not None:
+        texts = outputs.flagged_texts(result.data.pairs, result.flags)
+    html = render_report(ReportInputs(path.parent, result, texts))
+    return write_bytes(path, html.encode("utf-8"))
+
+
+@dataclass
+class DemoResult:
+    """What :func:`demo` returns: the generated data, its audit, and per planted defect how
+    many the matching check found (``planted``)."""
+
+    data: Any  # prefaudit.demo.DemoData
+    audit: AuditResult
+    planted: list[dict[str, Any]]
+    out: Path
+
+
+def demo(
+    out: str | Path = "reports/demo",
+    *,
+    pairs: int = 400,
+    seed: int = 0,
+    reference_sample: int = 24,
+) -> DemoResult:
+    """Generate the synthetic demo dataset into ``out/data``, audit it into ``out`` (with the
+    reference model on a sample of ``reference_sample`` pairs; 0: none), and count the
+    planted defects each check found, as ``prefaudit demo`` does."""
+    from prefaudit.demo import generate_demo, planted_found
+
+    out = Path(out)
+    data = generate_demo(out / "data", pairs=pairs, seed=seed)
+    loaded = load(str(data.pairs), annotations=str(data.annotations))
+    eval_prompts = str(data.eval_prompts)
+    names, params = _plan(
+        loaded,
+        against=eval_prompts,
+        coverage_reference=eval_prompts,
+        reference_sample=reference_sample,
+    )
+    result = run_audit(loaded, validators=names, params=params)
+    result.notes.append("synthetic demo dataset generated by prefaudit demo")
+    outputs.save_audit(out, result, loaded, texts=True)
+    _render(out)
+    return DemoResult(data, result, planted_found(result, data.planted), out)
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def default_out(data: Any) -> Path:
+    """reports/<name of data>: where the CLI writes when no output folder is given."""
+    if not isinstance(data, (str, Path)):
+        return REPORTS / "data"
+    data = str(data)
+    name = (
+        data.rstrip("/").split(":")[-1] if data.startswith("hf:") else Path(data.rstrip("/")).name
+    )
+    for suffix in (".gz", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
+        name = name.removesuffix(suffix)
+    return REPORTS / (name.replace("/", "_") or "audit")
+
+
+def _loaded(data: Any, options: Mapping[str, Any]) -> LoadedData:
+    """``data`` loaded with the load keywords among ``options``."""
+    if isinstance(data, LoadedData):
+        return data
+    kwargs = {k: options[k] for k in LOAD_OPTIONS if k in options}
+    kwargs["mapping"] = dict(kwargs.get("mapping") or {})
+    return load(data, **kwargs)
+
+
+def _pairs(data: Any, options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The PairSet of anything :func:`train` accepts."""
     if isinstance(data, CleanResult):
         data = data.pairs
-    if isinstance(data, LoadedData):
-        return data.pairs
-    return load(data).pairs
+    return _loaded(data, options or {}).pairs
 
 
 def _like(original: Any, frame: pd.DataFrame) -> Any:

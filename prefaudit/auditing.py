@@ -17,7 +17,6 @@ import orjson
 import pandas as pd
 
 from prefaudit import __version__, text
-from prefaudit.fileio import write_json, write_parquet
 from prefaudit.io import LoadedData, LoadReport
 from prefaudit.validators.base import (
     VALIDATORS,
@@ -76,7 +75,8 @@ class AuditContext:
                 if self.annotations is None:
                     raise MissingInputError(
                         f"validator {validator.name!r} needs annotations (pair_id, annotator, label): "
-                        "pass --annotations FILE or load a long table with an annotator column"
+                        "give an annotations file or load a long table with an annotator column",
+                        setting="annotations",
                     )
             elif need not in self.pairs.columns:
                 raise MissingInputError(
@@ -148,6 +148,13 @@ class AuditContext:
         key = ("reference_logps", model, max_length, tuple(int(r) for r in rows))
         return self.artefact(key, compute), scorer
 
+    def prompt_list(self, path: str | Path) -> list[str]:
+        """The prompts of an extra input (an evaluation set, prompts that matter), read once
+        per audit however many validators ask (see :func:`prefaudit.io.prompts.load_prompts`)."""
+        from prefaudit.io.prompts import load_prompts
+
+        return self.artefact(("prompts", str(path)), lambda: load_prompts(path))
+
     def normalized_hashes(self, column: str) -> np.ndarray:
         """64-bit hashes of the normalised texts of ``column`` (see :func:`prefaudit.text.normalize`)."""
         return self.text_features(column).normalized_hash
@@ -155,7 +162,8 @@ class AuditContext:
 
 @dataclass
 class AuditResult:
-    """Everything an audit produced; saved as ``audit.json`` + ``flags.parquet``."""
+    """Everything an audit produced; :mod:`prefaudit.outputs` saves it as ``audit.json`` +
+    ``flags.parquet`` (``to_dict``/``from_dict`` round-trip without loss)."""
 
     load: LoadReport
     validators: dict[str, ValidatorResult]
@@ -230,107 +238,6 @@ class AuditResult:
     def from_json(cls, text_: str | bytes) -> AuditResult:
         return cls.from_dict(orjson.loads(text_))
 
-    def to_html(self, path: str | Path) -> Path:
-        """Write the HTML report of this audit to ``path`` (one self-contained file).
-
-        >>> import pandas as pd, tempfile, pathlib
-        >>> pairs = pd.DataFrame({"prompt": ["Hi", "Yo"], "chosen": ["Hello!", "Hey."], "rejected": ["Hello!", "Go."]})
-        >>> result = run_audit(pairs, validators=["content"])
-        >>> path = result.to_html(pathlib.Path(tempfile.mkdtemp()) / "report.html")
-        >>> "Content: empty, identical" in path.read_text()
-        True
-        """
-        from prefaudit.fileio import write_bytes
-        from prefaudit.report import ReportInputs, render_report
-        from prefaudit.report.inputs import flagged_texts
-
-        path = Path(path)
-        texts = None if self.data is None else flagged_texts(self.data.pairs, self.flags)
-        html = render_report(ReportInputs(path.parent, self, texts))
-        return write_bytes(path, html.encode("utf-8"))
-
-    def check(self, rules: str | Path, baseline: str | Path | None = None) -> list:
-        """Evaluate a rule file against this audit: one ``RuleResult`` per rule (``status``
-        passed, failed or skipped; ``fails_check`` for a failed rule of severity error).
-        Pair-level rules need the audited data (results computed in this process)."""
-        from prefaudit.rules import baseline_metrics, evaluate, load_rules
-
-        pairs = self.data.pairs if self.data is not None else pd.DataFrame(index=self.pair_ids)
-        old = baseline_metrics(baseline) if baseline is not None else None
-        return evaluate(load_rules(rules), self, pairs, old)
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``audit.json`` and ``flags.parquet`` into ``out_dir`` (each atomically)."""
-        out = Path(out_dir)
-        write_parquet(out / "flags.parquet", self.flags)
-        write_json(out / "audit.json", self.to_dict(include_flags=False))
-        return out
-
-    @classmethod
-    def read(cls, out_dir: str | Path) -> AuditResult:
-        """Read a result saved by :meth:`save`."""
-        out = Path(out_dir)
-        data = orjson.loads((out / "audit.json").read_bytes())
-        flags = pd.read_parquet(out / "flags.parquet").drop(columns=["any_issue"])
-        flags.index = flags.index.astype("str")
-        return cls.from_dict(data, flags)
-
-
-def save_outputs(
-    out: str | Path, result: AuditResult, data: LoadedData, *, report: bool = True
-) -> Path:
-    """Write everything an audit leaves in ``out``: ``audit.json``, ``flags.parquet``,
-    ``rejected.jsonl``, ``reference_logps.parquet`` (when the reference pass ran) and, with
-    ``report``, the texts of the flagged pairs and the HTML report ``index.html``."""
-    from prefaudit.fileio import write_jsonl
-
-    out = Path(out)
-    result.save(out)
-    write_jsonl(out / "rejected.jsonl", data.report.rejected_records())
-    if "reference" in result.validators:
-        from prefaudit.training.data import write_reference_logps
-
-        write_reference_logps(out / "reference_logps.parquet", result, data.pairs)
-    if report:
-        from prefaudit.report import write_flagged_texts, write_report
-
-        write_flagged_texts(out, data.pairs, result.flags)
-        write_report(out)
-    return out
-
-
-def plan_validators(
-    data: LoadedData,
-    names: Iterable[str] | None,
-    params: Mapping[str, Mapping[str, Any]],
-    *,
-    inputs: Iterable[tuple[str, Any, str, str]] = (),
-    reference: Mapping[str, Any] | None = None,
-) -> tuple[list[str] | None, dict[str, dict[str, Any]]]:
-    """The validators to run and their parameters, once the options that belong to one
-    validator are placed (the CLI and :func:`prefaudit.audit` share this).
-
-    ``inputs``: (option name, value, validator, parameter) for files one validator reads,
-    such as an evaluation set for ``duplication``; a value for a validator not among
-    ``names`` is an error naming the option. ``reference``: settings of the reference-model
-    pass, which adds the ``reference`` validator to the defaults or to ``names``.
-    """
-    names = list(names) if names is not None else None
-    params = {name: dict(values) for name, values in params.items()}
-    for option, value, validator, key in inputs:
-        if not value:
-            continue
-        if names is not None and validator not in names:
-            raise ValueError(f"{option} needs the {validator} validator (add it to the validators)")
-        params.setdefault(validator, {})[key] = str(value)
-    if reference is not None:
-        if names is None:
-            names = default_validators(data, also=["reference"])
-        elif "reference" not in names:
-            names.append("reference")
-        params.setdefault("reference", {}).update(reference)
-    return names, params
-
 
 def default_validators(context: AuditContext | LoadedData, also: Iterable[str] = ()) -> list[str]:
     """Every registered validator that runs by default and whose inputs this audit has, then
@@ -395,25 +302,7 @@ def run_audit(
         raise KeyError(
             f"parameters given for validators that do not run: {', '.join(sorted(unknown))}"
         )
-    timings: dict[str, float] = {}
-    for name in _ordered(names):
-        validator = create_validator(name, **params.get(name, {}))
-        context.require(validator)
-        started = time.perf_counter()
-        result = validator.run(context)
-        timings[name] = round(time.perf_counter() - started, 4)
-        if not result.flags.index.equals(pairs.index):
-            raise RuntimeError(
-                f"validator {name!r} returned flags for other pairs than it was given"
-            )
-        context.results[name] = result
-        log.info(
-            "%s: %d of %d pairs flagged in %.2fs",
-            name,
-            result.flags["issue"].sum(),
-            len(pairs),
-            timings[name],
-        )
+    timings = {name: _run_one(context, name, params.get(name, {})) for name in _ordered(names)}
     return AuditResult(
         load=report,
         validators=dict(context.results),
@@ -424,6 +313,22 @@ def run_audit(
         notes=list(context.notes),
         data=data,
     )
+
+
+def _run_one(context: AuditContext, name: str, params: Mapping[str, Any]) -> float:
+    """Run validator ``name`` on ``context`` (its result goes to ``context.results``); returns
+    the seconds it took."""
+    validator = create_validator(name, **params)
+    context.require(validator)
+    started = time.perf_counter()
+    result = validator.run(context)
+    seconds = round(time.perf_counter() - started, 4)
+    if not result.flags.index.equals(context.pairs.index):
+        raise RuntimeError(f"validator {name!r} returned flags for other pairs than it was given")
+    context.results[name] = result
+    flagged = result.flags["issue"].sum()
+    log.info("%s: %d of %d pairs flagged in %.2fs", name, flagged, len(context.pairs), seconds)
+    return seconds
 
 
 def _ordered(names: list[str]) -> list[str]:

@@ -41,16 +41,22 @@ def test_audit_writes_the_cli_outputs_and_the_report(tmp_path):
     result = prefaudit.audit(pd.DataFrame(ROWS), validators=["content"], out=out)
     for name in ("audit.json", "flags.parquet", "index.html", "flagged_texts.parquet"):
         assert (out / name).exists(), name
-    html = result.to_html(tmp_path / "again.html").read_text("utf-8")
+    html = prefaudit.to_html(result, tmp_path / "again.html").read_text("utf-8")
     assert 'id="content"' in html and "Identical." not in html.split('id="pairs-data"')[0]
 
 
 def test_check_evaluates_a_rule_file(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\nmetrics:\n  content/identical_pairs: {max: 0, severity: error}\n")
-    results = prefaudit.audit(pd.DataFrame(ROWS), validators=["content"]).check(rules)
-    (only,) = results
+    result = prefaudit.audit(pd.DataFrame(ROWS), validators=["content"])
+    done = prefaudit.check(result, rules)
+    (only,) = done.results
     assert only.status == "failed" and only.fails_check and only.value == 1
+    assert done.passed is False and done.audit is result
+    # Given the data, check audits it first (and writes check.json with an out folder).
+    again = prefaudit.check(pd.DataFrame(ROWS), rules, validators=["content"], out=tmp_path / "c")
+    assert [r.to_dict() for r in again.results] == [r.to_dict() for r in done.results]
+    assert (tmp_path / "c" / "check.json").exists() and (tmp_path / "c" / "index.html").exists()
 
 
 def test_clean_gives_back_the_kind_of_table_it_was_given_and_loses_nothing(tmp_path):
@@ -105,7 +111,8 @@ def test_clean_then_train_writes_the_cli_files_and_compares_with_raw(tmp_path):
         {"drop": ["content"]},
         out=out,
         compare_raw=True,
-        audit_options={"validators": ["content", "label_noise"], "embedder": None},
+        validators=["content", "label_noise"],
+        embedding_model="off",
         model=str(folder),
         max_steps=2,
         batch_size=4,

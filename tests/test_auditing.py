@@ -4,6 +4,7 @@ import pytest
 
 from prefaudit.auditing import AuditContext, AuditResult, run_audit
 from prefaudit.io import load
+from prefaudit.outputs import read_audit, save_audit
 from prefaudit.validators import VALIDATORS, Validator, empty_flags, register
 from tests.helpers import pair, pairs_frame, write_lines
 
@@ -24,7 +25,7 @@ def test_result_round_trips_through_json_without_loss():
 def test_result_round_trips_through_its_folder(tmp_path):
     data = load(str(write_lines(tmp_path / "in.jsonl", [pair(), "{bad", pair("Q2", "x", "x")])))
     result = run_audit(data)
-    result.save(tmp_path / "out")
+    save_audit(tmp_path / "out", result, data, texts=False)
     saved = orjson.loads((tmp_path / "out" / "audit.json").read_bytes())
     assert (
         saved["load"]["rows_read"] == 3
@@ -35,7 +36,7 @@ def test_result_round_trips_through_its_folder(tmp_path):
     assert (
         "record" not in saved["load"]["rejected"][0]
     )  # raw rows go to rejected.jsonl, not audit.json
-    again = AuditResult.read(tmp_path / "out")
+    again = read_audit(tmp_path / "out")
     assert again.to_dict() == result.to_dict()
     pd.testing.assert_frame_equal(again.flags, result.flags)
     assert again.flags["any_issue"].tolist() == [False, True]

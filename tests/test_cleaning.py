@@ -4,8 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefaudit.cleaning import CleaningPolicy, clean, write_cleaned
-from prefaudit.rules import RuleFileError, load_rules
+from prefaudit.cleaning import CleaningPolicy, clean
+from prefaudit.cleaning.policy import load_policy
+from prefaudit.outputs import write_cleaned
+from prefaudit.rules import RuleFileError
 from tests.helpers import pairs_frame
 
 
@@ -133,10 +135,10 @@ def test_policy_errors_name_the_file_and_line(tmp_path, section, message):
     path = tmp_path / "rules.yaml"
     path.write_text("version: 1\n" + section)
     with pytest.raises(RuleFileError, match=message.replace("(", r"\(").replace("]", r"\]")):
-        load_rules(path)
+        load_policy(path)
 
 
 def test_the_default_rules_carry_a_policy():
-    policy = load_rules("rules/default.yaml").clean
+    policy = load_policy("rules/default.yaml")
     assert "content" in policy.drop and policy.flip_min_noise == 0.95
     assert policy.dedupe and policy.reorient_by_raters and policy.weights == "confidence"

@@ -121,12 +121,12 @@ def test_a_file_whose_rows_are_all_rejected_still_gets_an_audit(tmp_path, capsys
 
 
 def test_an_internal_error_exits_3_not_1(tmp_path, capsys, monkeypatch):
-    import prefaudit.auditing
+    import prefaudit.api
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(prefaudit.auditing, "run_audit", broken)
+    monkeypatch.setattr(prefaudit.api, "run_audit", broken)
     data = write_lines(tmp_path / "pairs.jsonl", [pair()])
     assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 3
     assert "internal error" in capsys.readouterr().err
@@ -185,7 +185,7 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
     assert metrics["reference/scored_pairs"] == 1  # the first pair is 9 tokens: reported, not cut
     assert metrics["reference/truncated_pairs"] == 1
     logps = pd.read_parquet(out / "reference_logps.parquet")
-    from prefaudit.training.data import REFERENCE_COLUMNS
+    from prefaudit.models.logps_file import REFERENCE_COLUMNS
 
     assert tuple(logps.columns) == REFERENCE_COLUMNS  # what the trainer reads
     assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0
@@ -233,3 +233,52 @@ def test_clean_reuses_a_given_audit_only_of_the_same_data(tmp_path, data_file, c
     bare.write_text("version: 1\n")
     assert main(["clean", str(data_file), "--policy", str(bare), "--out", str(tmp_path / "q")]) == 2
     assert "no clean: section" in capsys.readouterr().err
+
+
+def test_every_option_is_an_api_keyword_with_the_same_name_and_default():
+    """The CLI is a thin layer: each option of each command is a keyword of the API function
+    of the same name (or of audit() / TrainConfig, which check, clean and clean_then_train
+    take as **options), with the same default."""
+    import argparse
+    import inspect
+    from dataclasses import fields
+
+    from prefaudit import api
+    from prefaudit.cli import build_parser
+    from prefaudit.training import TrainConfig
+    from prefaudit.validators import available_validators
+
+    functions = {
+        "audit": api.audit,
+        "check": api.check,
+        "clean": api.clean,
+        "train": api.train,
+        "clean-then-train": api.clean_then_train,
+        "report": api.write_report,
+        "demo": api.demo,
+        "validators": available_validators,
+    }
+    takes_audit_options = ("check", "clean", "clean-then-train")
+    takes_train_settings = ("train", "clean-then-train")
+    train_defaults = {f.name: f.default for f in fields(TrainConfig)}
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(functions)
+    checked = 0
+    for name, parser in commands.choices.items():
+        params = inspect.signature(functions[name]).parameters
+        for action in parser._actions:
+            if action.dest == "help":
+                continue
+            if action.dest in params:
+                default = params[action.dest].default
+            elif name in takes_audit_options and action.dest in api.AUDIT_OPTIONS:
+                default = api.AUDIT_OPTIONS[action.dest]
+            elif name in takes_train_settings and action.dest in train_defaults:
+                default = train_defaults[action.dest]
+            else:
+                raise AssertionError(f"prefaudit {name} {action.option_strings}: no API keyword")
+            checked += 1
+            if action.required or not action.option_strings or action.default is argparse.SUPPRESS:
+                continue  # given every time, or passed on only when given
+            assert action.default == default, (name, action.dest, action.default, default)
+    assert checked > 80

@@ -23,10 +23,10 @@ def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     audit = orjson.loads((tmp_path / "audit.json").read_bytes())
     assert audit["load"]["pairs"] == 200 and audit["load"]["rejected_rows"] == 3
-    from prefaudit.auditing import AuditResult
+    from prefaudit.outputs import read_audit
 
     rows = planted_found(
-        AuditResult.read(tmp_path), orjson.loads((tmp_path / "data" / "planted.json").read_bytes())
+        read_audit(tmp_path), orjson.loads((tmp_path / "data" / "planted.json").read_bytes())
     )
     raters = {r["defect"]: r["found"] for r in rows if r["validator"] == "agreement"}
     assert raters["unreliable_annotator"] == 1 and raters["position_biased_annotator"] == 1
@@ -48,7 +48,7 @@ def test_demo_finds_every_planted_content_defect(tmp_path, capsys):
             "pair_ids"
         ]
     }
-    assert set(AuditResult.read(tmp_path).validators["content"].issues) == planted_ids
+    assert set(read_audit(tmp_path).validators["content"].issues) == planted_ids
 
 
 def test_demo_is_reproducible_and_needs_enough_pairs(tmp_path):

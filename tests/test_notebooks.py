@@ -84,7 +84,7 @@ def test_notebooks_hold_no_logic_of_their_own(name):
 def test_the_audit_walkthrough_runs_on_the_demo_data(tmp_path):
     out = tmp_path / "audit"
     notebook = run_notebook(
-        NAMES[0], f"OUT = {str(out)!r}\nEMBEDDINGS = None  # MiniLM is tested elsewhere"
+        NAMES[0], f'OUT = {str(out)!r}\nEMBEDDING_MODEL = "off"  # MiniLM is tested elsewhere'
     )
     text = _text(notebook)
     assert "403 rows read, 400 accepted, 3 rejected" in text
@@ -102,7 +102,7 @@ def test_clean_then_train_runs_with_a_tiny_model(tmp_path):
     out = tmp_path / "run"
     notebook = run_notebook(
         NAMES[1],
-        f"OUT = {str(out)!r}\nMODEL = {str(model)!r}\nEMBEDDINGS = None\n"
+        f'OUT = {str(out)!r}\nMODEL = {str(model)!r}\nEMBEDDING_MODEL = "off"\n'
         'TRAIN = {"max_steps": 3, "batch_size": 4, "eval_fraction": 0.1, "eval_every": 1}',
     )
     comparison = json.loads((out / "comparison.json").read_text())

@@ -85,7 +85,7 @@ def test_pairs_rules(tmp_path, check, planted_rows, bad):
 
 
 def test_duplicate_pair_ids_are_caught_on_the_table(tmp_path):
-    from prefaudit.rules import _run_expectations
+    from prefaudit.rules.evaluate import _run_expectations
 
     data = load(str(_data(tmp_path)))
     pairs = data.pairs.copy()
@@ -275,13 +275,6 @@ def test_junit_counts_match(tmp_path):
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("2", "0", "1")
 
 
-def test_the_readme_rule_example_is_a_valid_rule_file(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("### Rule files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    ruleset = load_rules(_rules(tmp_path, block))
-    assert len(ruleset.rules) == 8 and ruleset.drift_tolerance == 0.02
-
-
 @pytest.mark.parametrize(
     "text,message",
     [
@@ -373,3 +366,68 @@ def test_check_does_not_reuse_an_audit_made_with_other_settings(tmp_path, capsys
     assert (
         "(reused)" not in capsys.readouterr().out
     )  # another --max-chars reads the input differently
+
+
+# --- the clean: section: noted by load_rules, read by the cleaning policy ------------------------
+
+
+def test_load_rules_notes_a_clean_section_without_reading_it(tmp_path):
+    from prefaudit.cleaning.policy import load_policy
+
+    assert load_rules(_rules(tmp_path, "version: 1\n")).has_clean is False
+    path = _rules(tmp_path, "version: 1\nclean:\n  shuffle: true\n")
+    assert load_rules(path).has_clean is True
+    with pytest.raises(RuleFileError, match="line 3: clean: unknown key 'shuffle'"):
+        load_policy(path)
+
+
+def test_load_policy_checks_the_whole_file_in_order(tmp_path):
+    from prefaudit.cleaning.policy import load_policy
+
+    path = _rules(tmp_path, "version: 1\nmetrics:\n  content/nope: {max: 1}\nclean: {}\n")
+    with pytest.raises(RuleFileError, match="line 3: unknown metric 'content/nope'"):
+        load_policy(path)
+    path = _rules(tmp_path, "version: 1\nmetrics:\n  content/identical_pairs: {max: 0}\n")
+    with pytest.raises(RuleFileError, match="no clean: section \\(the cleaning policy\\)"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(
+    "mapping,message",
+    [
+        ({"drop": ["nonsense"]}, "the policy: drop: unknown validator in 'nonsense'"),
+        ({"drop": "content"}, "the policy: drop must be a list of checks"),
+        ({"weights": "heavy"}, "the policy: weights must be one of"),
+        ({"flip_min_noise": 0.3}, "the policy: flip_min_noise must be in (0.5, 1]"),
+        ({"flip_min_noise": "high"}, "the policy: flip_min_noise must be a finite number"),
+        ({"dedupe": "maybe"}, "the policy: dedupe must be true or false"),
+        ({"shuffle": True}, "the policy: unknown key 'shuffle'"),
+        (["drop"], "the policy must be a mapping"),
+    ],
+)
+def test_policy_from_mapping_refuses_what_a_rule_file_would(mapping, message):
+    from prefaudit.cleaning.policy import policy_from_mapping
+
+    with pytest.raises(RuleFileError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        policy_from_mapping(mapping)
+
+
+def test_policy_from_mapping_round_trips_a_policy():
+    from prefaudit.cleaning.policy import CleaningPolicy, load_policy, policy_from_mapping
+
+    default = load_policy(ROOT / "rules" / "default.yaml")
+    assert policy_from_mapping(default.to_dict()) == default
+    assert policy_from_mapping(CleaningPolicy().to_dict()) == CleaningPolicy()
+    assert policy_from_mapping({"drop": ("content",)}).drop == ("content",)
+
+
+def test_importing_the_rules_loads_neither_great_expectations_nor_cleaning():
+    import subprocess
+    import sys
+
+    code = (
+        "import prefaudit.rules, sys; "
+        "assert 'great_expectations' not in sys.modules; "
+        "assert not [m for m in sys.modules if m.startswith('prefaudit.cleaning')]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

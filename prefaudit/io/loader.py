@@ -73,16 +73,46 @@ def load(
     >>> data.report.summary(), data.report.rejected[0].field
     ('1 rows read, 0 accepted, 1 rejected -> 0 pairs', 'rejected')
     """
-    if on_bad_row not in ON_BAD_ROW:
-        raise LoadError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
-    if format is not None and format not in SHAPES:
-        raise LoadError(f"unknown format {format!r}; expected one of {', '.join(SHAPES)}")
+    _check_settings(format, on_bad_row)
     if isinstance(path, (str, Path)):
         source = open_records(str(path), file_type)
     else:
         source = open_table(path)
         path = source.name
     report = LoadReport(files=[source.name], file_type=source.file_type)
+    builder, table = _read_pairs(source, path, report, format, mapping, max_chars)
+    pairs = builder.frame(set(report.mapping))
+    report.pairs = len(pairs)
+    data_hash = source.fingerprint.hexdigest()
+    if annotations is not None:
+        table, annotations_hash = _add_annotations(str(annotations), pairs, report, table)
+        data_hash += annotations_hash
+    report.annotations = 0 if table is None else len(table)
+    report.fingerprint = _fingerprint(data_hash, report, max_chars)
+    if on_bad_row == "fail" and report.rejected:
+        raise LoadError(
+            f"{path}: {len(report.rejected)} row(s) could not be loaded (on_bad_row='fail')",
+            report.rejected,
+            setting="on_bad_row",
+        )
+    return LoadedData(pairs, table, report)
+
+
+def _check_settings(format: str | None, on_bad_row: str) -> None:
+    # Checked before the input is opened, so a typo costs nothing to find.
+    if on_bad_row not in ON_BAD_ROW:
+        raise LoadError(
+            f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}", setting="on_bad_row"
+        )
+    if format is not None and format not in SHAPES:
+        raise LoadError(
+            f"unknown format {format!r}; expected one of {', '.join(SHAPES)}", setting="format"
+        )
+
+
+def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: int):
+    """Every record of ``source`` as a pair (or, for a long annotations table, an annotation)
+    or a rejection; returns the PairBuilder and that long table's Annotations (or None)."""
     head, sample = _read_ahead(source.items)
     columns = {key for record in sample for key in record}
     report.mapping = resolve_mapping(columns, dict(mapping or {}), path)
@@ -90,6 +120,7 @@ def load(
     check_required(report.shape, report.mapping, columns, path)
 
     builder = PairBuilder(report, source.name, source.unit, max_chars)
+    # A long annotations table is read row by row as side-by-side pairs, then grouped.
     shape = "side_by_side" if report.shape == "annotations" else report.shape
     mapper = ShapeMapper(shape, report.mapping, builder)
     grouper = AnnotationGrouper(mapper) if report.shape == "annotations" else None
@@ -97,28 +128,20 @@ def load(
         itertools.chain(head, source.items), source.name, source.unit, report, mapper, grouper
     )
     report.notes.extend(source.notes)
-
+    # The grouper adds its pairs to the builder, so it finishes before the pairs are framed.
     table = grouper.finish() if grouper is not None else None
-    pairs = builder.frame(set(report.mapping))
-    report.pairs = len(pairs)
-    data_hash = source.fingerprint.hexdigest()
-    if annotations is not None:
-        extra, annotations_hash = load_annotations(str(annotations), pairs, report)
-        data_hash += annotations_hash
-        if table is not None:  # a long table's own judgements are kept beside the file's
-            import pandas as pd
+    return builder, table
 
-            table = pd.concat([table, extra], ignore_index=True)
-        else:
-            table = extra
-    report.annotations = 0 if table is None else len(table)
-    report.fingerprint = _fingerprint(data_hash, report, max_chars)
-    if on_bad_row == "fail" and report.rejected:
-        raise LoadError(
-            f"{path}: {len(report.rejected)} row(s) could not be loaded (--on-bad-row fail)",
-            report.rejected,
-        )
-    return LoadedData(pairs, table, report)
+
+def _add_annotations(path: str, pairs, report: LoadReport, table):
+    """The Annotations table with a separate annotations file's rows added, and that file's hash."""
+    extra, digest = load_annotations(path, pairs, report)
+    if table is None:
+        return extra, digest
+    import pandas as pd
+
+    # A long table's own judgements are kept beside the file's.
+    return pd.concat([table, extra], ignore_index=True), digest
 
 
 def _read_ahead(items) -> tuple[list, list[dict]]:

@@ -72,7 +72,10 @@ def open_records(path: str, file_type: str | None = None) -> RecordSource:
     """Open ``path`` and return its records; raises :class:`LoadError` if it cannot be opened."""
     file_type = file_type or detect_file_type(path)
     if file_type not in FILE_TYPES:
-        raise LoadError(f"{path}: unknown file type {file_type!r}; expected one of {FILE_TYPES}")
+        raise LoadError(
+            f"{path}: unknown file_type {file_type!r}; expected one of {FILE_TYPES}",
+            setting="file_type",
+        )
     if file_type in ("hf_disk", "hf_hub"):
         return _open_hf(path, file_type)
     p = Path(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from prefaudit.errors import SettingError
+
 # Columns every PairSet has, in this order.
 PAIR_COLUMNS = ("pair_id", "prompt", "chosen", "rejected")
 # Columns a PairSet may have, when the input carries them.
@@ -142,13 +144,19 @@ def _issue_dict(issue: LoadIssue) -> dict[str, Any]:
     return {k: v for k, v in asdict(issue).items() if k != "record"}
 
 
-class LoadError(ValueError):
-    """The input cannot be loaded (or, with ``on_bad_row='fail'``, has bad rows)."""
+class LoadError(SettingError):
+    """The input cannot be loaded (or, with ``on_bad_row='fail'``, has bad rows).
 
-    def __init__(self, message: str, issues: list[LoadIssue] | None = None):
+    ``setting`` names the setting whose value caused it (``format``, ``on_bad_row``), as
+    :class:`~prefaudit.errors.SettingError` does; None when the input itself is at fault.
+    """
+
+    def __init__(
+        self, message: str, issues: list[LoadIssue] | None = None, *, setting: str | None = None
+    ):
         self.issues = list(issues or [])
         if self.issues:
             shown = "\n".join(f"  - {i}" for i in self.issues[:20])
             more = len(self.issues) - 20
             message += "\n" + shown + (f"\n  ... and {more} more" if more > 0 else "")
-        super().__init__(message)
+        super().__init__(message, setting=setting)

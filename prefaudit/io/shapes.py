@@ -9,13 +9,17 @@ or a :class:`LoadIssue` naming its line and field; nothing is dropped silently.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import xxhash
 
+from prefaudit.chat import (
+    HH_ASSISTANT,
+    hh_messages,
+    render_messages,
+)
 from prefaudit.io.schema import (
     PAIR_COLUMNS,
     SHAPES,
@@ -126,9 +130,6 @@ _SIDE_BY_SIDE_LABELS = {word: v for v, words in _LABEL_WORDS.items() for word in
 # Annotation-file labels name the pair's own responses; numbers are P(chosen is better).
 _ANNOTATION_LABELS = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
 
-HH_ASSISTANT = "\n\nAssistant:"
-_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
-
 
 class RowError(Exception):
     """A record that cannot become a pair; carries the field and the reason."""
@@ -139,18 +140,20 @@ class RowError(Exception):
 
 
 def resolve_mapping(columns: Iterable[str], user_map: dict[str, str], file: str) -> dict[str, str]:
-    """Canonical name -> column name in the input, from ``--map`` first, then known aliases."""
+    """Canonical name -> column name in the input, from ``mapping`` first, then known aliases."""
     columns = set(columns)
     for canonical, column in user_map.items():
         if canonical not in ALIASES:
             raise LoadError(
-                f"--map {canonical}={column}: unknown field {canonical!r}; "
-                f"expected one of {', '.join(MAPPABLE)}"
+                f"mapping {canonical}={column}: unknown field {canonical!r}; "
+                f"expected one of {', '.join(MAPPABLE)}",
+                setting="mapping",
             )
         if columns and column not in columns:
             raise LoadError(
-                f"--map {canonical}={column}: {file} has no column {column!r} "
-                f"(found: {', '.join(sorted(columns))})"
+                f"mapping {canonical}={column}: {file} has no column {column!r} "
+                f"(found: {', '.join(sorted(columns))})",
+                setting="mapping",
             )
     mapping = dict(user_map)
     taken = set(mapping.values())
@@ -182,14 +185,16 @@ def detect_shape(sample: list[dict[str, Any]], mapping: dict[str, str], file: st
         raise LoadError(
             f"{file}: has chosen/rejected but no prompt column, and chosen does not look like an "
             "Anthropic HH transcript ('\\n\\nHuman: ...\\n\\nAssistant: ...'); "
-            "map the prompt column with --map prompt=COLUMN"
+            "map the prompt column (mapping prompt=COLUMN)",
+            setting="mapping",
         )
     columns = sorted({k for r in sample for k in r})
     raise LoadError(
         f"{file}: cannot tell the shape of the records (columns: {', '.join(columns) or 'none'}); "
         "expected prompt/chosen/rejected, chosen/rejected message lists, HH transcripts, "
         "prompt/response_a/response_b/label, or the same with an annotator column. "
-        "Use --format and --map COLUMN names, e.g. --map prompt=instruction"
+        "Give the format, and map fields to COLUMN names (mapping prompt=instruction)",
+        setting="mapping",
     )
 
 
@@ -198,7 +203,8 @@ def check_required(shape: str, mapping: dict[str, str], columns: set[str], file:
     if missing and columns:
         raise LoadError(
             f"{file}: shape {shape!r} needs the field(s) {', '.join(missing)}, which no column "
-            f"provides (found: {', '.join(sorted(columns))}); use --map FIELD=COLUMN"
+            f"provides (found: {', '.join(sorted(columns))}); map FIELD=COLUMN",
+            setting="mapping",
         )
 
 
@@ -225,7 +231,7 @@ class PairBuilder:
             raise RowError(field, "is null")
         if not isinstance(value, str):
             hint = (
-                " (message lists need --format conversational)" if isinstance(value, list) else ""
+                " (message lists need format='conversational')" if isinstance(value, list) else ""
             )
             raise RowError(field, f"must be a string, got {describe_type(value)}{hint}")
         return self.checked(value, field)
@@ -235,7 +241,7 @@ class PairBuilder:
             raise RowError(
                 field,
                 f"has {len(value):,} characters, over the limit of {self.max_chars:,} "
-                "(raise it with --max-chars)",
+                "(raise max_chars)",
             )
         return value
 
@@ -480,35 +486,6 @@ def split_hh(chosen: str, rejected: str) -> tuple[str, str, str, int | None]:
         )
     start = cut + len(HH_ASSISTANT)
     return chosen[:cut], chosen[start:].strip(), rejected[start:].strip(), common
-
-
-def hh_messages(prompt: str) -> list[dict[str, str]]:
-    """The turns of an HH transcript prefix as chat messages."""
-    parts = _HH_TURN.split(prompt)
-    # Text before the first marker (rare) is kept as a system message rather than dropped.
-    messages = [{"role": "system", "content": parts[0].strip()}] if parts[0].strip() else []
-    for role, content in zip(parts[1::2], parts[2::2], strict=True):
-        messages.append(
-            {"role": "user" if role == "Human" else "assistant", "content": content.strip()}
-        )
-    return messages
-
-
-def is_conversation(value: Any) -> bool:
-    """Whether ``value`` is a non-empty list of chat messages (dicts with a ``role``), as a
-    ``prompt_messages`` cell holds them (a numpy array after a Parquet round trip)."""
-    return (
-        isinstance(value, (list, tuple, np.ndarray))
-        and len(value) > 0
-        and all(isinstance(m, dict) and "role" in m for m in value)
-    )
-
-
-def render_messages(messages: list[dict[str, str]], roles: bool = True) -> str:
-    """Messages as one text: a single message is its content, several are 'role: content' blocks."""
-    if len(messages) == 1 or not roles:
-        return "\n\n".join(m["content"] for m in messages)
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
 def parse_preference(value: Any) -> float:

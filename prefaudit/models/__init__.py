@@ -1,4 +1,9 @@
-"""Models: embedded defaults (and, in later work, the embedding and reference-model services)."""
+"""Models: the embedded defaults, text embeddings and the reference model.
+
+The reference model, by concern: ``loading`` (a causal LM and its identity), ``reference``
+(the scorer), ``packing`` (pairs packed for one forward call), ``budget`` (GPU batch sizes),
+``distributed`` (torchrun / accelerate processes) and ``logps_file`` (reference_logps.parquet).
+"""
 
 from prefaudit.models.embedded import EMBEDDED_MODELS, EmbeddedModel, embedded_model_path
 

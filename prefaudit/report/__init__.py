@@ -7,14 +7,7 @@ for how a validator gets its section.
 
 from __future__ import annotations
 
-from prefaudit.report.inputs import TEXTS_FILE, ReportInputs, write_flagged_texts
+from prefaudit.report.inputs import ReportInputs
 from prefaudit.report.render import REPORT_FILE, render_report, write_report
 
-__all__ = [
-    "REPORT_FILE",
-    "TEXTS_FILE",
-    "ReportInputs",
-    "render_report",
-    "write_flagged_texts",
-    "write_report",
-]
+__all__ = ["REPORT_FILE", "ReportInputs", "render_report", "write_report"]

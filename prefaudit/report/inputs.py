@@ -6,17 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
+from prefaudit import outputs
 from prefaudit.auditing import AuditResult
-from prefaudit.fileio import write_parquet
-from prefaudit.report.table import TEXT_COLUMNS
-
-# The prompt and responses of the flagged pairs, saved by the audit for the report's table
-# (the audit's other files hold figures, not texts).
-TEXTS_FILE = "flagged_texts.parquet"
-TRAINING_RUNS = ("train", "train-raw")  # subfolders `clean-then-train` writes
 
 
 @dataclass
@@ -44,24 +37,22 @@ class ReportInputs:
     def read(cls, folder: str | Path) -> ReportInputs:
         """Read ``folder`` (``audit.json`` and ``flags.parquet`` are required)."""
         folder = Path(folder)
-        for name in ("audit.json", "flags.parquet"):
+        for name in (outputs.AUDIT_FILE, outputs.FLAGS_FILE):
             if not (folder / name).exists():
                 raise FileNotFoundError(
-                    f"{folder}: no {name} here; run `prefaudit audit DATA --out {folder}` first"
+                    f"{folder}: no {name} here; audit the data into this folder first"
                 )
-        result = AuditResult.read(folder)
-        texts = None
-        if (folder / TEXTS_FILE).exists():
-            texts = pd.read_parquet(folder / TEXTS_FILE)
-            texts.index = texts.index.astype("str")
-        check = _json(folder / "check.json")
+        result = outputs.read_audit(folder)
+        check = outputs.read_json(folder / outputs.CHECK_FILE)
         if check is not None and check.get("fingerprint") != result.fingerprint:
             check = None  # a check of other data (an older run in the same folder)
-        manifest = _json(folder / "manifest.json")
+        manifest = outputs.read_json(folder / outputs.MANIFEST_FILE)
         if manifest is not None and manifest.get("input_fingerprint") != result.fingerprint:
             manifest = None
-        runs = [run for name in TRAINING_RUNS if (run := _run(folder / name, name))]
-        return cls(folder, result, texts, check, manifest, runs, _json(folder / "comparison.json"))
+        runs = [run for name in outputs.TRAINING_RUNS if (run := _run(folder / name, name))]
+        comparison = outputs.read_json(folder / outputs.COMPARISON_FILE)
+        texts = outputs.read_flagged_texts(folder)
+        return cls(folder, result, texts, check, manifest, runs, comparison)
 
     def text(self, pair_id: str) -> dict[str, Any] | None:
         """The prompt, chosen and rejected of a flagged pair (None when not saved)."""
@@ -70,32 +61,8 @@ class ReportInputs:
         return self.texts.loc[pair_id].to_dict()
 
 
-def flagged_texts(pairs: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
-    """The texts (and input lines) of the pairs with any issue, indexed by pair id."""
-    columns = [c for c in (*TEXT_COLUMNS, "row") if c in pairs.columns]
-    flagged = flags.index[flags["any_issue"].to_numpy(dtype=bool)]
-    texts = pairs.loc[pairs.index.isin(flagged), columns]
-    texts.index = texts.index.astype("str").rename("pair_id")
-    return texts
-
-
-def write_flagged_texts(folder: str | Path, pairs: pd.DataFrame, flags: pd.DataFrame) -> Path:
-    """Save :func:`flagged_texts` into ``folder`` for the report."""
-    return write_parquet(Path(folder) / TEXTS_FILE, flagged_texts(pairs, flags))
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    return orjson.loads(path.read_bytes())
-
-
 def _run(folder: Path, name: str) -> TrainingRun | None:
-    summary = _json(folder / "summary.json")
+    summary = outputs.read_json(folder / "summary.json")
     if summary is None:
         return None
-    metrics = []
-    if (folder / "metrics.jsonl").exists():
-        with open(folder / "metrics.jsonl", "rb") as handle:
-            metrics = [orjson.loads(line) for line in handle if line.strip()]
-    return TrainingRun(name, summary, metrics)
+    return TrainingRun(name, summary, outputs.read_jsonl(folder / "metrics.jsonl"))

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("sigmoid", "ipo", "cdpo", "robust")
+from prefaudit.training.losses import LOSSES
+
 SCHEDULES = ("linear", "constant")
 
 

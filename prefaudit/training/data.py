@@ -4,33 +4,16 @@ the held-out split, and length-grouped batches."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xxhash
 
-log = logging.getLogger(__name__)
-
-# Columns of reference_logps.parquet (written by the audit, read here), indexed by pair_id.
-REFERENCE_COLUMNS = (
-    "ref_chosen_logps",
-    "ref_rejected_logps",
-    "chosen_tokens",
-    "rejected_tokens",
-    "prompt_tokens",
-    "chosen_key",
-    "rejected_key",
+from prefaudit.models.logps_file import (
+    response_key,
 )
-
-
-def response_key(text: str) -> str:
-    """What identifies a response in reference_logps.parquet (with its pair id and token
-    counts): a pair flipped by cleaning finds its log-probs under the other column."""
-    return xxhash.xxh64_hexdigest(text.encode("utf-8"))
 
 
 @dataclass
@@ -114,50 +97,6 @@ def prepare(pairs: pd.DataFrame, tokenizer, *, max_length: int, use_weights: boo
         soft_labels=soft,
         left_out=left_out,
     )
-
-
-def write_reference_logps(path: Path, result, pairs: pd.DataFrame) -> None:
-    """An audit's reference log-probs of the scored pairs, in the columns the trainer reads,
-    with the model identity they were computed under (``attrs["reference_model"]``)."""
-    from prefaudit.fileio import write_parquet
-
-    reference = result.validators["reference"]
-    flags = reference.flags
-    scored = flags[flags["scored"].astype(bool)]
-    texts = pairs.reindex(scored.index)
-    table = pd.DataFrame(
-        {
-            "ref_chosen_logps": scored["chosen_logps"].astype(float),
-            "ref_rejected_logps": scored["rejected_logps"].astype(float),
-            "chosen_tokens": scored["chosen_tokens"].astype(np.int64),
-            "rejected_tokens": scored["rejected_tokens"].astype(np.int64),
-            "prompt_tokens": scored["prompt_tokens"].astype(np.int64),
-            "chosen_key": [response_key(t) for t in texts["chosen"]],
-            "rejected_key": [response_key(t) for t in texts["rejected"]],
-        },
-        index=scored.index.rename("pair_id"),
-    )
-    table.attrs["reference_model"] = reference.info.get("model_identity")
-    write_parquet(path, table)
-
-
-def read_reference(path: Path, model_identity: str) -> pd.DataFrame | None:
-    """An audit's reference log-probs, if they were computed under ``model_identity``."""
-    table = pd.read_parquet(path)
-    missing = [c for c in REFERENCE_COLUMNS if c not in table.columns]
-    if missing:
-        log.warning("%s lacks %s (an older audit): reference log-probs recomputed", path, missing)
-        return None
-    identity = table.attrs.get("reference_model")
-    if identity != model_identity:
-        log.warning(
-            "%s was scored under %r, training uses %r: reference log-probs recomputed",
-            path,
-            identity,
-            model_identity,
-        )
-        return None
-    return table
 
 
 def attach_reference(prepared: Prepared, table: pd.DataFrame | None) -> int:

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit.models.distributed import barrier, rank_and_world
+from prefaudit.models.logps_file import read_reference_logps
 from prefaudit.training.config import TrainConfig
 from prefaudit.training.data import (
     Prepared,
@@ -31,7 +33,6 @@ from prefaudit.training.data import (
     epoch_batches,
     held_out,
     prepare,
-    read_reference,
 )
 from prefaudit.training.losses import LOSSES, reduce
 
@@ -74,82 +75,36 @@ def train(
     ``config.eval_fraction`` of ``pairs``). ``reference_logps``: an audit's
     reference_logps.parquet to reuse where it matches. ``resume``: continue from the newest
     checkpoint in ``out``."""
-    import torch
-
-    from prefaudit.models.reference import load_causal_lm
-
     out = Path(out)
-    rank, world = _launch()
-    device, dtype = _placement(config, rank)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)  # this run's peak, not the process's
-    torch.manual_seed(config.seed)
-    model, tokenizer = load_causal_lm(config.model, dtype=dtype)
-    model.to(device)
-    if eval_pairs is None:
-        held = held_out(pairs.index, config.eval_fraction, config.seed)
-        pairs, eval_pairs = pairs[~held], pairs[held]
-    train_set, eval_set = (
-        _prepared(frame, tokenizer, config, dtype, reference_logps) for frame in (pairs, eval_pairs)
-    )
-    if not len(train_set):
-        raise ValueError("no pairs to train on (all held out or left out)")
+    rank, world = rank_and_world()
+    model, tokenizer, device, dtype = _load(config, rank)
+    train_set, eval_set = _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps)
     plan = _plan(train_set, config, world)
-    # Reference log-probs of the pairs the steps will see (a short run on a large dataset
-    # scores only its share), computed under the model before any step: the reference itself.
-    used = np.unique(np.concatenate([rows for step in plan for rows in step] or [[]]))
-    for prepared, rows in ((train_set, used), (eval_set, None)):
-        computed = compute_reference(prepared, model, tokenizer, rows=rows, progress=progress)
-        prepared.reference_source["computed"] = computed
-    unscored = int(np.isnan(train_set.reference).any(axis=1).sum())
-    if unscored:  # pairs past --max-steps: never trained on, so never scored
-        train_set.reference_source["not_needed"] = unscored
-    if config.lora_r:
-        model = _with_lora(model, config)
-    model.train()
-    wrapped = _ddp(model, device) if world > 1 else model
+    _score_reference(model, tokenizer, train_set, eval_set, plan, progress)
+    model, wrapped = _for_training(model, config, device, world)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     trainable = [p for _, p in named]
     masters = _masters(trainable)  # what AdamW steps: float32 (the parameter itself if it is)
-    optimizer = torch.optim.AdamW(
-        masters, lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, len(plan)))
+    optimizer, scheduler = _optimizer(masters, config, len(plan))
     start = _resume(out, model, named, masters, optimizer, scheduler, config) if resume else 0
     writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=len(plan), initial=start, desc="training", unit="step", disable=not progress or rank
-    )
+    bar = _progress(len(plan), start, show=progress and rank == 0)
     seconds, tokens, window = 0.0, 0, _Sums()  # time spent in training steps only
     last_eval: dict[str, float] = {}
     for step in range(start, len(plan)):
-        began, sums = time.perf_counter(), _Sums()
-        count = sum(len(rows) for rows in plan[step])  # pairs in this optimizer step
-        for rows in plan[step]:
-            mine = np.array_split(rows, world)[rank]
-            stats = _pair_stats(wrapped, train_set, mine, pad, config)
-            loss = reduce(stats["loss"], stats["weight"], count) * world  # DDP averages
-            loss.backward()
-            _gather_grads(trainable, masters)  # accumulated in float32
-            sums.add(stats)
-            tokens += int(train_set.tokens[rows].sum())
-        norm = _clip(masters, config.max_grad_norm)
-        optimizer.step()
-        _publish(trainable, masters)
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        sums.all_reduce(world)
+        began = time.perf_counter()
+        sums = _accumulate(
+            wrapped, train_set, plan[step], pad, config, trainable, masters, rank, world
+        )
+        norm = _step(optimizer, scheduler, trainable, masters, config.max_grad_norm)
         seconds += time.perf_counter() - began
+        tokens += sum(int(train_set.tokens[rows].sum()) for rows in plan[step])
         window.merge(sums)
         done = step + 1
         bar.update(1)
         if done % config.log_every == 0 or done == len(plan):
-            extra = {"grad_norm": norm, "learning_rate": scheduler.get_last_lr()[0]}
-            writer.write(done, "train", {**window.means(), **extra, "tokens": tokens})
-            bar.set_postfix(loss=f"{window.means()['loss']:.4f}")
+            _log_train(writer, bar, done, window, norm, scheduler.get_last_lr()[0], tokens)
             window = _Sums()
         due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
         if due and len(eval_set) and rank == 0:
@@ -158,29 +113,136 @@ def train(
         if config.save_every and done % config.save_every == 0 and done < len(plan):
             if rank == 0:
                 _save_checkpoint(out, done, named, masters, optimizer, scheduler, config)
-            _barrier(world)
+            barrier(world)
     bar.close()
     summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
     if rank == 0:
-        _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r))
-        from prefaudit.fileio import write_json
-
-        write_json(out / "summary.json", summary)
-    _barrier(world)
+        _save_outputs(out, model, tokenizer, summary, config)
+    barrier(world)
     return TrainResult(out, len(plan), last_eval, summary)
+
+
+def _load(config: TrainConfig, rank: int):
+    """(model on its device, tokenizer, device, weight dtype), with torch seeded first."""
+    import torch
+
+    from prefaudit.models.loading import load_causal_lm
+
+    device, dtype = _placement(config, rank)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)  # this run's peak, not the process's
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_causal_lm(config.model, dtype=dtype)
+    model.to(device)
+    return model, tokenizer, device, dtype
+
+
+def _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps):
+    """(training set, evaluation set), tokenised; without ``eval_pairs``, a stable share of
+    ``pairs`` is held out."""
+    if eval_pairs is None:
+        held = held_out(pairs.index, config.eval_fraction, config.seed)
+        pairs, eval_pairs = pairs[~held], pairs[held]
+    train_set, eval_set = (
+        _prepared(frame, tokenizer, config, dtype, reference_logps) for frame in (pairs, eval_pairs)
+    )
+    if not len(train_set):
+        raise ValueError("no pairs to train on (all held out or left out)")
+    return train_set, eval_set
+
+
+def _for_training(model, config: TrainConfig, device: str, world: int):
+    """(the model in train mode, with LoRA adapters when ``lora_r`` asks for them; what the
+    steps run: that model, or its DDP wrapper under several processes)."""
+    if config.lora_r:
+        model = _with_lora(model, config)
+    model.train()
+    return model, (_ddp(model, device) if world > 1 else model)
+
+
+def _score_reference(model, tokenizer, train_set, eval_set, plan, progress: bool) -> None:
+    """Reference log-probs of the pairs the steps will see (a short run on a large dataset
+    scores only its share), computed under the model before any step: the reference itself."""
+    used = np.unique(np.concatenate([rows for step in plan for rows in step] or [[]]))
+    for prepared, rows in ((train_set, used), (eval_set, None)):
+        computed = compute_reference(prepared, model, tokenizer, rows=rows, progress=progress)
+        prepared.reference_source["computed"] = computed
+    unscored = int(np.isnan(train_set.reference).any(axis=1).sum())
+    if unscored:  # pairs past --max-steps: never trained on, so never scored
+        train_set.reference_source["not_needed"] = unscored
+
+
+def _optimizer(masters, config: TrainConfig, steps: int):
+    """(AdamW over the float32 masters, its learning-rate schedule over ``steps``)."""
+    import torch
+
+    optimizer = torch.optim.AdamW(
+        masters, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps))
+
+
+def _progress(steps: int, start: int, *, show: bool):
+    """A bar counting optimizer steps (rank 0's only)."""
+    from tqdm import tqdm
+
+    return tqdm(total=steps, initial=start, desc="training", unit="step", disable=not show)
+
+
+def _accumulate(model, prepared, micro_batches, pad, config, trainable, masters, rank, world):
+    """Forward and backward one optimizer step's micro-batches (this process's share of each),
+    the gradients summed onto the float32 masters; returns the step's :class:`_Sums` over
+    every process."""
+    sums = _Sums()
+    count = sum(len(rows) for rows in micro_batches)  # pairs in this optimizer step
+    for rows in micro_batches:
+        mine = np.array_split(rows, world)[rank]
+        stats = _pair_stats(model, prepared, mine, pad, config)
+        loss = reduce(stats["loss"], stats["weight"], count) * world  # DDP averages
+        loss.backward()
+        _gather_grads(trainable, masters)  # accumulated in float32
+        sums.add(stats)
+    sums.all_reduce(world)
+    return sums
+
+
+def _step(optimizer, scheduler, trainable, masters, max_grad_norm: float) -> float:
+    """Clip the accumulated gradients, step AdamW on the masters and copy them into the model,
+    advance the schedule; returns the gradient norm before clipping."""
+    norm = _clip(masters, max_grad_norm)
+    optimizer.step()
+    _publish(trainable, masters)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def _log_train(writer, bar, step: int, window, norm: float, learning_rate: float, tokens: int):
+    """A training line of metrics.jsonl (the means since the last one) and the bar's loss."""
+    extra = {"grad_norm": norm, "learning_rate": learning_rate}
+    writer.write(step, "train", {**window.means(), **extra, "tokens": tokens})
+    bar.set_postfix(loss=f"{window.means()['loss']:.4f}")
+
+
+def _save_outputs(out: Path, model, tokenizer, summary: dict, config: TrainConfig) -> None:
+    """The trained model (LoRA merged in) and summary.json."""
+    from prefaudit.fileio import write_json
+
+    _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r))
+    write_json(out / "summary.json", summary)
 
 
 def _prepared(frame, tokenizer, config, dtype, reference_logps) -> Prepared:
     """``frame`` tokenised, with the audit's reference log-probs where they match (same model
     and dtype); the others are computed once the plan says which pairs are trained on."""
-    from prefaudit.models.reference import model_identity
+    from prefaudit.models.loading import model_identity
 
     prepared = prepare(
         frame, tokenizer, max_length=config.max_length, use_weights=config.use_weights
     )
     table = None
     if reference_logps is not None and Path(reference_logps).exists():
-        table = read_reference(Path(reference_logps), model_identity(config.model, dtype))
+        table = read_reference_logps(Path(reference_logps), model_identity(config.model, dtype))
     prepared.reference_source = {"audit": attach_reference(prepared, table), "computed": 0}
     return prepared
 
@@ -206,7 +268,7 @@ def _pair_stats(model, prepared: Prepared, rows: np.ndarray, pad: int, config: T
     detached figures the metrics are built from."""
     import torch
 
-    from prefaudit.models.reference import pack_pairs, packed_logps
+    from prefaudit.models.packing import pack_pairs, packed_logps
 
     device = next(model.parameters()).device
     packed = pack_pairs(
@@ -421,19 +483,17 @@ def _resume(out: Path, model, named, masters, optimizer, scheduler, config: Trai
 
     found = sorted((out / "checkpoints").glob("step-*"))
     if not found:
-        log.warning("--resume: no checkpoint in %s, starting from the beginning", out)
+        log.warning("resume: no checkpoint in %s, starting from the beginning", out)
         return 0
     state = torch.load(found[-1] / "state.pt", map_location="cpu", weights_only=False)
     differs = config.same_training(TrainConfig(**state["config"]))
     if differs:
         raise ValueError(
-            f"--resume: {found[-1]} was trained with other settings ({', '.join(differs)})"
+            f"resume: {found[-1]} was trained with other settings ({', '.join(differs)})"
         )
     mismatched = set(state["model"]) ^ {n for n, _ in named}
     if mismatched:
-        raise ValueError(
-            f"--resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})"
-        )
+        raise ValueError(f"resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})")
     model.load_state_dict(state["model"], strict=False)
     with torch.no_grad():
         for (name, p), m in zip(named, masters, strict=True):
@@ -484,31 +544,11 @@ def _placement(config: TrainConfig, rank: int) -> tuple[str, str]:
     return device, dtype
 
 
-def _launch() -> tuple[int, int]:
-    """(rank, world size); under torchrun / accelerate launch the process group is set up."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 def _ddp(model, device: str):
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [int(device.split(":")[1])] if device.startswith("cuda:") else None
     return DistributedDataParallel(model, device_ids=ids)
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval) -> dict:

@@ -48,7 +48,8 @@ def ipo(chosen, rejected, *, beta: float, chosen_tokens, rejected_tokens, **_):
     return (delta - 1 / (2 * beta)) ** 2
 
 
-LOSSES = {"sigmoid": sigmoid, "cdpo": cdpo, "robust": robust, "ipo": ipo}
+# The names TrainConfig.loss accepts (in the order its help and errors list them).
+LOSSES = {"sigmoid": sigmoid, "ipo": ipo, "cdpo": cdpo, "robust": robust}
 
 
 def reduce(per_pair, weights=None, count: int | None = None):

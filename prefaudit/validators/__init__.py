@@ -1,13 +1,16 @@
-"""Validators: one module per check, registered by name.
+"""Validators: one module per check, one explicit registry.
 
-Importing this package registers the built-in validators; each module imports only what it
-needs at import time (models are asked of the AuditContext, never loaded here).
+``BUILT_IN`` lists the built-in validators in the order they are registered (and listed by
+``prefaudit validators``); a validator of your own is added with :func:`register`. Each module
+imports only what it needs at import time (models are asked of the AuditContext, never loaded
+here).
 """
 
 from prefaudit.validators.agreement import AgreementValidator
 from prefaudit.validators.base import (
     FLAG_COLUMNS,
     VALIDATORS,
+    CleaningAction,
     MissingInputError,
     Validator,
     ValidatorResult,
@@ -22,8 +25,21 @@ from prefaudit.validators.duplication import DuplicationValidator
 from prefaudit.validators.label_noise import LabelNoiseValidator
 from prefaudit.validators.reference import ReferenceValidator
 
+BUILT_IN = (
+    AgreementValidator,
+    ContentValidator,
+    CoverageValidator,
+    DuplicationValidator,
+    LabelNoiseValidator,
+    ReferenceValidator,
+)
+for _validator in BUILT_IN:
+    register(_validator)
+
 __all__ = [
     "AgreementValidator",
+    "BUILT_IN",
+    "CleaningAction",
     "FLAG_COLUMNS",
     "VALIDATORS",
     "ContentValidator",

@@ -11,7 +11,7 @@ import pandas as pd
 
 from prefaudit import stats
 from prefaudit.io.schema import ANNOTATION_LABELS
-from prefaudit.validators.base import Validator, ValidatorResult, register
+from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 LABELS = ANNOTATION_LABELS  # ("chosen", "rejected", "tie"): label codes 0, 1, 2 below
 CHOSEN, REJECTED, TIE = range(3)
@@ -50,7 +50,6 @@ class _Ratings:
         return out
 
 
-@register
 class AgreementValidator(Validator):
     """Inter-rater agreement, per-pair consensus and per-rater reliability.
 
@@ -102,6 +101,15 @@ class AgreementValidator(Validator):
         "agreement/percent_agreement",
         "agreement/low_agreement_rate",
         "agreement/unreliable_annotators",
+    )
+    cleaning = (
+        CleaningAction(
+            "reorient",
+            "contradicted",
+            by="raters",
+            reason="raters' consensus prefers the rejected response",
+        ),
+        CleaningAction("soft_label", "soft_label"),
     )
 
     def __init__(

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from prefaudit.errors import SettingError
+
 if TYPE_CHECKING:
     from prefaudit.auditing import AuditContext
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 FLAG_COLUMNS = ("score", "issue", "reason")
 
 
-class MissingInputError(ValueError):
+class MissingInputError(SettingError):
     """A validator needs an input (a column, annotations, model outputs) the audit lacks."""
 
 
@@ -80,6 +82,36 @@ class ValidatorResult:
         return cls(name, flags, data["metrics"], data.get("info", {}), data.get("params", {}))
 
 
+@dataclass(frozen=True)
+class CleaningAction:
+    """A cleaning step one of a validator's flag columns can drive (see prefaudit.cleaning).
+
+    ``kind`` is what the column does when a policy asks for it:
+
+    - ``"dedupe"``: the column holds the pair id this pair duplicates ("" or None: none); of
+      each group only the first kept pair stays (policy ``dedupe``);
+    - ``"reorient"``: a boolean column; True means the evidence prefers the rejected response,
+      so the pair is flipped (policy ``reorient_by_raters``);
+    - ``"flip"``: a score in [0, 1] that the label is flipped; pairs at or above the policy's
+      ``flip_min_noise`` are flipped;
+    - ``"confidence"``: the same kind of score; ``weights: confidence`` attaches
+      ``weight`` = 1 - score (the score itself after a flip);
+    - ``"soft_label"``: P(chosen is better); ``weights: soft_label`` attaches it (1 - it after
+      a flip).
+
+    ``by`` names the evidence in the manifest's list of flips (default: the validator's name);
+    ``reason`` is the flip's reason there, formatted with ``score`` and ``threshold``.
+    """
+
+    kind: str
+    column: str
+    by: str = ""
+    reason: str = ""
+
+
+CLEANING_KINDS = ("dedupe", "reorient", "flip", "confidence", "soft_label")
+
+
 class Validator:
     """Base class: subclasses set ``name``, ``description``, ``requires`` and implement ``run``.
 
@@ -103,6 +135,8 @@ class Validator:
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     # False for checks that load a large model: they run only when asked for by name.
     runs_by_default: ClassVar[bool] = True
+    # The cleaning steps its flag columns drive; prefaudit.cleaning reads only these.
+    cleaning: ClassVar[tuple[CleaningAction, ...]] = ()
 
     def get_params(self) -> dict[str, Any]:
         names = [
@@ -125,13 +159,21 @@ class Validator:
         return f"{type(self).__name__}({args})"
 
 
+# Every validator by name: the built-in ones (prefaudit.validators.BUILT_IN, in that order),
+# then any added with `register`.
 VALIDATORS: dict[str, type[Validator]] = {}
 
 
 def register(cls: type[Validator]) -> type[Validator]:
-    """Class decorator: make a validator available by its ``name``."""
+    """Make a validator available by its ``name`` (also a class decorator)."""
     if cls.name in VALIDATORS and VALIDATORS[cls.name] is not cls:
         raise ValueError(f"a validator named {cls.name!r} is already registered")
+    bad = [a for a in cls.cleaning if a.kind not in CLEANING_KINDS]
+    if bad:
+        raise ValueError(
+            f"validator {cls.name!r}: unknown cleaning kind {bad[0].kind!r}; "
+            f"expected one of {', '.join(CLEANING_KINDS)}"
+        )
     VALIDATORS[cls.name] = cls
     return cls
 

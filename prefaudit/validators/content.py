@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from prefaudit import stats
-from prefaudit.validators.base import Validator, ValidatorResult, register
+from prefaudit.validators.base import Validator, ValidatorResult
 
 # A response that ends on one of these was most likely cut off mid-sentence.
 _DANGLING_END = (
@@ -30,7 +30,6 @@ _SEVERITY = {
 }
 
 
-@register
 class ContentValidator(Validator):
     """Empty, identical, truncated and extreme-length responses, and length bias.
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefaudit.validators.base import Validator, ValidatorResult, register
+from prefaudit.validators.base import Validator, ValidatorResult
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,6 @@ _NAMING_SAMPLE = 20_000  # prompts the cluster names are computed from (seeded s
 _LANGUAGE_SAMPLE = 1_000  # prompts whose language is detected (a seeded sample beyond that)
 
 
-@register
 class CoverageValidator(Validator):
     """Topics of the prompts, how evenly the pairs spread over them, their shape, and the gap
     to a reference set of prompts that matter.
@@ -47,7 +46,7 @@ class CoverageValidator(Validator):
         "representative prompt, and shows how evenly the pairs spread (entropy, effective "
         "number of topics, the largest and the smallest), where the other checks' problems sit "
         "by topic, the prompts' lengths, turns, languages and sources, and a 2-D map. With "
-        "--coverage-reference, how close the nearest training prompt comes to each reference "
+        "coverage_reference, how close the nearest training prompt comes to each reference "
         "prompt (an evaluation set, a list of use cases) and which reference topics the data "
         "does not cover. Data clean pair by pair can still teach only a sliver of what the "
         "model will face."
@@ -278,9 +277,8 @@ class CoverageValidator(Validator):
         }
         if not self.reference:
             return metrics, {}
-        from prefaudit.io.prompts import load_prompts
 
-        reference = load_prompts(self.reference)
+        reference = context.prompt_list(self.reference)
         if representation == "none":  # no training prompts: nothing is covered
             metrics["coverage/reference_prompts"] = len(reference)
             metrics["coverage/gap_rate"] = 1.0 if reference else None
@@ -294,60 +292,34 @@ class CoverageValidator(Validator):
             threshold = 0.2 if representation == "tfidf" else 0.5
         nearest, index = _nearest(reference_vectors, vectors)
         gap = nearest < threshold
-        # Reference topics: the reference prompts clustered on their own (same k rule).
-        topic_finder = CoverageValidator(max_clusters=self.max_clusters, seed=self.seed)
-        topic_finder.silhouettes_ = {}
-        ref_labels, k_ref = topic_finder._cluster(reference_vectors)
-        ref_names = _name_clusters(reference, ref_labels, k_ref, seed=self.seed)
-        topics = []
-        for c in range(k_ref):
-            members = np.flatnonzero(ref_labels == c)
-            topics.append(
-                {
-                    "cluster": c,
-                    "name": ref_names[c],
-                    "prompts": len(members),
-                    "gap_rate": float(gap[members].mean()) if len(members) else None,
-                    "mean_nearest_similarity": float(nearest[members].mean())
-                    if len(members)
-                    else None,
-                    "examples": [reference[i][:_SNIPPET] for i in members[:3]],
-                }
-            )
+        topics = self._reference_topics(reference, reference_vectors, gap, nearest)
         uncovered = [t for t in topics if t["gap_rate"] is not None and t["gap_rate"] >= 0.5]
-        gaps = np.flatnonzero(gap)
-        metrics.update(
-            {
-                "coverage/gap_rate": float(gap.mean()) if len(reference) else None,
-                "coverage/reference_prompts": len(reference),
-                "coverage/mean_nearest_similarity": float(nearest.mean())
-                if len(reference)
-                else None,
-                "coverage/uncovered_reference_clusters": len(uncovered),
-            }
-        )
-        order = np.argsort(nearest, kind="stable")[:20]
+        metrics.update(_gap_metrics(len(reference), gap, nearest, len(uncovered)))
         info = {
             "reference": {
                 "path": str(self.reference),
                 "prompts": len(reference),
                 "gap_threshold": threshold,
-                "least_covered": [
-                    {
-                        "reference_prompt": reference[i][:_SNIPPET],
-                        "nearest_similarity": float(nearest[i]),
-                        "nearest_training_prompt": distinct[index[i]][:_SNIPPET]
-                        if len(distinct)
-                        else None,
-                    }
-                    for i in order
-                ],
+                "least_covered": _least_covered(reference, nearest, index, distinct),
                 "clusters": topics,
-                "gaps": gaps[:1000].tolist(),  # positions of uncovered reference prompts
+                # Positions of uncovered reference prompts.
+                "gaps": np.flatnonzero(gap)[:1000].tolist(),
                 "uncovered_clusters": [t["name"] for t in uncovered],
             }
         }
         return metrics, info
+
+    def _reference_topics(self, reference, reference_vectors, gap, nearest) -> list[dict]:
+        """Reference topics: the reference prompts clustered on their own (same k rule), each
+        with the share of its prompts no training prompt covers."""
+        topic_finder = CoverageValidator(max_clusters=self.max_clusters, seed=self.seed)
+        topic_finder.silhouettes_ = {}
+        labels, k = topic_finder._cluster(reference_vectors)
+        names = _name_clusters(reference, labels, k, seed=self.seed)
+        return [
+            _reference_topic(c, names[c], np.flatnonzero(labels == c), reference, gap, nearest)
+            for c in range(k)
+        ]
 
 
 class _TfidfSpace:
@@ -378,6 +350,39 @@ class _TfidfSpace:
             dense = matrix.toarray()
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         return (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
+def _reference_topic(cluster, name, members, reference, gap, nearest) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "name": name,
+        "prompts": len(members),
+        "gap_rate": float(gap[members].mean()) if len(members) else None,
+        "mean_nearest_similarity": float(nearest[members].mean()) if len(members) else None,
+        "examples": [reference[i][:_SNIPPET] for i in members[:3]],
+    }
+
+
+def _gap_metrics(prompts: int, gap, nearest, uncovered: int) -> dict[str, Any]:
+    return {
+        "coverage/gap_rate": float(gap.mean()) if prompts else None,
+        "coverage/reference_prompts": prompts,
+        "coverage/mean_nearest_similarity": float(nearest.mean()) if prompts else None,
+        "coverage/uncovered_reference_clusters": uncovered,
+    }
+
+
+def _least_covered(reference, nearest, index, distinct) -> list[dict[str, Any]]:
+    """The 20 reference prompts farthest from any training prompt, each with its nearest."""
+    order = np.argsort(nearest, kind="stable")[:20]
+    return [
+        {
+            "reference_prompt": reference[i][:_SNIPPET],
+            "nearest_similarity": float(nearest[i]),
+            "nearest_training_prompt": distinct[index[i]][:_SNIPPET] if len(distinct) else None,
+        }
+        for i in order
+    ]
 
 
 def _nearest(queries: np.ndarray, corpus: np.ndarray, block: int = 2048):

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from prefaudit import dedup, stats, text
-from prefaudit.io.shapes import is_conversation
-from prefaudit.validators.base import Validator, ValidatorResult, register
+from prefaudit.chat import is_conversation
+from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ class Grouping:
     edges: dedup.SimilarPairs  # the near-duplicate edges between distinct texts (positions)
 
 
-@register
 class DuplicationValidator(Validator):
     """Exact, near and semantic duplicates, degenerate and contradictory pairs, dominant prompts,
     and prompts leaked from an evaluation set.
@@ -59,7 +58,7 @@ class DuplicationValidator(Validator):
         "verified by its exact Jaccard similarity) or in meaning (prompt embeddings, cosine "
         "similarity); pairs whose chosen and rejected responses are the same; contradictions "
         "(the same prompt and responses labelled both ways); prompts with far more pairs than "
-        "the rest; and, with --against, training prompts that match an evaluation set. "
+        "the rest; and, given an evaluation set as against, training prompts that match it. "
         "Duplicates over-weight some preferences, contradictions pull the policy both ways, and "
         "leaked prompts make benchmark results lie."
     )
@@ -93,6 +92,7 @@ class DuplicationValidator(Validator):
         "duplication/contradictions",
         "duplication/leakage_rate",
     )
+    cleaning = (CleaningAction("dedupe", "duplicate_of"),)
 
     def __init__(
         self,
@@ -270,10 +270,9 @@ class DuplicationValidator(Validator):
 
     def _leaks(self, context, prompt: Grouping) -> dict[str, Any]:
         """Training prompts that match an evaluation prompt exactly, nearly or in meaning."""
-        from prefaudit.io.prompts import load_prompts
         from prefaudit.models.embeddings import EmbeddingsUnavailable
 
-        reference = load_prompts(self.against)
+        reference = context.prompt_list(self.against)
         pairs = context.pairs
         distinct = np.unique(prompt.exact)
         kind = np.full(len(distinct), "", dtype=object)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefaudit.validators.base import Validator, ValidatorResult, register
+from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 SIGNALS = ("scores", "raters", "model", "reference")
 _LISTED = 50
@@ -37,7 +37,6 @@ _STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 _EPS = 1e-4
 
 
-@register
 class LabelNoiseValidator(Validator):
     """Per-pair probability that the preference is flipped, from every signal available.
 
@@ -83,6 +82,10 @@ class LabelNoiseValidator(Validator):
         "label_noise/flagged",
         "label_noise/signals",
     )
+    cleaning = (
+        CleaningAction("flip", "noise_score", reason="noise score {score:.3f} >= {threshold}"),
+        CleaningAction("confidence", "noise_score"),
+    )
 
     def __init__(
         self,
@@ -116,77 +119,65 @@ class LabelNoiseValidator(Validator):
     def run(self, context) -> ValidatorResult:
         self._strength = None  # the preference model's C, once chosen
         pairs = context.pairs
-        n = len(pairs)
-        notes: dict[str, str] = {}
-        signals = pd.DataFrame(np.nan, index=pairs.index, columns=list(SIGNALS))
-        signals["scores"] = _score_signal(pairs, notes)
-        signals["raters"] = _rater_signal(context, notes)
-        signals["model"], representation = self._model_signal(context, notes)
-        signals["reference"] = _reference_signal(context, notes)
+        notes: dict[str, str] = {}  # signal -> why it is missing
+        signals, representation = self._signals(context, notes)
         used = [s for s in SIGNALS if signals[s].notna().any()]
-        combined = self._combine(signals[used]) if used else np.full(n, np.nan)
+        combined = self._combine(signals[used]) if used else np.full(len(pairs), np.nan)
         judged = ~np.isnan(combined)
         confidence = float(np.mean(1 - combined[judged])) if judged.any() else None
-        if self.threshold is not None:
-            threshold = float(self.threshold)
-        else:
-            threshold = max(0.5, confidence) if confidence is not None else 0.5
+        threshold = self._threshold(confidence)
         issue = judged & (np.nan_to_num(combined) >= threshold) & (np.nan_to_num(combined) > 0.5)
         suspects = _suspects(signals, context)
         estimate = self._estimate(combined[judged], confidence)
-        flags = pd.DataFrame(
-            {
-                "score": np.nan_to_num(combined, nan=0.0),
-                "issue": issue,
-                "reason": _reasons(signals, combined, issue, suspects.any(axis=1), pairs),
-                "noise_score": combined,
-                **{s: signals[s].to_numpy() for s in SIGNALS},
-            },
-            index=pairs.index,
-        )
-        model = signals["model"].to_numpy()
-        counts = {s: int(suspects[s].sum()) for s in SIGNALS}
+        flags = _flags(signals, combined, issue, suspects, pairs)
         metrics: dict[str, Any] = {
             "label_noise/estimated_rate": estimate[0],
             "label_noise/estimated_rate_ci_low": estimate[1],
             "label_noise/estimated_rate_ci_high": estimate[2],
             "label_noise/flagged": int(issue.sum()),
-            "label_noise/flagged_rate": float(issue.mean()) if n else None,
+            "label_noise/flagged_rate": float(issue.mean()) if len(pairs) else None,
             "label_noise/threshold": threshold,
-            "label_noise/signals": len(used),
-            "label_noise/model_agreement": (
-                float(np.mean(model[~np.isnan(model)] < 0.5)) if "model" in used else None
-            ),
-            "label_noise/score_suspects": counts["scores"] if "scores" in used else None,
-            "label_noise/rater_suspects": counts["raters"] if "raters" in used else None,
-            "label_noise/model_suspects": counts["model"] if "model" in used else None,
-            "label_noise/reference_suspects": counts["reference"] if "reference" in used else None,
+            **_signal_metrics(signals, used, suspects),
         }
         info = {
             "signals_used": used,
             "signals_missing": notes,
             "representation": representation,
             "model_regularization": self._strength,
-            "threshold_rule": (
-                "set by the threshold parameter"
-                if self.threshold is not None
-                else "confident learning: at least the mean confidence in the given labels "
-                f"({confidence if confidence is None else round(confidence, 4)}), and above 0.5"
-            ),
+            "threshold_rule": self._threshold_rule(confidence),
             "weights": {s: self._weight(s) for s in used},
             "overlap": _overlap(suspects[used]) if used else {},
             "suspects": _listed(flags, pairs),
         }
-        agreement = metrics["label_noise/model_agreement"]
-        if used == ["model"] and agreement is not None and agreement < _WEAK_MODEL:
-            note = (
-                f"label_noise: the preference model agrees with only {agreement:.1%} of the labels "
-                "and no rater, score or reference signal is present: the estimated rate mostly "
-                "measures what the model cannot learn from these features, not label noise alone"
-            )
-            context.notes.append(note)
-            info["caveat"] = note
+        caveat = _weak_model_caveat(used, metrics["label_noise/model_agreement"])
+        if caveat:
+            context.notes.append(caveat)
+            info["caveat"] = caveat
         return self.result(flags, metrics, info)
+
+    def _signals(self, context, notes: dict[str, str]) -> tuple[pd.DataFrame, str | None]:
+        """Each signal's P(flipped) per pair (NaN where it has no say), and the representation
+        the preference model used; why a signal is missing goes into ``notes``."""
+        pairs = context.pairs
+        signals = pd.DataFrame(np.nan, index=pairs.index, columns=list(SIGNALS))
+        signals["scores"] = _score_signal(pairs, notes)
+        signals["raters"] = _rater_signal(context, notes)
+        signals["model"], representation = self._model_signal(context, notes)
+        signals["reference"] = _reference_signal(context, notes)
+        return signals, representation
+
+    def _threshold(self, confidence: float | None) -> float:
+        if self.threshold is not None:
+            return float(self.threshold)
+        return max(0.5, confidence) if confidence is not None else 0.5
+
+    def _threshold_rule(self, confidence: float | None) -> str:
+        if self.threshold is not None:
+            return "set by the threshold parameter"
+        return (
+            "confident learning: at least the mean confidence in the given labels "
+            f"({confidence if confidence is None else round(confidence, 4)}), and above 0.5"
+        )
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -240,6 +231,48 @@ class LabelNoiseValidator(Validator):
         return rate, float(low), float(high)
 
 
+def _flags(signals: pd.DataFrame, combined, issue, suspects: pd.DataFrame, pairs) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "score": np.nan_to_num(combined, nan=0.0),
+            "issue": issue,
+            "reason": _reasons(signals, combined, issue, suspects.any(axis=1), pairs),
+            "noise_score": combined,
+            **{s: signals[s].to_numpy() for s in SIGNALS},
+        },
+        index=pairs.index,
+    )
+
+
+def _signal_metrics(signals: pd.DataFrame, used: list[str], suspects) -> dict[str, Any]:
+    """How many signals judged, how often the preference model agrees with the labels, and how
+    many pairs each signal on its own calls flipped (None for a signal that is absent)."""
+    model = signals["model"].to_numpy()
+    counts = {s: int(suspects[s].sum()) for s in SIGNALS}
+    return {
+        "label_noise/signals": len(used),
+        "label_noise/model_agreement": (
+            float(np.mean(model[~np.isnan(model)] < 0.5)) if "model" in used else None
+        ),
+        "label_noise/score_suspects": counts["scores"] if "scores" in used else None,
+        "label_noise/rater_suspects": counts["raters"] if "raters" in used else None,
+        "label_noise/model_suspects": counts["model"] if "model" in used else None,
+        "label_noise/reference_suspects": counts["reference"] if "reference" in used else None,
+    }
+
+
+def _weak_model_caveat(used: list[str], agreement: float | None) -> str | None:
+    # A preference model alone that fits the labels poorly flags what it cannot learn from its
+    # features as much as flipped labels: the estimate must say so.
+    if used == ["model"] and agreement is not None and agreement < _WEAK_MODEL:
+        return (
+            f"label_noise: the preference model agrees with only {agreement:.1%} of the labels "
+            "and no rater, score or reference signal is present: the estimated rate mostly "
+            "measures what the model cannot learn from these features, not label noise alone"
+        )
+    return None
+
+
 def _score_signal(pairs: pd.DataFrame, notes: dict[str, str]) -> np.ndarray:
     if not {"score_chosen", "score_rejected"} <= set(pairs.columns):
         notes["scores"] = "no score_chosen / score_rejected columns"
@@ -267,7 +300,7 @@ def _reference_signal(context, notes: dict[str, str]) -> np.ndarray:
     result = context.results.get("reference")
     n = len(context.pairs)
     if result is None:
-        notes["reference"] = "the reference validator did not run (--ref-model)"
+        notes["reference"] = "the reference validator did not run (no reference_model)"
         return np.full(n, np.nan)
     margin = result.flags["margin_per_token"].reindex(context.pairs.index).to_numpy(dtype=float)
     return 1 / (1 + np.exp(2 * margin))

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from prefaudit import stats
-from prefaudit.validators.base import Validator, ValidatorResult, register
+from prefaudit.validators.base import Validator, ValidatorResult
 
 _LISTED = 50
 
 
-@register
+@dataclass(frozen=True)
+class _Judged:
+    """Per pair, what the reference's log-probs say (NaN or False where a pair is not scored)."""
+
+    margin: np.ndarray  # log-prob of chosen minus rejected (nats)
+    per_token: np.ndarray  # the same, each side divided by its own response tokens
+    scored: np.ndarray
+    preferred: np.ndarray  # per-token margin above the threshold: little left to learn
+    dispreferred: np.ndarray  # below minus the threshold: often a flipped label
+    truncated: np.ndarray  # too long for max_length: reported, not scored
+
+
 class ReferenceValidator(Validator):
     """Reference-model log-probabilities of chosen and rejected, their margin, and the pairs
     the reference already prefers strongly either way.
@@ -30,7 +42,7 @@ class ReferenceValidator(Validator):
         "log-probability of the chosen and of the rejected response given the prompt, and their "
         "margin, per sequence and per token. Flags pairs the reference already prefers strongly "
         "(little left to learn) and pairs it strongly disprefers (often a flipped label, or a "
-        "reference far from the data); pairs too long for --max-length are reported, never cut. "
+        "reference far from the data); pairs too long for max_length are reported, never cut. "
         "The log-probs are the reference values DPO training needs."
     )
     metric_names = (
@@ -91,82 +103,42 @@ class ReferenceValidator(Validator):
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs
         n = len(pairs)
-        rows = np.arange(n)
-        if self.sample is not None and self.sample < n:
-            rng = np.random.default_rng(self.seed)
-            rows = np.sort(rng.choice(n, self.sample, replace=False))
+        rows = self._rows(n)
         scores, scorer = context.reference_logps(self.model, self.max_length, rows, progress=n > 50)
         table = pd.DataFrame(index=pairs.index, columns=scores.columns, dtype=float)
         table.iloc[rows] = scores.to_numpy(dtype=float)
-        chosen, rejected = table["chosen_logps"], table["rejected_logps"]
-        margin = (chosen - rejected).to_numpy(dtype=float)
-        per_token = (
-            chosen / table["chosen_tokens"] - rejected / table["rejected_tokens"]
-        ).to_numpy(dtype=float)
-        scored = ~np.isnan(margin)
-        preferred = scored & (per_token > self.margin_threshold)
-        dispreferred = scored & (per_token < -self.margin_threshold)
-        truncated = table["truncated"].fillna(0).to_numpy(dtype=bool)
-        flags = pd.DataFrame(
-            {
-                # Higher = more likely a problem: how strongly the reference disprefers chosen.
-                "score": np.where(scored, 1 / (1 + np.exp(np.nan_to_num(per_token) * 2)), 0.0),
-                "issue": dispreferred,
-                "reason": _reasons(per_token, preferred, dispreferred, truncated, table),
-                "chosen_logps": chosen.to_numpy(dtype=float),
-                "rejected_logps": rejected.to_numpy(dtype=float),
-                "prompt_tokens": table["prompt_tokens"].to_numpy(dtype=float),
-                "chosen_tokens": table["chosen_tokens"].to_numpy(dtype=float),
-                "rejected_tokens": table["rejected_tokens"].to_numpy(dtype=float),
-                "margin": margin,
-                "margin_per_token": per_token,
-                "already_preferred": preferred,
-                "dispreferred": dispreferred,
-                "truncated": truncated,
-                "scored": scored,
-            },
-            index=pairs.index,
-        )
-        count = int(scored.sum())
-        metrics: dict[str, Any] = {
-            "reference/scored_pairs": count,
-            "reference/mean_margin": float(np.nanmean(margin)) if count else None,
-            "reference/median_margin": float(np.nanmedian(margin)) if count else None,
-            "reference/mean_margin_per_token": float(np.nanmean(per_token)) if count else None,
-            "reference/reference_accuracy": stats.rate((margin[scored] > 0).sum(), count),
-            "reference/already_preferred_rate": stats.rate(preferred.sum(), count),
-            "reference/dispreferred_rate": stats.rate(dispreferred.sum(), count),
-            "reference/truncated_pairs": int(truncated.sum()),
-            "reference/boundary_mismatches": int(table["boundary_mismatch"].fillna(0).sum()),
-            "reference/tokens_per_second": scorer.tokens_per_second,
-        }
+        judged = _judge(table, self.margin_threshold)
+        flags = _flags(table, judged)
+        metrics = _metrics(table, judged, scorer)
         metrics.update(dict.fromkeys(_REWARDS))
         if self.policy is not None:
             policy, _ = context.reference_logps(self.policy, self.max_length, rows, progress=n > 50)
             rewards = self._rewards(policy, table, rows, n)
             flags = flags.join(rewards)
             metrics.update(_reward_metrics(rewards))
-        info = {
+        return self.result(flags, metrics, self._info(pairs, table, judged, scorer))
+
+    def _rows(self, n: int) -> np.ndarray:
+        """Positions of the pairs to score: all, or a seeded random sample, in order."""
+        if self.sample is not None and self.sample < n:
+            rng = np.random.default_rng(self.seed)
+            return np.sort(rng.choice(n, self.sample, replace=False))
+        return np.arange(n)
+
+    def _info(self, pairs, table: pd.DataFrame, judged: _Judged, scorer) -> dict[str, Any]:
+        per_token, scored = judged.per_token, judged.scored
+        return {
             "model": self.model or "embedded SmolLM2-135M-Instruct",
             "policy": self.policy,
             "beta": self.beta,
             "identity": scorer.identity,
             "model_identity": scorer.model_identity,
-            "sampled": self.sample is not None and self.sample < n,
+            "sampled": self.sample is not None and self.sample < len(pairs),
             "most_dispreferred": _listed(pairs, per_token, scored, ascending=True),
             "most_preferred": _listed(pairs, per_token, scored, ascending=False),
-            "truncated": [
-                {
-                    "pair_id": str(pairs.index[i]),
-                    "prompt_tokens": int(table["prompt_tokens"].iat[i]),
-                    "chosen_tokens": int(table["chosen_tokens"].iat[i]),
-                    "rejected_tokens": int(table["rejected_tokens"].iat[i]),
-                }
-                for i in np.flatnonzero(truncated)[:_LISTED]
-            ],
+            "truncated": _truncated(pairs, table, judged.truncated),
             "margin_histogram": _histogram(per_token[scored]),
         }
-        return self.result(flags, metrics, info)
 
     def _rewards(self, policy: pd.DataFrame, table: pd.DataFrame, rows, n: int) -> pd.DataFrame:
         """Per pair: the policy's log-probs and its implicit rewards against the reference."""
@@ -184,6 +156,78 @@ class ReferenceValidator(Validator):
             },
             index=table.index,
         )
+
+
+def _judge(table: pd.DataFrame, threshold: float) -> _Judged:
+    chosen, rejected = table["chosen_logps"], table["rejected_logps"]
+    margin = (chosen - rejected).to_numpy(dtype=float)
+    per_token = (chosen / table["chosen_tokens"] - rejected / table["rejected_tokens"]).to_numpy(
+        dtype=float
+    )
+    scored = ~np.isnan(margin)
+    return _Judged(
+        margin=margin,
+        per_token=per_token,
+        scored=scored,
+        preferred=scored & (per_token > threshold),
+        dispreferred=scored & (per_token < -threshold),
+        truncated=table["truncated"].fillna(0).to_numpy(dtype=bool),
+    )
+
+
+def _flags(table: pd.DataFrame, judged: _Judged) -> pd.DataFrame:
+    per_token, scored = judged.per_token, judged.scored
+    return pd.DataFrame(
+        {
+            # Higher = more likely a problem: how strongly the reference disprefers chosen.
+            "score": np.where(scored, 1 / (1 + np.exp(np.nan_to_num(per_token) * 2)), 0.0),
+            "issue": judged.dispreferred,
+            "reason": _reasons(
+                per_token, judged.preferred, judged.dispreferred, judged.truncated, table
+            ),
+            "chosen_logps": table["chosen_logps"].to_numpy(dtype=float),
+            "rejected_logps": table["rejected_logps"].to_numpy(dtype=float),
+            "prompt_tokens": table["prompt_tokens"].to_numpy(dtype=float),
+            "chosen_tokens": table["chosen_tokens"].to_numpy(dtype=float),
+            "rejected_tokens": table["rejected_tokens"].to_numpy(dtype=float),
+            "margin": judged.margin,
+            "margin_per_token": per_token,
+            "already_preferred": judged.preferred,
+            "dispreferred": judged.dispreferred,
+            "truncated": judged.truncated,
+            "scored": scored,
+        },
+        index=table.index,
+    )
+
+
+def _metrics(table: pd.DataFrame, judged: _Judged, scorer) -> dict[str, Any]:
+    margin, per_token, scored = judged.margin, judged.per_token, judged.scored
+    count = int(scored.sum())
+    return {
+        "reference/scored_pairs": count,
+        "reference/mean_margin": float(np.nanmean(margin)) if count else None,
+        "reference/median_margin": float(np.nanmedian(margin)) if count else None,
+        "reference/mean_margin_per_token": float(np.nanmean(per_token)) if count else None,
+        "reference/reference_accuracy": stats.rate((margin[scored] > 0).sum(), count),
+        "reference/already_preferred_rate": stats.rate(judged.preferred.sum(), count),
+        "reference/dispreferred_rate": stats.rate(judged.dispreferred.sum(), count),
+        "reference/truncated_pairs": int(judged.truncated.sum()),
+        "reference/boundary_mismatches": int(table["boundary_mismatch"].fillna(0).sum()),
+        "reference/tokens_per_second": scorer.tokens_per_second,
+    }
+
+
+def _truncated(pairs, table: pd.DataFrame, truncated: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {
+            "pair_id": str(pairs.index[i]),
+            "prompt_tokens": int(table["prompt_tokens"].iat[i]),
+            "chosen_tokens": int(table["chosen_tokens"].iat[i]),
+            "rejected_tokens": int(table["rejected_tokens"].iat[i]),
+        }
+        for i in np.flatnonzero(truncated)[:_LISTED]
+    ]
 
 
 _REWARDS = (
@@ -214,7 +258,7 @@ def _reasons(per_token, preferred, dispreferred, truncated, table) -> list[str]:
             length = int(table["prompt_tokens"].iat[i]) + int(
                 max(table["chosen_tokens"].iat[i], table["rejected_tokens"].iat[i])
             )
-            reasons[i] = f"not scored: {length} tokens, over --max-length"
+            reasons[i] = f"not scored: {length} tokens, over max_length"
         elif dispreferred[i]:
             reasons[i] = (
                 f"the reference model strongly prefers the rejected response "

@@ -59,7 +59,7 @@ def test_missing_null_and_wrongly_typed_fields(tmp_path):
     assert _reasons(data) == {
         (1, "rejected"): "missing",
         (2, "chosen"): "is null",
-        (3, "chosen"): "must be a string, got a list (message lists need --format conversational)",
+        (3, "chosen"): "must be a string, got a list (message lists need format='conversational')",
         (4, "prompt"): "must be a string, got a number",
         (5, "score_chosen"): "must be a number, got 'high'",
         (6, "score_chosen"): "must be a number, got true/false",
@@ -84,7 +84,7 @@ def test_a_ten_megabyte_text_is_rejected_with_its_size(tmp_path):
         (
             1,
             "chosen",
-        ): "has 10,000,000 characters, over the limit of 1,000,000 (raise it with --max-chars)"
+        ): "has 10,000,000 characters, over the limit of 1,000,000 (raise max_chars)"
     }
     assert _load(tmp_path, [pair(chosen="x" * 10_000_000)], max_chars=20_000_000).report.pairs == 1
 

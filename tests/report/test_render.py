@@ -10,10 +10,11 @@ from html import unescape
 import pandas as pd
 import pytest
 
-from prefaudit.auditing import run_audit, save_outputs
+from prefaudit.auditing import run_audit
 from prefaudit.cli import main
 from prefaudit.io import load
-from prefaudit.report import TEXTS_FILE, write_report
+from prefaudit.outputs import TEXTS_FILE, save_audit
+from prefaudit.report import write_report
 from prefaudit.report.sections import SECTIONS, build_section
 from prefaudit.report.table import _cap, decode, table_data
 from prefaudit.validators.base import VALIDATORS, Validator, empty_flags
@@ -25,7 +26,8 @@ HOSTILE = "<script>window.__pwned=1</script>"
 def audited(tmp_path, rows, validators=("content", "duplication")):
     data = load(write_lines(tmp_path / "pairs.jsonl", rows))
     out = tmp_path / "out"
-    save_outputs(out, run_audit(data, validators=list(validators)), data)
+    save_audit(out, run_audit(data, validators=list(validators)), data, texts=True)
+    write_report(out)
     return out
 
 

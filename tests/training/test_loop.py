@@ -88,7 +88,7 @@ def test_zero_weights_leave_the_model_unchanged(tmp_path):
 def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
     from prefaudit.auditing import run_audit
     from prefaudit.io import load
-    from prefaudit.training.data import write_reference_logps
+    from prefaudit.models.logps_file import write_reference_logps
 
     folder = task_model(tmp_path / "tiny")
     source = preference_task(24).drop(columns="flipped")
@@ -96,7 +96,13 @@ def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
     source.to_json(path, orient="records", lines=True)
     data = load(str(path))
     audit = run_audit(data, validators=["reference"], params={"reference": {"model": str(folder)}})
-    write_reference_logps(tmp_path / "reference_logps.parquet", audit, data.pairs)
+    reference = audit.validators["reference"]
+    write_reference_logps(
+        tmp_path / "reference_logps.parquet",
+        reference.flags,
+        data.pairs,
+        reference.info.get("model_identity"),
+    )
     cleaned = data.pairs.copy()
     swap = cleaned.index[:5]  # as cleaning flips them
     cleaned.loc[swap, ["chosen", "rejected"]] = cleaned.loc[swap, ["rejected", "chosen"]].values

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
-from prefaudit.models.reference import load_causal_lm  # noqa: E402
+from prefaudit.models.loading import load_causal_lm  # noqa: E402
 from prefaudit.training import TrainConfig  # noqa: E402
 from prefaudit.training.data import compute_reference, prepare  # noqa: E402
 from prefaudit.training.loop import _pair_stats  # noqa: E402

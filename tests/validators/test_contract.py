@@ -74,6 +74,27 @@ def validator(request):
     return create_validator(request.param)
 
 
+def test_declared_cleaning_columns_are_in_the_flags(validator):
+    """`clean` reads only what validators declare: each declared column must exist (a renamed
+    column would otherwise switch a cleaning step off without a sound)."""
+    from prefaudit.validators.base import CLEANING_KINDS
+
+    flags = validator.run(_context()).flags
+    for action in validator.cleaning:
+        assert action.kind in CLEANING_KINDS
+        assert action.column in flags.columns, (validator.name, action)
+        if action.kind == "reorient":
+            assert flags[action.column].dtype == bool
+        elif action.kind != "dedupe":  # scores and probabilities in [0, 1] (NaN: unknown)
+            values = flags[action.column].astype(float).dropna()
+            assert values.between(0, 1).all(), (validator.name, action)
+
+
+def test_the_built_in_validators_offer_the_cleaning_steps_of_the_default_policy():
+    offered = {a.kind for cls in VALIDATORS.values() for a in cls.cleaning}
+    assert {"dedupe", "reorient", "flip", "confidence", "soft_label"} <= offered
+
+
 def test_flags_cover_every_pair_with_scores_in_range(validator):
     context = _context()
     result = validator.run(context)

@@ -63,7 +63,7 @@ def test_flags_already_preferred_and_dispreferred_pairs():
     assert flags["margin"].iloc[:3].tolist() == [1.0, 35.0, -39.0]
     assert np.isnan(flags["margin"].iat[3])
     assert "strongly prefers the rejected" in flags["reason"].iat[2]
-    assert "5010 tokens, over --max-length" in flags["reason"].iat[3]
+    assert "5010 tokens, over max_length" in flags["reason"].iat[3]
     m = result.metrics
     assert m["reference/scored_pairs"] == 3
     assert m["reference/mean_margin"] == pytest.approx((1 + 35 - 39) / 3)

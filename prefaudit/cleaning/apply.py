@@ -1,0 +1,206 @@
+"""Apply a cleaning policy to an audit's flags; every pair ends cleaned or quarantined.
+
+The policy's steps are applied in this order, each to the pairs the previous ones kept:
+
+1. ``drop``: pairs with an issue from any listed check (a validator name: its ``issue``
+   column; or ``validator/flag``: one of its flag columns) go to the quarantine, with every
+   listed check's reason;
+2. ``dedupe``: of each group of duplicate pairs (a ``dedupe`` column) the first kept pair
+   stays, the others go to the quarantine ("duplicate of ...");
+3. ``reorient_by_raters``: pairs a ``reorient`` column marks (the raters' consensus prefers
+   the rejected response) are flipped;
+4. ``flip_min_noise``: pairs whose ``flip`` score reaches this value (and were not flipped
+   already) are flipped;
+5. ``weights``: ``confidence`` attaches ``weight`` = 1 - the ``confidence`` score;
+   ``soft_label`` attaches ``soft_label`` = P(chosen better), after any flip.
+
+Which columns drive which step is declared by each validator (``Validator.cleaning``): this
+module names no validator and no column of one, so renaming a column cannot switch a step
+off without the contract test noticing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prefaudit.cleaning.policy import CleaningPolicy
+from prefaudit.validators import VALIDATORS, CleaningAction
+
+
+@dataclass
+class Cleaned:
+    """The outcome: cleaned pairs (TRL-ready rows), quarantined rows, and the flips."""
+
+    cleaned: list[dict[str, Any]]
+    quarantine: list[dict[str, Any]]
+    flips: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def declared(flags: pd.DataFrame, kind: str) -> Iterator[tuple[str, str, CleaningAction]]:
+    """(validator, flags column, action) for every declared action of ``kind`` whose column
+    this audit has (the validator ran), in registry order."""
+    for name, cls in VALIDATORS.items():
+        for action in cls.cleaning:
+            column = f"{name}/{action.column}"
+            if action.kind == kind and column in flags:
+                yield name, column, action
+
+
+def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> Cleaned:
+    """Apply ``policy`` to ``pairs`` (a PairSet indexed by pair_id) given the audit's ``flags``
+    (columns ``validator/column``, indexed by pair_id)."""
+    flags = flags.reindex(pairs.index)
+    kept = pd.Series(True, index=pairs.index)
+    quarantine: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    _drop(pairs, flags, policy, kept, quarantine, counts)
+    if policy.dedupe:
+        _dedupe(pairs, flags, kept, quarantine, counts)
+    flipped = pd.Series(False, index=pairs.index)
+    flips = _flips(pairs, flags, policy, kept, flipped)
+    if flips:
+        counts["flip"] = len(flips)
+    cleaned = [
+        _cleaned_row(pairs.loc[pair_id], pair_id, flags, policy, bool(flipped[pair_id]))
+        for pair_id in pairs.index[kept.to_numpy()]
+    ]
+    rows = [
+        _quarantine_row(pairs.loc[pair_id], pair_id, flags, quarantine[pair_id])
+        for pair_id in pairs.index
+        if pair_id in quarantine
+    ]
+    counts["input"] = len(pairs)
+    counts["cleaned"] = len(cleaned)
+    counts["quarantined"] = len(rows)
+    return Cleaned(cleaned, rows, flips, counts)
+
+
+def _drop(pairs, flags, policy: CleaningPolicy, kept, quarantine, counts) -> None:
+    """Quarantine the kept pairs with an issue from a check in ``policy.drop``."""
+    for name in policy.drop:
+        hit = _column(flags, name)
+        for pair_id in pairs.index[hit.to_numpy() & kept.to_numpy()]:
+            entry = quarantine.setdefault(pair_id, {"action": "drop", "issues": [], "reasons": {}})
+            entry["issues"].append(name)
+            validator = name.split("/")[0]
+            reason = flags.get(f"{validator}/reason")
+            if reason is not None and reason[pair_id]:
+                entry["reasons"][validator] = reason[pair_id]
+        kept &= ~hit
+    for entry in quarantine.values():
+        for issue in entry["issues"]:
+            counts[f"drop: {issue}"] = counts.get(f"drop: {issue}", 0) + 1
+
+
+def _dedupe(pairs, flags, kept, quarantine, counts) -> None:
+    """Keep the first kept pair of each duplicate group; quarantine the others."""
+    for validator, column, _ in declared(flags, "dedupe"):
+        # A pair's group: the pair it duplicates, or itself (the group's first member).
+        original = flags[column]
+        seen: set[str] = set()
+        for pair_id in pairs.index[kept.to_numpy()]:
+            of = original[pair_id]
+            group = of if isinstance(of, str) and of else pair_id
+            if group not in seen:
+                seen.add(group)
+                continue
+            kept[pair_id] = False
+            quarantine[pair_id] = {
+                "action": "dedupe",
+                "issues": [column],
+                "reasons": {validator: f"duplicate of {group} (one per group kept)"},
+            }
+            counts["dedupe"] = counts.get("dedupe", 0) + 1
+
+
+def _flips(pairs, flags, policy: CleaningPolicy, kept, flipped) -> list[dict[str, str]]:
+    """Mark in ``flipped`` the kept pairs to re-orient; returns one manifest entry each."""
+    flips = []
+    if policy.reorient_by_raters:
+        for validator, column, action in declared(flags, "reorient"):
+            hit = _column(flags, column) & kept & ~flipped
+            flips += [
+                {"pair_id": pair_id, "by": action.by or validator, "reason": action.reason}
+                for pair_id in pairs.index[hit.to_numpy()]
+            ]
+            flipped |= hit
+    if policy.flip_min_noise is not None:
+        threshold = policy.flip_min_noise
+        for validator, column, action in declared(flags, "flip"):
+            score = flags[column].astype(float)
+            hit = (score >= threshold).fillna(False) & kept & ~flipped
+            flips += [
+                {
+                    "pair_id": pair_id,
+                    "by": action.by or validator,
+                    "reason": action.reason.format(score=score[pair_id], threshold=threshold),
+                }
+                for pair_id in pairs.index[hit.to_numpy()]
+            ]
+            flipped |= hit
+    return flips
+
+
+def _cleaned_row(row, pair_id, flags, policy: CleaningPolicy, flipped: bool) -> dict[str, Any]:
+    out = {"pair_id": pair_id, **_trl_row(row, swap=flipped)}
+    if policy.weights == "confidence":
+        score = _first_value(flags, pair_id, "confidence")
+        if score is not None:
+            # After a flip, the confidence is that the new label is right.
+            out["weight"] = float(score if flipped else 1 - score)
+    elif policy.weights == "soft_label":
+        soft = _first_value(flags, pair_id, "soft_label")
+        if soft is not None:
+            out["soft_label"] = float(1 - soft if flipped else soft)
+    return out
+
+
+def _first_value(flags, pair_id, kind: str) -> float | None:
+    """The first declared ``kind`` column of ``pair_id`` that has a value."""
+    for _, column, _ in declared(flags, kind):
+        value = flags.at[pair_id, column]
+        if pd.notna(value):
+            return value
+    return None
+
+
+def _quarantine_row(row, pair_id, flags, entry: dict[str, Any]) -> dict[str, Any]:
+    scores = {
+        c.split("/")[0]: float(flags.at[pair_id, c])
+        for c in flags.columns
+        if c.endswith("/score") and pd.notna(flags.at[pair_id, c]) and flags.at[pair_id, c] > 0
+    }
+    return {"pair_id": pair_id, **_trl_row(row, swap=False), **entry, "scores": scores}
+
+
+def _column(flags: pd.DataFrame, name: str) -> pd.Series:
+    """A check's boolean column: ``validator`` -> its ``issue``; ``validator/flag`` as is
+    (absent: no pair has it)."""
+    column = name if "/" in name else f"{name}/issue"
+    if column not in flags:
+        return pd.Series(False, index=flags.index)
+    values = flags[column]
+    if values.dtype == object:
+        values = values.map(lambda v: bool(v) if v is not None and v == v else False)
+    return values.fillna(False).astype(bool)
+
+
+def _trl_row(row: pd.Series, swap: bool) -> dict[str, Any]:
+    """prompt / chosen / rejected as TRL reads them: conversational when the input was."""
+    chosen, rejected = (
+        (row["rejected"], row["chosen"]) if swap else (row["chosen"], row["rejected"])
+    )
+    messages = row.get("prompt_messages")
+    if isinstance(messages, (list, np.ndarray)) and len(messages):
+        return {
+            "prompt": [dict(m) for m in messages],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+    return {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected}

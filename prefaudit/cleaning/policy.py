@@ -1,0 +1,134 @@
+"""The cleaning policy: what to do with the audited pairs (the ``clean:`` section of a rule
+file; see ``rules/default.yaml``).
+
+:func:`load_policy` reads it from a rule file, :func:`policy_from_mapping` from a plain dict of
+the same keys; both check it the same way and raise :class:`~prefaudit.rules.RuleFileError`
+(naming the file and line, or "the policy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from prefaudit.rules.parse import NodeWalker, RuleFileError, RuleFileParser, compose_rule_file
+
+WEIGHTS = ("none", "confidence", "soft_label")
+CLEAN_KEYS = ("drop", "dedupe", "reorient_by_raters", "flip_min_noise", "weights")
+
+
+@dataclass(frozen=True)
+class CleaningPolicy:
+    """What to do with the audited pairs (the ``clean:`` section of a rules file)."""
+
+    drop: tuple[str, ...] = ()
+    dedupe: bool = True
+    reorient_by_raters: bool = False
+    flip_min_noise: float | None = None
+    weights: str = "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["drop"] = list(self.drop)
+        return out
+
+
+def load_policy(path: str | Path) -> CleaningPolicy:
+    """The cleaning policy of a rule file (its ``clean:`` section).
+
+    The whole file is checked, as :func:`prefaudit.rules.load_rules` does; every problem, and a
+    file without a ``clean:`` section, is a RuleFileError naming the file (and the line).
+    """
+    parser = _PolicyFileParser(str(path))
+    parser.ruleset(compose_rule_file(str(path)))
+    if parser.policy is None:
+        raise RuleFileError(f"{path}: no clean: section (the cleaning policy)")
+    return parser.policy
+
+
+def policy_from_mapping(mapping: Mapping[str, Any]) -> CleaningPolicy:
+    """A cleaning policy from a dict of its fields, checked as a rule file's ``clean:`` is.
+
+    >>> policy_from_mapping({"drop": ["content"], "weights": "confidence"}).drop
+    ('content',)
+    """
+    if not isinstance(mapping, Mapping):
+        raise RuleFileError(
+            f"the policy must be a mapping (key: value), got {type(mapping).__name__}"
+        )
+    walker = _MappingWalker()
+    spec = walker.fields(mapping, "the policy", CLEAN_KEYS)
+    if "flip_min_noise" in spec and spec["flip_min_noise"][0] is None:
+        # The field's own default (no flip by noise score), as CleaningPolicy.to_dict writes it.
+        del spec["flip_min_noise"]
+    return _policy(walker, spec, prefix="")
+
+
+class _PolicyFileParser(RuleFileParser):
+    """The rule-file parser that also reads the ``clean:`` section, in its place in the file."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.policy: CleaningPolicy | None = None
+
+    def clean(self, node) -> None:
+        self.policy = _policy(self, self.fields(node, "clean", CLEAN_KEYS), prefix="clean.")
+
+
+class _MappingWalker(NodeWalker):
+    """The node walker's checks on a plain dict: there are no lines, errors name "the policy"."""
+
+    def __init__(self):
+        super().__init__("the policy")
+
+    def error(self, node, message: str) -> RuleFileError:
+        return RuleFileError(f"the policy: {message}")
+
+    def fields(self, node, what: str, allowed: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
+        unknown = [key for key in node if key not in allowed]
+        if unknown:
+            raise self.error(None, f"unknown key {unknown[0]!r}; expected {', '.join(allowed)}")
+        return {key: (value, None) for key, value in node.items()}
+
+
+def _policy(walker: NodeWalker, spec: dict[str, tuple[Any, Any]], prefix: str) -> CleaningPolicy:
+    """Check each setting (key -> (value, where)); ``prefix`` names them in messages."""
+    from prefaudit.validators import VALIDATORS
+
+    settings: dict[str, Any] = {}
+    if "drop" in spec:
+        value, where = spec["drop"]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise walker.error(
+                where, f"{prefix}drop must be a list of checks (validator or validator/flag)"
+            )
+        for item in value:
+            if item.split("/")[0] not in VALIDATORS:
+                raise walker.error(
+                    where,
+                    f"{prefix}drop: unknown validator in {item!r}; known: {', '.join(VALIDATORS)}",
+                )
+        settings["drop"] = tuple(value)
+    for key in ("dedupe", "reorient_by_raters"):
+        if key in spec:
+            value, where = spec[key]
+            if not isinstance(value, bool):
+                raise walker.error(where, f"{prefix}{key} must be true or false, got {value!r}")
+            settings[key] = value
+    if "flip_min_noise" in spec:
+        threshold = walker.number(spec, "flip_min_noise")
+        if not 0.5 < threshold <= 1:
+            raise walker.error(
+                spec["flip_min_noise"][1], f"{prefix}flip_min_noise must be in (0.5, 1]"
+            )
+        settings["flip_min_noise"] = threshold
+    if "weights" in spec:
+        value, where = spec["weights"]
+        if value not in WEIGHTS:
+            raise walker.error(
+                where, f"{prefix}weights must be one of {', '.join(WEIGHTS)}, got {value!r}"
+            )
+        settings["weights"] = value
+    return CleaningPolicy(**settings)

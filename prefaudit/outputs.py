@@ -1,0 +1,165 @@
+"""The output folder: every file prefaudit writes there and reads back, in one place.
+
+An audit folder holds ``audit.json`` and ``flags.parquet`` (the audit), ``rejected.jsonl``
+(input rows that could not be loaded), ``reference_logps.parquet`` (when the reference pass
+ran), ``flagged_texts.parquet`` (the texts the report's table shows); cleaning adds
+``cleaned.jsonl``, ``quarantine.jsonl`` and ``manifest.json``; ``check`` adds ``check.json``;
+training adds ``train/`` (and ``train-raw/``, ``comparison.json``). ``index.html`` is drawn
+from these by :mod:`prefaudit.report`. Every file is written atomically.
+
+This module sits above the audit core (which writes nothing) and below the report, the
+cleaning and the pipeline (:mod:`prefaudit.api`), which use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from prefaudit import __version__
+from prefaudit.auditing import AuditResult, default_validators
+from prefaudit.fileio import write_json, write_jsonl, write_parquet
+from prefaudit.io import LoadedData
+from prefaudit.io.schema import TEXT_COLUMNS
+from prefaudit.validators import create_validator
+
+AUDIT_FILE = "audit.json"
+FLAGS_FILE = "flags.parquet"
+REJECTED_FILE = "rejected.jsonl"
+REFERENCE_FILE = "reference_logps.parquet"
+# The prompt and responses of the flagged pairs, for the report's table (the audit's other
+# files hold figures, not texts).
+TEXTS_FILE = "flagged_texts.parquet"
+CHECK_FILE = "check.json"
+CLEANED_FILE = "cleaned.jsonl"
+QUARANTINE_FILE = "quarantine.jsonl"
+MANIFEST_FILE = "manifest.json"
+COMPARISON_FILE = "comparison.json"
+TRAINING_RUNS = ("train", "train-raw")  # subfolders `clean-then-train` writes
+
+
+def save_audit(out: str | Path, result: AuditResult, data: LoadedData, *, texts: bool) -> Path:
+    """Write an audit into ``out``: flags.parquet, audit.json, rejected.jsonl,
+    reference_logps.parquet (when the reference pass ran) and, with ``texts``, the flagged
+    pairs' texts for the report."""
+    out = Path(out)
+    write_parquet(out / FLAGS_FILE, result.flags)
+    write_json(out / AUDIT_FILE, result.to_dict(include_flags=False))
+    write_jsonl(out / REJECTED_FILE, data.report.rejected_records())
+    if "reference" in result.validators:
+        from prefaudit.models.logps_file import write_reference_logps
+
+        reference = result.validators["reference"]
+        write_reference_logps(
+            out / REFERENCE_FILE, reference.flags, data.pairs, reference.info.get("model_identity")
+        )
+    if texts:
+        write_flagged_texts(out, data.pairs, result.flags)
+    return out
+
+
+def read_audit(folder: str | Path) -> AuditResult:
+    """The audit saved in ``folder`` by :func:`save_audit`."""
+    folder = Path(folder)
+    data = orjson.loads((folder / AUDIT_FILE).read_bytes())
+    flags = pd.read_parquet(folder / FLAGS_FILE).drop(columns=["any_issue"])
+    flags.index = flags.index.astype("str")
+    return AuditResult.from_dict(data, flags)
+
+
+def has_audit(folder: str | Path) -> bool:
+    return (Path(folder) / AUDIT_FILE).exists() and (Path(folder) / FLAGS_FILE).exists()
+
+
+def reusable_audit(
+    folder: str | Path,
+    data: LoadedData,
+    names: list[str] | None,
+    params: Mapping[str, Mapping[str, Any]],
+) -> AuditResult | None:
+    """The audit saved in ``folder`` if running this one would compute exactly the same: the
+    same input (and load options), the same validators, each with the same parameters."""
+    if not has_audit(folder):
+        return None
+    try:
+        saved = read_audit(folder)
+    except Exception:  # an unreadable or older audit is simply recomputed
+        return None
+    if saved.fingerprint != data.report.fingerprint:
+        return None
+    expected = names if names is not None else default_validators(data)
+    if set(saved.validators) != set(expected):
+        return None
+    for name in expected:
+        wanted = create_validator(name, **params.get(name, {})).get_params()
+        if dict(saved.validators[name].params) != wanted:
+            return None
+    return saved
+
+
+def flagged_texts(pairs: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """The texts (and input lines) of the pairs with any issue, indexed by pair id."""
+    columns = [c for c in (*TEXT_COLUMNS, "row") if c in pairs.columns]
+    flagged = flags.index[flags["any_issue"].to_numpy(dtype=bool)]
+    texts = pairs.loc[pairs.index.isin(flagged), columns]
+    texts.index = texts.index.astype("str").rename("pair_id")
+    return texts
+
+
+def write_flagged_texts(folder: str | Path, pairs: pd.DataFrame, flags: pd.DataFrame) -> Path:
+    """Save :func:`flagged_texts` into ``folder`` for the report."""
+    return write_parquet(Path(folder) / TEXTS_FILE, flagged_texts(pairs, flags))
+
+
+def read_flagged_texts(folder: str | Path) -> pd.DataFrame | None:
+    path = Path(folder) / TEXTS_FILE
+    if not path.exists():
+        return None
+    texts = pd.read_parquet(path)
+    texts.index = texts.index.astype("str")
+    return texts
+
+
+def write_check(out: str | Path, check: Mapping[str, Any]) -> Path:
+    """``check.json``: a rule file's results for the audit with ``check["fingerprint"]``."""
+    return write_json(Path(out) / CHECK_FILE, dict(check))
+
+
+def write_cleaned(out: str | Path, cleaned, policy, fingerprint: str) -> None:
+    """cleaned.jsonl, quarantine.jsonl and manifest.json in ``out``, each written atomically
+    (``cleaned`` is a :class:`prefaudit.cleaning.Cleaned`, ``policy`` its CleaningPolicy)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / CLEANED_FILE, cleaned.cleaned)
+    write_jsonl(out / QUARANTINE_FILE, cleaned.quarantine)
+    write_json(
+        out / MANIFEST_FILE,
+        {
+            "input_fingerprint": fingerprint,
+            "policy": policy.to_dict(),
+            "counts": cleaned.counts,
+            "flips": cleaned.flips,
+            "versions": {"prefaudit": __version__, "pandas": pd.__version__},
+        },
+    )
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON file of the folder, or None when it is absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return orjson.loads(path.read_bytes())
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file of the folder ([] when it is absent)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, "rb") as handle:
+        return [orjson.loads(line) for line in handle if line.strip()]
