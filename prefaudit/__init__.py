@@ -22,6 +22,7 @@ _EXPORTS = {
     "CleanResult": "prefaudit.api",
     "CleanThenTrainResult": "prefaudit.api",
     "DemoResult": "prefaudit.api",
+    "InputError": "prefaudit.errors",
     "SettingError": "prefaudit.errors",
     "load": "prefaudit.io",
     "LoadError": "prefaudit.io",

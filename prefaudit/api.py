@@ -13,8 +13,11 @@ the report shows everything the command added (rule results, cleaning, training)
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -23,10 +26,11 @@ from typing import Any
 import pandas as pd
 
 from prefaudit import outputs
-from prefaudit.auditing import AuditResult, default_validators, run_audit
-from prefaudit.errors import SettingError
+from prefaudit.auditing import AuditResult, default_validators, embedding_setting, run_audit
+from prefaudit.errors import BadParameterError, InputError, SettingError
 from prefaudit.io import LoadedData, load
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
+from prefaudit.validators import create_validator
 
 DEFAULT_POLICY = "rules/default.yaml"
 REPORTS = Path("reports")
@@ -88,10 +92,12 @@ def audit(
     >>> result.flags.loc[result.flags["any_issue"], "content/reason"].tolist()
     ['chosen and rejected are identical after normalisation']
     """
-    options = {k: v for k, v in locals().items() if k != "data"}
-    result, _ = _audit(data, **options)
-    if result is not None and out is not None and report:
-        _render(out)
+    options = {k: v for k, v in locals().items() if k not in ("data", "out")}
+    _refuse_inputs(out, data, options)
+    with _staged(out) as stage:
+        result, _ = _audit(data, out=stage, **options)
+        if result is not None and stage is not None and report:
+            _render(stage, shown_as=out)
     return result
 
 
@@ -106,7 +112,13 @@ def _audit(
 ) -> tuple[AuditResult | None, bool]:
     """:func:`audit` without drawing the report (the command that runs it draws it last), also
     saying whether a saved audit was reused."""
+    _check_reference_settings(
+        *(options.get(k, AUDIT_OPTIONS[k]) for k in _REFERENCE_SETTINGS)
+    )  # before the data is read: a model path in the wrong option costs nothing to find
+    for name, values in (options.get("params") or {}).items():
+        create_validator(name, **values)  # an unknown name or a bad value, found as early
     loaded = _loaded(data, options)
+    _require_pairs(loaded)
     names, params = _plan(loaded, **{k: v for k, v in options.items() if k not in LOAD_OPTIONS})
     several, rank = _launch()
     if rank > 0:  # a helper process: score in step with rank 0, which reports
@@ -118,7 +130,8 @@ def _audit(
     # nor when launched, where the other processes wait for rank 0 to score with them.
     fixed = not (options.get("against") or options.get("coverage_reference") or embedding_model)
     if reuse and out is not None and fixed and not several:
-        saved = outputs.reusable_audit(out, loaded, names, params)
+        settings = {"embedding_model": embedding_setting(_embedder(embedding_model))}
+        saved = outputs.reusable_audit(out, loaded, names, params, settings)
         if saved is not None:
             saved.data = loaded
             return saved, True
@@ -126,6 +139,29 @@ def _audit(
     if out is not None:
         outputs.save_audit(out, result, loaded, texts=report)
     return result, False
+
+
+def _require_pairs(data: LoadedData) -> None:
+    """Raise :class:`InputError` when no pair loaded, naming the commonest rejection reason
+    with its first row: an audit of nothing would pass every rule."""
+    report = data.report
+    if len(data.pairs):
+        return
+    where = ", ".join(report.files) or "the data"
+    text = (
+        f"{where}: no pair loaded ({report.rows_read} rows read, {report.rows_rejected} rejected)"
+    )
+    if report.rejected:
+        reasons = Counter(_reason_kind(issue.reason) for issue in report.rejected)
+        kind, count = reasons.most_common(1)[0]
+        first = next(i for i in report.rejected if _reason_kind(i.reason) == kind)
+        text += f"; commonest reason ({count} rows), e.g. {first.location()}: {first.reason}"
+    raise InputError(text)
+
+
+def _reason_kind(reason: str) -> str:
+    """A rejection reason without its particulars (numbers, quoted values)."""
+    return re.sub(r"'[^']*'|\d[\d,.]*", "_", reason)
 
 
 def _plan(
@@ -170,6 +206,22 @@ def _plan(
     return names, params
 
 
+_REFERENCE_SETTINGS = ("reference_model", "reference_sample", "policy_model", "beta", "max_length")
+
+
+def _check_reference_settings(model, sample, policy, beta, max_length) -> None:
+    """The reference pass's settings, checked before anything is loaded or scored."""
+    from prefaudit.models.loading import check_model_source
+
+    check_model_source(model, "reference_model")
+    check_model_source(policy, "policy_model")
+    for setting, value, low in (("reference_sample", sample, 0), ("max_length", max_length, 1)):
+        if value is not None and (isinstance(value, bool) or value < low):
+            raise SettingError(f"{setting} must be >= {low}, got {value!r}", setting=setting)
+    if beta <= 0:
+        raise SettingError(f"beta must be > 0, got {beta!r}", setting="beta")
+
+
 def _names(validators: Iterable[str] | str | None) -> list[str] | None:
     if validators is None:
         return None
@@ -187,9 +239,12 @@ def _embedder(option: Any) -> Any:
     return option
 
 
-def _render(folder: str | Path, result: AuditResult | None = None) -> Path | None:
+def _render(
+    folder: str | Path, result: AuditResult | None = None, *, shown_as: str | Path | None = None
+) -> Path | None:
     """Draw ``folder``'s report again when it holds an audit; the flagged pairs' texts are
-    saved first when missing and ``result`` holds its data."""
+    saved first when missing and ``result`` holds its data. ``shown_as``: the folder
+    ``folder`` is the stage of (the page names it, and so does the path returned)."""
     if not outputs.has_audit(folder):
         return None
     from prefaudit.report import write_report as render
@@ -197,7 +252,37 @@ def _render(folder: str | Path, result: AuditResult | None = None) -> Path | Non
     has_texts = (Path(folder) / outputs.TEXTS_FILE).exists()
     if result is not None and result.data is not None and not has_texts:
         outputs.write_flagged_texts(folder, result.data.pairs, result.flags)
-    return render(folder)
+    path = render(folder, shown_as=shown_as)
+    return path if shown_as is None else Path(shown_as) / path.name
+
+
+def _staged(out: str | Path | None):
+    """:func:`outputs.staged` in the process that writes (rank 0); helper processes under
+    torchrun write nothing, so they get ``out`` itself."""
+    if out is not None and _launch()[1] > 0:
+        return contextlib.nullcontext(out)
+    return outputs.staged(out)
+
+
+def _refuse_inputs(out: str | Path | None, data: Any, options: Mapping[str, Any]) -> None:
+    """Refuse an ``out`` that would overwrite one of the command's input files."""
+    if out is not None:
+        files = [data, *(options.get(k) for k in _INPUT_FILES)]
+        outputs.refuse_inputs(out, files)
+
+
+# Keywords that name files a command reads (besides ``data``).
+_INPUT_FILES = (
+    "annotations",
+    "against",
+    "coverage_reference",
+    "rules",
+    "baseline",
+    "policy",
+    "config",
+    "eval_data",
+    "reference_logps",
+)
 
 
 def _launch() -> tuple[bool, int]:
@@ -239,7 +324,7 @@ def check(
     ``baseline``: an earlier audit.json whose metrics may not get worse beyond the rule file's
     drift tolerance. ``audit_options`` are :func:`audit`'s. With ``out``, ``check.json`` is
     written there. Returns None in a helper process under torchrun."""
-    from prefaudit.rules import baseline_metrics, evaluate, import_great_expectations, load_rules
+    from prefaudit.rules import baseline_metrics, load_rules
 
     started = time.perf_counter()
     ruleset = load_rules(rules)
@@ -247,12 +332,31 @@ def check(
     if getattr(ruleset, "has_clean", False):
         _policy(rules)  # a rule file whose clean: section is wrong fails here too
     timings = {"read rules": time.perf_counter() - started}
+    _refuse_inputs(out, data, {**audit_options, "rules": rules, "baseline": baseline})
+    with _staged(out) as stage:
+        done = _check(data, ruleset, old, timings, out=stage, **audit_options)
+        if done is not None and stage is not None:
+            _write_check(done, stage, baseline, out, report=audit_options.get("report", True))
+    if done is not None and junit is not None:
+        from prefaudit.fileio import write_bytes
+        from prefaudit.rules import junit_xml
+
+        write_bytes(junit, junit_xml(done.results))
+    return done
+
+
+def _check(data, ruleset, old, timings, *, out, **audit_options) -> CheckResult | None:
+    """:func:`check`'s audit and evaluation, writing the audit (if computed) into ``out``."""
+    from prefaudit.rules import evaluate, import_great_expectations
+
     mark = time.perf_counter()
     reused = False
     if isinstance(data, AuditResult):
+        _no_audit_options(audit_options, "check was given an audit")
         result = data
     else:
-        result, reused = _audit(data, out=out, reuse=True, **audit_options)
+        options = {"reuse": True, **audit_options}
+        result, reused = _audit(data, out=out, **options)
         if result is None:
             return None
     timings["load + audit" + (" (reused)" if reused else "")] = time.perf_counter() - mark
@@ -263,34 +367,25 @@ def check(
     pairs = result.data.pairs if result.data is not None else pd.DataFrame(index=result.pair_ids)
     results = evaluate(ruleset, result, pairs, old)
     timings["evaluate rules"] = time.perf_counter() - mark
-    done = CheckResult(
-        results, not any(r.fails_check for r in results), result, timings, ruleset.path
+    passed = not any(r.fails_check for r in results)
+    return CheckResult(results, passed, result, timings, ruleset.path)
+
+
+def _write_check(done: CheckResult, stage, baseline, out, *, report: bool) -> None:
+    """check.json (and the report) in ``stage``, the stage of ``out``."""
+    outputs.write_check(
+        stage,
+        {
+            "fingerprint": done.audit.fingerprint,  # the report shows this audit's rules only
+            "rules_file": done.rules,
+            "baseline": None if baseline is None else str(baseline),
+            "passed": done.passed,
+            "results": [r.to_dict() for r in done.results],
+            "timings": {k: round(v, 3) for k, v in done.timings.items()},
+        },
     )
-    _write_check(done, out, junit, baseline, report=audit_options.get("report", True))
-    return done
-
-
-def _write_check(done: CheckResult, out, junit, baseline, *, report: bool) -> None:
-    """check.json (and the report) in ``out``; the JUnit XML at ``junit``."""
-    if out is not None:
-        outputs.write_check(
-            out,
-            {
-                "fingerprint": done.audit.fingerprint,  # the report shows this audit's rules only
-                "rules_file": done.rules,
-                "baseline": None if baseline is None else str(baseline),
-                "passed": done.passed,
-                "results": [r.to_dict() for r in done.results],
-                "timings": {k: round(v, 3) for k, v in done.timings.items()},
-            },
-        )
-    if junit is not None:
-        from prefaudit.fileio import write_bytes
-        from prefaudit.rules import junit_xml
-
-        write_bytes(junit, junit_xml(done.results))
-    if out is not None and report:
-        done.report = _render(out, done.audit)
+    if report:
+        done.report = _render(stage, done.audit, shown_as=out)
 
 
 # -- clean ------------------------------------------------------------------------------------
@@ -334,9 +429,11 @@ def clean(
     >>> cleaned.counts["cleaned"], cleaned.counts["quarantined"], type(cleaned.pairs).__name__
     (1, 1, 'DataFrame')
     """
-    done = _clean(data, policy, audit=audit, out=out, **audit_options)
-    if done is not None and out is not None and audit_options.get("report", True):
-        done.report = _render(out, done.audit)
+    _refuse_inputs(out, data, {**audit_options, "policy": policy})
+    with _staged(out) as stage:
+        done = _clean(data, policy, audit=audit, out=stage, **audit_options)
+        if done is not None and stage is not None and audit_options.get("report", True):
+            done.report = _render(stage, done.audit, shown_as=out)
     return done
 
 
@@ -347,7 +444,7 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
     policy = _policy(policy)
     result = _given_audit(data, audit, audit_options)
     if result is None:
-        result, _ = _audit(data, out=out, reuse=True, **audit_options)
+        result, _ = _audit(data, out=out, **{"reuse": True, **audit_options})
         if result is None:
             return None
     loaded = result.data
@@ -374,6 +471,14 @@ def _given_audit(data, audit, options: Mapping[str, Any]) -> AuditResult | None:
                 "give the folder it was saved in instead",
                 setting="audit",
             )
+        _no_audit_options(options, "clean was given an audit", allowed=LOAD_OPTIONS)
+        if data is None or data is audit.data:
+            return audit
+        loaded = _loaded(data, options)
+        if audit.fingerprint != loaded.report.fingerprint:
+            raise SettingError(
+                "audit: that audit is of other data (input fingerprints differ)", setting="audit"
+            )
         return audit
     loaded = _loaded(data, options)
     try:
@@ -388,6 +493,17 @@ def _given_audit(data, audit, options: Mapping[str, Any]) -> AuditResult | None:
         )
     result.data = loaded
     return result
+
+
+def _no_audit_options(options: Mapping[str, Any], why: str, allowed: Iterable[str] = ()) -> None:
+    """Raise when ``options`` hold audit settings that would be ignored (an audit was given)."""
+    ignored = sorted(set(options) - {"report", *allowed})
+    if ignored:
+        raise BadParameterError(
+            f"{why}: its settings are fixed, so {', '.join(ignored)} would be ignored; "
+            "leave them out or audit again",
+            setting=ignored[0],
+        )
 
 
 def _policy(policy: Any):
@@ -444,10 +560,12 @@ def train(
     """
     from prefaudit.training import train as run_training
 
+    out = Path(out) if out is not None else _train_out(data)
+    inputs = {"config": config, "eval_data": eval_data, "reference_logps": reference_logps}
+    _refuse_inputs(out, data, inputs)
     config = _config(config, settings)
     load_options = {"format": format, "mapping": mapping, "on_bad_row": on_bad_row}
     load_options["max_chars"] = max_chars
-    out = Path(out) if out is not None else _train_out(data)
     run = run_training(
         _pairs(data, load_options),
         config,
@@ -457,7 +575,7 @@ def train(
         resume=resume,
         progress=progress,
     )
-    _render(out.parent)  # when the run went into an audit folder
+    run.report = _render(out.parent)  # when the run went into an audit folder
     return run
 
 
@@ -499,8 +617,8 @@ def clean_then_train(
     held-out pairs) goes to ``out/train-raw`` and ``out/comparison.json``. The audit's
     reference log-probs are reused when it scored the pairs under the same model.
 
-    ``options``: :func:`audit`'s keywords and ``TrainConfig`` fields (``max_length`` serves
-    both); ``policy`` and ``audit`` are :func:`clean`'s; ``config`` and ``eval_data``
+    ``options``: :func:`audit`'s keywords and ``TrainConfig`` fields (``max_length``, when
+    given, serves both; when not, training takes ``config``'s, else the audit's 2048); ``policy`` and ``audit`` are :func:`clean`'s; ``config`` and ``eval_data``
     :func:`train`'s. notebooks/02_clean_then_train.ipynb runs it end to end.
     """
     from prefaudit.training.compare import train_cleaned
@@ -511,12 +629,14 @@ def clean_then_train(
             "the training of OUT/cleaned.jsonl with torchrun"
         )
     audit_options, settings = _split_options(options)
-    # The audit's max_length serves training too, as the command's one --max-length does.
-    default = AUDIT_OPTIONS["max_length"]
-    settings.setdefault("max_length", audit_options.get("max_length", default))
-    config = _config(config, settings)  # a bad setting fails before the audit, not after
+    if config is None:  # the audit's max_length serves training too, unless a config sets it
+        settings.setdefault("max_length", audit_options.get("max_length", 2048))
     out = Path(out) if out is not None else default_out(data)
-    cleaned = _clean(data, policy, audit=audit, out=out, **audit_options)
+    inputs = {**audit_options, "policy": policy, "config": config, "eval_data": eval_data}
+    _refuse_inputs(out, data, inputs)
+    config = _config(config, settings)  # a bad setting fails before the audit, not after
+    with _staged(out) as stage:  # the audit and the cleaned files change together
+        cleaned = _clean(data, policy, audit=audit, out=stage, **audit_options)
     load_options = {k: v for k, v in audit_options.items() if k in LOAD_OPTIONS}
     load_options.pop("annotations", None)
     done = train_cleaned(
@@ -541,7 +661,7 @@ def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
     train_names = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - audit_names - train_names
     if unknown:
-        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        raise BadParameterError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     return (
         {k: v for k, v in options.items() if k in audit_names},
         {k: v for k, v in options.items() if k in train_names},
@@ -634,8 +754,9 @@ def demo(
     )
     result = run_audit(loaded, validators=names, params=params)
     result.notes.append("synthetic demo dataset generated by prefaudit demo")
-    outputs.save_audit(out, result, loaded, texts=True)
-    _render(out)
+    with outputs.staged(out) as stage:
+        outputs.save_audit(stage, result, loaded, texts=True)
+        _render(stage, shown_as=out)
     return DemoResult(data, result, planted_found(result, data.planted), out)
 
 

@@ -17,6 +17,7 @@ import orjson
 import pandas as pd
 
 from prefaudit import __version__, text
+from prefaudit.errors import UnknownNameError
 from prefaudit.io import LoadedData, LoadReport
 from prefaudit.validators.base import (
     VALIDATORS,
@@ -172,6 +173,10 @@ class AuditResult:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     notes: list[str] = field(default_factory=list)
+    # Settings that change results but belong to no validator: the embedding model, as the
+    # audit resolved it ("auto", a name or folder, "off"); a saved audit is reused only when
+    # they are the same.
+    settings: dict[str, Any] = field(default_factory=dict)
     # The audited data, when this result was computed in this process (not saved in JSON): the
     # report's flagged-pair texts and the pair-level rules read it.
     data: LoadedData | None = field(default=None, repr=False, compare=False)
@@ -205,6 +210,7 @@ class AuditResult:
             "timings": self.timings,
             "versions": self.versions,
             "notes": self.notes,
+            "settings": self.settings,
         }
         if include_flags:
             data["pair_ids"] = self.pair_ids
@@ -232,6 +238,7 @@ class AuditResult:
             dict(data.get("versions", {})),
             data.get("created", ""),
             list(data.get("notes", [])),
+            settings=dict(data.get("settings", {})),
         )
 
     @classmethod
@@ -299,8 +306,9 @@ def run_audit(
     params = dict(params or {})
     unknown = set(params) - set(names)
     if unknown:
-        raise KeyError(
-            f"parameters given for validators that do not run: {', '.join(sorted(unknown))}"
+        raise UnknownNameError(
+            f"parameters given for validators that do not run: {', '.join(sorted(unknown))}",
+            setting="params",
         )
     timings = {name: _run_one(context, name, params.get(name, {})) for name in _ordered(names)}
     return AuditResult(
@@ -311,8 +319,23 @@ def run_audit(
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=list(context.notes),
+        settings={"embedding_model": embedding_setting(embedder)},
         data=data,
     )
+
+
+def embedding_setting(embedder: Any) -> str:
+    """How ``embedder`` (run_audit's keyword) is recorded in :attr:`AuditResult.settings`:
+    "auto", a model name or folder, "off", or "object <type>" for an encoder given in code."""
+    if isinstance(embedder, str) and embedder == "env":
+        from prefaudit.models.embeddings import embedder_from_env
+
+        embedder = embedder_from_env()
+    if embedder is None:
+        return "off"
+    if isinstance(embedder, str):
+        return embedder
+    return f"object {type(embedder).__name__}"
 
 
 def _run_one(context: AuditContext, name: str, params: Mapping[str, Any]) -> float:
@@ -335,7 +358,10 @@ def _ordered(names: list[str]) -> list[str]:
     """Validators in an order where each runs after those it ``uses`` (when they run at all)."""
     for name in names:
         if name not in VALIDATORS:
-            raise KeyError(f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}")
+            raise UnknownNameError(
+                f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}",
+                setting="validators",
+            )
     done: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:

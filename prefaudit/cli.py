@@ -10,7 +10,6 @@ input errors, 3 an internal error (a bug). Only argparse is imported at start-up
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except UsageError as err:
         print(f"prefaudit: error: {err}", file=sys.stderr)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
-        # Bad input or settings: LoadError, MissingInputError, RuleFileError and SettingError
-        # are ValueErrors; an unknown validator is a KeyError, a parameter it lacks a TypeError.
-        print(f"prefaudit: error: {_message(err, args.parser)}", file=sys.stderr)
-    except Exception as err:  # a bug: never let it look like "rules failed" (1) to a CI system
-        from prefaudit.models.loading import ReferenceModelUnavailable
-
-        if not isinstance(err, ReferenceModelUnavailable):  # --ref-model, --policy, --model
+    except Exception as err:
+        if not _is_input_error(err):  # a bug: never let it look like "rules failed" (1) to CI
             import traceback
 
             traceback.print_exc()
@@ -46,8 +39,20 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_INTERNAL
-        print(f"prefaudit: error: {err}", file=sys.stderr)
+        print(f"prefaudit: error: {_message(err, args.parser)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _is_input_error(err: BaseException) -> bool:
+    """Whether ``err`` is about what the user gave (exit 2) rather than a bug (exit 3): the
+    library's :class:`~prefaudit.errors.InputError` (bad data, settings, rule files), a file
+    that cannot be read or written (``OSError``), or a model that cannot be loaded."""
+    from prefaudit.errors import InputError
+    from prefaudit.models.embeddings import EmbeddingsUnavailable
+    from prefaudit.models.loading import ReferenceModelUnavailable
+
+    known = (InputError, OSError, ReferenceModelUnavailable, EmbeddingsUnavailable)
+    return isinstance(err, known)
 
 
 class UsageError(Exception):
@@ -56,7 +61,7 @@ class UsageError(Exception):
 
 def _message(err: BaseException, parser: argparse.ArgumentParser) -> str:
     """The error's text, with the flag of the setting it names (``max_chars`` -> --max-chars)."""
-    text = str(err).strip("'\"")
+    text = str(err)
     setting = getattr(err, "setting", None)
     flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
     if setting in flags and flags[setting] not in text:
@@ -92,6 +97,9 @@ HELP = {
     "beta": "with --policy: DPO's beta for the implicit rewards (default: 0.1, as TRL)",
     "max_length": "with --ref-model: pairs longer than this (prompt + longer response) are "
     "reported, not scored (default: 2048)",
+    "max_length_both": "longest prompt + response in tokens, for the reference pass (longer "
+    "pairs are reported, not scored) and for training (left out and counted); default: 2048, "
+    "or for training the --config file's max_length",
     "report": "do not write the HTML report (index.html) and the flagged pairs' texts it shows",
     "embedding_model": "sentence-transformers model for semantic checks (default: the embedded "
     "all-MiniLM-L6-v2, or $PREFAUDIT_EMBEDDING_MODEL); 'off' skips semantic checks",
@@ -178,6 +186,9 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--out", help=HELP["train_out"])
     if command == "clean-then-train":
         add_train_options(sub, skip=("max_length",))  # the audit's --max-length serves both
+        for action in sub._actions:  # not given: the --config file's max_length is kept
+            if action.dest == "max_length":
+                action.default, action.help = argparse.SUPPRESS, HELP["max_length_both"]
         sub.add_argument("--compare-raw", action="store_true", help=HELP["compare_raw"])
     if command == "report":
         sub.add_argument("folder", metavar="DIR", help="an audit's output folder (with audit.json)")
@@ -321,10 +332,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     console.print_check(done, out)
     if done.report is not None:
         print(f"report: {done.report}")
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        from prefaudit.rules import github_annotations
-
-        print("\n".join(github_annotations(done.results, done.rules)))
     return EXIT_OK if done.passed else EXIT_RULES_FAILED
 
 
@@ -348,6 +355,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = options(args)
     run = api.train(given.pop("data"), given.pop("config"), progress=True, **given)
     console.print_training(run)
+    if run.report is not None:
+        print(f"report: {run.report}")
     return EXIT_OK
 
 
@@ -378,16 +387,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from prefaudit import api, console
-    from prefaudit.demo import ANNOTATORS, TOPICS
 
-    print(
-        f"prefaudit demo: a SYNTHETIC dataset generated by prefaudit (not real data): {args.pairs} "
-        f"pairs over {len(TOPICS)} topics, {len(ANNOTATORS)} simulated annotators, planted defects."
-    )
     out = Path(args.out)
-    print(
-        f"data in {out / 'data'}/ (pairs.jsonl, annotations.jsonl, eval_prompts.txt, planted.json)\n"
-    )
+    console.print_demo_intro(out, args.pairs)
     done = api.demo(out, pairs=args.pairs, seed=args.seed, reference_sample=args.reference_sample)
     console.print_summary(done.audit, out)
     console.print_demo(done)
@@ -395,10 +397,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_validators(args: argparse.Namespace) -> int:
-    from prefaudit.validators import VALIDATORS
+    from prefaudit import console
 
-    for name, cls in VALIDATORS.items():
-        print(f"{name}\n  {cls.description}\n  requires: {', '.join(cls.requires)}")
+    console.print_validators()
     return EXIT_OK
 
 
@@ -421,7 +422,11 @@ def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
         validator, dot, name = key.partition(".")
         if not dot or not name:
             raise UsageError(f"--param {key}={value}: expected VALIDATOR.KEY=VALUE")
-        params.setdefault(validator, {})[name] = yaml.safe_load(value)
+        try:
+            params.setdefault(validator, {})[name] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            reason = str(err).splitlines()[0]
+            raise UsageError(f"--param {key}={value}: not a YAML value ({reason})") from None
     return params
 
 

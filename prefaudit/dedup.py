@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prefaudit.errors import SettingError
 from prefaudit.text import default_threads, normalize
 
 _SIGNATURE_CHUNK = 8_000  # shingles per signature block: (num_perm x chunk) uint32 stays in cache
@@ -99,7 +100,7 @@ def shingle(texts, size: int = 5) -> Shingles:
     [2, 1, 0]
     """
     if not 1 <= size <= 8:
-        raise ValueError(f"shingle size must be between 1 and 8 bytes, got {size}")
+        raise SettingError(f"shingle size must be between 1 and 8 bytes, got {size}")
     array = pa.array(texts, type=pa.large_string()) if not isinstance(texts, pa.Array) else texts
     array = array.cast(pa.large_string())
     offsets, data = _buffers(array)
@@ -227,7 +228,7 @@ def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.985) -> tup
     ((32, 4), (25, 5))
     """
     if not 0 < threshold < 1:
-        raise ValueError(f"the Jaccard threshold must be between 0 and 1, got {threshold}")
+        raise SettingError(f"the Jaccard threshold must be between 0 and 1, got {threshold}")
     best = (num_perm, 1)
     for rows in range(1, num_perm + 1):
         bands = num_perm // rows

@@ -21,6 +21,7 @@ from prefaudit.demo_data import (
     TOPICS,
     WEAK_ANSWERS,
 )
+from prefaudit.errors import SettingError
 from prefaudit.fileio import write_bytes, write_json, write_jsonl
 
 # Simulated raters: probability of picking the truly better response, and of picking whichever
@@ -122,7 +123,7 @@ class _Generator:
 def generate_demo(folder: Path, *, pairs: int = 400, seed: int = 0) -> DemoData:
     """Write the demo dataset into ``folder`` and return where everything is."""
     if pairs < 150:
-        raise ValueError(f"the demo needs at least 150 pairs to plant every defect, got {pairs}")
+        raise SettingError(f"the demo needs at least 150 pairs to plant every defect, got {pairs}")
     gen = _Generator(seed)
     for _ in range(pairs - 120):
         gen.ordinary()

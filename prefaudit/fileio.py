@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,12 +21,64 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; a file we write follows umask
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@functools.cache
+def umask() -> int:
+    """The process's umask (read once; setting it is the only portable way to read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def swap_folder(new: str | Path, final: str | Path) -> Path:
+    """Put the folder ``new`` at ``final`` in one step, so that a kill at any moment leaves
+    ``final`` whole: the old one or the new one, never neither. On Linux the two are exchanged
+    with ``renameat2(RENAME_EXCHANGE)`` and the old one is then removed; elsewhere ``final`` is
+    renamed aside first (a kill between the two renames leaves it at ``.<name>.old``)."""
+    new, final = Path(new), Path(final)
+    if not final.exists():
+        os.replace(new, final)
+        return final
+    if not _exchange(new, final):
+        aside = final.with_name(f".{final.name}.old")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(final, aside)
+        try:
+            os.replace(new, final)
+        except OSError:
+            os.replace(aside, final)  # put the old one back
+            raise
+        new = aside
+    shutil.rmtree(new, ignore_errors=True)  # now the old folder
+    return final
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where the
+    system cannot."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # no such call, or not here
+        return False
+    raise OSError(code, f"cannot swap {b} for {a}: {os.strerror(code)}")
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

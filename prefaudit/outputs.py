@@ -13,7 +13,11 @@ cleaning and the pipeline (:mod:`prefaudit.api`), which use it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,8 @@ import pandas as pd
 
 from prefaudit import __version__
 from prefaudit.auditing import AuditResult, default_validators
-from prefaudit.fileio import write_json, write_jsonl, write_parquet
+from prefaudit.errors import SettingError
+from prefaudit.fileio import swap_folder, umask, write_json, write_jsonl, write_parquet
 from prefaudit.io import LoadedData
 from prefaudit.io.schema import TEXT_COLUMNS
 from prefaudit.validators import create_validator
@@ -39,13 +44,108 @@ CLEANED_FILE = "cleaned.jsonl"
 QUARANTINE_FILE = "quarantine.jsonl"
 MANIFEST_FILE = "manifest.json"
 COMPARISON_FILE = "comparison.json"
+REPORT_FILE = "index.html"
 TRAINING_RUNS = ("train", "train-raw")  # subfolders `clean-then-train` writes
+# Every name a command may write at the top of an output folder or of a training run.
+WRITTEN = (
+    AUDIT_FILE,
+    FLAGS_FILE,
+    REJECTED_FILE,
+    REFERENCE_FILE,
+    TEXTS_FILE,
+    CHECK_FILE,
+    CLEANED_FILE,
+    QUARANTINE_FILE,
+    MANIFEST_FILE,
+    COMPARISON_FILE,
+    REPORT_FILE,
+    "metrics.jsonl",
+    "summary.json",
+)
+_STAGE = ".{}.staging-"  # + "<pid>-<random>": the sibling folder a command writes into
+
+
+@contextlib.contextmanager
+def staged(out: str | Path | None) -> Iterator[Path | None]:
+    """A folder to write ``out``'s new files into, swapped in for ``out`` in one step when the
+    block ends without an error (and dropped when it raises): a kill at any moment leaves
+    ``out`` as it was or as the command left it, never half of each. ``None`` when ``out`` is.
+
+    The stage starts as a copy of ``out`` made of hard links (no data is copied; every write
+    replaces a file by renaming, never writes through a link), so what else ``out`` holds (a
+    training run, the demo's data) is there after the swap. Stages left by killed commands are
+    removed first; those of running ones are left alone.
+    """
+    if out is None:
+        yield None
+        return
+    out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stages(out)
+    prefix = _STAGE.format(out.name) + f"{os.getpid()}-"
+    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    try:
+        if out.is_dir():
+            stage.rmdir()
+            shutil.copytree(out, stage, symlinks=True, copy_function=_link_or_copy)
+        else:  # mkdtemp makes 0700; a new folder follows the umask
+            os.chmod(stage, 0o777 & ~umask())
+        yield stage
+        swap_folder(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target)
+
+
+def _sweep_stages(out: Path) -> None:
+    """Remove the stages of ``out`` whose command is no longer running."""
+    for stale in out.parent.glob(_STAGE.format(out.name) + "*"):
+        pid = stale.name.rsplit("staging-", 1)[-1].split("-", 1)[0]
+        if not pid.isdigit() or not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def refuse_inputs(out: str | Path, inputs: Iterable[Any], names: Iterable[str] = WRITTEN) -> None:
+    """Raise :class:`SettingError` when ``out`` is a file, or when a file a command would write
+    in ``out`` is one of its ``inputs`` (the same file, by path or by inode): prefaudit never
+    writes over what it reads."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SettingError(f"out {out}: is a file, not a folder", setting="out")
+    given = [Path(i) for i in inputs if isinstance(i, (str, Path)) and Path(i).is_file()]
+    for name in names:
+        target = out / name
+        for path in given:
+            if target.exists() and os.path.samefile(target, path):
+                raise SettingError(
+                    f"out {out}: would overwrite {target}, which is an input ({path}); "
+                    "write the results into another folder",
+                    setting="out",
+                )
 
 
 def save_audit(out: str | Path, result: AuditResult, data: LoadedData, *, texts: bool) -> Path:
     """Write an audit into ``out``: flags.parquet, audit.json, rejected.jsonl,
     reference_logps.parquet (when the reference pass ran) and, with ``texts``, the flagged
-    pairs' texts for the report."""
+    pairs' texts for the report. An earlier audit's files this one does not write (log-probs,
+    texts, report) are removed: ``out`` holds one audit. Call it inside :func:`staged`, so the
+    files change together."""
     out = Path(out)
     write_parquet(out / FLAGS_FILE, result.flags)
     write_json(out / AUDIT_FILE, result.to_dict(include_flags=False))
@@ -57,8 +157,13 @@ def save_audit(out: str | Path, result: AuditResult, data: LoadedData, *, texts:
         write_reference_logps(
             out / REFERENCE_FILE, reference.flags, data.pairs, reference.info.get("model_identity")
         )
+    else:  # an earlier audit's log-probs would be taken for this one's
+        (out / REFERENCE_FILE).unlink(missing_ok=True)
     if texts:
         write_flagged_texts(out, data.pairs, result.flags)
+    else:  # no report for this audit: an earlier one's would show other results
+        (out / TEXTS_FILE).unlink(missing_ok=True)
+        (out / REPORT_FILE).unlink(missing_ok=True)
     return out
 
 
@@ -80,9 +185,11 @@ def reusable_audit(
     data: LoadedData,
     names: list[str] | None,
     params: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, Any] | None = None,
 ) -> AuditResult | None:
     """The audit saved in ``folder`` if running this one would compute exactly the same: the
-    same input (and load options), the same validators, each with the same parameters."""
+    same input (and load options), the same validators, each with the same parameters, and
+    the same ``settings`` (:attr:`AuditResult.settings`, e.g. the embedding model)."""
     if not has_audit(folder):
         return None
     try:
@@ -90,6 +197,8 @@ def reusable_audit(
     except Exception:  # an unreadable or older audit is simply recomputed
         return None
     if saved.fingerprint != data.report.fingerprint:
+        return None
+    if any(saved.settings.get(key) != value for key, value in (settings or {}).items()):
         return None
     expected = names if names is not None else default_validators(data)
     if set(saved.validators) != set(expected):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefaudit.errors import SettingError
+
 LEVELS = ("nominal", "ordinal", "interval")
 
 
@@ -31,7 +33,7 @@ class AlphaStatistics:
 def alpha_statistics(units: np.ndarray, values: np.ndarray, level: str) -> AlphaStatistics:
     """Sufficient statistics of the ratings ``values`` of ``units`` (one entry per rating)."""
     if level not in LEVELS:
-        raise ValueError(f"level of measurement must be one of {LEVELS}, got {level!r}")
+        raise SettingError(f"level of measurement must be one of {LEVELS}, got {level!r}")
     _, unit_index = np.unique(units, return_inverse=True)
     m = np.bincount(unit_index).astype(float)
     pairable = m >= 2

@@ -126,3 +126,50 @@ def test_clean_then_train_writes_the_cli_files_and_compares_with_raw(tmp_path):
         assert (out / name).exists(), name
     html = (out / "index.html").read_text("utf-8")
     assert 'id="training"' in html and 'id="cleaning"' in html
+
+
+def test_check_and_clean_take_reuse_like_audit(tmp_path):
+    data = write_lines(tmp_path / "pairs.jsonl", [pair(), pair("Q2", "Same.", "same.")])
+    out = tmp_path / "out"
+    rules = "rules/default.yaml"
+    assert prefaudit.check(data, rules, out=out, validators=["content"], reuse=False) is not None
+    done = prefaudit.clean(
+        data, {"drop": ["content"]}, out=out, validators=["content"], reuse=False
+    )
+    assert done.counts["quarantined"] == 1
+
+
+def test_a_given_audit_must_be_of_the_data_and_fixes_the_settings(tmp_path):
+    from prefaudit.errors import BadParameterError, SettingError
+
+    pairs = pd.DataFrame([pair(), pair("Q2", "Same.", "same.")])
+    result = prefaudit.audit(pairs, validators=["content"])
+    other = pd.DataFrame([pair("Other?", "Yes.", "No.")])
+    with pytest.raises(SettingError, match="of other data"):
+        prefaudit.clean(other, {"drop": ["content"]}, audit=result)
+    assert prefaudit.clean(pairs, {"drop": ["content"]}, audit=result).counts["cleaned"] == 1
+    with pytest.raises(BadParameterError, match="validators would be ignored"):
+        prefaudit.check(result, "rules/default.yaml", validators=["duplication"])
+
+
+def test_clean_then_train_takes_max_length_from_the_config_unless_given(tmp_path, monkeypatch):
+    import prefaudit.training.compare as compare
+    from prefaudit.training import TrainConfig
+
+    seen = []
+
+    def record(pairs, raw, config, out, **kwargs):
+        seen.append(config.max_length)
+        raise RuntimeError("stop before training")
+
+    monkeypatch.setattr(compare, "train_cleaned", record)
+    data = write_lines(tmp_path / "pairs.jsonl", [pair(), pair("Q2", "Same.", "same.")])
+    policy, options = {"drop": ["content"]}, {"validators": ["content"], "out": tmp_path / "o"}
+    for config, given in (
+        (TrainConfig(max_length=300), {}),
+        (None, {}),
+        (None, {"max_length": 99}),
+    ):
+        with pytest.raises(RuntimeError, match="stop before training"):
+            prefaudit.clean_then_train(data, policy, config, **options, **given)
+    assert seen == [300, 2048, 99]

@@ -62,7 +62,11 @@ def test_on_bad_row_fail_exits_2_listing_the_rows(tmp_path, data_file, capsys):
         (["--validators", "nope"], "unknown validator 'nope'"),
         (["--param", "content.nope=1"], "its parameters are"),
         (["--param", "nodot=1"], "expected VALIDATOR.KEY=VALUE"),
-        (["--validators", "content", "--param", "other.x=1"], "validators that do not run: other"),
+        (["--param", "other.x=1"], "unknown validator 'other'"),
+        (
+            ["--validators", "content", "--param", "duplication.near_threshold=0.5"],
+            "validators that do not run: duplication",
+        ),
         (["--validators", "agreement"], "needs annotations"),
         (["--validators", "content", "--against", "eval.txt"], "needs the duplication validator"),
         (["--against", "missing-eval.txt"], "missing-eval.txt"),
@@ -112,12 +116,45 @@ def test_help_does_not_import_heavy_modules():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-def test_a_file_whose_rows_are_all_rejected_still_gets_an_audit(tmp_path, capsys):
-    data = write_lines(
-        tmp_path / "bad.jsonl", ["{bad", {"prompt": "x", "chosen": 5, "rejected": "y"}]
-    )
-    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 0
-    assert "2 rows read, 0 accepted, 2 rejected -> 0 pairs" in capsys.readouterr().out
+def test_a_file_whose_rows_are_all_rejected_exits_2_with_the_commonest_reason(tmp_path, capsys):
+    rows = ["{bad", pair("q", "a" * 50, "b"), pair("q2", "b", "c" * 60), {"prompt": "z"}]
+    data = write_lines(tmp_path / "bad.jsonl", rows)
+    assert main(["audit", str(data), "--out", str(tmp_path / "o"), "--max-chars", "20"]) == 2
+    error = capsys.readouterr().err
+    assert "no pair loaded (4 rows read, 4 rejected); commonest reason (2 rows)" in error
+    assert "line 2, field 'chosen': has 50 characters" in error  # its first row
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_every_input_error_exits_2_and_a_bug_of_any_type_exits_3(tmp_path, capsys, monkeypatch):
+    import prefaudit.api
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug that happens to be a ValueError")
+
+    monkeypatch.setattr(prefaudit.api, "run_audit", broken)
+    data = write_lines(tmp_path / "pairs.jsonl", [pair()])
+    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 3
+    assert "internal error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--param", "content.max_response_chars=["], "not a YAML value"),
+        (["--param", "content.max_response_chars=abc"], "max_response_chars must be a number"),
+        (["--max-chars", "0"], "max_chars must be a whole number >= 1"),
+        (["--max-chars", "-3"], "(option --max-chars)"),
+        (["--ref-sample", "-5"], "reference_sample must be >= 0"),
+        (["--policy", "rules/default.yaml"], "is a file; a model is"),
+        (["--ref-model", "./no/such/model"], "no model folder"),
+    ],
+)
+def test_bad_settings_exit_2_before_the_data_is_read(tmp_path, capsys, args, message):
+    missing = tmp_path / "not-read-yet.jsonl"  # a settings error comes first
+    assert main(["audit", str(missing), "--out", str(tmp_path / "o"), *args]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
 
 
 def test_an_internal_error_exits_3_not_1(tmp_path, capsys, monkeypatch):

@@ -73,7 +73,7 @@ def load(
     >>> data.report.summary(), data.report.rejected[0].field
     ('1 rows read, 0 accepted, 1 rejected -> 0 pairs', 'rejected')
     """
-    _check_settings(format, on_bad_row)
+    _check_settings(format, on_bad_row, max_chars)
     if isinstance(path, (str, Path)):
         source = open_records(str(path), file_type)
     else:
@@ -98,8 +98,13 @@ def load(
     return LoadedData(pairs, table, report)
 
 
-def _check_settings(format: str | None, on_bad_row: str) -> None:
+def _check_settings(format: str | None, on_bad_row: str, max_chars: int) -> None:
     # Checked before the input is opened, so a typo costs nothing to find.
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise LoadError(
+            f"max_chars must be a whole number >= 1, got {max_chars!r} (it would reject every row)",
+            setting="max_chars",
+        )
     if on_bad_row not in ON_BAD_ROW:
         raise LoadError(
             f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}", setting="on_bad_row"

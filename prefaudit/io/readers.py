@@ -131,7 +131,12 @@ def _jsonl_items(path: Path, source: RecordSource) -> Iterator[Item]:
 def _jsonl_lines(path: Path, source: RecordSource) -> Iterator[Item]:
     crlf = 0
     with _open_binary(path) as handle:
-        for number, raw in enumerate(handle, 1):
+        head = handle.peek(_PEEK)[:_PEEK] if hasattr(handle, "peek") else b""
+        lines: Iterator[bytes] = handle
+        if b"\r" in head and b"\n" not in head:
+            lines = _cr_lines(handle)
+            source.notes.append(f"{path}: lines end in CR only (old Mac line ends); read as LF")
+        for number, raw in enumerate(lines, 1):
             source.position = number
             source.fingerprint.update(raw)
             if number == 1 and raw.startswith(_BOM):
@@ -154,6 +159,19 @@ def _jsonl_lines(path: Path, source: RecordSource) -> Iterator[Item]:
             yield number, record
     if crlf:
         source.notes.append(f"{path}: {crlf} lines end in CRLF (Windows line ends); read as LF")
+
+
+_PEEK = 1 << 16  # bytes looked at to tell the line-end convention
+
+
+def _cr_lines(handle, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file whose lines end in CR alone, each with its CR."""
+    rest = b""
+    while block := handle.read(chunk):
+        *lines, rest = (rest + block).split(b"\r")
+        yield from (line + b"\r" for line in lines)
+    if rest:
+        yield rest
 
 
 def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:

@@ -284,9 +284,14 @@ class PairBuilder:
     def _generated_id(self, values: dict[str, Any]) -> str:
         base = content_id(values["prompt"], values["chosen"], values["rejected"])
         count = self._repeats.get(base, 0) + 1
+        # Exact repeats load as separate pairs (the duplication check reports them); an id the
+        # input gave (a cleaned.jsonl carries these content ids) is never generated again.
+        pair_id = base if count == 1 else f"{base}-{count}"
+        while pair_id in self._ids:
+            count += 1
+            pair_id = f"{base}-{count}"
         self._repeats[base] = count
-        # Exact repeats load as separate pairs (the duplication check reports them).
-        return base if count == 1 else f"{base}-{count}"
+        return pair_id
 
     def frame(self, mapped: set[str] = frozenset()):
         """The PairSet; optional columns the input maps are kept even when all values are null."""

@@ -9,6 +9,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+from prefaudit.errors import SettingError
 from prefaudit.models.cache import default_cache_dir
 from prefaudit.models.embedded import EMBEDDED_MODELS, embedded_model_path
 
@@ -17,6 +18,24 @@ log = logging.getLogger(__name__)
 
 class ReferenceModelUnavailable(RuntimeError):
     """The reference model (or torch/transformers) cannot be loaded."""
+
+
+def check_model_source(model: str | Path | None, setting: str) -> None:
+    """Raise :class:`SettingError` when ``model`` cannot name a causal LM: an existing file (a
+    rule file given to the wrong option), or a path-like name that does not exist. Checked
+    before any work starts; hub names (``org/name``) are left to the loader."""
+    if model is None or str(model) == "embedded":
+        return
+    path = Path(model)
+    if path.is_file():
+        raise SettingError(
+            f"{setting}: {model} is a file; a model is a Hugging Face name, a folder saved "
+            "with save_pretrained, or 'embedded'",
+            setting=setting,
+        )
+    looks_local = str(model).startswith((".", "/", "~")) or str(model).count("/") > 1
+    if looks_local and not path.is_dir():
+        raise SettingError(f"{setting}: no model folder {model}", setting=setting)
 
 
 def load_causal_lm(

@@ -13,6 +13,7 @@ import jinja2
 
 from prefaudit import __version__
 from prefaudit.fileio import write_bytes
+from prefaudit.outputs import REPORT_FILE
 from prefaudit.report import charts, table
 from prefaudit.report.inputs import ReportInputs
 from prefaudit.report.sections import SEVERITIES, Problem, build_section, num, pct
@@ -20,19 +21,22 @@ from prefaudit.report.text import visible
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "index.html"
 LISTED = 200  # load-report rows listed in the page (all of them are in rejected.jsonl)
 COMPARED = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
 
 
-def write_report(folder: str | Path) -> Path:
+def write_report(folder: str | Path, *, shown_as: str | Path | None = None) -> Path:
     """Render ``folder/index.html`` from the audit saved in ``folder`` (nothing is recomputed).
 
     The report also shows what else the folder holds: rule results (``check.json``), the
-    cleaning manifest and training runs.
+    cleaning manifest and training runs. ``shown_as``: the folder's name for the page when
+    ``folder`` is a stage that will take its place.
     """
     folder = Path(folder)
-    html = render_report(ReportInputs.read(folder))
+    inputs = ReportInputs.read(folder)
+    if shown_as is not None:
+        inputs.folder = Path(shown_as)
+    html = render_report(inputs)
     path = write_bytes(folder / REPORT_FILE, html.encode("utf-8"))
     log.info("report written to %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path

@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from prefaudit.errors import InputError
+
 SEVERITIES = ("error", "warn")
 LOAD_METRICS = (
     "load/rows_read",
@@ -53,7 +55,7 @@ _METRIC_KEYS = ("min", "max", "severity", "drift", "why")
 _DRIFT_KEYS = ("tolerance", "severity")
 
 
-class RuleFileError(ValueError):
+class RuleFileError(InputError):
     """A rule file that cannot be used; the message names the file and line."""
 
 

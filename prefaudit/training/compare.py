@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from prefaudit.errors import SettingError
 from prefaudit.training.config import TrainConfig
 from prefaudit.training.data import held_out
 from prefaudit.training.loop import TrainResult, train
@@ -47,7 +48,10 @@ def train_cleaned(
         held = held_out(cleaned.index, config.eval_fraction, config.seed)
         cleaned, eval_pairs = cleaned[~held], cleaned[held]
     if raw is not None and not len(eval_pairs):
-        raise ValueError("comparing with the raw pairs needs held-out pairs: eval_fraction > 0")
+        raise SettingError(
+            "comparing with the raw pairs needs held-out pairs: eval_fraction > 0",
+            setting="eval_fraction",
+        )
     options = {
         "eval_pairs": eval_pairs,
         "reference_logps": reference_logps,

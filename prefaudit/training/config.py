@@ -10,9 +10,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from prefaudit.errors import SettingError
 from prefaudit.training.losses import LOSSES
 
 SCHEDULES = ("linear", "constant")
+DTYPES = ("float32", "bfloat16", "float16")
+_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def _is_device(device: str) -> bool:
+    """``cpu``, ``cuda``, ``cuda:1``...: what torch.device accepts, checked without torch."""
+    kind, _, index = device.partition(":")
+    return kind in _DEVICES and (not index or index.isdigit())
 
 
 def _help(text: str, default: Any) -> Any:
@@ -96,10 +105,14 @@ class TrainConfig:
         for name in ("batch_size", "grad_accumulation", "epochs", "max_length", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.device is not None and not _is_device(self.device):
+            problems.append(f"device must be cpu, cuda, cuda:N, mps or xpu, got {self.device!r}")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise SettingError("; ".join(problems))
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -110,13 +123,15 @@ class TrainConfig:
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from err
+            raise SettingError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+            raise SettingError(
+                f"{path}: expected a mapping of settings, got {type(values).__name__}"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+            raise SettingError(f"{path}: unknown setting(s) {', '.join(unknown)}")
         return cls(**{**values, **overrides})
 
     def to_dict(self) -> dict[str, Any]:

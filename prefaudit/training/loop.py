@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit.errors import InputError
 from prefaudit.models.distributed import barrier, rank_and_world
 from prefaudit.models.logps_file import read_reference_logps
 from prefaudit.training.config import TrainConfig
@@ -58,6 +60,7 @@ class TrainResult:
     steps: int
     eval_metrics: dict[str, float]
     summary: dict[str, Any]
+    report: Path | None = None  # the audit folder's report prefaudit.train refreshed, if any
 
 
 def train(
@@ -147,7 +150,7 @@ def _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps):
         _prepared(frame, tokenizer, config, dtype, reference_logps) for frame in (pairs, eval_pairs)
     )
     if not len(train_set):
-        raise ValueError("no pairs to train on (all held out or left out)")
+        raise InputError("no pairs to train on (all held out or left out)")
     return train_set, eval_set
 
 
@@ -485,15 +488,22 @@ def _resume(out: Path, model, named, masters, optimizer, scheduler, config: Trai
     if not found:
         log.warning("resume: no checkpoint in %s, starting from the beginning", out)
         return 0
-    state = torch.load(found[-1] / "state.pt", map_location="cpu", weights_only=False)
+    try:
+        # Tensors and plain containers only: a checkpoint is never unpickled, so a crafted
+        # state.pt in the output folder cannot run code.
+        state = torch.load(found[-1] / "state.pt", map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # names what it refused
+        raise InputError(
+            f"resume: {found[-1] / 'state.pt'} cannot be read as a checkpoint ({err})"
+        ) from err
     differs = config.same_training(TrainConfig(**state["config"]))
     if differs:
-        raise ValueError(
+        raise InputError(
             f"resume: {found[-1]} was trained with other settings ({', '.join(differs)})"
         )
     mismatched = set(state["model"]) ^ {n for n, _ in named}
     if mismatched:
-        raise ValueError(f"resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})")
+        raise InputError(f"resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})")
     model.load_state_dict(state["model"], strict=False)
     with torch.no_grad():
         for (name, p), m in zip(named, masters, strict=True):
@@ -508,19 +518,20 @@ def _resume(out: Path, model, named, masters, optimizer, scheduler, config: Trai
 
 def _save_model(folder: Path, model, tokenizer, *, merge: bool) -> None:
     """The trained model as a from_pretrained-able folder (LoRA merged in), atomically."""
+    from prefaudit.fileio import swap_folder
+
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (model.merge_and_unload() if merge else model).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    swap_folder(tmp, folder)  # a kill at any moment leaves the old model or the new one
 
 
 def _with_lora(model, config: TrainConfig):
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
-        raise ValueError("lora_r > 0 needs the peft package: pip install peft") from err
+        raise InputError("lora_r > 0 needs the peft package: pip install peft") from err
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,

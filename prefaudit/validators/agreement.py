@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from prefaudit import stats
+from prefaudit.errors import InputError, SettingError
 from prefaudit.io.schema import ANNOTATION_LABELS
 from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
@@ -145,7 +146,7 @@ class AgreementValidator(Validator):
 
     def run(self, context) -> ValidatorResult:
         if self.aggregate not in ("majority", "dawid_skene"):
-            raise ValueError(
+            raise SettingError(
                 f"agreement: aggregate must be 'majority' or 'dawid_skene', got {self.aggregate!r}"
             )
         pairs = context.pairs
@@ -177,7 +178,7 @@ class AgreementValidator(Validator):
     def _level(self, values: np.ndarray) -> str:
         if self.level != "auto":
             if self.level not in stats.LEVELS:
-                raise ValueError(
+                raise SettingError(
                     f"agreement: level must be 'auto' or one of {stats.LEVELS}, got {self.level!r}"
                 )
             return self.level
@@ -339,7 +340,7 @@ class AgreementValidator(Validator):
             return None, None, None, "none"
         values = ratings.label.astype(float) if level == "nominal" else ratings.value
         if level == "ordinal" and len(np.unique(values)) > _PACKAGE_MAX_VALUES:
-            raise ValueError(
+            raise SettingError(
                 f"agreement: level 'ordinal' needs a few distinct label values, these have "
                 f"{len(np.unique(values))}; use level interval (or auto) for continuous labels"
             )
@@ -419,7 +420,7 @@ def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
     table = annotations[annotations["pair_id"].astype(str).isin(pairs.index)]
     unknown = len(annotations) - len(table)
     if unknown:
-        raise ValueError(f"agreement: {unknown} annotation(s) name pairs that are not loaded")
+        raise InputError(f"agreement: {unknown} annotation(s) name pairs that are not loaded")
     unit = pairs.index.get_indexer(table["pair_id"].astype(str))
     rater_codes, raters = pd.factorize(table["annotator"].astype(str), sort=True)
     if "chosen_position" in table:

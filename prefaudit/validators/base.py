@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from prefaudit.errors import SettingError
+from prefaudit.errors import BadParameterError, SettingError, UnknownNameError
 
 if TYPE_CHECKING:
     from prefaudit.auditing import AuditContext
@@ -186,15 +186,42 @@ def available_validators() -> dict[str, str]:
 def create_validator(name: str, **params: Any) -> Validator:
     """The registered validator ``name`` with ``params``; unknown names or parameters raise."""
     if name not in VALIDATORS:
-        raise KeyError(f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}")
+        raise UnknownNameError(
+            f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}", setting="validators"
+        )
     cls = VALIDATORS[name]
+    _check_types(name, cls, params)
     try:
         return cls(**params)
     except TypeError as err:
         accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        raise TypeError(
-            f"validator {name!r}: {err}; its parameters are {', '.join(accepted)}"
+        raise BadParameterError(
+            f"validator {name!r}: {err}; its parameters are {', '.join(accepted)}",
+            setting="params",
         ) from None
+
+
+def _check_types(name: str, cls: type, params: Mapping[str, Any]) -> None:
+    """Raise when a parameter's value is not of the kind its default is (a number, a flag, a
+    text): ``--param content.max_response_chars=abc`` is caught here, not deep in numpy."""
+    defaults = inspect.signature(cls.__init__).parameters
+    for key, value in params.items():
+        default = defaults[key].default if key in defaults else None
+        if default is None or default is inspect.Parameter.empty:
+            continue
+        if isinstance(default, bool):
+            kinds, wanted = (bool,), "true or false"
+        elif isinstance(default, (int, float)):
+            kinds, wanted = (int, float), "a number"
+        elif isinstance(default, str):
+            kinds, wanted = (str,), "a text"
+        else:
+            continue
+        numeric_flag = isinstance(value, bool) and kinds != (bool,)
+        if not isinstance(value, kinds) or numeric_flag:
+            raise BadParameterError(
+                f"validator {name!r}: {key} must be {wanted}, got {value!r}", setting="params"
+            )
 
 
 def empty_flags(index: pd.Index) -> pd.DataFrame:

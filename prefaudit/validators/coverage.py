@@ -189,14 +189,18 @@ class CoverageValidator(Validator):
         n = len(vectors)
         if n < 3:
             return np.zeros(n, dtype=np.int64), 1 if n else 0
-        k = self.clusters or self._choose_k(vectors)
-        k = max(1, min(k, n))
+        # Prompts that differ only by case or punctuation can share one vector: never ask for
+        # more clusters than there are distinct points (k-means would leave some empty).
+        distinct = len(np.unique(vectors, axis=0)) if n <= 20_000 else n
+        k = self.clusters or (self._choose_k(vectors) if distinct > 2 else distinct)
+        k = max(1, min(k, distinct))
         model = (
             MiniBatchKMeans(k, random_state=self.seed, n_init=3, batch_size=4096)
             if n > 20_000
             else KMeans(k, random_state=self.seed, n_init=4)
         )
-        labels = model.fit_predict(vectors)
+        _, labels = np.unique(model.fit_predict(vectors), return_inverse=True)
+        k = int(labels.max()) + 1  # a cluster k-means left empty is not one
         # Clusters numbered by size, largest first (ties: the one whose first prompt comes
         # first), so that numbers read the same across runs.
         sizes = np.bincount(labels, minlength=k)
@@ -537,7 +541,7 @@ def _map(vectors: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
     """A 2-D PCA projection of (a sample of) the prompts, for the report."""
     from sklearn.decomposition import PCA
 
-    if len(vectors) < 3:
+    if len(vectors) < 3 or vectors.shape[1] < 2:  # no plane to draw them in
         return {"x": [], "y": [], "cluster": [], "index": []}
     rng = np.random.default_rng(seed)
     index = np.arange(len(vectors))

@@ -116,6 +116,20 @@ def test_crlf_line_ends_are_read_and_reported(tmp_path):
     assert any("3 lines end in CRLF" in n for n in data.report.notes)
 
 
+@pytest.mark.parametrize("name", ["pairs.jsonl", "pairs.jsonl.gz"])
+def test_cr_only_line_ends_are_read_as_lines_with_their_numbers(tmp_path, name):
+    """Old Mac line ends: the rows used to read as one line, rejected with no hint."""
+    import gzip
+
+    text = "".join(json.dumps(r) + "\r" for r in ROWS).encode() + b"{broken\r"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert [issue.line for issue in data.report.rejected] == [len(ROWS) + 1]
+    assert any("CR only" in n for n in data.report.notes)
+
+
 def test_non_utf8_bytes_reject_the_line_with_the_column(tmp_path):
     path = tmp_path / "pairs.jsonl"
     good = json.dumps(ROWS[0]).encode()

@@ -42,6 +42,17 @@ def test_given_ids_are_used_and_duplicates_rejected_with_first_line(tmp_path):
     assert _reasons(data) == {(3, "pair_id"): "duplicate pair id 'a' (first on line 1)"}
 
 
+def test_a_generated_id_never_takes_an_id_the_input_gave(tmp_path):
+    """A cleaned.jsonl carries content ids; rows appended without ids (one an exact repeat)
+    must not collide with them (issue 21: the PairSet index had duplicates, exit 3)."""
+    first = _load(tmp_path, [pair(), pair("Other")]).pairs.index.tolist()
+    rows = [pair(id=first[0]), pair("Other", id=first[1]), pair(), pair(), pair("Other")]
+    data = _load(tmp_path, rows)
+    ids = data.pairs.index.tolist()
+    assert data.report.rejected == [] and len(ids) == 5 and len(set(ids)) == 5
+    assert ids[:2] == first and ids[2:] == [f"{first[0]}-2", f"{first[0]}-3", f"{first[1]}-2"]
+
+
 def test_missing_null_and_wrongly_typed_fields(tmp_path):
     data = _load(
         tmp_path,

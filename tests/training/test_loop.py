@@ -2,6 +2,7 @@
 the audit's reference log-probs are reused, and a killed run resumes to the same result."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -183,6 +184,51 @@ def test_resume_refuses_other_settings(tmp_path):
     changed = TrainConfig(**{**config.to_dict(), "learning_rate": 1.0})
     with pytest.raises(ValueError, match="learning_rate"):
         train(preference_task(16), changed, tmp_path / "run", resume=True)
+
+
+class _Payload:
+    """What a crafted checkpoint would carry: unpickling it runs code (writes a file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_resume_never_unpickles_a_crafted_checkpoint(tmp_path):
+    import torch
+
+    folder = task_model(tmp_path / "tiny")
+    config = TrainConfig(model=str(folder), max_steps=4, save_every=2, eval_every=0)
+    step = tmp_path / "run" / "checkpoints" / "step-0000002"
+    step.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    torch.save({"step": 2, "payload": _Payload(marker)}, step / "state.pt")
+    with pytest.raises(ValueError, match="cannot be read as a checkpoint"):
+        train(preference_task(16), config, tmp_path / "run", resume=True)
+    assert not marker.exists()
+
+
+def test_the_saved_model_is_swapped_in_whole(tmp_path, monkeypatch):
+    """A second run replaces model/ in one step: no moment without a model (issue 21)."""
+    import prefaudit.fileio as fileio
+
+    folder = task_model(tmp_path / "tiny")
+    config = TrainConfig(model=str(folder), max_steps=1, eval_every=0)
+    train(preference_task(8), config, tmp_path / "run")
+    seen = []
+    exchange = fileio._exchange
+
+    def spy(a, b):
+        seen.append(sorted(p.name for p in b.iterdir()))  # the old model is still whole here
+        return exchange(a, b)
+
+    monkeypatch.setattr(fileio, "_exchange", spy)
+    train(preference_task(8), config, tmp_path / "run")
+    assert seen and "config.json" in seen[0]
+    assert (tmp_path / "run" / "model" / "config.json").exists()
+    assert not list((tmp_path / "run").glob(".model*"))
 
 
 def test_config_file_errors_name_the_file_and_setting(tmp_path):

@@ -44,6 +44,16 @@ def test_two_topics_form_two_clusters_with_the_right_members(embedder):
     assert result.info["k_selection"]["silhouettes"]["2"] > 0
 
 
+@pytest.mark.parametrize("embedder", [None, WordEmbedder()], ids=["tfidf", "embeddings"])
+@pytest.mark.parametrize("clusters", [None, 3])
+def test_prompts_that_differ_only_by_case_or_punctuation_form_one_cluster(embedder, clusters):
+    """Three prompts with one vector: k-means used to leave empty clusters (issue 21: the
+    whole audit failed with "argmax of an empty sequence")."""
+    result = _run(["Hi", "hi!", "HI."], embedder=embedder, clusters=clusters)
+    assert result.metrics["coverage/clusters"] == 1
+    assert result.flags["cluster"].tolist() == [0, 0, 0]
+
+
 def test_same_input_and_seed_give_the_same_clusters():
     first = _run(BREAD + CARS + ["bread and cars"], seed=3)
     second = _run(BREAD + CARS + ["bread and cars"], seed=3)

@@ -1,0 +1,199 @@
+"""What prefaudit promises about its outputs (README "Reliability"): an output folder is whole at
+every instant (killed at any write, it holds the old results or the new ones, never a mix),
+no command writes over one of its inputs, and a saved audit is reused only when every setting
+that changes a result is the same."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prefaudit import api
+from prefaudit.cli import main
+from tests.helpers import pair, write_lines
+
+REPO = Path(__file__).resolve().parents[1]
+POLICY = REPO / "rules" / "default.yaml"
+
+# Runs the CLI with every step that changes the output folder counted: a temporary file
+# renamed into place, the folder swap, the old folder's removal. At step KILL_AT the process
+# dies at once (as under SIGKILL: no clean-up runs). Time is frozen so that two runs on the
+# same data write the same bytes.
+HARNESS = """
+import datetime, os, shutil, sys, time
+
+time.perf_counter = lambda: 0.0
+import prefaudit.auditing as auditing
+import prefaudit.fileio as fileio
+from prefaudit.cli import main
+
+
+class Frozen(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.datetime(2026, 1, 1, tzinfo=tz)
+
+
+auditing.datetime = Frozen
+kill_at, steps = int(sys.argv[1]), [0]
+
+
+def counted(call):
+    def step(*args, **kwargs):
+        steps[0] += 1
+        if steps[0] == kill_at:
+            os._exit(137)
+        return call(*args, **kwargs)
+
+    return step
+
+
+class Module:
+    def __init__(self, module, **replaced):
+        self.module, self.replaced = module, replaced
+
+    def __getattr__(self, name):
+        return self.replaced.get(name) or getattr(self.module, name)
+
+
+fileio.os = Module(os, replace=counted(os.replace))
+fileio.shutil = Module(shutil, rmtree=counted(shutil.rmtree))
+fileio._exchange = counted(fileio._exchange)
+code = main(sys.argv[2:])
+print("steps", steps[0])
+sys.exit(code)
+"""
+
+
+def _pairs(tag: str, n: int = 12) -> list[dict]:
+    rows = [pair(f"{tag} question {i}?", f"{tag} answer {i}.", f"wrong {i}") for i in range(n)]
+    rows.append(pair(f"{tag} same?", "Same.", "same."))  # one identical pair to quarantine
+    return rows
+
+
+def _run(kill_at: int, data: Path, out: Path) -> subprocess.CompletedProcess:
+    args = ["clean", str(data), "--policy", str(POLICY), "--out", str(out)]
+    args += ["--validators", "content,duplication"]
+    env = {**os.environ, "PREFAUDIT_EMBEDDING_MODEL": "off"}
+    return subprocess.run(
+        [sys.executable, "-c", HARNESS, str(kill_at), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _state(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_kill_at_any_write_leaves_the_old_results_or_the_new_ones(tmp_path):
+    old_data = write_lines(tmp_path / "old.jsonl", _pairs("old"))
+    new_data = write_lines(tmp_path / "new.jsonl", _pairs("new"))
+    before = tmp_path / "before"
+    assert _run(0, old_data, before).returncode == 0
+    after = tmp_path / "after"
+    shutil.copytree(before, after)
+    whole = _run(0, new_data, after)
+    assert whole.returncode == 0, whole.stderr
+    steps = int(whole.stdout.split("steps ")[-1])
+    old, new = _state(before), _state(after)
+    assert old != new and set(old) == set(new)
+
+    work = tmp_path / "work"
+    out = work / "out"
+    seen = set()
+    for kill_at in range(1, steps + 1):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        shutil.copytree(before, out)
+        killed = _run(kill_at, new_data, out)
+        assert killed.returncode == 137, (kill_at, killed.stderr)
+        state = _state(out)
+        assert state in (old, new), f"killed at step {kill_at}: a mix of two results"
+        seen.add("new" if state == new else "old")
+        strays = [p.name for p in work.iterdir() if p.name != "out"]
+        assert all(name.startswith(".out.staging-") for name in strays), strays
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+        # The next command removes what the killed one left beside the folder.
+        assert _run(0, new_data, out).returncode == 0
+        assert [p.name for p in work.iterdir()] == ["out"]
+        assert _state(out) == new
+    assert seen == {"old", "new"}  # kills before and after the swap were both tried
+
+
+def test_no_command_writes_over_its_input(tmp_path, capsys):
+    out = tmp_path / "out"
+    data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
+    policy = ["--policy", str(POLICY), "--validators", "content"]
+    assert main(["clean", str(data), *policy, "--out", str(out)]) == 0
+    cleaned = out / "cleaned.jsonl"
+    before = cleaned.read_bytes()
+    capsys.readouterr()
+    assert main(["clean", str(cleaned), *policy, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "would overwrite" in error and str(cleaned) in error and "--out" in error
+    assert cleaned.read_bytes() == before
+    # The same file under another name (a hard link) is refused too.
+    linked = tmp_path / "linked.jsonl"
+    os.link(cleaned, linked)
+    assert main(["clean", str(linked), *policy, "--out", str(out)]) == 2
+    assert cleaned.read_bytes() == before
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    assert main(["audit", str(data), "--out", str(out), "--validators", "content"]) == 2
+    assert "is a file" in capsys.readouterr().err and out.read_text() == "mine"
+
+
+def test_a_failed_command_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    api.audit(write_lines(tmp_path / "a.jsonl", _pairs("a")), out=out, validators=["content"])
+    before = _state(out)
+
+    def fail(*args, **kwargs):  # after the new audit is written into the stage
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(api.outputs, "write_cleaned", fail)
+    other = write_lines(tmp_path / "b.jsonl", _pairs("b"))
+    with pytest.raises(RuntimeError, match="disk full"):
+        api.clean(other, {"drop": ["content"]}, out=out, validators=["content"])
+    assert _state(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_saved_audit_is_not_reused_across_embedding_models(tmp_path, monkeypatch):
+    data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
+    out = tmp_path / "out"
+    names = ["content"]
+    monkeypatch.setenv("PREFAUDIT_EMBEDDING_MODEL", "off")
+    first, reused = api._audit(data, out=out, validators=names)
+    assert first.settings == {"embedding_model": "off"} and not reused
+    assert api._audit(data, out=out, validators=names, reuse=True)[1]
+    monkeypatch.setenv("PREFAUDIT_EMBEDDING_MODEL", str(tmp_path / "another-model"))
+    again, reused = api._audit(data, out=out, validators=names, reuse=True)
+    assert not reused and again.settings == {"embedding_model": str(tmp_path / "another-model")}
+
+
+def test_a_new_audit_without_a_report_removes_the_old_report(tmp_path):
+    out = tmp_path / "out"
+    api.audit(write_lines(tmp_path / "a.jsonl", _pairs("a")), out=out, validators=["content"])
+    assert (out / "index.html").exists()
+    api.audit(
+        write_lines(tmp_path / "b.jsonl", _pairs("b")),
+        out=out,
+        validators=["content"],
+        report=False,
+    )
+    assert not (out / "index.html").exists() and not (out / "flagged_texts.parquet").exists()
