@@ -1,7 +1,8 @@
 """Do two versions of prefaudit write the same files? A refactoring check, not a benchmark.
 
     python benchmarks/same_outputs.py snapshot DIR   # audit + clean the HH file and the demo
-    python benchmarks/same_outputs.py compare A B    # exit 1 when any file differs
+    python benchmarks/same_outputs.py compare A B [--allow /JSON/PATH ...]
+                                                     # exit 1 when any file differs
 
 ``snapshot`` runs the commands a user runs (``prefaudit audit``, ``prefaudit clean`` and
 ``prefaudit demo``, in-process) and keeps, per run, audit.json without what changes between
@@ -9,7 +10,8 @@ runs of the same input (timings, creation time, versions, timing metrics), flags
 cleaned.jsonl, quarantine.jsonl, manifest.json and reference_logps.parquet. ``compare`` then
 checks each file of A against B: JSON and JSONL by value, Parquet tables with
 ``DataFrame.equals``. Run ``snapshot`` once on the old commit (``git worktree``) and once on
-the new one, then ``compare``.
+the new one, then ``compare``. ``--allow`` names JSON paths (prefixes, as printed, e.g.
+``/settings`` or ``/notes``) where a change is intended: those are printed, not counted.
 """
 
 from __future__ import annotations
@@ -86,19 +88,19 @@ def _keep(run: Path, into: Path) -> None:
             shutil.copy(run / name, into / name)
 
 
-def compare(a: Path, b: Path) -> int:
+def compare(a: Path, b: Path, allowed: tuple[str, ...] = ()) -> int:
     differ = 0
     for run in sorted(p.name for p in a.iterdir() if p.is_dir()):
         for path in sorted((a / run).iterdir()):
             other = b / run / path.name
-            same = other.exists() and _same(path, other)
+            same = other.exists() and _same(path, other, allowed)
             differ += not same
             print(f"{'same  ' if same else 'DIFFER'} {run}/{path.name}")
     print(f"{differ} file(s) differ")
     return 1 if differ else 0
 
 
-def _same(a: Path, b: Path) -> bool:
+def _same(a: Path, b: Path, allowed: tuple[str, ...] = ()) -> bool:
     if a.suffix == ".parquet":
         return pd.read_parquet(a).equals(pd.read_parquet(b))
     if a.suffix == ".jsonl":
@@ -109,9 +111,13 @@ def _same(a: Path, b: Path) -> bool:
         first.pop("versions", None), second.pop("versions", None)
         return first == second
     first, second = (orjson.loads(p.read_bytes()) for p in (a, b))
+    counted = 0
     for where, old, new in _differences(first, second):
-        print(f"       {a.parent.name}/{a.name}{where}: {old!r} -> {new!r}")
-    return first == second
+        intended = where.startswith(allowed) if allowed else False
+        counted += not intended
+        mark = " (allowed)" if intended else ""
+        print(f"       {a.parent.name}/{a.name}{where}: {old!r} -> {new!r}{mark}")
+    return counted == 0
 
 
 def _differences(a, b, where: str = ""):
@@ -129,7 +135,10 @@ def _differences(a, b, where: str = ""):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "snapshot":
         snapshot(Path(sys.argv[2]))
-    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
-        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "compare" and len(sys.argv) % 2 == 0:
+        flags, paths = sys.argv[4::2], tuple(sys.argv[5::2])
+        if any(flag != "--allow" for flag in flags):
+            sys.exit(__doc__)
+        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3]), paths))
     else:
         sys.exit(__doc__)

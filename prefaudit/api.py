@@ -329,7 +329,7 @@ def check(
     started = time.perf_counter()
     ruleset = load_rules(rules)
     old = baseline_metrics(baseline) if baseline is not None else None
-    if getattr(ruleset, "has_clean", False):
+    if ruleset.has_clean:
         _policy(rules)  # a rule file whose clean: section is wrong fails here too
     timings = {"read rules": time.perf_counter() - started}
     _refuse_inputs(out, data, {**audit_options, "rules": rules, "baseline": baseline})
@@ -447,6 +447,9 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         result, _ = _audit(data, out=out, **{"reuse": True, **audit_options})
         if result is None:
             return None
+    elif out is not None:  # the folder holds the audit its cleaned files come from
+        report = audit_options.get("report", True)
+        outputs.save_audit(out, result, result.data, texts=report)
     loaded = result.data
     cleaned = apply_policy(loaded.pairs, result.flags, policy)
     if out is not None:

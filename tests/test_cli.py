@@ -263,6 +263,9 @@ def test_clean_reuses_a_given_audit_only_of_the_same_data(tmp_path, data_file, c
     assert main(["audit", str(data_file), "--out", str(audit)]) == 0
     args = ["clean", str(data_file), "--policy", "rules/default.yaml", "--audit", str(audit)]
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    # The other folder holds the audit its cleaned files come from, and their report.
+    assert (tmp_path / "o" / "audit.json").read_bytes() == (audit / "audit.json").read_bytes()
+    assert (tmp_path / "o" / "index.html").exists()
     other = write_lines(tmp_path / "other.jsonl", [pair("Q9", "yes", "no")])
     assert main(["clean", str(other), *args[2:], "--out", str(tmp_path / "p")]) == 2
     assert "that audit is of other data" in capsys.readouterr().err

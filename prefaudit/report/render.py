@@ -17,7 +17,7 @@ from prefaudit.outputs import REPORT_FILE
 from prefaudit.report import charts, table
 from prefaudit.report.inputs import ReportInputs
 from prefaudit.report.sections import SEVERITIES, Problem, build_section, num, pct
-from prefaudit.report.text import visible
+from prefaudit.report.text import shown
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_filter(num), pct=_filter(pct), shown=_filter(visible, ""))
+    env.filters.update(num=_filter(num), pct=_filter(pct), shown=_filter(shown, ""))
     return env
 
 

@@ -66,7 +66,14 @@ def table_data(
         ]
         own_tags = [t for t, marks in enumerate(tag_marks) if marks[i]]
         rows.append(
-            [str(pair_id), lines[i], *text_codes[i], round(float(scores[i]), 4), issues, own_tags]
+            [
+                visible(str(pair_id)),
+                lines[i],
+                *text_codes[i],
+                round(float(scores[i]), 4),
+                issues,
+                own_tags,
+            ]
         )
     rows.sort(key=lambda row: (-row[5], row[0]))
     return {

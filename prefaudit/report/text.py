@@ -5,20 +5,45 @@ from __future__ import annotations
 import difflib
 import re
 
+from markupsafe import Markup, escape
+
 # Unicode bidirectional controls reorder how text around them is displayed (the "Trojan
 # Source" trick): the report shows each as a visible marker instead of obeying it.
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+# Zero-width characters make two texts that look the same differ (or hide a word break).
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_BIDI = re.compile(f"[{BIDI_CONTROLS}{ZERO_WIDTH}]")
+# Characters of one text shown in place; the rest is one click away (a 1 MB response laid
+# out in a table cell froze the page for seconds).
+SHOWN_CHARS = 2_000
 _TOKENS = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
 
 
 def visible(text: str) -> str:
-    """``text`` with bidi controls replaced by markers such as ``⟦U+202E⟧``.
+    """``text`` with bidi controls and zero-width characters replaced by markers such as
+    ``⟦U+202E⟧``.
 
-    >>> visible("abc\\u202edef")
-    'abc⟦U+202E⟧def'
+    >>> visible("abc\\u202edef\\u200b")
+    'abc⟦U+202E⟧def⟦U+200B⟧'
     """
     return _BIDI.sub(lambda m: f"⟦U+{ord(m.group()):04X}⟧", text)
+
+
+def shown(text: str, limit: int = SHOWN_CHARS) -> Markup:
+    """``text`` as HTML, escaped and :func:`visible`, its first ``limit`` characters in place
+    and the rest in a closed ``<details>`` (not laid out until opened).
+
+    >>> str(shown("<b>" + "x" * 5, limit=4))
+    '&lt;b&gt;x<details class="more"><summary>4 more characters</summary>xxxx</details>'
+    """
+    text = visible(str(text))
+    if len(text) <= limit:
+        return escape(text)
+    head, rest = escape(text[:limit]), escape(text[limit:])
+    summary = f"{len(text) - limit:,} more characters"
+    return Markup('{}<details class="more"><summary>{}</summary>{}</details>').format(
+        head, summary, rest
+    )
 
 
 def word_diff(first: str, second: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -27,7 +52,9 @@ def word_diff(first: str, second: str) -> tuple[list[tuple[str, str]], list[tupl
     >>> word_diff("a big cat", "a small cat")[1]
     [('same', 'a '), ('diff', 'small'), ('same', ' cat')]
     """
-    a, b = _TOKENS.findall(visible(first)), _TOKENS.findall(visible(second))
+    # Only what is shown is compared: difflib on two 1 MB texts would take minutes.
+    first, second = visible(first), visible(second)
+    a, b = _TOKENS.findall(first[:SHOWN_CHARS]), _TOKENS.findall(second[:SHOWN_CHARS])
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     left: list[tuple[str, str]] = []
     right: list[tuple[str, str]] = []
@@ -35,6 +62,9 @@ def word_diff(first: str, second: str) -> tuple[list[tuple[str, str]], list[tupl
         kind = "same" if op == "equal" else "diff"
         _append(left, kind, "".join(a[i1:i2]))
         _append(right, kind, "".join(b[j1:j2]))
+    for segments, text in ((left, first), (right, second)):
+        if len(text) > SHOWN_CHARS:
+            segments.append(("same", f" … ({len(text) - SHOWN_CHARS:,} more characters)"))
     return left, right
 
 

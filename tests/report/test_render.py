@@ -211,3 +211,56 @@ def test_cap_keeps_the_total_within_the_budget(lengths, budget):
     cap = _cap(np.array(lengths), budget)
     assert sum(min(n, cap) for n in lengths) <= budget or cap == 200
     assert sum(min(n, cap + 1) for n in lengths) > budget
+
+
+def test_every_text_cell_of_the_templates_is_folded_when_long():
+    """Each place that shows text from the data goes through `shown` (or the word diff, which
+    compares only what it shows): issue 21 found a 900,000-character response printed whole by
+    the label-noise section, freezing the page for 18 s."""
+    from importlib import resources
+
+    from prefaudit.report.render import _environment
+
+    folder = resources.files("prefaudit.report").joinpath("templates")
+    templates = [folder.joinpath(n) for n in ("cleaning.html", "report.html", "training.html")]
+    templates += list(folder.joinpath("sections").iterdir())
+    cells = [
+        cell
+        for template in templates
+        for cell in re.findall(r'<td class="text">(.*?)</td>', template.read_text("utf-8"))
+    ]
+    assert len(cells) > 15
+    assert all("|shown" in cell or "diff(" in cell for cell in cells), cells
+    long = "word " * 200_000
+    html = _environment().from_string("<td>{{ text|shown }}</td>").render(text=long)
+    assert html.startswith("<td>" + long[:2_000] + '<details class="more"><summary>998,000 more')
+
+
+def test_shown_folds_what_is_over_the_limit_and_escapes_both_parts():
+    from prefaudit.report.text import shown
+
+    text = "<i>" + "x" * 3_000 + "\u202e"
+    html = str(shown(text))
+    head, rest = html.split('<details class="more">')
+    assert head == "&lt;i&gt;" + "x" * 1_997 and "1,011 more characters" in rest
+    assert unescape(head + rest.split("</summary>")[1].removesuffix("</details>")) == (
+        "<i>" + "x" * 3_000 + "⟦U+202E⟧"
+    )
+
+
+def test_ids_with_bidi_or_zero_width_characters_are_marked(tmp_path):
+    rows = [pair(f"Question {i}?", f"Answer {i}.", f"Wrong {i}.") for i in range(6)]
+    rows += [pair("Same?", "Same.", "same.", id="ab\u202ecd\u200b")]
+    out = audited(tmp_path, rows)
+    html = (out / "index.html").read_text("utf-8")
+    blob = re.search(r'id="pairs-data">([^<]*)</script>', html).group(1)
+    ids = [row[0] for row in decode(blob)["rows"]]
+    assert ids == ["ab⟦U+202E⟧cd⟦U+200B⟧"]
+
+
+def test_word_diff_compares_only_what_is_shown():
+    from prefaudit.report.text import word_diff
+
+    left, right = word_diff("a " * 500_000, "a " * 500_000 + "b")
+    assert left[-1] == ("same", " … (998,000 more characters)")
+    assert right[-1] == ("same", " … (998,001 more characters)")
