@@ -30,6 +30,7 @@ from prefaudit.auditing import AuditResult, default_validators, embedding_settin
 from prefaudit.errors import BadParameterError, InputError, SettingError
 from prefaudit.io import LoadedData, load
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
+from prefaudit.models.loading import check_model_source
 from prefaudit.validators import create_validator
 
 DEFAULT_POLICY = "rules/default.yaml"
@@ -112,11 +113,7 @@ def _audit(
 ) -> tuple[AuditResult | None, bool]:
     """:func:`audit` without drawing the report (the command that runs it draws it last), also
     saying whether a saved audit was reused."""
-    _check_reference_settings(
-        *(options.get(k, AUDIT_OPTIONS[k]) for k in _REFERENCE_SETTINGS)
-    )  # before the data is read: a model path in the wrong option costs nothing to find
-    for name, values in (options.get("params") or {}).items():
-        create_validator(name, **values)  # an unknown name or a bad value, found as early
+    embedding = _check_settings(options, embedding_model)
     loaded = _loaded(data, options)
     _require_pairs(loaded)
     names, params = _plan(loaded, **{k: v for k, v in options.items() if k not in LOAD_OPTIONS})
@@ -130,7 +127,7 @@ def _audit(
     # nor when launched, where the other processes wait for rank 0 to score with them.
     fixed = not (options.get("against") or options.get("coverage_reference") or embedding_model)
     if reuse and out is not None and fixed and not several:
-        settings = {"embedding_model": embedding_setting(_embedder(embedding_model))}
+        settings = {"embedding_model": embedding}
         saved = outputs.reusable_audit(out, loaded, names, params, settings)
         if saved is not None:
             saved.data = loaded
@@ -139,6 +136,20 @@ def _audit(
     if out is not None:
         outputs.save_audit(out, result, loaded, texts=report)
     return result, False
+
+
+def _check_settings(options: Mapping[str, Any], embedding_model: Any) -> str:
+    """Check what can be checked before the data is read (a model path given to the wrong
+    option, a parameter of the wrong type costs nothing to find); returns the embedding model
+    as the audit will record it."""
+    _check_reference_settings(*(options.get(k, AUDIT_OPTIONS[k]) for k in _REFERENCE_SETTINGS))
+    for name, values in (options.get("params") or {}).items():
+        create_validator(name, **values)
+    embedding = embedding_setting(_embedder(embedding_model))
+    if embedding not in ("auto", "off") and not embedding.startswith("object "):
+        given = embedding_model is not None
+        check_model_source(embedding, "embedding_model" if given else "PREFAUDIT_EMBEDDING_MODEL")
+    return embedding
 
 
 def _require_pairs(data: LoadedData) -> None:
@@ -211,8 +222,6 @@ _REFERENCE_SETTINGS = ("reference_model", "reference_sample", "policy_model", "b
 
 def _check_reference_settings(model, sample, policy, beta, max_length) -> None:
     """The reference pass's settings, checked before anything is loaded or scored."""
-    from prefaudit.models.loading import check_model_source
-
     check_model_source(model, "reference_model")
     check_model_source(policy, "policy_model")
     for setting, value, low in (("reference_sample", sample, 0), ("max_length", max_length, 1)):
@@ -566,6 +575,10 @@ def train(
     out = Path(out) if out is not None else _train_out(data)
     inputs = {"config": config, "eval_data": eval_data, "reference_logps": reference_logps}
     _refuse_inputs(out, data, inputs)
+    if reference_logps is not None and not Path(reference_logps).is_file():
+        raise SettingError(
+            f"reference_logps: no such file {reference_logps}", setting="reference_logps"
+        )
     config = _config(config, settings)
     load_options = {"format": format, "mapping": mapping, "on_bad_row": on_bad_row}
     load_options["max_chars"] = max_chars
@@ -719,7 +732,7 @@ def to_html(result: AuditResult, path: str | Path) -> Path:
     if result.data is not None:
         texts = outputs.flagged_texts(result.data.pairs, result.flags)
     html = render_report(ReportInputs(path.parent, result, texts))
-    return write_bytes(path, html.encode("utf-8"))
+    return write_bytes(path, html.encode("utf-8", "replace"))
 
 
 @dataclass

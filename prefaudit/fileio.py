@@ -87,14 +87,14 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 def write_json(path: str | Path, value: Any) -> Path:
     options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    return write_bytes(path, orjson.dumps(value, option=options, default=_default) + b"\n")
+    return write_bytes(path, _dumps(value, options) + b"\n")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             for row in rows:
-                handle.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY, default=_default))
+                handle.write(_dumps(row, orjson.OPT_SERIALIZE_NUMPY))
                 handle.write(b"\n")
 
     return atomic_write(path, write)
@@ -102,6 +102,27 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
 
 def write_parquet(path: str | Path, frame) -> Path:
     return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=True))
+
+
+def _dumps(value: Any, options: int) -> bytes:
+    try:
+        return orjson.dumps(value, option=options, default=_default)
+    except orjson.JSONEncodeError as err:
+        if "surrogates" not in str(err):
+            raise
+        # A file name that is not UTF-8 (Python keeps its bytes as lone surrogates): written
+        # with U+FFFD in their place.
+        return orjson.dumps(_without_surrogates(value), option=options, default=_default)
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_surrogates(v) for v in value]
+    return value
 
 
 def _default(value: Any) -> Any:

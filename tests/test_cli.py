@@ -148,6 +148,7 @@ def test_every_input_error_exits_2_and_a_bug_of_any_type_exits_3(tmp_path, capsy
         (["--ref-sample", "-5"], "reference_sample must be >= 0"),
         (["--policy", "rules/default.yaml"], "is a file; a model is"),
         (["--ref-model", "./no/such/model"], "no model folder"),
+        (["--embedding-model", "./no/such/model"], "no model folder"),
     ],
 )
 def test_bad_settings_exit_2_before_the_data_is_read(tmp_path, capsys, args, message):

@@ -181,6 +181,7 @@ def test_a_saved_audit_is_not_reused_across_embedding_models(tmp_path, monkeypat
     first, reused = api._audit(data, out=out, validators=names)
     assert first.settings == {"embedding_model": "off"} and not reused
     assert api._audit(data, out=out, validators=names, reuse=True)[1]
+    (tmp_path / "another-model").mkdir()
     monkeypatch.setenv("PREFAUDIT_EMBEDDING_MODEL", str(tmp_path / "another-model"))
     again, reused = api._audit(data, out=out, validators=names, reuse=True)
     assert not reused and again.settings == {"embedding_model": str(tmp_path / "another-model")}
@@ -197,3 +198,42 @@ def test_a_new_audit_without_a_report_removes_the_old_report(tmp_path):
         report=False,
     )
     assert not (out / "index.html").exists() and not (out / "flagged_texts.parquet").exists()
+
+
+# -- what users feed it: exit 2 with the file, or a row rejected with its line; never exit 3
+
+
+def test_a_truncated_gzip_list_of_prompts_is_an_input_error(tmp_path, capsys):
+    import gzip
+
+    data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
+    against = tmp_path / "eval.txt.gz"
+    against.write_bytes(gzip.compress(b"what is x\nanother prompt\n" * 50)[:30])
+    args = ["audit", str(data), "--out", str(tmp_path / "o"), "--against", str(against)]
+    assert main(args) == 2
+    assert f"{against}: the file is damaged or truncated" in capsys.readouterr().err
+
+
+def test_a_row_nested_600_deep_is_rejected_and_kept_as_its_json_text(tmp_path):
+    deep = "[" * 600 + "]" * 600
+    lines = [*_pairs("a")[:3], '{"prompt": ' + deep + ', "chosen": "b", "rejected": "c"}']
+    data = write_lines(tmp_path / "pairs.jsonl", lines)
+    assert main(["audit", str(data), "--out", str(tmp_path / "o"), "--validators", "content"]) == 0
+    rejected = (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()
+    assert len(rejected) == 1 and '"line":4' in rejected[0] and deep[:50] in rejected[0]
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_reported(tmp_path):
+    name = os.fsdecode(b"donn\xe9es.jsonl")
+    data = write_lines(tmp_path / name, _pairs("a"))
+    out = tmp_path / "o"
+    assert main(["audit", str(data), "--out", str(out), "--validators", "content"]) == 0
+    assert "donn\ufffdes.jsonl" in (out / "audit.json").read_text("utf-8")
+
+
+def test_train_refuses_a_missing_reference_logps_file_before_loading_a_model(tmp_path, capsys):
+    data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
+    missing = tmp_path / "reference_logps.parquet"
+    args = ["train", str(data), "--reference-logps", str(missing), "--out", str(tmp_path / "t")]
+    assert main(args) == 2
+    assert f"no such file {missing}" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefaudit.io.readers import _open_binary, open_records
+from prefaudit.io.readers import open_records, read_all
 from prefaudit.io.schema import LoadError, LoadIssue
 from prefaudit.io.shapes import ALIASES
 
@@ -23,8 +23,7 @@ def load_prompts(path: str | Path) -> list[str]:
     path = str(path)
     suffixes = [s.lower() for s in Path(path).suffixes if s.lower() not in (".gz", ".gzip")]
     if suffixes and suffixes[-1] == ".txt":
-        with _open_binary(Path(path)) as handle:
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+        lines = read_all(Path(path)).decode("utf-8", errors="replace").splitlines()
         return [line.strip() for line in lines if line.strip()]
     source = open_records(path)
     prompts: list[str] = []

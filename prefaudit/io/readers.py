@@ -97,6 +97,14 @@ def open_records(path: str, file_type: str | None = None) -> RecordSource:
     return source
 
 
+def read_all(path: Path) -> bytes:
+    """The bytes of ``path`` (gunzipped when it is gzip); a damaged, truncated or unreadable
+    file is a :class:`LoadError` that says so."""
+    source = RecordSource(str(path), "text", "line", iter(()), [], xxhash.xxh3_128())
+    with _damage_reported(path, source), _open_binary(path) as handle:
+        return handle.read()
+
+
 def _open_binary(path: Path):
     with open(path, "rb") as probe:
         magic = probe.read(2)
@@ -108,6 +116,8 @@ def _damage_reported(path: Path, source: RecordSource):
     """A damaged file (truncated gzip, bad compressed data) is an error that says where."""
     try:
         yield
+    except PermissionError as err:
+        raise LoadError(f"{path}: cannot be read ({err.strerror})") from err
     except (EOFError, OSError, zlib.error) as err:
         where = f" after {source.unit} {source.position}" if source.position else ""
         raise LoadError(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+import json
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+import orjson
 
 from prefaudit.errors import SettingError
 
@@ -97,10 +101,12 @@ class LoadReport:
 
     def rejected_records(self) -> list[dict[str, Any]]:
         """The rejected rows with their content and reasons, as written to ``rejected.jsonl``."""
-        return [{**_issue_dict(i), "record": i.record} for i in self.rejected]
+        return [{**_issue_dict(i), "record": _storable(i.record)} for i in self.rejected]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Not asdict(self): it would deep-copy every rejected row's record (and recurse
+        # without limit into a row nested 600 deep).
+        data = {f.name: copy.copy(getattr(self, f.name)) for f in fields(self)}
         data["rejected"] = [_issue_dict(i) for i in self.rejected]
         data["warnings"] = [_issue_dict(i) for i in self.warnings]
         data["rejected_rows"] = self.rows_rejected
@@ -141,7 +147,20 @@ def describe_type(value: Any) -> str:
 
 
 def _issue_dict(issue: LoadIssue) -> dict[str, Any]:
-    return {k: v for k, v in asdict(issue).items() if k != "record"}
+    return {f.name: getattr(issue, f.name) for f in fields(issue) if f.name != "record"}
+
+
+def _storable(record: Any) -> Any:
+    """A rejected row's record as ``rejected.jsonl`` can hold it: as read, or as its JSON text
+    when it is nested deeper than the JSON writer goes (255 levels)."""
+    try:
+        orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+    except orjson.JSONEncodeError:
+        try:
+            return json.dumps(record, ensure_ascii=False, default=str)
+        except (RecursionError, ValueError):
+            return repr(record)[:100_000]
+    return record
 
 
 class LoadError(SettingError):

@@ -37,7 +37,7 @@ def write_report(folder: str | Path, *, shown_as: str | Path | None = None) -> P
     if shown_as is not None:
         inputs.folder = Path(shown_as)
     html = render_report(inputs)
-    path = write_bytes(folder / REPORT_FILE, html.encode("utf-8"))
+    path = write_bytes(folder / REPORT_FILE, html.encode("utf-8", "replace"))
     log.info("report written to %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path
 
