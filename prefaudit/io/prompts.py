@@ -20,7 +20,13 @@ def load_prompts(path: str | Path) -> list[str]:
     Blank lines of a text file are skipped; any other record without a prompt is an error that
     names the file and line.
     """
-    path = str(path)
+    prompts = _prompts(str(path))
+    if not prompts:  # a check against nothing would report nothing, silently
+        raise LoadError(f"{path}: holds no prompt")
+    return prompts
+
+
+def _prompts(path: str) -> list[str]:
     suffixes = [s.lower() for s in Path(path).suffixes if s.lower() not in (".gz", ".gzip")]
     if suffixes and suffixes[-1] == ".txt":
         lines = read_all(Path(path)).decode("utf-8", errors="replace").splitlines()

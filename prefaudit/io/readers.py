@@ -333,10 +333,20 @@ def _parquet_items(path: Path, source: RecordSource) -> Iterator[Item]:
     except (pa.ArrowInvalid, OSError) as err:
         raise LoadError(f"{path}: not a readable Parquet file ({err})") from err
     number = 0
-    for batch in parquet.iter_batches(batch_size=8192):
-        for record in batch.to_pylist():
-            number += 1
-            yield number, record
+    for group in range(parquet.num_row_groups):
+        # A damaged page (corrupt compressed data, a bad header, invalid UTF-8 in a string
+        # column) spoils its row group: the rows of it not read are rejected, the rest loads.
+        left = parquet.metadata.row_group(group).num_rows
+        try:
+            for batch in parquet.iter_batches(batch_size=8192, row_groups=[group]):
+                for record in batch.to_pylist():
+                    number, left = number + 1, left - 1
+                    yield number, record
+        except (pa.ArrowException, OSError) as err:
+            reason = f"in row group {group + 1}, which cannot be read ({err})"
+            for _ in range(left):
+                number += 1
+                yield number, LoadIssue(str(path), number, None, reason, unit="record")
 
 
 def open_table(table: Any) -> RecordSource:

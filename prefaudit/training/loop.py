@@ -89,11 +89,13 @@ def train(
     trainable = [p for _, p in named]
     masters = _masters(trainable)  # what AdamW steps: float32 (the parameter itself if it is)
     optimizer, scheduler = _optimizer(masters, config, len(plan))
-    start = _resume(out, model, named, masters, optimizer, scheduler, config) if resume else 0
+    start, window, logged = 0, _Sums(), 0  # logged: tokens before this process's steps
+    if resume:
+        start, window, logged = _resume(out, model, named, masters, optimizer, scheduler, config)
     writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bar = _progress(len(plan), start, show=progress and rank == 0)
-    seconds, tokens, window = 0.0, 0, _Sums()  # time spent in training steps only
+    seconds, tokens = 0.0, 0  # time spent in training steps only
     last_eval: dict[str, float] = {}
     for step in range(start, len(plan)):
         began = time.perf_counter()
@@ -107,7 +109,7 @@ def train(
         done = step + 1
         bar.update(1)
         if done % config.log_every == 0 or done == len(plan):
-            _log_train(writer, bar, done, window, norm, scheduler.get_last_lr()[0], tokens)
+            _log_train(writer, bar, done, window, norm, scheduler.get_last_lr()[0], logged + tokens)
             window = _Sums()
         due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
         if due and len(eval_set) and rank == 0:
@@ -115,7 +117,8 @@ def train(
             writer.write(done, "eval", last_eval)
         if config.save_every and done % config.save_every == 0 and done < len(plan):
             if rank == 0:
-                _save_checkpoint(out, done, named, masters, optimizer, scheduler, config)
+                log = {**window.to_dict(), "tokens": logged + tokens}  # a resume logs the same
+                _save_checkpoint(out, done, named, masters, optimizer, scheduler, config, log)
             barrier(world)
     bar.close()
     summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
@@ -329,6 +332,16 @@ class _Sums:
         ]
         self.pairs += len(rewards)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values.tolist(), "pairs": self.pairs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _Sums:
+        sums = cls()
+        if data.get("values") is not None:
+            sums.values, sums.pairs = np.asarray(data["values"], dtype=float), int(data["pairs"])
+        return sums
+
     def merge(self, other: _Sums) -> None:
         self.values += other.values
         self.pairs += other.pairs
@@ -455,7 +468,9 @@ def _clip(parameters, max_norm: float) -> float:
     return float(torch.nn.utils.clip_grad_norm_(parameters, limit))
 
 
-def _save_checkpoint(out: Path, step: int, named, masters, optimizer, scheduler, config) -> None:
+def _save_checkpoint(
+    out: Path, step: int, named, masters, optimizer, scheduler, config, log: dict
+) -> None:
     """checkpoints/step-NNNNNNN/state.pt, written into a temporary folder and renamed, so a
     kill leaves either the whole checkpoint or none; older ones beyond the limit removed. The
     trainable weights are saved as their float32 masters."""
@@ -473,6 +488,7 @@ def _save_checkpoint(out: Path, step: int, named, masters, optimizer, scheduler,
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
         "config": config.to_dict(),
+        "log": log,  # the metrics window not yet logged, and the tokens trained so far
     }
     torch.save(state, tmp / "state.pt")
     os.replace(tmp, final)
@@ -480,14 +496,17 @@ def _save_checkpoint(out: Path, step: int, named, masters, optimizer, scheduler,
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(out: Path, model, named, masters, optimizer, scheduler, config: TrainConfig) -> int:
-    """Load the newest complete checkpoint; returns its step (0 when there is none)."""
+def _resume(
+    out: Path, model, named, masters, optimizer, scheduler, config: TrainConfig
+) -> tuple[int, _Sums, int]:
+    """Load the newest complete checkpoint; returns its step (0 when there is none), the
+    metrics not yet logged and the tokens trained before it."""
     import torch
 
     found = sorted((out / "checkpoints").glob("step-*"))
     if not found:
         log.warning("resume: no checkpoint in %s, starting from the beginning", out)
-        return 0
+        return 0, _Sums(), 0
     try:
         # Tensors and plain containers only: a checkpoint is never unpickled, so a crafted
         # state.pt in the output folder cannot run code.
@@ -513,7 +532,8 @@ def _resume(out: Path, model, named, masters, optimizer, scheduler, config: Trai
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     log.info("resumed from %s", found[-1])
-    return int(state["step"])
+    logged = state.get("log", {})  # absent from checkpoints of earlier versions
+    return int(state["step"]), _Sums.from_dict(logged), int(logged.get("tokens", 0))
 
 
 def _save_model(folder: Path, model, tokenizer, *, merge: bool) -> None:

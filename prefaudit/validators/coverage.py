@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -336,8 +337,8 @@ class _TfidfSpace:
         self.vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, min_df=1)
         try:
             matrix = self.vectorizer.fit_transform(texts)
-        except ValueError:  # only stop words or empty texts
-            self.vectorizer = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+        except ValueError:  # only stop words, or no words at all (emoji, punctuation, "")
+            self.vectorizer = TfidfVectorizer(sublinear_tf=True, analyzer=_pieces)
             matrix = self.vectorizer.fit_transform(texts)
         # LSA only where it helps: small sets cluster better on the raw (sparse) words.
         large = matrix.shape[0] > 500 and matrix.shape[1] > 200
@@ -354,6 +355,13 @@ class _TfidfSpace:
             dense = matrix.toarray()
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         return (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
+def _pieces(text: str) -> list[str]:
+    """Words of any length, else the characters, else one token for an empty text: a vocabulary
+    for any prompts."""
+    words = re.findall(r"\w+", text.lower())
+    return words or list(text.strip()) or ["<empty>"]
 
 
 def _reference_topic(cluster, name, members, reference, gap, nearest) -> dict[str, Any]:

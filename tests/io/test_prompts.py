@@ -49,3 +49,11 @@ def test_a_pair_dataset_in_hh_shape_gives_its_prompts(tmp_path):
         ],
     )
     assert load_prompts(path) == ["\n\nHuman: Hi?"]
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "[]"])
+def test_a_file_with_no_prompt_is_an_input_error(tmp_path, text):
+    path = tmp_path / ("eval.json" if text == "[]" else "eval.txt")
+    path.write_text(text)
+    with pytest.raises(LoadError, match="holds no prompt"):
+        load_prompts(path)

@@ -262,3 +262,29 @@ def test_folder_that_is_not_a_dataset(tmp_path):
 def test_unknown_format_through_the_api(tmp_path):
     with pytest.raises(LoadError, match="unknown format 'foo'"):
         load(str(write_lines(tmp_path / "p.jsonl", ROWS)), format="foo")
+
+
+def test_a_damaged_parquet_row_group_rejects_its_rows_and_the_rest_loads(tmp_path):
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    words = [hashlib.sha1(str(i).encode()).hexdigest() for i in range(3000)]
+    rows = [
+        {"prompt": " ".join(words[i : i + 8]), "chosen": " ".join(words[i + 8 : i + 20])}
+        for i in range(300)
+    ]
+    rows = [{**row, "rejected": "no"} for row in rows]
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=100, compression="snappy")
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2  # inside the second row group's pages
+    raw[middle : middle + 256] = bytes(b ^ 0x5A for b in raw[middle : middle + 256])
+    path.write_bytes(bytes(raw))
+    data = load(str(path))
+    report = data.report
+    assert report.rows_read == 300 and len(data.pairs) + report.rows_rejected == 300
+    assert report.rows_rejected >= 1 and len(data.pairs) >= 100
+    reasons = {issue.reason for issue in report.rejected}
+    assert len(reasons) == 1 and "which cannot be read" in reasons.pop()

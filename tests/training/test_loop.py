@@ -139,6 +139,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     preference_task(96).drop(columns="flipped").to_json(path, orient="records", lines=True)
     flags = ["--model", str(folder), "--max-steps", "120", "--batch-size", "8", "--device", "cpu"]
     flags += ["--learning-rate", "1e-3", "--save-every", "10", "--eval-every", "40"]
+    flags += ["--log-every", "4"]  # not a divisor of --save-every: a window spans the kill
     from prefaudit.cli import main
 
     assert main(["train", str(path), *flags, "--out", str(tmp_path / "whole")]) == 0
@@ -174,7 +175,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     ]
     whole = [orjson.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_bytes().split()]
     assert [(m["step"], m["split"]) for m in metrics] == [(m["step"], m["split"]) for m in whole]
-    assert metrics[-1]["loss"] == pytest.approx(whole[-1]["loss"], abs=1e-6)
+    for resumed_line, whole_line in zip(metrics, whole, strict=True):  # every line, not the last
+        assert resumed_line.get("tokens") == whole_line.get("tokens")
+        assert resumed_line["loss"] == pytest.approx(whole_line["loss"], abs=1e-6)
 
 
 def test_resume_refuses_other_settings(tmp_path):

@@ -152,3 +152,11 @@ def test_tiny_inputs(tmp_path):
     one = _run(["just one prompt"])
     assert one.metrics["coverage/clusters"] == 1
     assert one.flags["cluster"].tolist() == [0]
+
+
+def test_prompts_without_words_still_cluster():
+    """Emoji, punctuation and empty prompts give TF-IDF no words (issue 21's fuzzing: "empty
+    vocabulary" failed the audit)."""
+    result = _run(["🧪🧪", "?!", "", "🧪", "..."])
+    assert result.metrics["coverage/clusters"] >= 1
+    assert result.flags["cluster"].notna().all()
