@@ -92,7 +92,7 @@ class LoadReport:
     fingerprint: str = ""
 
     def reject(self, issue: LoadIssue) -> None:
-        self.rejected.append(issue)
+        self.rejected.append(_bounded(issue))
 
     def warn(self, issue: LoadIssue) -> None:
         self.warnings.append(
@@ -148,6 +148,32 @@ def describe_type(value: Any) -> str:
 
 def _issue_dict(issue: LoadIssue) -> dict[str, Any]:
     return {f.name: getattr(issue, f.name) for f in fields(issue) if f.name != "record"}
+
+
+# Characters of a rejected row kept for rejected.jsonl: a 100 MB row is not held in memory
+# (nor written again) to say why it was rejected; its line in the input has all of it.
+KEPT_RECORD_CHARS = 100_000
+
+
+def _bounded(issue: LoadIssue) -> LoadIssue:
+    record = issue.record
+    if record is None or isinstance(record, (int, float, bool)):
+        return issue
+    text = record if isinstance(record, str) else None
+    if text is None:
+        try:
+            size = len(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
+        except orjson.JSONEncodeError:
+            return issue  # nested too deep to measure: kept as its JSON text when written
+        if size <= KEPT_RECORD_CHARS:
+            return issue
+        text = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+    if len(text) <= KEPT_RECORD_CHARS:
+        return issue
+    kept = f"{text[:KEPT_RECORD_CHARS]}… (cut: {len(text):,} characters in all)"
+    return LoadIssue(
+        issue.file, issue.line, issue.field, issue.reason, issue.severity, issue.unit, record=kept
+    )
 
 
 def _storable(record: Any) -> Any:

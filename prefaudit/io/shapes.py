@@ -247,6 +247,11 @@ class PairBuilder:
 
     def add(self, line: int, values: dict[str, Any], pair_id: Any = None) -> str:
         """Add one pair and return its id; ``values`` holds the texts and any optional columns."""
+        for name, value in values.items():  # ids, sources, model names: no text escapes max_chars
+            if name not in TEXT_COLUMNS and isinstance(value, str):
+                self.checked(value, name)
+        if pair_id is not None and isinstance(pair_id, str):
+            self.checked(pair_id, "pair_id")
         if pair_id is None:
             pair_id = self._generated_id(values)
         else:

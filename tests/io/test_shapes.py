@@ -440,3 +440,13 @@ def test_hh_keeps_model_columns(tmp_path):
     }
     row = _load(tmp_path, [record]).pairs.iloc[0]
     assert (row["model_chosen"], row["model_rejected"]) == ("m1", "m2")
+
+
+def test_ids_and_other_kept_fields_obey_max_chars_and_huge_rejected_rows_are_cut(tmp_path):
+    rows = [pair(id="i" * 50), pair("Q2", source="s" * 50), pair("Q3", "x" * 300_000), pair("Q4")]
+    data = _load(tmp_path, rows, max_chars=40)
+    assert len(data.pairs) == 1
+    fields = {issue.line: issue.field for issue in data.report.rejected}
+    assert fields == {1: "pair_id", 2: "source", 3: "chosen"}
+    kept = data.report.rejected_records()[2]["record"]
+    assert isinstance(kept, str) and len(kept) < 100_100 and "characters in all)" in kept
