@@ -37,16 +37,20 @@ KEYS = ["prompt", "chosen", "rejected", "id", "pair_id", "instruction", "output_
 KEYS += ["response_a", "response_b", "label", "preference", "annotator", "messages", "source"]
 LABELS = ["chosen", "rejected", "tie", "a", "b", "A", "B", 1, 2, 0, 0.5, "1", "", None, "maybe"]
 RULES = [
-    "version: 1\nrules:\n  content/identical_pairs: {max: 0}\n",
-    "version: 1\nrules:\n  duplication/exact_rate: {max: 0.1, severity: warn}\n",
-    "version: 1\nrules:\n  no/such_metric: {max: 1}\n",
-    "version: 1\nrules: [1, 2\n",
-    "rules:\n  - 3\n",
+    "version: 1\nmetrics:\n  content/identical_pairs: {max: 0, severity: error}\n",
+    "version: 1\nmetrics:\n  duplication/exact_rate: {max: 0.1, severity: warn}\n"
+    "pairs:\n  - {check: unique_pair_ids, severity: error}\n",
+    "version: 1\nmetrics:\n  load/rejected_rate: {max: 0}\n  coverage/clusters: {min: 50}\n",
+    "version: 1\nmetrics:\n  no/such_metric: {max: 1}\n",
+    "version: 1\nmetrics:\n  content/identical_pairs: {max: [1]}\n",
+    "version: 1\nmetrics: [1, 2\n",
+    "version: 1\nrules:\n  - 3\n",
     "version: 2\n",
     "",
     "version: 1\nclean:\n  drop: [content]\n",
+    "version: 1\nclean:\n  drop: [content, duplication]\n  dedupe: true\n",
     "version: 1\nclean:\n  drop: [nope]\n  flip_min_noise: 2\n",
-    "version: 1\nclean:\n  dedupe: true\n  weight: {label_noise: 0.5}\n",
+    "version: 1\nclean:\n  drop: [label_noise]\n  weights: {label_noise: 0.5}\n",
     "\x00\x01 binary",
 ]
 
@@ -70,7 +74,7 @@ class Case:
 
 def generate(rng: random.Random) -> Case:
     """A random case: a data file of a random type and shape, and sometimes option files."""
-    records = [_record(rng) for _ in range(rng.randint(0, 12))]
+    records = [_record(rng) for _ in range(rng.choice([0, *range(1, 13), *range(4, 13)]))]
     kind = rng.choice(["jsonl"] * 4 + ["json", "csv", "tsv", "parquet"])
     content = _encode(rng, kind, records)
     name = f"data.{kind}"
@@ -106,17 +110,17 @@ def _value(rng: random.Random, depth: int = 0):
 
 def _record(rng: random.Random):
     roll = rng.random()
-    if roll < 0.45:  # a valid pair, sometimes with extras
+    if roll < 0.6:  # a valid pair, sometimes with extras
         record = {"prompt": _text(rng), "chosen": _text(rng), "rejected": _text(rng)}
         if rng.random() < 0.3:
             record[rng.choice(["id", "pair_id", "annotator", "source"])] = _text(rng)[:20]
         return record
-    if roll < 0.55:  # pairwise with a label
+    if roll < 0.68:  # pairwise with a label
         keys = ("prompt", "response_a", "response_b")
         return {**{k: _text(rng) for k in keys}, "label": rng.choice(LABELS)}
-    if roll < 0.62:  # chat message lists
+    if roll < 0.74:  # chat message lists
         return {"chosen": _value(rng, 2) or [], "rejected": _value(rng, 2) or []}
-    if roll < 0.9:  # any keys, any values
+    if roll < 0.93:  # any keys, any values
         return {rng.choice(KEYS): _value(rng) for _ in range(rng.randint(0, 5))}
     return rng.choice([[], [1, 2], "a string", 7, None, "[" * 300 + "]" * 300])
 
@@ -153,7 +157,9 @@ def _table_text(rng: random.Random, records: list, delimiter: str) -> bytes:
     for record in records:
         row = record if isinstance(record, dict) else {}
         cells = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in row.values()]
-        writer.writerow(cells[: rng.randint(0, len(cells) + 1)] or [""])
+        if rng.random() < 0.2:  # a row with fewer cells than the header
+            cells = cells[: rng.randint(0, len(cells))]
+        writer.writerow(cells or [""])
     text = buffer.getvalue()
     if rng.random() < 0.1:
         text = text.replace('"', "", 1)  # an unbalanced quote
@@ -225,7 +231,8 @@ def _add_option(rng: random.Random, case: Case, records: list) -> None:
             case.files["rules.yaml"] = RULES[0].encode()
             case.options += ["--rules", "@rules.yaml"]
         name = "baseline.json"
-        case.files[name] = rng.choice([b"{}", b"[1]", b"not json", b'{"validators": 3}'])
+        plausible = b'{"validators": {"content": {"metrics": {"content/identical_pairs": 0}}}}'
+        case.files[name] = rng.choice([b"{}", b"[1]", b"not json", b'{"validators": 3}', plausible])
     case.options += [option, f"@{name}"]
 
 
