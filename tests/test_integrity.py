@@ -237,3 +237,93 @@ def test_train_refuses_a_missing_reference_logps_file_before_loading_a_model(tmp
     args = ["train", str(data), "--reference-logps", str(missing), "--out", str(tmp_path / "t")]
     assert main(args) == 2
     assert f"no such file {missing}" in capsys.readouterr().err
+
+
+def test_junit_and_a_training_run_never_replace_an_input(tmp_path, capsys):
+    data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
+    before = data.read_bytes()
+    rules = str(REPO / "rules" / "default.yaml")
+    args = ["check", str(data), "--rules", rules, "--out", str(tmp_path / "o")]
+    assert main([*args, "--junit", str(data), "--validators", "content"]) == 2
+    assert "junit" in capsys.readouterr().err and data.read_bytes() == before
+    inside = tmp_path / "run" / "model" / "pairs.jsonl"  # train swaps model/ whole
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(before)
+    assert main(["train", str(inside), "--out", str(tmp_path / "run")]) == 2
+    assert "replaces" in capsys.readouterr().err and inside.read_bytes() == before
+
+
+def test_an_audit_of_other_data_removes_what_was_made_from_the_old(tmp_path):
+    out = tmp_path / "out"
+    first = write_lines(tmp_path / "a.jsonl", _pairs("a"))
+    api.clean(first, {"drop": ["content"]}, out=out, validators=["content"])
+    assert (out / "cleaned.jsonl").exists()
+    api.audit(first, out=out, validators=["content"])  # the same data: its cleaning stays
+    assert (out / "cleaned.jsonl").exists()
+    api.audit(write_lines(tmp_path / "b.jsonl", _pairs("b")), out=out, validators=["content"])
+    assert not [
+        n for n in ("cleaned.jsonl", "quarantine.jsonl", "manifest.json") if (out / n).exists()
+    ]
+
+
+def test_an_audit_of_other_data_is_refused_where_training_runs_are(tmp_path):
+    from prefaudit.errors import SettingError
+
+    out = tmp_path / "out"
+    api.audit(write_lines(tmp_path / "a.jsonl", _pairs("a")), out=out, validators=["content"])
+    (out / "train").mkdir()
+    (out / "train" / "summary.json").write_text("{}")
+    with pytest.raises(SettingError, match="training runs"):
+        api.audit(write_lines(tmp_path / "b.jsonl", _pairs("b")), out=out, validators=["content"])
+    assert (out / "train" / "summary.json").exists()
+
+
+def test_a_fresh_training_run_leaves_nothing_of_an_earlier_one_but_its_whole_model(tmp_path):
+    from prefaudit.training.loop import _start
+
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    (out / "checkpoints").mkdir()
+    (out / "summary.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    assert _start(out, False, 0, config=None)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model", "notes.txt"]  # model/: swapped
+
+
+@pytest.mark.parametrize(
+    "setting,value",
+    [("learning_rate", -1), ("log_every", 0), ("eval_batch_size", 0), ("lora_dropout", 2)],
+)
+def test_training_settings_out_of_range_are_refused_before_anything_loads(setting, value):
+    from prefaudit.errors import SettingError
+    from prefaudit.training import TrainConfig
+
+    with pytest.raises(SettingError, match=setting):
+        TrainConfig(**{setting: value})
+
+
+def test_train_accounts_for_rejected_rows_and_refuses_eval_data_with_none(tmp_path, capsys):
+    data = write_lines(tmp_path / "pairs.jsonl", [*_pairs("a"), "{broken"])
+    bad = write_lines(tmp_path / "eval.jsonl", [pair("x", 5, "y"), pair("z", "w", None)])
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--eval-data", str(bad), "--out", str(out)]) == 2
+    assert "no pair loaded" in capsys.readouterr().err and not out.exists()
+
+
+def test_train_writes_the_rows_it_rejected_beside_the_run(tmp_path, monkeypatch):
+    import prefaudit.training
+    from prefaudit.training.loop import TrainResult
+
+    def trained(pairs, config, out, **kwargs):  # the loop itself is tested in tests/training
+        out.mkdir(parents=True, exist_ok=True)
+        return TrainResult(out, 1, {}, {"train_pairs": len(pairs)})
+
+    monkeypatch.setattr(prefaudit.training, "train", trained)
+    data = write_lines(tmp_path / "pairs.jsonl", [*_pairs("a"), "{broken"])
+    out = tmp_path / "run"
+    (out).mkdir()
+    (out / "rejected-eval.jsonl").write_text("an earlier run's\n")
+    run = api.train(data, out=out)
+    assert [load.rows_rejected for load in run.loads] == [1]
+    assert len((out / "rejected-train.jsonl").read_text().splitlines()) == 1
+    assert not (out / "rejected-eval.jsonl").exists()

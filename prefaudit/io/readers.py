@@ -116,7 +116,7 @@ def _damage_reported(path: Path, source: RecordSource):
     """A damaged file (truncated gzip, bad compressed data) is an error that says where."""
     try:
         yield
-    except PermissionError as err:
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as err:
         raise LoadError(f"{path}: cannot be read ({err.strerror})") from err
     except (EOFError, OSError, zlib.error) as err:
         where = f" after {source.unit} {source.position}" if source.position else ""

@@ -28,9 +28,14 @@ def check_model_source(model: str | Path | None, setting: str) -> None:
         return
     path = Path(model)
     if path.is_file():
+        hint = (
+            " (a rule file is the cleaning policy of `clean`)"
+            if path.suffix in (".yaml", ".yml")
+            else ""
+        )
         raise SettingError(
             f"{setting}: {model} is a file; a model is a Hugging Face name, a folder saved "
-            "with save_pretrained, or 'embedded'",
+            f"with save_pretrained, or 'embedded'{hint}",
             setting=setting,
         )
     looks_local = str(model).startswith((".", "/", "~")) or str(model).count("/") > 1

@@ -102,7 +102,36 @@ class TrainConfig:
             problems.append(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.eval_fraction < 1:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        for name in ("batch_size", "grad_accumulation", "epochs", "max_length", "keep_checkpoints"):
+        ranges = {  # name: (lowest, highest, whether the lowest is allowed)
+            "learning_rate": (0, None, False),
+            "weight_decay": (0, None, True),
+            "warmup_ratio": (0, 1, True),
+            "max_grad_norm": (0, None, True),
+            "lora_r": (0, None, True),
+            "lora_alpha": (0, None, False),
+            "lora_dropout": (0, 1, True),
+            "eval_every": (0, None, True),
+            "save_every": (0, None, True),
+        }
+        for name, (low, high, inclusive) in ranges.items():
+            value = getattr(self, name)
+            if (
+                value < low
+                or (value == low and not inclusive)
+                or (high is not None and value >= high)
+            ):
+                bound = f">= {low}" if inclusive else f"> {low}"
+                bound += f" and < {high}" if high is not None else ""
+                problems.append(f"{name} must be {bound}, got {value}")
+        for name in (
+            "batch_size",
+            "grad_accumulation",
+            "epochs",
+            "max_length",
+            "keep_checkpoints",
+            "log_every",
+            "eval_batch_size",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dtype is not None and self.dtype not in DTYPES:

@@ -17,7 +17,7 @@ import os
 import pickle
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class TrainResult:
     eval_metrics: dict[str, float]
     summary: dict[str, Any]
     report: Path | None = None  # the audit folder's report prefaudit.train refreshed, if any
+    loads: list[Any] = field(default_factory=list)  # LoadReports of the data (and eval data)
 
 
 def train(
@@ -73,11 +74,10 @@ def train(
     resume: bool = False,
     progress: bool = False,
 ) -> TrainResult:
-    """Train DPO on ``pairs`` (a PairSet) and write ``out``/model, metrics.jsonl,
-    summary.json and checkpoints/. ``eval_pairs``: the held-out pairs (default: a stable
-    ``config.eval_fraction`` of ``pairs``). ``reference_logps``: an audit's
-    reference_logps.parquet to reuse where it matches. ``resume``: continue from the newest
-    checkpoint in ``out``."""
+    """Train DPO on ``pairs`` (a PairSet) into ``out``: model/, metrics.jsonl, summary.json,
+    checkpoints/. ``eval_pairs``: held-out pairs (default: a stable ``config.eval_fraction``
+    of ``pairs``); ``reference_logps``: an audit's, reused where it matches; ``resume``:
+    continue from the newest checkpoint in ``out``."""
     out = Path(out)
     rank, world = rank_and_world()
     model, tokenizer, device, dtype = _load(config, rank)
@@ -89,14 +89,12 @@ def train(
     trainable = [p for _, p in named]
     masters = _masters(trainable)  # what AdamW steps: float32 (the parameter itself if it is)
     optimizer, scheduler = _optimizer(masters, config, len(plan))
-    start, window, logged = 0, _Sums(), 0  # logged: tokens before this process's steps
-    if resume:
-        start, window, logged = _resume(out, model, named, masters, optimizer, scheduler, config)
+    state = (model, named, masters, optimizer, scheduler)  # logged: tokens before this process
+    start, window, logged = _start(out, resume, rank, *state, config=config)
     writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bar = _progress(len(plan), start, show=progress and rank == 0)
-    seconds, tokens = 0.0, 0  # time spent in training steps only
-    last_eval: dict[str, float] = {}
+    seconds, tokens, last_eval = 0.0, 0, {}  # seconds: time spent in training steps only
     for step in range(start, len(plan)):
         began = time.perf_counter()
         sums = _accumulate(
@@ -228,6 +226,24 @@ def _log_train(writer, bar, step: int, window, norm: float, learning_rate: float
     extra = {"grad_norm": norm, "learning_rate": learning_rate}
     writer.write(step, "train", {**window.means(), **extra, "tokens": tokens})
     bar.set_postfix(loss=f"{window.means()['loss']:.4f}")
+
+
+def _start(out: Path, resume: bool, rank: int, *state, config) -> tuple[int, _Sums, int]:
+    """Where the run starts: the newest checkpoint's step with ``resume`` (``state``: model,
+    named parameters, masters, optimizer, scheduler), else 0 after :func:`_clear_run`."""
+    start, window, logged = _resume(out, *state, config) if resume else (0, _Sums(), 0)
+    if start == 0 and rank == 0:
+        _clear_run(out)
+    return start, window, logged
+
+
+def _clear_run(out: Path) -> None:
+    """A run from step 0 replaces an earlier one: its checkpoints and summary.json go at the
+    start (metrics.jsonl is rewritten by :class:`_Metrics`), its model/ only when the new one
+    is swapped in at the end, so that ``out`` always holds a whole model. A run without
+    summary.json is unfinished (the report does not show it)."""
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "summary.json").unlink(missing_ok=True)
 
 
 def _save_outputs(out: Path, model, tokenizer, summary: dict, config: TrainConfig) -> None:

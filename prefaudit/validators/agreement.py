@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,17 @@ class AgreementValidator(Validator):
             reason="raters' consensus prefers the rejected response",
         ),
         CleaningAction("soft_label", "soft_label"),
+    )
+
+    param_ranges = MappingProxyType(
+        {
+            "min_agreement": (0, 1),
+            "min_annotator_accuracy": (0, 1),
+            "min_annotator_agreement": (0, 1),
+            "bootstrap_resamples": (0, None),
+            "seed": (0, None),
+            "min_consensus": (0, 1),
+        }
     )
 
     def __init__(

@@ -137,6 +137,9 @@ class Validator:
     runs_by_default: ClassVar[bool] = True
     # The cleaning steps its flag columns drive; prefaudit.cleaning reads only these.
     cleaning: ClassVar[tuple[CleaningAction, ...]] = ()
+    # Bounds of numeric parameters, (lowest, highest), inclusive, None for unbounded;
+    # create_validator refuses a value outside them before any work starts.
+    param_ranges: ClassVar[Mapping[str, tuple[float | None, float | None]]] = MappingProxyType({})
 
     def get_params(self) -> dict[str, Any]:
         names = [
@@ -190,7 +193,7 @@ def create_validator(name: str, **params: Any) -> Validator:
             f"unknown validator {name!r}; available: {', '.join(VALIDATORS)}", setting="validators"
         )
     cls = VALIDATORS[name]
-    _check_types(name, cls, params)
+    _check_params(name, cls, params)
     try:
         return cls(**params)
     except TypeError as err:
@@ -201,12 +204,32 @@ def create_validator(name: str, **params: Any) -> Validator:
         ) from None
 
 
-def _check_types(name: str, cls: type, params: Mapping[str, Any]) -> None:
+def _check_params(name: str, cls: type, params: Mapping[str, Any]) -> None:
     """Raise when a parameter's value is not of the kind its default is (a number, a flag, a
-    text): ``--param content.max_response_chars=abc`` is caught here, not deep in numpy."""
+    text) or outside the validator's ``param_ranges``: ``--param content.max_response_chars=abc``
+    or ``=-10`` is caught here, not deep in numpy or as every pair flagged."""
+    _check_types(name, cls, params)
+    for key, (low, high) in cls.param_ranges.items():
+        value = params.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = " and ".join(
+                f"{word} {bound}"
+                for word, bound in ((">=", low), ("<=", high))
+                if bound is not None
+            )
+            raise BadParameterError(
+                f"validator {name!r}: {key} must be {bounds}, got {value!r}", setting="params"
+            )
+
+
+def _check_types(name: str, cls: type, params: Mapping[str, Any]) -> None:
     defaults = inspect.signature(cls.__init__).parameters
     for key, value in params.items():
         default = defaults[key].default if key in defaults else None
+        if default is None and key in defaults and value is not None:
+            _check_container(name, key, str(defaults[key].annotation), value)
         if default is None or default is inspect.Parameter.empty:
             continue
         if isinstance(default, bool):
@@ -219,6 +242,15 @@ def _check_types(name: str, cls: type, params: Mapping[str, Any]) -> None:
             continue
         numeric_flag = isinstance(value, bool) and kinds != (bool,)
         if not isinstance(value, kinds) or numeric_flag:
+            raise BadParameterError(
+                f"validator {name!r}: {key} must be {wanted}, got {value!r}", setting="params"
+            )
+
+
+def _check_container(name: str, key: str, annotation: str, value: Any) -> None:
+    """A parameter annotated as a mapping or a list (its default None) given something else."""
+    for prefix, kind, wanted in (("dict[", dict, "a mapping"), ("list[", list, "a list")):
+        if annotation.startswith(prefix) and not isinstance(value, kind):
             raise BadParameterError(
                 f"validator {name!r}: {key} must be {wanted}, got {value!r}", setting="params"
             )

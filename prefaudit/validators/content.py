@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,17 @@ class ContentValidator(Validator):
         "content/extreme_length_pairs",
         "content/chosen_longer_rate",
         "content/length_bias_p_value",
+    )
+
+    param_ranges = MappingProxyType(
+        {
+            "min_response_chars": (0, None),
+            "max_response_chars": (1, None),
+            "length_outlier_z": (0, None),
+            "cap_min_count": (1, None),
+            "cap_min_share": (0, 1),
+            "truncation_min_words": (1, None),
+        }
     )
 
     def __init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,15 @@ class CoverageValidator(Validator):
         "coverage/largest_cluster_share",
         "coverage/gap_rate",
         "coverage/languages",
+    )
+
+    param_ranges = MappingProxyType(
+        {
+            "clusters": (1, None),
+            "max_clusters": (2, None),
+            "gap_threshold": (-1, 1),
+            "seed": (0, None),
+        }
     )
 
     def __init__(

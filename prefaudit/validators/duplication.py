@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,18 @@ class DuplicationValidator(Validator):
         "duplication/leakage_rate",
     )
     cleaning = (CleaningAction("dedupe", "duplicate_of"),)
+
+    param_ranges = MappingProxyType(
+        {
+            "near_threshold": (0, 1),
+            "shingle_size": (1, 8),
+            "near_min_words": (1, None),
+            "num_perm": (1, None),
+            "semantic_threshold": (0, 1),
+            "max_pairs_per_prompt": (1, None),
+            "seed": (0, None),
+        }
+    )
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ a bootstrap over pairs.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,17 @@ class LabelNoiseValidator(Validator):
     cleaning = (
         CleaningAction("flip", "noise_score", reason="noise score {score:.3f} >= {threshold}"),
         CleaningAction("confidence", "noise_score"),
+    )
+
+    param_ranges = MappingProxyType(
+        {
+            "folds": (2, None),
+            "threshold": (0, 1),
+            "min_pairs": (1, None),
+            "regularization": (0, None),
+            "bootstrap": (0, None),
+            "seed": (0, None),
+        }
     )
 
     def __init__(
