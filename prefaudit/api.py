@@ -627,10 +627,24 @@ def train(
 
 
 def _check_logps_file(path: str | Path | None) -> None:
-    if path is not None and not Path(path).is_file():
-        what = f"{path} is a folder" if Path(path).is_dir() else f"no such file {path}"
+    """A ``reference_logps`` given to :func:`train` must be an audit's log-prob file."""
+    if path is None:
+        return
+    from prefaudit.models.logps_file import REFERENCE_COLUMNS
+
+    problem = f"{path} is a folder" if Path(path).is_dir() else f"no such file {path}"
+    if Path(path).is_file():
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            missing = set(REFERENCE_COLUMNS) - set(pq.read_schema(path).names)
+            problem = f"{path} lacks the columns {sorted(missing)}" if missing else ""
+        except (pa.ArrowException, OSError) as err:
+            problem = f"{path} is not a Parquet file ({err})"
+    if problem:
         raise SettingError(
-            f"reference_logps: {what}; expected an audit's reference_logps.parquet",
+            f"reference_logps: {problem}; expected an audit's reference_logps.parquet",
             setting="reference_logps",
         )
 

@@ -237,6 +237,9 @@ def test_train_refuses_a_missing_reference_logps_file_before_loading_a_model(tmp
     args = ["train", str(data), "--reference-logps", str(missing), "--out", str(tmp_path / "t")]
     assert main(args) == 2
     assert f"no such file {missing}" in capsys.readouterr().err
+    args[3] = str(data)  # a file, but not an audit's log-probs
+    assert main(args) == 2
+    assert "is not a Parquet file" in capsys.readouterr().err
 
 
 def test_junit_and_a_training_run_never_replace_an_input(tmp_path, capsys):
