@@ -697,7 +697,8 @@ def clean_then_train(
     reference log-probs are reused when it scored the pairs under the same model.
 
     ``options``: :func:`audit`'s keywords and ``TrainConfig`` fields (``max_length``, when
-    given, serves both; when not, training takes ``config``'s, else the audit's 2048); ``policy`` and ``audit`` are :func:`clean`'s; ``config`` and ``eval_data``
+    given, serves both; when not, training takes ``config``'s, else the audit's 2048);
+    ``policy`` and ``audit`` are :func:`clean`'s; ``config`` and ``eval_data``
     :func:`train`'s. notebooks/02_clean_then_train.ipynb runs it end to end.
     """
     from prefaudit.training.compare import train_cleaned
@@ -709,7 +710,8 @@ def clean_then_train(
         )
     audit_options, settings = _split_options(options)
     if config is None:  # the audit's max_length serves training too, unless a config sets it
-        settings.setdefault("max_length", audit_options.get("max_length", 2048))
+        default = AUDIT_OPTIONS["max_length"]
+        settings.setdefault("max_length", audit_options.get("max_length", default))
     out = Path(out) if out is not None else default_out(data)
     inputs = {**audit_options, "policy": policy, "config": config, "eval_data": eval_data}
     _refuse_inputs(out, data, inputs)

@@ -94,10 +94,10 @@ def print_cleaned(cleaned, out: Path) -> None:
 
 
 def print_training(result) -> None:
+    from prefaudit.outputs import TRAIN_REJECTED
+
     summary = result.summary
-    for load, name in zip(
-        result.loads, ("rejected-train.jsonl", "rejected-eval.jsonl"), strict=False
-    ):
+    for load, name in zip(result.loads, TRAIN_REJECTED, strict=False):
         where = f" (in {result.out / name})" if load.rows_rejected else ""
         print(f"load       {load.summary()}{where}")
     print(

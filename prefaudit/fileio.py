@@ -48,8 +48,8 @@ def swap_folder(new: str | Path, final: str | Path) -> Path:
         os.replace(new, final)
         return final
     if not _exchange(new, final):
-        aside = final.with_name(f".{final.name}.old")
-        shutil.rmtree(aside, ignore_errors=True)
+        aside = _aside(final)
+        shutil.rmtree(aside, ignore_errors=True)  # a finished swap's, whose removal was killed
         os.replace(final, aside)
         try:
             os.replace(new, final)
@@ -59,6 +59,18 @@ def swap_folder(new: str | Path, final: str | Path) -> Path:
         new = aside
     shutil.rmtree(new, ignore_errors=True)  # now the old folder
     return final
+
+
+def recover_swap(final: str | Path) -> None:
+    """Undo a :func:`swap_folder` killed between its two renames (where the system cannot
+    exchange): ``final`` is missing and the old folder lies aside; it goes back."""
+    final = Path(final)
+    if not final.exists() and _aside(final).is_dir():
+        os.replace(_aside(final), final)
+
+
+def _aside(final: Path) -> Path:
+    return final.with_name(f".{final.name}.old")
 
 
 def _exchange(a: Path, b: Path) -> bool:

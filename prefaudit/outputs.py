@@ -27,8 +27,15 @@ import pandas as pd
 
 from prefaudit import __version__
 from prefaudit.auditing import AuditResult, default_validators
-from prefaudit.errors import SettingError
-from prefaudit.fileio import swap_folder, umask, write_json, write_jsonl, write_parquet
+from prefaudit.errors import InputError, SettingError
+from prefaudit.fileio import (
+    recover_swap,
+    swap_folder,
+    umask,
+    write_json,
+    write_jsonl,
+    write_parquet,
+)
 from prefaudit.io import LoadedData
 from prefaudit.io.schema import TEXT_COLUMNS
 from prefaudit.validators import create_validator
@@ -90,6 +97,7 @@ def staged(out: str | Path | None) -> Iterator[Path | None]:
         yield out
         return
     out.parent.mkdir(parents=True, exist_ok=True)
+    recover_swap(out)
     _sweep_stages(out)
     prefix = _STAGE.format(out.name) + f"{os.getpid()}-"
     stage = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
@@ -209,10 +217,16 @@ def saved_fingerprint(folder: str | Path) -> str | None:
 
 
 def read_audit(folder: str | Path) -> AuditResult:
-    """The audit saved in ``folder`` by :func:`save_audit`."""
+    """The audit saved in ``folder`` by :func:`save_audit`; a damaged one is an
+    :class:`InputError` naming the folder."""
     folder = Path(folder)
-    data = orjson.loads((folder / AUDIT_FILE).read_bytes())
-    flags = pd.read_parquet(folder / FLAGS_FILE).drop(columns=["any_issue"])
+    try:
+        data = orjson.loads((folder / AUDIT_FILE).read_bytes())
+        flags = pd.read_parquet(folder / FLAGS_FILE).drop(columns=["any_issue"])
+    except FileNotFoundError:
+        raise
+    except (ValueError, KeyError, OSError) as err:  # orjson, Arrow and pandas errors
+        raise InputError(f"{folder}: the saved audit cannot be read ({err})") from err
     flags.index = flags.index.astype("str")
     return AuditResult.from_dict(data, flags)
 

@@ -48,3 +48,18 @@ def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
     path = fileio.write_bytes(tmp_path / "a.json", b"{}")
     assert path.stat().st_mode & 0o777 == 0o666 & ~fileio.umask()
     assert os.access(path, os.R_OK)
+
+
+def test_a_swap_killed_between_its_two_renames_is_undone_not_lost(tmp_path):
+    """Where the system cannot exchange, swap_folder renames the old folder aside first; a kill
+    right then leaves only `.model.old`. The next staged command puts it back before anything
+    else (it used to start a fresh folder, and the one after deleted the aside copy)."""
+    from prefaudit.outputs import staged
+
+    aside = _folder(tmp_path / ".model.old", "old")
+    (aside / "weights").write_text("hours of training")
+    with staged(tmp_path / "model") as stage:
+        assert (stage / "weights").read_text() == "hours of training"
+        (stage / "x").unlink()
+    assert (tmp_path / "model" / "weights").read_text() == "hours of training"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

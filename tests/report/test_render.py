@@ -264,3 +264,9 @@ def test_word_diff_compares_only_what_is_shown():
     left, right = word_diff("a " * 500_000, "a " * 500_000 + "b")
     assert left[-1] == ("same", " … (998,000 more characters)")
     assert right[-1] == ("same", " … (998,001 more characters)")
+
+
+def test_report_of_a_damaged_audit_exits_2_naming_the_folder(folder, capsys):
+    (folder / "audit.json").write_text("{not json")
+    assert main(["report", str(folder)]) == 2
+    assert f"{folder}: the saved audit cannot be read" in capsys.readouterr().err
