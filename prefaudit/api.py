@@ -29,9 +29,10 @@ import pandas as pd
 from prefaudit import outputs
 from prefaudit.auditing import AuditResult, default_validators, embedding_setting, run_audit
 from prefaudit.errors import BadParameterError, InputError, SettingError, UnknownNameError
-from prefaudit.fileio import write_jsonl
+from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
+from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
 from prefaudit.validators import create_validator
 
@@ -157,11 +158,12 @@ def _check_settings(options: Mapping[str, Any], embedding_model: Any) -> str:
         local = isinstance(value, (str, Path)) and not str(value).startswith("hf:")
         if local and not Path(value).exists():
             raise SettingError(f"{key}: no such file {value}", setting=key)
-    embedding = embedding_setting(_embedder(embedding_model))
-    if embedding not in ("auto", "off") and not embedding.startswith("object "):
+    embedder = _embedder(embedding_model)
+    name = embedder_from_env() if embedder == "env" else embedder
+    if isinstance(name, str) and name != "auto":
         given = embedding_model is not None
-        check_model_source(embedding, "embedding_model" if given else "PREFAUDIT_EMBEDDING_MODEL")
-    return embedding
+        check_model_source(name, "embedding_model" if given else "PREFAUDIT_EMBEDDING_MODEL")
+    return embedding_setting(embedder)
 
 
 def _refuse_other_runs(out: str | Path, data: LoadedData) -> None:
@@ -269,7 +271,7 @@ def _embedder(option: Any) -> Any:
         return "env"
     if isinstance(option, str) and option.strip().lower() in ("off", "none"):
         return None
-    return option
+    return str(option) if isinstance(option, Path) else option
 
 
 def _render(
@@ -295,6 +297,14 @@ def _staged(out: str | Path | None):
     if out is not None and _launch()[1] > 0:
         return contextlib.nullcontext(out)
     return outputs.staged(out)
+
+
+def _claimed(out: Path):
+    """``out`` held for writing (:func:`~prefaudit.fileio.claim_folder`) by the process that
+    writes (rank 0), for a command that writes into it in place (training)."""
+    if _launch()[1] > 0:
+        return contextlib.nullcontext()
+    return claim_folder(out)
 
 
 def _refuse_inputs(
@@ -366,7 +376,8 @@ def check(
     if ruleset.has_clean:
         _policy(rules)  # a rule file whose clean: section is wrong fails here too
     timings = {"read rules": time.perf_counter() - started}
-    _refuse_inputs(out, data, {**audit_options, "rules": rules, "baseline": baseline}, junit)
+    # The baseline is read whole above: out's audit.json may be it (the last run's figures).
+    _refuse_inputs(out, data, {**audit_options, "rules": rules}, junit)
     with _staged(out) as stage:
         done = _check(data, ruleset, old, timings, out=stage, **audit_options)
         if done is not None and stage is not None:
@@ -611,18 +622,21 @@ def train(
     }
     loaded = _pairs(data, load_options)
     evaluated = None if eval_data is None else _pairs(eval_data, load_options)
-    run = run_training(
-        loaded.pairs,
-        config,
-        out,
-        eval_pairs=None if evaluated is None else evaluated.pairs,
-        reference_logps=reference_logps,
-        resume=resume,
-        progress=progress,
-    )
-    run.loads = [d.report for d in (loaded, evaluated) if d is not None]
-    _write_train_rejected(out, loaded, evaluated)
-    run.report = _render(out.parent)  # when the run went into an audit folder
+    # The audit folder whose report shows the run is held too: its report is redrawn.
+    with _claimed(out.parent if outputs.has_audit(out.parent) else out):
+        run = run_training(
+            loaded.pairs,
+            config,
+            out,
+            eval_pairs=None if evaluated is None else evaluated.pairs,
+            reference_logps=reference_logps,
+            resume=resume,
+            progress=progress,
+        )
+        run.loads = [d.report for d in (loaded, evaluated) if d is not None]
+        if _launch()[1] == 0:  # helper processes under torchrun write nothing
+            _write_train_rejected(out, loaded, evaluated)
+            run.report = _render(out.parent)  # when the run went into an audit folder
     return run
 
 
@@ -716,24 +730,25 @@ def clean_then_train(
     inputs = {**audit_options, "policy": policy, "config": config, "eval_data": eval_data}
     _refuse_inputs(out, data, inputs)
     config = _config(config, settings)  # a bad setting fails before the audit, not after
-    with _staged(out) as stage:  # the audit and the cleaned files change together
-        cleaned = _clean(data, policy, audit=audit, out=stage, **audit_options)
-        if not compare_raw:  # an earlier comparison was with the run this one replaces
-            shutil.rmtree(stage / "train-raw", ignore_errors=True)
-            (stage / outputs.COMPARISON_FILE).unlink(missing_ok=True)
     load_options = {k: v for k, v in audit_options.items() if k in LOAD_OPTIONS}
     load_options.pop("annotations", None)
-    done = train_cleaned(
-        load(out / outputs.CLEANED_FILE).pairs,  # what a user of the file trains on
-        cleaned.audit.data.pairs if compare_raw else None,
-        config,
-        out,
-        eval_pairs=None if eval_data is None else _pairs(eval_data, load_options).pairs,
-        reference_logps=out / outputs.REFERENCE_FILE,
-        resume=resume,
-        progress=progress,
-    )
-    report = _render(out, cleaned.audit) if audit_options.get("report", True) else None
+    with _claimed(out):
+        with _staged(out) as stage:  # the audit and the cleaned files change together
+            cleaned = _clean(data, policy, audit=audit, out=stage, **audit_options)
+            if not compare_raw:  # an earlier comparison was with the run this one replaces
+                shutil.rmtree(stage / "train-raw", ignore_errors=True)
+                (stage / outputs.COMPARISON_FILE).unlink(missing_ok=True)
+        done = train_cleaned(
+            load(out / outputs.CLEANED_FILE).pairs,  # what a user of the file trains on
+            cleaned.audit.data.pairs if compare_raw else None,
+            config,
+            out,
+            eval_pairs=None if eval_data is None else _pairs(eval_data, load_options).pairs,
+            reference_logps=out / outputs.REFERENCE_FILE,
+            resume=resume,
+            progress=progress,
+        )
+        report = _render(out, cleaned.audit) if audit_options.get("report", True) else None
     return CleanThenTrainResult(cleaned, done.runs, done.comparison, report)
 
 

@@ -326,15 +326,17 @@ def run_audit(
 
 def embedding_setting(embedder: Any) -> str:
     """How ``embedder`` (run_audit's keyword) is recorded in :attr:`AuditResult.settings`:
-    "auto", a model name or folder, "off", or "object <type>" for an encoder given in code."""
-    if isinstance(embedder, str) and embedder == "env":
-        from prefaudit.models.embeddings import embedder_from_env
+    what its vectors depend on (:func:`~prefaudit.models.embeddings.embedding_source`: the
+    embedded model and its version, a name, a folder with a signature of its files), "off",
+    or "object <type>" for an encoder given in code."""
+    from prefaudit.models.embeddings import embedder_from_env, embedding_source
 
+    if isinstance(embedder, str) and embedder == "env":
         embedder = embedder_from_env()
     if embedder is None:
         return "off"
     if isinstance(embedder, str):
-        return embedder
+        return embedding_source(embedder)
     return f"object {type(embedder).__name__}"
 
 

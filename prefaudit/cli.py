@@ -46,13 +46,16 @@ def main(argv: list[str] | None = None) -> int:
 def _is_input_error(err: BaseException) -> bool:
     """Whether ``err`` is about what the user gave (exit 2) rather than a bug (exit 3): the
     library's :class:`~prefaudit.errors.InputError` (bad data, settings, rule files), a file
-    that cannot be read or written (``OSError``), or a model that cannot be loaded."""
+    that cannot be read or written (an ``OSError`` from the system: it has an errno; one
+    raised by a library without one is a bug of ours, which should have said what it means),
+    or a model that cannot be loaded."""
     from prefaudit.errors import InputError
     from prefaudit.models.embeddings import EmbeddingsUnavailable
     from prefaudit.models.loading import ReferenceModelUnavailable
 
-    known = (InputError, OSError, ReferenceModelUnavailable, EmbeddingsUnavailable)
-    return isinstance(err, known)
+    if isinstance(err, OSError):
+        return err.errno is not None
+    return isinstance(err, (InputError, ReferenceModelUnavailable, EmbeddingsUnavailable))
 
 
 class UsageError(Exception):

@@ -1,17 +1,31 @@
-"""Atomic file writes: a temporary file beside the target, then a rename."""
+"""Atomic file writes: a temporary file beside the target, then a rename; folders swapped
+in whole; and the lock a command holds on the folder it writes."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import logging
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from prefaudit.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: folders are not locked
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -91,6 +105,78 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # no such call, or not here
         return False
     raise OSError(code, f"cannot swap {b} for {a}: {os.strerror(code)}")
+
+
+class FolderBusy(InputError):
+    """Another process is writing into the folder (see :func:`claim_folder`)."""
+
+
+_claims = threading.local()  # the locks this thread holds: {lock file: depth}
+
+
+@contextlib.contextmanager
+def claim_folder(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder`` for writing while the block runs: a second process (or thread) that
+    claims it meanwhile gets :class:`FolderBusy` naming the holder, at once, instead of both
+    writing into it. The lock is ``flock`` on ``.<name>.lock`` beside the folder (removed at
+    the end; a killed holder's stays, unlocked), which a shared file system with locks holds
+    across hosts; the system releases it when its holder exits or is killed, so whoever holds
+    a folder may remove what killed commands left there. A thread may claim a folder again."""
+    lock = _lock_file(Path(folder))
+    held = _claims.__dict__.setdefault("depth", {})
+    if lock in held:
+        held[lock] += 1
+        try:
+            yield
+        finally:
+            held[lock] -= 1
+        return
+    fd = _lock(lock, folder)
+    held[lock] = 1
+    try:
+        yield
+    finally:
+        del held[lock]
+        if fd is not None:
+            lock.unlink(missing_ok=True)  # while still locked: a claimer retries on a new file
+            os.close(fd)
+
+
+def _lock(lock: Path, folder: str | Path) -> int | None:
+    """An open, locked descriptor of ``lock`` (None where locks are not available)."""
+    if fcntl is None:  # Windows
+        return None
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
+        except OSError as err:  # a read-only parent (a mount point under /mnt)
+            log.warning("%s cannot be locked (%s): nothing stops two writers", folder, err.strerror)
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "a process"
+            os.close(fd)
+            raise FolderBusy(
+                f"{folder}: another prefaudit command ({holder}) is writing into it; wait "
+                "for it to end, or write elsewhere"
+            ) from None
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:  # else its holder removed it as we opened it: lock the new one
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def _lock_file(folder: Path) -> Path:
+    folder = Path(os.path.abspath(folder))
+    parent = folder.parent.resolve()
+    return parent / f".{folder.name}.lock" if folder.name else folder / ".prefaudit.lock"
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

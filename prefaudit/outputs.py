@@ -29,6 +29,7 @@ from prefaudit import __version__
 from prefaudit.auditing import AuditResult, default_validators
 from prefaudit.errors import InputError, SettingError
 from prefaudit.fileio import (
+    claim_folder,
     recover_swap,
     swap_folder,
     umask,
@@ -74,7 +75,7 @@ WRITTEN = (
     "summary.json",
     *TRAIN_REJECTED,
 )
-_STAGE = ".{}.staging-"  # + "<pid>-<random>": the sibling folder a command writes into
+_STAGE = ".{}.staging-"  # + random letters: the sibling folder a command writes into
 
 
 @contextlib.contextmanager
@@ -85,32 +86,47 @@ def staged(out: str | Path | None) -> Iterator[Path | None]:
 
     The stage starts as a copy of ``out`` made of hard links (no data is copied; every write
     replaces a file by renaming, never writes through a link), so what else ``out`` holds (a
-    training run, the demo's data) is there after the swap. Stages left by killed commands are
-    removed first; those of running ones are left alone.
+    training run, the demo's data) is there after the swap. ``out`` is claimed for the whole
+    block (:func:`~prefaudit.fileio.claim_folder`: a second writer is refused), so stages left
+    by killed commands are removed first. A mount point, or the current folder or one above
+    it, cannot be swapped: its files are written in place, one by one.
     """
     if out is None:
         yield None
         return
-    out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
-    if out.is_dir() and os.path.ismount(out):  # a volume cannot be swapped: write in place
-        log.warning("%s is a mount point: its files are replaced one by one, not together", out)
-        yield out
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recover_swap(out)
-    _sweep_stages(out)
-    prefix = _STAGE.format(out.name) + f"{os.getpid()}-"
-    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
-    try:
-        if out.is_dir():
-            stage.rmdir()
-            shutil.copytree(out, stage, symlinks=True, copy_function=_link_or_copy)
-        else:  # mkdtemp makes 0700; a new folder follows the umask
-            os.chmod(stage, 0o777 & ~umask())
-        yield stage
-        swap_folder(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    out = Path(os.path.abspath(out))
+    out = out.resolve() if out.is_symlink() else out
+    with claim_folder(out):
+        if _in_place(out):
+            yield out
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        recover_swap(out)
+        for stale in out.parent.glob(_STAGE.format(out.name) + "*"):
+            shutil.rmtree(stale, ignore_errors=True)  # its writer is gone: we hold the claim
+        stage = Path(tempfile.mkdtemp(prefix=_STAGE.format(out.name), dir=out.parent))
+        try:
+            if out.is_dir():
+                stage.rmdir()
+                shutil.copytree(out, stage, symlinks=True, copy_function=_link_or_copy)
+            else:  # mkdtemp makes 0700; a new folder follows the umask
+                os.chmod(stage, 0o777 & ~umask())
+            yield stage
+            swap_folder(stage, out)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _in_place(out: Path) -> bool:
+    """Whether ``out`` is written in place, with a warning saying why."""
+    if out.is_dir() and os.path.ismount(out):
+        why = "a mount point"
+    elif out.resolve() == (here := Path.cwd().resolve()) or out.resolve() in here.parents:
+        why = "the current folder or one above it"
+    else:
+        return False
+    log.warning("%s is %s: its files are replaced one by one, not together", out, why)
+    return True
 
 
 def _link_or_copy(source: str, target: str) -> None:
@@ -118,24 +134,6 @@ def _link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:  # a file system without hard links
         shutil.copy2(source, target)
-
-
-def _sweep_stages(out: Path) -> None:
-    """Remove the stages of ``out`` whose command is no longer running."""
-    for stale in out.parent.glob(_STAGE.format(out.name) + "*"):
-        pid = stale.name.rsplit("staging-", 1)[-1].split("-", 1)[0]
-        if not pid.isdigit() or not _running(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 # What an audit folder holds about its data beyond the audit: removed when an audit of other

@@ -126,16 +126,28 @@ def test_a_file_whose_rows_are_all_rejected_exits_2_with_the_commonest_reason(tm
     assert not (tmp_path / "o").exists()  # nothing half-written
 
 
-def test_every_input_error_exits_2_and_a_bug_of_any_type_exits_3(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "error,code",
+    [
+        (ValueError("a bug that happens to be a ValueError"), 3),
+        (OSError("a library's OSError without an errno: ours to translate"), 3),
+        (OSError(28, "No space left on device", "/full/disk"), 2),
+    ],
+)
+def test_every_input_error_exits_2_and_a_bug_of_any_type_exits_3(
+    tmp_path, capsys, monkeypatch, error, code
+):
     import prefaudit.api
 
     def broken(*args, **kwargs):
-        raise ValueError("a bug that happens to be a ValueError")
+        raise error
 
     monkeypatch.setattr(prefaudit.api, "run_audit", broken)
     data = write_lines(tmp_path / "pairs.jsonl", [pair()])
-    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == 3
-    assert "internal error" in capsys.readouterr().err
+    assert main(["audit", str(data), "--out", str(tmp_path / "o")]) == code
+    err = capsys.readouterr().err
+    assert ("internal error" in err) == (code == 3)
+    assert code == 3 or "No space left on device: '/full/disk'" in err
 
 
 @pytest.mark.parametrize(

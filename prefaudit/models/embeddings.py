@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefaudit.models.cache import VectorCache, default_cache_dir, text_keys
+from prefaudit.models.cache import VectorCache, default_cache_dir, source_identity, text_keys
 from prefaudit.models.embedded import EMBEDDED_MODELS, embedded_model_path
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,19 @@ def embedder_from_env() -> str | None:
     if value.lower() in ("off", "none", "0", "false"):
         return None
     return value or "auto"
+
+
+def embedding_source(model: str | Path) -> str:
+    """What the vectors of ``model`` ("auto", a sentence-transformers name or folder) depend
+    on, as caches and saved audits compare it: "auto" is the embedded model and its package's
+    version, or says it is not installed (the semantic checks then fall back); a folder gets
+    :func:`~prefaudit.models.cache.source_identity`'s signature of its files."""
+    if str(model) != "auto":
+        return source_identity(model)
+    embedded = EMBEDDED_MODELS["embeddings"]
+    if embedded_model_path("embeddings") is None:
+        return f"auto: not installed ({embedded.pip})"
+    return f"{embedded.name} (embedded: {embedded.distribution} {embedded.version})"
 
 
 class Embedder:
@@ -80,7 +93,7 @@ class Embedder:
     @property
     def identity(self) -> str:
         """What the vectors depend on: the model (name or resolved folder) and its settings."""
-        source = self.model if self.model is not None else EMBEDDED_MODELS["embeddings"].name
+        source = embedding_source(self.model if self.model is not None else "auto")
         return f"{source}|normalized|max_seq_length={self.loaded.max_seq_length}"
 
     @property

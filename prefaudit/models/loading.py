@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from prefaudit.errors import SettingError
-from prefaudit.models.cache import default_cache_dir
+from prefaudit.models.cache import default_cache_dir, source_identity
 from prefaudit.models.embedded import EMBEDDED_MODELS, embedded_model_path
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,6 @@ def model_identity(model: str | Path | None, dtype: str) -> str:
     """The model and weight dtype log-probs depend on: a name or folder as given, or the
     embedded SmolLM2 with its file size. The trainer compares it with an audit's."""
     if model is not None:
-        return f"{model}|{dtype}"
+        return f"{source_identity(model)}|{dtype}"
     gguf = embedded_model_path("reference")
     return f"{EMBEDDED_MODELS['reference'].name}|{gguf.stat().st_size if gguf else 0}|{dtype}"

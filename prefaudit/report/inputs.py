@@ -10,6 +10,7 @@ import pandas as pd
 
 from prefaudit import outputs
 from prefaudit.auditing import AuditResult
+from prefaudit.errors import InputError
 
 
 @dataclass
@@ -39,9 +40,7 @@ class ReportInputs:
         folder = Path(folder)
         for name in (outputs.AUDIT_FILE, outputs.FLAGS_FILE):
             if not (folder / name).exists():
-                raise FileNotFoundError(
-                    f"{folder}: no {name} here; audit the data into this folder first"
-                )
+                raise InputError(f"{folder}: no {name} here; audit the data into this folder first")
         result = outputs.read_audit(folder)
         check = outputs.read_json(folder / outputs.CHECK_FILE)
         if check is not None and check.get("fingerprint") != result.fingerprint:

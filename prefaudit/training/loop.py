@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefaudit.errors import InputError
+from prefaudit.errors import InputError, SettingError
 from prefaudit.models.distributed import barrier, rank_and_world
 from prefaudit.models.logps_file import read_reference_logps
 from prefaudit.training.config import TrainConfig
@@ -78,7 +78,7 @@ def train(
     checkpoints/. ``eval_pairs``: held-out pairs (default: a stable ``config.eval_fraction``
     of ``pairs``); ``reference_logps``: an audit's, reused where it matches; ``resume``:
     continue from the newest checkpoint in ``out``."""
-    out = Path(out)
+    out = _unless_unfinished(Path(out), resume)
     rank, world = rank_and_world()
     model, tokenizer, device, dtype = _load(config, rank)
     train_set, eval_set = _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps)
@@ -235,6 +235,19 @@ def _start(out: Path, resume: bool, rank: int, *state, config) -> tuple[int, _Su
     if start == 0 and rank == 0:
         _clear_run(out)
     return start, window, logged
+
+
+def _unless_unfinished(out: Path, resume: bool) -> Path:
+    """``out``, unless a run from step 0 (not ``resume``) would delete the checkpoints of an
+    unfinished run there (no summary.json): refused, before any model loads."""
+    found = sorted((out / "checkpoints").glob("step-*"))
+    if found and not resume and not (out / "summary.json").exists():
+        raise SettingError(
+            f"{out} holds checkpoints of an unfinished run (the newest: {found[-1].name}); "
+            f"resume it, or remove {out / 'checkpoints'} to start over",
+            setting="resume",
+        )
+    return out
 
 
 def _clear_run(out: Path) -> None:

@@ -34,3 +34,19 @@ def test_kinds_and_dtypes_are_kept_apart(tmp_path):
     assert not found.any()
     found, values = VectorCache(tmp_path, "m", kind="reference", dtype=np.float64).lookup(keys)
     assert found.all() and values[0, 0] == -175.01780519  # float64 kept exactly
+
+
+def test_a_model_saved_again_into_the_same_folder_is_another_source(tmp_path):
+    import os
+
+    from prefaudit.models.cache import source_identity
+
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "sub" / "weights.bin").write_bytes(b"v1")
+    first = source_identity(model)
+    assert first.startswith(f"{model}@") and source_identity(str(model)) == first
+    (model / "sub" / "weights.bin").write_bytes(b"v2")  # same size, newer
+    os.utime(model / "sub" / "weights.bin", ns=(1, 1))
+    assert source_identity(model) != first
+    assert source_identity("org/hub-model") == "org/hub-model"
