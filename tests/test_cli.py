@@ -235,11 +235,14 @@ def test_ref_model_from_a_local_folder_writes_reference_logps(tmp_path, capsys):
     assert metrics["reference/scored_pairs"] == 1  # the first pair is 9 tokens: reported, not cut
     assert metrics["reference/truncated_pairs"] == 1
     logps = pd.read_parquet(out / "reference_logps.parquet")
+    from prefaudit.models.loading import model_identity
     from prefaudit.models.logps_file import REFERENCE_COLUMNS
 
     assert tuple(logps.columns) == REFERENCE_COLUMNS  # what the trainer reads
     assert len(logps) == 1 and logps["ref_chosen_logps"].iat[0] < 0
-    assert logps.attrs["reference_model"] == f"{model}|float32"  # what the trainer compares
+    # What the trainer compares: the folder, a signature of its files, the dtype.
+    assert logps.attrs["reference_model"] == model_identity(str(model), "float32")
+    assert logps.attrs["reference_model"].startswith(f"{model}@")
     assert "reference/truncated_pairs" in capsys.readouterr().out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from prefaudit.io.readers import open_records, open_table
+from prefaudit.io.readers import line_limit, open_records, open_table
 from prefaudit.io.schema import (
     DEFAULT_MAX_CHARS,
     ON_BAD_ROW,
@@ -75,7 +75,7 @@ def load(
     """
     _check_settings(format, on_bad_row, max_chars)
     if isinstance(path, (str, Path)):
-        source = open_records(str(path), file_type)
+        source = open_records(str(path), file_type, max_line_bytes=line_limit(max_chars))
     else:
         source = open_table(path)
         path = source.name

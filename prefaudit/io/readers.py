@@ -6,13 +6,15 @@ saying why that row could not be read (bad JSON, bad bytes, wrong type...).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import gzip
 import io
-import sys
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,11 @@ _SUFFIXES = {
     ".pq": "parquet",
 }
 _BOM = b"\xef\xbb\xbf"
+# The most bytes one JSON Lines line or CSV line may take: a longer one is rejected without
+# being held in memory (a file that is one huge line, a pasted dump). The loader raises it
+# with --max-chars, so that any row whose texts fit fits (see :func:`line_limit`).
+MAX_LINE_BYTES = 64 << 20
+_KEPT = 100_000  # bytes of an over-long line kept in its rejection
 
 Item = tuple[int, "dict[str, Any] | LoadIssue"]
 
@@ -48,6 +55,7 @@ class RecordSource:
     notes: list[str]
     fingerprint: xxhash.xxh3_128
     position: int = 0  # the last line or record read, for error messages
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
 def detect_file_type(path: str) -> str:
@@ -68,8 +76,17 @@ def detect_file_type(path: str) -> str:
     )
 
 
-def open_records(path: str, file_type: str | None = None) -> RecordSource:
-    """Open ``path`` and return its records; raises :class:`LoadError` if it cannot be opened."""
+def line_limit(max_chars: int) -> int:
+    """The line limit for texts of up to ``max_chars`` characters: a row holds three, each
+    up to 6 bytes a character as JSON escapes, and other fields."""
+    return max(MAX_LINE_BYTES, 24 * max_chars)
+
+
+def open_records(
+    path: str, file_type: str | None = None, *, max_line_bytes: int = MAX_LINE_BYTES
+) -> RecordSource:
+    """Open ``path`` and return its records; raises :class:`LoadError` if it cannot be opened.
+    A line over ``max_line_bytes`` is a rejected row, read past without being kept."""
     file_type = file_type or detect_file_type(path)
     if file_type not in FILE_TYPES:
         raise LoadError(
@@ -84,6 +101,7 @@ def open_records(path: str, file_type: str | None = None) -> RecordSource:
     if p.is_dir():
         raise LoadError(f"{path}: is a folder; expected a {file_type} file")
     source = RecordSource(path, file_type, "line", iter(()), [], xxhash.xxh3_128())
+    source.max_line_bytes = max_line_bytes
     if file_type == "jsonl":
         source.items = _jsonl_items(p, source)
     elif file_type == "json":
@@ -111,14 +129,21 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-@contextmanager
+@contextlib.contextmanager
 def _damage_reported(path: Path, source: RecordSource):
     """A damaged file (truncated gzip, bad compressed data) is an error that says where."""
     try:
         yield
     except (PermissionError, FileNotFoundError, IsADirectoryError) as err:
         raise LoadError(f"{path}: cannot be read ({err.strerror})") from err
-    except (EOFError, OSError, zlib.error) as err:
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # unpacking it: the disk, not the file
+            raise
+        where = f" after {source.unit} {source.position}" if source.position else ""
+        raise LoadError(
+            f"{path}: the file is damaged or truncated{where} ({err}); no row was loaded"
+        ) from err
+    except (EOFError, zlib.error) as err:
         where = f" after {source.unit} {source.position}" if source.position else ""
         raise LoadError(
             f"{path}: the file is damaged or truncated{where} ({err}); no row was loaded"
@@ -142,13 +167,16 @@ def _jsonl_lines(path: Path, source: RecordSource) -> Iterator[Item]:
     crlf = 0
     with _open_binary(path) as handle:
         head = handle.peek(_PEEK)[:_PEEK] if hasattr(handle, "peek") else b""
-        lines: Iterator[bytes] = handle
+        end = b"\n"
         if b"\r" in head and b"\n" not in head:
-            lines = _cr_lines(handle)
+            end = b"\r"
             source.notes.append(f"{path}: lines end in CR only (old Mac line ends); read as LF")
+        lines = _bounded_lines(handle, end, source.max_line_bytes, source.fingerprint)
         for number, raw in enumerate(lines, 1):
             source.position = number
-            source.fingerprint.update(raw)
+            if isinstance(raw, _Overlong):
+                yield number, raw.issue(path, number, source.max_line_bytes)
+                continue
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
                 source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
@@ -174,23 +202,81 @@ def _jsonl_lines(path: Path, source: RecordSource) -> Iterator[Item]:
 _PEEK = 1 << 16  # bytes looked at to tell the line-end convention
 
 
-def _cr_lines(handle, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """The lines of a file whose lines end in CR alone, each with its CR."""
-    rest = b""
-    while block := handle.read(chunk):
-        *lines, rest = (rest + block).split(b"\r")
-        yield from (line + b"\r" for line in lines)
-    if rest:
-        yield rest
+@dataclass
+class _Overlong:
+    """A line longer than the limit: its first bytes and its size (the rest was not kept)."""
+
+    head: bytes
+    size: int
+
+    def issue(self, path: Path, number: int, limit: int) -> LoadIssue:
+        reason = f"the line has {self.size:,} bytes, over the {limit:,} a row may take"
+        return LoadIssue(str(path), number, None, reason, record=_raw_text(self.head) + " [...]")
+
+
+def _bounded_lines(handle, end: bytes, limit: int, digest) -> Iterator[bytes | _Overlong]:
+    """The lines of ``handle`` (each with its ``end``), every byte fed to ``digest``; a line
+    of over ``limit`` bytes comes as an :class:`_Overlong`, read past in pieces, never whole."""
+    if end == b"\r":
+        yield from _cr_lines(handle, limit, digest)
+        return
+    while line := handle.readline(limit + 1):
+        digest.update(line)
+        if len(line) <= limit or line.endswith(end):
+            yield line
+            continue
+        overlong = _Overlong(line[:_KEPT], len(line))
+        while not line.endswith(end) and (line := handle.readline(1 << 20)):
+            digest.update(line)
+            overlong.size += len(line)
+        yield overlong
+
+
+def _cr_lines(handle, limit: int, digest) -> Iterator[bytes | _Overlong]:
+    """:func:`_bounded_lines` for a file whose lines end in CR alone."""
+    pieces: list[bytes] = []
+    size, overlong = 0, None
+    while block := handle.read(1 << 20):
+        digest.update(block)
+        *lines, tail = block.split(b"\r")
+        for part in lines:
+            size += len(part)
+            if overlong is None and size <= limit:
+                yield b"".join([*pieces, part, b"\r"])
+            else:
+                overlong = overlong or _Overlong(b"".join([*pieces, part])[:_KEPT], 0)
+                overlong.size = size + 1  # with its CR
+                yield overlong
+            pieces, size, overlong = [], 0, None
+        size += len(tail)
+        if overlong is None and size > limit:
+            overlong, pieces = _Overlong(b"".join([*pieces, tail])[:_KEPT], size), []
+        elif overlong is None:
+            pieces.append(tail)
+    if overlong is not None:
+        overlong.size = size
+        yield overlong
+    elif size:
+        yield b"".join(pieces)
+
+
+_WHOLE = 64 << 20  # a .json file up to this size is parsed at once (orjson); above, streamed
 
 
 def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
+    """The records of a JSON document: a list streamed one record at a time (ijson) when the
+    file is large, else parsed whole (orjson: faster); an object holding the list under one
+    key is parsed whole."""
     with _damage_reported(path, source), _open_binary(path) as handle:
-        raw = handle.read()
-    source.fingerprint.update(raw)
-    if raw.startswith(_BOM):
-        raw = raw[len(_BOM) :]
-        source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
+        hashed = io.BufferedReader(_Hashing(handle, source.fingerprint), 1 << 20)
+        raw = hashed.read(_WHOLE + 1)
+        if raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+            source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
+        if len(raw) > _WHOLE and raw.lstrip()[:1] == b"[":
+            yield from _streamed_records(path, source, _Joined(raw, hashed))
+            return
+        raw += hashed.read()
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
@@ -210,6 +296,39 @@ def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
         else:
             reason = f"expected a JSON object, got {describe_type(record)}"
             yield number, LoadIssue(str(path), number, None, reason, unit="record", record=record)
+
+
+def _streamed_records(path: Path, source: RecordSource, stream) -> Iterator[Item]:
+    import ijson
+
+    number = 0
+    try:
+        for record in ijson.items(stream, "item", use_float=True):
+            number = source.position = number + 1
+            if isinstance(record, dict):
+                yield number, record
+            else:
+                reason = f"expected a JSON object, got {describe_type(record)}"
+                yield (
+                    number,
+                    LoadIssue(str(path), number, None, reason, unit="record", record=record),
+                )
+    except ijson.JSONError as err:
+        raise LoadError(f"{path}: not valid JSON after record {number} ({err})") from err
+
+
+class _Joined:
+    """Bytes already read, then the rest of a file: one stream to read on."""
+
+    def __init__(self, head: bytes, rest):
+        self._head, self._rest = memoryview(head), rest
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        size = len(self._head) if size < 0 else size
+        part, self._head = bytes(self._head[:size]), self._head[size:]
+        return part
 
 
 def _json_records(document: Any, path: Path) -> list[Any]:
@@ -240,7 +359,8 @@ def _csv_items(path: Path, source: RecordSource, delimiter: str) -> Iterator[Ite
 
 
 def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item]:
-    csv.field_size_limit(sys.maxsize)
+    limit = source.max_line_bytes
+    csv.field_size_limit(limit)  # a field over many lines: each bounded, and their sum too
     with _open_binary(path) as binary:
         head = binary.peek(3)[:3] if hasattr(binary, "peek") else b""
         text = io.TextIOWrapper(
@@ -252,7 +372,8 @@ def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item
         if head == _BOM:
             text.read(1)
             source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
-        reader = csv.reader(text, delimiter=delimiter)
+        overlong: dict[int, int] = {}  # line number -> its characters
+        reader = csv.reader(_bounded_text(text, limit, overlong), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -262,25 +383,73 @@ def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item
             raise LoadError(
                 f"{path}, line 1: the header repeats the column(s) {', '.join(repeated)}; rename them"
             )
+        for number, values in _csv_records(reader, source):
+            spanned = sorted(n for n in overlong if number <= n <= reader.line_num)
+            if isinstance(values, str) or spanned:
+                first = spanned[0] if spanned else number
+                reason = (
+                    values
+                    if isinstance(values, str)
+                    else (
+                        f"line {first} has {overlong[first]:,} characters, over the {limit:,} a "
+                        "row may take"
+                    )
+                )
+                yield number, LoadIssue(str(path), number, None, reason)
+                continue
+            yield from _csv_record(path, number, header, values)
+
+
+def _csv_records(reader, source: RecordSource) -> Iterator[tuple[int, list[str] | str]]:
+    """(first line, fields) of each record of ``reader``, or (first line, why) for a record
+    the csv module refused (a field over the limit); blank lines skipped."""
+    end_of_previous = reader.line_num
+    while True:
+        number = end_of_previous + 1
+        source.position = number
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            values = f"cannot be read as CSV: {err}"
         end_of_previous = reader.line_num
-        for values in reader:
-            number, end_of_previous = end_of_previous + 1, reader.line_num
-            source.position = number
-            if not values or values == [""]:
-                continue
-            if len(values) != len(header):
-                reason = f"has {len(values)} fields, the header has {len(header)}"
-                record = [_clean(v) for v in values]
-                yield number, LoadIssue(str(path), number, None, reason, record=record)
-                continue
-            record = dict(zip(header, values, strict=True))
-            bad = next((k for k, v in record.items() if _has_surrogates(v)), None)
-            if bad is not None:
-                raw = record[bad].encode("utf-8", "surrogateescape")
-                kept = {k: _clean(v) for k, v in record.items()}
-                yield number, LoadIssue(str(path), number, bad, _utf8_problem(raw), record=kept)
-                continue
-            yield number, record
+        if values and values != [""]:
+            yield number, values
+
+
+def _csv_record(path: Path, number: int, header: list[str], values: list[str]) -> Iterator[Item]:
+    if len(values) != len(header):
+        reason = f"has {len(values)} fields, the header has {len(header)}"
+        record = [_clean(v) for v in values]
+        yield number, LoadIssue(str(path), number, None, reason, record=record)
+        return
+    record = dict(zip(header, values, strict=True))
+    bad = next((k for k, v in record.items() if _has_surrogates(v)), None)
+    if bad is not None:
+        raw = record[bad].encode("utf-8", "surrogateescape")
+        kept = {k: _clean(v) for k, v in record.items()}
+        yield number, LoadIssue(str(path), number, bad, _utf8_problem(raw), record=kept)
+        return
+    yield number, record
+
+
+def _bounded_text(text, limit: int, overlong: dict[int, int]) -> Iterator[str]:
+    """The lines of ``text`` for the csv module; a line of over ``limit`` characters is read
+    past in pieces and given as an empty line (with a quote when it held an odd number of
+    them, so that the parser's state after it is the same), its number and size noted in
+    ``overlong``."""
+    number = 0
+    while line := text.readline(limit + 1):
+        number += 1
+        if len(line) <= limit or line.endswith(("\n", "\r")):
+            yield line
+            continue
+        size, quotes = len(line), line.count('"')
+        while not line.endswith(("\n", "\r")) and (line := text.readline(1 << 20)):
+            size, quotes = size + len(line), quotes + line.count('"')
+        overlong[number] = size
+        yield '"' * (quotes % 2) + "\n"
 
 
 class _Hashing(io.RawIOBase):
@@ -325,13 +494,23 @@ def _parquet_items(path: Path, source: RecordSource) -> Iterator[Item]:
 
     import pyarrow as pa
 
-    with _damage_reported(path, source), _open_binary(path) as handle:
-        # A .parquet.gz is decompressed into memory: Parquet needs random access.
-        data = pa.BufferReader(handle.read()) if isinstance(handle, gzip.GzipFile) else path
-    try:
-        parquet = pq.ParquetFile(data)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise LoadError(f"{path}: not a readable Parquet file ({err})") from err
+    with contextlib.ExitStack() as stack:
+        data: Any = path
+        with _damage_reported(path, source), _open_binary(path) as handle:
+            if isinstance(handle, gzip.GzipFile):  # Parquet needs random access: unpacked
+                data = stack.enter_context(tempfile.TemporaryFile(prefix="prefaudit-"))
+                shutil.copyfileobj(handle, data, 1 << 20)  # into a file, not into memory
+                data.seek(0)
+        try:
+            parquet = pq.ParquetFile(data)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise LoadError(f"{path}: not a readable Parquet file ({err})") from err
+        yield from _parquet_groups(path, parquet)
+
+
+def _parquet_groups(path: Path, parquet) -> Iterator[Item]:
+    import pyarrow as pa
+
     number = 0
     for group in range(parquet.num_row_groups):
         # A damaged page (corrupt compressed data, a bad header, invalid UTF-8 in a string

@@ -288,3 +288,68 @@ def test_a_damaged_parquet_row_group_rejects_its_rows_and_the_rest_loads(tmp_pat
     assert report.rows_rejected >= 1 and len(data.pairs) >= 100
     reasons = {issue.reason for issue in report.rejected}
     assert len(reasons) == 1 and "which cannot be read" in reasons.pop()
+
+
+@pytest.mark.parametrize("name,end", [("p.jsonl", "\n"), ("p.jsonl.gz", "\n"), ("p.jsonl", "\r")])
+def test_a_line_over_the_limit_is_rejected_without_being_held(tmp_path, monkeypatch, name, end):
+    """A file that is one huge line used to be read whole (a 100 MB line peaked at 329 MB)."""
+    import tracemalloc
+
+    from prefaudit.io import readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1 << 20)
+    huge = json.dumps(pair("Q", "x" * (30 << 20), "B"))
+    body = end.join([json.dumps(ROWS[0]), huge, json.dumps(ROWS[1]), ""]).encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(body, 1) if name.endswith(".gz") else body)
+    del huge, body
+    tracemalloc.start()
+    data = load(str(path), max_chars=10)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak:,} bytes"
+    assert _texts(data) == EXPECTED[:2]
+    (issue,) = data.report.rejected
+    assert issue.line == 2 and issue.reason.startswith("the line has 31,457,")
+    assert issue.reason.endswith("bytes, over the 1,048,576 a row may take")
+
+
+def test_the_line_limit_grows_with_max_chars():
+    from prefaudit.io.readers import MAX_LINE_BYTES, line_limit
+
+    assert line_limit(1000) == MAX_LINE_BYTES
+    assert line_limit(10_000_000) == 240_000_000  # three 10M-character texts, all escaped
+
+
+def test_a_csv_line_over_the_limit_is_rejected_and_the_rows_after_it_read(tmp_path, monkeypatch):
+    """The long line ends a quoted field (an odd number of quotes): the parser must be in the
+    same state after it as if it had read it."""
+    from prefaudit.io import readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1000)
+    long_tail = "y" * 5000 + '",B2'
+    body = f'prompt,chosen,rejected\nQ1,A1,B1\nQ2,"first line\n{long_tail}\nQ3,A3,B3\n'
+    path = tmp_path / "p.csv"
+    path.write_text(body)
+    data = load(str(path), max_chars=10)
+    assert _texts(data) == [EXPECTED[0], EXPECTED[2]]
+    (issue,) = data.report.rejected
+    assert issue.line == 3 and issue.reason.startswith("line 4 has 5,005 characters, over")
+    assert data.pairs["row"].tolist() == [2, 5]
+
+
+def test_a_large_json_list_is_streamed_with_the_same_result(tmp_path, monkeypatch):
+    from prefaudit.io import readers
+
+    rows = [*ROWS, 7]
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(rows, indent=1).encode())
+    whole = load(str(path))
+    monkeypatch.setattr(readers, "_WHOLE", 16)  # a "large" file: streamed
+    streamed = load(str(path))
+    assert _texts(streamed) == _texts(whole) == EXPECTED
+    assert streamed.report.fingerprint == whole.report.fingerprint
+    assert [i.reason for i in streamed.report.rejected] == ["expected a JSON object, got a number"]
+    path.write_bytes(json.dumps(rows).encode()[:-30])
+    with pytest.raises(LoadError, match=r"p.json: not valid JSON after record 2"):
+        load(str(path))
