@@ -614,6 +614,7 @@ def train(
     _refuse_inputs(out, data, inputs)
     _check_logps_file(reference_logps)
     config = _config(config, settings)
+    check_model_source(config.model, "model")
     load_options = {
         "format": format,
         "mapping": mapping,
@@ -730,6 +731,7 @@ def clean_then_train(
     inputs = {**audit_options, "policy": policy, "config": config, "eval_data": eval_data}
     _refuse_inputs(out, data, inputs)
     config = _config(config, settings)  # a bad setting fails before the audit, not after
+    check_model_source(config.model, "model")
     load_options = {k: v for k, v in audit_options.items() if k in LOAD_OPTIONS}
     load_options.pop("annotations", None)
     with _claimed(out):
@@ -775,14 +777,19 @@ def _config(config: Any, settings: Mapping[str, Any]):
     settings = dict(settings)
     if settings.get("model") == "embedded":
         settings["model"] = None
-    try:
-        if config is None:
-            return TrainConfig(**settings)
-        if isinstance(config, (str, Path)):
-            return TrainConfig.from_yaml(config, **settings)
-        return replace(config, **settings) if settings else config
-    except (TypeError, ValueError) as err:
-        raise SettingError(f"training settings: {err}") from err
+    unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise BadParameterError(f"unknown training setting(s): {', '.join(unknown)}")
+    if config is None:
+        return TrainConfig(**settings)
+    if isinstance(config, (str, Path)):
+        return TrainConfig.from_yaml(config, **settings)
+    if not isinstance(config, TrainConfig):
+        raise SettingError(
+            f"config: expected a TrainConfig or a YAML file, got {type(config).__name__}",
+            setting="config",
+        )
+    return replace(config, **settings) if settings else config
 
 
 # -- report and demo --------------------------------------------------------------------------

@@ -338,3 +338,17 @@ def test_every_option_is_an_api_keyword_with_the_same_name_and_default():
                 continue  # given every time, or passed on only when given
             assert action.default == default, (name, action.dest, action.default, default)
     assert checked > 80
+
+
+@pytest.mark.parametrize("command", ["audit", "train"])
+def test_a_model_name_that_is_no_folder_fails_at_once_when_the_hub_is_offline(
+    tmp_path, capsys, monkeypatch, command
+):
+    """It used to spend about 50 s in download retries, then name no folder."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    flag = "--ref-model" if command == "audit" else "--model"
+    data = write_lines(tmp_path / "pairs.jsonl", [pair()])
+    assert main([command, str(data), flag, "no_such_model", "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err
+    assert "no model folder no_such_model here, and the Hugging Face hub is offline" in error
+    assert f"(option {flag})" in error and not (tmp_path / "o").exists()

@@ -323,6 +323,25 @@ def test_training_settings_out_of_range_are_refused_before_anything_loads(settin
         TrainConfig(**{setting: value})
 
 
+def test_a_config_file_gives_numbers_as_yaml_writes_them_and_wrong_types_are_named(tmp_path):
+    """YAML 1.1 reads `1e-5` as a string: it was "'<' not supported between str and int"."""
+    from prefaudit.errors import SettingError
+
+    config = tmp_path / "train.yaml"
+    config.write_text("learning_rate: 1e-5\nbatch_size: 4.0\nmax_steps: '7'\n")
+    made = api._config(config, {})
+    assert (made.learning_rate, made.batch_size, made.max_steps) == (1e-5, 4, 7)
+    config.write_text("batch_size: 2.5\nuse_weights: 1\nwarmup_ratio: .nan\n")
+    with pytest.raises(SettingError) as caught:
+        api._config(config, {})
+    assert str(caught.value) == (
+        "use_weights must be true or false, got 1; warmup_ratio must be a number, got nan; "
+        "batch_size must be a whole number, got 2.5"
+    )
+    with pytest.raises(SettingError, match="unknown training setting"):
+        api._config(None, {"learning_rat": 1e-5})
+
+
 def test_train_accounts_for_rejected_rows_and_refuses_eval_data_with_none(tmp_path, capsys):
     data = write_lines(tmp_path / "pairs.jsonl", [*_pairs("a"), "{broken"])
     bad = write_lines(tmp_path / "eval.jsonl", [pair("x", 5, "y"), pair("z", "w", None)])

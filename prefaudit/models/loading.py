@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from prefaudit.errors import SettingError
@@ -41,6 +42,29 @@ def check_model_source(model: str | Path | None, setting: str) -> None:
     looks_local = str(model).startswith((".", "/", "~")) or str(model).count("/") > 1
     if looks_local and not path.is_dir():
         raise SettingError(f"{setting}: no model folder {model}", setting=setting)
+    if not path.is_dir() and _offline() and not _cached(str(model)):
+        raise SettingError(
+            f"{setting}: no model folder {model} here, and the Hugging Face hub is offline "
+            "(HF_HUB_OFFLINE) with no copy of it in the cache",
+            setting=setting,
+        )
+
+
+def _offline() -> bool:
+    flags = (os.environ.get(k, "").lower() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(flag in ("1", "true", "yes", "on") for flag in flags)
+
+
+def _cached(name: str) -> bool:
+    """Whether the hub cache holds ``name``'s config.json (so an offline load can work)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repository name
+        return False
 
 
 def load_causal_lm(
@@ -69,7 +93,8 @@ def load_causal_lm(
             tokenizer = AutoTokenizer.from_pretrained(str(model))
             loaded = AutoModelForCausalLM.from_pretrained(str(model), dtype=getattr(torch, dtype))
         except (OSError, ValueError) as err:
-            raise ReferenceModelUnavailable(f"cannot load the model {model}: {err}") from err
+            where = "" if Path(model).is_dir() else f" (there is no folder {model} here)"
+            raise ReferenceModelUnavailable(f"cannot load the model {model}{where}: {err}") from err
         return loaded.eval(), tokenizer
     gguf = embedded_model_path("reference")
     if gguf is None:

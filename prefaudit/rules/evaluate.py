@@ -103,7 +103,9 @@ def baseline_metrics(path: str | Path) -> dict[str, Any]:
         metrics = {
             k: v for entry in data["validators"].values() for k, v in entry["metrics"].items()
         }
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as err:
+    except KeyError as err:
+        raise RuleFileError(f"{path}: not an audit.json (it has no {err} entry)") from err
+    except (OSError, orjson.JSONDecodeError, TypeError, AttributeError) as err:
         raise RuleFileError(f"{path}: not a readable audit.json ({err})") from err
     return metric_values(load, metrics)
 

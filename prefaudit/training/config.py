@@ -6,6 +6,7 @@ follow TRL's ``DPOConfig`` where TRL has the same setting, so results compare.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,32 @@ def _is_device(device: str) -> bool:
     """``cpu``, ``cuda``, ``cuda:1``...: what torch.device accepts, checked without torch."""
     kind, _, index = device.partition(":")
     return kind in _DEVICES and (not index or index.isdigit())
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def _as(kind: str, value: Any) -> Any:
+    """``value`` as ``kind`` ("int", "float", "bool", "str"); TypeError or ValueError if it
+    is not one (a number with a fraction is not an int, nor a number a switch, nor the
+    reverse; a path is text)."""
+    if isinstance(value, bool) != (kind == "bool"):
+        raise TypeError(value)
+    if kind == "float":
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
+    if kind == "int":
+        number = float(value) if isinstance(value, str) else value
+        if not isinstance(number, (int, float)) or number != int(number):
+            raise ValueError(value)
+        return int(number)
+    if kind == "str" and isinstance(value, Path):
+        return str(value)
+    if kind == "str" and not isinstance(value, str):
+        raise TypeError(value)
+    return value
 
 
 def _help(text: str, default: Any) -> Any:
@@ -91,7 +118,9 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._typed()
+        if problems:  # a value of the wrong type cannot be range-checked
+            raise SettingError("; ".join(problems))
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.schedule not in SCHEDULES:
@@ -142,6 +171,21 @@ class TrainConfig:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if problems:
             raise SettingError("; ".join(problems))
+
+    def _typed(self) -> list[str]:
+        """Each number and switch made the type its field declares, as YAML and flags give
+        them loosely (YAML reads ``1e-5`` as a string, ``4.0`` is a whole number); what cannot
+        be is a problem naming the field."""
+        problems = []
+        for f in fields(self):
+            kind, value = str(f.type).removesuffix(" | None"), getattr(self, f.name)
+            if value is None and str(f.type).endswith("| None"):
+                continue
+            try:
+                setattr(self, f.name, _as(kind, value))
+            except (TypeError, ValueError, OverflowError):
+                problems.append(f"{f.name} must be {_KINDS.get(kind, kind)}, got {value!r}")
+        return problems
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:

@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class Case:
     data: str
     files: dict[str, bytes] = field(default_factory=dict)
     options: list[str] = field(default_factory=list)
+    again: bool = False  # run a second time, into the folder the first run wrote
 
     def write(self, folder: Path) -> list[str]:
         """Write the files into ``folder``; the argv for ``prefaudit.cli.main``."""
@@ -85,6 +87,7 @@ def generate(rng: random.Random) -> Case:
     case = Case("audit", name, {name: content}, ["--out", "@out"])
     for _ in range(rng.choice([0, 0, 1, 2])):
         _add_option(rng, case, records)
+    case.again = rng.random() < 0.2
     return case
 
 
@@ -245,34 +248,60 @@ class Outcome:
 
 def run(case: Case, folder: Path) -> Outcome:
     """Run ``case`` in-process in ``folder`` and check what prefaudit promises: exit 0, 1
-    (``check`` only) or 2, never 3; exit 2 with a one-line message, not a traceback; nothing
-    written outside ``--out``; on success, an audit folder whose rows are all accounted for."""
+    (``check`` only) or 2, never 3; exit 2 with a one-line message that names a file or an
+    option, not a traceback; nothing written outside ``--out``; on success, an audit folder
+    whose rows are all accounted for, whose report can be drawn again; run again into that
+    folder, the same exit code and the same promises."""
+    argv = case.write(folder)
+    before = {p for p in folder.rglob("*")}
+    code, stderr = _main(argv)
+    problems = _promises(case, folder, code, stderr)
+    out = folder / "out"
+    if code in (0, 1):
+        problems += _consistent(out)
+        again, message = _main(["report", str(out)])
+        if again != 0:
+            problems.append(f"report of the folder: exit {again} ({message.strip()})")
+    if case.again:
+        again, message = _main(argv)
+        if again != code:
+            problems.append(f"run again into its own folder: exit {again}, was {code}")
+        problems += _promises(case, folder, again, message)
+        stderr += message
+    written = {p for p in folder.rglob("*")} - before
+    outside = sorted(str(p.relative_to(folder)) for p in written if out not in (p, *p.parents))
+    if outside:
+        problems.append(f"written outside --out: {outside}")
+    return Outcome(code, problems, stderr)
+
+
+def _main(argv: list[str]) -> tuple[int, str]:
     import contextlib
 
     from prefaudit.cli import main
 
-    argv = case.write(folder)
-    before = {p for p in folder.rglob("*")}
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             code = main(argv)
         except SystemExit as exit:  # argparse
             code = exit.code if isinstance(exit.code, int) else 2
-    out = folder / "out"
+    return code, stderr.getvalue()
+
+
+def _promises(case: Case, folder: Path, code: int, stderr: str) -> list[str]:
     problems = []
     allowed = {0, 2} | ({1} if case.command == "check" else set())
     if code not in allowed:
         problems.append(f"exit {code}")
-    if code == 2 and "Traceback" in stderr.getvalue():
-        problems.append("a traceback for an input error")
-    written = {p for p in folder.rglob("*")} - before
-    outside = sorted(str(p.relative_to(folder)) for p in written if out not in (p, *p.parents))
-    if outside:
-        problems.append(f"written outside --out: {outside}")
-    if code in (0, 1):
-        problems += _consistent(out)
-    return Outcome(code, problems, stderr.getvalue())
+    if code == 2:
+        if "Traceback" in stderr:
+            problems.append("a traceback for an input error")
+        error = next((line for line in stderr.splitlines() if "error:" in line), "")
+        files = [str(folder / name) for name in (case.data, *case.files, "out")]
+        if not any(name in error for name in files) and not re.search(r"--[a-z]", error):
+            problems.append(f"an exit-2 message that names no file nor option: {error!r}")
+    return problems
 
 
 def _consistent(out: Path) -> list[str]:
