@@ -11,6 +11,7 @@ import pandas as pd
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HH_FILE = SHARED_DATA / "hh-rlhf-harmless-test.jsonl.gz"
 ALPACA_FILE = SHARED_DATA / "alpacaeval-judges.jsonl.gz"
+ALPACA_DEV_FILE = SHARED_DATA / "alpacaeval-gpt4-dev.jsonl.gz"  # 28,175 GPT-4 judgements
 
 
 def write_lines(path: Path, records: list) -> Path:
@@ -124,9 +125,11 @@ def save_tiny_model(folder, words: list[str]):
 
 
 # A learnable preference task for the trainer: chosen responses use "good" words, rejected ones
-# "bad" words; a share of the labels can be flipped (the truth is kept in `flipped`).
+# "bad" words; a share of the labels can be flipped (the truth is kept in `flipped`). Each bad
+# word is as long as its good one: the task is learnt from the words, not from their length
+# (which label_noise's preference model is made blind to).
 GOOD_WORDS = ["good", "fine", "great", "nice", "kind", "glad", "calm"]
-BAD_WORDS = ["bad", "poor", "awful", "rude", "mean", "sad", "cold"]
+BAD_WORDS = ["ugly", "poor", "awful", "rude", "mean", "grim", "cold"]
 FILLER_WORDS = [
     "tell",
     "me",

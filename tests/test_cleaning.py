@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import orjson
 import pandas as pd
 import pytest
@@ -9,6 +11,8 @@ from prefaudit.cleaning.policy import load_policy
 from prefaudit.outputs import write_cleaned
 from prefaudit.rules import RuleFileError
 from tests.helpers import pairs_frame
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _pairs(n: int) -> pd.DataFrame:
@@ -49,6 +53,9 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
             "label_noise/noise_score": data.draw(
                 st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=n, max_size=n)
             ),
+            "label_noise/flip_score": data.draw(
+                st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=n, max_size=n)
+            ),
         },
     )
     policy = CleaningPolicy(tuple(drop), dedupe, reorient, flip, weights)
@@ -59,21 +66,26 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
     assert {f["pair_id"] for f in result.flips} <= set(cleaned)  # only kept pairs are flipped
     assert result.counts["cleaned"] + result.counts["quarantined"] == n
     for row in result.quarantine:
-        assert row["action"] in ("drop", "dedupe") and row["issues"]
+        assert row["action"] in ("drop", "dedupe", "review") and row["issues"]
+        if row["action"] == "review":  # held, not flipped: the model's score alone reached it
+            assert flip is not None
+            assert flags.at[row["pair_id"], "label_noise/noise_score"] >= flip
 
 
 def test_actions_run_in_the_documented_order_and_say_why():
-    pairs = _pairs(6)
+    pairs = _pairs(7)
     flags = _flags(
         pairs.index,
         **{
-            "content/issue": [True, False, False, False, False, False],
-            "content/reason": ["empty response", "", "", "", "", ""],
+            "content/issue": [True, False, False, False, False, False, False],
+            "content/reason": ["empty response", "", "", "", "", "", ""],
             # p2 and p3 copy p1; p1 stays.
-            "duplication/duplicate_of": [None, None, "p1", "p1", None, None],
-            "agreement/contradicted": [False, False, False, False, True, False],
-            "agreement/soft_label": [1.0, 1.0, 1.0, 1.0, 0.1, 0.8],
-            "label_noise/noise_score": [0.99, 0.2, 0.2, 0.2, 0.97, 0.96],
+            "duplication/duplicate_of": [None, None, "p1", "p1", None, None, None],
+            "agreement/contradicted": [False, False, False, False, True, False, False],
+            "agreement/soft_label": [1.0, 1.0, 1.0, 1.0, 0.1, 0.8, 1.0],
+            "label_noise/noise_score": [0.99, 0.2, 0.2, 0.2, 0.97, 0.96, 0.98],
+            # p6's score is the preference model's alone: held for review, not flipped.
+            "label_noise/flip_score": [0.99, None, None, None, 0.97, 0.96, None],
         },
     )
     policy = CleaningPolicy(("content",), True, True, 0.95, "confidence")
@@ -92,13 +104,20 @@ def test_actions_run_in_the_documented_order_and_say_why():
             "by": "raters",
             "reason": "raters' consensus prefers the rejected response",
         },
-        {"pair_id": "p5", "by": "label_noise", "reason": "noise score 0.960 >= 0.95"},
+        {
+            "pair_id": "p5",
+            "by": "label_noise",
+            "reason": "noise score 0.960 >= 0.95, backed by scores, raters or the reference model",
+        },
     ]
+    assert dropped["p6"]["action"] == "review"
+    assert "on the preference model alone" in dropped["p6"]["reasons"]["label_noise"]
     rows = {r["pair_id"]: r for r in result.cleaned}
     assert rows["p5"]["chosen"] == "bad 5" and rows["p5"]["rejected"] == "good 5"
     assert rows["p5"]["weight"] == pytest.approx(0.96)  # confidence in the flipped label
     assert rows["p1"]["weight"] == pytest.approx(0.8)
     assert result.counts["drop: content"] == 1 and result.counts["dedupe"] == 2
+    assert result.counts["review"] == 1
 
 
 def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(tmp_path):
@@ -140,5 +159,27 @@ def test_policy_errors_name_the_file_and_line(tmp_path, section, message):
 
 def test_the_default_rules_carry_a_policy():
     policy = load_policy("rules/default.yaml")
-    assert "content" in policy.drop and policy.flip_min_noise == 0.95
+    assert {"content/identical", "content/bad_chosen"} <= set(policy.drop)
+    assert "content" not in policy.drop and policy.flip_min_noise == 0.95
     assert policy.dedupe and policy.reorient_by_raters and policy.weights == "confidence"
+
+
+def test_the_default_policy_does_not_make_real_gpt4_labels_worse(alpaca_dev_file):
+    """3,000 GPT-4-judged AlpacaEval pairs, GPT-4's label taken as the truth, no raters and no
+    reference model: the default policy flipped 26 labels (each a shorter chosen answer for
+    the longer rejected one, none an improvement) and dropped 22 pairs, most for a bad
+    *rejected* response or for code and URLs read as cut off. Now: no flip without evidence
+    besides the preference model, and a pair is dropped for its content only when its chosen
+    response is bad or both are identical."""
+    import prefaudit
+    from prefaudit.io import load
+
+    pairs = load(str(alpaca_dev_file)).pairs.sample(3000, random_state=0)
+    audit = prefaudit.audit(pairs, validators=["content", "label_noise"], embedding_model="off")
+    cleaned = prefaudit.clean(pairs, REPO / "rules" / "default.yaml", audit=audit)
+    assert cleaned.flips == []
+    assert cleaned.counts["cleaned"] + cleaned.counts["quarantined"] == 3000
+    dropped = cleaned.quarantine[cleaned.quarantine["action"] == "drop"]
+    content = audit.flags.loc[dropped["pair_id"]]
+    assert (content["content/bad_chosen"] | content["content/identical"]).all()
+    assert cleaned.counts["quarantined"] <= 20

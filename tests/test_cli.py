@@ -267,10 +267,11 @@ def test_clean_writes_cleaned_quarantine_and_manifest(tmp_path, data_file, capsy
     cleaned = [orjson.loads(line) for line in (out / "cleaned.jsonl").read_bytes().splitlines()]
     held = [orjson.loads(line) for line in (out / "quarantine.jsonl").read_bytes().splitlines()]
     assert [r["prompt"] for r in cleaned] == ["What is 2+2?"]
-    assert held[0]["chosen"] == "Same." and held[0]["issues"] == ["content"]
+    assert held[0]["chosen"] == "Same." and held[0]["issues"] == ["content/identical"]
     assert "content" in held[0]["reasons"]
     manifest = orjson.loads((out / "manifest.json").read_bytes())
-    assert manifest["counts"] == {"drop: content": 1, "input": 2, "cleaned": 1, "quarantined": 1}
+    counts = {"drop: content/identical": 1, "input": 2, "cleaned": 1, "quarantined": 1}
+    assert manifest["counts"] == counts
     assert manifest["policy"]["flip_min_noise"] == 0.95
 
 

@@ -10,7 +10,8 @@ The policy's steps are applied in this order, each to the pairs the previous one
 3. ``reorient_by_raters``: pairs a ``reorient`` column marks (the raters' consensus prefers
    the rejected response) are flipped;
 4. ``flip_min_noise``: pairs whose ``flip`` score reaches this value (and were not flipped
-   already) are flipped;
+   already) are flipped; pairs whose ``review`` score reaches it but were not flipped (the
+   evidence was too weak to flip on) go to the quarantine for review;
 5. ``weights``: ``confidence`` attaches ``weight`` = 1 - the ``confidence`` score;
    ``soft_label`` attaches ``soft_label`` = P(chosen better), after any flip.
 
@@ -66,6 +67,9 @@ def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> C
     flips = _flips(pairs, flags, policy, kept, flipped)
     if flips:
         counts["flip"] = len(flips)
+    if policy.flip_min_noise is not None:
+        _review(pairs, flags, policy.flip_min_noise, kept & ~flipped, quarantine, counts)
+        kept &= ~pd.Series(pairs.index.isin(list(quarantine)), index=pairs.index)
     cleaned = [
         _cleaned_row(pairs.loc[pair_id], pair_id, flags, policy, bool(flipped[pair_id]))
         for pair_id in pairs.index[kept.to_numpy()]
@@ -145,6 +149,22 @@ def _flips(pairs, flags, policy: CleaningPolicy, kept, flipped) -> list[dict[str
             ]
             flipped |= hit
     return flips
+
+
+def _review(pairs, flags, threshold: float, candidates, quarantine, counts) -> None:
+    """Quarantine the ``candidates`` whose ``review`` score reaches ``threshold``."""
+    for validator, column, action in declared(flags, "review"):
+        score = flags[column].astype(float)
+        hit = (score >= threshold).fillna(False) & candidates
+        for pair_id in pairs.index[hit.to_numpy()]:
+            reason = action.reason.format(score=score[pair_id], threshold=threshold)
+            quarantine[pair_id] = {
+                "action": "review",
+                "issues": [column],
+                "reasons": {validator: reason},
+            }
+            counts["review"] = counts.get("review", 0) + 1
+        candidates &= ~hit
 
 
 def _cleaned_row(row, pair_id, flags, policy: CleaningPolicy, flipped: bool) -> dict[str, Any]:

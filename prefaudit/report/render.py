@@ -16,7 +16,7 @@ from prefaudit.fileio import write_bytes
 from prefaudit.outputs import REPORT_FILE
 from prefaudit.report import charts, table
 from prefaudit.report.inputs import ReportInputs
-from prefaudit.report.sections import SEVERITIES, Problem, build_section, num, pct
+from prefaudit.report.sections import SEVERITIES, Problem, build_section, label_noise, num, pct
 from prefaudit.report.text import shown
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def render_report(inputs: ReportInputs) -> str:
         "flagged_share": flagged / len(result.pair_ids) if result.pair_ids else None,
         "sections": sections,
         "problems": _problems(inputs, sections),
-        "tiles": _tiles(result.metrics),
+        "tiles": _tiles(result.metrics, result.validators.get("label_noise")),
         "notes": [*load.notes, *result.notes],
         "rejected": load.rejected[:LISTED],
         "warnings": load.warnings[:LISTED],
@@ -149,18 +149,20 @@ def _problems(inputs: ReportInputs, sections) -> list[Problem]:
     return sorted(problems, key=lambda p: SEVERITIES.index(p.severity))
 
 
-def _tiles(metrics: dict[str, Any]) -> list[dict[str, str]]:
-    """Headline figures of the checks that ran."""
+def _tiles(metrics: dict[str, Any], noise=None) -> list[dict[str, str]]:
+    """Headline figures of the checks that ran (the noise rate only where signals besides the
+    preference model support it, naming them)."""
     tiles = []
     if metrics.get("agreement/krippendorff_alpha") is not None:
         tiles.append(
             {"value": num(metrics["agreement/krippendorff_alpha"]), "label": "Krippendorff's alpha"}
         )
-    if metrics.get("label_noise/estimated_rate") is not None:
+    signals = list(noise.info.get("signals_used") or []) if noise is not None else []
+    if metrics.get("label_noise/estimated_rate") is not None and label_noise.supported(signals):
         tiles.append(
             {
                 "value": pct(metrics["label_noise/estimated_rate"]),
-                "label": "labels estimated flipped",
+                "label": f"labels estimated flipped ({', '.join(signals)})",
             }
         )
     if metrics.get("duplication/exact_rate") is not None:

@@ -94,6 +94,8 @@ class CleaningAction:
       so the pair is flipped (policy ``reorient_by_raters``);
     - ``"flip"``: a score in [0, 1] that the label is flipped; pairs at or above the policy's
       ``flip_min_noise`` are flipped;
+    - ``"review"``: the same kind of score, on evidence too weak to flip on: pairs at or above
+      ``flip_min_noise`` that were not flipped go to the quarantine for review;
     - ``"confidence"``: the same kind of score; ``weights: confidence`` attaches
       ``weight`` = 1 - score (the score itself after a flip);
     - ``"soft_label"``: P(chosen is better); ``weights: soft_label`` attaches it (1 - it after
@@ -109,7 +111,7 @@ class CleaningAction:
     reason: str = ""
 
 
-CLEANING_KINDS = ("dedupe", "reorient", "flip", "confidence", "soft_label")
+CLEANING_KINDS = ("dedupe", "reorient", "flip", "review", "confidence", "soft_label")
 
 
 class Validator:

@@ -17,6 +17,12 @@ _DANGLING_END = (
     r"(?i)(?:[,;:\-–—(\[/&+]|\b(?:and|or|but|because|so|the|a|an|of|to|with|for|from|that|which|"
     r"in|on|at|by|as|if|is|are|was|were|my|your|their|this|these)\b)$"
 )
+# What ends on a dangling character but is complete: a statement of code ending in ";" (its
+# last line has code's punctuation or keywords) or a URL or path ending in "/".
+_COMPLETE_END = (
+    r"(?:(?:[(){}\[\]=<>\"'`]|\+\+|--|\breturn\b|\bbreak\b|\bcontinue\b)[^\n]*;"
+    r"|(?:https?://|www\.|\S[./])\S*/)$"
+)
 _OPEN_END = r"[\p{L}\p{N}]$"  # ends on a letter or digit: no closing punctuation
 _CLOSED_END = r"[.!?…\"'”’)\]}>*`]$"  # ends like a finished sentence, quote, bracket or code block
 
@@ -147,6 +153,14 @@ class ContentValidator(Validator):
                 "identical": identical,
                 "truncated": truncated,
                 "extreme_length": findings["extreme"],
+                # The chosen side is what DPO teaches: an empty, cut-off or extreme chosen
+                # response spoils the pair; a bad rejected one makes it an easy, valid pair.
+                "bad_chosen": (
+                    sides["chosen"]["empty"]
+                    | sides["chosen"]["capped"]
+                    | sides["chosen"]["dangling"]
+                    | sides["chosen"]["extreme"]
+                ),
             },
             index=pairs.index,
         )
@@ -166,7 +180,12 @@ class ContentValidator(Validator):
         )
         return {
             "empty": empty,
-            "dangling": _matches(features.tail, _DANGLING_END) & long_enough & ~empty,
+            "dangling": (
+                _matches(features.tail, _DANGLING_END)
+                & ~_matches(features.tail, _COMPLETE_END)
+                & long_enough
+                & ~empty
+            ),
             "open_end": _matches(features.tail, _OPEN_END) & long_enough,
             "extreme": extreme,
             "closed": _matches(features.tail, _CLOSED_END),

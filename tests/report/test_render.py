@@ -270,3 +270,24 @@ def test_report_of_a_damaged_audit_exits_2_naming_the_folder(folder, capsys):
     (folder / "audit.json").write_text("{not json")
     assert main(["report", str(folder)]) == 2
     assert f"{folder}: the saved audit cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scores", [False, True])
+def test_the_noise_rate_is_a_headline_only_with_signals_besides_the_preference_model(
+    tmp_path, scores
+):
+    """The model alone learns what the judge liked as much as wrong labels: its rate was
+    headlined as HIGH ("11.1% of labels look flipped") on correctly labelled AlpacaEval pairs."""
+    import numpy as np
+
+    import prefaudit
+    from tests.validators.test_label_noise import _planted
+
+    pairs, _ = _planted(200, flipped=0.2)
+    if scores:  # explicit scores: a second signal
+        pairs["score_chosen"] = np.where(pairs["chosen"].str.contains("clear"), 5, 3)
+        pairs["score_rejected"] = 4
+    result = prefaudit.audit(pairs, validators=["label_noise"], embedding_model="off")
+    html = prefaudit.to_html(result, tmp_path / "r.html").read_text("utf-8")
+    assert ("labels estimated flipped (scores, model)" in html) == scores
+    assert ("The preference model alone suspects about" in html) == (not scores)

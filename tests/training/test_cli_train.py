@@ -61,11 +61,17 @@ def test_clean_then_train_beats_raw_training_at_30_percent_flips(tmp_path, capsy
         + ["--max-steps", "20", "--batch-size", "16", "--learning-rate", "1e-3"]
     )
     assert code == 0
+    # The preference model is the only signal: its suspects are held for review (quarantined),
+    # not flipped.
     manifest = orjson.loads((out / "manifest.json").read_bytes())
-    flipped = {f["pair_id"] for f in manifest["flips"]}
+    assert manifest["flips"] == []
+    quarantine = [
+        orjson.loads(line) for line in (out / "quarantine.jsonl").read_bytes().splitlines()
+    ]
+    held = {row["pair_id"] for row in quarantine if row["action"] == "review"}
     planted = set(noisy.index[noisy["flipped"]])
-    assert len(flipped & planted) >= 0.8 * len(planted)
-    assert len(flipped - planted) <= 0.05 * (len(noisy) - len(planted))
+    assert len(held & planted) >= 0.8 * len(planted)
+    assert len(held - planted) <= 0.05 * (len(noisy) - len(planted))
     comparison = orjson.loads((out / "comparison.json").read_bytes())
     cleaned, raw = comparison["cleaned"], comparison["raw"]
     assert comparison["steps"] == 20 and comparison["eval_pairs"] == 100

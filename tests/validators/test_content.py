@@ -62,6 +62,35 @@ def test_response_ending_on_a_connector_is_truncated():
     assert result.flags["reason"].iloc[2] == "chosen ends mid-sentence ('...ly mix the flour and')"
 
 
+@pytest.mark.parametrize(
+    "complete",
+    [
+        "Here is the fix for your loop:\n    total = total + price * quantity;",
+        "Call it like this: console.log(format(date, 'yyyy'));",
+        "The C function ends when it reaches the final return 0;",
+        "You will find the full reference at https://docs.python.org/3/library/",
+        "Copy the binary into the folder /usr/local/bin/ or ~/bin/",
+    ],
+)
+def test_complete_code_and_urls_are_not_called_truncated(complete):
+    """13 of 28 "ends mid-sentence" flags on 3,000 AlpacaEval pairs were code ending in ';'
+    or a URL ending in '/'."""
+    result = _run(_with(2, ("Q?", complete, BAD)))
+    assert not any(_mask(result, "truncated")), result.flags["reason"].iloc[2]
+
+
+def test_only_a_bad_chosen_response_spoils_the_pair():
+    """An empty, one-character or cut-off *rejected* response against a good chosen one is a
+    valid, easy DPO pair; the same as the chosen one is not."""
+    cut = "You should first preheat the oven and then carefully mix the flour and"
+    rows = [*NORMAL[:4], ("Q?", GOOD, ""), ("Q?", GOOD, "k"), ("Q?", GOOD, cut), ("Q?", "", BAD)]
+    rows += [("Q?", cut, BAD), ("Q?", GOOD, GOOD)]
+    result = _run(rows)
+    assert _mask(result) == [False] * 4 + [True] * 6
+    assert _mask(result, "bad_chosen") == [False] * 7 + [True, True, False]
+    assert _mask(result, "identical") == [False] * 9 + [True]
+
+
 def test_short_reply_ending_on_a_connector_is_not_called_truncated():
     assert not any(_mask(_run(_with(2, ("Q?", "Yes, and", BAD)))))
 

@@ -18,17 +18,19 @@ GOOD = [
     "thorough",
     "precise",
 ]
+# Each bad word as long as its good counterpart: the flips must be found by what the answers
+# say, not by their length (which the preference model is made blind to).
 BAD = [
-    "rude",
     "wrong",
     "useless",
-    "vague",
-    "careless",
-    "false",
     "hostile",
     "sloppy",
-    "lazy",
-    "confusing",
+    "careless",
+    "mistaken",
+    "harmful",
+    "rude",
+    "slipshod",
+    "unclear",
 ]
 TOPICS = [
     "bread",
@@ -169,3 +171,42 @@ def test_a_model_that_learns_little_says_its_estimate_is_suspect():
     assert "not label noise alone" in result.info["caveat"]
     assert result.info["caveat"] in context.notes
     assert result.info["model_regularization"] in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def _shorter_chosen(pairs: pd.DataFrame) -> pd.Series:
+    return pairs["chosen"].str.len() < pairs["rejected"].str.len()
+
+
+def test_a_judge_that_favours_length_does_not_make_the_shorter_chosen_answers_suspects():
+    """Right labels from a judge that picks the longer answer 5 times in 6: the model learns
+    length, and (before) every shorter chosen answer looked flipped."""
+    rng = np.random.default_rng(1)
+    words = [*GOOD, *BAD, "answer", "about", "the", "it", "and", "this"]
+    rows = []
+    for i in range(600):
+        short, long = (" ".join(rng.choice(words, k)) for k in (rng.integers(4, 9), 14))
+        rows.append((f"question {i}", *((long, short) if rng.random() < 5 / 6 else (short, long))))
+    pairs = pairs_frame(rows)
+    flags = LabelNoiseValidator().run(AuditContext(pairs, embedder=None)).flags
+    suspects = flags["noise_score"] >= flags["noise_score"].quantile(0.9)
+    shorter = _shorter_chosen(pairs).reindex(flags.index)
+    assert shorter.mean() == pytest.approx(1 / 6, abs=0.04)
+    assert shorter[suspects].mean() <= shorter.mean() + 0.1  # was 1.0
+
+
+def test_on_real_gpt4_judged_pairs_suspects_are_no_more_length_skewed_than_the_file(
+    alpaca_dev_file,
+):
+    """3,000 AlpacaEval pairs judged by GPT-4 (favouring longer answers): before, 92% of the
+    suspects had the shorter chosen answer against 16% of the file."""
+    from prefaudit.io import load
+
+    pairs = load(str(alpaca_dev_file)).pairs.sample(3000, random_state=0)
+    flags = LabelNoiseValidator().run(AuditContext(pairs, embedder=None)).flags
+    shorter = _shorter_chosen(pairs).reindex(flags.index)
+    suspects = flags["issue"].astype(bool)
+    assert suspects.sum() >= 30
+    assert shorter[suspects].mean() <= shorter.mean() + 0.05, (
+        shorter[suspects].mean(),
+        shorter.mean(),
+    )

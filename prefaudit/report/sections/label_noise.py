@@ -30,10 +30,17 @@ def build(result, inputs):
             xlabel="flagged pairs",
             alt="Flagged pairs by which signals point at them",
         )
-    return context, _problems(m)
+    return context, _problems(m, signals)
 
 
-def _problems(m) -> list[Problem]:
+def supported(signals) -> bool:
+    """Whether the noise rate rests on more than the preference model: scores, raters or the
+    reference model. The model alone learns what the judge liked (length, style) as much as
+    which labels are wrong, so its rate is shown as a hint, not a headline."""
+    return any(s != "model" for s in signals)
+
+
+def _problems(m, signals) -> list[Problem]:
     rate = m.get("label_noise/estimated_rate")
     if rate is None or rate < 0.03:
         return []
@@ -42,10 +49,22 @@ def _problems(m) -> list[Problem]:
         m.get("label_noise/estimated_rate_ci_high"),
     )
     interval = f" (95% CI {pct(low)} to {pct(high)})" if low is not None else ""
+    flagged = m.get("label_noise/flagged")
+    suspects = f"{num(flagged)} {'pair is' if flagged == 1 else 'pairs are'} flagged as suspects"
+    if not supported(signals):
+        return [
+            Problem(
+                "low",
+                f"The preference model alone suspects about {pct(rate)} of the labels{interval}; "
+                f"{suspects}. With no raters, scores or reference model this is a hint, not a "
+                "measured noise rate: review the suspects, or audit with --annotations or "
+                "--ref-model to confirm.",
+            )
+        ]
     return [
         Problem(
             "high" if rate >= 0.1 else "medium",
-            f"About {pct(rate)} of the labels look flipped{interval}; "
-            f"{num(m.get('label_noise/flagged'))} pairs are flagged as suspects.",
+            f"About {pct(rate)} of the labels look flipped{interval}, from "
+            f"{', '.join(signals)}; {suspects}.",
         )
     ]
