@@ -93,6 +93,13 @@ def print_cleaned(cleaned, out: Path) -> None:
     print(f"results in {out}/ (cleaned.jsonl, quarantine.jsonl, manifest.json)")
 
 
+_REFERENCE_SOURCES = {
+    "audit": "from the audit",
+    "computed": "computed",
+    "not_needed": "not needed (pairs no step uses)",
+}
+
+
 def print_training(result) -> None:
     from prefaudit.outputs import TRAIN_REJECTED
 
@@ -100,10 +107,16 @@ def print_training(result) -> None:
     for load, name in zip(result.loads, TRAIN_REJECTED, strict=False):
         where = f" (in {result.out / name})" if load.rows_rejected else ""
         print(f"load       {load.summary()}{where}")
+    seen = summary.get("pairs_seen")
+    seen = f"{seen:,} pairs seen of {summary['train_pairs']:,}" if seen is not None else ""
+    reference = summary["reference_logps"]["train"]
+    sources = ", ".join(
+        f"{count:,} {_REFERENCE_SOURCES.get(name, name)}" for name, count in reference.items()
+    )
     print(
-        f"trained {result.steps} steps on {summary['train_pairs']} pairs "
-        f"({summary['train_tokens']:,} tokens, {_fmt(summary['tokens_per_second'])} tokens/s); "
-        f"reference log-probs: {summary['reference_logps']['train']}"
+        f"trained {result.steps} steps ({seen or str(summary['train_pairs']) + ' pairs'}; "
+        f"{summary['train_tokens']:,} tokens, {_fmt(summary['tokens_per_second'])} tokens/s); "
+        f"reference log-probs: {sources}"
     )
     if result.eval_metrics:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in result.eval_metrics.items())

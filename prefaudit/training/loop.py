@@ -41,6 +41,9 @@ from prefaudit.training.losses import LOSSES, reduce
 log = logging.getLogger(__name__)
 
 # What every evaluation and training log line reports, under TRL's names.
+# TRL's names mean what TRL's mean: "loss" is the plain mean of the per-pair losses, whatever
+# weights the data carries; "loss/weighted" is the mean of weight x loss, what the steps
+# minimise when the data has weights (equal to "loss" when it has none).
 METRICS = (
     "loss",
     "rewards/chosen",
@@ -49,6 +52,7 @@ METRICS = (
     "rewards/accuracies",
     "logps/chosen",
     "logps/rejected",
+    "loss/weighted",
 )
 
 
@@ -348,16 +352,18 @@ class _Sums:
     def add(self, stats) -> None:
         rewards = stats["rewards"].double().cpu().numpy()
         logps = stats["logps"].double().cpu().numpy()
-        weighted = (stats["loss"].detach() * stats["weight"]).double().cpu().numpy()
+        loss = stats["loss"].detach()
+        weighted = (loss * stats["weight"]).double().cpu().numpy()
         margins = rewards[:, 0] - rewards[:, 1]
         self.values += [
-            weighted.sum(),
+            loss.double().cpu().numpy().sum(),
             rewards[:, 0].sum(),
             rewards[:, 1].sum(),
             margins.sum(),
             (margins > 0).sum(),
             logps[:, 0].sum(),
             logps[:, 1].sum(),
+            weighted.sum(),
         ]
         self.pairs += len(rewards)
 
@@ -367,7 +373,8 @@ class _Sums:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> _Sums:
         sums = cls()
-        if data.get("values") is not None:
+        # A checkpoint of an earlier version summed other figures: its window starts afresh.
+        if data.get("values") is not None and len(data["values"]) == len(METRICS):
             sums.values, sums.pairs = np.asarray(data["values"], dtype=float), int(data["pairs"])
         return sums
 
@@ -621,6 +628,8 @@ def _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, 
         "steps": len(plan),
         "resumed_at": start,
         "train_pairs": len(train_set),
+        # Pairs the steps of this run went through (a pair counts once per epoch it is in).
+        "pairs_seen": int(sum(len(rows) for step in plan[start:] for rows in step)),
         "eval_pairs": len(eval_set),
         "left_out": {"train": train_set.left_out, "eval": eval_set.left_out},
         "reference_logps": {

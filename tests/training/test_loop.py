@@ -86,6 +86,19 @@ def test_zero_weights_leave_the_model_unchanged(tmp_path):
     assert not _same_weights(_weights(tmp_path / "used"), _weights(tmp_path / "zero"))
 
 
+def test_loss_is_trls_plain_mean_and_the_weighted_one_has_its_own_name(tmp_path):
+    """Held-out pairs carrying cleaning weights: "loss" used to be the weighted mean (0.5243
+    reported where the TRL-comparable loss was 0.681)."""
+    folder = task_model(tmp_path / "tiny")
+    pairs = preference_task(8).assign(weight=0.25)
+    config = TrainConfig(model=str(folder), max_steps=1, batch_size=4, **QUICK)
+    result = train(pairs, config, tmp_path / "run", eval_pairs=pairs)
+    metrics = result.eval_metrics
+    assert metrics["loss"] == pytest.approx(np.log(2), abs=0.05)  # one tiny step from the start
+    assert metrics["loss/weighted"] == pytest.approx(0.25 * metrics["loss"], rel=1e-6)
+    assert result.summary["pairs_seen"] == 4 and result.summary["train_pairs"] == 8
+
+
 def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
     from prefaudit.auditing import run_audit
     from prefaudit.io import load
