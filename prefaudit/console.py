@@ -119,9 +119,23 @@ def print_training(result) -> None:
         f"reference log-probs: {sources}"
     )
     if result.eval_metrics:
-        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in result.eval_metrics.items())
-        print(f"held-out ({summary['eval_pairs']} pairs): {shown}")
+        print(_held_out(result.eval_metrics, summary))
     print(f"model, metrics.jsonl and summary.json in {result.out}/")
+
+
+def _held_out(metrics: dict[str, float], summary: dict[str, Any]) -> str:
+    """The held-out figures, with how many pairs they come from and the 95% interval of the
+    accuracy (Wilson): a sample of a few hundred pairs says so."""
+    from prefaudit.stats import wilson
+
+    n, available = summary["eval_pairs"], summary.get("eval_pairs_available") or 0
+    pairs = f"{n:,} of {available:,} pairs" if available > n else f"{n:,} pairs"
+    shown = ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
+    accuracy = metrics.get("rewards/accuracies")
+    if accuracy is None or accuracy != accuracy or not n:
+        return f"held-out ({pairs}): {shown}"
+    low, high = wilson(round(accuracy * n), n)
+    return f"held-out ({pairs}): {shown}; accuracy 95% CI [{_fmt(low)}, {_fmt(high)}]"
 
 
 def print_comparison(comparison: dict[str, Any], out: Path) -> None:

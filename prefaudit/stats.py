@@ -8,6 +8,7 @@ is what the agreement validator reports.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,21 @@ def fleiss_kappa(counts: np.ndarray) -> float | None:
     shares = counts.sum(axis=0) / counts.sum()
     expected = float((shares * shares).sum())
     return None if expected >= 1.0 else float((p_unit.mean() - expected) / (1.0 - expected))
+
+
+def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float | None, float | None]:
+    """The Wilson score 95% interval of a proportion ((None, None) for no trials).
+
+    >>> [round(x, 3) for x in wilson(8, 10)]
+    [0.49, 0.943]
+    """
+    if not total:
+        return None, None
+    p = successes / total
+    denominator = 1 + z * z / total
+    center = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, center - half), min(1.0, center + half)
 
 
 def rate(count: float, total: float) -> float | None:

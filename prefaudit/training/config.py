@@ -103,6 +103,11 @@ class TrainConfig:
     eval_fraction: float = _help(
         "share of pairs held out for evaluation when no evaluation set is given", 0.1
     )
+    eval_max_pairs: int = _help(
+        "held-out pairs evaluated at most: a stable sample by pair id when there are more "
+        "(0: all); each evaluation scores them all, so this bounds its cost",
+        200,
+    )
     eval_every: int = _help("evaluate every this many optimizer steps (0: only at the end)", 50)
     eval_batch_size: int = _help("pairs per evaluation batch", 16)
     log_every: int = _help("write training metrics every this many optimizer steps", 10)
@@ -140,6 +145,7 @@ class TrainConfig:
             "lora_alpha": (0, None, False),
             "lora_dropout": (0, 1, True),
             "eval_every": (0, None, True),
+            "eval_max_pairs": (0, None, True),
             "save_every": (0, None, True),
         }
         for name, (low, high, inclusive) in ranges.items():
@@ -212,7 +218,14 @@ class TrainConfig:
 
     def same_training(self, other: TrainConfig) -> list[str]:
         """Settings that differ in a way that changes the trained weights (for --resume)."""
-        cosmetic = {"eval_every", "eval_batch_size", "log_every", "save_every", "keep_checkpoints"}
+        cosmetic = {
+            "eval_every",
+            "eval_batch_size",
+            "eval_max_pairs",
+            "log_every",
+            "save_every",
+            "keep_checkpoints",
+        }
         return [
             f.name
             for f in fields(self)

@@ -28,6 +28,7 @@ class Prepared:
     soft_labels: np.ndarray  # per-pair P(chosen better); NaN where the data has none
     left_out: dict[str, int] = field(default_factory=dict)  # pairs not trained on, by reason
     reference_source: dict[str, int] = field(default_factory=dict)
+    available: int | None = None  # held-out pairs there were, when only a sample is evaluated
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -163,6 +164,18 @@ def held_out(pair_ids, fraction: float, seed: int) -> np.ndarray:
         [xxhash.xxh64_intdigest(f"{seed}:{pair_id}".encode()) < limit for pair_id in pair_ids],
         dtype=bool,
     )
+
+
+def evaluated(pair_ids, most: int, seed: int) -> np.ndarray:
+    """Which held-out pairs are evaluated: all, or the ``most`` (0: no limit) whose hash of
+    id comes first, so two runs on the same held-out pairs (raw and cleaned) evaluate the
+    same ones."""
+    if not most or len(pair_ids) <= most:
+        return np.ones(len(pair_ids), dtype=bool)
+    keys = np.array([xxhash.xxh64_intdigest(f"{seed}:eval:{p}".encode()) for p in pair_ids])
+    chosen = np.zeros(len(pair_ids), dtype=bool)
+    chosen[np.argsort(keys, kind="stable")[:most]] = True
+    return chosen
 
 
 def epoch_batches(

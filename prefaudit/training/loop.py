@@ -33,6 +33,7 @@ from prefaudit.training.data import (
     attach_reference,
     compute_reference,
     epoch_batches,
+    evaluated,
     held_out,
     prepare,
 )
@@ -151,9 +152,12 @@ def _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps):
     if eval_pairs is None:
         held = held_out(pairs.index, config.eval_fraction, config.seed)
         pairs, eval_pairs = pairs[~held], pairs[held]
+    available = len(eval_pairs)
+    eval_pairs = eval_pairs[evaluated(eval_pairs.index, config.eval_max_pairs, config.seed)]
     train_set, eval_set = (
         _prepared(frame, tokenizer, config, dtype, reference_logps) for frame in (pairs, eval_pairs)
     )
+    eval_set.available = available
     if not len(train_set):
         raise InputError("no pairs to train on (all held out or left out)")
     return train_set, eval_set
@@ -631,6 +635,7 @@ def _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, 
         # Pairs the steps of this run went through (a pair counts once per epoch it is in).
         "pairs_seen": int(sum(len(rows) for step in plan[start:] for rows in step)),
         "eval_pairs": len(eval_set),
+        "eval_pairs_available": eval_set.available,
         "left_out": {"train": train_set.left_out, "eval": eval_set.left_out},
         "reference_logps": {
             "train": train_set.reference_source,

@@ -288,7 +288,7 @@ class ContentValidator(Validator):
             "content/mean_chars_chosen": float(chosen.mean()) if n else None,
             "content/mean_chars_rejected": float(rejected.mean()) if n else None,
         }
-        low, high = _wilson(longer, differ)
+        low, high = stats.wilson(longer, differ)
         metrics["content/chosen_longer_rate_ci_low"] = low
         metrics["content/chosen_longer_rate_ci_high"] = high
         metrics["content/length_bias_p_value"] = stats.binomial_p_value(longer, differ)
@@ -319,17 +319,6 @@ def _matches(texts: pd.Series, pattern: str) -> np.ndarray:
 
     found = pc.match_substring_regex(pa.array(texts), pattern=pattern)
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool)
-
-
-def _wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float | None, float | None]:
-    """The Wilson score 95% interval of a proportion."""
-    if not total:
-        return None, None
-    p = successes / total
-    denominator = 1 + z * z / total
-    center = (p + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 def _score_correlation(pairs: pd.DataFrame, diff: np.ndarray) -> float | None:

@@ -99,6 +99,25 @@ def test_loss_is_trls_plain_mean_and_the_weighted_one_has_its_own_name(tmp_path)
     assert result.summary["pairs_seen"] == 4 and result.summary["train_pairs"] == 8
 
 
+def test_a_large_held_out_set_is_evaluated_on_a_stable_bounded_sample(tmp_path, capsys):
+    """3,000 real pairs held out 300 and scored every one's reference log-probs before 4
+    steps (over an hour on a CPU): evaluation now takes a stable sample of eval_max_pairs."""
+    from prefaudit.console import print_training
+
+    folder = task_model(tmp_path / "tiny")
+    held = preference_task(40, seed=1, prefix="e")
+    config = TrainConfig(model=str(folder), max_steps=1, batch_size=4, eval_max_pairs=16, **QUICK)
+    first = train(preference_task(8), config, tmp_path / "a", eval_pairs=held)
+    second = train(preference_task(8, seed=3), config, tmp_path / "b", eval_pairs=held)
+    assert (first.summary["eval_pairs"], first.summary["eval_pairs_available"]) == (16, 40)
+    assert first.summary["reference_logps"]["eval"]["computed"] == 16  # only those scored
+    assert first.eval_metrics.keys() == second.eval_metrics.keys()
+    first.loads = []
+    print_training(first)
+    shown = capsys.readouterr().out
+    assert "held-out (16 of 40 pairs): loss " in shown and "accuracy 95% CI [" in shown
+
+
 def test_reuses_the_audits_reference_logps_also_for_flipped_pairs(tmp_path):
     from prefaudit.auditing import run_audit
     from prefaudit.io import load
