@@ -376,8 +376,9 @@ def check(
     if ruleset.has_clean:
         _policy(rules)  # a rule file whose clean: section is wrong fails here too
     timings = {"read rules": time.perf_counter() - started}
-    # The baseline is read whole above: out's audit.json may be it (the last run's figures).
-    _refuse_inputs(out, data, {**audit_options, "rules": rules}, junit)
+    # A baseline inside out would be replaced by this run's audit: the next run's drift gate
+    # would compare with it, not with the fixed reference a baseline is. Refused as an input.
+    _refuse_inputs(out, data, {**audit_options, "rules": rules, "baseline": baseline}, junit)
     with _staged(out) as stage:
         done = _check(data, ruleset, old, timings, out=stage, **audit_options)
         if done is not None and stage is not None:

@@ -53,8 +53,8 @@ def _is_input_error(err: BaseException) -> bool:
     from prefaudit.models.embeddings import EmbeddingsUnavailable
     from prefaudit.models.loading import ReferenceModelUnavailable
 
-    if isinstance(err, OSError):
-        return err.errno is not None
+    if isinstance(err, OSError):  # and the network's, which come without one
+        return err.errno is not None or isinstance(err, (TimeoutError, ConnectionError))
     return isinstance(err, (InputError, ReferenceModelUnavailable, EmbeddingsUnavailable))
 
 

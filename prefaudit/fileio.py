@@ -138,8 +138,10 @@ def claim_folder(folder: str | Path) -> Iterator[None]:
     finally:
         del held[lock]
         if fd is not None:
-            lock.unlink(missing_ok=True)  # while still locked: a claimer retries on a new file
-            os.close(fd)
+            try:
+                lock.unlink(missing_ok=True)  # while still locked: a claimer retries anew
+            finally:
+                os.close(fd)
 
 
 def _lock(lock: Path, folder: str | Path) -> int | None:
@@ -162,21 +164,29 @@ def _lock(lock: Path, folder: str | Path) -> int | None:
                 f"{folder}: another prefaudit command ({holder}) is writing into it; wait "
                 "for it to end, or write elsewhere"
             ) from None
+        except OSError as err:  # a file system without locks (NFS without lockd: ENOLCK)
+            os.close(fd)
+            log.warning("%s cannot be locked (%s): nothing stops two writers", folder, err.strerror)
+            return None
         try:
             current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            if current:  # else its holder removed it as we opened it: lock the new one
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+                return fd
         except FileNotFoundError:
-            current = False
-        if current:  # else its holder removed it as we opened it: lock the new one
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-            return fd
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
         os.close(fd)
 
 
 def _lock_file(folder: Path) -> Path:
-    folder = Path(os.path.abspath(folder))
-    parent = folder.parent.resolve()
-    return parent / f".{folder.name}.lock" if folder.name else folder / ".prefaudit.lock"
+    """The lock of ``folder``, the same file whatever the spelling (relative, ``..``, a
+    symbolic link to it)."""
+    folder = Path(folder).resolve()
+    return folder.parent / f".{folder.name}.lock" if folder.name else folder / ".prefaudit.lock"
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

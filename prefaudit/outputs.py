@@ -14,6 +14,7 @@ cleaning and the pipeline (:mod:`prefaudit.api`), which use it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -102,13 +103,17 @@ def staged(out: str | Path | None) -> Iterator[Path | None]:
             return
         out.parent.mkdir(parents=True, exist_ok=True)
         recover_swap(out)
-        for stale in out.parent.glob(_STAGE.format(out.name) + "*"):
+        for stale in out.parent.glob(glob.escape(_STAGE.format(out.name)) + "*"):
             shutil.rmtree(stale, ignore_errors=True)  # its writer is gone: we hold the claim
         stage = Path(tempfile.mkdtemp(prefix=_STAGE.format(out.name), dir=out.parent))
         try:
             if out.is_dir():
                 stage.rmdir()
-                shutil.copytree(out, stage, symlinks=True, copy_function=_link_or_copy)
+                try:
+                    shutil.copytree(out, stage, symlinks=True, copy_function=_link_or_copy)
+                except shutil.Error as err:  # a list of (file, copy, why): the first says it
+                    source, _, why = err.args[0][0]
+                    raise InputError(f"{out}: {source} cannot be copied ({why})") from err
             else:  # mkdtemp makes 0700; a new folder follows the umask
                 os.chmod(stage, 0o777 & ~umask())
             yield stage
@@ -226,7 +231,27 @@ def read_audit(folder: str | Path) -> AuditResult:
     except (ValueError, KeyError, OSError) as err:  # orjson, Arrow and pandas errors
         raise InputError(f"{folder}: the saved audit cannot be read ({err})") from err
     flags.index = flags.index.astype("str")
+    _require_declared(folder, data.get("validators", {}), flags)
     return AuditResult.from_dict(data, flags)
+
+
+def _require_declared(folder: Path, validators: Mapping[str, Any], flags: pd.DataFrame) -> None:
+    """An audit saved by an earlier version may lack a column cleaning now reads (label_noise's
+    flip_score): cleaned with it, that step would quietly do something else. Refused."""
+    from prefaudit.validators import VALIDATORS
+
+    missing = [
+        f"{name}/{action.column}"
+        for name in validators
+        if name in VALIDATORS
+        for action in VALIDATORS[name].cleaning
+        if f"{name}/{action.column}" not in flags
+    ]
+    if missing:
+        raise InputError(
+            f"{folder}: the saved audit lacks {', '.join(missing)}: it was made by an earlier "
+            "version of prefaudit; audit the data again"
+        )
 
 
 def has_audit(folder: str | Path) -> bool:

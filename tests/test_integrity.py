@@ -445,3 +445,64 @@ def test_a_fresh_run_into_an_unfinished_runs_checkpoints_is_refused_not_deleting
     assert "holds checkpoints of an unfinished run (the newest: step-0000040)" in err
     assert "(option --resume)" in err
     assert (step / "state.pt").read_bytes() == b"hours of training"
+
+
+def test_a_folder_is_held_under_any_spelling_and_other_folders_stages_are_left_alone(tmp_path):
+    """A symbolic link to the folder is the same folder (train locked the link, the others
+    the target); `run[1]`'s stale-stage sweep globbed `run1`'s stages away mid-write."""
+    import threading
+
+    from prefaudit.fileio import FolderBusy, claim_folder
+    from prefaudit.outputs import staged
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    refused = []
+
+    def other():
+        try:
+            with staged(tmp_path / "real"):
+                pass
+        except FolderBusy:
+            refused.append(True)
+
+    with claim_folder(tmp_path / "link"):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert refused == [True]
+    with staged(tmp_path / "run1") as writing:
+        (writing / "x").write_text("mid-write")
+        with staged(tmp_path / "run[1]") as other_stage:
+            (other_stage / "y").write_text("y")
+        assert (writing / "x").exists()
+    assert (tmp_path / "run1" / "x").read_text() == "mid-write"
+
+
+def test_an_audit_saved_by_an_earlier_version_is_not_cleaned_with(tmp_path, capsys):
+    """Its flags lack label_noise's flip_score: cleaning with it would hold for review what
+    raters had backed. Refused for --audit, recomputed for reuse."""
+    import pandas as pd
+
+    data = write_lines(tmp_path / "d.jsonl", _pairs("d", 60))
+    out = tmp_path / "out"
+    assert main(["audit", str(data), "--validators", "label_noise", "--out", str(out)]) == 0
+    flags = pd.read_parquet(out / "flags.parquet").drop(columns=["label_noise/flip_score"])
+    flags.to_parquet(out / "flags.parquet")
+    args = ["clean", str(data), "--policy", str(POLICY), "--out", str(tmp_path / "c")]
+    assert main([*args, "--audit", str(out)]) == 2
+    assert (
+        "lacks label_noise/flip_score: it was made by an earlier version" in capsys.readouterr().err
+    )
+
+
+def test_resuming_from_a_file_that_is_no_checkpoint_is_exit_2_before_any_model_loads(
+    tmp_path, capsys
+):
+    data = write_lines(tmp_path / "d.jsonl", _pairs("d"))
+    step = tmp_path / "run" / "checkpoints" / "step-0000004"
+    step.mkdir(parents=True)
+    (step / "state.pt").write_bytes(b"junkjunk")
+    args = ["train", str(data), "--out", str(tmp_path / "run"), "--resume", "--model", "x/y"]
+    assert main(args) == 2  # x/y would fail to load: the checkpoint is refused first
+    assert "state.pt is not a checkpoint" in capsys.readouterr().err

@@ -264,21 +264,23 @@ def test_check_with_a_baseline_audit(tmp_path):
     ]
 
 
-def test_check_against_the_audit_in_its_own_out_folder(tmp_path):
-    """The last run's audit.json is the baseline of the next run into the same folder: read
-    whole before anything is written, so not refused as an input the run overwrites."""
+def test_a_baseline_inside_out_is_refused_not_replaced(tmp_path, capsys):
+    """Run into its own folder, the check would replace its baseline with this run's audit,
+    and the next run's drift gate would compare with that, not with the fixed reference."""
     rules = _rules(
         tmp_path,
         "version: 1\nmetrics:\n  content/identical_rate: {max: 0.9}\ndrift: {tolerance: 0.1}\n",
     )
     out = tmp_path / "ci"
     assert main(["audit", str(_data(tmp_path)), "--out", str(out)]) == 0
+    before = (out / "audit.json").read_bytes()
     worse = write_lines(
         tmp_path / "worse.jsonl", [pair("Q", "Same.", "same."), pair("R", "A", "B")]
     )
     argv = ["check", str(worse), "--rules", str(rules), "--out", str(out)]
-    assert main([*argv, "--baseline", str(out / "audit.json")]) == 1
-    assert json.loads((out / "audit.json").read_text())["load"]["pairs"] == 2
+    assert main([*argv, "--baseline", str(out / "audit.json")]) == 2
+    assert "which is an input" in capsys.readouterr().err
+    assert (out / "audit.json").read_bytes() == before
 
 
 def test_junit_counts_match(tmp_path):

@@ -77,9 +77,10 @@ def detect_file_type(path: str) -> str:
 
 
 def line_limit(max_chars: int) -> int:
-    """The line limit for texts of up to ``max_chars`` characters: a row holds three, each
-    up to 6 bytes a character as JSON escapes, and other fields."""
-    return max(MAX_LINE_BYTES, 24 * max_chars)
+    """The line limit for texts of up to ``max_chars`` characters: a row holds three (a
+    conversational one repeats the prompt), each up to 12 bytes a character as JSON escapes
+    (an emoji is two \\uXXXX), and other fields."""
+    return max(MAX_LINE_BYTES, 64 * max_chars)
 
 
 def open_records(
@@ -337,10 +338,10 @@ def _json_records(document: Any, path: Path) -> list[Any]:
     if isinstance(document, dict):
         # An object holding the records under one key ({"data": [{...}, ...]}); otherwise the
         # object is itself the one record (its list fields are values, not records).
-        lists = [
+        lists = [  # most of its items records: the others are rejected rows, with numbers
             k
             for k, v in document.items()
-            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+            if isinstance(v, list) and v and 2 * sum(isinstance(x, dict) for x in v) > len(v)
         ]
         if len(lists) == 1:
             return document[lists[0]]
@@ -372,8 +373,7 @@ def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item
         if head == _BOM:
             text.read(1)
             source.notes.append(f"{path}: starts with a UTF-8 byte-order mark; it was skipped")
-        overlong: dict[int, int] = {}  # line number -> its characters
-        reader = csv.reader(_bounded_text(text, limit, overlong), delimiter=delimiter)
+        reader = csv.reader(_bounded_text(text, limit, path), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -383,26 +383,14 @@ def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item
             raise LoadError(
                 f"{path}, line 1: the header repeats the column(s) {', '.join(repeated)}; rename them"
             )
-        for number, values in _csv_records(reader, source):
-            spanned = sorted(n for n in overlong if number <= n <= reader.line_num)
-            if isinstance(values, str) or spanned:
-                first = spanned[0] if spanned else number
-                reason = (
-                    values
-                    if isinstance(values, str)
-                    else (
-                        f"line {first} has {overlong[first]:,} characters, over the {limit:,} a "
-                        "row may take"
-                    )
-                )
-                yield number, LoadIssue(str(path), number, None, reason)
-                continue
+        for number, values in _csv_records(reader, source, path):
             yield from _csv_record(path, number, header, values)
 
 
-def _csv_records(reader, source: RecordSource) -> Iterator[tuple[int, list[str] | str]]:
-    """(first line, fields) of each record of ``reader``, or (first line, why) for a record
-    the csv module refused (a field over the limit); blank lines skipped."""
+def _csv_records(reader, source: RecordSource, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record of ``reader``, blank lines skipped. A record the
+    csv module refuses (a field over the limit, spread over many lines) ends the file with a
+    :class:`LoadError`: the parser cannot find the next record's start after it."""
     end_of_previous = reader.line_num
     while True:
         number = end_of_previous + 1
@@ -412,7 +400,10 @@ def _csv_records(reader, source: RecordSource) -> Iterator[tuple[int, list[str] 
         except StopIteration:
             return
         except csv.Error as err:
-            values = f"cannot be read as CSV: {err}"
+            raise LoadError(
+                f"{path}, line {number}: cannot be read as CSV ({err}); the rows after it "
+                "cannot be found: fix the file, or raise --max-chars (the limit grows with it)"
+            ) from err
         end_of_previous = reader.line_num
         if values and values != [""]:
             yield number, values
@@ -434,22 +425,21 @@ def _csv_record(path: Path, number: int, header: list[str], values: list[str]) -
     yield number, record
 
 
-def _bounded_text(text, limit: int, overlong: dict[int, int]) -> Iterator[str]:
-    """The lines of ``text`` for the csv module; a line of over ``limit`` characters is read
-    past in pieces and given as an empty line (with a quote when it held an odd number of
-    them, so that the parser's state after it is the same), its number and size noted in
-    ``overlong``."""
+def _bounded_text(text, limit: int, path: Path) -> Iterator[str]:
+    """The lines of ``text`` for the csv module. A line of over ``limit`` characters is a
+    :class:`LoadError` naming it, read no further: after a line it could not read, a CSV
+    parser cannot know whether the next line starts a record or continues a quoted field, so
+    the rows after it could not be accounted for."""
     number = 0
     while line := text.readline(limit + 1):
         number += 1
-        if len(line) <= limit or line.endswith(("\n", "\r")):
-            yield line
-            continue
-        size, quotes = len(line), line.count('"')
-        while not line.endswith(("\n", "\r")) and (line := text.readline(1 << 20)):
-            size, quotes = size + len(line), quotes + line.count('"')
-        overlong[number] = size
-        yield '"' * (quotes % 2) + "\n"
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            raise LoadError(
+                f"{path}, line {number}: over {limit:,} characters, more than a row may take; "
+                "the rows after it cannot be found: fix the file, or raise --max-chars (the "
+                "limit grows with it)"
+            )
+        yield line
 
 
 class _Hashing(io.RawIOBase):

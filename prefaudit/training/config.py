@@ -7,6 +7,7 @@ follow TRL's ``DPOConfig`` where TRL has the same setting, so results compare.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def _as(kind: str, value: Any) -> Any:
         return number
     if kind == "int":
         number = float(value) if isinstance(value, str) else value
-        if not isinstance(number, (int, float)) or number != int(number):
+        if not isinstance(number, numbers.Real) or number != int(number):  # numpy's too
             raise ValueError(value)
         return int(number)
     if kind == "str" and isinstance(value, Path):

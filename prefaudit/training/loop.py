@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,11 @@ def _unless_unfinished(out: Path, resume: bool) -> Path:
     """``out``, unless a run from step 0 (not ``resume``) would delete the checkpoints of an
     unfinished run there (no summary.json): refused, before any model loads."""
     found = sorted((out / "checkpoints").glob("step-*"))
+    if found and resume and not zipfile.is_zipfile(found[-1] / "state.pt"):
+        raise SettingError(  # found before any model loads, not after the reference pass
+            f"resume: {found[-1] / 'state.pt'} is not a checkpoint (not a torch file)",
+            setting="resume",
+        )
     if found and not resume and not (out / "summary.json").exists():
         raise SettingError(
             f"{out} holds checkpoints of an unfinished run (the newest: {found[-1].name}); "
@@ -551,10 +556,13 @@ def _resume(
         # Tensors and plain containers only: a checkpoint is never unpickled, so a crafted
         # state.pt in the output folder cannot run code.
         state = torch.load(found[-1] / "state.pt", map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # names what it refused
+    except Exception as err:  # any failure to read a file in the output folder: its fault
         raise InputError(
-            f"resume: {found[-1] / 'state.pt'} cannot be read as a checkpoint ({err})"
+            f"resume: {found[-1] / 'state.pt'} cannot be read as a checkpoint "
+            f"({type(err).__name__}: {err})"
         ) from err
+    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
+        raise InputError(f"resume: {found[-1] / 'state.pt'} is not a prefaudit checkpoint")
     differs = config.same_training(TrainConfig(**state["config"]))
     if differs:
         raise InputError(

@@ -5,7 +5,8 @@ rejected response is the better one); pairs a signal cannot judge get NaN from i
 
 - ``scores``: explicit scores that contradict the label (chosen scored below rejected: 0.95;
   a tie: 0.5; scores that agree: 0.4, weak evidence, as labels are often derived from them);
-- ``raters``: the `agreement` validator's soft label, 1 - P(chosen better);
+- ``raters``: the `agreement` validator's soft label, 1 - P(chosen better), for pairs with
+  two raters or more (a single rating is, in a single-judge file, the label itself);
 - ``model``: an out-of-fold preference model: a Bradley-Terry (logistic, no intercept) model
   on the difference between the two responses' features (embeddings of both responses, their
   interaction with the prompt's, simple text features), cross-fitted over K folds, so every
@@ -330,7 +331,14 @@ def _rater_signal(context, notes: dict[str, str]) -> np.ndarray:
         notes["raters"] = "the agreement validator did not run (no annotations)"
         return np.full(n, np.nan)
     soft = result.flags["soft_label"].reindex(context.pairs.index).to_numpy(dtype=float)
-    return np.clip(1 - soft, 0.02, 0.98)
+    # One rater is no evidence about the label: in a single-judge file that rating is the
+    # label itself (it made 3,000 GPT-4-judged pairs look 0.0% flipped, "from raters").
+    raters = result.flags["raters"].reindex(context.pairs.index).fillna(0).to_numpy()
+    out = np.clip(1 - soft, 0.02, 0.98)
+    out[raters < 2] = np.nan
+    if np.isnan(out).all():
+        notes["raters"] = "no pair has two raters or more (one rater's vote is the label)"
+    return out
 
 
 def _reference_signal(context, notes: dict[str, str]) -> np.ndarray:

@@ -318,24 +318,40 @@ def test_the_line_limit_grows_with_max_chars():
     from prefaudit.io.readers import MAX_LINE_BYTES, line_limit
 
     assert line_limit(1000) == MAX_LINE_BYTES
-    assert line_limit(10_000_000) == 240_000_000  # three 10M-character texts, all escaped
+    assert line_limit(10_000_000) == 640_000_000  # a row of 10M-character texts, all escaped
 
 
-def test_a_csv_line_over_the_limit_is_rejected_and_the_rows_after_it_read(tmp_path, monkeypatch):
-    """The long line ends a quoted field (an odd number of quotes): the parser must be in the
-    same state after it as if it had read it."""
+@pytest.mark.parametrize(
+    "body",
+    [
+        # One line over the limit, with a quote in an unquoted field: a parser that skipped
+        # it could not know whether the next line starts a record (rows were lost silently).
+        'prompt,chosen,rejected\nQ1,A1,B1\nQ2,a 12" pizza ' + "y" * 5000 + ",B2\nQ3,A3,B3\n",
+        # A quoted field over the limit spread over many short lines.
+        'prompt,chosen,rejected\nQ1,A1,B1\nQ2,"' + "line\n" * 400 + '",B2\nQ3,A3,B3\n',
+    ],
+    ids=["long-line", "long-field"],
+)
+def test_a_csv_row_over_the_limit_is_exit_2_naming_its_line_never_a_silent_loss(
+    tmp_path, monkeypatch, body
+):
     from prefaudit.io import readers
 
     monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1000)
-    long_tail = "y" * 5000 + '",B2'
-    body = f'prompt,chosen,rejected\nQ1,A1,B1\nQ2,"first line\n{long_tail}\nQ3,A3,B3\n'
     path = tmp_path / "p.csv"
     path.write_text(body)
-    data = load(str(path), max_chars=10)
-    assert _texts(data) == [EXPECTED[0], EXPECTED[2]]
-    (issue,) = data.report.rejected
-    assert issue.line == 3 and issue.reason.startswith("line 4 has 5,005 characters, over")
-    assert data.pairs["row"].tolist() == [2, 5]
+    with pytest.raises(LoadError, match=r"p.csv, line 3: .*raise --max-chars"):
+        load(str(path), max_chars=10)
+
+
+def test_a_json_object_holding_the_records_rejects_its_bad_items_with_their_numbers(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"meta": {"v": 1}, "data": [ROWS[0], "junk", ROWS[1], ROWS[2]]}))
+    data = load(str(path))
+    assert _texts(data) == EXPECTED
+    assert [(i.line, i.reason) for i in data.report.rejected] == [
+        (2, "expected a JSON object, got a string")
+    ]
 
 
 def test_a_large_json_list_is_streamed_with_the_same_result(tmp_path, monkeypatch):

@@ -210,3 +210,27 @@ def test_on_real_gpt4_judged_pairs_suspects_are_no_more_length_skewed_than_the_f
         shorter[suspects].mean(),
         shorter.mean(),
     )
+
+
+def test_one_rater_per_pair_is_no_rater_signal(tmp_path):
+    """A single-judge file: each pair's one rating is its label. Counted as raters, it made
+    3,000 GPT-4-judged pairs look 0.0% flipped, headlined "from raters, model"."""
+    import json
+
+    import prefaudit
+
+    pairs, _ = _planted(100)
+    notes = tmp_path / "notes.jsonl"
+    rows = [{"pair_id": p, "annotator": "judge", "label": "chosen"} for p in pairs.index]
+    notes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = tmp_path / "pairs.jsonl"
+    pairs[["pair_id", "prompt", "chosen", "rejected"]].to_json(data, orient="records", lines=True)
+    result = prefaudit.audit(
+        str(data),
+        annotations=str(notes),
+        validators=["agreement", "label_noise"],
+        embedding_model="off",
+    )
+    noise = result.validators["label_noise"]
+    assert noise.info["signals_used"] == ["model"]
+    assert "one rater's vote is the label" in noise.info["signals_missing"]["raters"]
