@@ -433,13 +433,18 @@ def test_out_naming_the_current_folder_is_written_in_place(tmp_path, monkeypatch
     assert data.is_file() and not list(tmp_path.glob(".*"))
 
 
+def _checkpointed(tmp_path: Path, name: str, state: bytes) -> tuple[Path, Path]:
+    """Pairs to train on, and tmp_path/run holding an unfinished run's checkpoint ``name``."""
+    step = tmp_path / "run" / "checkpoints" / name
+    step.mkdir(parents=True)
+    (step / "state.pt").write_bytes(state)
+    return write_lines(tmp_path / "d.jsonl", _pairs("d")), step
+
+
 def test_a_fresh_run_into_an_unfinished_runs_checkpoints_is_refused_not_deleting_them(
     tmp_path, capsys
 ):
-    data = write_lines(tmp_path / "d.jsonl", _pairs("d"))
-    step = tmp_path / "run" / "checkpoints" / "step-0000040"
-    step.mkdir(parents=True)
-    (step / "state.pt").write_bytes(b"hours of training")
+    data, step = _checkpointed(tmp_path, "step-0000040", b"hours of training")
     assert main(["train", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "holds checkpoints of an unfinished run (the newest: step-0000040)" in err
@@ -499,10 +504,7 @@ def test_an_audit_saved_by_an_earlier_version_is_not_cleaned_with(tmp_path, caps
 def test_resuming_from_a_file_that_is_no_checkpoint_is_exit_2_before_any_model_loads(
     tmp_path, capsys
 ):
-    data = write_lines(tmp_path / "d.jsonl", _pairs("d"))
-    step = tmp_path / "run" / "checkpoints" / "step-0000004"
-    step.mkdir(parents=True)
-    (step / "state.pt").write_bytes(b"junkjunk")
+    data, _ = _checkpointed(tmp_path, "step-0000004", b"junkjunk")
     args = ["train", str(data), "--out", str(tmp_path / "run"), "--resume", "--model", "x/y"]
     assert main(args) == 2  # x/y would fail to load: the checkpoint is refused first
     assert "state.pt is not a checkpoint" in capsys.readouterr().err
