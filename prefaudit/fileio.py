@@ -153,8 +153,7 @@ def _lock(lock: Path, folder: str | Path) -> int | None:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
         except OSError as err:  # a read-only parent (a mount point under /mnt)
-            log.warning("%s cannot be locked (%s): nothing stops two writers", folder, err.strerror)
-            return None
+            return _unlocked(folder, err)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -166,8 +165,7 @@ def _lock(lock: Path, folder: str | Path) -> int | None:
             ) from None
         except OSError as err:  # a file system without locks (NFS without lockd: ENOLCK)
             os.close(fd)
-            log.warning("%s cannot be locked (%s): nothing stops two writers", folder, err.strerror)
-            return None
+            return _unlocked(folder, err)
         try:
             current = os.stat(lock).st_ino == os.fstat(fd).st_ino
             if current:  # else its holder removed it as we opened it: lock the new one
@@ -180,6 +178,10 @@ def _lock(lock: Path, folder: str | Path) -> int | None:
             os.close(fd)
             raise
         os.close(fd)
+
+
+def _unlocked(folder: str | Path, err: OSError) -> None:
+    log.warning("%s cannot be locked (%s): nothing stops two writers", folder, err.strerror)
 
 
 def _lock_file(folder: Path) -> Path:

@@ -101,8 +101,9 @@ def open_records(
         raise LoadError(f"{path}: no such file")
     if p.is_dir():
         raise LoadError(f"{path}: is a folder; expected a {file_type} file")
-    source = RecordSource(path, file_type, "line", iter(()), [], xxhash.xxh3_128())
-    source.max_line_bytes = max_line_bytes
+    source = RecordSource(
+        path, file_type, "line", iter(()), [], xxhash.xxh3_128(), max_line_bytes=max_line_bytes
+    )
     if file_type == "jsonl":
         source.items = _jsonl_items(p, source)
     elif file_type == "json":
@@ -137,14 +138,9 @@ def _damage_reported(path: Path, source: RecordSource):
         yield
     except (PermissionError, FileNotFoundError, IsADirectoryError) as err:
         raise LoadError(f"{path}: cannot be read ({err.strerror})") from err
-    except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # unpacking it: the disk, not the file
+    except (EOFError, OSError, zlib.error) as err:
+        if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):  # the disk, not the file
             raise
-        where = f" after {source.unit} {source.position}" if source.position else ""
-        raise LoadError(
-            f"{path}: the file is damaged or truncated{where} ({err}); no row was loaded"
-        ) from err
-    except (EOFError, zlib.error) as err:
         where = f" after {source.unit} {source.position}" if source.position else ""
         raise LoadError(
             f"{path}: the file is damaged or truncated{where} ({err}); no row was loaded"
@@ -290,13 +286,8 @@ def _json_items(path: Path, source: RecordSource) -> Iterator[Item]:
             yield from _jsonl_lines(path, source)
             return
         raise LoadError(f"{path}: not valid JSON ({_utf8_problem(raw) or err})") from err
-    records = _json_records(document, path)
-    for number, record in enumerate(records, 1):
-        if isinstance(record, dict):
-            yield number, record
-        else:
-            reason = f"expected a JSON object, got {describe_type(record)}"
-            yield number, LoadIssue(str(path), number, None, reason, unit="record", record=record)
+    for number, record in enumerate(_json_records(document, path), 1):
+        yield _json_record(path, number, record)
 
 
 def _streamed_records(path: Path, source: RecordSource, stream) -> Iterator[Item]:
@@ -306,16 +297,17 @@ def _streamed_records(path: Path, source: RecordSource, stream) -> Iterator[Item
     try:
         for record in ijson.items(stream, "item", use_float=True):
             number = source.position = number + 1
-            if isinstance(record, dict):
-                yield number, record
-            else:
-                reason = f"expected a JSON object, got {describe_type(record)}"
-                yield (
-                    number,
-                    LoadIssue(str(path), number, None, reason, unit="record", record=record),
-                )
+            yield _json_record(path, number, record)
     except ijson.JSONError as err:
         raise LoadError(f"{path}: not valid JSON after record {number} ({err})") from err
+
+
+def _json_record(path: Path, number: int, record: Any) -> Item:
+    """Record ``number`` of a JSON list: an object, or a rejected row saying what it was."""
+    if isinstance(record, dict):
+        return number, record
+    reason = f"expected a JSON object, got {describe_type(record)}"
+    return number, LoadIssue(str(path), number, None, reason, unit="record", record=record)
 
 
 class _Joined:
@@ -387,6 +379,12 @@ def _csv_rows(path: Path, source: RecordSource, delimiter: str) -> Iterator[Item
             yield from _csv_record(path, number, header, values)
 
 
+_NO_RESYNC = (
+    "the rows after it cannot be found: fix the file, or raise --max-chars (the limit grows "
+    "with it)"
+)
+
+
 def _csv_records(reader, source: RecordSource, path: Path) -> Iterator[tuple[int, list[str]]]:
     """(first line, fields) of each record of ``reader``, blank lines skipped. A record the
     csv module refuses (a field over the limit, spread over many lines) ends the file with a
@@ -401,8 +399,7 @@ def _csv_records(reader, source: RecordSource, path: Path) -> Iterator[tuple[int
             return
         except csv.Error as err:
             raise LoadError(
-                f"{path}, line {number}: cannot be read as CSV ({err}); the rows after it "
-                "cannot be found: fix the file, or raise --max-chars (the limit grows with it)"
+                f"{path}, line {number}: cannot be read as CSV ({err}); {_NO_RESYNC}"
             ) from err
         end_of_previous = reader.line_num
         if values and values != [""]:
@@ -436,8 +433,7 @@ def _bounded_text(text, limit: int, path: Path) -> Iterator[str]:
         if len(line) > limit and not line.endswith(("\n", "\r")):
             raise LoadError(
                 f"{path}, line {number}: over {limit:,} characters, more than a row may take; "
-                "the rows after it cannot be found: fix the file, or raise --max-chars (the "
-                "limit grows with it)"
+                + _NO_RESYNC
             )
         yield line
 

@@ -126,8 +126,9 @@ def load_causal_lm(
 
 
 def model_identity(model: str | Path | None, dtype: str) -> str:
-    """The model and weight dtype log-probs depend on: a name or folder as given, or the
-    embedded SmolLM2 with its file size. The trainer compares it with an audit's."""
+    """The model and weight dtype log-probs depend on: a hub name as given, a folder with a
+    signature of its files (:func:`~prefaudit.models.cache.source_identity`), or the embedded
+    SmolLM2 with its file size. The trainer compares it with an audit's."""
     if model is not None:
         return f"{source_identity(model)}|{dtype}"
     gguf = embedded_model_path("reference")

@@ -241,7 +241,7 @@ class LabelNoiseValidator(Validator):
     def _combine(self, signals: pd.DataFrame) -> np.ndarray:
         """Sum of the signals' weighted log-odds (NaN signals left out); NaN if none judged."""
         values = signals.to_numpy(dtype=float)
-        logits = np.log(np.clip(values, _EPS, 1 - _EPS)) - np.log(np.clip(1 - values, _EPS, 1))
+        logits = _log_odds(values)
         weights = np.array([self._weight(s) for s in signals.columns])
         total = np.nansum(logits * weights, axis=1)
         out = 1 / (1 + np.exp(-total))
@@ -514,6 +514,12 @@ def _choose_strength(features, seed: int, most: int = 5000) -> float:
     return _STRENGTHS[int(np.argmin(losses))]
 
 
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), p kept within [_EPS, 1 - _EPS] (NaN stays NaN)."""
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p) - np.log(1 - p)
+
+
 def _length_neutral(flipped: np.ndarray, context, bins: int = 20) -> np.ndarray:
     """``flipped`` with what the length ratio still predicts taken out (through features that
     carry length, like word counts): the pairs binned by the length ratio of their responses
@@ -525,7 +531,7 @@ def _length_neutral(flipped: np.ndarray, context, bins: int = 20) -> np.ndarray:
         return flipped
     edges = np.unique(np.quantile(ratio, np.linspace(0, 1, count + 1)[1:-1]))
     group = np.searchsorted(edges, ratio, side="right")
-    odds = np.log(np.clip(flipped, _EPS, 1 - _EPS) / np.clip(1 - flipped, _EPS, 1 - _EPS))
+    odds = _log_odds(flipped)
     means = np.bincount(group, weights=odds) / np.maximum(np.bincount(group), 1)
     return 1 / (1 + np.exp(-(odds - means[group] + odds.mean())))
 

@@ -111,7 +111,11 @@ def test_a_large_held_out_set_is_evaluated_on_a_stable_bounded_sample(tmp_path, 
     second = train(preference_task(8, seed=3), config, tmp_path / "b", eval_pairs=held)
     assert (first.summary["eval_pairs"], first.summary["eval_pairs_available"]) == (16, 40)
     assert first.summary["reference_logps"]["eval"]["computed"] == 16  # only those scored
-    assert first.eval_metrics.keys() == second.eval_metrics.keys()
+    # The same 16 held-out pairs for both runs (trained on other pairs, one step at 1e-6: the
+    # models barely differ, so their log-probs of the same pairs agree).
+    assert first.eval_metrics["logps/chosen"] == pytest.approx(
+        second.eval_metrics["logps/chosen"], rel=1e-4
+    )
     first.loads = []
     print_training(first)
     shown = capsys.readouterr().out
