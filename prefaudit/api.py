@@ -448,6 +448,8 @@ class CleanResult:
     counts: dict[str, int]
     audit: AuditResult
     report: Path | None = None
+    # The select step's summary (see prefaudit.cleaning.select); None when the policy has none.
+    selection: dict[str, Any] | None = None
 
 
 def clean(
@@ -506,6 +508,7 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         cleaned.flips,
         cleaned.counts,
         result,
+        selection=cleaned.selection,
     )
 
 

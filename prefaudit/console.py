@@ -81,6 +81,23 @@ def print_validators() -> None:
         print(f"{name}\n  {cls.description}\n  requires: {', '.join(cls.requires)}")
 
 
+def selection_line(selection: dict) -> str:
+    """The select step in one line: what was kept by which score, and the prompt clusters."""
+    by = selection["by"]
+    if by == "value":
+        by += f" ({' x '.join(selection['signals'])})"
+    line = (
+        f"selected {selection['kept']} of {selection['pool']} by {by}, cut {selection['cut']:.3f}"
+    )
+    if "clusters_before" in selection:
+        line += (
+            f"; prompt clusters {selection['clusters_before']} -> {selection['clusters_after']}, "
+            f"smallest {selection['smallest_cluster_before']} -> "
+            f"{selection['smallest_cluster_after']} pairs"
+        )
+    return line
+
+
 def print_cleaned(cleaned, out: Path) -> None:
     counts = cleaned.counts
     print(
@@ -90,6 +107,8 @@ def print_cleaned(cleaned, out: Path) -> None:
     for reason, count in counts.items():
         if reason not in ("input", "cleaned", "quarantined"):
             print(f"  {reason:<40} {count}")
+    if cleaned.selection is not None:
+        print(f"  {selection_line(cleaned.selection)}")
     print(f"results in {out}/ (cleaned.jsonl, quarantine.jsonl, manifest.json)")
 
 

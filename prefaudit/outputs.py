@@ -330,6 +330,7 @@ def write_cleaned(out: str | Path, cleaned, policy, fingerprint: str) -> None:
             "policy": policy.to_dict(),
             "counts": cleaned.counts,
             "flips": cleaned.flips,
+            "selection": cleaned.selection,
             "versions": {"prefaudit": __version__, "pandas": pd.__version__},
         },
     )

@@ -173,3 +173,35 @@ def test_clean_then_train_takes_max_length_from_the_config_unless_given(tmp_path
         with pytest.raises(RuntimeError, match="stop before training"):
             prefaudit.clean_then_train(data, policy, config, **options, **given)
     assert seen == [300, 2048, 99]
+
+
+@pytest.mark.models
+def test_clean_selects_from_a_real_audit_and_the_report_says_what_it_kept(tmp_path):
+    """The select step end to end: a tiny reference model's margins, label_noise's trust and
+    coverage's prompt clusters, from an audit of the trainer's planted task."""
+    import orjson
+
+    from tests.helpers import preference_task, task_model
+
+    folder = task_model(tmp_path / "tiny")
+    pairs = preference_task(40, flip=0.2, seed=0).drop(columns=["flipped"])
+    policy = {"select": {"keep": 0.5, "per_cluster_min": 1}}
+    out = tmp_path / "clean"
+    cleaned = prefaudit.clean(
+        pairs.reset_index(drop=True),
+        policy,
+        validators=["content", "label_noise", "reference", "coverage"],
+        reference_model=str(folder),
+        embedding_model="off",
+        out=out,
+    )
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    selection = manifest["selection"]
+    assert selection["signals"] == ["trust", "margin"] and selection["pool"] == 40
+    assert selection["kept"] == len(cleaned.pairs) >= 20
+    assert selection["clusters_after"] == selection["clusters_before"]
+    left = cleaned.quarantine
+    assert len(cleaned.pairs) + len(left) == 40 and set(left["action"]) == {"select"}
+    assert left["select_score"].max() <= selection["cut"] + 1e-12
+    html = (out / "index.html").read_text("utf-8")
+    assert f"the best {selection['kept']} of 40 pairs by value (trust x margin" in html

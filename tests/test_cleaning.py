@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -7,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefaudit.cleaning import CleaningPolicy, clean
-from prefaudit.cleaning.policy import load_policy
+from prefaudit.cleaning.policy import Selection, load_policy, policy_from_mapping
+from prefaudit.console import selection_line
+from prefaudit.errors import SettingError
 from prefaudit.outputs import write_cleaned
 from prefaudit.rules import RuleFileError
 from tests.helpers import pairs_frame
@@ -32,9 +35,18 @@ def _flags(index, **columns) -> pd.DataFrame:
     reorient=st.booleans(),
     flip=st.one_of(st.none(), st.floats(0.51, 1.0)),
     weights=st.sampled_from(["none", "confidence", "soft_label"]),
+    select=st.one_of(
+        st.none(),
+        st.builds(
+            Selection,
+            keep=st.one_of(st.floats(0.01, 0.99), st.integers(1, 30)),
+            by=st.sampled_from(["value", "margin", "trust"]),
+            per_cluster_min=st.integers(0, 3),
+        ),
+    ),
 )
 def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
-    data, n, drop, dedupe, reorient, flip, weights
+    data, n, drop, dedupe, reorient, flip, weights, select
 ):
     pairs = _pairs(n)
     ids = list(pairs.index)
@@ -56,9 +68,13 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
             "label_noise/flip_score": data.draw(
                 st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=n, max_size=n)
             ),
+            "reference/margin_per_token": data.draw(
+                st.lists(st.floats(-5, 5), min_size=n, max_size=n)
+            ),
+            "coverage/cluster": data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
         },
     )
-    policy = CleaningPolicy(tuple(drop), dedupe, reorient, flip, weights)
+    policy = CleaningPolicy(tuple(drop), dedupe, reorient, flip, weights, select)
     result = clean(pairs, flags, policy)
     cleaned = [r["pair_id"] for r in result.cleaned]
     quarantined = [r["pair_id"] for r in result.quarantine]
@@ -66,10 +82,16 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
     assert {f["pair_id"] for f in result.flips} <= set(cleaned)  # only kept pairs are flipped
     assert result.counts["cleaned"] + result.counts["quarantined"] == n
     for row in result.quarantine:
-        assert row["action"] in ("drop", "dedupe", "review") and row["issues"]
+        assert row["action"] in ("drop", "dedupe", "review", "select") and row["issues"]
         if row["action"] == "review":  # held, not flipped: the model's score alone reached it
             assert flip is not None
             assert flags.at[row["pair_id"], "label_noise/noise_score"] >= flip
+    if select is not None and result.selection["pool"]:
+        selection = result.selection
+        assert selection["kept"] == result.counts["cleaned"]
+        assert selection["kept"] >= min(selection["target"], selection["pool"])
+        if not select.per_cluster_min:  # the floor may overrun the target, nothing else
+            assert selection["kept"] == selection["target"]
 
 
 def test_actions_run_in_the_documented_order_and_say_why():
@@ -148,6 +170,12 @@ def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(t
         ("clean:\n  flip_min_noise: 0.3\n", "line 3: clean.flip_min_noise must be in (0.5, 1]"),
         ("clean:\n  dedupe: maybe\n", "line 3: clean.dedupe must be true or false"),
         ("clean:\n  shuffle: true\n", "line 3: clean: unknown key 'shuffle'"),
+        ("clean:\n  select: {keep: 1.5}\n", "line 3: clean.select.keep must be a share in"),
+        ("clean:\n  select: {keep: 0}\n", "line 3: clean.select.keep must be a share in"),
+        ("clean:\n  select: {by: length}\n", "line 3: clean.select.by must be one of"),
+        ("clean:\n  select: {per_cluster_min: -1}\n", "line 3: clean.select.per_cluster_min"),
+        ("clean:\n  select: {top: 3}\n", "line 3: clean.select: unknown key 'top'"),
+        ("clean:\n  select: 0.5\n", "line 3: clean.select must be a mapping"),
     ],
 )
 def test_policy_errors_name_the_file_and_line(tmp_path, section, message):
@@ -183,3 +211,109 @@ def test_the_default_policy_does_not_make_real_gpt4_labels_worse(alpaca_dev_file
     content = audit.flags.loc[dropped["pair_id"]]
     assert (content["content/bad_chosen"] | content["content/identical"]).all()
     assert cleaned.counts["quarantined"] <= 20
+
+
+def _planted(n_each: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Informative pairs (the reference barely separates them, labels trusted: the bulk of the
+    file), easy pairs (the reference already prefers chosen by far), suspect pairs (it strongly
+    prefers rejected and the label-noise score doubts them), and one small prompt cluster of
+    easy pairs only."""
+    kinds = ["informative"] * 3 * n_each + ["easy"] * n_each + ["suspect"] * n_each + ["lone"] * 2
+    pairs = _pairs(len(kinds))
+    spread = np.linspace(-0.4, 0.4, 3 * n_each)
+    margins = {"easy": 2.0, "suspect": -2.0, "lone": 1.5}
+    noise = {"informative": 0.1, "easy": 0.1, "suspect": 0.8, "lone": 0.1}
+    flags = _flags(
+        pairs.index,
+        **{
+            "kind": kinds,
+            "reference/margin_per_token": [
+                spread[i] if k == "informative" else margins[k] + 0.01 * i
+                for i, k in enumerate(kinds)
+            ],
+            "label_noise/noise_score": [noise[k] for k in kinds],
+            "coverage/cluster": [1 if k == "lone" else 0 for k in kinds],
+        },
+    )
+    return pairs, flags
+
+
+def test_selection_keeps_the_informative_pairs_and_quarantines_the_rest_with_scores(tmp_path):
+    pairs, flags = _planted()
+    policy = policy_from_mapping({"select": {"keep": 6, "by": "value"}})
+    result = clean(pairs, flags, policy)
+    kept = {r["pair_id"] for r in result.cleaned}
+    assert {flags.at[p, "kind"] for p in kept} == {"informative"} and len(kept) == 6
+    # ... the 6 the reference separates least (|margin| <= 0.19 of the 12 in [-0.4, 0.4]).
+    assert flags.loc[list(kept), "reference/margin_per_token"].abs().max() < 0.2
+    assert result.counts == {"select": 16, "input": 22, "cleaned": 6, "quarantined": 16}
+    for row in result.quarantine:
+        assert row["action"] == "select" and row["issues"] == ["select"]
+        assert row["reasons"]["select"].startswith(f"value score {row['select_score']:.3f}")
+        assert "the best 6 of 22 kept" in row["reasons"]["select"]
+    scores = pd.Series({r["pair_id"]: r["select_score"] for r in result.quarantine})
+    by_kind = scores.groupby(flags.loc[scores.index, "kind"])
+    assert by_kind.max()[["easy", "suspect", "lone"]].max() < 0.1 < by_kind.min()["informative"]
+    selection = result.selection
+    assert selection["signals"] == ["trust", "margin"] and selection["kept"] == 6
+    assert (selection["clusters_before"], selection["clusters_after"]) == (2, 1)
+    assert selection["smallest_cluster_after"] == 0
+    assert selection_line(selection) == (
+        f"selected 6 of 22 by value (trust x margin), cut {selection['cut']:.3f}; "
+        "prompt clusters 2 -> 1, smallest 2 -> 0 pairs"
+    )
+    write_cleaned(tmp_path, result, policy, "abc")
+    manifest = orjson.loads((tmp_path / "manifest.json").read_bytes())
+    assert manifest["selection"]["kept"] == 6 and manifest["policy"]["select"]["keep"] == 6
+
+
+def test_a_cluster_floor_keeps_every_prompt_cluster_represented():
+    pairs, flags = _planted()
+    result = clean(
+        pairs, flags, policy_from_mapping({"select": {"keep": 0.3, "per_cluster_min": 1}})
+    )
+    kinds = sorted(flags.at[r["pair_id"], "kind"] for r in result.cleaned)
+    # 30% of 22 = 7: the lone cluster's best pair first, then the 6 best of the rest.
+    assert kinds == ["informative"] * 6 + ["lone"]
+    assert (
+        result.selection["clusters_after"] == 2 and result.selection["smallest_cluster_after"] == 1
+    )
+    # By the reference's margin alone the suspects' doubt does not count: the easy and the
+    # suspect pairs sit as far from zero, so both rank below every informative pair.
+    by_margin = clean(pairs, flags, policy_from_mapping({"select": {"keep": 6, "by": "margin"}}))
+    assert {flags.at[r["pair_id"], "kind"] for r in by_margin.cleaned} == {"informative"}
+    assert by_margin.selection["signals"] == ["margin"]
+
+
+def test_selection_reads_flipped_pairs_the_other_way_round():
+    pairs, flags = _planted(2)
+    # The suspects, flipped by the policy (the score backs the flip), become informative-looking
+    # in trust (0.8 that the new label is right) but still sit far from zero on the margin.
+    flags["label_noise/flip_score"] = [0.99 if k == "suspect" else None for k in flags["kind"]]
+    flags["label_noise/noise_score"] = [0.99 if k == "suspect" else 0.1 for k in flags["kind"]]
+    result = clean(
+        pairs,
+        flags,
+        policy_from_mapping({"flip_min_noise": 0.95, "select": {"keep": 2, "by": "trust"}}),
+    )
+    kept = [flags.at[r["pair_id"], "kind"] for r in result.cleaned]
+    assert kept == ["suspect", "suspect"]  # trust 0.99 after the flip, the best of all
+    assert all(r["chosen"].startswith("bad") for r in result.cleaned)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"by": "margin"}, "select by margin needs the reference model's margins"),
+        ({"by": "trust"}, "select by trust needs label_noise or agreement scores"),
+        ({}, "select needs a score"),
+        ({"per_cluster_min": 2, "by": "value"}, "needs the prompt clusters"),
+    ],
+)
+def test_selection_without_its_signal_is_refused_saying_which(spec, message):
+    pairs = _pairs(4)
+    flags = _flags(pairs.index, **{"content/issue": [False] * 4})
+    if "per_cluster_min" in spec:
+        flags["label_noise/noise_score"] = 0.1
+    with pytest.raises(SettingError, match=message):
+        clean(pairs, flags, policy_from_mapping({"select": spec}))

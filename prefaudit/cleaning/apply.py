@@ -12,7 +12,10 @@ The policy's steps are applied in this order, each to the pairs the previous one
 4. ``flip_min_noise``: pairs whose ``flip`` score reaches this value (and were not flipped
    already) are flipped; pairs whose ``review`` score reaches it but were not flipped (the
    evidence was too weak to flip on) go to the quarantine for review;
-5. ``weights``: ``confidence`` attaches ``weight`` = 1 - the ``confidence`` score;
+5. ``select``: of the pairs still kept, the best share (or count) by a score built from the
+   label's trust and the reference model's margin stays; the others go to the quarantine
+   with their score (see prefaudit.cleaning.select);
+6. ``weights``: ``confidence`` attaches ``weight`` = 1 - the ``confidence`` score;
    ``soft_label`` attaches ``soft_label`` = P(chosen better), after any flip.
 
 Which columns drive which step is declared by each validator (``Validator.cleaning``): this
@@ -30,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from prefaudit.cleaning.policy import CleaningPolicy
+from prefaudit.cleaning.select import select
 from prefaudit.validators import VALIDATORS, CleaningAction
 
 
@@ -41,6 +45,8 @@ class Cleaned:
     quarantine: list[dict[str, Any]]
     flips: list[dict[str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # The select step's summary (score, cut, prompt clusters before and after); None: no step.
+    selection: dict[str, Any] | None = None
 
 
 def declared(flags: pd.DataFrame, kind: str) -> Iterator[tuple[str, str, CleaningAction]]:
@@ -65,11 +71,24 @@ def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> C
         _dedupe(pairs, flags, kept, quarantine, counts)
     flipped = pd.Series(False, index=pairs.index)
     flips = _flips(pairs, flags, policy, kept, flipped)
-    if flips:
-        counts["flip"] = len(flips)
     if policy.flip_min_noise is not None:
         _review(pairs, flags, policy.flip_min_noise, kept & ~flipped, quarantine, counts)
         kept &= ~pd.Series(pairs.index.isin(list(quarantine)), index=pairs.index)
+    selection = None
+    if policy.select is not None:
+        left, entries, selection = select(
+            flags, pairs.index[kept.to_numpy()], flipped, policy.select, declared
+        )
+        for flip in flips:  # scored as flipped, quarantined as it came: the flip is recorded
+            if flip["pair_id"] in entries:
+                entries[flip["pair_id"]]["flip"] = flip
+        flips = [flip for flip in flips if flip["pair_id"] not in entries]
+        quarantine.update(entries)
+        kept.loc[left] = False
+        if len(left):
+            counts["select"] = len(left)
+    if flips:
+        counts["flip"] = len(flips)
     cleaned = [
         _cleaned_row(pairs.loc[pair_id], pair_id, flags, policy, bool(flipped[pair_id]))
         for pair_id in pairs.index[kept.to_numpy()]
@@ -82,7 +101,7 @@ def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> C
     counts["input"] = len(pairs)
     counts["cleaned"] = len(cleaned)
     counts["quarantined"] = len(rows)
-    return Cleaned(cleaned, rows, flips, counts)
+    return Cleaned(cleaned, rows, flips, counts, selection)
 
 
 def _drop(pairs, flags, policy: CleaningPolicy, kept, quarantine, counts) -> None:

@@ -16,7 +16,24 @@ from typing import Any
 from prefaudit.rules.parse import NodeWalker, RuleFileError, RuleFileParser, compose_rule_file
 
 WEIGHTS = ("none", "confidence", "soft_label")
-CLEAN_KEYS = ("drop", "dedupe", "reorient_by_raters", "flip_min_noise", "weights")
+CLEAN_KEYS = ("drop", "dedupe", "reorient_by_raters", "flip_min_noise", "weights", "select")
+SELECT_BY = ("value", "margin", "trust")
+SELECT_KEYS = ("keep", "by", "per_cluster_min")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The ``select:`` step: keep the pairs most worth training on (see prefaudit.cleaning.select).
+
+    ``keep``: a share of the pairs left after the other steps (0 < keep < 1) or a count (a whole
+    number >= 1); ``by``: the score that ranks them (``value`` = trust x informativeness,
+    ``margin``: informativeness alone, ``trust``: the label's trust alone);
+    ``per_cluster_min``: every prompt cluster keeps at least this many pairs (or all it has).
+    """
+
+    keep: float = 0.5
+    by: str = "value"
+    per_cluster_min: int = 0
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,7 @@ class CleaningPolicy:
     reorient_by_raters: bool = False
     flip_min_noise: float | None = None
     weights: str = "none"
+    select: Selection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -60,9 +78,10 @@ def policy_from_mapping(mapping: Mapping[str, Any]) -> CleaningPolicy:
         )
     walker = _MappingWalker()
     spec = walker.fields(mapping, "the policy", CLEAN_KEYS)
-    if "flip_min_noise" in spec and spec["flip_min_noise"][0] is None:
-        # The field's own default (no flip by noise score), as CleaningPolicy.to_dict writes it.
-        del spec["flip_min_noise"]
+    for key in ("flip_min_noise", "select"):
+        if key in spec and spec[key][0] is None:
+            # The field's own default (the step is off), as CleaningPolicy.to_dict writes it.
+            del spec[key]
     return _policy(walker, spec, prefix="")
 
 
@@ -131,4 +150,39 @@ def _policy(walker: NodeWalker, spec: dict[str, tuple[Any, Any]], prefix: str) -
                 where, f"{prefix}weights must be one of {', '.join(WEIGHTS)}, got {value!r}"
             )
         settings["weights"] = value
+    if "select" in spec:
+        settings["select"] = _selection(walker, *spec["select"], prefix=prefix)
     return CleaningPolicy(**settings)
+
+
+def _selection(walker: NodeWalker, value: Any, where: Any, prefix: str) -> Selection:
+    """The ``select:`` mapping, checked (``where``: its node, for the line in messages)."""
+    what = f"{prefix}select"
+    if not isinstance(value, Mapping):
+        raise walker.error(
+            where, f"{what} must be a mapping, e.g. {{keep: 0.5, by: value, per_cluster_min: 2}}"
+        )
+    unknown = [key for key in value if key not in SELECT_KEYS]
+    if unknown:
+        raise walker.error(
+            where, f"{what}: unknown key {unknown[0]!r}; expected {', '.join(SELECT_KEYS)}"
+        )
+    keep = value.get("keep", Selection.keep)
+    if (
+        isinstance(keep, bool)
+        or not isinstance(keep, (int, float))
+        or not (0 < keep < 1 or (keep >= 1 and float(keep).is_integer()))
+    ):
+        raise walker.error(
+            where,
+            f"{what}.keep must be a share in (0, 1) or a whole count >= 1, got {keep!r}",
+        )
+    by = value.get("by", Selection.by)
+    if by not in SELECT_BY:
+        raise walker.error(where, f"{what}.by must be one of {', '.join(SELECT_BY)}, got {by!r}")
+    floor = value.get("per_cluster_min", Selection.per_cluster_min)
+    if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
+        raise walker.error(
+            where, f"{what}.per_cluster_min must be a whole number >= 0, got {floor!r}"
+        )
+    return Selection(keep=int(keep) if keep >= 1 else float(keep), by=by, per_cluster_min=floor)

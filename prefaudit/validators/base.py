@@ -99,7 +99,11 @@ class CleaningAction:
     - ``"confidence"``: the same kind of score; ``weights: confidence`` attaches
       ``weight`` = 1 - score (the score itself after a flip);
     - ``"soft_label"``: P(chosen is better); ``weights: soft_label`` attaches it (1 - it after
-      a flip).
+      a flip);
+    - ``"margin"``: the reference model's per-token log-prob margin, chosen minus rejected
+      (NaN: not scored); ``select`` ranks by how far it is from zero;
+    - ``"cluster"``: the pair's prompt cluster; ``select``'s ``per_cluster_min`` floor is per
+      cluster.
 
     ``by`` names the evidence in the manifest's list of flips (default: the validator's name);
     ``reason`` is the flip's reason there, formatted with ``score`` and ``threshold``.
@@ -111,7 +115,16 @@ class CleaningAction:
     reason: str = ""
 
 
-CLEANING_KINDS = ("dedupe", "reorient", "flip", "review", "confidence", "soft_label")
+CLEANING_KINDS = (
+    "dedupe",
+    "reorient",
+    "flip",
+    "review",
+    "confidence",
+    "soft_label",
+    "margin",
+    "cluster",
+)
 
 
 class Validator:

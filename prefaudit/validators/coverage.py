@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefaudit.validators.base import Validator, ValidatorResult
+from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class CoverageValidator(Validator):
         "coverage/median_prompt_chars",
     )
     text_metric_names = ("coverage/representation", "coverage/top_language")
+    cleaning = (CleaningAction("cluster", "cluster"),)
     headline_metrics = (
         "coverage/clusters",
         "coverage/effective_clusters",

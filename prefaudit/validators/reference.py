@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from prefaudit import stats
-from prefaudit.validators.base import Validator, ValidatorResult
+from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 _LISTED = 50
 
@@ -72,6 +72,7 @@ class ReferenceValidator(Validator):
         "reference/tokens_per_second",
     )
     runs_by_default = False  # loads a language model: only when asked (--ref-model)
+    cleaning = (CleaningAction("margin", "margin_per_token"),)
 
     def __init__(
         self,

@@ -85,6 +85,10 @@ def test_declared_cleaning_columns_are_in_the_flags(validator):
         assert action.column in flags.columns, (validator.name, action)
         if action.kind == "reorient":
             assert flags[action.column].dtype == bool
+        elif action.kind == "margin":  # a log-prob margin: any finite number (NaN: not scored)
+            assert np.isfinite(flags[action.column].astype(float).dropna()).all()
+        elif action.kind == "cluster":  # a label per pair, none missing
+            assert flags[action.column].notna().all()
         elif action.kind != "dedupe":  # scores and probabilities in [0, 1] (NaN: unknown)
             values = flags[action.column].astype(float).dropna()
             assert values.between(0, 1).all(), (validator.name, action)
@@ -92,7 +96,15 @@ def test_declared_cleaning_columns_are_in_the_flags(validator):
 
 def test_the_built_in_validators_offer_the_cleaning_steps_of_the_default_policy():
     offered = {a.kind for cls in VALIDATORS.values() for a in cls.cleaning}
-    assert {"dedupe", "reorient", "flip", "confidence", "soft_label"} <= offered
+    assert {
+        "dedupe",
+        "reorient",
+        "flip",
+        "confidence",
+        "soft_label",
+        "margin",
+        "cluster",
+    } <= offered
 
 
 def test_flags_cover_every_pair_with_scores_in_range(validator):
