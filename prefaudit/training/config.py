@@ -118,6 +118,11 @@ class TrainConfig:
     lora_r: int = _help("LoRA rank; 0 trains every weight (LoRA needs the `peft` package)", 0)
     lora_alpha: int = _help("LoRA scaling numerator", 16)
     lora_dropout: float = _help("dropout on the LoRA input", 0.0)
+    gradient_checkpointing: bool = _help(
+        "recompute each layer's activations in the backward pass instead of keeping them: "
+        "about a third more compute, a fraction of the memory (TRL turns it on by default)",
+        False,
+    )
     device: str | None = _help("cuda, cpu, ...; None = CUDA when there is a GPU", None)
     dtype: str | None = _help(
         "weights' dtype: None = bfloat16 on a GPU that has it, float32 elsewhere", None

@@ -73,6 +73,34 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
     assert _same_weights(*runs, atol=1e-5)
 
 
+def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, monkeypatch):
+    from transformers import PreTrainedModel
+
+    enabled = []
+    original = PreTrainedModel.gradient_checkpointing_enable
+    monkeypatch.setattr(
+        PreTrainedModel,
+        "gradient_checkpointing_enable",
+        lambda self, **kw: enabled.append(1) or original(self, **kw),
+    )
+    folder = task_model(tmp_path / "tiny")
+    pairs, runs = preference_task(16), []
+    for checkpointing in (False, True):
+        config = TrainConfig(
+            model=str(folder),
+            learning_rate=1e-3,
+            batch_size=8,
+            max_steps=2,
+            eval_fraction=0.0,
+            gradient_checkpointing=checkpointing,
+            **QUICK,
+        )
+        train(pairs, config, tmp_path / f"run{checkpointing}")
+        runs.append(_weights(tmp_path / f"run{checkpointing}"))
+        assert len(enabled) == int(checkpointing)  # on only when asked
+    assert _same_weights(*runs, atol=1e-5)
+
+
 def test_zero_weights_leave_the_model_unchanged(tmp_path):
     folder = task_model(tmp_path / "tiny")
     pairs = preference_task(16).assign(weight=0.0)
@@ -96,7 +124,23 @@ def test_loss_is_trls_plain_mean_and_the_weighted_one_has_its_own_name(tmp_path)
     metrics = result.eval_metrics
     assert metrics["loss"] == pytest.approx(np.log(2), abs=0.05)  # one tiny step from the start
     assert metrics["loss/weighted"] == pytest.approx(0.25 * metrics["loss"], rel=1e-6)
+    assert metrics["loss/sigmoid"] == pytest.approx(metrics["loss"], rel=1e-6)  # sigmoid is DPO's
     assert result.summary["pairs_seen"] == 4 and result.summary["train_pairs"] == 8
+    # Trained with another loss, "loss" is that loss; "loss/sigmoid" stays plain DPO's, the
+    # same figure for the same model whatever trained it.
+    moved = {**config.to_dict(), "learning_rate": 1e-2, "max_steps": 4}
+    runs = {
+        loss: train(
+            pairs,
+            TrainConfig(**{**moved, "loss": loss, "label_smoothing": 0.2}),
+            tmp_path / loss,
+            eval_pairs=pairs,
+        ).eval_metrics
+        for loss in ("robust", "cdpo")
+    }
+    for other in runs.values():
+        assert other["loss/sigmoid"] < np.log(2) - 0.05  # the policy moved
+        assert other["loss"] != pytest.approx(other["loss/sigmoid"], abs=0.01)
 
 
 def test_a_large_held_out_set_is_evaluated_on_a_stable_bounded_sample(tmp_path, capsys):
