@@ -69,13 +69,17 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
                 st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=n, max_size=n)
             ),
             "reference/margin_per_token": data.draw(
-                st.lists(st.floats(-5, 5), min_size=n, max_size=n)
+                st.lists(st.one_of(st.none(), st.floats(-5, 5)), min_size=n, max_size=n)
             ),
             "coverage/cluster": data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
         },
     )
     policy = CleaningPolicy(tuple(drop), dedupe, reorient, flip, weights, select)
-    result = clean(pairs, flags, policy)
+    try:
+        result = clean(pairs, flags, policy)
+    except SettingError as err:  # select by margin where no pair left was scored
+        assert select is not None and select.by == "margin" and "no pair left" in str(err)
+        return
     cleaned = [r["pair_id"] for r in result.cleaned]
     quarantined = [r["pair_id"] for r in result.quarantine]
     assert sorted(cleaned + quarantined) == sorted(ids)  # nothing lost, nothing twice
@@ -172,6 +176,8 @@ def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(t
         ("clean:\n  shuffle: true\n", "line 3: clean: unknown key 'shuffle'"),
         ("clean:\n  select: {keep: 1.5}\n", "line 3: clean.select.keep must be a share in"),
         ("clean:\n  select: {keep: 0}\n", "line 3: clean.select.keep must be a share in"),
+        ("clean:\n  select: {keep: 1.0}\n", "1.0 is not a count: write 1"),
+        ("clean:\n  select:\n    by: value\n    keep: 2.5\n", "line 5: clean.select.keep must be"),
         ("clean:\n  select: {by: length}\n", "line 3: clean.select.by must be one of"),
         ("clean:\n  select: {per_cluster_min: -1}\n", "line 3: clean.select.per_cluster_min"),
         ("clean:\n  select: {top: 3}\n", "line 3: clean.select: unknown key 'top'"),
@@ -285,6 +291,20 @@ def test_a_cluster_floor_keeps_every_prompt_cluster_represented():
     assert by_margin.selection["signals"] == ["margin"]
 
 
+def test_value_ranks_by_the_signals_there_are():
+    pairs, flags = _planted()
+    # The reference scored none of these pairs (all too long, say): value is trust alone.
+    flags["reference/margin_per_token"] = np.nan
+    result = clean(pairs, flags, policy_from_mapping({"select": {"keep": 4}}))
+    assert result.selection["signals"] == ["trust"]
+    assert "suspect" not in {flags.at[r["pair_id"], "kind"] for r in result.cleaned}
+    # A pair the reference did not score gets the median informativeness, not the best.
+    pairs, flags = _planted()
+    flags.loc["p12", "reference/margin_per_token"] = np.nan  # an easy pair, unscored
+    result = clean(pairs, flags, policy_from_mapping({"select": {"keep": 6, "by": "margin"}}))
+    assert "p12" not in {r["pair_id"] for r in result.cleaned}
+
+
 def test_selection_reads_flipped_pairs_the_other_way_round():
     pairs, flags = _planted(2)
     # The suspects, flipped by the policy (the score backs the flip), become informative-looking
@@ -305,9 +325,9 @@ def test_selection_reads_flipped_pairs_the_other_way_round():
     "spec, message",
     [
         ({"by": "margin"}, "select by margin needs the reference model's margins"),
-        ({"by": "trust"}, "select by trust needs label_noise or agreement scores"),
+        ({"by": "trust"}, "select by trust needs label trust"),
         ({}, "select needs a score"),
-        ({"per_cluster_min": 2, "by": "value"}, "needs the prompt clusters"),
+        ({"per_cluster_min": 2, "by": "value"}, r"needs prompt clusters \(coverage\)"),
     ],
 )
 def test_selection_without_its_signal_is_refused_saying_which(spec, message):

@@ -25,16 +25,15 @@ off without the contract test noticing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from prefaudit.cleaning.declared import declared
 from prefaudit.cleaning.policy import CleaningPolicy
 from prefaudit.cleaning.select import select
-from prefaudit.validators import VALIDATORS, CleaningAction
 
 
 @dataclass
@@ -47,16 +46,6 @@ class Cleaned:
     counts: dict[str, int] = field(default_factory=dict)
     # The select step's summary (score, cut, prompt clusters before and after); None: no step.
     selection: dict[str, Any] | None = None
-
-
-def declared(flags: pd.DataFrame, kind: str) -> Iterator[tuple[str, str, CleaningAction]]:
-    """(validator, flags column, action) for every declared action of ``kind`` whose column
-    this audit has (the validator ran), in registry order."""
-    for name, cls in VALIDATORS.items():
-        for action in cls.cleaning:
-            column = f"{name}/{action.column}"
-            if action.kind == kind and column in flags:
-                yield name, column, action
 
 
 def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> Cleaned:
@@ -77,7 +66,7 @@ def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> C
     selection = None
     if policy.select is not None:
         left, entries, selection = select(
-            flags, pairs.index[kept.to_numpy()], flipped, policy.select, declared
+            flags, pairs.index[kept.to_numpy()], flipped, policy.select
         )
         for flip in flips:  # scored as flipped, quarantined as it came: the flip is recorded
             if flip["pair_id"] in entries:

@@ -31,7 +31,7 @@ class Selection:
     ``per_cluster_min``: every prompt cluster keeps at least this many pairs (or all it has).
     """
 
-    keep: float = 0.5
+    keep: float | int = 0.5
     by: str = "value"
     per_cluster_min: int = 0
 
@@ -156,33 +156,33 @@ def _policy(walker: NodeWalker, spec: dict[str, tuple[Any, Any]], prefix: str) -
 
 
 def _selection(walker: NodeWalker, value: Any, where: Any, prefix: str) -> Selection:
-    """The ``select:`` mapping, checked (``where``: its node, for the line in messages)."""
+    """The ``select:`` mapping, checked; errors name the offending key's line in a file."""
     what = f"{prefix}select"
-    if not isinstance(value, Mapping):
-        raise walker.error(
-            where, f"{what} must be a mapping, e.g. {{keep: 0.5, by: value, per_cluster_min: 2}}"
-        )
-    unknown = [key for key in value if key not in SELECT_KEYS]
-    if unknown:
-        raise walker.error(
-            where, f"{what}: unknown key {unknown[0]!r}; expected {', '.join(SELECT_KEYS)}"
-        )
-    keep = value.get("keep", Selection.keep)
-    if (
-        isinstance(keep, bool)
-        or not isinstance(keep, (int, float))
-        or not (0 < keep < 1 or (keep >= 1 and float(keep).is_integer()))
-    ):
-        raise walker.error(
-            where,
-            f"{what}.keep must be a share in (0, 1) or a whole count >= 1, got {keep!r}",
-        )
-    by = value.get("by", Selection.by)
-    if by not in SELECT_BY:
-        raise walker.error(where, f"{what}.by must be one of {', '.join(SELECT_BY)}, got {by!r}")
-    floor = value.get("per_cluster_min", Selection.per_cluster_min)
-    if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
-        raise walker.error(
-            where, f"{what}.per_cluster_min must be a whole number >= 0, got {floor!r}"
-        )
-    return Selection(keep=int(keep) if keep >= 1 else float(keep), by=by, per_cluster_min=floor)
+    if where is None and not isinstance(value, Mapping):  # a dict policy (no node)
+        raise walker.error(None, f"{what} must be a mapping (key: value)")
+    spec = walker.fields(value if where is None else where, what, SELECT_KEYS)
+
+    def check(key: str, ok, expected: str, default: Any) -> Any:
+        given, node = spec.get(key, (default, where))
+        if not ok(given):
+            raise walker.error(
+                walker.at(node) if node is not None else None,
+                f"{what}.{key} must be {expected}, got {given!r}",
+            )
+        return given
+
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    keep = check(
+        "keep",
+        lambda v: (isinstance(v, float) and 0 < v < 1) or (whole(v) and v >= 1),
+        "a share in (0, 1) or a whole count >= 1 (1.0 is not a count: write 1)",
+        Selection.keep,
+    )
+    by = check("by", lambda v: v in SELECT_BY, f"one of {', '.join(SELECT_BY)}", Selection.by)
+    floor = check(
+        "per_cluster_min",
+        lambda v: whole(v) and v >= 0,
+        "a whole number >= 0",
+        Selection.per_cluster_min,
+    )
+    return Selection(keep=keep, by=by, per_cluster_min=floor)

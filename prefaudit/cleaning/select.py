@@ -7,19 +7,19 @@ Each pair gets two factors from what the audit already has, then a score:
   the other way round after a flip. A pair is only as trustworthy as its most doubtful signal.
 - **informativeness**, from the reference model's per-token margin ``m`` (chosen minus
   rejected, negated after a flip): ``exp(-(m / s)^2 / 2)``, where ``s`` is the margins' robust
-  spread (1.4826 x their median absolute deviation). A pair the reference already separates
+  spread around zero (1.4826 x the median of ``|m|``). A pair the reference already separates
   by a wide margin teaches little (Selective DPO, arXiv 2502.09650, drops what is already
   learnt or out of reach); one it strongly rejects is often mislabelled (margin-based
   selection, arXiv 2502.14560). Both fall off; pairs near ``m = 0`` score 1.
 
-``by: value`` ranks by trust x informativeness, ``by: margin`` by informativeness alone,
-``by: trust`` by trust alone. A pair without a signal gets that signal's median over the pairs
-that have it; a signal no pair has counts as 1 (``value``) or is an error (asked for by name).
+``by: value`` ranks by trust x informativeness (a factor no pair has a value for counts as 1;
+with neither, it is refused), ``by: margin`` by informativeness alone, ``by: trust`` by trust
+alone (refused without it). A pair without a value gets the median of the pairs that have one.
 
 The ``keep`` share (or count) of the pool is kept, best first, ties in file order; with
 ``per_cluster_min``, every prompt cluster first keeps its best ``per_cluster_min`` pairs (or
 all it has), even when that overruns ``keep``. Every other pair goes to the quarantine with
-action ``select``, its score and the cut: nothing is lost.
+action ``select``, its score and the cut (the lowest score kept): nothing is lost.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit.cleaning.declared import declared, declaring
 from prefaudit.cleaning.policy import Selection
 from prefaudit.errors import SettingError
 
@@ -37,24 +38,16 @@ _MAD_TO_SD = 1.4826
 
 
 def select(
-    flags: pd.DataFrame,
-    pool: pd.Index,
-    flipped: pd.Series,
-    selection: Selection,
-    declared,
+    flags: pd.DataFrame, pool: pd.Index, flipped: pd.Series, selection: Selection
 ) -> tuple[pd.Index, dict[str, dict[str, Any]], dict[str, Any]]:
-    """(ids of ``pool`` not selected, their quarantine entries, the summary for the manifest).
-
-    ``declared(flags, kind)`` lists the audit's columns of a cleaning kind (see
-    prefaudit.cleaning.apply.declared); ``flipped``: which pairs the policy flipped.
-    """
+    """(ids of ``pool`` not selected, their quarantine entries, the summary for the manifest);
+    ``flipped``: which pairs the policy flipped."""
     if not len(pool):  # the other steps left nothing to choose from
         return (
             pool,
             {},
             {
-                "by": selection.by,
-                "keep": selection.keep,
+                **_settings(selection),
                 "pool": 0,
                 "target": 0,
                 "kept": 0,
@@ -64,11 +57,18 @@ def select(
         )
     flags = flags.reindex(pool)
     swapped = flipped.reindex(pool).fillna(False).to_numpy(dtype=bool)
-    trust = _trust(flags, swapped, declared)
-    informative = _informativeness(flags, swapped, declared)
+    trust = _trust(flags, swapped)
+    informative = _informativeness(flags, swapped)
     score = _score(selection.by, trust, informative)
-    keep, cut = _keep(score, _clusters(flags, selection, declared), selection)
-    target = _target(selection.keep, len(pool))
+    clusters = _clusters(flags)
+    if selection.per_cluster_min and clusters is None:
+        raise SettingError(
+            "select.per_cluster_min needs prompt clusters "
+            f"({' or '.join(declaring('cluster'))}); this audit has none",
+            setting="policy",
+        )
+    keep = _keep(score, clusters, selection)
+    cut = float(score[keep].min()) if keep.any() else float("nan")
     left = pool[~keep]
     kept = f"the best {int(keep.sum())} of {len(pool)} kept"
     if selection.per_cluster_min:
@@ -83,27 +83,32 @@ def select(
         for pair_id, value in zip(left, score[~keep], strict=True)
     }
     summary = {
-        "by": selection.by,
-        "keep": selection.keep,
-        "per_cluster_min": selection.per_cluster_min,
+        **_settings(selection),
         "pool": len(pool),
-        "target": target,
+        "target": _target(selection.keep, len(pool)),
         "kept": int(keep.sum()),
         "cut": cut,
-        "signals": _used(selection.by, trust, informative),
-        **_coverage(_clusters(flags, None, declared), keep),
+        "signals": [
+            name
+            for name, values in (("trust", trust), ("margin", informative))
+            if values is not None and selection.by in ("value", name)
+        ],
+        **_coverage(clusters, keep),
     }
     return left, entries, summary
 
 
-def _used(by: str, trust, informative) -> list[str]:
-    """The signals the score was built from."""
-    have = {"trust": trust is not None, "margin": informative is not None}
-    return [name for name in ("trust", "margin") if have[name] and by in ("value", name)]
+def _settings(selection: Selection) -> dict[str, Any]:
+    return {
+        "by": selection.by,
+        "keep": selection.keep,
+        "per_cluster_min": selection.per_cluster_min,
+    }
 
 
-def _trust(flags, swapped: np.ndarray, declared) -> np.ndarray | None:
-    """P(the final label is right) per pair: the lowest of the signals there are."""
+def _trust(flags, swapped: np.ndarray) -> np.ndarray | None:
+    """P(the final label is right) per pair: the lowest of the signals there are (None: no
+    pair has a value)."""
     signals = []
     for _, column, _ in declared(flags, "confidence"):
         noise = flags[column].to_numpy(dtype=float)
@@ -111,67 +116,59 @@ def _trust(flags, swapped: np.ndarray, declared) -> np.ndarray | None:
     for _, column, _ in declared(flags, "soft_label"):
         chosen_better = flags[column].to_numpy(dtype=float)
         signals.append(np.where(swapped, 1 - chosen_better, chosen_better))
-    if not signals:
-        return None
-    return np.min(np.vstack([_filled(s) for s in signals]), axis=0)
+    known = [_filled(s) for s in signals if np.isfinite(s).any()]
+    return np.min(np.vstack(known), axis=0) if known else None
 
 
-def _informativeness(flags, swapped: np.ndarray, declared) -> np.ndarray | None:
-    """exp(-(m / s)^2 / 2) of the reference's per-token margin m, s its robust spread."""
+def _informativeness(flags, swapped: np.ndarray) -> np.ndarray | None:
+    """exp(-(m / s)^2 / 2) of the reference's per-token margin m, s its robust spread around
+    zero (None: no pair was scored)."""
     for _, column, _ in declared(flags, "margin"):
         margin = flags[column].to_numpy(dtype=float)
         margin = np.where(swapped, -margin, margin)
-        known = margin[np.isfinite(margin)]
+        known = np.abs(margin[np.isfinite(margin)])
         if not known.size:
-            raise SettingError(
-                "select: the reference model scored none of the pairs left (each too long "
-                "for its max_length?); select by trust, or score them",
-                setting="policy",
-            )
-        spread = _MAD_TO_SD * float(np.median(np.abs(known - np.median(known))))
-        if spread <= 0:
-            spread = float(np.std(known)) or 1.0
+            continue
+        spread = _MAD_TO_SD * float(np.median(known)) or float(known.max()) or 1.0
         return _filled(np.exp(-0.5 * np.clip(margin / spread, -40, 40) ** 2))
     return None
 
 
 def _filled(values: np.ndarray) -> np.ndarray:
-    """NaN -> the median of the known values (1 when none is known)."""
+    """NaN -> the median of the known values."""
     known = values[np.isfinite(values)]
     return np.where(np.isfinite(values), values, float(np.median(known)) if known.size else 1.0)
 
 
 def _score(by: str, trust, informative) -> np.ndarray:
-    needs = {
-        "margin": ("informativeness", informative, "the reference model's margins (--ref-model)"),
-        "trust": ("trust", trust, "label_noise or agreement scores"),
+    """The ranking score ``by`` asks for; refused when its signal is missing."""
+    sources = {
+        "margin": (informative, "the reference model's margins (--ref-model)"),
+        "trust": (trust, f"label trust ({' or '.join(declaring('confidence', 'soft_label'))})"),
     }
-    if by in needs:
-        _, values, source = needs[by]
+    if by in sources:
+        values, source = sources[by]
         if values is None:
             raise SettingError(
-                f"select by {by} needs {source}; this audit has none", setting="policy"
+                f"select by {by} needs {source}; no pair left has one", setting="policy"
             )
         return values
     if trust is None and informative is None:
         raise SettingError(
-            "select needs a score: audit with label_noise, agreement (annotations) or a "
-            "reference model (--ref-model)",
+            "select needs a score: label trust "
+            f"({' or '.join(declaring('confidence', 'soft_label'))}) or the reference model's "
+            "margins (--ref-model); no pair left has either",
             setting="policy",
         )
     return (1.0 if trust is None else trust) * (1.0 if informative is None else informative)
 
 
-def _clusters(flags, selection: Selection | None, declared) -> np.ndarray | None:
-    """Each pair's prompt cluster, or None (refused when ``selection`` asks for a floor)."""
+def _clusters(flags) -> np.ndarray | None:
+    """Each pair's prompt cluster as a whole number (a pair without one: a cluster of its
+    own kind, -1), or None when the audit has no clusters."""
     for _, column, _ in declared(flags, "cluster"):
-        return flags[column].to_numpy()
-    if selection is not None and selection.per_cluster_min:
-        raise SettingError(
-            "select.per_cluster_min needs the prompt clusters of the coverage validator; "
-            "this audit did not run it",
-            setting="policy",
-        )
+        codes, _ = pd.factorize(flags[column])  # NaN -> -1, one group
+        return codes
     return None
 
 
@@ -182,34 +179,30 @@ def _target(keep: float, n: int) -> int:
     return min(n, max(1, round(keep * n))) if n else 0
 
 
-def _keep(score: np.ndarray, clusters, selection: Selection) -> tuple[np.ndarray, float]:
-    """(which pairs stay, the lowest score kept by rank): each cluster's floor first, then
-    the best of the rest."""
+def _keep(score: np.ndarray, clusters, selection: Selection) -> np.ndarray:
+    """Which pairs stay: each cluster's floor first, then the best of the rest."""
     order = np.argsort(-score, kind="stable")
     keep = np.zeros(len(score), dtype=bool)
     if clusters is not None and selection.per_cluster_min:
-        taken: dict[Any, int] = {}
+        taken: dict[int, int] = {}
         for i in order:
             if taken.get(clusters[i], 0) < selection.per_cluster_min:
                 taken[clusters[i]] = taken.get(clusters[i], 0) + 1
                 keep[i] = True
     room = _target(selection.keep, len(score)) - int(keep.sum())
-    ranked = order[~keep[order]][: max(room, 0)]
-    keep[ranked] = True
-    return keep, float(score[ranked[-1]]) if len(ranked) else float("nan")
+    keep[order[~keep[order]][: max(room, 0)]] = True
+    return keep
 
 
 def _coverage(clusters, keep: np.ndarray) -> dict[str, Any]:
     """The clusters represented, and the smallest one's pairs, before and after."""
-    if clusters is None:
+    if clusters is None or not len(clusters):
         return {}
     before = pd.Series(clusters).value_counts()
-    after = pd.Series(clusters[keep]).value_counts()
+    after = pd.Series(clusters[keep]).value_counts().reindex(before.index).fillna(0)
     return {
         "clusters_before": int(len(before)),
-        "clusters_after": int(len(after)),
-        "smallest_cluster_before": int(before.min()) if len(before) else 0,
-        "smallest_cluster_after": int(after.reindex(before.index).fillna(0).min())
-        if len(before)
-        else 0,
+        "clusters_after": int((after > 0).sum()),
+        "smallest_cluster_before": int(before.min()),
+        "smallest_cluster_after": int(after.min()),
     }

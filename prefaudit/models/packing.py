@@ -7,6 +7,8 @@ rejected tokens from seeing the chosen ones. The reference pass scores batches t
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 
@@ -72,8 +74,9 @@ def packed_logps(model, packed: dict, *, precise: bool = True):
     (under activation checkpointing when gradients are on), so the (rows x positions x
     vocabulary) logits tensor never exists: on 4 AlpacaEval pairs that tensor alone is about
     0.8 GB in float32, kept twice over for the backward pass. Models whose logits are more than
-    their head over the last hidden state (soft-capped or scaled logits) and DDP-wrapped
-    models (DDP syncs gradients through its own forward) take the whole-logits path.
+    their head over the last hidden state (soft-capped, scaled or cropped logits: checked once
+    per model) and DDP-wrapped models (DDP syncs gradients through its own forward) take the
+    whole-logits path.
     """
     import torch
 
@@ -109,27 +112,49 @@ def packed_logps(model, packed: dict, *, precise: bool = True):
 # Logits per block of the head (positions x vocabulary): 128 MiB in float32.
 BLOCK_LOGITS = 2**25
 
-# Config fields of models whose logits are not simply head(last hidden state).
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
-
 
 def _decoder_and_head(model):
     """(the decoder returning the last hidden state, the language-model head), or None when
-    the model's logits are more than that head over that state, or DDP wraps it."""
+    the model's logits are more than that head over that state (soft-capped, scaled or
+    cropped logits: checked once per model by comparing the two on a few tokens), or DDP
+    wraps it (DDP syncs gradients through its own forward)."""
     from torch.nn.parallel import DistributedDataParallel
 
     if isinstance(model, DistributedDataParallel):
-        return None
-    config = getattr(model, "config", None)
-    if config is None or any(getattr(config, f, None) is not None for f in _LOGIT_TRANSFORMS):
         return None
     try:
         decoder, head = model.get_decoder(), model.get_output_embeddings()
     except (AttributeError, NotImplementedError):
         return None
-    if decoder is None or decoder is model or head is None:
+    if decoder is None or decoder is model or head is None or not hasattr(head, "weight"):
         return None
-    return decoder, head
+    if model not in _HEAD_IS_LOGITS:
+        _HEAD_IS_LOGITS[model] = _head_gives_the_logits(model, decoder, head)
+    return (decoder, head) if _HEAD_IS_LOGITS[model] else None
+
+
+# model -> whether head(last hidden state) gives its logits, checked once per model object.
+_HEAD_IS_LOGITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _head_gives_the_logits(model, decoder, head) -> bool:
+    """Whether head(decoder(ids)) equals model(ids).logits on a few tokens."""
+    import torch
+
+    device = head.weight.device
+    ids = torch.arange(3, 11, device=device)[None] % head.weight.shape[0]
+    training = model.training
+    model.eval()  # no dropout in the comparison
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=ids, use_cache=False).logits.float()
+            hidden = decoder(input_ids=ids, use_cache=False).last_hidden_state
+            ours = head(hidden.to(head.weight.dtype)).float()
+    except Exception:  # any model this probe cannot run: the whole-logits path
+        return False
+    finally:
+        model.train(training)
+    return ours.shape == logits.shape and bool(torch.allclose(ours, logits, rtol=1e-3, atol=1e-3))
 
 
 def _picked(logits, targets, precise: bool):
@@ -146,7 +171,7 @@ def _blockwise(head, states, targets, precise: bool):
     from torch.utils.checkpoint import checkpoint
 
     def block(state, target):
-        return _picked(head(state), target, precise)
+        return _picked(head(state.to(head.weight.dtype)), target, precise)
 
     rows = max(1, BLOCK_LOGITS // head.weight.shape[0])
     parts = []

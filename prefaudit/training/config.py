@@ -231,6 +231,7 @@ class TrainConfig:
             "log_every",
             "save_every",
             "keep_checkpoints",
+            "gradient_checkpointing",  # the same weights, recomputed instead of kept
         }
         return [
             f.name

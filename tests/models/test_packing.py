@@ -55,9 +55,47 @@ def test_blockwise_head_equals_the_whole_logits_forward(monkeypatch, precise):
 
 
 def test_models_whose_logits_are_more_than_their_head_take_the_whole_logits_path():
+    """Gemma 2 soft-caps its logits after the head: the probe sees head(hidden) differ from
+    the logits and keeps the whole-logits path; a plain Llama, and the same Llama with LoRA
+    adapters, take the blockwise path."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
     from prefaudit.models.packing import _decoder_and_head
 
-    model = tiny_causal_lm()
-    assert _decoder_and_head(model) is not None
-    model.config.final_logit_softcapping = 30.0  # Gemma 2 caps its logits after the head
-    assert _decoder_and_head(model) is None
+    assert _decoder_and_head(tiny_causal_lm()) is not None
+    lora = get_peft_model(tiny_causal_lm(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    assert _decoder_and_head(lora) is not None
+    gemma = Gemma2ForCausalLM(
+        Gemma2Config(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            final_logit_softcapping=0.5,  # small enough to change every logit
+        )
+    ).eval()
+    assert _decoder_and_head(gemma) is None
+
+
+def test_lora_models_get_the_same_log_probs_and_gradients_blockwise(monkeypatch):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from prefaudit.models import packing
+
+    model = get_peft_model(
+        tiny_causal_lm(),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    ).train()
+    packed = _batch(1)
+    blockwise, blockwise_grads = _logps_and_grads(model, packed, precise=False)
+    monkeypatch.setattr(packing, "_decoder_and_head", lambda model: None)
+    whole, whole_grads = _logps_and_grads(model, packed, precise=False)
+    torch.testing.assert_close(blockwise, whole, rtol=0, atol=1e-5)
+    assert blockwise_grads.keys() == whole_grads.keys() and len(whole_grads) == 8  # adapters only
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(blockwise_grads[name], grad, rtol=1e-4, atol=1e-6)

@@ -74,17 +74,17 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
 
 
 def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, monkeypatch):
-    from transformers import PreTrainedModel
+    """With checkpointing, each layer runs again in the backward pass (counted), and the
+    weights come out the same."""
+    from transformers.models.llama import modeling_llama
 
-    enabled = []
-    original = PreTrainedModel.gradient_checkpointing_enable
+    calls = []  # the MLP inside each layer: the layer's own forward is what checkpointing wraps
+    forward = modeling_llama.LlamaMLP.forward
     monkeypatch.setattr(
-        PreTrainedModel,
-        "gradient_checkpointing_enable",
-        lambda self, **kw: enabled.append(1) or original(self, **kw),
+        modeling_llama.LlamaMLP, "forward", lambda self, x: calls.append(1) or forward(self, x)
     )
     folder = task_model(tmp_path / "tiny")
-    pairs, runs = preference_task(16), []
+    pairs, runs, layer_calls = preference_task(16), [], []
     for checkpointing in (False, True):
         config = TrainConfig(
             model=str(folder),
@@ -95,9 +95,12 @@ def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, monkeypatch
             gradient_checkpointing=checkpointing,
             **QUICK,
         )
+        calls.clear()
         train(pairs, config, tmp_path / f"run{checkpointing}")
         runs.append(_weights(tmp_path / f"run{checkpointing}"))
-        assert len(enabled) == int(checkpointing)  # on only when asked
+        layer_calls.append(len(calls))
+    # 2 steps x 2 layers run again in the backward pass (the reference pass has no backward).
+    assert layer_calls[1] == layer_calls[0] + 4
     assert _same_weights(*runs, atol=1e-5)
 
 
