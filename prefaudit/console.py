@@ -164,10 +164,16 @@ def print_comparison(comparison: dict[str, Any], out: Path) -> None:
         f"\nheld-out pairs: {comparison['eval_pairs']} (cleaned labels); "
         f"{comparison['steps']} steps each"
     )
-    print(f"  {'metric':<22} {'raw':>10} {'cleaned':>10}")
+    print(f"  {'metric':<22} {'raw':>16} {'cleaned':>16}")
     for name in COMPARED:
         raw, cleaned = comparison["raw"][name], comparison["cleaned"][name]
-        print(f"  {name:<22} {_fmt(raw):>10} {_fmt(cleaned):>10}")
+        print(f"  {name:<22} {_fmt(raw):>16} {_fmt(cleaned):>16}")
+    if "accuracy_interval" in comparison["raw"]:
+        raw, cleaned = (
+            "[{}, {}]".format(*map(_fmt, comparison[run]["accuracy_interval"]))
+            for run in ("raw", "cleaned")
+        )
+        print(f"  {'accuracy 95% CI':<22} {raw:>16} {cleaned:>16}")
     print(f"comparison in {out / 'comparison.json'}")
 
 

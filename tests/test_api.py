@@ -126,6 +126,33 @@ def test_clean_then_train_writes_the_cli_files_and_compares_with_raw(tmp_path):
         assert (out / name).exists(), name
     html = (out / "index.html").read_text("utf-8")
     assert 'id="training"' in html and 'id="cleaning"' in html
+    low, high = done.comparison["cleaned"]["accuracy_interval"]
+    assert low <= done.comparison["cleaned"]["rewards/accuracies"] <= high
+    assert "accuracy, 95% interval (Wilson)" in html and "bench_proof.py" in html
+
+
+def test_the_comparison_counts_the_held_out_pairs_it_evaluated(tmp_path):
+    """More held-out pairs than eval_max_pairs: both runs evaluate the same bounded sample,
+    and the comparison says how many (it said how many were held out)."""
+    pytest.importorskip("torch")
+    from tests.helpers import preference_task, task_model
+
+    folder = task_model(tmp_path / "tiny")
+    pairs = preference_task(40).drop(columns="flipped")
+    done = prefaudit.clean_then_train(
+        pairs,
+        {"drop": []},
+        out=tmp_path / "run",
+        compare_raw=True,
+        validators=["content"],
+        model=str(folder),
+        max_steps=1,
+        batch_size=4,
+        eval_fraction=0.5,
+        eval_max_pairs=5,
+    )
+    assert done.comparison["eval_pairs"] == 5 < done.comparison["eval_pairs_available"]
+    assert done.runs["raw"].summary["eval_pairs"] == 5
 
 
 def test_check_and_clean_take_reuse_like_audit(tmp_path):

@@ -64,13 +64,29 @@ def train_cleaned(
     raw = raw[~raw.index.isin(eval_pairs.index)]
     same_budget = replace(config, max_steps=runs["cleaned"].steps)
     runs["raw"] = train(raw, same_budget, out / "train-raw", **options)
+    evaluated = runs["cleaned"].summary["eval_pairs"]  # a bounded sample of the held out
     comparison = {
-        "eval_pairs": len(eval_pairs),
+        "eval_pairs": evaluated,
+        "eval_pairs_available": len(eval_pairs),
         "steps": runs["cleaned"].steps,
         **{
-            name: {"train_pairs": run.summary["train_pairs"], **run.eval_metrics}
+            name: {
+                "train_pairs": run.summary["train_pairs"],
+                **run.eval_metrics,
+                "accuracy_interval": _interval(run.eval_metrics, evaluated),
+            }
             for name, run in runs.items()
         },
     }
     write_json(out / "comparison.json", comparison)
     return Runs(runs, comparison)
+
+
+def _interval(metrics: dict[str, float], n: int) -> list[float | None]:
+    """The 95% Wilson interval of the held-out accuracy over ``n`` pairs."""
+    from prefaudit.stats import wilson
+
+    accuracy = metrics.get("rewards/accuracies")
+    if accuracy is None or accuracy != accuracy:
+        return [None, None]
+    return list(wilson(round(accuracy * n), n))
