@@ -92,7 +92,10 @@ def test_the_tour_runs_as_written_in_a_fresh_folder(tmp_path):
         assert (out / name).exists(), name
     summary = json.loads((out / "train" / "summary.json").read_text())
     assert summary["steps"] == 4 and (out / "train" / "model" / "config.json").exists()
-    assert summary["eval_pairs"] <= summary["config"]["eval_max_pairs"]  # a bounded sample
+    from prefaudit.training import TrainConfig
+
+    bound = TrainConfig(**summary["config"]).eval_limit(summary["device"])
+    assert summary["eval_pairs"] <= bound == 32  # a bounded sample (on a CPU)
     cleaned = (out / "cleaned.jsonl").read_text().count("\n")
     quarantined = (out / "quarantine.jsonl").read_text().count("\n")
     assert cleaned + quarantined == 60

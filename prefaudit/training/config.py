@@ -104,10 +104,11 @@ class TrainConfig:
     eval_fraction: float = _help(
         "share of pairs held out for evaluation when no evaluation set is given", 0.1
     )
-    eval_max_pairs: int = _help(
+    eval_max_pairs: int | None = _help(
         "held-out pairs evaluated at most: a stable sample by pair id when there are more "
-        "(0: all); each evaluation scores them all, so this bounds its cost",
-        200,
+        "(0: all; None: 200 on a GPU, 32 on a CPU, where each pair costs a second or more); "
+        "each evaluation scores them all, so this bounds its cost",
+        None,
     )
     eval_every: int = _help("evaluate every this many optimizer steps (0: only at the end)", 50)
     eval_batch_size: int = _help("pairs per evaluation batch", 16)
@@ -156,6 +157,8 @@ class TrainConfig:
         }
         for name, (low, high, inclusive) in ranges.items():
             value = getattr(self, name)
+            if value is None:  # the field's "decide for me"
+                continue
             if (
                 value < low
                 or (value == low and not inclusive)
@@ -221,6 +224,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def eval_limit(self, device: str) -> int:
+        """The held-out pairs evaluated at most on ``device`` (0: all)."""
+        if self.eval_max_pairs is not None:
+            return self.eval_max_pairs
+        return 200 if device.startswith("cuda") else 32
 
     def same_training(self, other: TrainConfig) -> list[str]:
         """Settings that differ in a way that changes the trained weights (for --resume)."""

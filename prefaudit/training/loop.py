@@ -89,7 +89,9 @@ def train(
     out = _unless_unfinished(Path(out), resume)
     rank, world = rank_and_world()
     model, tokenizer, device, dtype = _load(config, rank)
-    train_set, eval_set = _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps)
+    train_set, eval_set = _datasets(
+        pairs, eval_pairs, tokenizer, config, dtype, reference_logps, config.eval_limit(device)
+    )
     plan = _plan(train_set, config, world)
     _score_reference(model, tokenizer, train_set, eval_set, plan, progress)
     model, wrapped = _for_training(model, config, device, world)
@@ -149,14 +151,14 @@ def _load(config: TrainConfig, rank: int):
     return model, tokenizer, device, dtype
 
 
-def _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps):
+def _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps, eval_limit: int):
     """(training set, evaluation set), tokenised; without ``eval_pairs``, a stable share of
-    ``pairs`` is held out."""
+    ``pairs`` is held out; at most ``eval_limit`` of them are evaluated (0: all)."""
     if eval_pairs is None:
         held = held_out(pairs.index, config.eval_fraction, config.seed)
         pairs, eval_pairs = pairs[~held], pairs[held]
     available = len(eval_pairs)
-    eval_pairs = eval_pairs[evaluated(eval_pairs.index, config.eval_max_pairs, config.seed)]
+    eval_pairs = eval_pairs[evaluated(eval_pairs.index, eval_limit, config.seed)]
     train_set, eval_set = (
         _prepared(frame, tokenizer, config, dtype, reference_logps) for frame in (pairs, eval_pairs)
     )
@@ -645,6 +647,7 @@ def _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, 
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
     return {
         "config": config.to_dict(),
+        "device": device,
         "steps": len(plan),
         "resumed_at": start,
         "train_pairs": len(train_set),
