@@ -137,7 +137,7 @@ def test_actions_run_in_the_documented_order_and_say_why():
         },
     ]
     assert dropped["p6"]["action"] == "review"
-    assert "on the preference model alone" in dropped["p6"]["reasons"]["label_noise"]
+    assert "without firm evidence besides the" in dropped["p6"]["reasons"]["label_noise"]
     rows = {r["pair_id"]: r for r in result.cleaned}
     assert rows["p5"]["chosen"] == "bad 5" and rows["p5"]["rejected"] == "good 5"
     assert rows["p5"]["weight"] == pytest.approx(0.96)  # confidence in the flipped label

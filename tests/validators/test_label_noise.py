@@ -234,3 +234,34 @@ def test_one_rater_per_pair_is_no_rater_signal(tmp_path):
     noise = result.validators["label_noise"]
     assert noise.info["signals_used"] == ["model"]
     assert "one rater's vote is the label" in noise.info["signals_missing"]["raters"]
+
+
+def test_a_flip_needs_firm_evidence_besides_the_preference_model():
+    """flip_score is set only where scores, raters or the reference, pooled, are `backing`
+    (0.9) sure the rejected response is better: SmolLM2-135M's slight leans had backed flips
+    that overrode GPT-4's label 20 times in 38 (benchmarks/bench_proof.py)."""
+    from prefaudit.validators.label_noise import SIGNALS
+
+    def reference(margin):  # the reference signal of a per-token margin (chosen - rejected)
+        return 1 / (1 + np.exp(2 * margin))
+
+    rows = {
+        "slight reference lean": {"reference": reference(-0.2)},
+        "strong reference dispreference": {"reference": reference(-3.0)},
+        "two raters of two": {"raters": 0.98},
+        "two raters of three": {"raters": 0.67},
+        "model alone": {"model": 0.99},
+    }
+    signals = pd.DataFrame(
+        [{s: values.get(s, np.nan) for s in SIGNALS} for values in rows.values()], index=rows
+    )
+    backed = dict(zip(rows, LabelNoiseValidator()._backed(signals), strict=True))
+    assert backed == {
+        "slight reference lean": False,
+        "strong reference dispreference": True,
+        "two raters of two": True,
+        "two raters of three": False,
+        "model alone": False,
+    }
+    # backing 0.5 is the old rule: any lean of the independent signals backs a flip.
+    assert LabelNoiseValidator(backing=0.5)._backed(signals).tolist() == [True] * 4 + [False]
