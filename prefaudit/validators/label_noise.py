@@ -168,7 +168,8 @@ class LabelNoiseValidator(Validator):
         suspects = _suspects(signals, context)
         estimate = self._estimate(combined[judged], confidence)
         flags = _flags(signals, combined, issue, suspects, pairs)
-        flags.insert(4, "flip_score", np.where(self._backed(signals), combined, np.nan))
+        backing = signals.assign(reference=_length_robust(signals["reference"], context))
+        flags.insert(4, "flip_score", np.where(self._backed(backing), combined, np.nan))
         metrics: dict[str, Any] = {
             "label_noise/estimated_rate": estimate[0],
             "label_noise/estimated_rate_ci_low": estimate[1],
@@ -359,6 +360,22 @@ def _reference_signal(context, notes: dict[str, str]) -> np.ndarray:
         return np.full(n, np.nan)
     margin = result.flags["margin_per_token"].reindex(context.pairs.index).to_numpy(dtype=float)
     return 1 / (1 + np.exp(2 * margin))
+
+
+def _length_robust(reference: pd.Series, context) -> np.ndarray:
+    """The reference signal where its preference for the rejected response holds both per
+    token and in total, NaN elsewhere. A per-token margin favours long responses (their later
+    tokens are predictable) and a total favours short ones: on GPT-4-judged AlpacaEval pairs
+    the flips SmolLM2-135M backed per token were short right answers ("43", "head -n 10 f",
+    "recoil") against long ones, at -5.8 to -7.7 nats a token but +59 to +72 nats in total.
+    Only where both agree can a length difference not explain the lean."""
+    result = context.results.get("reference")
+    values = reference.to_numpy(dtype=float).copy()
+    if result is None:
+        return values
+    total = result.flags["margin"].reindex(reference.index).to_numpy(dtype=float)
+    values[~(total < 0)] = np.nan  # the total prefers the chosen response too (or unscored)
+    return values
 
 
 def _suspects(signals: pd.DataFrame, context) -> pd.DataFrame:

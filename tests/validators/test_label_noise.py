@@ -265,3 +265,18 @@ def test_a_flip_needs_firm_evidence_besides_the_preference_model():
     }
     # backing 0.5 is the old rule: any lean of the independent signals backs a flip.
     assert LabelNoiseValidator(backing=0.5)._backed(signals).tolist() == [True] * 4 + [False]
+
+
+def test_the_reference_backs_a_flip_only_where_length_cannot_explain_its_lean():
+    """A short right answer ("43") against a long one: per token the reference prefers the
+    long one, in total the short one. Such a lean backs no flip; a lean both ways does."""
+    from types import SimpleNamespace
+
+    from prefaudit.validators.label_noise import _length_robust
+
+    index = pd.Index(["short chosen", "both ways"])
+    reference = pd.Series([0.99999, 0.999], index=index)  # per token: rejected far better
+    flags = pd.DataFrame({"margin": [71.6, -12.0]}, index=index)  # total: chosen, rejected
+    context = SimpleNamespace(results={"reference": SimpleNamespace(flags=flags)})
+    robust = _length_robust(reference, context)
+    assert np.isnan(robust[0]) and robust[1] == 0.999
