@@ -72,6 +72,7 @@ class TrainResult:
     loads: list[Any] = field(default_factory=list)  # LoadReports of the data (and eval data)
 
 
+# long: the loop top to bottom (load, prepare, step, log, evaluate, checkpoint), in one place
 def train(
     pairs: pd.DataFrame,
     config: TrainConfig,
@@ -89,8 +90,9 @@ def train(
     out = _unless_unfinished(Path(out), resume)
     rank, world = rank_and_world()
     model, tokenizer, device, dtype = _load(config, rank)
+    limit = config.eval_limit(device)  # the held-out pairs evaluated at most
     train_set, eval_set = _datasets(
-        pairs, eval_pairs, tokenizer, config, dtype, reference_logps, config.eval_limit(device)
+        pairs, eval_pairs, tokenizer, config, dtype, reference_logps, limit
     )
     plan = _plan(train_set, config, world)
     _score_reference(model, tokenizer, train_set, eval_set, plan, progress)
