@@ -86,9 +86,14 @@ def selection_line(selection: dict) -> str:
     by = selection["by"]
     if by == "value":
         by += f" ({' x '.join(selection['signals'])})"
-    line = (
-        f"selected {selection['kept']} of {selection['pool']} by {by}, cut {selection['cut']:.3f}"
-    )
+    line = f"selected {selection['kept']} of {selection['pool']} by {by}"
+    if selection["kept"] > selection["target"]:
+        line += f" (target {selection['target']}: each prompt cluster's floor overran it)"
+    if selection["cut"] == selection["cut"]:  # NaN: the floors took every place
+        line += f", cut {selection['cut']:.3f}"
+    for signal, known in selection.get("known", {}).items():
+        if known < selection["pool"]:
+            line += f"; {known} of {selection['pool']} had a {signal} (the rest: its median)"
     if "clusters_before" in selection:
         line += (
             f"; prompt clusters {selection['clusters_before']} -> {selection['clusters_after']}, "
@@ -169,6 +174,7 @@ def print_comparison(comparison: dict[str, Any], out: Path) -> None:
         raw, cleaned = comparison["raw"][name], comparison["cleaned"][name]
         print(f"  {name:<22} {_fmt(raw):>16} {_fmt(cleaned):>16}")
     if "accuracy_interval" in comparison["raw"]:
+        print("  (differences inside the 95% intervals are no evidence either way)")
         raw, cleaned = (
             "[{}, {}]".format(*map(_fmt, comparison[run]["accuracy_interval"]))
             for run in ("raw", "cleaned")

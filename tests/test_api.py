@@ -229,6 +229,6 @@ def test_clean_selects_from_a_real_audit_and_the_report_says_what_it_kept(tmp_pa
     assert selection["clusters_after"] == selection["clusters_before"]
     left = cleaned.quarantine
     assert len(cleaned.pairs) + len(left) == 40 and set(left["action"]) == {"select"}
-    assert all("each prompt cluster's best 1 first" in r["select"] for r in left["reasons"])
+    assert all("each prompt cluster kept its best 1" in r["select"] for r in left["reasons"])
     html = (out / "index.html").read_text("utf-8")
     assert f"the best {selection['kept']} of 40 pairs by value (trust x margin" in html

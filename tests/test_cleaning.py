@@ -176,7 +176,10 @@ def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(t
         ("clean:\n  shuffle: true\n", "line 3: clean: unknown key 'shuffle'"),
         ("clean:\n  select: {keep: 1.5}\n", "line 3: clean.select.keep must be a share in"),
         ("clean:\n  select: {keep: 0}\n", "line 3: clean.select.keep must be a share in"),
-        ("clean:\n  select: {keep: 1.0}\n", "1.0 is not a count: write 1"),
+        (
+            "clean:\n  select: {keep: 1.0}\n",
+            "1.0 would be every pair: leave select: out; a count is written 1",
+        ),
         ("clean:\n  select:\n    by: value\n    keep: 2.5\n", "line 5: clean.select.keep must be"),
         ("clean:\n  select: {by: length}\n", "line 3: clean.select.by must be one of"),
         ("clean:\n  select: {per_cluster_min: -1}\n", "line 3: clean.select.per_cluster_min"),
@@ -337,3 +340,26 @@ def test_selection_without_its_signal_is_refused_saying_which(spec, message):
         flags["label_noise/noise_score"] = 0.1
     with pytest.raises(SettingError, match=message):
         clean(pairs, flags, policy_from_mapping({"select": spec}))
+
+
+def test_the_summary_says_how_many_pairs_had_each_signal_and_when_floors_overran_the_target():
+    pairs, flags = _planted()
+    flags.loc[flags.index[::2], "reference/margin_per_token"] = np.nan  # a sampled pass
+    result = clean(pairs, flags, policy_from_mapping({"select": {"keep": 6, "by": "margin"}}))
+    assert result.selection["known"] == {"margin": 11}
+    assert "11 of 22 had a margin (the rest: its median)" in selection_line(result.selection)
+    unscored = [r for r in result.quarantine if r["pair_id"] in flags.index[::2]]
+    assert unscored and all(
+        "(no reference margin: the median)" in r["reasons"]["select"] for r in unscored
+    )
+    # Two clusters, a floor of one each, a target of one: both floors stay, no place by rank.
+    floored = clean(
+        pairs, flags, policy_from_mapping({"select": {"keep": 1, "per_cluster_min": 1}})
+    )
+    assert floored.selection["kept"] == 2 and floored.selection["target"] == 1
+    line = selection_line(floored.selection)
+    assert "(target 1: each prompt cluster's floor overran it)" in line and "cut" not in line
+    assert all(
+        r["reasons"]["select"].endswith("(the clusters' floors took every place)")
+        for r in floored.quarantine
+    )

@@ -172,10 +172,14 @@ def _selection(walker: NodeWalker, value: Any, where: Any, prefix: str) -> Selec
         return given
 
     whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    given = spec.get("keep", (None,))[0]
+    hint = ""
+    if isinstance(given, float) and given >= 1 and given.is_integer():
+        hint = f" ({given} would be every pair: leave select: out; a count is written {int(given)})"
     keep = check(
         "keep",
         lambda v: (isinstance(v, float) and 0 < v < 1) or (whole(v) and v >= 1),
-        "a share in (0, 1) or a whole count >= 1 (1.0 is not a count: write 1)",
+        "a share in (0, 1) or a whole count >= 1" + hint,
         Selection.keep,
     )
     by = check("by", lambda v: v in SELECT_BY, f"one of {', '.join(SELECT_BY)}", Selection.by)

@@ -53,6 +53,7 @@ def select(
                 "kept": 0,
                 "cut": float("nan"),
                 "signals": [],
+                "known": {},
             },
         )
     flags = flags.reindex(pool)
@@ -63,36 +64,51 @@ def select(
     clusters = _clusters(flags)
     if selection.per_cluster_min and clusters is None:
         raise SettingError(
-            "select.per_cluster_min needs prompt clusters "
+            "clean.select.per_cluster_min needs prompt clusters "
             f"({' or '.join(declaring('cluster'))}); this audit has none",
             setting="policy",
         )
-    keep = _keep(score, clusters, selection)
-    cut = float(score[keep].min()) if keep.any() else float("nan")
-    left = pool[~keep]
-    kept = f"the best {int(keep.sum())} of {len(pool)} kept"
+    keep, floor = _keep(score, clusters, selection)
+    filled = keep & ~floor  # the places filled by rank, after each cluster's floor
+    cut = float(score[filled].min()) if filled.any() else float("nan")
+    used = [
+        name
+        for name, values in (("trust", trust), ("margin", informative))
+        if values is not None and selection.by in ("value", name)
+    ]
+    known = {name: _known(flags, name) for name in used}
     if selection.per_cluster_min:
-        kept += f", each prompt cluster's best {selection.per_cluster_min} first"
+        rule = (
+            f"each prompt cluster kept its best {selection.per_cluster_min}, then the best "
+            f"{int(filled.sum())} of the rest"
+        )
+    else:
+        rule = f"the best {int(keep.sum())} of {len(pool)} kept"
+    rule += f" (cut {cut:.3f})" if filled.any() else " (the clusters' floors took every place)"
+    missing = ~known["margin"] if "margin" in known else np.zeros(len(pool), dtype=bool)
     entries = {
-        pair_id: {
+        pool[i]: {
             "action": "select",
             "issues": ["select"],
-            "reasons": {"select": f"{selection.by} score {value:.3f}; {kept} (cut {cut:.3f})"},
-            "select_score": float(value),
+            "reasons": {
+                "select": f"{selection.by} score {score[i]:.3f}"
+                + (" (no reference margin: the median)" if missing[i] else "")
+                + f"; {rule}"
+            },
+            "select_score": float(score[i]),
         }
-        for pair_id, value in zip(left, score[~keep], strict=True)
+        for i in np.flatnonzero(~keep)
     }
+    left = pool[~keep]
     summary = {
         **_settings(selection),
         "pool": len(pool),
         "target": _target(selection.keep, len(pool)),
         "kept": int(keep.sum()),
         "cut": cut,
-        "signals": [
-            name
-            for name, values in (("trust", trust), ("margin", informative))
-            if values is not None and selection.by in ("value", name)
-        ],
+        "signals": used,
+        # Pairs of the pool with a value of each signal used (the others got its median).
+        "known": {name: int(mask.sum()) for name, mask in known.items()},
         **_coverage(clusters, keep),
     }
     return left, entries, summary
@@ -179,19 +195,31 @@ def _target(keep: float, n: int) -> int:
     return min(n, max(1, round(keep * n))) if n else 0
 
 
-def _keep(score: np.ndarray, clusters, selection: Selection) -> np.ndarray:
-    """Which pairs stay: each cluster's floor first, then the best of the rest."""
+def _keep(score: np.ndarray, clusters, selection: Selection) -> tuple[np.ndarray, np.ndarray]:
+    """(which pairs stay, which of them each cluster's floor took): the floors first, then
+    the best of the rest."""
     order = np.argsort(-score, kind="stable")
-    keep = np.zeros(len(score), dtype=bool)
+    floor = np.zeros(len(score), dtype=bool)
     if clusters is not None and selection.per_cluster_min:
         taken: dict[int, int] = {}
         for i in order:
             if taken.get(clusters[i], 0) < selection.per_cluster_min:
                 taken[clusters[i]] = taken.get(clusters[i], 0) + 1
-                keep[i] = True
+                floor[i] = True
+    keep = floor.copy()
     room = _target(selection.keep, len(score)) - int(keep.sum())
     keep[order[~keep[order]][: max(room, 0)]] = True
-    return keep
+    return keep, floor
+
+
+def _known(flags, signal: str) -> np.ndarray:
+    """Which pairs have a value of ``signal`` (trust: any of its columns; margin: scored)."""
+    kinds = ("confidence", "soft_label") if signal == "trust" else ("margin",)
+    known = np.zeros(len(flags), dtype=bool)
+    for kind in kinds:
+        for _, column, _ in declared(flags, kind):
+            known |= np.isfinite(flags[column].to_numpy(dtype=float))
+    return known
 
 
 def _coverage(clusters, keep: np.ndarray) -> dict[str, Any]:
