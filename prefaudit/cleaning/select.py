@@ -43,19 +43,8 @@ def select(
     """(ids of ``pool`` not selected, their quarantine entries, the summary for the manifest);
     ``flipped``: which pairs the policy flipped."""
     if not len(pool):  # the other steps left nothing to choose from
-        return (
-            pool,
-            {},
-            {
-                **_settings(selection),
-                "pool": 0,
-                "target": 0,
-                "kept": 0,
-                "cut": float("nan"),
-                "signals": [],
-                "known": {},
-            },
-        )
+        empty = {"pool": 0, "target": 0, "kept": 0, "cut": float("nan"), "signals": []}
+        return pool, {}, {**_settings(selection), **empty, "known": {}}
     flags = flags.reindex(pool)
     swapped = flipped.reindex(pool).fillna(False).to_numpy(dtype=bool)
     trust = _trust(flags, swapped)
@@ -77,29 +66,12 @@ def select(
         if values is not None and selection.by in ("value", name)
     ]
     known = {name: _known(flags, name) for name in used}
-    if selection.per_cluster_min:
-        rule = (
-            f"each prompt cluster kept its best {selection.per_cluster_min}, then the best "
-            f"{int(filled.sum())} of the rest"
-        )
-    else:
-        rule = f"the best {int(keep.sum())} of {len(pool)} kept"
-    rule += f" (cut {cut:.3f})" if filled.any() else " (the clusters' floors took every place)"
     missing = ~known["margin"] if "margin" in known else np.zeros(len(pool), dtype=bool)
+    rule = _rule(selection, keep, filled, cut)
     entries = {
-        pool[i]: {
-            "action": "select",
-            "issues": ["select"],
-            "reasons": {
-                "select": f"{selection.by} score {score[i]:.3f}"
-                + (" (no reference margin: the median)" if missing[i] else "")
-                + f"; {rule}"
-            },
-            "select_score": float(score[i]),
-        }
+        pool[i]: _entry(selection.by, float(score[i]), bool(missing[i]), rule)
         for i in np.flatnonzero(~keep)
     }
-    left = pool[~keep]
     summary = {
         **_settings(selection),
         "pool": len(pool),
@@ -111,7 +83,32 @@ def select(
         "known": {name: int(mask.sum()) for name, mask in known.items()},
         **_coverage(clusters, keep),
     }
-    return left, entries, summary
+    return pool[~keep], entries, summary
+
+
+def _rule(selection: Selection, keep: np.ndarray, filled: np.ndarray, cut: float) -> str:
+    """How the kept pairs were chosen, for the reasons of those that were not."""
+    if selection.per_cluster_min:
+        rule = (
+            f"each prompt cluster kept its best {selection.per_cluster_min}, then the best "
+            f"{int(filled.sum())} of the rest"
+        )
+    else:
+        rule = f"the best {int(keep.sum())} of {len(keep)} kept"
+    return rule + (
+        f" (cut {cut:.3f})" if filled.any() else " (the clusters' floors took every place)"
+    )
+
+
+def _entry(by: str, score: float, no_margin: bool, rule: str) -> dict[str, Any]:
+    """A quarantine entry of a pair not selected."""
+    median = " (no reference margin: the median)" if no_margin else ""
+    return {
+        "action": "select",
+        "issues": ["select"],
+        "reasons": {"select": f"{by} score {score:.3f}{median}; {rule}"},
+        "select_score": score,
+    }
 
 
 def _settings(selection: Selection) -> dict[str, Any]:
