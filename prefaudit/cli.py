@@ -295,7 +295,8 @@ def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] 
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
             )
             continue
-        kind = {"max_steps": int, "device": str, "dtype": str}.get(item.name, type(default))
+        # The field's declared type ("int | None" -> int), not its default's (None for those).
+        kind = {"int": int, "float": float, "str": str}[str(item.type).removesuffix(" | None")]
         group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
 
 
