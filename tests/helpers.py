@@ -85,21 +85,23 @@ class CharTokenizer:
         raise NotImplementedError("not invertible")
 
 
+# The shape of the tiny test models (any architecture's config takes these names).
+TINY_SHAPE = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
+
+
 def tiny_causal_lm(vocab_size: int = 64, seed: int = 0):
     """A randomly initialised two-layer Llama: real architecture, seconds to build."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
+    config = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=512, **TINY_SHAPE)
     return LlamaForCausalLM(config).eval()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_causal_lm
+from tests.helpers import TINY_SHAPE, tiny_causal_lm
 
 pytestmark = pytest.mark.models
 
@@ -69,13 +69,9 @@ def test_models_whose_logits_are_more_than_their_head_take_the_whole_logits_path
     gemma = Gemma2ForCausalLM(
         Gemma2Config(
             vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             head_dim=8,
             final_logit_softcapping=0.5,  # small enough to change every logit
+            **TINY_SHAPE,
         )
     ).eval()
     assert _decoder_and_head(gemma) is None
