@@ -367,7 +367,7 @@ def _length_robust(reference: pd.Series, context) -> np.ndarray:
     token and in total, NaN elsewhere. A per-token margin favours long responses (their later
     tokens are predictable) and a total favours short ones: on GPT-4-judged AlpacaEval pairs
     the flips SmolLM2-135M backed per token were short right answers ("43", "head -n 10 f",
-    "recoil") against long ones, at -5.8 to -7.7 nats a token but +59 to +72 nats in total.
+    "recoil") against long ones, e.g. -5.8 and -7.7 nats a token but +72 and +59 in total.
     Only where both agree can a length difference not explain the lean."""
     result = context.results.get("reference")
     values = reference.to_numpy(dtype=float).copy()
