@@ -158,7 +158,8 @@ def _tiles(metrics: dict[str, Any], noise=None) -> list[dict[str, str]]:
             {"value": num(metrics["agreement/krippendorff_alpha"]), "label": "Krippendorff's alpha"}
         )
     signals = list(noise.info.get("signals_used") or []) if noise is not None else []
-    if metrics.get("label_noise/estimated_rate") is not None and label_noise.supported(signals):
+    firm = noise is not None and label_noise.supported(noise.info)
+    if metrics.get("label_noise/estimated_rate") is not None and firm:
         tiles.append(
             {
                 "value": pct(metrics["label_noise/estimated_rate"]),

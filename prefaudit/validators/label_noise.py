@@ -11,7 +11,10 @@ rejected response is the better one); pairs a signal cannot judge get NaN from i
   on the difference between the two responses' features (embeddings of both responses, their
   interaction with the prompt's, simple text features), cross-fitted over K folds, so every
   pair is scored by a model that never saw it;
-- ``reference``: the `reference` validator's per-token margin, sigmoid(-2 x margin).
+- ``reference``: the `reference` validator's margins (per token and in total), calibrated on
+  this file's own labels: an out-of-fold logistic model of the label on them (the length ratio
+  in the model while it learns, out of its scores), so the signal is only as sure as the
+  reference model has shown itself to be on these pairs (at least ``min_pairs`` scored).
 
 They are combined by adding their log-odds (weights in ``weights``: a naive-Bayes pooling
 that treats the signals as independent evidence); with one signal the combined score is that
@@ -37,6 +40,8 @@ _LISTED = 50
 _WEAK_MODEL = 0.7  # model agreement with the labels below which its noise estimate is suspect
 _STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 _EPS = 1e-4
+_DECISIVE = 0.1  # share of pairs a reference must be sure of to support the rate
+_CLIP = 10.0  # calibrating the reference: features beyond 10 median sizes are clipped
 
 
 class LabelNoiseValidator(Validator):
@@ -134,18 +139,18 @@ class LabelNoiseValidator(Validator):
         # Combined score at which a pair is flagged; None = the confident-learning rule (at
         # least the mean confidence in the given labels, and above 0.5).
         self.threshold = threshold
-        # Weight of each signal's log-odds in the combined score (missing: 1; reference: 0.5,
-        # as its margin mixes label errors with what the reference model does not know).
+        # Weight of each signal's log-odds in the combined score (missing: 1).
         self.weights = weights
         # How sure the signals besides the preference model (scores, raters, the reference),
         # pooled, must be that the rejected response is better for a pair to get a flip_score
         # (to be flipped by cleaning rather than held for review). With 0.5 a small reference
         # model's slightest lean backed flips: on 96-pair pools of GPT-4-judged AlpacaEval
         # pairs with SmolLM2-135M as the reference, 18 of 38 such flips restored GPT-4's label
-        # (benchmarks/bench_proof.py). For the reference alone (weight 0.5) 0.9 means a
-        # per-token margin beyond 2.2 nats; two raters of two, or a score gap, reach it.
+        # (benchmarks/bench_proof.py). Two raters of two, or a score gap, reach 0.9; the
+        # reference only where, calibrated on the file, its margin is that predictive.
         self.backing = backing
-        # Fewer pairs than this: no preference model (too little to learn from).
+        # Fewer pairs than this: no preference model, and no calibrated reference signal
+        # (too little to learn from).
         self.min_pairs = min_pairs
         # Inverse L2 strength (scikit-learn's C) of the preference model; None = chosen by
         # 3-fold cross-validated log-loss on up to 5,000 pairs from a grid of 0.001 to 1.
@@ -179,8 +184,11 @@ class LabelNoiseValidator(Validator):
             "label_noise/threshold": threshold,
             **_signal_metrics(signals, used, suspects),
         }
+        supporting, weak = self._supporting(signals, used)
         info = {
             "signals_used": used,
+            "signals_supporting": supporting,
+            "signals_weak": weak,
             "signals_missing": notes,
             "representation": representation,
             "model_regularization": self._strength,
@@ -203,7 +211,7 @@ class LabelNoiseValidator(Validator):
         signals["scores"] = _score_signal(pairs, notes)
         signals["raters"] = _rater_signal(context, notes)
         signals["model"], representation = self._model_signal(context, notes)
-        signals["reference"] = _reference_signal(context, notes)
+        signals["reference"] = self._reference_signal(context, notes)
         return signals, representation
 
     def _threshold(self, confidence: float | None) -> float:
@@ -236,6 +244,65 @@ class LabelNoiseValidator(Validator):
         flipped = _cross_fitted(features, self.folds, strength, self.seed, nuisance=length)
         return _length_neutral(flipped, context), representation
 
+    def _reference_signal(self, context, notes: dict[str, str]) -> np.ndarray:
+        """Out-of-fold P(flipped) from the reference model's margins, calibrated on this file's
+        labels: a logistic model (no intercept, each pair in a random orientation) of the
+        label on the per-token margin and the signed log of the total margin, cross-fitted like
+        the preference model. A fixed mapping of the margin (it was sigmoid(-2 x per-token
+        margin)) trusts any reference as if it were a good judge of these pairs: SmolLM2-135M
+        agrees with 65% of GPT-4's AlpacaEval labels per token and 32% in total, and the
+        flips it backed overrode GPT-4's label 5 times in 5. Calibrated, a weak reference stays
+        near 0.5 (below 0.79 on those pools) and a strong one can reach ``backing``. The
+        responses' log token ratio is in the model while it learns and out of its scores,
+        as for the preference model: a judge's taste for length is not a reference's evidence."""
+        result = context.results.get("reference")
+        n = len(context.pairs)
+        out = np.full(n, np.nan)
+        if result is None:
+            notes["reference"] = "the reference validator did not run (no reference_model)"
+            return out
+        flags = result.flags.reindex(context.pairs.index)
+        per_token = flags["margin_per_token"].to_numpy(dtype=float)
+        total = flags["margin"].to_numpy(dtype=float)
+        scored = ~(np.isnan(per_token) | np.isnan(total))
+        if scored.sum() < max(self.min_pairs, 2 * self.folds):
+            notes["reference"] = (
+                f"{int(scored.sum())} pairs scored by the reference model: fewer than "
+                f"min_pairs={self.min_pairs} to calibrate its margin on the labels"
+            )
+            return out
+        ratio = np.log1p(flags["chosen_tokens"].to_numpy(dtype=float)) - np.log1p(
+            flags["rejected_tokens"].to_numpy(dtype=float)
+        )
+        features = np.column_stack([per_token, np.sign(total) * np.log1p(np.abs(total)), ratio])
+        features = features[scored]
+        # Each column in units of its median size, outliers clipped (scaling without centring
+        # keeps the features antisymmetric).
+        spread = np.median(np.abs(features), axis=0)
+        features = np.clip(features / np.where(spread > 0, spread, 1.0), -_CLIP, _CLIP)
+        out[scored] = _cross_fitted(features, self.folds, 1.0, self.seed, nuisance=np.array([2]))
+        return out
+
+    def _supporting(self, signals: pd.DataFrame, used: list[str]) -> tuple[list[str], dict]:
+        """The signals besides the preference model that can support the noise rate as a
+        measured figure: scores and raters, and the reference model where, calibrated on these
+        labels, it is ``backing`` sure either way of a tenth of the pairs it scored (SmolLM2-135M
+        on GPT-4's AlpacaEval labels is that sure of none: its 0.33-0.44 "estimated rate" at 0%
+        injected flips was the preference model's); and why a signal used is left out."""
+        out, weak = [s for s in used if s in ("scores", "raters")], {}
+        if "reference" in used:
+            judged = signals["reference"].dropna().to_numpy()
+            decisive = float(np.mean((judged >= self.backing) | (judged <= 1 - self.backing)))
+            if decisive >= _DECISIVE:
+                out.append("reference")
+            else:
+                weak["reference"] = (
+                    f"calibrated on these labels, the reference model is {self.backing:.0%} "
+                    f"sure either way of {decisive:.1%} of the pairs it scored (under "
+                    f"{_DECISIVE:.0%}): it does not support the estimated rate"
+                )
+        return out, weak
+
     def _backed(self, signals: pd.DataFrame) -> np.ndarray:
         """Where the signals other than the preference model judged the pair and, pooled, are
         at least ``backing`` sure the rejected response is better."""
@@ -245,9 +312,7 @@ class LabelNoiseValidator(Validator):
 
     def _weight(self, signal: str) -> float:
         given = (self.weights or {}).get(signal)
-        if given is not None:
-            return float(given)
-        return 0.5 if signal == "reference" else 1.0
+        return 1.0 if given is None else float(given)
 
     def _combine(self, signals: pd.DataFrame) -> np.ndarray:
         """Sum of the signals' weighted log-odds (NaN signals left out); NaN if none judged."""
@@ -350,16 +415,6 @@ def _rater_signal(context, notes: dict[str, str]) -> np.ndarray:
     if np.isnan(out).all():
         notes["raters"] = "no pair has two raters or more (one rater's vote is the label)"
     return out
-
-
-def _reference_signal(context, notes: dict[str, str]) -> np.ndarray:
-    result = context.results.get("reference")
-    n = len(context.pairs)
-    if result is None:
-        notes["reference"] = "the reference validator did not run (no reference_model)"
-        return np.full(n, np.nan)
-    margin = result.flags["margin_per_token"].reindex(context.pairs.index).to_numpy(dtype=float)
-    return 1 / (1 + np.exp(2 * margin))
 
 
 def _length_robust(reference: pd.Series, context) -> np.ndarray:

@@ -120,24 +120,60 @@ def test_rater_disagreement_and_scores_join_the_model_and_are_counted_apart():
     assert "raters prefer rejected" in noise.flags["reason"]["p1"]
 
 
-def test_the_reference_margin_is_a_signal_when_the_reference_pass_ran():
-    from tests.validators.test_reference import LOGPS, StubScorer
-
-    prompts = list(LOGPS)
-    pairs = pairs_frame([(p, "c", "r") for p in prompts])
-    scorer = StubScorer(LOGPS, truncated={"long"})
-    context = AuditContext(pairs, embedder=None, reference_scorer=scorer)
+def _with_reference(logps: dict[str, tuple[float, float]], **params):
+    """label_noise on one pair per prompt of ``logps``, after the reference pass on a stub."""
     from prefaudit.validators.reference import ReferenceValidator
+    from tests.validators.test_reference import StubScorer
 
+    pairs = pairs_frame([(p, "c", "r") for p in logps])
+    context = AuditContext(pairs, embedder=None, reference_scorer=StubScorer(logps))
     context.results["reference"] = ReferenceValidator().run(context)
-    result = LabelNoiseValidator().run(context)
-    assert result.info["signals_used"] == ["reference"]
-    assert result.info["signals_missing"]["model"].startswith("4 pairs")
-    signal = result.flags["reference"]
-    assert signal["p2"] > 0.99 and signal["p1"] < 0.01  # "flipped" and "easy"
-    assert np.isnan(signal["p3"])  # not scored: too long
-    assert result.flags["issue"].tolist() == [False, False, True, False]
-    assert result.metrics["label_noise/reference_suspects"] == 1
+    return LabelNoiseValidator(**params).run(context)
+
+
+def test_the_reference_margin_is_a_signal_calibrated_on_the_labels():
+    """95 pairs the reference prefers as labelled (0 to +5 nats a token) and 5 planted flips
+    it strongly disprefers (-3 to -5): calibrated on the file, the reference has shown it
+    predicts these labels, so the flips get a signal past `backing` (0.9) and a flip_score.
+    (Where it disagrees with 10% of the labels as strongly, it is 0.77-0.96 sure of those: it
+    may be the one that is wrong.)"""
+    rng = np.random.default_rng(0)
+    margins = np.concatenate([rng.uniform(0, 5, 95), -rng.uniform(3, 5, 5)])
+    logps = {f"q{i}": (-30.0 + 5 * m, -30.0 - 5 * m) for i, m in enumerate(margins)}
+    result = _with_reference(logps)
+    assert "reference" in result.info["signals_used"]
+    signal = result.flags["reference"].to_numpy()
+    assert (signal[95:] > 0.9).all() and (signal[:95] < 0.5).all()
+    assert result.flags["flip_score"].notna().sum() == 5
+    assert result.flags["issue"].to_numpy()[95:].all()
+    # Sure either way of more than a tenth of the pairs: its estimated rate is a measure.
+    assert result.info["signals_supporting"] == ["reference"]
+
+
+def test_a_reference_that_does_not_predict_the_labels_backs_no_flip():
+    """A reference that agrees with 60% of the labels, as far either way (a weak one, like
+    SmolLM2-135M on GPT-4's AlpacaEval labels, 65% per token): a fixed mapping made -5 nats a
+    token look 99.99% flipped; calibrated, no pair gets near `backing`."""
+    rng = np.random.default_rng(0)
+    margins = rng.uniform(1, 5, 100) * np.where(rng.random(100) < 0.6, 1, -1)
+    logps = {f"q{i}": (-30.0 + 5 * m, -30.0 - 5 * m) for i, m in enumerate(margins)}
+    result = _with_reference(logps)
+    assert result.flags["reference"].max() < 0.75
+    assert result.flags["flip_score"].isna().all()
+    # ... nor the estimated rate: the report shows it as a hint, saying why.
+    assert result.info["signals_supporting"] == []
+    assert "sure either way of 0.0% of the pairs" in result.info["signals_weak"]["reference"]
+
+
+def test_too_few_scored_pairs_give_no_reference_signal():
+    from tests.validators.test_reference import LOGPS
+
+    result = _with_reference(LOGPS)
+    assert result.info["signals_used"] == []
+    assert "fewer than min_pairs=50 to calibrate" in result.info["signals_missing"]["reference"]
+    assert not result.flags["issue"].any()
+    # The reference validator's own suspects (a margin past its threshold) are still counted.
+    assert result.metrics["label_noise/reference_suspects"] is None
 
 
 def test_without_any_signal_nothing_is_claimed():
@@ -242,12 +278,9 @@ def test_a_flip_needs_firm_evidence_besides_the_preference_model():
     that overrode GPT-4's label 20 times in 38 (benchmarks/bench_proof.py)."""
     from prefaudit.validators.label_noise import SIGNALS
 
-    def reference(margin):  # the reference signal of a per-token margin (chosen - rejected)
-        return 1 / (1 + np.exp(2 * margin))
-
-    rows = {
-        "slight reference lean": {"reference": reference(-0.2)},
-        "strong reference dispreference": {"reference": reference(-3.0)},
+    rows = {  # the reference's signal is calibrated: how sure it has shown it can be
+        "slight reference lean": {"reference": 0.6},
+        "strong reference dispreference": {"reference": 0.95},
         "two raters of two": {"raters": 0.98},
         "two raters of three": {"raters": 0.67},
         "model alone": {"model": 0.99},

@@ -15,6 +15,7 @@ def build(result, inputs):
     context = {
         "signals": signals,
         "missing": info.get("signals_missing") or {},
+        "weak": info.get("signals_weak") or {},
         "rule": info.get("threshold_rule"),
         "suspects": [
             {**row, "text": inputs.text(row["pair_id"])}
@@ -30,17 +31,21 @@ def build(result, inputs):
             xlabel="flagged pairs",
             alt="Flagged pairs by which signals point at them",
         )
-    return context, _problems(m, signals)
+    return context, _problems(m, signals, supported(info))
 
 
-def supported(signals) -> bool:
-    """Whether the noise rate rests on more than the preference model: scores, raters or the
-    reference model. The model alone learns what the judge liked (length, style) as much as
-    which labels are wrong, so its rate is shown as a hint, not a headline."""
-    return any(s != "model" for s in signals)
+def supported(info) -> bool:
+    """Whether the noise rate rests on more than the preference model: scores, raters or a
+    reference model that, calibrated on the labels, is sure of enough pairs. The model alone
+    learns what the judge liked (length, style) as much as which labels are wrong, so its rate
+    is shown as a hint, not a headline. (Audits saved before ``signals_supporting`` existed:
+    any signal besides the model.)"""
+    if "signals_supporting" in info:
+        return bool(info["signals_supporting"])
+    return any(s != "model" for s in info.get("signals_used") or [])
 
 
-def _problems(m, signals) -> list[Problem]:
+def _problems(m, signals, firm: bool) -> list[Problem]:
     rate = m.get("label_noise/estimated_rate")
     if rate is None or rate < 0.03:
         return []
@@ -51,13 +56,19 @@ def _problems(m, signals) -> list[Problem]:
     interval = f" (95% CI {pct(low)} to {pct(high)})" if low is not None else ""
     flagged = m.get("label_noise/flagged")
     suspects = f"{num(flagged)} {'pair is' if flagged == 1 else 'pairs are'} flagged as suspects"
-    if not supported(signals):
+    if not firm:
+        basis = (
+            "The preference model alone suspects"
+            if list(signals) == ["model"]
+            else f"The signals ({', '.join(signals)}), none firm besides the preference model, "
+            "suspect"
+        )
         return [
             Problem(
                 "low",
-                f"The preference model alone suspects about {pct(rate)} of the labels{interval}; "
-                f"{suspects}. With no raters, scores or reference model this is a hint, not a "
-                "measured noise rate: review the suspects, or audit with --annotations or "
+                f"{basis} about {pct(rate)} of the labels{interval}; {suspects}. Without raters, "
+                "scores or a reference model sure of enough pairs, this is a hint, not a measured "
+                "noise rate: review the suspects, or audit with --annotations or a stronger "
                 "--ref-model to confirm.",
             )
         ]
