@@ -106,7 +106,7 @@ class TrainConfig:
     )
     eval_max_pairs: int | None = _help(
         "held-out pairs evaluated at most: a stable sample by pair id when there are more "
-        "(0: all; None: 200 on a GPU, 32 on a CPU, where each pair costs a second or more); "
+        "(0: all; None: 200 on a GPU, 16 on a CPU, where each pair costs a second or more); "
         "each evaluation scores them all, so this bounds its cost",
         None,
     )
@@ -229,7 +229,7 @@ class TrainConfig:
         """The held-out pairs evaluated at most on ``device`` (0: all)."""
         if self.eval_max_pairs is not None:
             return self.eval_max_pairs
-        return 200 if device.startswith("cuda") else 32
+        return 200 if device.startswith("cuda") else 16
 
     def same_training(self, other: TrainConfig) -> list[str]:
         """Settings that differ in a way that changes the trained weights (for --resume)."""
