@@ -129,6 +129,11 @@ def test_clean_then_train_writes_the_cli_files_and_compares_with_raw(tmp_path):
     low, high = done.comparison["cleaned"]["accuracy_interval"]
     assert low <= done.comparison["cleaned"]["rewards/accuracies"] <= high
     assert "accuracy, 95% interval (Wilson)" in html and "bench_proof.py" in html
+    # Each run says how many pairs its steps saw, and its accuracy's interval.
+    summary = done.runs["cleaned"].summary
+    assert 0 < summary["pairs_seen"] < summary["train_pairs"]
+    assert f"2, which saw {summary['pairs_seen']} of {summary['train_pairs']} training" in html
+    assert "accuracy 95% interval (Wilson)" in html
 
 
 def test_the_comparison_counts_the_held_out_pairs_it_evaluated(tmp_path):

@@ -71,6 +71,7 @@ def render_report(inputs: ReportInputs) -> str:
         "manifest": inputs.manifest,
         "runs": inputs.runs,
         "run_charts": {run.name: _run_charts(run) for run in inputs.runs},
+        "run_intervals": {run.name: _accuracy_interval(run.summary) for run in inputs.runs},
         "comparison": inputs.comparison,
         "comparison_runs": [n for n in ("raw", "cleaned") if n in (inputs.comparison or {})],
         "comparison_metrics": COMPARED,
@@ -179,6 +180,17 @@ def _tiles(metrics: dict[str, Any], noise=None) -> list[dict[str, str]]:
             }
         )
     return tiles
+
+
+def _accuracy_interval(summary: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95% interval (Wilson) of a run's last held-out accuracy, as the console prints it."""
+    from prefaudit.stats import wilson
+
+    accuracy = (summary.get("eval") or {}).get("rewards/accuracies")
+    n = summary.get("eval_pairs") or 0
+    if accuracy is None or accuracy != accuracy or not n:
+        return None
+    return wilson(round(accuracy * n), n)
 
 
 def _run_charts(run) -> list[charts.Chart]:

@@ -197,7 +197,7 @@ class LabelNoiseValidator(Validator):
             "overlap": _overlap(suspects[used]) if used else {},
             "suspects": _listed(flags, pairs),
         }
-        caveat = _weak_model_caveat(used, metrics["label_noise/model_agreement"])
+        caveat = _weak_model_caveat(supporting, weak, metrics["label_noise/model_agreement"])
         if caveat:
             context.notes.append(caveat)
             info["caveat"] = caveat
@@ -296,10 +296,12 @@ class LabelNoiseValidator(Validator):
             if decisive >= _DECISIVE:
                 out.append("reference")
             else:
+                surest = float(np.max(np.maximum(judged, 1 - judged)))
                 weak["reference"] = (
-                    f"calibrated on these labels, the reference model is {self.backing:.0%} "
-                    f"sure either way of {decisive:.1%} of the pairs it scored (under "
-                    f"{_DECISIVE:.0%}): it does not support the estimated rate"
+                    f"calibrated on these labels, the reference model is at most {surest:.0%} "
+                    f"sure about any pair; to support the estimated rate it must be "
+                    f"{self.backing:.0%} sure, either way, of {_DECISIVE:.0%} of the pairs it "
+                    f"scored (here {decisive:.1%})"
                 )
         return out, weak
 
@@ -375,16 +377,22 @@ def _signal_metrics(signals: pd.DataFrame, used: list[str], suspects) -> dict[st
     }
 
 
-def _weak_model_caveat(used: list[str], agreement: float | None) -> str | None:
-    # A preference model alone that fits the labels poorly flags what it cannot learn from its
-    # features as much as flipped labels: the estimate must say so.
-    if used == ["model"] and agreement is not None and agreement < _WEAK_MODEL:
-        return (
-            f"label_noise: the preference model agrees with only {agreement:.1%} of the labels "
-            "and no rater, score or reference signal is present: the estimated rate mostly "
-            "measures what the model cannot learn from these features, not label noise alone"
-        )
-    return None
+def _weak_model_caveat(supporting: list[str], weak: dict, agreement: float | None) -> str | None:
+    # A preference model that fits the labels poorly flags what it cannot learn from its
+    # features as much as flipped labels: with nothing else to support it, the estimate must
+    # say so (a reference model too unsure on these labels does not count).
+    if supporting or agreement is None or agreement >= _WEAK_MODEL:
+        return None
+    besides = (
+        "the reference model is too unsure on these labels to support it"
+        if "reference" in weak
+        else "no rater, score or reference signal is present"
+    )
+    return (
+        f"label_noise: the preference model agrees with only {agreement:.1%} of the labels and "
+        f"{besides}: the estimated rate mostly measures what the model cannot learn from these "
+        "features, not label noise alone"
+    )
 
 
 def _score_signal(pairs: pd.DataFrame, notes: dict[str, str]) -> np.ndarray:

@@ -291,3 +291,15 @@ def test_the_noise_rate_is_a_headline_only_with_signals_besides_the_preference_m
     html = prefaudit.to_html(result, tmp_path / "r.html").read_text("utf-8")
     assert ("labels estimated flipped (scores, model)" in html) == scores
     assert ("The preference model alone suspects about" in html) == (not scores)
+
+
+def test_a_reference_that_does_not_predict_the_labels_points_at_no_flips():
+    """The reference section said "look for flipped labels there" (HIGH) for a lean that
+    label_noise, calibrating the same reference on the labels, found no evidence of."""
+    from prefaudit.report.sections.reference import _problems
+
+    m = {"reference/dispreferred_rate": 0.2}
+    (trusted,) = _problems(m, unsure=False)
+    (unsure,) = _problems(m, unsure=True)
+    assert trusted.severity == "high" and "look for flipped labels" in trusted.text
+    assert unsure.severity == "low" and "not evidence of flipped labels" in unsure.text

@@ -60,8 +60,7 @@ def _problems(m, signals, firm: bool) -> list[Problem]:
         basis = (
             "The preference model alone suspects"
             if list(signals) == ["model"]
-            else f"The signals ({', '.join(signals)}), none firm besides the preference model, "
-            "suspect"
+            else f"The {' and '.join(signals)} signals, none of them firm on these labels, suspect"
         )
         return [
             Problem(

@@ -32,17 +32,32 @@ def build(result, inputs):
             marks={"strongly dispreferred": -threshold, "already preferred": threshold},
             alt="Histogram of the reference model's per-token margins",
         )
-    return context, _problems(m)
+    noise = inputs.result.validators.get("label_noise")
+    unsure = noise is not None and "reference" in (noise.info.get("signals_weak") or {})
+    return context, _problems(m, unsure)
 
 
 def _rows(rows, inputs):
     return [{**row, "text": inputs.text(row["pair_id"])} for row in rows[:15]]
 
 
-def _problems(m) -> list[Problem]:
+def _problems(m, unsure: bool) -> list[Problem]:
+    """``unsure``: label_noise found that, calibrated on these labels, the reference does not
+    predict them (its lean is then no evidence of flips: a per-token margin favours long
+    responses, and on GPT-4's AlpacaEval labels SmolLM2-135M's lean pointed at short right
+    answers)."""
     problems = []
     dispreferred = m.get("reference/dispreferred_rate") or 0
-    if dispreferred >= 0.05:
+    if dispreferred >= 0.05 and unsure:
+        problems.append(
+            Problem(
+                "low",
+                f"The reference model strongly prefers the rejected response in {pct(dispreferred)} "
+                "of the pairs it scored, but it does not predict these labels well (label noise): "
+                "on its own that lean is not evidence of flipped labels.",
+            )
+        )
+    elif dispreferred >= 0.05:
         problems.append(
             Problem(
                 "high" if dispreferred >= DISPREFERRED_HIGH else "medium",
