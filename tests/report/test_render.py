@@ -303,3 +303,19 @@ def test_a_reference_that_does_not_predict_the_labels_points_at_no_flips():
     (unsure,) = _problems(m, unsure=True)
     assert trusted.severity == "high" and "look for flipped labels" in trusted.text
     assert unsure.severity == "low" and "not evidence of flipped labels" in unsure.text
+
+
+def test_a_weak_reference_does_not_make_the_noise_rate_a_headline():
+    """signals_supporting decides; an audit saved before it existed falls back to "any signal
+    besides the preference model"."""
+    from prefaudit.report.sections.label_noise import _problems, supported
+
+    weak = {"signals_used": ["model", "reference"], "signals_supporting": []}
+    assert not supported(weak)
+    assert supported({"signals_used": ["model", "reference"], "signals_supporting": ["reference"]})
+    assert supported({"signals_used": ["model", "reference"]})  # saved before
+    assert not supported({"signals_used": ["model"]})
+    m = {"label_noise/estimated_rate": 0.3, "label_noise/flagged": 12}
+    (hint,) = _problems(m, ["model", "reference"], supported(weak))
+    assert hint.severity == "low"
+    assert hint.text.startswith("The model and reference signals, none of them firm")

@@ -59,7 +59,7 @@ def test_clean_then_train_beats_raw_training_at_30_percent_flips(tmp_path, capsy
         ["clean-then-train", data, "--policy", str(policy), "--model", str(folder)]
         + ["--out", str(out), "--embedding-model", "off", "--compare-raw", "--eval-data", truth]
         + ["--max-steps", "20", "--batch-size", "16", "--learning-rate", "1e-3"]
-        + ["--eval-max-pairs", "0"]  # every held-out pair (a CPU evaluates 32 by default)
+        + ["--eval-max-pairs", "0"]  # every held-out pair (a CPU evaluates 16 by default)
     )
     assert code == 0
     # The preference model is the only signal: its suspects are held for review (quarantined),

@@ -174,10 +174,54 @@ def test_too_few_scored_pairs_give_no_reference_signal():
 
     result = _with_reference(LOGPS)
     assert result.info["signals_used"] == []
-    assert "fewer than min_pairs=50 to calibrate" in result.info["signals_missing"]["reference"]
-    assert not result.flags["issue"].any()
-    # The reference validator's own suspects (a margin past its threshold) are still counted.
+    missing = result.info["signals_missing"]["reference"]
+    assert "4 pairs scored by the reference model: fewer than 50 (min_pairs" in missing
+    assert not result.flags["issue"].any() and (result.flags["reason"] == "").all()
+    # No reference signal: no reference suspects (not the validator's raw margin: no evidence).
     assert result.metrics["label_noise/reference_suspects"] is None
+
+
+def test_a_reference_that_disagrees_with_the_labels_is_no_evidence_either_way():
+    """A reference that prefers the rejected response of 95% of the pairs: an unconstrained
+    calibration learned a negative weight and read "the reference prefers chosen" as evidence
+    of a flip (it backed the estimated rate as a headline). A margin may only count for the
+    reference: here none does, and the signal is 0.5 everywhere."""
+    rng = np.random.default_rng(0)
+    margins = rng.uniform(1, 5, 200) * np.where(rng.random(200) < 0.05, 1, -1)
+    result = _with_reference(
+        {f"q{i}": (-30.0 + 5 * m, -30.0 - 5 * m) for i, m in enumerate(margins)}
+    )
+    assert np.allclose(result.flags["reference"], 0.5)
+    assert result.info["signals_supporting"] == []
+    assert result.flags["flip_score"].isna().all()
+
+
+def test_the_reference_signal_does_not_credit_length():
+    """The token-length ratio predicts every label (chosen always the longer) and the reference
+    is as good per token on both sides (noise around -1 nat a token): the ratio is in the
+    calibration while it learns and out of its scores, and the total margin, which then only
+    says "the rejected response is shorter", may not count against the label. The signal
+    stays near 0.5 and supports nothing."""
+    from prefaudit.validators.reference import ReferenceValidator
+    from tests.validators.test_reference import StubScorer
+
+    rng = np.random.default_rng(1)
+    tokens = {f"q{i}": (int(rng.integers(20, 40)), int(rng.integers(5, 15))) for i in range(200)}
+    logps = {p: (-c * rng.normal(1, 0.2), -r * rng.normal(1, 0.2)) for p, (c, r) in tokens.items()}
+
+    class Longer(StubScorer):
+        def score(self, prompts, *args, **kwargs):
+            table = super().score(prompts, *args, **kwargs)
+            table["chosen_tokens"] = [tokens[p][0] for p in prompts]
+            table["rejected_tokens"] = [tokens[p][1] for p in prompts]
+            return table
+
+    pairs = pairs_frame([(p, "c", "r") for p in logps])
+    context = AuditContext(pairs, embedder=None, reference_scorer=Longer(logps))
+    context.results["reference"] = ReferenceValidator().run(context)
+    result = LabelNoiseValidator().run(context)
+    assert result.flags["reference"].between(0.3, 0.7).all()
+    assert result.info["signals_supporting"] == []
 
 
 def test_without_any_signal_nothing_is_claimed():
@@ -312,7 +356,7 @@ def test_the_reference_backs_a_flip_only_where_length_cannot_explain_its_lean():
     from prefaudit.validators.label_noise import _length_robust
 
     index = pd.Index(["short chosen", "both ways"])
-    reference = pd.Series([0.99999, 0.999], index=index)  # per token: rejected far better
+    reference = pd.Series([0.99999, 0.999], index=index)  # the signal: rejected far better
     flags = pd.DataFrame({"margin": [71.6, -12.0]}, index=index)  # total: chosen, rejected
     context = SimpleNamespace(results={"reference": SimpleNamespace(flags=flags)})
     robust = _length_robust(reference, context)
