@@ -14,7 +14,7 @@ import jinja2
 from prefaudit import __version__
 from prefaudit.fileio import write_bytes
 from prefaudit.outputs import REPORT_FILE
-from prefaudit.report import charts, table
+from prefaudit.report import charts, table, verdict
 from prefaudit.report.inputs import ReportInputs
 from prefaudit.report.sections import SEVERITIES, Problem, build_section, label_noise, num, pct
 from prefaudit.report.text import shown
@@ -51,6 +51,7 @@ def render_report(inputs: ReportInputs) -> str:
     sections = [build_section(name, r, inputs) for name, r in result.validators.items()]
     data = table.table_data(flags, list(result.validators), inputs.texts)
     flagged = int(flags["any_issue"].sum()) if len(flags) else 0
+    problems = _problems(inputs, sections)
     load = result.load
     context: dict[str, Any] = {
         "title": _title(inputs),
@@ -61,7 +62,8 @@ def render_report(inputs: ReportInputs) -> str:
         "flagged": flagged,
         "flagged_share": flagged / len(result.pair_ids) if result.pair_ids else None,
         "sections": sections,
-        "problems": _problems(inputs, sections),
+        "problems": problems,
+        "verdict": verdict.decide(problems, inputs.check, inputs.manifest),
         "tiles": _tiles(result.metrics, result.validators.get("label_noise")),
         "notes": [*load.notes, *result.notes],
         "rejected": load.rejected[:LISTED],

@@ -319,3 +319,77 @@ def test_a_weak_reference_does_not_make_the_noise_rate_a_headline():
     (hint,) = _problems(m, ["model", "reference"], supported(weak))
     assert hint.severity == "low"
     assert hint.text.startswith("The model and reference signals, none of them firm")
+
+
+def _verdict_of(html: str) -> tuple[str, str, str | None]:
+    """(tone, label, the rules tile's tone or None) of a rendered report."""
+    import re
+
+    tone, label = re.search(r'<div class="verdict (\w+)"><strong>([^<]+)\.</strong>', html).groups()
+    tile = re.search(r'<div class="tile (\w+)"><span class="value">(?:PASSED|FAILED)<', html)
+    return tone, label, tile.group(1) if tile else None
+
+
+@pytest.mark.parametrize(
+    ("rows", "rule", "expected"),
+    [
+        # Clean data, rules that pass: nothing to fix.
+        (
+            [pair(f"Q{i}?", f"Answer {i}.", f"No {i}.") for i in range(8)],
+            "max: 0",
+            "Ready to train",
+        ),
+        # An identical pair: a high problem cleaning drops (content/identical), rules pass.
+        (
+            [pair(f"Q{i}?", f"Answer {i}.", f"No {i}.") for i in range(8)]
+            + [pair("Q?", "Same", "same")],
+            "max: 1",
+            "Train after cleaning",
+        ),
+        # The same pair, and a rule that fails on it: CI stops here, so does the verdict.
+        (
+            [pair(f"Q{i}?", f"Answer {i}.", f"No {i}.") for i in range(8)]
+            + [pair("Q?", "Same", "same")],
+            "max: 0",
+            "Do not train yet",
+        ),
+    ],
+)
+def test_the_verdict_the_rules_tile_and_the_problems_agree(tmp_path, rows, rule, expected):
+    """A green PASSED tile stood beside three HIGH problems: the verdict comes first, and the
+    rules tile takes its colour."""
+    data = write_lines(tmp_path / "pairs.jsonl", rows)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f"version: 1\nmetrics:\n  content/identical_pairs: {{{rule}, severity: error}}\n"
+        "clean:\n  drop: [content/identical]\n"
+    )
+    out = tmp_path / "o"
+    code = main(
+        ["check", str(data), "--out", str(out), "--validators", "content", "--rules", str(rules)]
+    )
+    html = (out / "index.html").read_text("utf-8")
+    tone, label, tile = _verdict_of(html)
+    assert label == expected and tile == tone
+    high = 'class="problem high"' in html
+    assert code == (1 if expected == "Do not train yet" else 0)
+    assert high == (expected != "Ready to train")  # the problem list says why, or nothing high
+    if expected == "Train after cleaning":
+        assert "have the same chosen and rejected" in html.split("</ul></div>")[0]
+
+
+def test_the_verdict_follows_the_policy_the_folder_was_cleaned_with():
+    from prefaudit.report.sections import Problem
+    from prefaudit.report.verdict import decide
+
+    identical = Problem("high", "identical pairs", "content", "drop:content/identical")
+    alpha = Problem("medium", "raters agree moderately", "agreement")
+    assert decide([identical, alpha], None, None).label == "Train after cleaning"
+    dropped = {"policy": {"drop": ["content"], "dedupe": True}}
+    assert decide([identical], None, dropped).label == "Train after cleaning"
+    kept = {"policy": {"drop": [], "dedupe": True}}  # a cleaning that kept them: still there
+    assert decide([identical], None, kept).label == "Do not train yet"
+    ready = decide([alpha], None, None)
+    assert ready.label == "Ready to train" and ready.reasons == ["raters agree moderately"]
+    failed = {"results": [{"rule": "r", "status": "failed", "severity": "error"}]}
+    assert decide([], failed, None).reasons == ["The rule file fails: r."]

@@ -29,6 +29,9 @@ class Problem:
     severity: str  # "high": fix before training; "medium": look before training; "low": note
     text: str
     section: str = ""  # the anchor of the section that explains it
+    # The cleaning step that removes it, as prefaudit.report.verdict reads it: "drop:<kind>"
+    # (a kind in the policy's drop), "dedupe", "reorient_by_raters" or "flip"; "" = none does.
+    fix: str = ""
 
 
 @dataclass
@@ -87,7 +90,7 @@ def build_section(name: str, result: ValidatorResult, inputs: ReportInputs) -> S
     if spec is None:
         return Section(title=name.replace("_", " ").capitalize(), template="", **common)
     context, problems = spec.build(result, inputs)
-    problems = [Problem(p.severity, p.text, name) for p in problems]
+    problems = [Problem(p.severity, p.text, name, p.fix) for p in problems]
     return Section(
         title=spec.title,
         template=f"sections/{name}.html",

@@ -89,6 +89,7 @@ def _problems(m, info) -> list[Problem]:
                 "medium",
                 f"In {pct(m['agreement/contradicted_rate'])} of pairs the raters' consensus prefers "
                 "the rejected response: the dataset's label may be flipped.",
+                fix="reorient_by_raters",
             )
         )
     return problems

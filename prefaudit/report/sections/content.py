@@ -33,6 +33,7 @@ def _problems(m) -> list[Problem]:
                 "high",
                 f"{num(m['content/identical_pairs'])} pairs have the same chosen and rejected "
                 "response: DPO learns nothing from them (their loss stays at ln 2).",
+                fix="drop:content/identical",
             )
         )
     if m.get("content/empty_responses"):
@@ -41,6 +42,7 @@ def _problems(m) -> list[Problem]:
                 "medium",
                 f"{num(m['content/empty_responses'])} responses are empty: a chosen empty "
                 "response teaches the model to say nothing.",
+                fix="drop:content/bad_chosen",
             )
         )
     if (m.get("content/truncated_rate") or 0) >= 0.01:
@@ -49,6 +51,7 @@ def _problems(m) -> list[Problem]:
                 "medium",
                 f"{pct(m['content/truncated_rate'])} of pairs have a response that looks cut off: "
                 "training on them teaches the model to stop mid-sentence.",
+                fix="drop:content/bad_chosen",
             )
         )
     longer, p = m.get("content/chosen_longer_rate"), m.get("content/length_bias_p_value")

@@ -81,6 +81,7 @@ def _problems(m, info) -> list[Problem]:
                 "high",
                 f"{num(m['duplication/leakage_pairs'])} pairs ({pct(m['duplication/leakage_rate'])}) "
                 f"have a prompt from {where}: scores on that set will overstate the model.",
+                fix="drop:duplication/leaked",
             )
         )
     if m.get("duplication/contradictions"):
@@ -89,6 +90,7 @@ def _problems(m, info) -> list[Problem]:
                 "high",
                 f"{num(m['duplication/contradictions'])} pairs contradict another pair (the same "
                 "prompt and responses, preferred the other way): they pull the model both ways.",
+                fix="drop:duplication/contradiction",
             )
         )
     repeated = (m.get("duplication/exact_rate") or 0) + (
@@ -100,6 +102,7 @@ def _problems(m, info) -> list[Problem]:
                 "medium",
                 f"{pct(repeated)} of pairs repeat another pair exactly or nearly: repeats weigh "
                 "their prompts more than the rest.",
+                fix="dedupe",
             )
         )
     if m.get("duplication/degenerate_pairs"):
@@ -108,6 +111,7 @@ def _problems(m, info) -> list[Problem]:
                 "medium",
                 f"{num(m['duplication/degenerate_pairs'])} pairs have the same response on both "
                 "sides (after normalisation).",
+                fix="drop:duplication/degenerate",
             )
         )
     if m.get("duplication/over_represented_prompts"):

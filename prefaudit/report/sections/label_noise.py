@@ -76,5 +76,6 @@ def _problems(m, signals, firm: bool) -> list[Problem]:
             "high" if rate >= 0.1 else "medium",
             f"About {pct(rate)} of the labels look flipped{interval}, from "
             f"{', '.join(signals)}; {suspects}.",
+            fix="flip",
         )
     ]
