@@ -76,4 +76,3 @@ def removes(policy: dict[str, Any] | None, fix: str) -> bool:
     if fix == "flip":
         return policy.get("flip_min_noise") is not None
     return bool(policy.get(fix))
-

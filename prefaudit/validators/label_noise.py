@@ -292,7 +292,7 @@ class LabelNoiseValidator(Validator):
         """The signals besides the preference model that can support the noise rate as a
         measured figure: scores and raters, and the reference model where, calibrated on these
         labels, it is 90% sure either way of a tenth of the pairs it scored (SmolLM2-135M on
-        GPT-4's AlpacaEval labels is that sure of none: the "estimated rate" of 0.27 at 0%
+        GPT-4's AlpacaEval labels is that sure of none: the "estimated rate" of 0.27-0.38 at 0%
         injected flips in the proof benchmark was the preference model's); and why a signal
         used is left out."""
         out, weak = [s for s in used if s in ("scores", "raters")], {}
