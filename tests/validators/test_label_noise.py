@@ -136,9 +136,8 @@ def _with_reference(logps: dict[str, tuple[float, float]], **params):
 def test_the_reference_margin_is_a_signal_calibrated_on_the_labels():
     """95 pairs the reference prefers as labelled (0 to +5 nats a token) and 5 planted flips
     it strongly disprefers (-3 to -5): calibrated on the file, the reference has shown it
-    predicts these labels, so the flips get a signal past `backing` (0.9) and a flip_score.
-    (Where it disagrees with 10% of the labels as strongly, it is 0.77-0.96 sure of those: it
-    may be the one that is wrong.)"""
+    predicts these labels, so the flips get a signal past `backing` (0.9: 0.92-0.96 here) and
+    a flip_score."""
     rng = np.random.default_rng(0)
     margins = np.concatenate([rng.uniform(0, 5, 95), -rng.uniform(3, 5, 5)])
     logps = {f"q{i}": (-30.0 + 5 * m, -30.0 - 5 * m) for i, m in enumerate(margins)}
