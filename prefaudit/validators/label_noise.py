@@ -250,8 +250,9 @@ class LabelNoiseValidator(Validator):
         """Out-of-fold P(flipped) from the reference model's margins, calibrated on this file's
         labels: a logistic model (no intercept, each pair in a random orientation) of the
         label on the per-token margin and the signed log of the total margin, cross-fitted like
-        the preference model, each margin counting only for the reference (:func:`_calibrated`). A fixed mapping of the margin (it was sigmoid(-2 x per-token
-        margin)) trusts any reference as if it were a good judge of these pairs: SmolLM2-135M
+        the preference model, each margin counting only for the reference (:func:`_calibrated`).
+        A fixed mapping of the margin (it was sigmoid(-2 x per-token margin)) trusts any
+        reference as if it were a good judge of these pairs: SmolLM2-135M
         agrees with 65% of GPT-4's AlpacaEval labels per token and 32% in total, and the
         flips it backed overrode GPT-4's label 5 times in 5. Calibrated, a weak reference stays
         near 0.5 (0.35-0.65 on those pairs) and a strong one can reach ``backing``. The
