@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from prefaudit import outputs
@@ -33,6 +34,8 @@ class ReportInputs:
     manifest: dict[str, Any] | None = None
     runs: list[TrainingRun] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
+    # The first quarantined pairs of each cleaning action (with their texts), for review.
+    quarantine: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, folder: str | Path) -> ReportInputs:
@@ -51,13 +54,34 @@ class ReportInputs:
         runs = [run for name in outputs.TRAINING_RUNS if (run := _run(folder / name, name))]
         comparison = outputs.read_json(folder / outputs.COMPARISON_FILE)
         texts = outputs.read_flagged_texts(folder)
-        return cls(folder, result, texts, check, manifest, runs, comparison)
+        quarantine = _quarantine(folder / outputs.QUARANTINE_FILE) if manifest else {}
+        return cls(folder, result, texts, check, manifest, runs, comparison, quarantine)
 
     def text(self, pair_id: str) -> dict[str, Any] | None:
         """The prompt, chosen and rejected of a flagged pair (None when not saved)."""
         if self.texts is None or pair_id not in self.texts.index:
             return None
         return self.texts.loc[pair_id].to_dict()
+
+
+REVIEWED = 50  # quarantined pairs of each action the report shows (all are in the file)
+
+
+def _quarantine(path: Path, limit: int = REVIEWED) -> dict[str, list[dict[str, Any]]]:
+    """The first ``limit`` rows of each action in ``quarantine.jsonl``, read line by line (a
+    large cleaning's quarantine need not fit in memory for its report)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    if not path.exists():
+        return rows
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = orjson.loads(line)
+            kept = rows.setdefault(str(row.get("action")), [])
+            if len(kept) < limit:
+                kept.append(row)
+    return rows
 
 
 def _run(folder: Path, name: str) -> TrainingRun | None:

@@ -14,10 +14,10 @@ import jinja2
 from prefaudit import __version__
 from prefaudit.fileio import write_bytes
 from prefaudit.outputs import REPORT_FILE
-from prefaudit.report import charts, table, verdict
+from prefaudit.report import charts, review, table, verdict
 from prefaudit.report.inputs import ReportInputs
 from prefaudit.report.sections import SEVERITIES, Problem, build_section, label_noise, num, pct
-from prefaudit.report.text import shown
+from prefaudit.report.text import LongTexts, clamped, shown, visible
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ def write_report(folder: str | Path, *, shown_as: str | Path | None = None) -> P
 
 def render_report(inputs: ReportInputs) -> str:
     """The report's HTML for ``inputs``."""
-    env = _environment()
+    long_texts = LongTexts()
+    env = _environment(long_texts)
     result = inputs.result
     flags = result.flags
     css, js = _asset("report.css"), _asset("report.js")
@@ -71,6 +72,7 @@ def render_report(inputs: ReportInputs) -> str:
         "warnings_total": len(load.warnings),
         "check": inputs.check,
         "manifest": inputs.manifest,
+        "review": review.review_groups(inputs),
         "runs": inputs.runs,
         "run_charts": {run.name: _run_charts(run) for run in inputs.runs},
         "run_intervals": {run.name: _accuracy_interval(run.summary) for run in inputs.runs},
@@ -81,6 +83,8 @@ def render_report(inputs: ReportInputs) -> str:
         "table_texts": data["texts"],
         "text_cap": data["text_cap"],
         "texts_cut": data["texts_cut"],
+        # Called last in the page: by then every clamped cell has stored its text.
+        "long_texts": long_texts.blob,
         "css": css,
         "js": js,
         "csp": _csp(css, js),
@@ -88,7 +92,7 @@ def render_report(inputs: ReportInputs) -> str:
     return env.get_template("report.html").render(context)
 
 
-def _environment() -> jinja2.Environment:
+def _environment(long_texts: LongTexts | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("prefaudit.report", "templates"),
         autoescape=True,  # every value from the data is escaped unless marked safe
@@ -97,6 +101,9 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(num=_filter(num), pct=_filter(pct), shown=_filter(shown, ""))
+    env.filters["visible"] = _filter(lambda value: visible(str(value)), "")
+    store = long_texts if long_texts is not None else LongTexts()
+    env.filters["clamped"] = _filter(lambda value: clamped(value, store), "")
     return env
 
 

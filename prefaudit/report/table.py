@@ -10,15 +10,14 @@ and the cut says how much is left out and where the whole text is.
 
 from __future__ import annotations
 
-import base64
-import gzip
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
-from prefaudit.report.text import visible
+from prefaudit.report.text import decode, encode, visible
+
+__all__ = ["TEXT_BUDGET", "decode", "encode", "table_data"]
 
 # Characters of prompt and response text the report embeds at most (about 8-12 MB after
 # compression for English text): the 100,000-pair budget of 25 MB with room for the rest.
@@ -85,16 +84,6 @@ def table_data(
         "text_cap": cap,
         "texts_cut": cut,
     }
-
-
-def encode(data: dict[str, Any]) -> str:
-    """``data`` as base64 of gzip-compressed JSON (what the page's script decodes)."""
-    return base64.b64encode(gzip.compress(orjson.dumps(data), compresslevel=6, mtime=0)).decode()
-
-
-def decode(blob: str) -> dict[str, Any]:
-    """The inverse of :func:`encode` (for tests and tools that read a report back)."""
-    return orjson.loads(gzip.decompress(base64.b64decode(blob)))
 
 
 def _tags(flagged: pd.DataFrame, validators: list[str]) -> list[str]:

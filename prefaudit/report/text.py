@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
+import gzip
 import re
+from typing import Any
 
+import orjson
 from markupsafe import Markup, escape
 
 # Unicode bidirectional controls reorder how text around them is displayed (the "Trojan
@@ -44,6 +48,72 @@ def shown(text: str, limit: int = SHOWN_CHARS) -> Markup:
     return Markup('{}<details class="more"><summary>{}</summary>{}</details>').format(
         head, summary, rest
     )
+
+
+class LongTexts:
+    """The whole texts of the cells that show only their start: stored once each, sent
+    compressed at the end of the page and unpacked by the page's script when a reader asks for
+    one ("show more"), so a 1 MB response costs no layout until then."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        return self.codes.setdefault(text, len(self.codes))
+
+    def blob(self) -> str:
+        return encode(list(self.codes))
+
+
+def clamped(text: Any, store: LongTexts, limit: int = SHOWN_CHARS) -> Markup:
+    """``text`` for a table cell: escaped and :func:`visible`, clamped to a few lines by the
+    page's style, with a "show more" button (the page's script removes it where the text fits
+    after all: only the laid-out page knows). Past ``limit`` characters only the start (cut at
+    a word) is in the page and the whole text goes to ``store``.
+
+    >>> store = LongTexts()
+    >>> str(clamped("<b>", store))
+    '<div class="clamp">&lt;b&gt;</div><button type="button" class="more">show more</button>'
+    >>> str(clamped("word " * 10, store, limit=12))
+    '<div class="clamp" data-rest="0">word word …</div><button type="button" class="more">show more (50 characters in all)</button>'
+    """
+    if text is None:
+        return Markup("")
+    text = visible(str(text))
+    if len(text) > limit:
+        code = store.add(text)
+        return Markup(
+            '<div class="clamp" data-rest="{}">{} …</div>'
+            '<button type="button" class="more">show more ({:,} characters in all)</button>'
+        ).format(code, cut_at_word(text, limit), len(text))
+    return Markup(
+        '<div class="clamp">{}</div><button type="button" class="more">show more</button>'
+    ).format(text)
+
+
+def cut_at_word(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text`` or fewer, ending at a word boundary where
+    one is near (a word cut in two reads as another word).
+
+    >>> cut_at_word("give me a hand", 6)
+    'give'
+    """
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    space = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    return head[:space].rstrip() if space > limit // 2 else text[:limit]
+
+
+def encode(data: Any) -> str:
+    """``data`` as base64 of gzip-compressed JSON (what the page's script decodes): base64
+    has no ``<``, so nothing in the data can close the ``<script>`` block that carries it."""
+    return base64.b64encode(gzip.compress(orjson.dumps(data), compresslevel=6, mtime=0)).decode()
+
+
+def decode(blob: str) -> Any:
+    """The inverse of :func:`encode` (for tests and tools that read a report back)."""
+    return orjson.loads(gzip.decompress(base64.b64decode(blob)))
 
 
 def word_diff(first: str, second: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

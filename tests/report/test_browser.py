@@ -152,3 +152,94 @@ def check_report(out, result, name):
         page.locator("#pairs").scroll_into_view_if_needed()
         screenshot(page, f"{name}-table")
         assert page.errors == []
+
+
+# Elements a reader scrolls past one at a time: none may be taller than two windows.
+BOUNDED = "tr, td, th, li, p, pre, dd, dt, figure, summary, .clamp, .side, .group, .verdict, .tile"
+VIEWPORT = 900  # browser_page's window height
+
+
+def long_text_folder(tmp_path):
+    """An audited, checked and cleaned folder whose pairs hold a 13,000-character,
+    4,000-line response and a 1 MB one, in every place the report shows texts: the suspects
+    (the raters contradict the label), duplicate groups, extreme lengths, the cleaning review."""
+    import prefaudit
+
+    lines = "\n".join(["ab"] * 4_000) + "x" * 1_000  # 12,999 characters, 4,000 lines
+    megabyte = "word " * 200_000
+    rows = [
+        pair(f"Ordinary question {i}?", f"A helpful answer {i}.", f"No {i}.") for i in range(60)
+    ]
+    rows += [
+        pair("Tall question?", lines, "Short answer.", id="tall"),
+        pair("Huge question?", megabyte, "Short.", id="huge"),
+        pair("Huge question?", megabyte, "Short.", id="huge-again"),
+        pair(lines, "A fine answer.", megabyte, id="both"),
+    ]
+    annotations = [
+        {"pair_id": pid, "annotator": rater, "label": "rejected"}
+        for pid in ("tall", "both")
+        for rater in ("r1", "r2", "r3")
+    ]
+    pairs = write_lines(tmp_path / "pairs.jsonl", rows)
+    votes = write_lines(tmp_path / "annotations.jsonl", annotations)
+    out = tmp_path / "long"
+    prefaudit.check(
+        pairs, rules="rules/default.yaml", out=out, annotations=votes, embedding_model="off"
+    )
+    prefaudit.clean(pairs, audit=out, out=out, annotations=votes)
+    return out
+
+
+def tall_elements(page) -> list[str]:
+    return page.evaluate(
+        """([selector, limit]) => [...document.querySelectorAll(selector)]
+            .filter((e) => e.getBoundingClientRect().height > limit)
+            .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().height)}px`)""",
+        [BOUNDED, 2 * VIEWPORT],
+    )
+
+
+def test_long_texts_keep_every_element_within_two_windows(tmp_path):
+    """One 12,964-character response made a report 137,886 px tall (a single row 81,831 px)."""
+    out = long_text_folder(tmp_path)
+    with browser_page() as page:
+        open_report(page, out / "index.html")
+        ready = page.evaluate("performance.getEntriesByName('prefaudit:table-ready')[0].startTime")
+        assert ready < 2_000
+        page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+        assert tall_elements(page) == []
+        assert page.locator("#cleaning .review").count() >= 2  # flips and drops, with texts
+        assert page.locator("button.more").count() > 10
+        # Open every clamped cell: each stays a scroll box; a long text's rest is fetched on
+        # demand, 20,000 characters a click.
+        page.evaluate("document.querySelectorAll('button.more').forEach((b) => b.click())")
+        page.wait_for_function(
+            "() => !document.querySelector('.clamp[data-rest]:not([data-shown])')"
+        )
+        assert tall_elements(page) == []
+        huge = page.locator(".clamp.open[data-rest]", has_text="word word").first
+        assert huge.evaluate("e => e.textContent.length") == 20_000 + len(" …")
+        assert huge.evaluate("e => e.nextElementSibling.textContent") == (
+            "show 20,000 more characters (980,000 not shown)"
+        )
+        page.fill("#pairs-search", "huge")
+        page.wait_for_timeout(300)
+        for row in page.locator("#pairs tbody tr.pair").all():
+            row.click()
+        assert page.locator("#pairs tr.detail").count() == 2
+        assert tall_elements(page) == []
+        screenshot(page, "long-texts")
+        assert page.errors == []
+
+
+def test_a_pair_link_in_the_cleaning_review_opens_that_pair_in_the_table(tmp_path):
+    out = long_text_folder(tmp_path)
+    with browser_page() as page:
+        open_report(page, out / "index.html")
+        link = page.locator("#cleaning a.pair-link", has_text="tall").first
+        link.click()
+        page.wait_for_selector("#pairs tr.detail")
+        opened = page.locator("#pairs tr.pair").first.inner_text()
+        assert opened.startswith("tall") and page.locator("#pairs tr.pair").count() == 1
+        assert page.errors == []

@@ -136,6 +136,44 @@ def test_check_and_clean_add_their_results_to_the_report(tmp_path, capsys):
     assert 'id="cleaning"' in html and "6 of 7 pairs kept" in html
 
 
+def test_the_cleaning_section_shows_each_decision_with_its_texts_and_evidence(tmp_path):
+    """The flipped-pairs list gave only ids: the flips (wrong on AlpacaEval) could not be
+    judged where they were reported."""
+    import prefaudit
+    from prefaudit.report.inputs import ReportInputs
+    from prefaudit.report.review import review_groups
+
+    rows = [pair(f"Question {i}?", f"Answer number {i}.", f"Wrong {i}.") for i in range(8)]
+    rows += [pair("Which way?", "The labelled answer.", "The raters' answer.", id="turned")]
+    rows += [pair("Same?", "Same.", "same.", id="twin")]
+    votes = [{"pair_id": "turned", "annotator": r, "label": "rejected"} for r in "abc"]
+    votes += [
+        {"pair_id": f"p{i}", "annotator": r, "label": "chosen"} for i in range(3) for r in "ab"
+    ]
+    data = write_lines(tmp_path / "pairs.jsonl", rows)
+    annotations = write_lines(tmp_path / "votes.jsonl", votes)
+    out = tmp_path / "o"
+    prefaudit.clean(data, out=out, annotations=annotations, embedding_model="off")
+    groups = {g.action: g for g in review_groups(ReportInputs.read(out))}
+    assert list(groups) == ["flip", "drop"]
+    (flip,) = groups["flip"].rows
+    assert (flip.pair_id, flip.prompt, flip.chosen, flip.rejected, flip.in_table) == (
+        "turned",
+        "Which way?",
+        "The labelled answer.",
+        "The raters' answer.",
+        True,
+    )
+    assert flip.decision.startswith("flipped by raters: ")
+    assert "agreement (" in flip.evidence_text and "prefer the rejected" in flip.evidence_text
+    (drop,) = groups["drop"].rows
+    assert (drop.pair_id, drop.chosen, drop.rejected) == ("twin", "Same.", "same.")
+    assert drop.decision.startswith("content: ")
+    html = (out / "index.html").read_text("utf-8")
+    assert html.count('class="pair-link" href="#pair=turned"') == 1
+    assert "Flipped: chosen and rejected swapped (1 pair)" in html
+
+
 def test_a_validator_without_its_own_section_gets_the_generic_one(tmp_path, monkeypatch):
     class ShoutValidator(Validator):
         name = "shout_test"
@@ -230,7 +268,7 @@ def test_every_text_cell_of_the_templates_is_folded_when_long():
         for cell in re.findall(r'<td class="text">(.*?)</td>', template.read_text("utf-8"))
     ]
     assert len(cells) > 15
-    assert all("|shown" in cell or "diff(" in cell for cell in cells), cells
+    assert all("|clamped" in cell or "|shown" in cell or "diff(" in cell for cell in cells), cells
     long = "word " * 200_000
     html = _environment().from_string("<td>{{ text|shown }}</td>").render(text=long)
     assert html.startswith("<td>" + long[:2_000] + '<details class="more"><summary>998,000 more')

@@ -1,26 +1,16 @@
-// The flagged-pair table: decodes the embedded rows after the page has rendered, then
-// filters, searches, sorts and pages them. Text from the data only ever goes into
-// textContent (never markup), so nothing in it can run or change the page.
+// The report's script. The flagged-pair table decodes its embedded rows after the page has
+// rendered, then filters, searches, sorts and pages them; text cells clamped to a few lines
+// open in place, fetching a long text's whole only when asked. Text from the data only ever
+// goes into textContent (never markup), so nothing in it can run or change the page.
 "use strict";
 (function () {
   const PAGE = 50;
-  const root = document.getElementById("pairs");
-  const blob = document.getElementById("pairs-data");
-  if (!root || !blob) return;
   const el = (tag, cls, text) => {
     const node = document.createElement(tag);
     if (cls) node.className = cls;
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
   };
-  const status = root.querySelector(".table-status");
-  const body = root.querySelector("tbody");
-  const issue = root.querySelector("#pairs-issue");
-  const search = root.querySelector("#pairs-search");
-  const sort = root.querySelector("#pairs-sort");
-  const prev = root.querySelector("#pairs-prev");
-  const next = root.querySelector("#pairs-next");
-  const state = { data: null, rows: [], page: 0, lower: null, open: new Set() };
 
   async function decode(text) {
     const binary = atob(text.trim());
@@ -29,6 +19,58 @@
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
     return JSON.parse(await new Response(stream).text());
   }
+
+  // Clamped cells: "show more" opens the cell in place as a scroll box no taller than the
+  // window. A cell that holds only a text's start gets the rest from the page's store, STEP
+  // characters a click: laying out a 1 MB text in a table cell froze the page for seconds.
+  const STEP = 20000;
+  let longTexts = null;
+  function reveal(box, whole, button) {
+    const shown = Math.min(whole.length, (Number(box.dataset.shown) || 0) + STEP);
+    box.textContent = shown < whole.length ? whole.slice(0, shown) + " …" : whole;
+    box.dataset.shown = shown;
+    const left = whole.length - shown;
+    button.textContent = left
+      ? `show ${Math.min(STEP, left).toLocaleString("en")} more characters (${left.toLocaleString("en")} not shown)`
+      : "";
+    return left;
+  }
+  async function toggleClamp(button) {
+    const box = button.previousElementSibling;
+    if (box.dataset.rest !== undefined) {
+      longTexts = longTexts || decode(document.getElementById("long-texts").textContent);
+      box.classList.add("open");
+      if (reveal(box, (await longTexts)[Number(box.dataset.rest)], button)) return;
+      delete box.dataset.rest;
+      button.textContent = "show less";
+      return;
+    }
+    const open = box.classList.toggle("open");
+    button.textContent = open ? "show less" : "show more";
+  }
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.more");
+    if (button) toggleClamp(button);
+  });
+  function dropNeedlessButtons() {
+    for (const button of document.querySelectorAll(".clamp:not([data-rest]) + button.more")) {
+      const box = button.previousElementSibling;
+      if (box.scrollHeight <= box.clientHeight + 2) button.remove();
+    }
+  }
+  requestAnimationFrame(dropNeedlessButtons);
+
+  const root = document.getElementById("pairs");
+  const blob = document.getElementById("pairs-data");
+  if (!root || !blob) return;
+  const status = root.querySelector(".table-status");
+  const body = root.querySelector("tbody");
+  const issue = root.querySelector("#pairs-issue");
+  const search = root.querySelector("#pairs-search");
+  const sort = root.querySelector("#pairs-sort");
+  const prev = root.querySelector("#pairs-prev");
+  const next = root.querySelector("#pairs-next");
+  const state = { data: null, rows: [], page: 0, lower: null, open: new Set() };
 
   function text(code) {
     return code === null ? "" : state.data.strings[code];
@@ -99,7 +141,15 @@
     [["prompt", row[2]], ["chosen", row[3]], ["rejected", row[4]]].forEach(([label, code]) => {
       const side = el("div", "side");
       side.append(el("h4", null, label));
-      side.append(el("pre", "text", code === null ? "(text not saved with this audit)" : text(code)));
+      const whole = code === null ? "(text not saved with this audit)" : text(code);
+      const pre = el("pre", "text");
+      side.append(pre);
+      const more = el("button", "all");
+      more.type = "button";
+      if (reveal(pre, whole, more)) {
+        more.addEventListener("click", () => reveal(pre, whole, more) || more.remove());
+        side.append(more);
+      }
       grid.append(side);
     });
     td.append(grid);
@@ -125,9 +175,14 @@
       issues.append(badge);
     }
     tr.append(issues);
-    tr.append(el("td", "reason", row[6].map((f) => text(f[2])).join("; ")));
+    const clamp = (cls, value) => {
+      const td = el("td", cls);
+      td.append(el("div", "lines", value));
+      return td;
+    };
+    tr.append(clamp("reason", row[6].map((f) => text(f[2])).join("; ")));
     const prompt = text(row[2]);
-    tr.append(el("td", "preview", prompt.length > 160 ? prompt.slice(0, 160) + "…" : prompt));
+    tr.append(clamp("preview", prompt.length > 300 ? prompt.slice(0, 300) + "…" : prompt));
     const toggle = () => {
       if (state.open.has(row[0])) state.open.delete(row[0]);
       else state.open.add(row[0]);
@@ -163,6 +218,25 @@
     root.dataset.ready = "true";
   }
 
+  // A link to "#pair=<id>" (the cleaning section has them) opens that pair in the table.
+  function showPair() {
+    const match = location.hash.match(/^#pair=(.*)$/);
+    if (!match || !state.data) return;
+    const id = decodeURIComponent(match[1]);
+    issue.value = "";
+    search.value = id;
+    apply();
+    const index = state.rows.findIndex((row) => row[0] === id);
+    if (index >= 0) {
+      state.page = Math.floor(index / PAGE);
+      state.open.add(id);
+      draw();
+    }
+    const row = [...body.querySelectorAll("tr.pair")].find((tr) => tr.firstChild.textContent === id);
+    (row || root).scrollIntoView();
+  }
+  window.addEventListener("hashchange", showPair);
+
   let timer = null;
   search.addEventListener("input", () => {
     clearTimeout(timer);
@@ -179,6 +253,7 @@
       state.data = await decode(blob.textContent);
       fillIssues(state.data);
       apply();
+      showPair();
     } catch (error) {
       status.textContent = "the table's data could not be read: " + error;
       root.dataset.ready = "error";
