@@ -16,7 +16,16 @@ from prefaudit.fileio import write_bytes
 from prefaudit.outputs import REPORT_FILE
 from prefaudit.report import charts, review, table, verdict
 from prefaudit.report.inputs import ReportInputs
-from prefaudit.report.sections import SEVERITIES, Problem, build_section, label_noise, num, pct
+from prefaudit.report.sections import (
+    SEVERITIES,
+    Problem,
+    Stated,
+    build_section,
+    counted,
+    label_noise,
+    num,
+    pct,
+)
 from prefaudit.report.text import LongTexts, clamped, shown, visible
 
 log = logging.getLogger(__name__)
@@ -65,7 +74,7 @@ def render_report(inputs: ReportInputs) -> str:
         "sections": sections,
         "problems": problems,
         "verdict": verdict.decide(problems, inputs.check, inputs.manifest),
-        "tiles": _tiles(result.metrics, result.validators.get("label_noise")),
+        "tiles": _tiles(result, flagged),
         "notes": [*load.notes, *result.notes],
         "rejected": load.rejected[:LISTED],
         "warnings": load.warnings[:LISTED],
@@ -101,6 +110,7 @@ def _environment(long_texts: LongTexts | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(num=_filter(num), pct=_filter(pct), shown=_filter(shown, ""))
+    env.filters["counted"] = _filter(counted, "–")
     env.filters["visible"] = _filter(lambda value: visible(str(value)), "")
     store = long_texts if long_texts is not None else LongTexts()
     env.filters["clamped"] = _filter(lambda value: clamped(value, store), "")
@@ -139,55 +149,85 @@ def _csp(css: str, js: str) -> str:
 
 
 def _problems(inputs: ReportInputs, sections) -> list[Problem]:
-    """Every section's problems, the most severe first, plus the load report's."""
+    """Every section's problems, the most severe first, plus the load report's and the rule
+    file's; a problem about pairs a more severe one already covers is left to its section."""
     problems = [p for s in sections for p in s.problems]
     load = inputs.result.load
     if load.rows_rejected:
+        said = Stated({"load/rows_rejected": load.rows_rejected, "load/rows_read": load.rows_read})
         problems.append(
-            Problem(
+            said.problem(
                 "medium" if load.rows_rejected / max(load.rows_read, 1) >= 0.01 else "low",
-                f"{num(load.rows_rejected)} of {num(load.rows_read)} input rows could not be loaded "
-                "and are not in the audit (each listed with its line and reason).",
-                "overview",
+                f"{said.num('load/rows_rejected')} of {said.count('load/rows_read', 'input row')} "
+                f"could not be loaded and {'is' if load.rows_rejected == 1 else 'are'} not in "
+                "the audit (each listed with its line and reason).",
+                section="overview",
             )
         )
     if inputs.check and not inputs.check.get("passed", True):
+        said = Stated({})
         failed = [r["rule"] for r in inputs.check["results"] if r["status"] == "failed"]
         problems.append(
-            Problem("high", f"The rule file fails: {', '.join(failed[:6])}.", "scorecard")
+            said.problem(
+                "high",
+                f"The rule file fails: {said.text(', '.join(failed[:6]))}.",
+                section="scorecard",
+            )
         )
-    return sorted(problems, key=lambda p: SEVERITIES.index(p.severity))
+    problems.sort(key=lambda p: SEVERITIES.index(p.severity))
+    return _one_per_pairs(problems, inputs.result.flags)
 
 
-def _tiles(metrics: dict[str, Any], noise=None) -> list[dict[str, str]]:
-    """Headline figures of the checks that ran (the noise rate only where signals besides the
-    preference model support it, naming them)."""
+def _one_per_pairs(problems: list[Problem], flags) -> list[Problem]:
+    """``problems`` (most severe first) without those whose pairs an earlier one covers: the
+    content and duplication checks both report identical responses, and the same three pairs
+    were listed twice, once high and once medium."""
+    kept, seen = [], []
+    for problem in problems:
+        columns = [c for c in problem.covers if c in flags.columns]
+        if columns:
+            pairs = set(flags.index[flags[columns].fillna(False).astype(bool).any(axis=1)])
+            if pairs and any(pairs <= earlier for earlier in seen):
+                continue
+            seen.append(pairs)
+        kept.append(problem)
+    return kept
+
+
+def _tiles(result, flagged: int) -> list[dict[str, Any]]:
+    """The scorecard's headline figures: pairs, flags and rejected rows, then those of the
+    checks that ran (the noise rate only where signals besides the preference model support
+    it, naming them). Each tile carries the figures it states (see Stated)."""
+    load, n = result.load, len(result.pair_ids)
+    said = Stated(
+        {
+            **result.metrics,
+            "pairs": n,
+            "flagged": flagged,
+            "flagged/share": flagged / n if n else None,
+            "load/rows_rejected": load.rows_rejected,
+            "load/rows_read": load.rows_read,
+        }
+    )
     tiles = []
+
+    def tile(value: str, label: str) -> None:
+        tiles.append({"value": value, "label": label, "figures": said.take()})
+
+    tile(said.num("pairs"), "pairs audited")
+    tile(said.num("flagged"), f"pairs with an issue ({said.pct('flagged/share')})")
+    tile(said.num("load/rows_rejected"), f"input rows rejected of {said.num('load/rows_read')}")
+    metrics, noise = result.metrics, result.validators.get("label_noise")
     if metrics.get("agreement/krippendorff_alpha") is not None:
-        tiles.append(
-            {"value": num(metrics["agreement/krippendorff_alpha"]), "label": "Krippendorff's alpha"}
-        )
-    signals = list(noise.info.get("signals_used") or []) if noise is not None else []
-    firm = noise is not None and label_noise.supported(noise.info)
-    if metrics.get("label_noise/estimated_rate") is not None and firm:
-        tiles.append(
-            {
-                "value": pct(metrics["label_noise/estimated_rate"]),
-                "label": f"labels estimated flipped ({', '.join(signals)})",
-            }
-        )
+        tile(said.num("agreement/krippendorff_alpha"), "Krippendorff's alpha")
+    if metrics.get("label_noise/estimated_rate") is not None and label_noise.supported(noise.info):
+        signals = ", ".join(noise.info.get("signals_used") or [])
+        tile(said.pct("label_noise/estimated_rate"), f"labels estimated flipped ({signals})")
     if metrics.get("duplication/exact_rate") is not None:
-        repeated = metrics["duplication/exact_rate"] + (
-            metrics.get("duplication/near_duplicate_rate") or 0
-        )
-        tiles.append({"value": pct(repeated), "label": "pairs repeated (exact or near)"})
+        repeated = said.pct_sum("duplication/exact_rate", "duplication/near_duplicate_rate")
+        tile(repeated, "pairs repeated (exact or near)")
     if metrics.get("reference/reference_accuracy") is not None:
-        tiles.append(
-            {
-                "value": pct(metrics["reference/reference_accuracy"]),
-                "label": "reference prefers chosen",
-            }
-        )
+        tile(said.pct("reference/reference_accuracy"), "reference prefers chosen")
     return tiles
 
 

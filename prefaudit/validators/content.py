@@ -65,6 +65,7 @@ class ContentValidator(Validator):
     metric_names = (
         "content/pairs",
         "content/empty_responses",
+        "content/empty_chosen",
         "content/identical_pairs",
         "content/identical_rate",
         "content/truncated_pairs",
@@ -165,6 +166,7 @@ class ContentValidator(Validator):
             index=pairs.index,
         )
         metrics = self._metrics(context, findings, truncated, issue, caps)
+        metrics["content/empty_chosen"] = int(sides["chosen"]["empty"].sum())
         info = {"length_caps": caps, "length_histograms": self._histograms(context)}
         return self.result(flags, metrics, info)
 

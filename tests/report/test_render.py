@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from html import unescape
 
@@ -51,7 +52,7 @@ def test_audit_writes_a_self_contained_report_with_every_section(folder):
     assert "@import" not in html and "http://" not in html.split("<body>")[0]
     # The audit's figures, in the scorecard and in their sections.
     assert '<span class="value">11</span><span class="label">pairs audited</span>' in html
-    assert "1 pairs have the same chosen and rejected response" in html
+    assert "1 pair has the same chosen and rejected response" in html
     assert "<dt>identical pairs</dt><dd>1</dd>" in html
 
 
@@ -172,6 +173,76 @@ def test_the_cleaning_section_shows_each_decision_with_its_texts_and_evidence(tm
     html = (out / "index.html").read_text("utf-8")
     assert html.count('class="pair-link" href="#pair=turned"') == 1
     assert "Flipped: chosen and rejected swapped (1 pair)" in html
+
+
+def scorecard_claims(html: str) -> list[tuple[str, list]]:
+    """Each tile and problem of the scorecard: its text and the figures it says it states."""
+    card = html[html.index('<section id="scorecard">') : html.index('<section id="overview">')]
+    found = re.findall(
+        r"<(?:div|li) class=\"(?:tile|problem)[^\"]*\" data-figures='([^']*)'>(.*?)</(?:div|li)>",
+        card,
+    )
+    claims = []
+    for figures, body in found:
+        body = re.sub(r'<span class="sev">\w+</span>|<a href="#\w+">details</a>', "", body)
+        text = unescape(re.sub(r"<[^>]+>", " ", body)).strip()
+        claims.append((re.sub(r"\s+", " ", text), json.loads(unescape(figures))))
+    return claims
+
+
+def test_every_number_on_the_scorecard_is_the_figure_of_the_audit_it_claims(tmp_path):
+    """Each sentence is written from the figures it states; this reads them back from
+    audit.json and flags.parquet, independently of the report's code."""
+    import prefaudit
+    from prefaudit.demo import generate_demo
+    from prefaudit.report.sections import num, pct
+
+    demo = generate_demo(tmp_path / "data")
+    prompts = str(demo.eval_prompts)
+    params = {"duplication": {"against": prompts}, "coverage": {"reference": prompts}}
+    out = tmp_path / "demo"
+    options = dict(annotations=str(demo.annotations), embedding_model="off", params=params)
+    prefaudit.check(str(demo.pairs), rules="rules/default.yaml", out=out, **options)
+    audit = json.loads((out / "audit.json").read_text())
+    flags = pd.read_parquet(out / "flags.parquet")
+    issues = [c for c in flags.columns if c.endswith("/issue")]
+    flagged = int(flags[issues].any(axis=1).sum())
+    known = {k: v for r in audit["validators"].values() for k, v in r["metrics"].items()}
+    known |= {"pairs": len(flags), "flagged": flagged, "flagged/share": flagged / len(flags)}
+    known |= {f"load/{k}": audit["load"][k] for k in ("rows_read", "rows_rejected")}
+    html = (out / "index.html").read_text("utf-8")
+    claims = scorecard_claims(html)
+    assert len(claims) >= 15  # six tiles and the demo's planted problems
+    for text, figures in claims:
+        rest = text
+        for key, kind, written in sorted(figures, key=lambda f: -len(f[2])):
+            assert written in rest, (text, written)
+            rest = rest.replace(written, "", 1)
+            if kind != "text" and key != "guide":
+                value = sum(known[k] or 0 for k in key.split("+"))
+                assert written == (num(value) if kind == "num" else pct(value)), (text, key)
+        # What is left states no number: only the interval's level and DPO's constant loss.
+        assert not re.search(r"\d", rest.replace("95% CI", "").replace("ln 2", "")), text
+    for check, count in re.findall(
+        r'<tr><td><a href="#(\w+)">\1</a></td><td class="num">([\d,]+)</td>', html
+    ):
+        assert int(count.replace(",", "")) == int(flags[f"{check}/issue"].sum()), check
+    rules = json.loads((out / "check.json").read_text())["results"]
+    for rule in rules:
+        if rule["rule"] in known and rule.get("value") is not None:
+            assert rule["value"] == pytest.approx(known[rule["rule"]]), rule["rule"]
+
+
+def test_the_scorecard_lists_one_problem_per_set_of_pairs(tmp_path):
+    """Identical responses are found by content (high) and duplication (medium): the same
+    three pairs were listed twice."""
+    rows = [pair(f"Question {i}?", f"Answer number {i}.", f"Wrong {i}.") for i in range(12)]
+    rows += [pair(f"Same {i}?", "Same.", "same.") for i in range(3)]
+    html = (audited(tmp_path, rows) / "index.html").read_text("utf-8")
+    texts = [text for text, _ in scorecard_claims(html)]
+    assert any(t.startswith("3 pairs have the same chosen and rejected response") for t in texts)
+    assert not any("the same response on both sides" in t for t in texts)
+    assert "the same response on both sides" in html  # still in its own section
 
 
 def test_a_validator_without_its_own_section_gets_the_generic_one(tmp_path, monkeypatch):
@@ -413,7 +484,7 @@ def test_the_verdict_the_rules_tile_and_the_problems_agree(tmp_path, rows, rule,
     assert code == (1 if expected == "Do not train yet" else 0)
     assert high == (expected != "Ready to train")  # the problem list says why, or nothing high
     if expected == "Train after cleaning":
-        assert "have the same chosen and rejected" in html.split("</ul></div>")[0]
+        assert "the same chosen and rejected response" in html.split("</ul></div>")[0]
 
 
 def test_the_verdict_follows_the_policy_the_folder_was_cleaned_with():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefaudit.report import charts
-from prefaudit.report.sections import Problem, num, pct, section
+from prefaudit.report.sections import Problem, Stated, section
 
 # Krippendorff's guidance (Content Analysis, 2004): rely on data with alpha >= 0.800, draw
 # only tentative conclusions from 0.667 <= alpha < 0.800, and none below.
@@ -44,30 +44,34 @@ def _verdict(alpha: float | None) -> str:
 
 
 def _problems(m, info) -> list[Problem]:
-    problems = []
+    said, problems = Stated(m), []
     alpha = m.get("agreement/krippendorff_alpha")
     if alpha is not None and alpha < RELIABLE:
-        low, high = (
-            m.get("agreement/krippendorff_alpha_ci_low"),
-            m.get("agreement/krippendorff_alpha_ci_high"),
+        interval = (
+            f" (95% CI {said.num('agreement/krippendorff_alpha_ci_low')} to "
+            f"{said.num('agreement/krippendorff_alpha_ci_high')})"
+            if m.get("agreement/krippendorff_alpha_ci_low") is not None
+            else ""
         )
-        interval = f" (95% CI {num(low)} to {num(high)})" if low is not None else ""
         problems.append(
-            Problem(
+            said.problem(
                 "high" if alpha < TENTATIVE else "medium",
                 f"The raters agree {'little' if alpha < TENTATIVE else 'only moderately'}: "
-                f"Krippendorff's alpha is {num(alpha)}{interval}, where 0.667 is the least "
-                "Krippendorff accepts even for tentative conclusions.",
+                f"Krippendorff's alpha is {said.num('agreement/krippendorff_alpha')}{interval}, "
+                f"where {said.guide(TENTATIVE)} is the least Krippendorff accepts even for "
+                "tentative conclusions.",
             )
         )
     unreliable = [a["annotator"] for a in info.get("annotators", []) if a.get("unreliable")]
-    if unreliable:
-        names = ", ".join(unreliable[:5]) + (" …" if len(unreliable) > 5 else "")
+    if unreliable and m.get("agreement/unreliable_annotators"):
+        names = said.text(", ".join(unreliable[:5]) + (" …" if len(unreliable) > 5 else ""))
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{len(unreliable)} of {len(info['annotators'])} raters look unreliable ({names}): "
-                "their labels disagree with the consensus more than the others'.",
+                f"{said.num('agreement/unreliable_annotators')} of "
+                f"{said.count('agreement/annotators', 'rater')} "
+                f"{'looks' if len(unreliable) == 1 else 'look'} unreliable ({names}): their "
+                "labels disagree with the consensus more than the others'.",
             )
         )
     biased = [
@@ -77,19 +81,20 @@ def _problems(m, info) -> list[Problem]:
     ]
     if biased:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{', '.join(biased[:5])} mostly pick{'s' if len(biased) == 1 else ''} whichever "
-                "response was shown first (position bias).",
+                f"{said.text(', '.join(biased[:5]))} mostly pick{'s' if len(biased) == 1 else ''} "
+                "whichever response was shown first (position bias).",
             )
         )
     if (m.get("agreement/contradicted_rate") or 0) >= 0.02:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"In {pct(m['agreement/contradicted_rate'])} of pairs the raters' consensus prefers "
-                "the rejected response: the dataset's label may be flipped.",
+                f"In {said.pct('agreement/contradicted_rate')} of pairs the raters' consensus "
+                "prefers the rejected response: the dataset's label may be flipped.",
                 fix="reorient_by_raters",
+                covers=("agreement/contradicted",),
             )
         )
     return problems

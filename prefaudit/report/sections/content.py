@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefaudit.report import charts
-from prefaudit.report.sections import Problem, num, pct, section
+from prefaudit.report.sections import HAS, Problem, Stated, section
 
 
 @section("content", "Content: empty, identical, truncated and length-biased pairs")
@@ -26,43 +26,58 @@ def build(result, inputs):
 
 
 def _problems(m) -> list[Problem]:
-    problems = []
+    said, problems = Stated(m), []
     if m.get("content/identical_pairs"):
         problems.append(
-            Problem(
+            said.problem(
                 "high",
-                f"{num(m['content/identical_pairs'])} pairs have the same chosen and rejected "
-                "response: DPO learns nothing from them (their loss stays at ln 2).",
+                f"{said.count('content/identical_pairs', 'pair', verb=HAS)} "
+                f"the same chosen and "
+                "rejected response: DPO learns nothing from them (their loss stays at ln 2).",
                 fix="drop:content/identical",
+                covers=("content/identical",),
             )
         )
-    if m.get("content/empty_responses"):
+    if m.get("content/empty_chosen"):
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{num(m['content/empty_responses'])} responses are empty: a chosen empty "
-                "response teaches the model to say nothing.",
+                f"{said.count('content/empty_chosen', 'pair', verb=HAS)} "
+                f"an empty chosen "
+                "response: training on it teaches the model to say nothing.",
                 fix="drop:content/bad_chosen",
+                covers=("content/empty_response",),
+            )
+        )
+    elif m.get("content/empty_responses"):  # only rejected responses are empty
+        problems.append(
+            said.problem(
+                "low",
+                f"{said.count('content/empty_responses', 'pair', verb=HAS)} "
+                f"an empty rejected "
+                "response: such easy pairs teach little.",
+                covers=("content/empty_response",),
             )
         )
     if (m.get("content/truncated_rate") or 0) >= 0.01:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{pct(m['content/truncated_rate'])} of pairs have a response that looks cut off: "
-                "training on them teaches the model to stop mid-sentence.",
+                f"{said.pct('content/truncated_rate')} of pairs have a response that looks cut "
+                "off: training on them teaches the model to stop mid-sentence.",
                 fix="drop:content/bad_chosen",
+                covers=("content/truncated",),
             )
         )
     longer, p = m.get("content/chosen_longer_rate"), m.get("content/length_bias_p_value")
     if longer is not None and p is not None and p < 0.001 and abs(longer - 0.5) >= 0.2:
         which = "longer" if longer > 0.5 else "shorter"
-        share = longer if longer > 0.5 else 1 - longer
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"The chosen response is the {which} one in {pct(share)} of pairs: DPO will learn "
-                f"that {which} is better, whatever the content.",
+                f"The chosen response is the longer one in {said.pct('content/chosen_longer_rate')} "
+                f"of the pairs whose lengths differ: DPO will learn that {which} is better, "
+                "whatever the content.",
             )
         )
     return problems

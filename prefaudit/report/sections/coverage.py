@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefaudit.report import charts
-from prefaudit.report.sections import Problem, num, pct, section
+from prefaudit.report.sections import HAS, Problem, Stated, section
 
 CLUSTERS_SHOWN = 40
 LARGEST_SHARE = 0.3  # one topic holding more than this is worth a look
@@ -42,40 +42,42 @@ def build(result, inputs):
 
 
 def _problems(m, reference) -> list[Problem]:
-    problems = []
+    said, problems = Stated(m), []
     uncovered = reference.get("uncovered_clusters") or []
-    if uncovered:
-        names = "; ".join(uncovered[:3]) + (" …" if len(uncovered) > 3 else "")
+    if uncovered and m.get("coverage/uncovered_reference_clusters"):
+        names = said.text("; ".join(uncovered[:3]) + (" …" if len(uncovered) > 3 else ""))
         problems.append(
-            Problem(
+            said.problem(
                 "high",
-                f"{len(uncovered)} topics of the reference prompts have no close training prompt "
-                f"({names}): the model is not trained for them.",
+                f"{said.count('coverage/uncovered_reference_clusters', 'topic')} of the reference "
+                f"prompts {HAS[len(uncovered) != 1]} no close training prompt ({names}): the "
+                "model is not trained for "
+                f"{'it' if len(uncovered) == 1 else 'them'}.",
             )
         )
     if (m.get("coverage/gap_rate") or 0) >= GAP_RATE:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{pct(m['coverage/gap_rate'])} of the reference prompts have no training prompt "
-                "close to them.",
+                f"{said.pct('coverage/gap_rate')} of the reference prompts have no training "
+                "prompt close to them.",
             )
         )
     if (m.get("coverage/largest_cluster_share") or 0) >= LARGEST_SHARE:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"One topic holds {pct(m['coverage/largest_cluster_share'])} of the pairs: the "
+                f"One topic holds {said.pct('coverage/largest_cluster_share')} of the pairs: the "
                 "model will lean towards it.",
             )
         )
     effective, clusters = m.get("coverage/effective_clusters"), m.get("coverage/clusters")
     if effective is not None and clusters and effective < clusters / 3:
         problems.append(
-            Problem(
+            said.problem(
                 "low",
-                f"The pairs spread like {num(effective)} equal topics over {num(clusters)} found: "
-                "a few topics dominate.",
+                f"The pairs spread like {said.num('coverage/effective_clusters')} equal topics "
+                f"over {said.num('coverage/clusters')} found: a few topics dominate.",
             )
         )
     return problems

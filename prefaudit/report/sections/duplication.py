@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefaudit.report import charts
-from prefaudit.report.sections import Problem, num, pct, section
+from prefaudit.report.sections import HAS, Problem, Stated, section
 from prefaudit.report.text import visible, word_diff
 
 GROUPS_SHOWN = 12  # duplicate groups compared side by side
@@ -73,53 +73,64 @@ def _leak(leak, inputs):
 
 
 def _problems(m, info) -> list[Problem]:
-    problems = []
+    said, problems = Stated(m), []
     if m.get("duplication/leakage_pairs"):
-        where = (info.get("against") or {}).get("path", "the evaluation set")
+        where = said.text((info.get("against") or {}).get("path", "the evaluation set"))
         problems.append(
-            Problem(
+            said.problem(
                 "high",
-                f"{num(m['duplication/leakage_pairs'])} pairs ({pct(m['duplication/leakage_rate'])}) "
-                f"have a prompt from {where}: scores on that set will overstate the model.",
+                f"{said.count('duplication/leakage_pairs', 'pair')} "
+                f"({said.pct('duplication/leakage_rate')}) {HAS[m['duplication/leakage_pairs'] != 1]} "
+                f"a prompt from {where}: scores on that set will overstate the model.",
                 fix="drop:duplication/leaked",
+                covers=("duplication/leaked",),
             )
         )
     if m.get("duplication/contradictions"):
         problems.append(
-            Problem(
+            said.problem(
                 "high",
-                f"{num(m['duplication/contradictions'])} pairs contradict another pair (the same "
+                f"{said.count('duplication/contradictions', 'pair', verb=('contradicts', 'contradict'))} "
+                "another pair (the same "
                 "prompt and responses, preferred the other way): they pull the model both ways.",
                 fix="drop:duplication/contradiction",
+                covers=("duplication/contradiction",),
             )
         )
-    repeated = (m.get("duplication/exact_rate") or 0) + (
-        m.get("duplication/near_duplicate_rate") or 0
+    exact, near = (
+        m.get("duplication/exact_rate") or 0,
+        m.get("duplication/near_duplicate_rate") or 0,
     )
-    if repeated >= 0.01:
+    if exact + near >= 0.01:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{pct(repeated)} of pairs repeat another pair exactly or nearly: repeats weigh "
-                "their prompts more than the rest.",
+                f"{said.pct('duplication/exact_rate')} of pairs repeat another pair exactly and "
+                f"{said.pct('duplication/near_duplicate_rate')} nearly: repeats weigh their "
+                "prompts more than the rest.",
                 fix="dedupe",
+                covers=("duplication/exact_duplicate", "duplication/near_duplicate"),
             )
         )
     if m.get("duplication/degenerate_pairs"):
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"{num(m['duplication/degenerate_pairs'])} pairs have the same response on both "
-                "sides (after normalisation).",
+                f"{said.count('duplication/degenerate_pairs', 'pair', verb=HAS)} "
+                f"the same "
+                "response on both sides (after normalisation).",
                 fix="drop:duplication/degenerate",
+                covers=("duplication/degenerate",),
             )
         )
     if m.get("duplication/over_represented_prompts"):
         problems.append(
-            Problem(
+            said.problem(
                 "low",
-                f"{num(m['duplication/over_represented_prompts'])} prompts have far more pairs than "
-                f"the rest (the most: {num(m.get('duplication/max_pairs_per_prompt'))}).",
+                f"{said.count('duplication/over_represented_prompts', 'prompt', verb=HAS)} "
+                f"far more "
+                f"pairs than the rest (the most: {said.num('duplication/max_pairs_per_prompt')}).",
+                covers=("duplication/over_represented",),
             )
         )
     return problems

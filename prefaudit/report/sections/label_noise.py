@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefaudit.report import charts
-from prefaudit.report.sections import Problem, num, pct, section
+from prefaudit.report.sections import Problem, Stated, section
 
 SUSPECTS_SHOWN = 25
 
@@ -49,13 +49,16 @@ def _problems(m, signals, firm: bool) -> list[Problem]:
     rate = m.get("label_noise/estimated_rate")
     if rate is None or rate < 0.03:
         return []
-    low, high = (
-        m.get("label_noise/estimated_rate_ci_low"),
-        m.get("label_noise/estimated_rate_ci_high"),
+    said = Stated(m)
+    interval = (
+        f" (95% CI {said.pct('label_noise/estimated_rate_ci_low')} to "
+        f"{said.pct('label_noise/estimated_rate_ci_high')})"
+        if m.get("label_noise/estimated_rate_ci_low") is not None
+        else ""
     )
-    interval = f" (95% CI {pct(low)} to {pct(high)})" if low is not None else ""
-    flagged = m.get("label_noise/flagged")
-    suspects = f"{num(flagged)} {'pair is' if flagged == 1 else 'pairs are'} flagged as suspects"
+    suspects = (
+        f"{said.count('label_noise/flagged', 'pair', verb=('is', 'are'))} flagged as suspects"
+    )
     if not firm:
         basis = (
             "The preference model alone suspects"
@@ -63,19 +66,21 @@ def _problems(m, signals, firm: bool) -> list[Problem]:
             else f"The {' and '.join(signals)} signals, none of them firm on these labels, suspect"
         )
         return [
-            Problem(
+            said.problem(
                 "low",
-                f"{basis} about {pct(rate)} of the labels{interval}; {suspects}. Without raters, "
+                f"{basis} about {said.pct('label_noise/estimated_rate')} of the labels{interval}; "
+                f"{suspects}. Without raters, "
                 "scores or a reference model sure of enough pairs, this is a hint, not a measured "
                 "noise rate: review the suspects, or audit with --annotations or a stronger "
                 "--ref-model to confirm.",
             )
         ]
     return [
-        Problem(
+        said.problem(
             "high" if rate >= 0.1 else "medium",
-            f"About {pct(rate)} of the labels look flipped{interval}, from "
-            f"{', '.join(signals)}; {suspects}.",
+            f"About {said.pct('label_noise/estimated_rate')} of the labels look flipped"
+            f"{interval}, from {', '.join(signals)}; {suspects}.",
             fix="flip",
+            covers=("label_noise/issue",),
         )
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefaudit.report import charts
-from prefaudit.report.sections import Problem, pct, section
+from prefaudit.report.sections import Problem, Stated, section
 
 DISPREFERRED_HIGH = 0.15  # share of scored pairs the reference strongly disprefers
 ALREADY_PREFERRED = 0.3  # share it already strongly prefers (little left to learn)
@@ -46,32 +46,35 @@ def _problems(m, unsure: bool) -> list[Problem]:
     predict them (its lean is then no evidence of flips: a per-token margin favours long
     responses, and on GPT-4's AlpacaEval labels SmolLM2-135M's lean pointed at short right
     answers)."""
-    problems = []
+    said, problems = Stated(m), []
     dispreferred = m.get("reference/dispreferred_rate") or 0
     if dispreferred >= 0.05 and unsure:
         problems.append(
-            Problem(
+            said.problem(
                 "low",
-                f"The reference model strongly prefers the rejected response in {pct(dispreferred)} "
-                "of the pairs it scored, but it does not predict these labels well (label noise): "
-                "on its own that lean is not evidence of flipped labels.",
+                "The reference model strongly prefers the rejected response in "
+                f"{said.pct('reference/dispreferred_rate')} of the pairs it scored, but it does "
+                "not predict these labels well (label noise): on its own that lean is not "
+                "evidence of flipped labels.",
             )
         )
     elif dispreferred >= 0.05:
         problems.append(
-            Problem(
+            said.problem(
                 "high" if dispreferred >= DISPREFERRED_HIGH else "medium",
-                f"The reference model strongly prefers the rejected response in {pct(dispreferred)} "
-                "of the pairs it scored: look for flipped labels there.",
+                "The reference model strongly prefers the rejected response in "
+                f"{said.pct('reference/dispreferred_rate')} of the pairs it scored: look for "
+                "flipped labels there.",
             )
         )
     preferred = m.get("reference/already_preferred_rate") or 0
     if preferred >= ALREADY_PREFERRED:
         problems.append(
-            Problem(
+            said.problem(
                 "medium",
-                f"The reference model already strongly prefers the chosen response in "
-                f"{pct(preferred)} of the pairs it scored: they teach it little.",
+                "The reference model already strongly prefers the chosen response in "
+                f"{said.pct('reference/already_preferred_rate')} of the pairs it scored: they "
+                "teach it little.",
             )
         )
     return problems
