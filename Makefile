@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # run `make demo TORCH_SPEC=torch` (or install your own torch first).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint docs bench venv clean-venv install-core install-test install-models
+.PHONY: demo test lint docs screenshots bench venv clean-venv install-core install-test install-models
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ lint: $(VENV)/.test
 # docs/options.md is generated from the parser and TrainConfig (tests/test_docs.py checks it).
 docs: $(VENV)/.core
 	$(PY) tools/options_doc.py
+
+# docs/images/scorecard-*.png: the demo's and 3,000 real AlpacaEval pairs' scorecards (minutes).
+screenshots: $(VENV)/.test
+	$(PY) docs/screenshots.py
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_load.py
