@@ -47,3 +47,17 @@ def test_nearly_identical_prompts_shows_light_edits_and_counts_the_template_ones
     assert "recipie" in near and "please" in near
     assert "grain of salt" not in near and "spoken daily" not in near
     assert "1 of the 2 pairs of prompts that look alike" in near
+
+
+def test_over_represented_column_only_when_a_prompt_is_over_the_limit(tmp_path):
+    rows = [pair("Tell me a joke.", f"Joke {i}.", f"No {i}.") for i in range(3)]
+    rows += [pair(f"Question {i}?", f"Answer {i}.", f"Wrong {i}.") for i in range(3)]
+    over = _part(
+        _section(tmp_path / "a", rows, "duplication", max_pairs_per_prompt=2),
+        "Prompts with the most pairs",
+    )
+    assert "<th>over-represented</th>" in over
+    assert re.search(r"<td>3</td><td>yes</td><td class=\"text\">Tell me a joke.</td>", over)
+    within = _part(_section(tmp_path / "b", rows, "duplication"), "Prompts with the most pairs")
+    assert "over-represented</th>" not in within
+    assert re.search(r"No prompt has more pairs than the over-representation limit \(\d+\)", within)

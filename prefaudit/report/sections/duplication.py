@@ -14,6 +14,7 @@ ROWS_SHOWN = 20  # rows of the other tables
 def build(result, inputs):
     info, m = result.info, result.metrics
     flags = result.flags
+    top_prompts = info.get("top_prompts", [])[:ROWS_SHOWN]
     context = {
         "groups": [_group(g, inputs) for g in info.get("duplicate_groups", [])[:GROUPS_SHOWN]],
         "groups_total": len(info.get("duplicate_groups", [])),
@@ -28,7 +29,10 @@ def build(result, inputs):
         # How many look-alike prompt pairs were left out of that table, and why (audits
         # saved before it was counted have none).
         "near_links": info.get("near_duplicate_prompt_links") or {},
-        "top_prompts": info.get("top_prompts", [])[:ROWS_SHOWN],
+        "top_prompts": top_prompts,
+        # The column is drawn only when it has a "yes": a prompt over the limit is rare, and an
+        # always-empty column reads as a figure that failed to compute.
+        "top_over": any(row.get("over_represented") for row in top_prompts),
         "top_responses": info.get("top_responses", [])[:ROWS_SHOWN],
         "limit": info.get("over_representation_limit"),
     }
