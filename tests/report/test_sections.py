@@ -61,3 +61,14 @@ def test_over_represented_column_only_when_a_prompt_is_over_the_limit(tmp_path):
     within = _part(_section(tmp_path / "b", rows, "duplication"), "Prompts with the most pairs")
     assert "over-represented</th>" not in within
     assert re.search(r"No prompt has more pairs than the over-representation limit \(\d+\)", within)
+
+
+def test_agreement_counts_pairs_not_ratings(tmp_path):
+    rows = [pair(f"Q{i}?", f"Good {i}.", f"Bad {i}.", id=f"p{i}") for i in range(3)]
+    rated = [("p0", "r1", "chosen"), ("p0", "r2", "chosen"), ("p1", "r1", "chosen")]
+    rated += [("p1", "r2", "rejected"), ("p2", "r1", "chosen")]
+    notes = [{"pair_id": p, "annotator": r, "label": label} for p, r, label in rated]
+    html = _section(tmp_path, rows, "agreement", annotations=notes, bootstrap_resamples=0)
+    figures = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    assert "2 raters; 3 pairs rated, 2 of them by two raters or more; 1.67 per pair" in figures
+    assert "(on the 2 pairs with 2 raters each" in figures
