@@ -7,6 +7,7 @@ full-size copy of it: memory stays bounded by one chunk's working set.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,27 @@ _ODD_SPACE = _SPACE.replace(" ", "")
 # collapsing only these to " " gives the same result as collapsing every whitespace run,
 # with far fewer regex matches (most whitespace in prose is already a single space).
 _WHITESPACE_TO_COLLAPSE = f"[{_SPACE}]{{2,}}|[{_ODD_SPACE}]"
+
+
+# The whitespace before the last word of a text (the start of a trailing partial word).
+_LAST_WORD = re.compile(r"\s+\S*\Z")
+
+
+def word_cut(text: str, limit: int) -> str:
+    """The start of ``text``: its first ``limit`` characters, less a word cut in two (it reads
+    as another word: "Can you give m"). A word longer than a quarter of ``limit`` (a URL, a
+    run without spaces) is cut where the limit falls.
+
+    >>> word_cut("Can you give me a recipe?", 14), word_cut("Can you give me", 13)
+    ('Can you give', 'Can you give ')
+    """
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if head[-1].isspace() or text[limit].isspace():
+        return head  # the limit falls between words
+    partial = _LAST_WORD.search(head, limit - limit // 4)
+    return head[: partial.start()] if partial else head
 
 
 def normalize(values) -> pa.Array:

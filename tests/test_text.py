@@ -26,3 +26,22 @@ def test_hashes_equal_exactly_when_normalised_texts_are_equal(texts):
 def test_normalisation_is_idempotent(text):
     once = normalize([text]).to_pylist()
     assert normalize(once).to_pylist() == once
+
+
+def test_word_cut_never_ends_inside_a_word():
+    from prefaudit.text import word_cut
+
+    text = "I am interested in trying some Israeli dishes. Can you give me a recipe?"
+    assert word_cut(text, 52) == "I am interested in trying some Israeli dishes. Can"
+    assert word_cut(text, 51) == "I am interested in trying some Israeli dishes. Can "
+    assert word_cut(text, 1000) == text
+    assert word_cut("x" * 50, 20) == "x" * 20  # one long word: cut where the limit falls
+
+
+@given(st.text(max_size=80), st.integers(1, 60))
+def test_word_cut_is_a_prefix_within_the_limit(text, limit):
+    from prefaudit.text import word_cut
+
+    head = word_cut(text, limit)
+    assert text.startswith(head) and len(head) <= limit
+    assert len(head) == min(len(text), limit) or not text[len(head) - 1 : len(head) + 1].strip()

@@ -27,6 +27,9 @@ _STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
 }
+# Topic names drawn on the coverage map at most: beyond a dozen they crowd the map even when
+# none overlaps; the section's table names every topic.
+MAP_LABELS = 12
 
 
 @dataclass(frozen=True)
@@ -150,29 +153,95 @@ def scatter_clusters(
     alt: str,
     highlight: Sequence[int] = (),
 ) -> Chart:
-    """Points coloured by cluster, each cluster's name at its centre; ``highlight`` clusters
-    are drawn in red (e.g. the smallest ones)."""
+    """Points coloured by cluster, the largest clusters' names at their centres (as many as fit
+    without overlapping); ``highlight`` clusters are drawn in red (e.g. the smallest ones)."""
+    return _svg(cluster_map(x, y, cluster, names, highlight=highlight), alt)
+
+
+@_styled
+def cluster_map(
+    x: Sequence[float],
+    y: Sequence[float],
+    cluster: Sequence[int],
+    names: Mapping[int, str],
+    *,
+    highlight: Sequence[int] = (),
+    max_labels: int = MAP_LABELS,
+):
+    """The figure :func:`scatter_clusters` draws (a matplotlib ``Figure``, whose label texts
+    tests can measure)."""
     from matplotlib import colormaps
 
     xs, ys, labels = np.asarray(x), np.asarray(y), np.asarray(cluster)
     figure = _figure(width=6.4, height=4.6)
-    axes = figure.subplots()
+    # Fixed margins instead of the layout engine (the map has no ticks or axis labels): the
+    # label boxes are measured before saving, and a layout pass at save time would move them.
+    figure.set_layout_engine("none")
+    axes = figure.add_axes((0.01, 0.01, 0.98, 0.98))
     palette = colormaps["tab20"]
     for k in np.unique(labels):
         at = labels == k
         colour = "#d62728" if k in highlight else palette(int(k) % 20)
         axes.scatter(xs[at], ys[at], s=6, color=colour, alpha=0.7, linewidths=0)
-        if k in names:
-            axes.annotate(
-                _short(names[k], 24),
-                (float(np.median(xs[at])), float(np.median(ys[at]))),
-                fontsize=7,
-                ha="center",
-            )
     axes.set_xticks([])
     axes.set_yticks([])
     axes.grid(visible=False)
-    return _svg(figure, alt)
+    axes.autoscale_view()  # the label boxes below are measured against the final limits
+    _label_clusters(axes, xs, ys, labels, names, max_labels)
+    return figure
+
+
+def _label_clusters(axes, xs, ys, labels, names: Mapping[int, str], limit: int) -> None:
+    """Each named cluster's name at its median point, largest cluster first, up to ``limit``
+    names. A name whose box would overlap one already drawn, or cross the frame, is left out:
+    topics that lie close together on the map would otherwise pile their names into an
+    unreadable heap (every topic is named in the section's table anyway)."""
+    renderer = _renderer(axes.figure)
+    frame = axes.get_window_extent(renderer)
+    clusters, counts = np.unique(labels, return_counts=True)
+    placed: list = []
+    for k in clusters[np.lexsort((clusters, -counts))]:
+        if len(placed) >= limit:
+            break
+        if k not in names:
+            continue
+        at = labels == k
+        text = axes.text(
+            float(np.median(xs[at])),
+            float(np.median(ys[at])),
+            _short(names[k], 24),
+            fontsize=7,
+            ha="center",
+            va="center",
+            # A light backing keeps the name legible over the points (it fits in _label_box).
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0},
+        )
+        box = _label_box(text.get_window_extent(renderer))
+        inside = (
+            frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        )
+        if inside and not any(box.overlaps(other) for other in placed):
+            placed.append(box)
+        else:
+            text.remove()
+
+
+def _label_box(extent):
+    """A label's measured extent with room to spare: the SVG's text is set by the browser,
+    whose fallback font may run wider than matplotlib's metrics."""
+    from matplotlib.transforms import Bbox
+
+    grow_x, grow_y = 0.08 * extent.width + 2, 0.15 * extent.height + 1
+    return Bbox.from_extents(
+        extent.x0 - grow_x, extent.y0 - grow_y, extent.x1 + grow_x, extent.y1 + grow_y
+    )
+
+
+def _renderer(figure):
+    """A renderer that measures text as the saved figure will lay it out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return FigureCanvasAgg(figure).get_renderer()
 
 
 @_styled

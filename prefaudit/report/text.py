@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from markupsafe import Markup, escape
 
+from prefaudit.text import word_cut
+
 # Unicode bidirectional controls reorder how text around them is displayed (the "Trojan
 # Source" trick): the report shows each as a visible marker instead of obeying it.
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -124,7 +126,8 @@ def word_diff(first: str, second: str) -> tuple[list[tuple[str, str]], list[tupl
     """
     # Only what is shown is compared: difflib on two 1 MB texts would take minutes.
     first, second = visible(first), visible(second)
-    a, b = _TOKENS.findall(first[:SHOWN_CHARS]), _TOKENS.findall(second[:SHOWN_CHARS])
+    heads = word_cut(first, SHOWN_CHARS), word_cut(second, SHOWN_CHARS)  # no word cut in two
+    a, b = _TOKENS.findall(heads[0]), _TOKENS.findall(heads[1])
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     left: list[tuple[str, str]] = []
     right: list[tuple[str, str]] = []
@@ -132,9 +135,9 @@ def word_diff(first: str, second: str) -> tuple[list[tuple[str, str]], list[tupl
         kind = "same" if op == "equal" else "diff"
         _append(left, kind, "".join(a[i1:i2]))
         _append(right, kind, "".join(b[j1:j2]))
-    for segments, text in ((left, first), (right, second)):
-        if len(text) > SHOWN_CHARS:
-            segments.append(("same", f" … ({len(text) - SHOWN_CHARS:,} more characters)"))
+    for segments, text, head in ((left, first, heads[0]), (right, second, heads[1])):
+        if len(text) > len(head):
+            segments.append(("same", f" … ({len(text) - len(head):,} more characters)"))
     return left, right
 
 

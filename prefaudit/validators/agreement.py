@@ -78,6 +78,7 @@ class AgreementValidator(Validator):
         "agreement/annotations",
         "agreement/annotators",
         "agreement/pairs_annotated",
+        "agreement/multi_rated_pairs",
         "agreement/mean_raters_per_pair",
         "agreement/repeated_judgements",
         "agreement/unparsed_labels",
@@ -326,7 +327,9 @@ class AgreementValidator(Validator):
         return {
             "agreement/annotations": int(len(ratings.unit)),
             "agreement/annotators": len(ratings.raters),
-            "agreement/pairs_annotated": int((m > 0).sum()),
+            "agreement/pairs_annotated": int((m > 0).sum()),  # distinct pairs, not ratings
+            # The pairs agreement is measured on: a pair with one rater has nobody to agree with.
+            "agreement/multi_rated_pairs": int(several.sum()),
             "agreement/mean_raters_per_pair": float(m[m > 0].mean()) if (m > 0).any() else None,
             "agreement/repeated_judgements": ratings.repeats,
             "agreement/level_of_measurement": level,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -28,6 +29,17 @@ _SEVERITY = {
 }
 _LISTED = 200  # groups, leaks and examples listed in `info` (the largest or strongest first)
 _SNIPPET = 200  # characters of a prompt shown in `info`
+# Characters of each prompt of a nearly identical pair in `info`: enough to reach the words
+# that differ, which in a long prompt are often past the first 200.
+_EXAMPLE_CHARS = 1_000
+_EXAMPLES = 50  # nearly identical prompt pairs listed in `info`
+# Near-duplicate prompt links judged for the examples, closest to the threshold first (a word
+# diff each; bounds the time on data where templated prompts make many links).
+_EXAMINED = 5_000
+# Character similarity (difflib ratio) at which a replaced word is the same word respelled:
+# "recieve"/"receive" 0.86, "color"/"colour" 0.91, "dish"/"dishes" 0.8; different words score
+# lower ("Israeli"/"Danish" 0.31, "atoms"/"words" 0.6).
+_RESPELLED = 0.75
 
 
 @dataclass(frozen=True)
@@ -459,6 +471,7 @@ class DuplicationValidator(Validator):
                 }
             )
         top = sizes.head(20)
+        examples, links = _examples(prompt.edges, prompts, _prompt_texts(pairs))
         info: dict[str, Any] = {
             "duplicate_groups": groups,
             "top_prompts": [
@@ -466,7 +479,7 @@ class DuplicationValidator(Validator):
                     "id": ids[rep],
                     "pairs": int(count),
                     "over_represented": bool(count > limit),
-                    "prompt": prompts.iat[rep][:_SNIPPET],
+                    "prompt": _snippet(prompts.iat[rep]),
                 }
                 for rep, count in top.items()
             ],
@@ -474,7 +487,8 @@ class DuplicationValidator(Validator):
                 str(k): int(v) for k, v in sizes.value_counts().sort_index().items()
             },
             "over_representation_limit": limit,
-            "near_duplicate_prompts": _examples(prompt.edges, prompts),
+            "near_duplicate_prompts": examples,
+            "near_duplicate_prompt_links": links,
             "contradictions": sorted({g for g in flags["contradiction_group"] if g})[:_LISTED],
             "semantic": semantic_status,
         }
@@ -492,7 +506,7 @@ class DuplicationValidator(Validator):
                     "kind": leaks["kind"][r],
                     "similarity": float(leaks["similarity"][r]),
                     "reference_index": int(leaks["match"][r]),
-                    "reference_prompt": leaks["reference"][int(leaks["match"][r])][:_SNIPPET],
+                    "reference_prompt": _snippet(leaks["reference"][int(leaks["match"][r])]),
                 }
                 for r in rows[:_LISTED]
             ]
@@ -574,18 +588,67 @@ def _best(kind, similarity, match, label, left, right, values) -> None:
             kind[i], similarity[i], match[i] = label, float(value), int(j)
 
 
-def _examples(edges: dedup.SimilarPairs, texts: pd.Series) -> list[dict[str, Any]]:
-    """The near-duplicate prompt pairs closest to the threshold first: the ones worth checking."""
-    order = np.argsort(edges.similarity, kind="stable")[:50]
-    return [
-        {
-            "similarity": round(float(edges.similarity[k]), 3),
-            "first": texts.iat[int(edges.left[k])][:_SNIPPET],
-            "second": texts.iat[int(edges.right[k])][:_SNIPPET],
-            "ids": [str(texts.index[int(edges.left[k])]), str(texts.index[int(edges.right[k])])],
-        }
-        for k in order
-    ]
+def _examples(
+    edges: dedup.SimilarPairs, prompts: pd.Series, compared: pd.Series
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The nearly identical prompt pairs worth a look, closest to the threshold first, and a
+    count of the near-duplicate links: all of them, those judged, and those judged not
+    nearly identical because a word of one is replaced by a different word (:func:`light_edit`).
+
+    The links stay as they are (a pair is a duplicate only when its responses match too);
+    only the listing leaves them out: on AlpacaEval every link was one template with another
+    question in its slot ("How many atoms are in a grain of salt? Try to explain your
+    answer..." / "How many words are spoken daily on Earth? ..."; "... some Danish dishes.
+    Can you give me a recipe for Flæskesteg?" / "... for Koldskål?").
+    """
+    order = np.argsort(edges.similarity, kind="stable")[:_EXAMINED]
+    left, right = edges.left[order], edges.right[order]
+    words = dedup.comparable(pd.concat([compared.iloc[left], compared.iloc[right]])).to_pylist()
+    examples, replaced = [], 0
+    for k, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
+        if not light_edit(words[k].split(), words[len(left) + k].split()):
+            replaced += 1
+        elif len(examples) < _EXAMPLES:
+            examples.append(
+                {
+                    "similarity": round(float(edges.similarity[order[k]]), 3),
+                    "first": _snippet(prompts.iat[i], _EXAMPLE_CHARS),
+                    "second": _snippet(prompts.iat[j], _EXAMPLE_CHARS),
+                    "ids": [str(prompts.index[i]), str(prompts.index[j])],
+                }
+            )
+    links = {"total": len(edges.left), "judged": len(left), "word_replaced": replaced}
+    return examples, links
+
+
+def light_edit(first: list[str], second: list[str]) -> bool:
+    """Whether two texts' words differ only by words added or removed and words respelled
+    (a typo, an inflection, a spelling variant), not by a word replaced with another.
+
+    A replaced word usually makes another question, as the validator already holds for short
+    prompts (``near_min_words``): in a template it is the slot ("Israeli" / "Danish" dishes),
+    and however few words it is, it is what was asked. The cost: a question reworded with a
+    synonym ("best" / "fastest way to learn") does not count as a light edit either.
+
+    >>> light_edit("please give a recipe for pho".split(), "give a recipie for pho".split())
+    True
+    >>> light_edit("a recipe for flaeskesteg".split(), "a recipe for koldskal".split())
+    False
+    """
+    matcher = difflib.SequenceMatcher(None, first, second, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op != "replace":
+            continue
+        old, new = " ".join(first[i1:i2]), " ".join(second[j1:j2])
+        if difflib.SequenceMatcher(None, old, new, autojunk=False).ratio() < _RESPELLED:
+            return False
+    return True
+
+
+def _snippet(value: str, limit: int = _SNIPPET) -> str:
+    """The start of a text for `info`, ending at a word boundary, "…" marking a cut."""
+    head = text.word_cut(value, limit)
+    return head if len(head) == len(value) else head.rstrip() + " …"
 
 
 def _top_responses(pairs, responses: np.ndarray) -> list[dict[str, Any]]:
@@ -595,7 +658,7 @@ def _top_responses(pairs, responses: np.ndarray) -> list[dict[str, Any]]:
     texts = pd.concat([pairs["chosen"], pairs["rejected"]], ignore_index=True)
     return [
         {
-            "response": texts.iat[int(first)][:_SNIPPET],
+            "response": _snippet(texts.iat[int(first)]),
             "count": int(count),
             "as_chosen": int(((responses == first) & (np.arange(2 * n) < n)).sum()),
         }

@@ -273,3 +273,17 @@ def test_ordinal_level_on_continuous_values_is_refused():
         AgreementValidator(level="ordinal", bootstrap_resamples=0).run(
             AuditContext(_pairs(60), notes)
         )
+
+
+def test_pairs_are_counted_once_however_many_ratings_they_have():
+    """Issue 27: the report read "2 raters, 1,610 pairs" where 805 pairs had two raters each.
+    Pairs count distinct pairs with a rating; multi-rated pairs those with two raters or more."""
+    rows = [(0, "r1", "chosen"), (0, "r2", "chosen"), (0, "r1", "chosen")]  # r1 twice on p0
+    rows += [(1, "r1", "chosen"), (1, "r2", "rejected"), (2, "r2", "chosen")]
+    metrics = _run(4, rows).metrics  # p3 has no rating
+    assert metrics["agreement/annotations"] == 5  # r1's repeat on p0 reconciled into one
+    assert metrics["agreement/repeated_judgements"] == 1
+    assert metrics["agreement/annotators"] == 2
+    assert metrics["agreement/pairs_annotated"] == 3
+    assert metrics["agreement/multi_rated_pairs"] == 2
+    assert metrics["agreement/mean_raters_per_pair"] == pytest.approx(5 / 3)

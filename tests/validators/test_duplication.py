@@ -229,3 +229,40 @@ def test_templated_prompts_do_not_chain_into_an_over_represented_prompt():
     result, _ = _run(rows, semantic=False, max_pairs_per_prompt=3)
     assert len(set(result.flags["prompt_group"])) < len(dishes)  # near groups do chain...
     assert not result.flags["over_represented"].any()  # ...but counts are per prompt
+
+
+TEMPLATE = (
+    "{} Try to explain your answer. Your explanation should take the reader through your "
+    "reasoning step-by-step."
+)
+
+
+def test_nearly_identical_prompts_list_light_edits_not_one_template_asking_another_question():
+    """Issue 27: on AlpacaEval the table paired "How many atoms are in a grain of salt? Try to
+    explain..." with "How many words are spoken daily on Earth? Try to explain..." (Jaccard
+    0.611): one template, another question. A light edit of one prompt is still listed."""
+    salt = TEMPLATE.format("How many atoms are in a grain of salt?")
+    words = TEMPLATE.format("How many words are spoken daily on Earth?")
+    bread = "Can you give me a simple recipe for a loaf of white bread that I can bake at home?"
+    edited = "Can you please give me a simple recipie for a loaf of white bread I can bake at home"
+    rows = [(salt, "A lot.", "Few."), (words, "Billions.", "Ten."), (bread, "Yes.", "No.")]
+    rows.append((edited, "Sure.", "No."))
+    result, _ = _run(rows, semantic=False)
+    listed = result.info["near_duplicate_prompts"]
+    assert [row["ids"] for row in listed] == [["p2", "p3"]]
+    assert listed[0]["first"] == bread and listed[0]["second"] == edited
+    links = result.info["near_duplicate_prompt_links"]
+    assert links == {"total": 2, "judged": 2, "word_replaced": 1}
+    # The validator's own links are unchanged: the metric still counts both.
+    assert result.metrics["duplication/near_duplicate_prompt_rate"] == pytest.approx(2 / 4)
+
+
+def test_texts_in_info_are_cut_at_word_boundaries():
+    """Issue 27: prompts were cut at 200 characters mid-word ("Can you give m")."""
+    long = "I like to host guests at my home. " * 8 + "Can you give me a recipe for Shakshuka?"
+    rows = [(long, f"Recipe {i}.", f"No {i}.") for i in range(2)]
+    result, _ = _run(rows, semantic=False)
+    shown = result.info["top_prompts"][0]["prompt"]
+    assert shown.endswith(" …") and len(shown) <= 202
+    assert long.startswith(shown.removesuffix(" …"))
+    assert long[len(shown) - 2] == " "  # the cut fell between two words

@@ -8,13 +8,13 @@ from prefaudit.report.text import visible, word_diff
 
 GROUPS_SHOWN = 12  # duplicate groups compared side by side
 ROWS_SHOWN = 20  # rows of the other tables
-DIFF_CHARS = 3_000  # characters of each text compared word by word
 
 
 @section("duplication", "Duplication, contradictions and leakage")
 def build(result, inputs):
     info, m = result.info, result.metrics
     flags = result.flags
+    top_prompts = info.get("top_prompts", [])[:ROWS_SHOWN]
     context = {
         "groups": [_group(g, inputs) for g in info.get("duplicate_groups", [])[:GROUPS_SHOWN]],
         "groups_total": len(info.get("duplicate_groups", [])),
@@ -26,7 +26,13 @@ def build(result, inputs):
             {**row, "diff": word_diff(row["first"], row["second"])}
             for row in info.get("near_duplicate_prompts", [])[:ROWS_SHOWN]
         ],
-        "top_prompts": info.get("top_prompts", [])[:ROWS_SHOWN],
+        # How many look-alike prompt pairs were left out of that table, and why (audits
+        # saved before it was counted have none).
+        "near_links": info.get("near_duplicate_prompt_links") or {},
+        "top_prompts": top_prompts,
+        # The column is drawn only when it has a "yes": a prompt over the limit is rare, and an
+        # always-empty column reads as a figure that failed to compute.
+        "top_over": any(row.get("over_represented") for row in top_prompts),
         "top_responses": info.get("top_responses", [])[:ROWS_SHOWN],
         "limit": info.get("over_representation_limit"),
     }
@@ -43,14 +49,14 @@ def build(result, inputs):
 
 
 def _group(group, inputs):
-    """A duplicate group: its first two members compared word by word."""
+    """A duplicate group: its first two members compared word by word (whole texts: the diff
+    compares what it shows and counts the rest)."""
     members = group["members"]
     texts = [inputs.text(pid) for pid in members[:2]]
     fields = []
     if all(texts) and len(texts) == 2:
         for name in ("prompt", "chosen", "rejected"):
-            first, second = (str(t[name])[:DIFF_CHARS] for t in texts)
-            fields.append((name, *word_diff(first, second)))
+            fields.append((name, *word_diff(str(texts[0][name]), str(texts[1][name]))))
     return {**group, "fields": fields}
 
 
