@@ -75,10 +75,39 @@ def print_demo_intro(out: Path, pairs: int) -> None:
 
 
 def print_validators() -> None:
-    from prefaudit.validators import VALIDATORS
+    """Each validator: its description, inputs, and one line per parameter (``name = default
+    help``), the default written as ``--param`` reads it (YAML) and the help the first
+    sentence of the parameter's comment; docs/validators/<name>.md has the rest."""
+    import shutil
+    import textwrap
 
+    from prefaudit.validators import VALIDATORS, validator_parameters
+
+    # Wide enough for a parameter and a useful part of its help, narrow enough to read.
+    width = min(max(shutil.get_terminal_size((100, 24)).columns, 60), 100)
+    print("parameters: --param VALIDATOR.KEY=VALUE (VALUE read as YAML: null, true, 0.5)")
     for name, cls in VALIDATORS.items():
-        print(f"{name}\n  {cls.description}\n  requires: {', '.join(cls.requires)}")
+        print(f"\n{name}")
+        print(textwrap.fill(cls.description, width, initial_indent="  ", subsequent_indent="  "))
+        print(f"  requires: {', '.join(cls.requires)}")
+        for parameter in validator_parameters(cls):
+            setting = f"{parameter.name} = {_yaml(parameter.default)}"
+            line = f"    {setting}  {_first_sentence(parameter.help)}".rstrip()
+            print(textwrap.fill(line, width, subsequent_indent=" " * 8))
+
+
+def _yaml(value: Any) -> str:
+    """``value`` as a YAML scalar or flow collection: what ``--param`` reads back as it."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a help text: what the parameter does (the rest says why)."""
+    import re
+
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text.strip(), maxsplit=1)[0]
 
 
 def selection_line(selection: dict) -> str:
