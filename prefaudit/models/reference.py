@@ -20,6 +20,8 @@ and left unscored.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -425,12 +427,20 @@ def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]]) -> lis
     target = torch.tensor([head], device=device)
     totals = [float(token_logps(out.logits, target).sum())]
     first = torch.log_softmax(out.logits[0, 0].double(), dim=-1)  # after the prompt
-    cache = out.past_key_values
+    cache = out[_cache_name(type(model))]
     for response in others:
         _crop(cache, len(prompt_ids))
         rest = _continuation(model, cache, len(prompt_ids), response)
         totals.append(float(first[response[0]]) + rest)
     return totals
+
+
+@functools.cache
+def _cache_name(kind: type) -> str:
+    """What a model's forward and outputs call the key/value cache: ``cache`` in transformers
+    versions that renamed it (they warn that ``past_key_values`` is going, in 5.40),
+    ``past_key_values`` in those before."""
+    return "cache" if "cache" in inspect.signature(kind.forward).parameters else "past_key_values"
 
 
 def _crop(cache, length: int) -> None:
@@ -456,8 +466,8 @@ def _continuation(model, cache, prompt_length: int, response: list[int]) -> floa
     out = model(
         input_ids=ids[:, :-1],
         position_ids=positions[None],
-        past_key_values=cache,
         use_cache=True,
+        **{_cache_name(type(model)): cache},
     )
     # out.logits: (1, len - 1, vocab), predicting tokens 1..len-1.
     return float(token_logps(out.logits, ids[:, 1:]).sum())

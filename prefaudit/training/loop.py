@@ -608,6 +608,8 @@ def _save_model(folder: Path, model, tokenizer, *, merge: bool) -> None:
 
 
 def _with_lora(model, config: TrainConfig):
+    from prefaudit.models.quiet import unactionable_warnings_filtered
+
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
@@ -619,7 +621,8 @@ def _with_lora(model, config: TrainConfig):
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with unactionable_warnings_filtered():  # peft reads a property transformers deprecates
+        return get_peft_model(model, lora)
 
 
 def _placement(config: TrainConfig, rank: int) -> tuple[str, str]:

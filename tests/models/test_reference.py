@@ -197,6 +197,19 @@ def test_results_are_cached_on_disk_and_a_rerun_loads_no_model(tmp_path):
     assert other.score(prompts, chosen, rejected)["truncated"].any()  # other settings: new keys
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["sequential", "batched"])
+def test_scoring_raises_no_deprecation_warning(batched):
+    """The cache is passed by the name this transformers takes (`past_key_values` is going)."""
+    import warnings
+
+    scorer = ReferenceScorer(loaded=(tiny_causal_lm(), CharTokenizer()), batched=batched)
+    prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scorer.score(prompts, chosen, rejected)
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
+
+
 def test_the_model_loads_before_the_scoring_bar_opens(tmp_path, capsys, monkeypatch):
     """One progress bar at a time: transformers draws bars while it loads a model (the GGUF's
     dequantising, "Loading weights"); opened under the scoring bar they were drawn nested,
