@@ -219,14 +219,19 @@ def print_demo(done) -> None:
     for role, model in EMBEDDED_MODELS.items():
         path = embedded_model_path(role)
         print(f"  {role:<11} {model.name}: {path if path else 'not installed (' + model.pip + ')'}")
+    from prefaudit.demo import planted_unchecked
+
     print("\nplanted defects found (the demo data is synthetic; these are its known defects):")
-    print(f"  {'validator':<12} {'defect':<24} {'planted':>7} {'found':>6}")
+    print(f"  {'check':<12} {'defect':<25} {'planted':>7} {'found':>6}")
     for row in done.planted:
-        line = f"  {row['validator']:<12} {row['defect']:<24} {_fmt(row['planted']):>7}"
+        line = f"  {row['check']:<12} {row['defect']:<25} {_fmt(row['planted']):>7}"
         if row.get("ran") is False:
-            print(f"{line} {'-':>6}  (no '{row['validator']}' check in this version)")
+            print(f"{line} {'-':>6}  (did not run)")
         else:
             print(f"{line} {_fmt(row['found']):>6}")
+    for row in planted_unchecked(done.data.planted):  # e.g. for the report: no check counts it
+        print(f"  also planted, for the {row['part']}: {row['defect']} in {row['planted']} pairs")
+        print(f"    ({row['note']})")
     print(f"\nthe audit report: open {done.out / 'index.html'} in a browser")
 
 
