@@ -176,11 +176,21 @@ def _for_training(model, config: TrainConfig, device: str, world: int):
     if config.gradient_checkpointing:
         # Each layer's activations are recomputed in the backward pass instead of kept: about
         # a third more compute for a fraction of the memory (TRL's default).
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _checkpoint_activations(model)
     if config.lora_r:
         model = _with_lora(model, config)
     model.train()
     return model, (_ddp(model, device) if world > 1 else model)
+
+
+def _checkpoint_activations(model) -> None:
+    """Turn activation checkpointing on by the name this transformers gives it (it deprecates
+    ``gradient_checkpointing_enable`` for ``activation_checkpointing_enable``, gone in v6)."""
+    options = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
 
 
 def _score_reference(model, tokenizer, train_set, eval_set, plan, progress: bool) -> None:

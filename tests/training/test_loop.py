@@ -99,11 +99,15 @@ def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, monkeypatch
             **QUICK,
         )
         calls.clear()
-        train(pairs, config, tmp_path / f"run{checkpointing}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(pairs, config, tmp_path / f"run{checkpointing}")
         runs.append(_weights(tmp_path / f"run{checkpointing}"))
         layer_calls.append(len(calls))
     # 2 steps x 2 layers run again in the backward pass (the reference pass has no backward).
     assert layer_calls[1] == layer_calls[0] + 4
+    # Turned on by the name this transformers keeps (it deprecates the old one).
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
     assert _same_weights(*runs, atol=1e-5)
 
 
