@@ -86,7 +86,8 @@ HELP = {
     "and list them",
     "max_chars": "reject rows with a text longer than this many characters (default: {:,})",
     "validators": "validators to run (default: all whose inputs are present)",
-    "params": "a validator parameter, e.g. --param content.max_response_chars=8000 (repeatable)",
+    "params": "a validator parameter, e.g. --param content.max_response_chars=8000 (repeatable; "
+    "`prefaudit validators` lists them with their defaults)",
     "against": "an evaluation set (any loadable dataset, or a .txt/.json list of prompts): "
     "report training prompts that match it exactly, nearly or in meaning (leakage)",
     "coverage_reference": "prompts that matter (an evaluation set, a list of use cases; any "
@@ -144,7 +145,7 @@ COMMANDS = {  # name: help
     "clean-then-train": "audit, clean with a policy, then train DPO on the cleaned pairs "
     "(--compare-raw: and on the raw pairs, evaluated on the same held-out pairs)",
     "report": "render DIR/index.html again from the audit saved in DIR (nothing is recomputed)",
-    "validators": "list the validators and what they check",
+    "validators": "list the validators, what they check, and their parameters with defaults",
 }
 
 

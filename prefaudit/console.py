@@ -75,10 +75,39 @@ def print_demo_intro(out: Path, pairs: int) -> None:
 
 
 def print_validators() -> None:
-    from prefaudit.validators import VALIDATORS
+    """Each validator: its description, inputs, and one line per parameter (``name = default
+    help``), the default written as ``--param`` reads it (YAML) and the help the first
+    sentence of the parameter's comment; docs/validators/<name>.md has the rest."""
+    import shutil
+    import textwrap
 
+    from prefaudit.validators import VALIDATORS, validator_parameters
+
+    # Wide enough for a parameter and a useful part of its help, narrow enough to read.
+    width = min(max(shutil.get_terminal_size((100, 24)).columns, 60), 100)
+    print("parameters: --param VALIDATOR.KEY=VALUE (VALUE read as YAML: null, true, 0.5)")
     for name, cls in VALIDATORS.items():
-        print(f"{name}\n  {cls.description}\n  requires: {', '.join(cls.requires)}")
+        print(f"\n{name}")
+        print(textwrap.fill(cls.description, width, initial_indent="  ", subsequent_indent="  "))
+        print(f"  requires: {', '.join(cls.requires)}")
+        for parameter in validator_parameters(cls):
+            setting = f"{parameter.name} = {_yaml(parameter.default)}"
+            line = f"    {setting}  {_first_sentence(parameter.help)}".rstrip()
+            print(textwrap.fill(line, width, subsequent_indent=" " * 8))
+
+
+def _yaml(value: Any) -> str:
+    """``value`` as a YAML scalar or flow collection: what ``--param`` reads back as it."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a help text: what the parameter does (the rest says why)."""
+    import re
+
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text.strip(), maxsplit=1)[0]
 
 
 def selection_line(selection: dict) -> str:
@@ -190,14 +219,19 @@ def print_demo(done) -> None:
     for role, model in EMBEDDED_MODELS.items():
         path = embedded_model_path(role)
         print(f"  {role:<11} {model.name}: {path if path else 'not installed (' + model.pip + ')'}")
+    from prefaudit.demo import planted_unchecked
+
     print("\nplanted defects found (the demo data is synthetic; these are its known defects):")
-    print(f"  {'validator':<12} {'defect':<24} {'planted':>7} {'found':>6}")
+    print(f"  {'check':<12} {'defect':<25} {'planted':>7} {'found':>6}")
     for row in done.planted:
-        line = f"  {row['validator']:<12} {row['defect']:<24} {_fmt(row['planted']):>7}"
+        line = f"  {row['check']:<12} {row['defect']:<25} {_fmt(row['planted']):>7}"
         if row.get("ran") is False:
-            print(f"{line} {'-':>6}  (no '{row['validator']}' check in this version)")
+            print(f"{line} {'-':>6}  (did not run)")
         else:
             print(f"{line} {_fmt(row['found']):>6}")
+    for row in planted_unchecked(done.data.planted):  # e.g. for the report: no check counts it
+        print(f"  also planted, for the {row['part']}: {row['defect']} in {row['planted']} pairs")
+        print(f"    ({row['note']})")
     print(f"\nthe audit report: open {done.out / 'index.html'} in a browser")
 
 

@@ -415,43 +415,69 @@ def _json_line(record: dict[str, Any]) -> str:
     return orjson.dumps(record).decode() + "\n"
 
 
+# The loader's account of every row it read or rejected (file, line, field, reason): no
+# validator, but the check that finds the planted broken lines.
+LOAD_REPORT = "load report"
+
+
 def planted_found(result, planted: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """For each planted defect: how many the matching validator flagged (None if it did not run)."""
-    rows = []
-    for validator, defects in planted.items():
-        for defect, spec in defects.items():
-            row = {"validator": validator, "defect": defect, "note": spec.get("note", "")}
-            if validator == "load":
-                found_lines = {i.line for i in result.load.rejected}
-                row.update(planted=len(spec["lines"]), found=len(found_lines & set(spec["lines"])))
-            elif "reference_prompts" in spec:
-                ran = validator in result.validators
-                gaps = (
-                    set(result.validators[validator].info.get("reference", {}).get("gaps", []))
-                    if ran
-                    else set()
-                )
-                row.update(planted=len(spec["reference_prompts"]), ran=ran)
-                row["found"] = len(gaps & set(spec["reference_prompts"])) if ran else None
-            elif "annotators" in spec:
-                ran = validator in result.validators
-                found = (
-                    _annotators_found(result.validators[validator].info, defect) if ran else set()
-                )
-                row.update(planted=len(spec["annotators"]), ran=ran)
-                row["found"] = len(found & set(spec["annotators"])) if ran else None
-            else:
-                ids = spec["pair_ids"]
-                row["planted"] = len(ids) if ids else None
-                ran = validator in result.validators
-                row["found"] = (
-                    _found(result.validators[validator].flags, ids, spec["column"])
-                    if ran and ids
-                    else None
-                )
-                row["ran"] = ran
-            rows.append(row)
-    return rows
+    """For each planted defect a check can find: the ``check`` (a validator, or the
+    :data:`LOAD_REPORT` for the broken lines), how many were ``planted`` and how many it
+    ``found`` (None if it did not run). What no check counts is :func:`planted_unchecked`."""
+    return [
+        _planted_row(result, group, defect, spec)
+        for group, defects in planted.items()
+        if _is_checked(group)
+        for defect, spec in defects.items()
+    ]
+
+
+def planted_unchecked(planted: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The planted defects no check counts, planted for another part (the report's hostile
+    texts, which it must show as text): ``part``, ``defect``, ``planted`` (pairs), ``note``."""
+    return [
+        {
+            "part": group,
+            "defect": defect,
+            "planted": len(spec.get("pair_ids") or ()),
+            "note": spec.get("note", ""),
+        }
+        for group, defects in planted.items()
+        if not _is_checked(group)
+        for defect, spec in defects.items()
+    ]
+
+
+def _is_checked(group: str) -> bool:
+    from prefaudit.validators import VALIDATORS
+
+    return group == "load" or group in VALIDATORS
+
+
+def _planted_row(result, group: str, defect: str, spec: dict[str, Any]) -> dict[str, Any]:
+    row = {"check": LOAD_REPORT if group == "load" else group, "defect": defect}
+    row["note"] = spec.get("note", "")
+    if group == "load":
+        found_lines = {i.line for i in result.load.rejected}
+        row.update(planted=len(spec["lines"]), found=len(found_lines & set(spec["lines"])))
+        return row
+    ran = group in result.validators
+    row["ran"] = ran
+    if "reference_prompts" in spec:
+        info = result.validators[group].info if ran else {}
+        gaps = set(info.get("reference", {}).get("gaps", []))
+        row.update(planted=len(spec["reference_prompts"]))
+        row["found"] = len(gaps & set(spec["reference_prompts"])) if ran else None
+    elif "annotators" in spec:
+        found = _annotators_found(result.validators[group].info, defect) if ran else set()
+        row.update(planted=len(spec["annotators"]))
+        row["found"] = len(found & set(spec["annotators"])) if ran else None
+    else:
+        ids = spec["pair_ids"]
+        row["planted"] = len(ids) if ids else None
+        flags = result.validators[group].flags if ran else None
+        row["found"] = _found(flags, ids, spec["column"]) if ran and ids else None
+    return row
 
 
 def _annotators_found(info: dict[str, Any], defect: str) -> set[str]:

@@ -102,7 +102,42 @@ def test_param_values_are_parsed(tmp_path, data_file):
 
 def test_validators_lists_descriptions(capsys):
     assert main(["validators"]) == 0
-    assert "content\n  Looks at the response texts" in capsys.readouterr().out
+    assert "\ncontent\n  Looks at the response texts" in capsys.readouterr().out
+
+
+def test_validators_lists_every_parameter_with_its_default_and_help(capsys, monkeypatch):
+    """Every keyword of every registered validator's __init__ (what --param and rule files
+    set) is listed in its validator's block as `name = default`, the default written so that
+    --param reads it back unchanged; the help is the comment that stores it."""
+    import inspect
+
+    import yaml
+
+    from prefaudit.validators import VALIDATORS
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["validators"]) == 0
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) <= 80
+    blocks = dict(block.split("\n", 1) for block in printed.split("\n\n")[1:])
+    assert list(blocks) == list(VALIDATORS)
+    for name, cls in VALIDATORS.items():
+        shown = {}
+        for line in blocks[name].splitlines():
+            if line.startswith("    ") and not line.startswith("     ") and " = " in line:
+                key, _, rest = line.strip().partition(" = ")
+                shown[key] = yaml.safe_load(rest.split("  ", 1)[0])
+        expected = {
+            p.name: p.default
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        }
+        assert shown == expected, name
+    assert (
+        "    max_response_chars = 20000  Far beyond any chat answer; usually pasted\n"
+        "        documents or generation loops.\n"
+    ) in blocks["content"]
+    assert "    clusters = null  k for k-means; None = the k with the best" in blocks["coverage"]
 
 
 def test_help_does_not_import_heavy_modules():

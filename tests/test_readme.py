@@ -5,7 +5,6 @@ metrics, the README stays short, and every relative link leads somewhere."""
 from __future__ import annotations
 
 import gzip
-import inspect
 import json
 import re
 import shutil
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from prefaudit.io import load
-from prefaudit.validators import VALIDATORS
+from prefaudit.validators import VALIDATORS, validator_parameters
 from tests.helpers import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,11 +191,8 @@ def test_the_validator_page_lists_its_parameters_defaults_and_metrics(name):
     validator = VALIDATORS[name]
     page = doc(f"validators/{name}.md")
     assert page.startswith(f"# `{name}`\n")
-    defaults = {
-        p.name: p.default
-        for p in inspect.signature(validator.__init__).parameters.values()
-        if p.kind is p.KEYWORD_ONLY
-    }
+    # The same source as `prefaudit validators`: the keywords of the class's __init__.
+    defaults = {p.name: p.default for p in validator_parameters(validator)}
     assert documented_parameters(page) == defaults
     missing = [metric for metric in validator.metric_names if f"`{metric}`" not in page]
     assert not missing, f"docs/validators/{name}.md does not name {missing}"

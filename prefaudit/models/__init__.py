@@ -2,7 +2,8 @@
 
 The reference model, by concern: ``loading`` (a causal LM and its identity), ``reference``
 (the scorer), ``packing`` (pairs packed for one forward call), ``budget`` (GPU batch sizes),
-``distributed`` (torchrun / accelerate processes) and ``logps_file`` (reference_logps.parquet).
+``distributed`` (torchrun / accelerate processes) and ``logps_file`` (reference_logps.parquet);
+``quiet`` filters the libraries' warnings users cannot act on while prefaudit calls them.
 """
 
 from prefaudit.models.embedded import EMBEDDED_MODELS, EmbeddedModel, embedded_model_path

@@ -20,6 +20,8 @@ and left unscored.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,8 +153,8 @@ class ReferenceScorer:
             mine = todo[group.rank :: group.world]
         else:
             mine = todo
-        bar, pending = _progress(progress), []
-        for rows, values in self._scored(prompts, chosen, rejected, messages, mine, bar):
+        pending = []
+        for rows, values in self._scored(prompts, chosen, rejected, messages, mine, progress):
             table[rows] = values
             pending.append(rows)
             if cache is not None and sum(map(len, pending)) >= _FLUSH:
@@ -162,7 +164,6 @@ class ReferenceScorer:
         if cache is not None and pending:
             done = np.concatenate(pending)
             cache.add(keys[done], table[done])
-        bar.close()
         if group is not None:  # every rank ends with every row, in input order
             for rows, values in group.gather((mine, table[mine])):
                 table[rows] = values
@@ -197,17 +198,26 @@ class ReferenceScorer:
             dtype = "bfloat16" if on_gpu else "float32"
         return device, dtype
 
-    def _scored(self, prompts, chosen, rejected, messages, rows, bar):
+    def _scored(self, prompts, chosen, rejected, messages, rows, progress: bool):
         """Yields (input rows, their SCORE_COLUMNS values) as pairs are scored: tokenised
         ``_CHUNK`` pairs at a time (the next chunk in a background thread while the model runs
         on this one), then one by one (CPU) or in length-grouped batches planned over the whole
         chunk (GPU)."""
+        if not len(rows):
+            return  # everything came from the cache: no model is loaded, no bar drawn
+        # Loaded before the bar opens: transformers draws bars of its own while it loads (and
+        # dequantises a GGUF), which would be drawn nested under ours, and the wait would
+        # count in our rate.
+        model, tokenizer = self.loaded
+        with _progress(progress) as bar:
+            yield from self._chunks(
+                model, tokenizer, (prompts, chosen, rejected, messages), rows, bar
+            )
+
+    def _chunks(self, model, tokenizer, texts, rows, bar):
+        """:meth:`_scored`'s work, chunk by chunk, with the model loaded and the bar open."""
         from concurrent.futures import ThreadPoolExecutor
 
-        if not len(rows):
-            return  # everything came from the cache: no model is loaded
-        model, tokenizer = self.loaded
-        texts = (prompts, chosen, rejected, messages)
         chunks = [rows[start : start + _CHUNK] for start in range(0, len(rows), _CHUNK)]
         background = ThreadPoolExecutor(1)
         ahead = background.submit(self._tokenized, texts, chunks[0])
@@ -417,12 +427,20 @@ def _pair_logps(model, prompt_ids: list[int], responses: list[list[int]]) -> lis
     target = torch.tensor([head], device=device)
     totals = [float(token_logps(out.logits, target).sum())]
     first = torch.log_softmax(out.logits[0, 0].double(), dim=-1)  # after the prompt
-    cache = out.past_key_values
+    cache = out[_cache_name(type(model))]
     for response in others:
         _crop(cache, len(prompt_ids))
         rest = _continuation(model, cache, len(prompt_ids), response)
         totals.append(float(first[response[0]]) + rest)
     return totals
+
+
+@functools.cache
+def _cache_name(kind: type) -> str:
+    """What a model's forward and outputs call the key/value cache: ``cache`` in transformers
+    versions that renamed it (they warn that ``past_key_values`` is going, in 5.40),
+    ``past_key_values`` in those before."""
+    return "cache" if "cache" in inspect.signature(kind.forward).parameters else "past_key_values"
 
 
 def _crop(cache, length: int) -> None:
@@ -448,8 +466,8 @@ def _continuation(model, cache, prompt_length: int, response: list[int]) -> floa
     out = model(
         input_ids=ids[:, :-1],
         position_ids=positions[None],
-        past_key_values=cache,
         use_cache=True,
+        **{_cache_name(type(model)): cache},
     )
     # out.logits: (1, len - 1, vocab), predicting tokens 1..len-1.
     return float(token_logps(out.logits, ids[:, 1:]).sum())

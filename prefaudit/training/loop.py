@@ -176,11 +176,21 @@ def _for_training(model, config: TrainConfig, device: str, world: int):
     if config.gradient_checkpointing:
         # Each layer's activations are recomputed in the backward pass instead of kept: about
         # a third more compute for a fraction of the memory (TRL's default).
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _checkpoint_activations(model)
     if config.lora_r:
         model = _with_lora(model, config)
     model.train()
     return model, (_ddp(model, device) if world > 1 else model)
+
+
+def _checkpoint_activations(model) -> None:
+    """Turn activation checkpointing on by the name this transformers gives it (it deprecates
+    ``gradient_checkpointing_enable`` for ``activation_checkpointing_enable``, gone in v6)."""
+    options = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
 
 
 def _score_reference(model, tokenizer, train_set, eval_set, plan, progress: bool) -> None:
@@ -608,6 +618,8 @@ def _save_model(folder: Path, model, tokenizer, *, merge: bool) -> None:
 
 
 def _with_lora(model, config: TrainConfig):
+    from prefaudit.models.quiet import unactionable_warnings_filtered
+
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
@@ -619,7 +631,8 @@ def _with_lora(model, config: TrainConfig):
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with unactionable_warnings_filtered():  # peft reads a property transformers deprecates
+        return get_peft_model(model, lora)
 
 
 def _placement(config: TrainConfig, rank: int) -> tuple[str, str]:

@@ -12,12 +12,14 @@ from prefaudit.validators.base import (
     VALIDATORS,
     CleaningAction,
     MissingInputError,
+    Parameter,
     Validator,
     ValidatorResult,
     available_validators,
     create_validator,
     empty_flags,
     register,
+    validator_parameters,
 )
 from prefaudit.validators.content import ContentValidator
 from prefaudit.validators.coverage import CoverageValidator
@@ -48,10 +50,12 @@ __all__ = [
     "LabelNoiseValidator",
     "ReferenceValidator",
     "MissingInputError",
+    "Parameter",
     "Validator",
     "ValidatorResult",
     "available_validators",
     "create_validator",
     "empty_flags",
     "register",
+    "validator_parameters",
 ]

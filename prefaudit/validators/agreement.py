@@ -145,9 +145,10 @@ class AgreementValidator(Validator):
         self.min_agreement = min_agreement
         # How a pair's consensus is formed: "majority" or "dawid_skene" (weights raters by skill).
         self.aggregate = aggregate
-        # Raters below this Dawid-Skene accuracy, or ...
+        # Raters below this Dawid-Skene accuracy are unreliable (as are those below
+        # min_annotator_agreement).
         self.min_annotator_accuracy = min_annotator_accuracy
-        # ... agreeing with the other raters' majority less often than this, are unreliable.
+        # Raters agreeing with the other raters' majority less often than this are unreliable.
         # (Not kappa: when most labels are right, every rater's kappa collapses towards 0.)
         self.min_annotator_agreement = min_annotator_agreement
         # Resamples of pairs for alpha's 95% interval (0 skips it).

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
+import io
 import math
+import textwrap
+import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -157,12 +162,7 @@ class Validator:
     param_ranges: ClassVar[Mapping[str, tuple[float | None, float | None]]] = MappingProxyType({})
 
     def get_params(self) -> dict[str, Any]:
-        names = [
-            p.name
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.kind is p.KEYWORD_ONLY
-        ]
-        return {n: getattr(self, n) for n in names}
+        return {p.name: getattr(self, p.name) for p in _keyword_only(type(self))}
 
     def run(self, context: AuditContext) -> ValidatorResult:
         raise NotImplementedError
@@ -175,6 +175,83 @@ class Validator:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A validator's parameter: its name (the rule-file and ``--param`` key), its default, and
+    its help text."""
+
+    name: str
+    default: Any
+    help: str
+
+
+def validator_parameters(cls: type[Validator]) -> tuple[Parameter, ...]:
+    """The keyword-only parameters of ``cls.__init__``, in order, with their defaults and help:
+    the comment above (or at the end of) the line of ``__init__`` that stores each one.
+    ``prefaudit validators`` prints them; the tests check the docs/validators/ pages' names
+    and defaults against them.
+
+    >>> from prefaudit.validators import ContentValidator
+    >>> first = validator_parameters(ContentValidator)[0]
+    >>> first.name, first.default
+    ('min_response_chars', 2)
+    """
+    keyword = _keyword_only(cls)
+    notes = _init_comments(cls) if keyword else {}
+    return tuple(Parameter(p.name, p.default, notes.get(p.name, "")) for p in keyword)
+
+
+def _keyword_only(cls: type) -> list[inspect.Parameter]:
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return [p for p in parameters if p.kind is p.KEYWORD_ONLY]
+
+
+@functools.cache
+def _init_comments(cls: type) -> dict[str, str]:
+    """{parameter: its comment} from the source of ``cls.__init__``: the comment lines right
+    above ``self.<name> = <name>``, else the comment at the end of that line; {} when there is
+    no source to read (an installed .pyc only, a class made by ``exec``)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls.__init__))
+        tree = ast.parse(source)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (OSError, TypeError, SyntaxError, tokenize.TokenError):
+        return {}
+    if not (tree.body and isinstance(tree.body[0], ast.FunctionDef)):
+        return {}  # the source found is not this method's (exec'd code, a stale file)
+    comments = [t for t in tokens if t.type == tokenize.COMMENT]
+    text = {t.start[0]: t.string.lstrip("#").strip() for t in comments}
+    # Lines that hold only a comment (a block above an assignment), not code and a comment.
+    whole_line = {t.start[0] for t in comments if not t.line[: t.start[1]].strip()}
+    found = {}
+    for node in ast.walk(tree.body[0]):
+        name = _stored_parameter(node)
+        if name is None:
+            continue
+        above, line = [], node.lineno - 1
+        while line in whole_line:
+            above.insert(0, text[line])
+            line -= 1
+        found[name] = " ".join(above) or text.get(node.lineno, "")
+    return found
+
+
+def _stored_parameter(node: ast.AST) -> str | None:
+    """``name`` when ``node`` is ``self.name = name``."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+        return None
+    target, value = node.targets[0], node.value
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+        and isinstance(value, ast.Name)
+        and value.id == target.attr
+    ):
+        return target.attr
+    return None
 
 
 # Every validator by name: the built-in ones (prefaudit.validators.BUILT_IN, in that order),

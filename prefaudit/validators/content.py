@@ -121,9 +121,11 @@ class ContentValidator(Validator):
         self.max_response_chars = max_response_chars
         # Robust z-score (median/MAD) of log length; 6 keeps ordinary long answers unflagged.
         self.length_outlier_z = length_outlier_z
-        # A cap needs this many responses at one exact length among the longest 10%...
+        # A length cap needs this many responses at one exact length among the longest 10%
+        # (and cap_min_share of all responses).
         self.cap_min_count = cap_min_count
-        # ...and this share of all responses, so large datasets need proportionally more.
+        # A length cap also needs this share of all responses, so large datasets need
+        # proportionally more.
         self.cap_min_share = cap_min_share
         # Short answers ("Yes, and") are not called cut off.
         self.truncation_min_words = truncation_min_words

@@ -104,6 +104,7 @@ class CoverageValidator(Validator):
         # k for k-means; None = the k with the best silhouette on a sample, among 2, 3, 4, 5,
         # 6, 8, 10, 12, 15, 20, 25, 30 (40, 50) up to max_clusters.
         self.clusters = clusters
+        # The largest k the silhouette search tries when clusters is None.
         self.max_clusters = max_clusters
         # Prompts that matter (a dataset, or a plain list): each gets its nearest training prompt.
         self.reference = reference
@@ -112,7 +113,7 @@ class CoverageValidator(Validator):
         self.gap_threshold = gap_threshold
         # Detect the prompts' languages (lingua, on a sample of 1,000).
         self.languages = languages
-        self.seed = seed
+        self.seed = seed  # k-means, the samples and the map
 
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs

@@ -152,7 +152,7 @@ class DuplicationValidator(Validator):
         self.max_pairs_per_prompt = max_pairs_per_prompt
         # An evaluation set (any loadable dataset or a plain list of prompts) to check for leaks.
         self.against = against
-        self.seed = seed
+        self.seed = seed  # MinHash permutations
 
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs

@@ -159,7 +159,7 @@ class LabelNoiseValidator(Validator):
         self.regularization = regularization
         # Bootstrap resamples for the noise rate's interval.
         self.bootstrap = bootstrap
-        self.seed = seed
+        self.seed = seed  # the folds, the choice of C, the bootstrap
 
     def run(self, context) -> ValidatorResult:
         self._strength = None  # the preference model's C, once chosen

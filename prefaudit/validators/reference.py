@@ -94,7 +94,7 @@ class ReferenceValidator(Validator):
         # Per-token margin (nats) beyond which the reference "already prefers" (or strongly
         # disprefers) the chosen response: 1 nat/token is a ~2.7x likelihood ratio per token.
         self.margin_threshold = margin_threshold
-        self.seed = seed
+        self.seed = seed  # the sample
         # A trained policy (hub name or folder): the pairs are scored under it too, and its DPO
         # implicit rewards beta * log(pi(y|x) / pi_ref(y|x)) are reported as TRL names them.
         self.policy = policy

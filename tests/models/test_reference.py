@@ -197,6 +197,50 @@ def test_results_are_cached_on_disk_and_a_rerun_loads_no_model(tmp_path):
     assert other.score(prompts, chosen, rejected)["truncated"].any()  # other settings: new keys
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["sequential", "batched"])
+def test_scoring_raises_no_deprecation_warning(batched):
+    """The cache is passed by the name this transformers takes (`past_key_values` is going)."""
+    import warnings
+
+    scorer = ReferenceScorer(loaded=(tiny_causal_lm(), CharTokenizer()), batched=batched)
+    prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scorer.score(prompts, chosen, rejected)
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
+
+
+def test_the_model_loads_before_the_scoring_bar_opens(tmp_path, capsys, monkeypatch):
+    """One progress bar at a time: transformers draws bars while it loads a model (the GGUF's
+    dequantising, "Loading weights"); opened under the scoring bar they were drawn nested,
+    tqdm moving the cursor up a line ("\\x1b[A") to draw the second."""
+    from tqdm import tqdm
+
+    from prefaudit.models import reference
+    from tests.helpers import save_tiny_model
+
+    words = " ".join(" ".join(p) for p in PAIRS).split()
+    folder = save_tiny_model(tmp_path / "tiny", words)
+    drawn_while_loading = []
+
+    def load_with_a_bar(*args, **kwargs):  # a loader's own bar, whatever transformers draws
+        drawn_while_loading.extend(bar.desc for bar in list(tqdm._instances) if not bar.disable)
+        for _ in tqdm(range(3), desc="loading"):
+            pass
+        return load(*args, **kwargs)
+
+    load = reference.load_causal_lm
+    monkeypatch.setattr(reference, "load_causal_lm", load_with_a_bar)
+    prompts, chosen, rejected = map(list, zip(*PAIRS, strict=True))
+    scorer = ReferenceScorer(str(folder), cache_dir=False)
+    scorer.score(prompts, chosen, rejected, progress=True)
+    err = capsys.readouterr().err
+    assert drawn_while_loading == []
+    assert "loading" in err and "reference log-probs" in err
+    assert err.index("reference log-probs") > err.rindex("loading")
+    assert "\x1b[A" not in err  # no bar was drawn below another
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import orjson
@@ -98,11 +99,15 @@ def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, monkeypatch
             **QUICK,
         )
         calls.clear()
-        train(pairs, config, tmp_path / f"run{checkpointing}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(pairs, config, tmp_path / f"run{checkpointing}")
         runs.append(_weights(tmp_path / f"run{checkpointing}"))
         layer_calls.append(len(calls))
     # 2 steps x 2 layers run again in the backward pass (the reference pass has no backward).
     assert layer_calls[1] == layer_calls[0] + 4
+    # Turned on by the name this transformers keeps (it deprecates the old one).
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
     assert _same_weights(*runs, atol=1e-5)
 
 
@@ -345,8 +350,12 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path):
         model=str(folder), lora_r=4, learning_rate=1e-2, max_steps=10, batch_size=16, **QUICK
     )
     held = preference_task(50, seed=1, prefix="e")
-    result = train(preference_task(200), config, tmp_path / "run", eval_pairs=held)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(preference_task(200), config, tmp_path / "run", eval_pairs=held)
     assert result.eval_metrics["rewards/margins"] > 0
+    # Neither peft's read of a deprecated property nor our own deprecated keywords warn.
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
     from safetensors.torch import load_file
 
     merged, base = _weights(tmp_path / "run"), load_file(str(folder / "model.safetensors"))

@@ -15,6 +15,7 @@ from prefaudit.validators import (
     create_validator,
     empty_flags,
     register,
+    validator_parameters,
 )
 from prefaudit.validators.base import FLAG_COLUMNS
 from tests.helpers import pairs_frame
@@ -159,6 +160,32 @@ def test_parameters_are_keyword_only_and_stored_unchanged(validator):
     assert rebuilt.get_params() == params
     with pytest.raises(TypeError, match="parameters are"):
         create_validator(validator.name, no_such_parameter=1)
+
+
+def test_every_parameter_has_a_help_text(validator):
+    """`prefaudit validators` shows each parameter's comment in __init__ as its help."""
+    parameters = validator_parameters(type(validator))
+    assert [p.name for p in parameters] == list(validator.get_params())
+    undocumented = [p.name for p in parameters if not p.help]
+    assert not undocumented, f"{validator.name}: no comment where __init__ stores {undocumented}"
+
+
+def test_a_parameters_help_is_the_comment_above_or_beside_it():
+    class Commented(Validator):
+        name = "commented"
+
+        def __init__(self, *, above: int = 1, beside: str = "x", bare: bool = True):
+            # Two lines of why,
+            # joined into one.
+            self.above = above
+            self.beside = beside  # said at the end of the line
+            self.bare = bare
+
+    assert [(p.name, p.default, p.help) for p in validator_parameters(Commented)] == [
+        ("above", 1, "Two lines of why, joined into one."),
+        ("beside", "x", "said at the end of the line"),
+        ("bare", True, ""),
+    ]
 
 
 def test_a_validator_needing_annotations_is_skipped_by_default_and_refused_by_name():
