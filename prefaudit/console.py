@@ -51,7 +51,8 @@ def print_check(done, out: Path) -> None:
     warnings = sum(r.status == "failed" and not r.fails_check for r in results)
     passed = sum(r.status == "passed" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
-    print(f"{passed} passed, {errors} failed, {warnings} warnings, {skipped} skipped")
+    plural = "" if warnings == 1 else "s"
+    print(f"{passed} passed, {errors} failed, {warnings} warning{plural}, {skipped} skipped")
     print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in done.timings.items()))
     print(f"check result in {out / 'check.json'}: {'FAILED' if errors else 'PASSED'}")
     if os.environ.get("GITHUB_ACTIONS") == "true":  # workflow commands annotate the run

@@ -87,24 +87,10 @@ def clamped(text: Any, store: LongTexts, limit: int = SHOWN_CHARS) -> Markup:
         return Markup(
             '<div class="clamp" data-rest="{}">{} …</div>'
             '<button type="button" class="more">show more ({:,} characters in all)</button>'
-        ).format(code, cut_at_word(text, limit), len(text))
+        ).format(code, word_cut(text, limit).rstrip(), len(text))
     return Markup(
         '<div class="clamp">{}</div><button type="button" class="more">show more</button>'
     ).format(text)
-
-
-def cut_at_word(text: str, limit: int) -> str:
-    """The first ``limit`` characters of ``text`` or fewer, ending at a word boundary where
-    one is near (a word cut in two reads as another word).
-
-    >>> cut_at_word("give me a hand", 6)
-    'give'
-    """
-    if len(text) <= limit:
-        return text
-    head = text[: limit + 1]
-    space = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
-    return head[:space].rstrip() if space > limit // 2 else text[:limit]
 
 
 def encode(data: Any) -> str:

@@ -57,7 +57,9 @@ def test_over_represented_column_only_when_a_prompt_is_over_the_limit(tmp_path):
         "Prompts with the most pairs",
     )
     assert "<th>over-represented</th>" in over
-    assert re.search(r"<td>3</td><td>yes</td><td class=\"text\">Tell me a joke.</td>", over)
+    assert re.search(
+        r"<td>3</td><td>yes</td><td class=\"text\"><div class=\"clamp\">Tell me a joke.</div>", over
+    )
     within = _part(_section(tmp_path / "b", rows, "duplication"), "Prompts with the most pairs")
     assert "over-represented</th>" not in within
     assert re.search(r"No prompt has more pairs than the over-representation limit \(\d+\)", within)

@@ -129,14 +129,18 @@ def _problems(m, info) -> list[Problem]:
                 covers=("duplication/degenerate",),
             )
         )
-    if m.get("duplication/over_represented_prompts"):
-        problems.append(
-            said.problem(
-                "low",
-                f"{said.count('duplication/over_represented_prompts', 'prompt', verb=HAS)} "
-                f"far more "
-                f"pairs than the rest (the most: {said.num('duplication/max_pairs_per_prompt')}).",
-                covers=("duplication/over_represented",),
-            )
-        )
+    problems += _over_represented(said, m)
     return problems
+
+
+def _over_represented(said: Stated, m) -> list[Problem]:
+    if not m.get("duplication/over_represented_prompts"):
+        return []
+    return [
+        said.problem(
+            "low",
+            f"{said.count('duplication/over_represented_prompts', 'prompt', verb=HAS)} far more "
+            f"pairs than the rest (the most: {said.num('duplication/max_pairs_per_prompt')}).",
+            covers=("duplication/over_represented",),
+        )
+    ]
