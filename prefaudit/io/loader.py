@@ -190,9 +190,12 @@ def _read_rows(
 class AnnotationGrouper:
     """Groups a long table (one row per pair x annotator) into pairs plus an Annotations table.
 
-    Rows are grouped by ``pair_id`` when the input has one, else by (prompt, response A,
-    response B). A pair's orientation is the mean of its raters' labels; each annotation is then
-    re-expressed relative to the pair's chosen response.
+    Rows are grouped by ``pair_id`` when the input has one, else by the prompt and its two
+    responses in either order: raters are often shown a pair's responses in a random order,
+    and each order made a pair of its own (two raters of 805 pairs read as 1,610 pairs of one
+    rater, and no agreement measured). A pair's orientation is the mean of its raters' labels; each
+    annotation is then re-expressed relative to the pair's chosen response, and records which
+    position its rater saw the chosen response in.
     """
 
     def __init__(self, mapper: ShapeMapper):
@@ -200,7 +203,8 @@ class AnnotationGrouper:
         self.groups: dict[Any, int] = {}
         self.texts: list[tuple[str, str, str]] = []
         self.first: list[tuple[int, Any, dict]] = []  # first line, given id, extras
-        self.rows: list[tuple[int, str, float, Any, int]] = []  # group, annotator, p(A), raw, line
+        # group, annotator, p(the group's A better), raw label, line, shown as B then A
+        self.rows: list[tuple[int, str, float, Any, int, bool]] = []
 
     def add(self, line: int, record: dict) -> None:
         mapper = self.mapper
@@ -214,24 +218,31 @@ class AnnotationGrouper:
         extras = mapper.extras(
             record, ("model_a", "model_b", "source", "split")
         )  # may reject the row
-        key = str(given) if given is not None else (prompt, first, second)
+        key = str(given) if given is not None else (prompt, *sorted((first, second)))
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = len(self.texts)
             self.texts.append((prompt, first, second))
             self.first.append((line, given, extras))
-        elif given is not None and self.texts[group] != (prompt, first, second):
+        elif given is not None and self.texts[group] not in (
+            (prompt, first, second),
+            (prompt, second, first),
+        ):
             raise RowError(
                 "pair_id", f"pair id {given!r} has other texts on line {self.first[group][0]}"
             )
+        swapped = self.texts[group][1] != first  # this rater saw the group's B first
         label = record.get(mapper.mapping["label"])
-        self.rows.append((group, str(annotator), p_first, label, line))
+        self.rows.append(
+            (group, str(annotator), 1.0 - p_first if swapped else p_first, label, line, swapped)
+        )
 
     def finish(self):
         import pandas as pd
 
         groups = np.fromiter((r[0] for r in self.rows), dtype=np.int64, count=len(self.rows))
         p_first = np.fromiter((r[2] for r in self.rows), dtype=np.float64, count=len(self.rows))
+        swapped = np.fromiter((r[5] for r in self.rows), dtype=bool, count=len(self.rows))
         counts = np.bincount(groups, minlength=len(self.texts))
         mean = np.bincount(groups, weights=p_first, minlength=len(self.texts)) / np.maximum(
             counts, 1
@@ -253,7 +264,8 @@ class AnnotationGrouper:
                 "annotator": [r[1] for r in self.rows],
                 "label": _labels(value),
                 "value": value,
-                "chosen_position": np.where(first_is_chosen[groups], "a", "b")
+                # Where this rater saw the chosen response (the order can differ by rater).
+                "chosen_position": np.where(first_is_chosen[groups] != swapped, "a", "b")
                 if len(groups)
                 else [],
                 "raw_label": [str(r[3]) for r in self.rows],

@@ -317,6 +317,44 @@ def test_long_table_groups_rows_into_pairs_and_annotations(tmp_path):
     assert data.pairs.iloc[1]["tie"]
 
 
+def test_long_table_rows_showing_a_pair_in_the_other_order_are_the_same_pair(tmp_path):
+    """Raters shown the responses in a random order rated one pair, not two (each order made a
+    pair of its own: two raters of 805 pairs read as 1,610 pairs of one rater each)."""
+    ab = {"instruction": "Q", "output_1": "A", "output_2": "B"}
+    ba = {"instruction": "Q", "output_1": "B", "output_2": "A"}
+    rows = [
+        {**ab, "annotator": "r1", "preference": 2},
+        {**ba, "annotator": "r2", "preference": 1},
+        {**ba, "annotator": "r3", "preference": 2},
+        {**ba, "annotator": "r4", "preference": None},  # rejected, and counted
+    ]
+    data = _load(tmp_path, rows)
+    report = data.report
+    counts = (report.rows_read, report.rows_accepted, report.rows_rejected, report.pairs)
+    assert counts == (4, 3, 1, 1)
+    only = data.pairs.iloc[0]
+    assert (only["chosen"], only["rejected"], only["chosen_position"]) == ("B", "A", "b")
+    table = data.annotations
+    assert table["label"].tolist() == ["chosen", "chosen", "rejected"]
+    assert table["value"].tolist() == [1.0, 1.0, 0.0]
+    # Where each rater saw the chosen response B: second, first, first.
+    assert table["chosen_position"].tolist() == ["b", "a", "a"]
+
+
+def test_long_table_with_ids_takes_the_responses_in_either_order(tmp_path):
+    base = {"id": "x", "prompt": "Q", "annotator": "r1", "label": "a"}
+    rows = [
+        {**base, "response_a": "A", "response_b": "B"},
+        {**base, "response_a": "B", "response_b": "A", "annotator": "r2"},  # prefers B
+        {**base, "response_a": "B", "response_b": "A", "annotator": "r3", "label": "b"},
+    ]
+    data = _load(tmp_path, rows)
+    assert not data.report.rejected and data.pairs.index.tolist() == ["x"]
+    assert (data.pairs.iloc[0]["chosen"], data.pairs.iloc[0]["chosen_position"]) == ("A", "a")
+    assert data.annotations["label"].tolist() == ["chosen", "rejected", "chosen"]
+    assert data.annotations["chosen_position"].tolist() == ["a", "b", "b"]
+
+
 def test_long_table_with_ids_rejects_rows_whose_texts_disagree(tmp_path):
     rows = [
         {
