@@ -18,16 +18,29 @@ from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 LABELS = ANNOTATION_LABELS  # ("chosen", "rejected", "tie"): label codes 0, 1, 2 below
 CHOSEN, REJECTED, TIE = range(3)
 _SPLIT = -1  # no single majority label
+_FRAME_NAMES = {
+    "position": ("first", "second", "tie"),
+    "response": ("response_a", "response_b", "tie"),
+}
 
 
 @dataclass
 class _Ratings:
     """Coded ratings after reconciling repeats: one per (pair, rater).
 
-    Labels are in the frame the raters answered in: ``position`` (0 = the first-shown response
-    is better, 1 = the second, 2 = tie) when every rater of a pair saw the same order, else
-    ``pair`` (0 = the dataset's chosen, 1 = its rejected, 2 = tie). Statistics are computed in
-    that frame, so they never depend on an orientation derived from the ratings themselves.
+    Each label says which of two responses fixed before any label is read the rater preferred
+    (0 = side 0, 1 = side 1, 2 = tie), so that two raters who prefer the same response agree
+    whatever order they saw it in. The frame says which response is side 0:
+
+    - ``position``: the first-shown one, when every rater of a pair saw the same order;
+    - ``response``: the pair's response A (its ``chosen_position`` says where the chosen one
+      is), when raters of a pair saw different orders and the input records each pair's A/B;
+    - ``pair``: the dataset's chosen response, otherwise.
+
+    The chosen response only as the last resort: a long table's chosen response is the one its
+    raters' mean prefers, so coding against it makes "chosen" win by construction and skews
+    the label shares alpha's expected disagreement comes from (in the tests, 20 pairs of 3
+    raters seen in mixed orders: alpha -0.09 against chosen, 0.33 against response A).
     """
 
     unit: np.ndarray  # pair position in the PairSet
@@ -37,13 +50,13 @@ class _Ratings:
     first_preferred: np.ndarray  # 1 prefers the first-shown response, 0 the second, -1 unknown/tie
     raters: list[str]
     repeats: int
-    frame: str  # "position" or "pair"
+    frame: str  # "position", "response" or "pair"
     swap: np.ndarray  # per pair: side 0 of the frame is the dataset's rejected response
     raw_values: np.ndarray  # distinct values as given, before repeats were averaged
 
     @property
     def names(self) -> tuple[str, str, str]:
-        return ("first", "second", "tie") if self.frame == "position" else LABELS
+        return _FRAME_NAMES.get(self.frame, LABELS)
 
     def to_pair_frame(self, per_pair: np.ndarray) -> np.ndarray:
         """Per-pair (n, 3) counts or probabilities with side 0 = chosen, side 1 = rejected."""
@@ -462,18 +475,14 @@ def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
         .reset_index()
     )
     unit, shown = reconciled["unit"].to_numpy(), reconciled["position"].to_numpy()
-    value = reconciled["value"].to_numpy()  # P(chosen better)
     known = np.array([p in ("a", "b") for p in shown], dtype=bool)
-    # The position frame applies when every rating has a position and each pair has one order.
-    orders = reconciled.loc[known].groupby("unit")["position"].nunique()
-    use_position = len(reconciled) > 0 and known.all() and bool((orders == 1).all())
-    chosen_second = known & (shown == "b")
-    swap = np.zeros(len(pairs), dtype=bool)
-    if use_position:
-        swap[unit[chosen_second]] = True
-        value = np.where(chosen_second, 1.0 - value, value)  # now P(first-shown better)
+    chosen_second = known & (shown == "b")  # where this rater saw the chosen response
+    frame_name, swap = _side_zero(unit, shown, known, pairs)
+    value = reconciled["value"].to_numpy()  # P(chosen better)
+    value = np.where(swap[unit], 1.0 - value, value)  # now P(side 0 better)
     label = np.where(value > 0.5, 0, np.where(value < 0.5, 1, TIE))
-    prefers_chosen = np.where(swap[unit], label == 1, label == 0) if use_position else label == 0
+    # Position bias reads each rating's own order, whatever the frame.
+    prefers_chosen = np.where(swap[unit], label == 1, label == 0)
     prefers_first = np.where(chosen_second, ~prefers_chosen, prefers_chosen).astype(int)
     first = np.where(known & (label != TIE), prefers_first, -1)
     return _Ratings(
@@ -484,10 +493,26 @@ def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
         first,
         [str(r) for r in raters],
         repeats=int(len(frame) - len(reconciled)),
-        frame="position" if use_position else "pair",
+        frame=frame_name,
         swap=swap,
         raw_values=np.unique(frame["value"].to_numpy()),
     )
+
+
+def _side_zero(unit, shown, known, pairs: pd.DataFrame) -> tuple[str, np.ndarray]:
+    """The label frame (see ``_Ratings``) and, per pair, whether its side 0 is the rejected one."""
+    swap = np.zeros(len(pairs), dtype=bool)
+    orders = pd.Series(shown[known]).groupby(unit[known]).nunique()
+    if len(unit) and known.all() and bool((orders == 1).all()):
+        swap[unit[shown == "b"]] = True  # side 0 = the first-shown response
+        return "position", swap
+    rated = np.unique(unit)
+    if len(rated) and "chosen_position" in pairs:
+        recorded = pairs["chosen_position"].to_numpy()[rated]
+        if all(p in ("a", "b") for p in recorded):
+            swap[rated] = recorded == "b"  # side 0 = the pair's response A
+            return "response", swap
+    return "pair", swap
 
 
 def _majority(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -160,7 +160,8 @@ def test_statistics_use_the_order_raters_saw_when_it_is_shared():
     # Every rater of a pair saw the same order: labels are analysed as first/second shown.
     rows = [(i, r, "chosen", "a" if i % 2 else "b") for i in range(4) for r in ("r1", "r2")]
     assert _run(4, rows).info["label_frame"] == "position"
-    # Orders differ between raters of a pair: the chosen/rejected frame is kept.
+    # Orders differ between raters of a pair, and the pairs do not record their A/B (flat
+    # input, chosen given by the dataset): the chosen/rejected frame is kept.
     rows = [
         (0, "r1", "chosen", "a"),
         (0, "r2", "chosen", "b"),
@@ -168,6 +169,13 @@ def test_statistics_use_the_order_raters_saw_when_it_is_shared():
         (1, "r2", "chosen", "a"),
     ]
     assert _run(2, rows).info["label_frame"] == "pair"
+    # They do (side-by-side and long tables, where chosen may be what these raters prefer):
+    # labels are read against each pair's response A, here the rejected one.
+    pairs = _pairs(2).assign(chosen_position=["b", "b"])
+    result = AgreementValidator(bootstrap_resamples=0).run(AuditContext(pairs, _annotations(rows)))
+    assert result.info["label_frame"] == "response"
+    assert result.info["dawid_skene"]["priors"]["response_b"] == pytest.approx(1.0)
+    assert result.flags["majority_label"].tolist() == ["chosen", "chosen"]
 
 
 def test_cli_runs_agreement_with_an_annotations_file(tmp_path, capsys):
@@ -287,3 +295,107 @@ def test_pairs_are_counted_once_however_many_ratings_they_have():
     assert metrics["agreement/pairs_annotated"] == 3
     assert metrics["agreement/multi_rated_pairs"] == 2
     assert metrics["agreement/mean_raters_per_pair"] == pytest.approx(5 / 3)
+
+
+# --- long tables whose raters saw a pair's responses in different orders ---------------------
+
+
+def _long_table(preferences, orders):
+    """Rows of a long table: preferences[i][r] is "X", "Y" or "tie" for pair i (responses X{i}
+    and Y{i}) and rater r{r}; orders[i][r] is True when that rater was shown Y{i} first."""
+    rows = []
+    for i, (prefs, swaps) in enumerate(zip(preferences, orders, strict=True)):
+        for r, (pref, swapped) in enumerate(zip(prefs, swaps, strict=True)):
+            shown = (f"Y{i}", f"X{i}") if swapped else (f"X{i}", f"Y{i}")
+            label = "tie" if pref == "tie" else "a" if shown[0] == f"{pref}{i}" else "b"
+            rows.append(
+                {
+                    "prompt": f"Q{i}",
+                    "response_a": shown[0],
+                    "response_b": shown[1],
+                    "annotator": f"r{r}",
+                    "label": label,
+                }
+            )
+    return rows
+
+
+def _audit_long(tmp_path, name, rows):
+    from prefaudit.io import load
+
+    data = load(str(write_lines(tmp_path / name, rows)))
+    context = AuditContext(data.pairs, data.annotations, load_report=data.report)
+    return data, AgreementValidator(bootstrap_resamples=0).run(context)
+
+
+def test_raters_shown_a_pair_in_different_orders_agree_on_the_same_response(tmp_path):
+    """Raters shown a pair's responses in a random order: the loader makes one pair of them and
+    alpha codes every rater's label against one response fixed per pair, never against the
+    chosen one (which is what these very raters prefer, and would win by construction)."""
+    import krippendorff
+
+    rng = np.random.default_rng(7)
+    n, raters = 20, 3
+    truth = rng.choice(["X", "Y"], size=n)
+    preferences = [
+        [t if u < 0.75 else "tie" if u < 0.85 else {"X": "Y", "Y": "X"}[t] for u in rng.random(3)]
+        for t in truth
+    ]
+    orders = rng.random((n, raters)) < 0.5  # some pairs' first rows show Y first, too
+    assert 0 < orders[:, 0].mean() < 1 and (orders != orders[:, :1]).any(axis=1).mean() > 0.5
+    data, mixed = _audit_long(tmp_path, "mixed.jsonl", _long_table(preferences, orders))
+    report = data.report
+    assert (report.pairs, len(data.annotations)) == (20, 60)
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (60, 60, 0)
+    pairs, table = data.pairs, data.annotations
+    for row in table.itertuples():
+        i, r = int(pairs.at[row.pair_id, "prompt"][1:]), int(row.annotator[1:])
+        pref, chosen = preferences[i][r], pairs.at[row.pair_id, "chosen"]
+        assert row.label == (
+            "tie" if pref == "tie" else "chosen" if chosen[0] == pref else "rejected"
+        )
+        saw_first = f"Y{i}" if orders[i][r] else f"X{i}"
+        assert row.chosen_position == ("a" if chosen == saw_first else "b")
+
+    # The same judgements, every rater shown each pair in the order its first row showed it.
+    same = np.repeat(orders[:, :1], raters, axis=1)
+    _, shared = _audit_long(tmp_path, "same.jsonl", _long_table(preferences, same))
+    assert (mixed.info["label_frame"], shared.info["label_frame"]) == ("response", "position")
+    alpha = mixed.metrics["agreement/krippendorff_alpha"]
+    assert alpha == pytest.approx(shared.metrics["agreement/krippendorff_alpha"], abs=1e-12)
+
+    # Directly: 0 = prefers the response the pair's first row showed first, 1 = the other.
+    def coded(x_is_side_1):
+        matrix = np.array([[{"X": 0, "Y": 1, "tie": 2}[p] for p in prefs] for prefs in preferences])
+        return np.where((matrix < 2) & x_is_side_1[:, None], 1 - matrix, matrix).T.astype(float)
+
+    direct = krippendorff.alpha(
+        reliability_data=coded(orders[:, 0]), level_of_measurement="nominal"
+    )
+    assert alpha == pytest.approx(direct, abs=1e-12)
+    # Against each pair's chosen response (what these raters' mean prefers) it would not be.
+    chosen = dict(zip(pairs["prompt"], pairs["chosen"], strict=True))
+    chosen_y = np.array([chosen[f"Q{i}"] == f"Y{i}" for i in range(n)])
+    skewed = krippendorff.alpha(reliability_data=coded(chosen_y), level_of_measurement="nominal")
+    assert abs(alpha - skewed) > 0.05
+
+
+def test_a_rater_who_picks_the_first_shown_response_is_found_under_mixed_orders(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 300
+    truth = rng.choice(["X", "Y"], size=n)
+    orders = rng.random((n, 3)) < 0.5
+    preferences = [
+        [
+            *(t if rng.random() < 0.85 else {"X": "Y", "Y": "X"}[t] for _ in range(2)),
+            "Y" if swaps[2] else "X",  # r2 always picks what it was shown first
+        ]
+        for t, swaps in zip(truth, orders, strict=True)
+    ]
+    _, result = _audit_long(tmp_path, "biased.jsonl", _long_table(preferences, orders))
+    table = {row["annotator"]: row for row in result.info["annotators"]}
+    assert table["r2"]["first_shown_rate"] == 1.0 and table["r2"]["position_bias"] == 1.0
+    assert table["r2"]["position_bias_p_value"] < 1e-6
+    for fair in ("r0", "r1"):
+        assert abs(table[fair]["first_shown_rate"] - 0.5) < 0.1
+        assert table[fair]["position_bias_p_value"] > 1e-3
