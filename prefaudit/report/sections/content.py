@@ -33,7 +33,7 @@ def _problems(m) -> list[Problem]:
                 "high",
                 f"{said.count('content/identical_pairs', 'pair', verb=HAS)} "
                 f"the same chosen and "
-                "rejected response: DPO learns nothing from them (their loss stays at ln 2).",
+                "rejected response: DPO learns nothing from such pairs (their loss stays at ln 2).",
                 fix="drop:content/identical",
                 covers=("content/identical",),
             )
