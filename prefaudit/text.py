@@ -45,6 +45,8 @@ def word_cut(text: str, limit: int) -> str:
     """
     if len(text) <= limit:
         return text
+    if limit <= 0:
+        return ""
     head = text[:limit]
     if head[-1].isspace() or text[limit].isspace():
         return head  # the limit falls between words

@@ -35,6 +35,7 @@ def test_word_cut_never_ends_inside_a_word():
     assert word_cut(text, 52) == "I am interested in trying some Israeli dishes. Can"
     assert word_cut(text, 51) == "I am interested in trying some Israeli dishes. Can "
     assert word_cut(text, 1000) == text
+    assert word_cut(text, 0) == ""
     assert word_cut("x" * 50, 20) == "x" * 20  # one long word: cut where the limit falls
 
 
@@ -44,4 +45,6 @@ def test_word_cut_is_a_prefix_within_the_limit(text, limit):
 
     head = word_cut(text, limit)
     assert text.startswith(head) and len(head) <= limit
-    assert len(head) == min(len(text), limit) or not text[len(head) - 1 : len(head) + 1].strip()
+    # Either nothing was left out, or the cut falls next to whitespace: no word cut in two.
+    at_space = not head[-1:].strip() or not text[len(head) : len(head) + 1].strip()
+    assert len(head) == min(len(text), limit) or at_space

@@ -36,6 +36,8 @@ class ReportInputs:
     comparison: dict[str, Any] | None = None
     # The first quarantined pairs of each cleaning action (with their texts), for review.
     quarantine: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # How many pairs each action quarantined (a pair two checks dropped counts once).
+    quarantined: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, folder: str | Path) -> ReportInputs:
@@ -54,8 +56,8 @@ class ReportInputs:
         runs = [run for name in outputs.TRAINING_RUNS if (run := _run(folder / name, name))]
         comparison = outputs.read_json(folder / outputs.COMPARISON_FILE)
         texts = outputs.read_flagged_texts(folder)
-        quarantine = _quarantine(folder / outputs.QUARANTINE_FILE) if manifest else {}
-        return cls(folder, result, texts, check, manifest, runs, comparison, quarantine)
+        quarantine, counts = _quarantine(folder / outputs.QUARANTINE_FILE) if manifest else ({}, {})
+        return cls(folder, result, texts, check, manifest, runs, comparison, quarantine, counts)
 
     def text(self, pair_id: str) -> dict[str, Any] | None:
         """The prompt, chosen and rejected of a flagged pair (None when not saved)."""
@@ -67,21 +69,24 @@ class ReportInputs:
 REVIEWED = 50  # quarantined pairs of each action the report shows (all are in the file)
 
 
-def _quarantine(path: Path, limit: int = REVIEWED) -> dict[str, list[dict[str, Any]]]:
-    """The first ``limit`` rows of each action in ``quarantine.jsonl``, read line by line (a
-    large cleaning's quarantine need not fit in memory for its report)."""
+def _quarantine(path: Path, limit: int = REVIEWED) -> tuple[dict[str, list], dict[str, int]]:
+    """The first ``limit`` rows of each action in ``quarantine.jsonl`` and each action's
+    count, read line by line (a large cleaning's quarantine need not fit in memory)."""
     rows: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, int] = {}
     if not path.exists():
-        return rows
+        return rows, counts
     with open(path, "rb") as handle:
         for line in handle:
             if not line.strip():
                 continue
             row = orjson.loads(line)
-            kept = rows.setdefault(str(row.get("action")), [])
+            action = str(row.get("action"))
+            counts[action] = counts.get(action, 0) + 1
+            kept = rows.setdefault(action, [])
             if len(kept) < limit:
                 kept.append(row)
-    return rows
+    return rows, counts
 
 
 def _run(folder: Path, name: str) -> TrainingRun | None:

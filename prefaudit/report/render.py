@@ -150,7 +150,7 @@ def _csp(css: str, js: str) -> str:
 
 def _problems(inputs: ReportInputs, sections) -> list[Problem]:
     """Every section's problems, the most severe first, plus the load report's and the rule
-    file's; a problem about pairs a more severe one already covers is left to its section."""
+    file's; a problem about the very pairs a more severe one is about is left to its section."""
     problems = [p for s in sections for p in s.problems]
     load = inputs.result.load
     if load.rows_rejected:
@@ -179,15 +179,16 @@ def _problems(inputs: ReportInputs, sections) -> list[Problem]:
 
 
 def _one_per_pairs(problems: list[Problem], flags) -> list[Problem]:
-    """``problems`` (most severe first) without those whose pairs an earlier one covers: the
-    content and duplication checks both report identical responses, and the same three pairs
-    were listed twice, once high and once medium."""
+    """``problems`` (most severe first) without those about the same pairs as an earlier one:
+    the content and duplication checks both report identical responses, and the same three
+    pairs were listed twice, once high and once medium. (Only the same set: an empty chosen
+    response among the label-noise suspects is another finding about some of them.)"""
     kept, seen = [], []
     for problem in problems:
         columns = [c for c in problem.covers if c in flags.columns]
         if columns:
             pairs = set(flags.index[flags[columns].fillna(False).astype(bool).any(axis=1)])
-            if pairs and any(pairs <= earlier for earlier in seen):
+            if pairs and pairs in seen:
                 continue
             seen.append(pairs)
         kept.append(problem)
@@ -220,7 +221,8 @@ def _tiles(result, flagged: int) -> list[dict[str, Any]]:
     metrics, noise = result.metrics, result.validators.get("label_noise")
     if metrics.get("agreement/krippendorff_alpha") is not None:
         tile(said.num("agreement/krippendorff_alpha"), "Krippendorff's alpha")
-    if metrics.get("label_noise/estimated_rate") is not None and label_noise.supported(noise.info):
+    firm = noise is not None and label_noise.supported(noise.info)
+    if metrics.get("label_noise/estimated_rate") is not None and firm:
         signals = ", ".join(noise.info.get("signals_used") or [])
         tile(said.pct("label_noise/estimated_rate"), f"labels estimated flipped ({signals})")
     if metrics.get("duplication/exact_rate") is not None:

@@ -60,14 +60,13 @@ def review_groups(inputs: ReportInputs) -> list[ReviewGroup]:
     if not manifest:
         return []
     flags = inputs.result.flags
-    counts = manifest.get("counts", {})
     groups = []
     flips = manifest.get("flips") or []
     if flips:
         rows = [_flipped(flip, inputs, flags) for flip in flips[:REVIEWED]]
         groups.append(ReviewGroup("flip", ACTIONS["flip"], len(flips), rows))
     for action, entries in sorted(inputs.quarantine.items(), key=lambda kv: _order(kv[0])):
-        total = sum(n for k, n in counts.items() if k.split(":")[0] == action) or len(entries)
+        total = inputs.quarantined.get(action, len(entries))
         rows = [_quarantined(entry, flags) for entry in entries]
         groups.append(ReviewGroup(action, ACTIONS.get(action, action), total, rows))
     return groups

@@ -55,16 +55,36 @@ def shown(text: str, limit: int = SHOWN_CHARS) -> Markup:
 class LongTexts:
     """The whole texts of the cells that show only their start: stored once each, sent
     compressed at the end of the page and unpacked by the page's script when a reader asks for
-    one ("show more"), so a 1 MB response costs no layout until then."""
+    one ("show more"), so a 1 MB response costs no layout until then. Past ``budget``
+    characters in all, each further text keeps its first ``FLOOR`` and says where the rest is
+    (the cleaning review alone may show 750 texts of up to a million characters each)."""
 
-    def __init__(self) -> None:
+    FLOOR = 20_000
+
+    def __init__(self, budget: int = 4_000_000) -> None:
+        self.budget = budget
         self.codes: dict[str, int] = {}
+        self.texts: list[str] = []
+        self.size = 0
 
     def add(self, text: str) -> int:
-        return self.codes.setdefault(text, len(self.codes))
+        code = self.codes.get(text)
+        if code is None:
+            kept = text
+            if self.size + len(text) > self.budget:
+                keep = max(self.budget - self.size, self.FLOOR)
+                if keep < len(text):
+                    kept = (
+                        f"{text[:keep]}\n[… {len(text) - keep:,} more characters not in this "
+                        "report: the input file has the whole text]"
+                    )
+            code = self.codes[text] = len(self.texts)
+            self.texts.append(kept)
+            self.size += len(kept)
+        return code
 
     def blob(self) -> str:
-        return encode(list(self.codes))
+        return encode(self.texts)
 
 
 def clamped(text: Any, store: LongTexts, limit: int = SHOWN_CHARS) -> Markup:

@@ -168,6 +168,7 @@ def test_the_cleaning_section_shows_each_decision_with_its_texts_and_evidence(tm
     assert flip.decision.startswith("flipped by raters: ")
     assert "agreement (" in flip.evidence_text and "prefer the rejected" in flip.evidence_text
     (drop,) = groups["drop"].rows
+    assert groups["drop"].total == 1  # dropped by content and by duplication: one pair
     assert (drop.pair_id, drop.chosen, drop.rejected) == ("twin", "Same.", "same.")
     assert drop.decision.startswith("content: ")
     html = (out / "index.html").read_text("utf-8")
@@ -243,6 +244,50 @@ def test_the_scorecard_lists_one_problem_per_set_of_pairs(tmp_path):
     assert any(t.startswith("3 pairs have the same chosen and rejected response") for t in texts)
     assert not any("the same response on both sides" in t for t in texts)
     assert "the same response on both sides" in html  # still in its own section
+
+
+def test_only_problems_about_the_very_same_pairs_are_merged():
+    """An empty chosen response among the label-noise suspects is a finding of its own."""
+    from prefaudit.report.render import _one_per_pairs
+    from prefaudit.report.sections import Problem
+
+    flags = pd.DataFrame(
+        {
+            "label_noise/issue": [True, True, True, False],
+            "content/empty_response": [True, False, False, False],
+            "content/identical": [False, False, False, True],
+            "duplication/degenerate": [False, False, False, True],
+        },
+        index=["a", "b", "c", "d"],
+    )
+    noise = Problem("high", "noise", covers=("label_noise/issue",))
+    identical = Problem("high", "identical", covers=("content/identical",))
+    empty = Problem("medium", "empty chosen", covers=("content/empty_response",))
+    degenerate = Problem("medium", "degenerate", covers=("duplication/degenerate",))
+    kept = _one_per_pairs([noise, identical, empty, degenerate], flags)
+    assert [p.text for p in kept] == ["noise", "identical", "empty chosen"]
+
+
+def test_an_audit_saved_before_empty_chosen_existed_does_not_call_its_empty_responses_rejected():
+    from prefaudit.report.sections.content import _problems
+
+    (old,) = _problems({"content/empty_responses": 2})
+    assert (old.severity, old.text.split(":")[0]) == ("medium", "2 pairs have an empty response")
+    (new,) = _problems({"content/empty_responses": 2, "content/empty_chosen": 0})
+    assert new.severity == "low" and "empty rejected response" in new.text
+
+
+def test_the_long_text_store_keeps_within_its_budget_and_says_what_it_left_out():
+    from prefaudit.report.text import LongTexts, decode
+
+    store = LongTexts(budget=50_000)
+    first, second = store.add("x" * 40_000), store.add("y" * 40_000)
+    assert store.add("x" * 40_000) == first  # stored once
+    texts = decode(store.blob())
+    assert texts[first] == "x" * 40_000 and texts[second].startswith("y" * LongTexts.FLOOR)
+    assert texts[second].endswith(
+        "[… 20,000 more characters not in this report: the input file has the whole text]"
+    )
 
 
 def test_a_validator_without_its_own_section_gets_the_generic_one(tmp_path, monkeypatch):

@@ -82,8 +82,11 @@ class Stated:
         return self._say("guide", "num", num(value))
 
     def text(self, value: Any) -> str:
-        """Words from the data (rater or topic names), which may hold digits."""
-        return self._say("text", "text", str(value))
+        """Words from the data (rater or topic names), which may hold digits; bidi controls
+        shown as markers, as everywhere in the report."""
+        from prefaudit.report.text import visible
+
+        return self._say("text", "text", visible(str(value)))
 
     def problem(self, severity: str, text: str, **fields: Any) -> Problem:
         """The problem saying ``text``, with the figures stated since the last one."""

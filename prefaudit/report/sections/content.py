@@ -31,34 +31,13 @@ def _problems(m) -> list[Problem]:
         problems.append(
             said.problem(
                 "high",
-                f"{said.count('content/identical_pairs', 'pair', verb=HAS)} "
-                f"the same chosen and "
+                f"{said.count('content/identical_pairs', 'pair', verb=HAS)} the same chosen and "
                 "rejected response: DPO learns nothing from such pairs (their loss stays at ln 2).",
                 fix="drop:content/identical",
                 covers=("content/identical",),
             )
         )
-    if m.get("content/empty_chosen"):
-        problems.append(
-            said.problem(
-                "medium",
-                f"{said.count('content/empty_chosen', 'pair', verb=HAS)} "
-                f"an empty chosen "
-                "response: training on it teaches the model to say nothing.",
-                fix="drop:content/bad_chosen",
-                covers=("content/empty_response",),
-            )
-        )
-    elif m.get("content/empty_responses"):  # only rejected responses are empty
-        problems.append(
-            said.problem(
-                "low",
-                f"{said.count('content/empty_responses', 'pair', verb=HAS)} "
-                f"an empty rejected "
-                "response: such easy pairs teach little.",
-                covers=("content/empty_response",),
-            )
-        )
+    problems += _empty(said, m)
     if (m.get("content/truncated_rate") or 0) >= 0.01:
         problems.append(
             said.problem(
@@ -75,9 +54,45 @@ def _problems(m) -> list[Problem]:
         problems.append(
             said.problem(
                 "medium",
-                f"The chosen response is the longer one in {said.pct('content/chosen_longer_rate')} "
+                f"The chosen response is the longer one in {'' if longer > 0.5 else 'only '}"
+                f"{said.pct('content/chosen_longer_rate')} "
                 f"of the pairs whose lengths differ: DPO will learn that {which} is better, "
                 "whatever the content.",
             )
         )
     return problems
+
+
+def _empty(said: Stated, m) -> list[Problem]:
+    """Empty responses: on the chosen side what training teaches; on the rejected side only an
+    easy pair. (Audits saved before ``content/empty_chosen`` cannot tell the sides apart.)"""
+    if m.get("content/empty_chosen"):
+        return [
+            said.problem(
+                "medium",
+                f"{said.count('content/empty_chosen', 'pair', verb=HAS)} an empty chosen "
+                "response: training on it teaches the model to say nothing.",
+                fix="drop:content/bad_chosen",
+                covers=("content/empty_response",),
+            )
+        ]
+    if m.get("content/empty_responses") and "content/empty_chosen" not in m:  # older audits
+        return [
+            said.problem(
+                "medium",
+                f"{said.count('content/empty_responses', 'pair', verb=HAS)} an empty response: "
+                "an empty chosen response teaches the model to say nothing.",
+                fix="drop:content/bad_chosen",
+                covers=("content/empty_response",),
+            )
+        ]
+    if m.get("content/empty_responses"):  # only rejected responses are empty
+        return [
+            said.problem(
+                "low",
+                f"{said.count('content/empty_responses', 'pair', verb=HAS)} an empty rejected "
+                "response: such easy pairs teach little.",
+                covers=("content/empty_response",),
+            )
+        ]
+    return []

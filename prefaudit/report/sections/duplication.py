@@ -98,7 +98,7 @@ def _problems(m, info) -> list[Problem]:
                 "high",
                 f"{said.count('duplication/contradictions', 'pair', verb=('contradicts', 'contradict'))} "
                 "another pair (the same "
-                "prompt and responses, preferred the other way): they pull the model both ways.",
+                "prompt and responses, preferred the other way): such pairs pull the model both ways.",
                 fix="drop:duplication/contradiction",
                 covers=("duplication/contradiction",),
             )

@@ -55,7 +55,8 @@
   function dropNeedlessButtons() {
     for (const button of document.querySelectorAll(".clamp:not([data-rest]) + button.more")) {
       const box = button.previousElementSibling;
-      if (box.scrollHeight <= box.clientHeight + 2) button.remove();
+      // A box not laid out (inside a closed <details> in some browsers) cannot be measured.
+      if (box.clientHeight > 0 && box.scrollHeight <= box.clientHeight + 2) button.remove();
     }
   }
   requestAnimationFrame(dropNeedlessButtons);
@@ -222,7 +223,12 @@
   function showPair() {
     const match = location.hash.match(/^#pair=(.*)$/);
     if (!match || !state.data) return;
-    const id = decodeURIComponent(match[1]);
+    let id;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch (error) {
+      return; // a hand-edited address: nothing to open
+    }
     issue.value = "";
     search.value = id;
     apply();
