@@ -388,3 +388,42 @@ def test_a_model_name_that_is_no_folder_fails_at_once_when_the_hub_is_offline(
     error = capsys.readouterr().err
     assert "no model folder no_such_model here, and the Hugging Face hub is offline" in error
     assert f"(option {flag})" in error and not (tmp_path / "o").exists()
+
+
+# Runs prefaudit's command line with the models extra made impossible to import.
+WITHOUT_MODELS = """
+import sys
+from prefaudit.cli import MODELS_EXTRA, main
+
+class Uninstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in MODELS_EXTRA:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Uninstalled())
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "{pairs}", "--out", "{out}", "--max-steps", "1"],
+        ["demo", "--out", "{out}"],
+        ["audit", "{pairs}", "--out", "{out}", "--ref-model", "smollm2"],
+    ],
+)
+def test_without_the_models_extra_commands_that_need_it_say_what_to_install(tmp_path, command):
+    """They printed a traceback and "internal error (a bug)", exit 3."""
+    pairs = write_lines(
+        tmp_path / "p.jsonl", [pair(f"Q{i}?", f"A{i}.", f"B{i}.") for i in range(8)]
+    )
+    argv = [a.format(pairs=pairs, out=tmp_path / "out") for a in command]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MODELS, *argv], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().endswith("from the models extra: pip install 'prefaudit[models]'"), (
+        done.stderr[-2000:]
+    )
+    assert "Traceback" not in done.stderr
