@@ -30,12 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"prefaudit: error: {err}", file=sys.stderr)
     except Exception as err:
-        if missing := _missing_extra(err):
-            print(
-                f"prefaudit: error: {args.command} needs {missing}, from the models extra: "
-                "pip install 'prefaudit[models]'",
-                file=sys.stderr,
-            )
+        from prefaudit.errors import missing_extra
+
+        if missing := missing_extra(err):  # an install to make, not a bug
+            extra = "from the models extra: pip install 'prefaudit[models]'"
+            print(f"prefaudit: error: {args.command} needs {missing}, {extra}", file=sys.stderr)
             return EXIT_USAGE
         if not _is_input_error(err):  # a bug: never let it look like "rules failed" (1) to CI
             import traceback
@@ -48,19 +47,6 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_INTERNAL
         print(f"prefaudit: error: {_message(err, args.parser)}", file=sys.stderr)
     return EXIT_USAGE
-
-
-# The import names of pyproject's `models` extra: without them `train`, `demo` and
-# `--ref-model` cannot run, which is an install to make, not a bug to report.
-MODELS_EXTRA = ("torch", "transformers", "sentence_transformers", "gguf", "accelerate", "peft")
-
-
-def _missing_extra(err: BaseException) -> str | None:
-    """The package of the models extra whose absence raised ``err`` (None: another error)."""
-    if isinstance(err, ModuleNotFoundError) and err.name:
-        package = err.name.split(".")[0]
-        return package if package in MODELS_EXTRA else None
-    return None
 
 
 def _is_input_error(err: BaseException) -> bool:

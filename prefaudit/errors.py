@@ -33,3 +33,16 @@ class UnknownNameError(SettingError, KeyError):
 
 class BadParameterError(SettingError, TypeError):
     """A keyword a function or validator does not take."""
+
+
+# The import names of pyproject's `models` extra: without them `train`, `demo` and
+# `--ref-model` cannot run, which is an install to make, not a bug to report.
+MODELS_EXTRA = ("torch", "transformers", "sentence_transformers", "gguf", "accelerate", "peft")
+
+
+def missing_extra(err: BaseException) -> str | None:
+    """The package of the models extra whose absence raised ``err`` (None: another error)."""
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        package = err.name.split(".")[0]
+        return package if package in MODELS_EXTRA else None
+    return None

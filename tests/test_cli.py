@@ -393,7 +393,8 @@ def test_a_model_name_that_is_no_folder_fails_at_once_when_the_hub_is_offline(
 # Runs prefaudit's command line with the models extra made impossible to import.
 WITHOUT_MODELS = """
 import sys
-from prefaudit.cli import MODELS_EXTRA, main
+from prefaudit.cli import main
+from prefaudit.errors import MODELS_EXTRA
 
 class Uninstalled:
     def find_spec(self, name, path=None, target=None):
