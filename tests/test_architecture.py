@@ -88,11 +88,14 @@ def test_no_function_is_longer_than_60_lines_without_a_reason():
 
 
 def test_the_cli_is_thin():
-    cli = (PACKAGE / "cli.py").read_text("utf-8")
-    assert len(cli.splitlines()) < 450
-    # The CLI calls the pipeline; it never runs the steps itself.
-    for step in ("run_audit", "save_audit", "write_cleaned", "train_cleaned", "evaluate("):
-        assert step not in cli, step
+    modules = sorted((PACKAGE / "cli").glob("*.py"))
+    assert [m.name for m in modules] == ["__init__.py", "commands.py", "parser.py"]
+    for module in modules:
+        cli = module.read_text("utf-8")
+        assert len(cli.splitlines()) < 450, module.name
+        # The CLI calls the pipeline; it never runs the steps itself.
+        for step in ("run_audit", "save_audit", "write_cleaned", "train_cleaned", "evaluate("):
+            assert step not in cli, (module.name, step)
 
 
 def test_cleaning_names_no_validator_or_column():
