@@ -7,7 +7,7 @@ GPT-4's label is the truth), for every injected flip rate and seed:
    pairs and a set of held-out pairs (both within ``--max-chars``: prompt + longer response);
 2. flip a known share of the pool's labels (the held-out pairs keep GPT-4's);
 3. audit the flipped pool with prefaudit's API (every default validator and the reference
-   model), clean it with rules/default.yaml's policy, and clean it again with ``select:``
+   model), clean it with the built-in `default` policy, and clean it again with ``select:``
    added (``--keep`` of the pairs, by value, one per prompt cluster first);
 4. train the same model with the same budget (optimizer steps x batch: one epoch of the raw
    pool) on (a) the raw pool, (b) the cleaned pairs, (c) the cleaned and selected pairs,
@@ -201,7 +201,7 @@ def _runs(pool, held_out, rate: float, seed: int, logps: Path, args, done):
 
     flipped, mask = _flipped(pool, rate, seed)
     audit = prefaudit.audit(flipped, reference_model=args.model or "embedded")
-    default = load_policy(ROOT / "rules" / "default.yaml")
+    default = load_policy("default")
     cleaned = prefaudit.clean(flipped, default, audit=audit)
     selecting = dataclasses.replace(default, select=Selection(args.keep, "value", 1))
     selected = prefaudit.clean(flipped, selecting, audit=audit)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -78,7 +77,6 @@ def _pairs(count: int) -> list[dict[str, str]]:
 
 
 def _fresh_folder(folder: Path, pairs: list[dict[str, str]]) -> None:
-    shutil.copytree(ROOT / "rules", folder / "rules")
     (folder / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     (folder / "my_pairs.jsonl").write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in pairs))
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-test.jsonl.gz"
-POLICY = ROOT / "rules" / "default.yaml"
+POLICY = "default"  # the built-in rule set
 KEPT = ("flags.parquet", "cleaned.jsonl", "quarantine.jsonl", "manifest.json")
 OPTIONAL = ("reference_logps.parquet",)
 

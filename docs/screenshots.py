@@ -4,7 +4,7 @@ Two reports, each opened in headless Chromium (as the browser tests do) and its 
 captured at a 1280x900 window, reduced to a small palette PNG:
 
 - ``scorecard-demo.png``: the demo's synthetic data with its planted defects, checked against
-  ``rules/default.yaml`` and cleaned (what ``make demo`` shows);
+  the built-in ``default`` rule set and cleaned (what ``make demo`` shows);
 - ``scorecard-alpacaeval.png``: the first ``--pairs`` real GPT-4-judged AlpacaEval pairs from
   ``../shared/data/alpacaeval-gpt4-dev.jsonl.gz`` (read from there, never copied), audited with
   the embedded embedding model, checked and cleaned with the defaults.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 IMAGES = ROOT / "docs" / "images"
 ALPACA = ROOT.parent / "shared" / "data" / "alpacaeval-gpt4-dev.jsonl.gz"
-RULES = "rules/default.yaml"  # as a user in the project folder names it (the page shows it)
+RULES = "default"  # the built-in rule set, as a user names it (the page shows it)
 WINDOW = {"width": 1280, "height": 900}
 
 

@@ -36,7 +36,7 @@ from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
 from prefaudit.validators import create_validator
 
-DEFAULT_POLICY = "rules/default.yaml"
+DEFAULT_POLICY = "default"  # the built-in rule set (prefaudit/rules/files/default.yaml)
 REPORTS = Path("reports")
 # The keywords of `load` every command that reads a dataset accepts.
 LOAD_OPTIONS = ("format", "mapping", "annotations", "on_bad_row", "max_chars")

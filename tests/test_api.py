@@ -68,7 +68,7 @@ def test_clean_gives_back_the_kind_of_table_it_was_given_and_loses_nothing(tmp_p
         assert len(cleaned.pairs) + len(cleaned.quarantine) == len(ROWS)
         assert cleaned.counts == {"drop: content": 1, "input": 7, "cleaned": 6, "quarantined": 1}
     out = tmp_path / "clean"
-    cleaned = prefaudit.clean(frame, "rules/default.yaml", validators=["content"], out=out)
+    cleaned = prefaudit.clean(frame, "default", validators=["content"], out=out)
     assert (out / "cleaned.jsonl").exists() and (out / "manifest.json").exists()
     with pytest.raises(ValueError, match="no clean: section"):
         rules = tmp_path / "no_clean.yaml"
@@ -163,7 +163,7 @@ def test_the_comparison_counts_the_held_out_pairs_it_evaluated(tmp_path):
 def test_check_and_clean_take_reuse_like_audit(tmp_path):
     data = write_lines(tmp_path / "pairs.jsonl", [pair(), pair("Q2", "Same.", "same.")])
     out = tmp_path / "out"
-    rules = "rules/default.yaml"
+    rules = "default"
     assert prefaudit.check(data, rules, out=out, validators=["content"], reuse=False) is not None
     done = prefaudit.clean(
         data, {"drop": ["content"]}, out=out, validators=["content"], reuse=False
@@ -181,7 +181,7 @@ def test_a_given_audit_must_be_of_the_data_and_fixes_the_settings(tmp_path):
         prefaudit.clean(other, {"drop": ["content"]}, audit=result)
     assert prefaudit.clean(pairs, {"drop": ["content"]}, audit=result).counts["cleaned"] == 1
     with pytest.raises(BadParameterError, match="validators would be ignored"):
-        prefaudit.check(result, "rules/default.yaml", validators=["duplication"])
+        prefaudit.check(result, "default", validators=["duplication"])
 
 
 def test_clean_then_train_takes_max_length_from_the_config_unless_given(tmp_path, monkeypatch):

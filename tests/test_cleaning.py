@@ -195,7 +195,7 @@ def test_policy_errors_name_the_file_and_line(tmp_path, section, message):
 
 
 def test_the_default_rules_carry_a_policy():
-    policy = load_policy("rules/default.yaml")
+    policy = load_policy("default")
     assert {"content/identical", "content/bad_chosen"} <= set(policy.drop)
     assert "content" not in policy.drop and policy.flip_min_noise == 0.95
     assert policy.dedupe and policy.reorient_by_raters and policy.weights == "confidence"
@@ -213,7 +213,7 @@ def test_the_default_policy_does_not_make_real_gpt4_labels_worse(alpaca_dev_file
 
     pairs = load(str(alpaca_dev_file)).pairs.sample(3000, random_state=0)
     audit = prefaudit.audit(pairs, validators=["content", "label_noise"], embedding_model="off")
-    cleaned = prefaudit.clean(pairs, REPO / "rules" / "default.yaml", audit=audit)
+    cleaned = prefaudit.clean(pairs, "default", audit=audit)
     assert cleaned.flips == []
     assert cleaned.counts["cleaned"] + cleaned.counts["quarantined"] == 3000
     dropped = cleaned.quarantine[cleaned.quarantine["action"] == "drop"]

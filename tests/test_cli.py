@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from prefaudit.cli import main
+from prefaudit.rules.builtin import rule_file
 from tests.helpers import pair, write_lines
 
 
@@ -193,7 +194,7 @@ def test_every_input_error_exits_2_and_a_bug_of_any_type_exits_3(
         (["--max-chars", "0"], "max_chars must be a whole number >= 1"),
         (["--max-chars", "-3"], "(option --max-chars)"),
         (["--ref-sample", "-5"], "reference_sample must be >= 0"),
-        (["--policy", "rules/default.yaml"], "is a file; a model is"),
+        (["--policy", str(rule_file("default"))], "is a file; a model is"),
         (["--ref-model", "./no/such/model"], "no model folder"),
         (["--embedding-model", "./no/such/model"], "no model folder"),
     ],
@@ -295,7 +296,7 @@ def test_policy_rewards_against_the_reference(tmp_path):
 
 def test_clean_writes_cleaned_quarantine_and_manifest(tmp_path, data_file, capsys):
     out = tmp_path / "o"
-    args = ["clean", str(data_file), "--policy", "rules/default.yaml", "--out", str(out)]
+    args = ["clean", str(data_file), "--policy", "default", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "2 pairs: 1 cleaned (0 flipped), 1 quarantined" in printed
@@ -313,7 +314,7 @@ def test_clean_writes_cleaned_quarantine_and_manifest(tmp_path, data_file, capsy
 def test_clean_reuses_a_given_audit_only_of_the_same_data(tmp_path, data_file, capsys):
     audit = tmp_path / "audit"
     assert main(["audit", str(data_file), "--out", str(audit)]) == 0
-    args = ["clean", str(data_file), "--policy", "rules/default.yaml", "--audit", str(audit)]
+    args = ["clean", str(data_file), "--policy", "default", "--audit", str(audit)]
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
     # The other folder holds the audit its cleaned files come from, and their report.
     assert (tmp_path / "o" / "audit.json").read_bytes() == (audit / "audit.json").read_bytes()
@@ -337,6 +338,7 @@ def test_every_option_is_an_api_keyword_with_the_same_name_and_default():
 
     from prefaudit import api
     from prefaudit.cli import build_parser
+    from prefaudit.rules import builtin
     from prefaudit.training import TrainConfig
     from prefaudit.validators import available_validators
 
@@ -349,14 +351,25 @@ def test_every_option_is_an_api_keyword_with_the_same_name_and_default():
         "report": api.write_report,
         "demo": api.demo,
         "validators": available_validators,
+        "rules show": builtin.built_in_text,
+        "rules init": builtin.init_copy,
     }
     takes_audit_options = ("check", "clean", "clean-then-train")
     takes_train_settings = ("train", "clean-then-train")
     train_defaults = {f.name: f.default for f in fields(TrainConfig)}
-    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == set(functions)
+
+    def commands(parser, prefix=""):  # "rules show" for a command's own actions
+        (group,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for name, sub in group.choices.items():
+            if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                yield from commands(sub, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", sub
+
+    leaves = dict(commands(build_parser()))
+    assert set(leaves) == set(functions)
     checked = 0
-    for name, parser in commands.choices.items():
+    for name, parser in leaves.items():
         params = inspect.signature(functions[name]).parameters
         for action in parser._actions:
             if action.dest == "help":

@@ -3,7 +3,6 @@ name every command and option."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import re
 from pathlib import Path
@@ -30,8 +29,7 @@ def test_options_md_names_every_command_option_and_training_setting():
     from prefaudit.training.config import TrainConfig
 
     text = (ROOT / "docs" / "options.md").read_text("utf-8")
-    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    for name, sub in commands.choices.items():
+    for name, sub, _ in _generator().commands(build_parser()):
         assert f"`prefaudit {name}`" in text, name
         for action in sub._actions:
             for option in action.option_strings:

@@ -18,7 +18,7 @@ from prefaudit.cli import main
 from tests.helpers import pair, write_lines
 
 REPO = Path(__file__).resolve().parents[1]
-POLICY = REPO / "rules" / "default.yaml"
+POLICY = "default"
 
 # Runs the CLI with every step that changes the output folder counted: a temporary file
 # renamed into place, the folder swap, the old folder's removal. At step KILL_AT the process
@@ -263,7 +263,7 @@ def test_train_refuses_a_missing_reference_logps_file_before_loading_a_model(tmp
 def test_junit_and_a_training_run_never_replace_an_input(tmp_path, capsys):
     data = write_lines(tmp_path / "pairs.jsonl", _pairs("a"))
     before = data.read_bytes()
-    rules = str(REPO / "rules" / "default.yaml")
+    rules = "default"
     args = ["check", str(data), "--rules", rules, "--out", str(tmp_path / "o")]
     assert main([*args, "--junit", str(data), "--validators", "content"]) == 2
     assert "junit" in capsys.readouterr().err and data.read_bytes() == before

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,12 +65,11 @@ def test_the_tour_has_the_five_steps():
 @pytest.mark.slow
 @pytest.mark.models
 def test_the_tour_runs_as_written_in_a_fresh_folder(tmp_path):
-    """A new user's folder: the clone's rules/ and .venv (this interpreter's environment), and
+    """A new user's folder: the clone's .venv (this interpreter's environment), and
     their own JSONL file: here 60 short real HH-RLHF pairs as they come."""
     if not HH_FILE.exists():
         pytest.skip(f"real data not found at {HH_FILE}")
     pytest.importorskip("torch")
-    shutil.copytree(ROOT / "rules", tmp_path / "rules")
     (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     with gzip.open(HH_FILE, "rt", encoding="utf-8") as source:
         short = [line for line in source if len(line) < 700]
@@ -154,9 +152,7 @@ def test_the_cleaning_policy_example_is_a_valid_policy(tmp_path):
     (block,) = fenced(doc("cleaning.md"), "yaml")
     path = tmp_path / "policy.yaml"
     path.write_text(block, encoding="utf-8")
-    assert load_policy(path) == load_policy(
-        ROOT / "rules" / "default.yaml"
-    )  # the default, as shown
+    assert load_policy(path) == load_policy("default")  # the default, as shown
 
 
 def test_the_train_yaml_example_is_a_valid_train_config(tmp_path):

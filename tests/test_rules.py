@@ -144,8 +144,8 @@ def test_malformed_rule_files(tmp_path, text, message):
 
 
 def test_shipped_rule_files_load():
-    for name in ("default.yaml", "strict.yaml"):
-        ruleset = load_rules(ROOT / "rules" / name)
+    for name in ("default", "strict"):
+        ruleset = load_rules(name)
         assert ruleset.rules and ruleset.drift_tolerance is not None
 
 
@@ -434,7 +434,7 @@ def test_policy_from_mapping_refuses_what_a_rule_file_would(mapping, message):
 def test_policy_from_mapping_round_trips_a_policy():
     from prefaudit.cleaning.policy import CleaningPolicy, load_policy, policy_from_mapping
 
-    default = load_policy(ROOT / "rules" / "default.yaml")
+    default = load_policy("default")
     assert policy_from_mapping(default.to_dict()) == default
     assert policy_from_mapping(CleaningPolicy().to_dict()) == CleaningPolicy()
     assert policy_from_mapping({"drop": ("content",)}).drop == ("content",)
@@ -450,3 +450,35 @@ def test_importing_the_rules_loads_neither_great_expectations_nor_cleaning():
         "assert not [m for m in sys.modules if m.startswith('prefaudit.cleaning')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_built_in_rule_sets_by_name_show_and_init(tmp_path, capsys, monkeypatch):
+    from prefaudit.cleaning.policy import load_policy
+
+    monkeypatch.chdir(tmp_path)  # an empty folder: the names resolve inside the package
+    assert load_rules("strict").path == "strict" and load_policy("default").dedupe
+    assert main(["rules", "show"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "default    Sensible for most teams.",
+        "strict     For release-grade preference data.",
+    ]
+    assert main(["rules", "show", "strict"]) == 0
+    assert capsys.readouterr().out.startswith("# prefaudit rules: strict.")
+    for argv in (["rules", "show", "strictt"], ["check", "x.jsonl", "--rules", "defualt"]):
+        (tmp_path / "x.jsonl").write_text("")
+        assert main(argv) == 2
+        assert "no built-in rule set of that name (built-in: default, strict)" in (
+            capsys.readouterr().err
+        )
+
+    assert main(["rules", "init", "--from", "strict"]) == 0
+    copy = (tmp_path / "rules.yaml").read_text()
+    assert copy.startswith("# Rules copied from prefaudit's built-in `strict` set")
+    assert "--rules rules.yaml" in copy and "--rules strict" not in copy
+    assert load_rules("rules.yaml").rules == load_rules("strict").rules
+    assert main(["rules", "init"]) == 2  # kept: not written over
+    assert "exists; choose another file or pass --force" in capsys.readouterr().err
+    assert main(["rules", "init", "--force"]) == 0
+    assert load_policy("rules.yaml") == load_policy("default")
+    (tmp_path / "default").write_text("version: 1\n")  # a file named like a set: ./default
+    assert load_rules("./default").rules == () and load_rules("default").rules

@@ -26,12 +26,9 @@ keyword of the Python function of the same name (`prefaudit.audit`, `prefaudit.c
 def render() -> str:
     from prefaudit.cli import build_parser
 
-    parser = build_parser()
-    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    helps = {a.dest: a.help for a in commands._choices_actions}
     parts = [HEADER]
-    for name, sub in commands.choices.items():
-        parts.append(f"## `prefaudit {name}`\n\n{helps[name]}.\n")
+    for name, sub, text in commands(build_parser()):
+        parts.append(f"## `prefaudit {name}`\n\n{text}.\n")
         rows = [_row(a) for a in sub._actions if a.dest != "help" and not _is_training(a, sub)]
         if rows:
             parts.append("| option | keyword | default | what it does |\n| --- | --- | --- | --- |")
@@ -46,6 +43,18 @@ def render() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def commands(parser: argparse.ArgumentParser, prefix: str = ""):
+    """(name, parser, help) of every command, and of each action of a command that has them
+    (``rules show``)."""
+    (group,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {a.dest: a.help for a in group._choices_actions}
+    for name, sub in group.choices.items():
+        if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+            yield from commands(sub, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", sub, helps[name]
+
+
 def _is_training(action: argparse.Action, sub: argparse.ArgumentParser) -> bool:
     group = next((g for g in sub._action_groups if action in g._group_actions), None)
     return group is not None and (group.title or "").startswith("training settings")
@@ -56,7 +65,8 @@ def _row(action: argparse.Action) -> str:
     if action.metavar and action.option_strings:
         flag += f" {action.metavar}"
     flag = "`" + flag.replace("|", "\\|") + "`"
-    default = "required" if action.required or not action.option_strings else action.default
+    required = action.required or not (action.option_strings or action.nargs in ("?", "*"))
+    default = "required" if required else action.default
     if default is argparse.SUPPRESS or default is None:
         default = "–"
     elif isinstance(action, argparse._StoreFalseAction):

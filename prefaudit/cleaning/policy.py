@@ -1,5 +1,5 @@
 """The cleaning policy: what to do with the audited pairs (the ``clean:`` section of a rule
-file; see ``rules/default.yaml``).
+file; see the built-in ``default`` rule set).
 
 :func:`load_policy` reads it from a rule file, :func:`policy_from_mapping` from a plain dict of
 the same keys; both check it the same way and raise :class:`~prefaudit.rules.RuleFileError`

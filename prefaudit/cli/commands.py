@@ -10,7 +10,7 @@ from typing import Any
 
 EXIT_OK, EXIT_RULES_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # Parsed options that are not keywords of the API function.
-_NOT_OPTIONS = ("command", "handler", "parser")
+_NOT_OPTIONS = ("command", "action", "handler", "parser")
 
 
 class UsageError(Exception):
@@ -110,6 +110,27 @@ def cmd_validators(args: argparse.Namespace) -> int:
     from prefaudit import console
 
     console.print_validators()
+    return EXIT_OK
+
+
+def cmd_rules_show(args: argparse.Namespace) -> int:
+    from prefaudit.rules.builtin import BUILT_IN, built_in_text
+
+    if args.name is None:
+        for name in BUILT_IN:  # the first line of each says what it is for
+            about = built_in_text(name).split("\n", 1)[0].split(". ", 1)[1]
+            print(f"{name:10} {about}")
+        return EXIT_OK
+    print(built_in_text(args.name), end="")
+    return EXIT_OK
+
+
+def cmd_rules_init(args: argparse.Namespace) -> int:
+    from prefaudit.rules.builtin import init_copy
+
+    out = init_copy(**options(args))
+    print(f"wrote {out}: the built-in `{args.base}` rules, to edit; run with")
+    print(f"  prefaudit check DATA --rules {out}")
     return EXIT_OK
 
 

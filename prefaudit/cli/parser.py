@@ -45,9 +45,10 @@ HELP = {
     "out": "output folder (default: reports/<name of DATA>)",
     "out_reused": "output folder (default: reports/<name of DATA>); an audit there of the same "
     "data is reused",
-    "policy": "a rule file with a clean: section, e.g. rules/default.yaml",
+    "policy": "a rule file with a clean: section, or a built-in rule set by name: default, strict",
     "audit": "use the audit saved in DIR (it must be of the same data) instead of auditing",
-    "rules": "a rule file, e.g. rules/default.yaml",
+    "rules": "a rule file, or a built-in rule set by name: default, strict (`prefaudit rules "
+    "show NAME` prints one)",
     "junit": "also write JUnit XML, one test case per rule",
     "baseline": "an earlier audit.json: fail when a metric got worse beyond the rule file's "
     "drift tolerance",
@@ -62,6 +63,8 @@ HELP = {
     "e.g. reports/x/cleaned.jsonl -> reports/x/train; else reports/<name of DATA>/train)",
     "compare_raw": "also train on the raw pairs for the same number of steps; writes "
     "comparison.json",
+    "rules_out": "the file to write (default: rules.yaml)",
+    "rules_base": "the built-in rule set to copy (default: default)",
     "demo_sample": "pairs scored by the embedded reference model (default: 24, a CPU-sized "
     "sample; 0: none)",
 }
@@ -78,6 +81,16 @@ COMMANDS = {  # name: help
     "(--compare-raw: and on the raw pairs, evaluated on the same held-out pairs)",
     "report": "render DIR/index.html again from the audit saved in DIR (nothing is recomputed)",
     "validators": "list the validators, what they check, and their parameters with defaults",
+    "rules": "the built-in rule sets: `rules show NAME` prints one, `rules init` copies one to "
+    "edit",
+}
+# Commands with actions of their own: `prefaudit rules show NAME`.
+ACTIONS = {
+    "rules": {
+        "show": "print a built-in rule set (default, strict), every line explained; without a "
+        "name, list them",
+        "init": "write a copy of a built-in rule set to edit (default: rules.yaml)",
+    },
 }
 
 
@@ -92,11 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"prefaudit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMANDS.items():
-        sub = commands.add_parser(name, help=text)
-        handler = getattr(handlers, "cmd_" + name.replace("-", "_"))
-        sub.set_defaults(handler=handler, parser=sub)
-        add_options(name, sub)
+        sub = commands.add_parser(name, help=text, description=text)
+        if name in ACTIONS:
+            actions = sub.add_subparsers(dest="action", metavar="ACTION", required=True)
+            for action, action_text in ACTIONS[name].items():
+                leaf = actions.add_parser(action, help=action_text, description=action_text)
+                _command(leaf, f"{name} {action}")
+            continue
+        _command(sub, name)
     return parser
+
+
+def _command(sub: argparse.ArgumentParser, name: str) -> None:
+    """Give ``sub`` its options and its handler: ``cmd_rules_show`` for ``rules show``."""
+    handler = getattr(handlers, "cmd_" + name.replace("-", "_").replace(" ", "_"))
+    sub.set_defaults(handler=handler, parser=sub)
+    add_options(name, sub)
 
 
 def add_options(command: str, sub: argparse.ArgumentParser) -> None:
@@ -107,9 +131,9 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
             help=HELP["data"] if command == "audit" else "the dataset, as for `prefaudit audit`",
         )
     if command == "check":
-        sub.add_argument("--rules", required=True, metavar="FILE", help=HELP["rules"])
+        sub.add_argument("--rules", required=True, metavar="NAME|FILE", help=HELP["rules"])
     if command in ("clean", "clean-then-train"):
-        sub.add_argument("--policy", required=True, metavar="FILE", help=HELP["policy"])
+        sub.add_argument("--policy", required=True, metavar="NAME|FILE", help=HELP["policy"])
     if command in ("audit", "check", "clean", "clean-then-train"):
         add_audit_options(sub, policy_model=command in ("audit", "check"))
         sub.add_argument("--out", help=HELP["out" if command == "audit" else "out_reused"])
@@ -129,6 +153,14 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
             if action.dest == "max_length":
                 action.default, action.help = argparse.SUPPRESS, HELP["max_length_both"]
         sub.add_argument("--compare-raw", action="store_true", help=HELP["compare_raw"])
+    if command == "rules show":
+        sub.add_argument("name", nargs="?", help="the rule set (without it: list them)")
+    if command == "rules init":
+        sub.add_argument("out", nargs="?", default="rules.yaml", help=HELP["rules_out"])
+        sub.add_argument(
+            "--from", dest="base", default="default", metavar="NAME", help=HELP["rules_base"]
+        )
+        sub.add_argument("--force", action="store_true", help="replace an existing file")
     if command == "report":
         sub.add_argument("folder", metavar="DIR", help="an audit's output folder (with audit.json)")
     if command == "demo":

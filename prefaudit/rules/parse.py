@@ -18,7 +18,8 @@ A rule file (YAML, read with the safe loader) has up to four sections::
       drop: [content]
 
 Every mistake in a rule file (unknown key, unknown metric, wrong type) is a :class:`RuleFileError`
-naming the file and line. The ``clean:`` section is only noted here (:attr:`RuleSet.has_clean`):
+naming the file and line. Wherever a rule file is read, the name of a rule set shipped in the
+package (``default``, ``strict``) may stand for its path (:mod:`prefaudit.rules.builtin`). The ``clean:`` section is only noted here (:attr:`RuleSet.has_clean`):
 :func:`prefaudit.cleaning.policy.load_policy` parses it, with the node walker of this module.
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 import yaml
 
 from prefaudit.errors import InputError
+from prefaudit.rules.builtin import rule_file
 
 SEVERITIES = ("error", "warn")
 LOAD_METRICS = (
@@ -103,9 +105,10 @@ def load_rules(path: str | Path) -> RuleSet:
 
 
 def compose_rule_file(path: str) -> yaml.Node | None:
-    """The YAML node tree of a rule file (nodes keep their line numbers); None when empty."""
+    """The YAML node tree of a rule file, or of a built-in rule set named by ``path`` (nodes keep
+    their line numbers); None when empty."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = rule_file(path).read_text(encoding="utf-8")
     except OSError as err:
         raise RuleFileError(f"{path}: cannot read the rule file ({err.strerror})") from err
     try:

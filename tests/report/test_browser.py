@@ -184,9 +184,7 @@ def long_text_folder(tmp_path):
     pairs = write_lines(tmp_path / "pairs.jsonl", rows)
     votes = write_lines(tmp_path / "annotations.jsonl", annotations)
     out = tmp_path / "long"
-    prefaudit.check(
-        pairs, rules="rules/default.yaml", out=out, annotations=votes, embedding_model="off"
-    )
+    prefaudit.check(pairs, rules="default", out=out, annotations=votes, embedding_model="off")
     prefaudit.clean(pairs, audit=out, out=out, annotations=votes)
     return out
 

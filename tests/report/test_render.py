@@ -203,7 +203,7 @@ def test_every_number_on_the_scorecard_is_the_figure_of_the_audit_it_claims(tmp_
     params = {"duplication": {"against": prompts}, "coverage": {"reference": prompts}}
     out = tmp_path / "demo"
     options = dict(annotations=str(demo.annotations), embedding_model="off", params=params)
-    prefaudit.check(str(demo.pairs), rules="rules/default.yaml", out=out, **options)
+    prefaudit.check(str(demo.pairs), rules="default", out=out, **options)
     audit = json.loads((out / "audit.json").read_text())
     flags = pd.read_parquet(out / "flags.parquet")
     issues = [c for c in flags.columns if c.endswith("/issue")]

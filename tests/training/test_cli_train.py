@@ -107,7 +107,7 @@ def test_the_three_commands_on_demo_pairs_with_the_embedded_model(tmp_path, caps
     budget = ["--max-steps", "2", "--batch-size", "2", "--eval-fraction", "0.3"]
     out = tmp_path / "run"
     code = main(
-        ["clean-then-train", str(data), "--policy", "rules/default.yaml", "--out", str(out)]
+        ["clean-then-train", str(data), "--policy", "default", "--out", str(out)]
         + ["--embedding-model", "off", "--compare-raw", *budget]
     )
     assert code == 0
