@@ -20,21 +20,26 @@ from tests.test_readme import HH_FILE, tour_commands
 ROOT = Path(__file__).resolve().parents[1]
 # The commands run as a user's shell would: no PYTHONPATH leading back to the repository.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-# What the wheel is built from: the files pyproject.toml packages, copied so that the build
-# leaves nothing (build/, *.egg-info) in the working tree.
+# What the wheel is built from (copied, so that the build leaves no build/ or *.egg-info here).
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "prefaudit")
 
 
-def build_wheel(folder: Path) -> Path:
-    source = folder / "source"
+def copy_sources(folder: Path) -> Path:
+    """The files pyproject.toml packages, copied to ``folder`` (a build there leaves nothing in
+    the working tree)."""
     for name in SOURCES:
         if (ROOT / name).is_dir():
             shutil.copytree(
-                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
+                ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__")
             )
         else:
-            source.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)
+    return folder
+
+
+def build_wheel(folder: Path) -> Path:
+    source = copy_sources(folder / "source")
     pip = [sys.executable, "-m", "pip"]
     build = [
         *pip,
@@ -51,11 +56,11 @@ def build_wheel(folder: Path) -> Path:
     return wheel
 
 
-def fresh_environment(folder: Path, wheel: Path) -> Path:
-    """A virtual environment with the wheel installed (--no-deps) and this test environment's
-    site-packages appended to its path for the dependencies. Appended by a .pth line, so the
-    test environment's own .pth files (its editable prefaudit) are not run: the wheel's copy is
-    the only prefaudit there."""
+def bare_environment(folder: Path) -> Path:
+    """A virtual environment without prefaudit, with this test environment's site-packages
+    appended to its path for the dependencies (and pip). Appended by a .pth line, so the test
+    environment's own .pth files (its editable prefaudit) are not run: what is installed into
+    the new environment is the only prefaudit there. Returns its bin/ folder."""
     venv.create(folder, with_pip=False)
     python = folder / "bin" / "python"
     site = Path(
@@ -67,9 +72,15 @@ def fresh_environment(folder: Path, wheel: Path) -> Path:
         ).stdout.strip()
     )
     (site / "test_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
-    subprocess.run([*install, "--no-deps", "--no-index", str(wheel)], check=True)
     return folder / "bin"
+
+
+def fresh_environment(folder: Path, wheel: Path) -> Path:
+    """:func:`bare_environment` with the wheel installed (--no-deps); its bin/ folder."""
+    bin_folder = bare_environment(folder)
+    install = [sys.executable, "-m", "pip", "--python", str(bin_folder / "python"), "install"]
+    subprocess.run([*install, "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    return bin_folder
 
 
 def test_the_wheel_carries_the_rule_sets_and_report_templates(tmp_path):
