@@ -450,6 +450,9 @@ class CleanResult:
     report: Path | None = None
     # The select step's summary (see prefaudit.cleaning.select); None when the policy has none.
     selection: dict[str, Any] | None = None
+    # Whether the cleaned pairs carry TRL's ref_chosen_logps / ref_rejected_logps, under which
+    # model, or why not (manifest.json's "ref_logps"; see with_trl_columns).
+    ref_logps: dict[str, Any] | None = None
 
 
 def clean(
@@ -458,6 +461,7 @@ def clean(
     *,
     audit: str | Path | AuditResult | None = None,
     out: str | Path | None = None,
+    parquet: bool = False,
     **audit_options: Any,
 ) -> CleanResult | None:
     """Clean pairs with a policy, as ``prefaudit clean`` does; no pair is lost (each is in the
@@ -468,8 +472,11 @@ def clean(
     process or a folder one was saved in (it must be of the same data) — else the data is
     audited (reusing an audit in ``out`` of the same data and settings) with
     ``audit_options``, :func:`audit`'s keywords. With ``out``, the audit and cleaned.jsonl,
-    quarantine.jsonl and manifest.json are written there. Returns None in a helper process
-    under torchrun.
+    quarantine.jsonl and manifest.json are written there (with ``parquet``, cleaned.parquet
+    too). When the audit scored every cleaned pair under a reference model the way TRL
+    tokenises it, the cleaned pairs carry TRL's ``ref_chosen_logps`` and
+    ``ref_rejected_logps``; ``ref_logps`` of the result says under which model, or why not.
+    Returns None in a helper process under torchrun.
 
     >>> import pandas as pd, prefaudit
     >>> pairs = pd.DataFrame({"prompt": ["Q1", "Q2"], "chosen": ["Yes.", "Same"], "rejected": ["No.", "same"]})
@@ -479,15 +486,18 @@ def clean(
     """
     _refuse_inputs(out, data, {**audit_options, "policy": policy})
     with _staged(out) as stage:
-        done = _clean(data, policy, audit=audit, out=stage, **audit_options)
+        done = _clean(data, policy, audit=audit, out=stage, parquet=parquet, **audit_options)
         if done is not None and stage is not None and audit_options.get("report", True):
             done.report = _render(stage, done.audit, shown_as=out)
     return done
 
 
-def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResult | None:
+def _clean(
+    data, policy, *, audit=None, out=None, parquet=False, **audit_options
+) -> CleanResult | None:
     """:func:`clean` without drawing the report."""
     from prefaudit.cleaning import clean as apply_policy
+    from prefaudit.models.logps_file import with_trl_columns
 
     policy = _policy(policy)
     result = _given_audit(data, audit, audit_options)
@@ -500,8 +510,16 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         outputs.save_audit(out, result, result.data, texts=report)
     loaded = result.data
     cleaned = apply_policy(loaded.pairs, result.flags, policy)
+    rows, ref_logps = with_trl_columns(
+        cleaned.cleaned,
+        result.validators.get("reference"),
+        {flip["pair_id"] for flip in cleaned.flips},
+    )
+    cleaned = replace(cleaned, cleaned=rows)
     if out is not None:
-        outputs.write_cleaned(out, cleaned, policy, loaded.report.fingerprint)
+        outputs.write_cleaned(
+            out, cleaned, policy, loaded.report.fingerprint, ref_logps=ref_logps, parquet=parquet
+        )
     return CleanResult(
         _like(data, pd.DataFrame(cleaned.cleaned)),
         _like(data, pd.DataFrame(cleaned.quarantine)),
@@ -509,6 +527,7 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         cleaned.counts,
         result,
         selection=cleaned.selection,
+        ref_logps=ref_logps,
     )
 
 
@@ -696,6 +715,7 @@ class CleanThenTrainResult:
     report: Path | None = None
 
 
+# long: three commands' keywords and the order they run in (claim, stage, train, report)
 def clean_then_train(
     data: Any,
     policy: Any = DEFAULT_POLICY,
@@ -707,6 +727,7 @@ def clean_then_train(
     audit: str | Path | AuditResult | None = None,
     resume: bool = False,
     progress: bool = False,
+    parquet: bool = False,
     **options: Any,
 ) -> CleanThenTrainResult:
     """Audit, clean and train on the cleaned pairs, as ``prefaudit clean-then-train`` does:
@@ -717,7 +738,7 @@ def clean_then_train(
 
     ``options``: :func:`audit`'s keywords and ``TrainConfig`` fields (``max_length``, when
     given, serves both; when not, training takes ``config``'s, else the audit's 2048);
-    ``policy`` and ``audit`` are :func:`clean`'s; ``config`` and ``eval_data``
+    ``policy``, ``audit`` and ``parquet`` are :func:`clean`'s; ``config`` and ``eval_data``
     :func:`train`'s. notebooks/02_clean_then_train.ipynb runs it end to end.
     """
     from prefaudit.training.compare import train_cleaned
@@ -740,7 +761,7 @@ def clean_then_train(
     load_options.pop("annotations", None)
     with _claimed(out):
         with _staged(out) as stage:  # the audit and the cleaned files change together
-            cleaned = _clean(data, policy, audit=audit, out=stage, **audit_options)
+            cleaned = _clean(data, policy, audit=audit, out=stage, parquet=parquet, **audit_options)
             if not compare_raw:  # an earlier comparison was with the run this one replaces
                 shutil.rmtree(stage / "train-raw", ignore_errors=True)
                 (stage / outputs.COMPARISON_FILE).unlink(missing_ok=True)

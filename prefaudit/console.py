@@ -144,7 +144,24 @@ def print_cleaned(cleaned, out: Path) -> None:
             print(f"  {reason:<40} {count}")
     if cleaned.selection is not None:
         print(f"  {selection_line(cleaned.selection)}")
-    print(f"results in {out}/ (cleaned.jsonl, quarantine.jsonl, manifest.json)")
+    if "reference" in cleaned.audit.validators and cleaned.ref_logps is not None:
+        print(ref_logps_line(cleaned.ref_logps))
+    files = (
+        "cleaned.jsonl, cleaned.parquet" if (out / "cleaned.parquet").exists() else "cleaned.jsonl"
+    )
+    print(f"results in {out}/ ({files}, quarantine.jsonl, manifest.json)")
+
+
+def ref_logps_line(status: dict) -> str:
+    """Whether the cleaned pairs carry TRL's reference log-probs (and for which model), or why
+    not."""
+    if not status["written"]:
+        return f"ref log-probs not written: {status['reason']}"
+    return (
+        f"ref log-probs written (ref_chosen_logps, ref_rejected_logps) under {status['model']}: "
+        "for TRL, train from that model with precompute_ref_log_probs=True, max_length=None "
+        f"(or >= {status['longest_pair_tokens']:,}) and the README's DPOTrainerWithRefLogps"
+    )
 
 
 _REFERENCE_SOURCES = {

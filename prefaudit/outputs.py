@@ -3,7 +3,8 @@
 An audit folder holds ``audit.json`` and ``flags.parquet`` (the audit), ``rejected.jsonl``
 (input rows that could not be loaded), ``reference_logps.parquet`` (when the reference pass
 ran), ``flagged_texts.parquet`` (the texts the report's table shows); cleaning adds
-``cleaned.jsonl``, ``quarantine.jsonl`` and ``manifest.json``; ``check`` adds ``check.json``;
+``cleaned.jsonl``, ``quarantine.jsonl`` and ``manifest.json`` (and ``cleaned.parquet`` on
+request); ``check`` adds ``check.json``;
 training adds ``train/`` (and ``train-raw/``, ``comparison.json``). ``index.html`` is drawn
 from these by :mod:`prefaudit.report`. Every file is written atomically.
 
@@ -52,6 +53,7 @@ REFERENCE_FILE = "reference_logps.parquet"
 TEXTS_FILE = "flagged_texts.parquet"
 CHECK_FILE = "check.json"
 CLEANED_FILE = "cleaned.jsonl"
+CLEANED_PARQUET = "cleaned.parquet"  # the same rows, on request (`clean --parquet`)
 QUARANTINE_FILE = "quarantine.jsonl"
 MANIFEST_FILE = "manifest.json"
 COMPARISON_FILE = "comparison.json"
@@ -68,6 +70,7 @@ WRITTEN = (
     TEXTS_FILE,
     CHECK_FILE,
     CLEANED_FILE,
+    CLEANED_PARQUET,
     QUARANTINE_FILE,
     MANIFEST_FILE,
     COMPARISON_FILE,
@@ -143,7 +146,14 @@ def _link_or_copy(source: str, target: str) -> None:
 
 # What an audit folder holds about its data beyond the audit: removed when an audit of other
 # data replaces the audit (training runs are never removed: api refuses that folder instead).
-DERIVED = (CHECK_FILE, CLEANED_FILE, QUARANTINE_FILE, MANIFEST_FILE, COMPARISON_FILE)
+DERIVED = (
+    CHECK_FILE,
+    CLEANED_FILE,
+    CLEANED_PARQUET,
+    QUARANTINE_FILE,
+    MANIFEST_FILE,
+    COMPARISON_FILE,
+)
 # Folders a training run replaces whole inside its output folder.
 REPLACED_FOLDERS = ("model", "checkpoints")
 
@@ -316,12 +326,27 @@ def write_check(out: str | Path, check: Mapping[str, Any]) -> Path:
     return write_json(Path(out) / CHECK_FILE, dict(check))
 
 
-def write_cleaned(out: str | Path, cleaned, policy, fingerprint: str) -> None:
+def write_cleaned(
+    out: str | Path,
+    cleaned,
+    policy,
+    fingerprint: str,
+    *,
+    ref_logps: Mapping[str, Any] | None = None,
+    parquet: bool = False,
+) -> None:
     """cleaned.jsonl, quarantine.jsonl and manifest.json in ``out``, each written atomically
-    (``cleaned`` is a :class:`prefaudit.cleaning.Cleaned`, ``policy`` its CleaningPolicy)."""
+    (``cleaned`` is a :class:`prefaudit.cleaning.Cleaned`, ``policy`` its CleaningPolicy;
+    ``ref_logps``: whether the cleaned rows carry TRL's reference columns, and why not, see
+    :func:`prefaudit.models.logps_file.with_trl_columns`). With ``parquet``, the cleaned rows
+    also as cleaned.parquet; without, an earlier one is removed (it would hold other rows)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / CLEANED_FILE, cleaned.cleaned)
+    if parquet:
+        write_parquet(out / CLEANED_PARQUET, pd.DataFrame(cleaned.cleaned))
+    else:
+        (out / CLEANED_PARQUET).unlink(missing_ok=True)
     write_jsonl(out / QUARANTINE_FILE, cleaned.quarantine)
     write_json(
         out / MANIFEST_FILE,
@@ -331,6 +356,7 @@ def write_cleaned(out: str | Path, cleaned, policy, fingerprint: str) -> None:
             "counts": cleaned.counts,
             "flips": cleaned.flips,
             "selection": cleaned.selection,
+            "ref_logps": dict(ref_logps) if ref_logps is not None else None,
             "versions": {"prefaudit": __version__, "pandas": pd.__version__},
         },
     )

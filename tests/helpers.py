@@ -63,6 +63,7 @@ class CharTokenizer:
     scorer uses: tiny models in tests need no downloaded vocabulary."""
 
     chat_template = None
+    eos_token = "</s>"  # its text; no response in the tests ends with it
     eos_token_id = 1
     pad_token_id = 0
     bos_token_id = 2
@@ -105,8 +106,9 @@ def tiny_causal_lm(vocab_size: int = 64, seed: int = 0):
     return LlamaForCausalLM(config).eval()
 
 
-def save_tiny_model(folder, words: list[str]):
-    """A tiny Llama and a word-level tokenizer saved like a hub checkpoint (from_pretrained-able)."""
+def save_tiny_model(folder, words: list[str], chat_template: str | None = None):
+    """A tiny Llama and a word-level tokenizer saved like a hub checkpoint (from_pretrained-able),
+    with ``chat_template`` when given."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -121,6 +123,7 @@ def save_tiny_model(folder, words: list[str]):
         bos_token="[BOS]",
         unk_token="[UNK]",
     )
+    tokenizer.chat_template = chat_template
     tiny_causal_lm(vocab_size=64).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

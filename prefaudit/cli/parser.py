@@ -46,6 +46,8 @@ HELP = {
     "out_reused": "output folder (default: reports/<name of DATA>); an audit there of the same "
     "data is reused",
     "policy": "a rule file with a clean: section, or a built-in rule set by name: default, strict",
+    "parquet": "also write the cleaned pairs as cleaned.parquet (the same rows and columns as "
+    "cleaned.jsonl)",
     "audit": "use the audit saved in DIR (it must be of the same data) instead of auditing",
     "rules": "a rule file, or a built-in rule set by name: default, strict (`prefaudit rules "
     "show NAME` prints one)",
@@ -134,6 +136,7 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--rules", required=True, metavar="NAME|FILE", help=HELP["rules"])
     if command in ("clean", "clean-then-train"):
         sub.add_argument("--policy", required=True, metavar="NAME|FILE", help=HELP["policy"])
+        sub.add_argument("--parquet", action="store_true", help=HELP["parquet"])
     if command in ("audit", "check", "clean", "clean-then-train"):
         add_audit_options(sub, policy_model=command in ("audit", "check"))
         sub.add_argument("--out", help=HELP["out" if command == "audit" else "out_reused"])

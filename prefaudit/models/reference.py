@@ -15,7 +15,9 @@ token after the response, prompt tokens not scored). What makes it fast on any d
   sums over long responses stay exact to about 1e-6.
 
 Pairs longer than ``max_length`` tokens are not cut: they are reported (with their lengths)
-and left unscored.
+and left unscored. Pairs TRL would tokenise into other ids are reported too (per pair:
+``boundary_mismatch``, ``layout_mismatch``), so that the log-probs are handed to TRL only where
+they are the ones it would compute.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,6 +50,7 @@ SCORE_COLUMNS = (
     "prompt_tokens",
     "truncated",
     "boundary_mismatch",
+    "layout_mismatch",
 )
 _COLUMN = {name: k for k, name in enumerate(SCORE_COLUMNS)}
 
@@ -131,7 +134,8 @@ class ReferenceScorer:
         progress: bool = False,
     ) -> pd.DataFrame:
         """One row per pair: summed log-probs and token counts of both responses (NaN when the
-        pair is longer than ``max_length``), prompt tokens, and the truncated / boundary flags.
+        pair is longer than ``max_length``), prompt tokens, and the truncated / boundary /
+        layout flags (:func:`trl_layout_mismatch`).
 
         With a disk cache (the default unless ``cache_dir=False``), pairs scored before under
         the same model and settings are read back, and new results are saved every
@@ -170,7 +174,7 @@ class ReferenceScorer:
         frame = pd.DataFrame(table, columns=list(SCORE_COLUMNS))
         for column in ("chosen_tokens", "rejected_tokens", "prompt_tokens"):
             frame[column] = frame[column].astype(np.int64)
-        for column in ("truncated", "boundary_mismatch"):
+        for column in ("truncated", "boundary_mismatch", "layout_mismatch"):
             frame[column] = frame[column].astype(bool)
         return frame
 
@@ -185,7 +189,7 @@ class ReferenceScorer:
         """What the results depend on, known without loading the model."""
         _, dtype = self._placement()
         source = model_identity(self.model, dtype)
-        return f"{source}|max_length={self.max_length}|float64-log-softmax|eos|v2"
+        return f"{source}|max_length={self.max_length}|float64-log-softmax|eos|v3"
 
     def _placement(self) -> tuple[str, str]:
         """(device, weight dtype) the model is loaded with, resolved without loading it."""
@@ -223,10 +227,10 @@ class ReferenceScorer:
         ahead = background.submit(self._tokenized, texts, chunks[0])
         for number, chunk in enumerate(chunks):
             began = time.perf_counter()
-            prompt_ids, responses, mismatch = ahead.result()
+            prompt_ids, responses, mismatch, layout = ahead.result()
             if number + 1 < len(chunks):
                 ahead = background.submit(self._tokenized, texts, chunks[number + 1])
-            out, lengths, fits = self._chunk_table(prompt_ids, responses, mismatch)
+            out, lengths, fits = self._chunk_table(prompt_ids, responses, mismatch, layout)
             skipped = np.setdiff1d(np.arange(len(chunk)), fits)
             if len(skipped):
                 yield chunk[skipped], out[skipped]
@@ -245,18 +249,20 @@ class ReferenceScorer:
         background.shutdown()
 
     def _tokenized(self, texts, chunk):
-        """:meth:`tokenize_many` of the pairs at ``chunk`` (run in the background thread),
-        timed into ``tokenize_seconds``."""
+        """:meth:`tokenize_many` of the pairs at ``chunk`` and their :func:`trl_layout_mismatch`
+        (run in the background thread), timed into ``tokenize_seconds``."""
         prompts, chosen, rejected, messages = texts
         began = time.perf_counter()
+        tokenizer = self.loaded[1]
         turns = [messages[i] if messages is not None else None for i in chunk]
-        done = self.tokenize_many(
-            [prompts[i] for i in chunk], [[chosen[i], rejected[i]] for i in chunk], turns
-        )
+        responses = [[chosen[i], rejected[i]] for i in chunk]
+        rendered = render_prompts(tokenizer, [prompts[i] for i in chunk], turns)
+        done = tokenize_rendered(tokenizer, rendered, responses)
+        layout = trl_layout_mismatch(tokenizer, rendered, responses, turns)
         self.tokenize_seconds += time.perf_counter() - began
-        return done
+        return (*done, layout)
 
-    def _chunk_table(self, prompt_ids, responses, mismatch):
+    def _chunk_table(self, prompt_ids, responses, mismatch, layout):
         """A chunk's SCORE_COLUMNS rows with all but the log-probs filled in, its token counts
         (prompt, chosen, rejected), and the positions of the pairs the model is to score."""
         prompt_len = np.array([len(ids) for ids in prompt_ids])
@@ -269,6 +275,7 @@ class ReferenceScorer:
         truncated = prompt_len + np.maximum(chosen_len, rejected_len) > self.max_length
         out[:, _COLUMN["truncated"]] = truncated
         out[:, _COLUMN["boundary_mismatch"]] = [any(m) for m in mismatch]
+        out[:, _COLUMN["layout_mismatch"]] = [any(m) for m in layout]
         # A prompt of no tokens (an empty prompt, a tokenizer without BOS) predicts nothing.
         fits = np.flatnonzero(~truncated & (prompt_len > 0))
         return out, (prompt_len, chosen_len, rejected_len), fits
@@ -360,8 +367,23 @@ def tokenize_pairs(
     included, then tokenised; plain text gets the tokenizer's own special tokens) and each
     list of responses: prompt ids, per response list its response ids + EOS, and per
     response list whether tokenising prompt text + response jointly gives other ids at the
-    boundary (TRL tokenises them separately, as here; a mismatch is reported, not fixed).
+    boundary (TRL takes the response from where the joint ids depart from the prompt's, so
+    there it would score other tokens; a mismatch is reported, not fixed).
     """
+    return tokenize_rendered(tokenizer, render_prompts(tokenizer, prompts, messages), responses)
+
+
+class Rendered(NamedTuple):
+    """Prompts as the tokenizer sees them: ``texts`` (a conversation rendered by the chat
+    template, with the generation prompt), and whether each one was (``templated``)."""
+
+    texts: list[str]
+    templated: list[bool]
+
+
+def render_prompts(tokenizer, prompts: Sequence[str], messages: Sequence[Any]) -> Rendered:
+    """Each prompt's text: its turns through the chat template when it is a conversation and
+    the tokenizer has one, else the prompt as it is."""
     texts, templated = [], []
     for prompt, turns in zip(prompts, messages, strict=True):
         if is_conversation(turns) and tokenizer.chat_template:
@@ -374,6 +396,14 @@ def tokenize_pairs(
         else:
             texts.append(prompt)
             templated.append(False)
+    return Rendered(texts, templated)
+
+
+def tokenize_rendered(
+    tokenizer, rendered: Rendered, responses: Sequence[Sequence[str]]
+) -> tuple[list[list[int]], list[list[list[int]]], list[list[bool]]]:
+    """:func:`tokenize_pairs` of prompts already rendered."""
+    texts, templated = rendered
     bare = _ids(tokenizer, texts, special=False)  # what joins a response in TRL's layout
     with_specials = _ids(
         tokenizer, [t for t, c in zip(texts, templated, strict=True) if not c], special=True
@@ -390,6 +420,43 @@ def tokenize_pairs(
         out_ids[k].append(ids + eos)
         mismatch[k].append(both != bare[k] + ids)
     return prompt_ids, out_ids, mismatch
+
+
+def trl_layout_mismatch(
+    tokenizer, rendered: Rendered, responses: Sequence[Sequence[str]], messages: Sequence[Any]
+) -> list[list[bool]]:
+    """Per response: whether TRL (1.x) would lay the pair out in other text than the one
+    scored, prompt + response + EOS, before any boundary question arises.
+
+    A conversation reaches TRL as turns (as ``cleaned.jsonl`` writes it) and TRL renders
+    prompt + assistant turn with the chat template: that text must be the rendered prompt +
+    the response + the EOS text, and it is not where the template ends an assistant turn
+    with more than EOS (ChatML's ``<|im_end|>\n``: TRL scores the newline too), changes the
+    response (a ``trim``), or where there is no chat template (TRL cannot render the turns).
+    Plain text: TRL adds no EOS to a response that already ends with the EOS text, the
+    scorer would add a second one.
+    """
+    eos = tokenizer.eos_token
+    out: list[list[bool]] = []
+    for text, templated, group, turns in zip(
+        rendered.texts, rendered.templated, responses, messages, strict=True
+    ):
+        if eos is None or (is_conversation(turns) and not templated):
+            out.append([True] * len(group))
+        elif templated:
+            prompt = [dict(m) for m in turns]
+            out.append(
+                [
+                    tokenizer.apply_chat_template(
+                        [*prompt, {"role": "assistant", "content": r}], tokenize=False
+                    )
+                    != text + r + eos
+                    for r in group
+                ]
+            )
+        else:
+            out.append([r.endswith(eos) for r in group])
+    return out
 
 
 def _pair_keys(prompts, chosen, rejected, messages) -> np.ndarray:

@@ -197,9 +197,19 @@ def _flags(table: pd.DataFrame, judged: _Judged) -> pd.DataFrame:
             "dispreferred": judged.dispreferred,
             "truncated": judged.truncated,
             "scored": scored,
+            # TRL would tokenise these pairs into other ids (see prefaudit.models.reference).
+            "boundary_mismatch": _flag(table, "boundary_mismatch"),
+            "layout_mismatch": _flag(table, "layout_mismatch"),
         },
         index=table.index,
     )
+
+
+def _flag(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A boolean column of the scores (False for pairs not tokenised: outside the sample)."""
+    if column not in table:
+        return np.zeros(len(table), dtype=bool)
+    return table[column].fillna(0).to_numpy(dtype=bool)
 
 
 def _metrics(table: pd.DataFrame, judged: _Judged, scorer) -> dict[str, Any]:

@@ -60,3 +60,33 @@ def test_log_probs_equal_trl_dpo_reference_precompute(tmp_path):
     assert not ours["boundary_mismatch"].any()
     glued = ReferenceScorer(loaded=(model, tokenizer)).score(["say hi now"], ["hi"], ["no"])
     assert glued["boundary_mismatch"].tolist() == [True]  # "nowhi" is one unknown word
+
+
+def test_pairs_trl_would_lay_out_in_other_text_are_flagged(tmp_path):
+    """layout_mismatch: TRL renders a conversation's prompt + assistant turn with the chat
+    template (it must be the generation prompt + response + EOS), and adds no EOS to a plain
+    response that already ends with it."""
+    from prefaudit.models.reference import render_prompts, trl_layout_mismatch
+
+    turns = [{"role": "user", "content": "name a colour"}]
+    ends_with_eos = (
+        "{% for m in messages %}{{ '< ' + m['role'] + ' >' + m['content'] }}"
+        "{% if m['role'] == 'assistant' %}{{ '[EOS]' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '< assistant >' }}{% endif %}"
+    )
+    cases = {
+        ends_with_eos: [False, False],
+        ends_with_eos.replace("'[EOS]'", "'[EOS] ; '"): [True, True],  # as ChatML's "\n"
+        ends_with_eos.replace("m['content']", "m['content'] | trim"): [True, False],
+        None: [True, True],  # turns TRL could not render
+    }
+    for number, (template, expected) in enumerate(cases.items()):
+        folder = save_tiny_model(tmp_path / str(number), ["blue", "seven"], chat_template=template)
+        _, tokenizer = load_causal_lm(folder)
+        rendered = render_prompts(tokenizer, ["name a colour"], [turns])
+        flags = trl_layout_mismatch(tokenizer, rendered, [[" blue", "seven"]], [turns])
+        assert flags == [expected], template
+    plain = render_prompts(tokenizer, ["name a colour"], [None])
+    assert trl_layout_mismatch(tokenizer, plain, [[" blue", " seven[EOS]"]], [None]) == [
+        [False, True]
+    ]
