@@ -34,6 +34,7 @@ from prefaudit.io import LoadedData, load
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
 from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
+from prefaudit.training.trackers import require as require_trackers
 from prefaudit.validators import create_validator
 
 DEFAULT_POLICY = "default"  # the built-in rule set (prefaudit/rules/files/default.yaml)
@@ -636,8 +637,7 @@ def train(
     inputs = {"config": config, "eval_data": eval_data, "reference_logps": reference_logps}
     _refuse_inputs(out, data, inputs)
     _check_logps_file(reference_logps)
-    config = _config(config, settings)
-    check_model_source(config.model, "model")
+    config = _checked(_config(config, settings))
     load_options = {
         "format": format,
         "mapping": mapping,
@@ -755,8 +755,7 @@ def clean_then_train(
     out = Path(out) if out is not None else default_out(data)
     inputs = {**audit_options, "policy": policy, "config": config, "eval_data": eval_data}
     _refuse_inputs(out, data, inputs)
-    config = _config(config, settings)  # a bad setting fails before the audit, not after
-    check_model_source(config.model, "model")
+    config = _checked(_config(config, settings))  # a bad setting fails before the audit
     load_options = {k: v for k, v in audit_options.items() if k in LOAD_OPTIONS}
     load_options.pop("annotations", None)
     with _claimed(out):
@@ -792,6 +791,14 @@ def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
         {k: v for k, v in options.items() if k in audit_names},
         {k: v for k, v in options.items() if k in train_names},
     )
+
+
+def _checked(config):
+    """``config``, once its model is found (or can be fetched) and its trackers' packages
+    are installed: checked before any data is read or audited."""
+    check_model_source(config.model, "model")
+    require_trackers(config.report_to)
+    return config
 
 
 def _config(config: Any, settings: Mapping[str, Any]):

@@ -192,6 +192,8 @@ def print_training(result) -> None:
     if result.eval_metrics:
         print(_held_out(result.eval_metrics, summary))
     print(f"model, metrics.jsonl and summary.json in {result.out}/")
+    for tracker, where in summary.get("trackers", {}).items():  # --report-to
+        print(f"{tracker:<10} {where}")
 
 
 def _held_out(metrics: dict[str, float], summary: dict[str, Any]) -> str:

@@ -61,6 +61,10 @@ REPORT_FILE = "index.html"
 TRAINING_RUNS = ("train", "train-raw")  # subfolders `clean-then-train` writes
 # The rows `train` rejected from its data and its evaluation data, in its output folder.
 TRAIN_REJECTED = ("rejected-train.jsonl", "rejected-eval.jsonl")
+# A training run's experiment trackers (`report_to`): the ids --resume continues, and the
+# TensorBoard event files.
+TRACKERS_FILE = "trackers.json"
+TENSORBOARD_FOLDER = "tensorboard"
 # Every name a command may write at the top of an output folder or of a training run.
 WRITTEN = (
     AUDIT_FILE,
@@ -77,6 +81,7 @@ WRITTEN = (
     REPORT_FILE,
     "metrics.jsonl",
     "summary.json",
+    TRACKERS_FILE,
     *TRAIN_REJECTED,
 )
 _STAGE = ".{}.staging-"  # + random letters: the sibling folder a command writes into
@@ -155,7 +160,7 @@ DERIVED = (
     COMPARISON_FILE,
 )
 # Folders a training run replaces whole inside its output folder.
-REPLACED_FOLDERS = ("model", "checkpoints")
+REPLACED_FOLDERS = ("model", "checkpoints", TENSORBOARD_FOLDER)
 
 
 def refuse_inputs(

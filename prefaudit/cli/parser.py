@@ -264,6 +264,11 @@ def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] 
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
             )
             continue
+        if str(item.type).endswith("list[str]"):  # report_to: --report-to a,b or repeated
+            group.add_argument(
+                flag, action="append", metavar="NAME", default=argparse.SUPPRESS, help=text
+            )
+            continue
         # The field's declared type ("int | None" -> int), not its default's (None for those).
         kind = {"int": int, "float": float, "str": str}[str(item.type).removesuffix(" | None")]
         group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)

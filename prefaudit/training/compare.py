@@ -52,17 +52,21 @@ def train_cleaned(
             "comparing with the raw pairs needs held-out pairs: eval_fraction > 0",
             setting="eval_fraction",
         )
+    # The trackers show both runs side by side: one group, named <run_name or out>/cleaned, /raw.
+    group = config.run_name or str(out)
     options = {
         "eval_pairs": eval_pairs,
         "reference_logps": reference_logps,
         "resume": resume,
         "progress": progress,
+        "group": group,
     }
-    runs = {"cleaned": train(cleaned, config, out / "train", **options)}
+    named = replace(config, run_name=f"{group}/cleaned")
+    runs = {"cleaned": train(cleaned, named, out / "train", **options)}
     if raw is None:
         return Runs(runs, None)
     raw = raw[~raw.index.isin(eval_pairs.index)]
-    same_budget = replace(config, max_steps=runs["cleaned"].steps)
+    same_budget = replace(config, max_steps=runs["cleaned"].steps, run_name=f"{group}/raw")
     runs["raw"] = train(raw, same_budget, out / "train-raw", **options)
     evaluated = runs["cleaned"].summary["eval_pairs"]  # a bounded sample of the held out
     comparison = {

@@ -14,6 +14,7 @@ from typing import Any
 
 from prefaudit.errors import SettingError
 from prefaudit.training.losses import LOSSES
+from prefaudit.training.trackers import tracker_names
 
 SCHEDULES = ("linear", "constant")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -26,7 +27,13 @@ def _is_device(device: str) -> bool:
     return kind in _DEVICES and (not index or index.isdigit())
 
 
-_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "str | list[str]": "tracker names",
+}
 
 
 def _as(kind: str, value: Any) -> Any:
@@ -128,11 +135,25 @@ class TrainConfig:
     dtype: str | None = _help(
         "weights' dtype: None = bfloat16 on a GPU that has it, float32 elsewhere", None
     )
+    # "none" as in TRL and transformers (v5): nothing but metrics.jsonl unless asked.
+    report_to: str | list[str] = _help(
+        "also log metrics.jsonl's lines (as train/loss, eval/rewards/accuracies, ...) to "
+        "tensorboard (OUT/tensorboard), wandb (OUT/wandb; offline unless logged in to W&B) "
+        "or trackio (its local store): one or several (comma-separated or repeated), all "
+        "(every one installed) or none",
+        "none",
+    )
+    run_name: str | None = _help(
+        "the run's name in the trackers; None = the output folder. clean-then-train names its "
+        "runs RUN_NAME/cleaned and RUN_NAME/raw (default OUT/cleaned, OUT/raw), one group",
+        None,
+    )
 
     def __post_init__(self) -> None:
         problems = self._typed()
         if problems:  # a value of the wrong type cannot be range-checked
             raise SettingError("; ".join(problems))
+        problems += self._named_trackers()
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.schedule not in SCHEDULES:
@@ -202,6 +223,15 @@ class TrainConfig:
                 problems.append(f"{f.name} must be {_KINDS.get(kind, kind)}, got {value!r}")
         return problems
 
+    def _named_trackers(self) -> list[str]:
+        """``report_to`` made a list of tracker names, read as transformers reads it ("none"
+        -> []); or the problem."""
+        try:
+            self.report_to = tracker_names(self.report_to)
+        except SettingError as err:
+            return [str(err)]
+        return []
+
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Settings from a YAML file, then ``overrides`` (flags) on top."""
@@ -241,6 +271,8 @@ class TrainConfig:
             "save_every",
             "keep_checkpoints",
             "gradient_checkpointing",  # the same weights, recomputed instead of kept
+            "report_to",
+            "run_name",
         }
         return [
             f.name

@@ -38,6 +38,7 @@ from prefaudit.training.data import (
     prepare,
 )
 from prefaudit.training.losses import LOSSES, reduce
+from prefaudit.training.trackers import require as require_trackers
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,15 @@ def train(
     reference_logps: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    group: str | None = None,
 ) -> TrainResult:
     """Train DPO on ``pairs`` (a PairSet) into ``out``: model/, metrics.jsonl, summary.json,
     checkpoints/. ``eval_pairs``: held-out pairs (default: a stable ``config.eval_fraction``
     of ``pairs``); ``reference_logps``: an audit's, reused where it matches; ``resume``:
-    continue from the newest checkpoint in ``out``."""
+    continue from the newest checkpoint in ``out``; ``group``: the trackers' group of runs
+    (``config.report_to``) this one belongs to."""
     out = _unless_unfinished(Path(out), resume)
+    require_trackers(config.report_to)  # a missing package is said now, not after the setup
     rank, world = rank_and_world()
     model, tokenizer, device, dtype = _load(config, rank)
     limit = config.eval_limit(device)  # the held-out pairs evaluated at most
@@ -103,35 +107,39 @@ def train(
     optimizer, scheduler = _optimizer(masters, config, len(plan))
     state = (model, named, masters, optimizer, scheduler)  # logged: tokens before this process
     start, window, logged = _start(out, resume, rank, *state, config=config)
-    writer = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0)
+    trackers = _trackers(config, out, start, group, active=rank == 0)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bar = _progress(len(plan), start, show=progress and rank == 0)
     seconds, tokens, last_eval = 0.0, 0, {}  # seconds: time spent in training steps only
-    for step in range(start, len(plan)):
-        began = time.perf_counter()
-        sums = _accumulate(
-            wrapped, train_set, plan[step], pad, config, trainable, masters, rank, world
-        )
-        norm = _step(optimizer, scheduler, trainable, masters, config.max_grad_norm)
-        seconds += time.perf_counter() - began
-        tokens += sum(int(train_set.tokens[rows].sum()) for rows in plan[step])
-        window.merge(sums)
-        done = step + 1
-        bar.update(1)
-        if done % config.log_every == 0 or done == len(plan):
-            _log_train(writer, bar, done, window, norm, scheduler.get_last_lr()[0], logged + tokens)
-            window = _Sums()
-        due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
-        if due and len(eval_set) and rank == 0:
-            last_eval = evaluate(model, eval_set, config, pad)
-            writer.write(done, "eval", last_eval)
-        if config.save_every and done % config.save_every == 0 and done < len(plan):
-            if rank == 0:
-                log = {**window.to_dict(), "tokens": logged + tokens}  # a resume logs the same
-                _save_checkpoint(out, done, named, masters, optimizer, scheduler, config, log)
-            barrier(world)
-    bar.close()
+    metrics = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0, trackers=trackers)
+    with metrics as writer:
+        for step in range(start, len(plan)):
+            began = time.perf_counter()
+            sums = _accumulate(
+                wrapped, train_set, plan[step], pad, config, trainable, masters, rank, world
+            )
+            norm = _step(optimizer, scheduler, trainable, masters, config.max_grad_norm)
+            seconds += time.perf_counter() - began
+            tokens += sum(int(train_set.tokens[rows].sum()) for rows in plan[step])
+            window.merge(sums)
+            done = step + 1
+            bar.update(1)
+            if done % config.log_every == 0 or done == len(plan):
+                rate = scheduler.get_last_lr()[0]
+                _log_train(writer, bar, done, window, norm, rate, logged + tokens)
+                window = _Sums()
+            due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
+            if due and len(eval_set) and rank == 0:
+                last_eval = evaluate(model, eval_set, config, pad)
+                writer.write(done, "eval", last_eval)
+            if config.save_every and done % config.save_every == 0 and done < len(plan):
+                if rank == 0:
+                    log = {**window.to_dict(), "tokens": logged + tokens}  # a resume logs these
+                    _save_checkpoint(out, done, named, masters, optimizer, scheduler, config, log)
+                barrier(world)
+        bar.close()  # before the trackers close (W&B prints its summary then)
     summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
+    summary["trackers"] = trackers.where() if trackers else {}
     if rank == 0:
         _save_outputs(out, model, tokenizer, summary, config)
     barrier(world)
@@ -266,6 +274,19 @@ def _start(out: Path, resume: bool, rank: int, *state, config) -> tuple[int, _Su
     return start, window, logged
 
 
+def _trackers(config: TrainConfig, out: Path, start: int, group: str | None, *, active: bool):
+    """The run's experiment trackers (``config.report_to``), opened by the process that writes
+    (None elsewhere, and when there are none), named ``config.run_name`` or ``out``."""
+    if not active or not config.report_to:
+        return None
+    from prefaudit.training.trackers import Trackers
+
+    name = config.run_name or str(out)
+    return Trackers.open(
+        config.report_to, out, config.to_dict(), start=start, name=name, group=group
+    )
+
+
 def _unless_unfinished(out: Path, resume: bool) -> Path:
     """``out``, unless a run from step 0 (not ``resume``) would delete the checkpoints of an
     unfinished run there (no summary.json): refused, before any model loads."""
@@ -288,9 +309,14 @@ def _clear_run(out: Path) -> None:
     """A run from step 0 replaces an earlier one: its checkpoints and summary.json go at the
     start (metrics.jsonl is rewritten by :class:`_Metrics`), its model/ only when the new one
     is swapped in at the end, so that ``out`` always holds a whole model. A run without
-    summary.json is unfinished (the report does not show it)."""
+    summary.json is unfinished (the report does not show it). Its TensorBoard events and its
+    trackers' ids go too (its W&B runs stay: an offline one may not be uploaded yet)."""
+    from prefaudit.outputs import TENSORBOARD_FOLDER, TRACKERS_FILE
+
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out / TENSORBOARD_FOLDER, ignore_errors=True)
     (out / "summary.json").unlink(missing_ok=True)
+    (out / TRACKERS_FILE).unlink(missing_ok=True)
 
 
 def _save_outputs(out: Path, model, tokenizer, summary: dict, config: TrainConfig) -> None:
@@ -431,11 +457,13 @@ class _Sums:
 
 
 class _Metrics:
-    """metrics.jsonl: one line per log or evaluation. On resume, lines after the checkpoint's
-    step are dropped (they will be written again)."""
+    """metrics.jsonl: one line per log or evaluation, each also given to the run's trackers.
+    On resume, lines after the checkpoint's step are dropped (they will be written again).
+    The trackers (None where there are none) close when the ``with`` block ends, as failed
+    when it raises."""
 
-    def __init__(self, path: Path, *, keep_until: int, active: bool):
-        self.path, self.active = path, active
+    def __init__(self, path: Path, *, keep_until: int, active: bool, trackers=None):
+        self.path, self.active, self.trackers = path, active, trackers
         if not active:
             return
         import orjson
@@ -458,6 +486,15 @@ class _Metrics:
         line = {"step": step, "split": split, **values}
         with open(self.path, "ab") as handle:
             handle.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        if self.trackers is not None:
+            self.trackers.log(step, split, values)
+
+    def __enter__(self) -> _Metrics:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.trackers is not None:
+            self.trackers.close(failed=kind is not None)
 
 
 def _plan(prepared: Prepared, config: TrainConfig, world: int) -> list[list[np.ndarray]]:
