@@ -133,6 +133,7 @@ def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: in
         itertools.chain(head, source.items), source.name, source.unit, report, mapper, grouper
     )
     report.notes.extend(source.notes)
+    report.notes.extend(mapper.notes())
     # The grouper adds its pairs to the builder, so it finishes before the pairs are framed.
     table = grouper.finish() if grouper is not None else None
     return builder, table
@@ -180,6 +181,7 @@ def _read_rows(
                 mapper.builder.add(line, values, mapper.pair_id(item))
                 for field, reason in mapper.row_warnings:
                     report.warn(LoadIssue(file, line, field, reason, unit=unit))
+                mapper.row_accepted()
         except RowError as err:
             report.reject(LoadIssue(file, line, err.field, err.reason, unit=unit, record=item))
             continue
