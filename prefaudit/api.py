@@ -31,6 +31,7 @@ from prefaudit.auditing import AuditResult, default_validators, embedding_settin
 from prefaudit.errors import BadParameterError, InputError, SettingError, UnknownNameError
 from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
+from prefaudit.io.readers import split_suffix
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
 from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
@@ -156,7 +157,7 @@ def _check_settings(options: Mapping[str, Any], embedding_model: Any) -> str:
     for key in ("annotations", "against", "coverage_reference"):
         value = options.get(key)
         local = isinstance(value, (str, Path)) and not str(value).startswith("hf:")
-        if local and not Path(value).exists():
+        if local and not Path(split_suffix(str(value))[0]).exists():  # FOLDER:SPLIT too
             raise SettingError(f"{key}: no such file {value}", setting=key)
     embedder = _embedder(embedding_model)
     name = embedder_from_env() if embedder == "env" else embedder

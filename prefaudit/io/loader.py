@@ -53,8 +53,9 @@ def load(
     max_chars: int = DEFAULT_MAX_CHARS,
     file_type: str | None = None,
 ) -> LoadedData:
-    """Load preference pairs from a file, folder or ``hf:org/name[:split]``, or from an
-    in-memory pandas ``DataFrame`` or Hugging Face ``Dataset`` (rows checked the same way).
+    """Load preference pairs from a file, a ``save_to_disk`` folder (``FOLDER:SPLIT`` for one
+    split of a ``DatasetDict``) or ``hf:org/name[:split]``, or from an in-memory pandas
+    ``DataFrame`` or Hugging Face ``Dataset`` (rows checked the same way).
 
     ``format`` forces the shape (flat, conversational, hh, side_by_side, annotations);
     ``mapping`` maps canonical fields to the input's columns, e.g. ``{"prompt": "instruction"}``.
