@@ -608,6 +608,12 @@ def _label_number(value: Any, words: dict[str, float], expected: str) -> float:
     return float(value)
 
 
+def chat_messages(value: Any, field: str) -> list[dict[str, str]]:
+    """``value`` as chat messages whose content is a string: a list of content parts becomes
+    its text parts joined, the others left out; raises :class:`RowError` naming ``field``."""
+    return [{"role": m["role"], "content": m["content"]} for m in _messages(value, field)]
+
+
 # The key under which a message read by :func:`_messages` holds the types of its content
 # parts that are not text (taken off again by ShapeMapper._text_only).
 _LEFT_OUT = "_left_out"

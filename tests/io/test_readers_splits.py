@@ -123,3 +123,18 @@ def test_what_is_not_a_folder_and_split(tmp_path, monkeypatch, path):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "prefs").mkdir()
     assert split_suffix(path) == (path, None)
+
+
+def test_an_evaluation_set_may_be_a_folder_split_too(prefs, tmp_path):
+    """--against reads its prompts the same way (and is not refused as a missing file)."""
+    import prefaudit
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        '{"prompt": "Is it raining?", "chosen": "No.", "rejected": "Yes."}\n'
+        '{"prompt": "Name a prime.", "chosen": "Seven.", "rejected": "Nine."}\n'
+    )
+    result = prefaudit.audit(
+        str(pairs), validators=["duplication"], against=f"{prefs}:test_prefs", embedding_model="off"
+    )
+    assert result.flags["duplication/leaked"].tolist() == [True, False]
