@@ -479,19 +479,20 @@ class ShapeMapper:
     def _text_only(self, messages: list[dict[str, Any]], field: str) -> list[dict[str, str]]:
         """``messages`` as {role, content} only; the content parts that were not text are
         counted for the row and named in a warning on ``field``."""
-        left_out: Counter[str] = Counter()
         for message in messages:
-            left_out.update(message.get(_LEFT_OUT, ()))
-        if left_out:
-            self._row_left_out.update(left_out)
-            n = sum(left_out.values())
-            self.row_warnings.append(
-                (
-                    field,
-                    f"{n} content part(s) that are not text left out ({_kinds(left_out)}): "
-                    "the audit reads the text parts only",
-                )
+            if _LEFT_OUT in message:
+                break
+        else:  # the common case, kept cheap: nothing was left out
+            return messages
+        left_out = Counter(kind for m in messages for kind in m.get(_LEFT_OUT, ()))
+        self._row_left_out.update(left_out)
+        self.row_warnings.append(
+            (
+                field,
+                f"{left_out.total()} content part(s) that are not text left out "
+                f"({_kinds(left_out)}): the audit reads the text parts only",
             )
+        )
         return [{"role": m["role"], "content": m["content"]} for m in messages]
 
     def _response_text(self, messages: list[dict[str, Any]], field: str) -> str:
