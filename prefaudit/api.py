@@ -31,6 +31,7 @@ from prefaudit.auditing import AuditResult, default_validators, embedding_settin
 from prefaudit.errors import BadParameterError, InputError, SettingError, UnknownNameError
 from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
+from prefaudit.io.readers import split_suffix
 from prefaudit.io.schema import DEFAULT_MAX_CHARS
 from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
@@ -157,7 +158,7 @@ def _check_settings(options: Mapping[str, Any], embedding_model: Any) -> str:
     for key in ("annotations", "against", "coverage_reference"):
         value = options.get(key)
         local = isinstance(value, (str, Path)) and not str(value).startswith("hf:")
-        if local and not Path(value).exists():
+        if local and not Path(split_suffix(str(value))[0]).exists():  # FOLDER:SPLIT too
             raise SettingError(f"{key}: no such file {value}", setting=key)
     embedder = _embedder(embedding_model)
     name = embedder_from_env() if embedder == "env" else embedder
@@ -180,8 +181,9 @@ def _refuse_other_runs(out: str | Path, data: LoadedData) -> None:
 
 
 def _require_pairs(data: LoadedData) -> None:
-    """Raise :class:`InputError` when no pair loaded, naming the commonest rejection reason
-    with its first row: an audit of nothing would pass every rule."""
+    """Raise :class:`InputError` when no pair loaded, naming the commonest kinds of rejection,
+    each with its count and first row: an audit of nothing would pass every rule. Nothing is
+    written: an output folder holds a whole audit or none."""
     report = data.report
     if len(data.pairs):
         return
@@ -190,11 +192,25 @@ def _require_pairs(data: LoadedData) -> None:
         f"{where}: no pair loaded ({report.rows_read} rows read, {report.rows_rejected} rejected)"
     )
     if report.rejected:
-        reasons = Counter(_reason_kind(issue.reason) for issue in report.rejected)
-        kind, count = reasons.most_common(1)[0]
-        first = next(i for i in report.rejected if _reason_kind(i.reason) == kind)
-        text += f"; commonest reason ({count} rows), e.g. {first.location()}: {first.reason}"
+        kinds = [_reason_kind(issue.reason) for issue in report.rejected]
+        first: dict[str, Any] = {}
+        for kind, issue in zip(kinds, report.rejected, strict=True):
+            first.setdefault(kind, issue)
+        reasons = Counter(kinds)
+        (kind, count), *others = reasons.most_common(_REASONS_SHOWN)
+        text += f"; commonest reason ({_rows(count)}), e.g. {first[kind]}"
+        for kind, count in others:
+            text += f"\n  also ({_rows(count)}), e.g. {first[kind]}"
+        if len(reasons) > _REASONS_SHOWN:
+            text += f"\n  and {len(reasons) - _REASONS_SHOWN} other reasons"
     raise InputError(text)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+_REASONS_SHOWN = 5  # kinds of rejection an input that loaded no pair is told about
 
 
 def _reason_kind(reason: str) -> str:

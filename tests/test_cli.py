@@ -159,7 +159,33 @@ def test_a_file_whose_rows_are_all_rejected_exits_2_with_the_commonest_reason(tm
     error = capsys.readouterr().err
     assert "no pair loaded (4 rows read, 4 rejected); commonest reason (2 rows)" in error
     assert "line 2, field 'chosen': has 50 characters" in error  # its first row
+    # Each other kind of rejection, with its count and first row.
+    assert f"\n  also (1 row), e.g. {data}, line 1: malformed JSON" in error
+    assert f"\n  also (1 row), e.g. {data}, line 4, field 'chosen': missing" in error
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "command", [["audit"], ["check", "--rules", "default"], ["clean", "--policy", "default"]]
+)
+def test_an_empty_file_or_one_whose_rows_all_fail_is_exit_2_for_every_command(
+    tmp_path, capsys, command
+):
+    """An audit of no pairs would pass every rule: exit 2, never '0 of 0 pairs' and exit 0."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    drawn = [{"role": "assistant", "content": [{"type": "image"}]}]  # responses with no text
+    chat = write_lines(
+        tmp_path / "chat.jsonl", [{"prompt": "Draw", "chosen": drawn, "rejected": drawn}]
+    )
+    for data, said in (
+        (empty, "no pair loaded (0 rows read, 0 rejected)"),
+        (chat, "line 1, field 'chosen': has no text, only content parts that are not text"),
+    ):
+        out = tmp_path / f"o-{data.stem}"
+        assert main([*command, str(data), "--out", str(out)]) == 2
+        assert said in capsys.readouterr().err
+        assert not out.exists()
 
 
 @pytest.mark.parametrize(

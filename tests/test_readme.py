@@ -136,6 +136,48 @@ def test_every_input_format_example_loads_as_the_page_says(tmp_path):
             assert pair["prompt_messages"][-1]["content"] == "Hi"
 
 
+def _becomes(text: str) -> list[str]:
+    """prompt "...", chosen "...", rejected "..." of a "Becomes:" line, escapes read."""
+    found = re.search(r'prompt "(.*?)",\s+chosen "(.*?)",\s+rejected "(.*?)"', text, flags=re.S)
+    return [json.loads(f'"{value}"') for value in found.groups()]
+
+
+def test_every_chat_example_loads_as_the_page_says(tmp_path):
+    """The chat forms of docs/input-formats.md (content parts, a message-list prompt with
+    string responses), forced and detected."""
+    page = section(doc("input-formats.md"), "Chat messages: content parts and string responses")
+    records = [json.loads(r) for r in fenced(page, "json")]
+    said = re.findall(r"^Becomes: (.*?)(?:\n\n|\Z)", page, flags=re.S | re.M)
+    assert len(records) == len(said) == 2
+    for number, (record, becomes) in enumerate(zip(records, said, strict=True)):
+        path = tmp_path / f"chat{number}.jsonl"
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        for forced in ("conversational", None):
+            data = load(str(path), format=forced)
+            assert data.report.rows_rejected == 0 and data.report.shape == "conversational"
+            (pair,) = data.pairs.to_dict("records")
+            assert [pair["prompt"], pair["chosen"], pair["rejected"]] == _becomes(becomes)
+            stated = 1 if re.search(r"one\s+warning", becomes) else 0
+            assert len(data.report.warnings) == stated
+
+
+def test_the_readmes_input_format_examples_load(tmp_path):
+    """Each record in the README's Input formats section loads as one pair."""
+    page = section(README, "Input formats")
+    records = [json.loads(r) for r in fenced(page, "json")]
+    assert len(records) == 2
+    for number, record in enumerate(records):
+        path = tmp_path / f"readme{number}.jsonl"
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        data = load(str(path))
+        assert data.report.rows_rejected == 0 and data.report.shape == "conversational"
+        (pair,) = data.pairs.to_dict("records")
+        assert (pair["chosen"], pair["rejected"]) in (
+            ("A cat on a sofa.", "A dog."),
+            ("Paris.", "Lyon."),
+        )
+
+
 def test_the_rule_file_example_is_a_valid_rule_file(tmp_path):
     from prefaudit.rules import load_rules
 

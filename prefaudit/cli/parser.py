@@ -9,8 +9,8 @@ from prefaudit.cli import commands as handlers
 
 # Help texts, by the keyword each option sets (the API's name for it).
 HELP = {
-    "data": "a .jsonl/.json/.csv/.tsv/.parquet file (optionally .gz), a save_to_disk folder, "
-    "or hf:org/name[:split]",
+    "data": "a .jsonl/.json/.csv/.tsv/.parquet file (optionally .gz), a save_to_disk "
+    "folder[:split], or hf:org/name[:split]",
     "format": "the shape of the records (default: detected)",
     "mapping": "read FIELD from the input's COLUMN, e.g. --map prompt=instruction (repeatable)",
     "annotations": "annotations file: pair_id, annotator, label (chosen/rejected/tie)",

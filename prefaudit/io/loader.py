@@ -53,8 +53,9 @@ def load(
     max_chars: int = DEFAULT_MAX_CHARS,
     file_type: str | None = None,
 ) -> LoadedData:
-    """Load preference pairs from a file, folder or ``hf:org/name[:split]``, or from an
-    in-memory pandas ``DataFrame`` or Hugging Face ``Dataset`` (rows checked the same way).
+    """Load preference pairs from a file, a ``save_to_disk`` folder (``FOLDER:SPLIT`` for one
+    split of a ``DatasetDict``) or ``hf:org/name[:split]``, or from an in-memory pandas
+    ``DataFrame`` or Hugging Face ``Dataset`` (rows checked the same way).
 
     ``format`` forces the shape (flat, conversational, hh, side_by_side, annotations);
     ``mapping`` maps canonical fields to the input's columns, e.g. ``{"prompt": "instruction"}``.
@@ -133,6 +134,7 @@ def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: in
         itertools.chain(head, source.items), source.name, source.unit, report, mapper, grouper
     )
     report.notes.extend(source.notes)
+    report.notes.extend(mapper.notes())
     # The grouper adds its pairs to the builder, so it finishes before the pairs are framed.
     table = grouper.finish() if grouper is not None else None
     return builder, table
@@ -180,6 +182,7 @@ def _read_rows(
                 mapper.builder.add(line, values, mapper.pair_id(item))
                 for field, reason in mapper.row_warnings:
                     report.warn(LoadIssue(file, line, field, reason, unit=unit))
+                mapper.row_accepted()
         except RowError as err:
             report.reject(LoadIssue(file, line, err.field, err.reason, unit=unit, record=item))
             continue

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefaudit.chat import render_messages
 from prefaudit.io.readers import open_records, read_all
 from prefaudit.io.schema import LoadError, LoadIssue
-from prefaudit.io.shapes import ALIASES
+from prefaudit.io.shapes import ALIASES, RowError, chat_messages
 
 # Fields that hold the prompt in common evaluation sets (AlpacaEval, MT-Bench, GSM8K, MMLU...).
 PROMPT_FIELDS = ("prompt", *ALIASES["prompt"], "text", "problem", "turns")
@@ -50,7 +51,9 @@ def _prompts(path: str) -> list[str]:
                 f"{', '.join(PROMPT_FIELDS)})"
             )
         value = item[field]
-        if isinstance(value, list):  # MT-Bench style turns: the first turn is the prompt
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            value = _conversation(value, f"{path}, {source.unit} {number}", field)
+        elif isinstance(value, list):  # MT-Bench style turns: the first turn is the prompt
             value = value[0] if value else ""
         if not isinstance(value, str):
             raise LoadError(
@@ -59,3 +62,11 @@ def _prompts(path: str) -> list[str]:
             )
         prompts.append(value)
     return prompts
+
+
+def _conversation(messages: list, where: str, field: str) -> str:
+    """A prompt given as chat messages, as a pair's prompt is rendered."""
+    try:
+        return render_messages(chat_messages(messages, field))
+    except RowError as err:
+        raise LoadError(f"{where}, field '{field}': {err.reason}") from None

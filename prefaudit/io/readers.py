@@ -59,12 +59,19 @@ class RecordSource:
 
 
 def detect_file_type(path: str) -> str:
-    """File type from the name (``.gz`` is looked through), a folder, or an ``hf:`` prefix."""
+    """File type from the name (``.gz`` is looked through), a folder (``FOLDER:SPLIT`` too), or
+    an ``hf:`` prefix."""
     if path.startswith("hf:"):
         return "hf_hub"
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() or split_suffix(path)[1] is not None:
         return "hf_disk"
+    folder, colon, split = path.rpartition(":")
+    if colon and split and Path(folder).is_file():
+        raise LoadError(
+            f"{path}: a split (':{split}') is for a folder written by datasets' save_to_disk or "
+            f"an hf: dataset; {folder} is a file: give it without ':{split}'"
+        )
     suffixes = [s.lower() for s in p.suffixes]
     if suffixes and suffixes[-1] in (".gz", ".gzip"):
         suffixes = suffixes[:-1]
@@ -74,6 +81,20 @@ def detect_file_type(path: str) -> str:
         f"{path}: cannot tell the file type from its name; expected one of "
         f"{', '.join(sorted(_SUFFIXES))} (optionally .gz), a `save_to_disk` folder, or hf:org/name"
     )
+
+
+def split_suffix(path: str) -> tuple[str, str | None]:
+    """``(folder, split)`` for a local ``FOLDER:SPLIT`` ("data/prefs:test"), else ``(path,
+    None)``. A path that exists as given wins (a folder named "a:b"); so does a Windows drive
+    ("C:prefs" is the folder prefs on drive C; write ./C:test for a folder named C)."""
+    if path.startswith("hf:") or Path(path).exists():
+        return path, None
+    folder, colon, split = path.rpartition(":")
+    if not (colon and folder and split) or any(c in split for c in "/\\"):
+        return path, None
+    if len(folder) == 1 and folder.isalpha():  # a drive letter, not a folder
+        return path, None
+    return (folder, split) if Path(folder).is_dir() else (path, None)
 
 
 def line_limit(max_chars: int) -> int:
@@ -547,22 +568,41 @@ def _open_hf(path: str, file_type: str) -> RecordSource:
             f"{path}: reading Hugging Face datasets needs the `datasets` package: "
             "pip install 'prefaudit[hf]'"
         ) from err
+    split = None
     try:
         if file_type == "hf_hub":
             name, _, split = path[3:].partition(":")
             dataset = datasets.load_dataset(name, split=split or "train")
         else:
-            dataset = datasets.load_from_disk(path)
+            folder, split = split_suffix(path)
+            dataset = datasets.load_from_disk(folder)
     except FileNotFoundError as err:
         raise LoadError(f"{path}: not a folder written by datasets' save_to_disk ({err})") from err
     except Exception as err:  # hub, network and format errors of the datasets library
         raise LoadError(f"{path}: could not load the dataset: {type(err).__name__}: {err}") from err
     source = RecordSource(path, file_type, "record", iter(()), [], xxhash.xxh3_128())
     if isinstance(dataset, datasets.DatasetDict):
-        splits = list(dataset)
-        split = "train" if "train" in splits else splits[0]
-        dataset = dataset[split]
-        source.notes.append(f"{path}: has splits {', '.join(splits)}; read {split!r}")
+        dataset = dataset[_chosen_split(path, list(dataset), split, source.notes)]
+    elif split and file_type == "hf_disk":
+        raise LoadError(
+            f"{path}: {folder} holds one dataset, without splits; give it without ':{split}'"
+        )
     source.fingerprint.update(str(getattr(dataset, "_fingerprint", path)).encode())
     source.items = ((n, r) for n, r in enumerate(dataset, 1))
     return source
+
+
+def _chosen_split(path: str, splits: list[str], split: str | None, notes: list[str]) -> str:
+    """The split of a ``DatasetDict`` to read: the one named (``FOLDER:SPLIT``), else ``train``,
+    else the first (with a note naming the others)."""
+    if split:
+        if split not in splits:
+            raise LoadError(
+                f"{path}: no split {split!r}; the folder has {', '.join(map(repr, splits))}"
+            )
+        return split
+    split = "train" if "train" in splits else splits[0]
+    notes.append(
+        f"{path}: has splits {', '.join(splits)}; read {split!r} (FOLDER:SPLIT reads another)"
+    )
+    return split

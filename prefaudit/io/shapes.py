@@ -1,14 +1,17 @@
 """Map records of the shapes people actually have onto the canonical PairSet.
 
-Shapes: ``flat`` (prompt/chosen/rejected strings), ``conversational`` (TRL message lists),
-``hh`` (Anthropic HH transcripts), ``side_by_side`` (two responses and a label) and
+Shapes: ``flat`` (prompt/chosen/rejected strings), ``conversational`` (TRL message lists; a
+message's content may be a list of parts, and a message-list prompt may come with string
+responses), ``hh`` (Anthropic HH transcripts), ``side_by_side`` (two responses and a label) and
 ``annotations`` (one row per pair x annotator). Each record becomes a pair (or an annotation)
-or a :class:`LoadIssue` naming its line and field; nothing is dropped silently.
+or a :class:`LoadIssue` naming its line and field; nothing is dropped silently. After loading,
+every message's content is a string.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,6 +87,16 @@ _PAIR_EXTRAS = (
 )
 _NUMBERS = {"score_chosen", "score_rejected", "weight", "soft_label"}
 _MISSING = object()
+
+# Content parts (the OpenAI and Hugging Face multimodal message form) that carry text, and the
+# key holding it: chat completions' "text", the Responses API's input/output text, and an
+# assistant's "refusal", which is its answer as much as a text part is.
+_TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
+# Text parts are joined with a newline, as vLLM joins them for chat templates that take a
+# string (transformers' `serve` joins them with a space for text-only models; VLM templates
+# such as Qwen2.5-VL's and Llama 4's write them one after another): the parts stay apart
+# without gluing a word of one to a word of the next.
+PART_SEPARATOR = "\n"
 
 # Side-by-side label words on AlpacaEval's numeric scale: 1 = A better, 2 = B better, 1.5 = tie.
 _LABEL_WORDS = {
@@ -175,8 +188,10 @@ def detect_shape(sample: list[dict[str, Any]], mapping: dict[str, str], file: st
         return "annotations" if "annotator" in has else "side_by_side"
     if {"chosen", "rejected"} <= has:
         values = [r.get(mapping["chosen"]) for r in sample]
-        # By majority, so that one malformed row does not decide the shape of the file.
-        if 2 * sum(isinstance(v, list) for v in values) > len(values):
+        prompts = [r.get(mapping["prompt"]) for r in sample] if "prompt" in has else []
+        # By majority, so that one malformed row does not decide the shape of the file; a
+        # message-list prompt with string responses is conversational too.
+        if _mostly_lists(values) or _mostly_lists(prompts):
             return "conversational"
         if "prompt" in has:
             return "flat"
@@ -335,6 +350,28 @@ class ShapeMapper:
         self.convert = getattr(self, f"_{shape}")
         self.row_warnings: list[tuple[str, str]] = []  # (field, reason) for the current row
         self._mapped: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        # Content parts that are not text (images, audio), by type: the current row's, and
+        # those of the pairs loaded (for the load report's note).
+        self._row_left_out: Counter[str] = Counter()
+        self.left_out: Counter[str] = Counter()
+        self.pairs_with_left_out = 0
+
+    def row_accepted(self) -> None:
+        """The current row became a pair: its left-out content parts count."""
+        if self._row_left_out:
+            self.left_out.update(self._row_left_out)
+            self.pairs_with_left_out += 1
+        self._row_left_out.clear()
+
+    def notes(self) -> list[str]:
+        """What the load report should say about the rows this mapper converted."""
+        if not self.pairs_with_left_out:
+            return []
+        pairs = len(self.builder.columns["pair_id"])
+        return [
+            f"{self.pairs_with_left_out:,} of {pairs:,} pairs had content parts that are not "
+            f"text ({_kinds(self.left_out)}), left out: the audit reads the text parts only"
+        ]
 
     def pair_id(self, record: dict) -> Any:
         column = self.mapping.get("pair_id")
@@ -407,11 +444,13 @@ class ShapeMapper:
         return values
 
     def _conversational(self, record: dict) -> dict[str, Any]:
+        self._row_left_out.clear()
         m = self.mapping
-        chosen = _messages(record.get(m.get("chosen"), _MISSING), "chosen")
-        rejected = _messages(record.get(m.get("rejected"), _MISSING), "rejected")
         prompt_value = record.get(m["prompt"], _MISSING) if "prompt" in m else _MISSING
-        if prompt_value is _MISSING or prompt_value is None:
+        given = prompt_value is not _MISSING and prompt_value is not None
+        chosen = _responses(record.get(m.get("chosen"), _MISSING), "chosen", given)
+        rejected = _responses(record.get(m.get("rejected"), _MISSING), "rejected", given)
+        if not given:
             shared = 0  # TRL's implicit prompt: the messages chosen and rejected share
             while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
                 shared += 1
@@ -427,19 +466,43 @@ class ShapeMapper:
             if chosen[:k] == prompt_messages and rejected[:k] == prompt_messages:
                 chosen, rejected = chosen[k:], rejected[k:]
         b = self.builder
+        prompt_messages = self._text_only(prompt_messages, "prompt")
         values = {
             "prompt": b.checked(render_messages(prompt_messages), "prompt"),
-            "chosen": b.checked(render_messages(chosen, roles=False), "chosen"),
-            "rejected": b.checked(render_messages(rejected, roles=False), "rejected"),
+            "chosen": b.checked(self._response_text(chosen, "chosen"), "chosen"),
+            "rejected": b.checked(self._response_text(rejected, "rejected"), "rejected"),
             "prompt_messages": prompt_messages,
         }
-        values.update(
-            self.extras(
-                record,
-                _PAIR_EXTRAS,
+        values.update(self.extras(record, _PAIR_EXTRAS))
+        return values
+
+    def _text_only(self, messages: list[dict[str, Any]], field: str) -> list[dict[str, str]]:
+        """``messages`` as {role, content} only; the content parts that were not text are
+        counted for the row and named in a warning on ``field``."""
+        for message in messages:
+            if _LEFT_OUT in message:
+                break
+        else:  # the common case, kept cheap: nothing was left out
+            return messages
+        left_out = Counter(kind for m in messages for kind in m.get(_LEFT_OUT, ()))
+        self._row_left_out.update(left_out)
+        self.row_warnings.append(
+            (
+                field,
+                f"{left_out.total()} content part(s) that are not text left out "
+                f"({_kinds(left_out)}): the audit reads the text parts only",
             )
         )
-        return values
+        return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+    def _response_text(self, messages: list[dict[str, Any]], field: str) -> str:
+        """A response's text; one with no text, only parts that are not text (an image), is
+        not an empty response but one a text audit cannot read, so the row is rejected."""
+        text = render_messages(self._text_only(messages, field), roles=False)
+        if not text and any(m.get(_LEFT_OUT) for m in messages):
+            kinds = _kinds(Counter(k for m in messages for k in m.get(_LEFT_OUT, ())))
+            raise RowError(field, f"has no text, only content parts that are not text ({kinds})")
+        return text
 
     def side_fields(self, record: dict) -> tuple[str, str, str, float]:
         b, m = self.builder, self.mapping
@@ -546,10 +609,24 @@ def _label_number(value: Any, words: dict[str, float], expected: str) -> float:
     return float(value)
 
 
-def _messages(value: Any, field: str) -> list[dict[str, str]]:
+def chat_messages(value: Any, field: str) -> list[dict[str, str]]:
+    """``value`` as chat messages whose content is a string: a list of content parts becomes
+    its text parts joined, the others left out; raises :class:`RowError` naming ``field``."""
+    return [{"role": m["role"], "content": m["content"]} for m in _messages(value, field)]
+
+
+# The key under which a message read by :func:`_messages` holds the types of its content
+# parts that are not text (taken off again by ShapeMapper._text_only).
+_LEFT_OUT = "_left_out"
+
+
+def _messages(value: Any, field: str) -> list[dict[str, Any]]:
+    """A list of chat messages, each content a string: a list of content parts becomes its
+    text parts joined (:data:`PART_SEPARATOR`), the other parts' types kept under
+    :data:`_LEFT_OUT`."""
     if value is _MISSING:
         raise RowError(field, "missing")
-    if not isinstance(value, list):
+    if not _is_list(value):
         raise RowError(
             field, f"must be a list of {{role, content}} messages, got {describe_type(value)}"
         )
@@ -558,12 +635,78 @@ def _messages(value: Any, field: str) -> list[dict[str, str]]:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise RowError(field, f"message {index} must be an object with a string 'role'")
         content = message.get("content")
-        if not isinstance(content, str):
+        if isinstance(content, str):
+            messages.append({"role": message["role"], "content": content})
+            continue
+        if not _is_list(content):
             raise RowError(
-                field, f"message {index}: 'content' must be a string, got {describe_type(content)}"
+                field,
+                f"message {index}: 'content' must be a string or a list of content parts, "
+                f"got {describe_type(content)}",
             )
-        messages.append({"role": message["role"], "content": content})
+        text, left_out = _parts_text(content, field, index)
+        messages.append({"role": message["role"], "content": text})
+        if left_out:  # only then: the message equals the same text given as a string
+            messages[-1][_LEFT_OUT] = left_out
     return messages
+
+
+def _responses(value: Any, field: str, prompt_given: bool) -> list[dict[str, Any]]:
+    """A response as messages: a message list, or, beside a prompt, a string (one assistant
+    turn; a message-list prompt often comes with string responses)."""
+    if isinstance(value, str):
+        if prompt_given:
+            return [{"role": "assistant", "content": value}]
+        raise RowError(
+            field,
+            "must be a list of {role, content} messages, got a string "
+            "(a string response needs a prompt column)",
+        )
+    return _messages(value, field)
+
+
+def _parts_text(parts: Any, field: str, index: int) -> tuple[str, tuple[str, ...]]:
+    """The text of a message's content parts, and the types of the parts that are not text."""
+    texts, left_out = [], []
+    for number, part in enumerate(parts):
+        where = f"message {index}, part {number}"
+        if not isinstance(part, dict):
+            raise RowError(
+                field,
+                f'{where}: must be an object such as {{"type": "text", "text": ...}}, '
+                f"got {describe_type(part)}",
+            )
+        kind = part.get("type")
+        if kind is None and isinstance(part.get("text"), str):
+            kind = "text"  # {"text": ...} without a type, as Qwen's chat templates accept
+        if not isinstance(kind, str):
+            raise RowError(field, f"{where}: 'type' must be a string, got {describe_type(kind)}")
+        key = _TEXT_PARTS.get(kind)
+        if key is None:
+            left_out.append(kind)
+            continue
+        text = part.get(key)
+        if not isinstance(text, str):
+            raise RowError(
+                field,
+                f"{where}: a {kind!r} part's {key!r} must be a string, got {describe_type(text)}",
+            )
+        texts.append(text)
+    return PART_SEPARATOR.join(texts), tuple(left_out)
+
+
+def _kinds(counts: Counter[str]) -> str:
+    """Part types and their counts, commonest first: 'image x 2, input_audio x 1'."""
+    return ", ".join(f"{kind} x {n}" for kind, n in counts.most_common())
+
+
+def _is_list(value: Any) -> bool:
+    # A list as JSON and Parquet give it; a numpy array in a pandas DataFrame read from Parquet.
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _mostly_lists(values: list[Any]) -> bool:
+    return 2 * sum(_is_list(v) for v in values) > len(values) > 0
 
 
 def _number(value: Any, field: str) -> float | None:

@@ -57,3 +57,31 @@ def test_a_file_with_no_prompt_is_an_input_error(tmp_path, text):
     path.write_text(text)
     with pytest.raises(LoadError, match="holds no prompt"):
         load_prompts(path)
+
+
+def test_chat_message_prompts_read_as_a_pairs_prompt_is(tmp_path):
+    """An evaluation set in TRL's conversational form (content parts too), as pairs render it."""
+    path = write_lines(
+        tmp_path / "eval.jsonl",
+        [
+            {"prompt": [{"role": "user", "content": "What is 2+2?"}]},
+            {
+                "prompt": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image"}, {"type": "text", "text": "Who is it?"}],
+                    }
+                ]
+            },
+            {
+                "prompt": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Hi"},
+                ]
+            },
+        ],
+    )
+    assert load_prompts(path) == ["What is 2+2?", "Who is it?", "system: Be brief.\n\nuser: Hi"]
+    bad = write_lines(tmp_path / "bad.jsonl", [{"prompt": [{"role": "user", "content": 3}]}])
+    with pytest.raises(LoadError, match=r"bad.jsonl, line 1, field 'prompt': message 0: 'content'"):
+        load_prompts(bad)

@@ -190,9 +190,10 @@ def test_conversational_bad_messages(tmp_path):
     ]
     data = _load(tmp_path, records, format="conversational")
     assert _reasons(data) == {
-        (1, "rejected"): "must be a list of {role, content} messages, got a string",
+        (1, "rejected"): "must be a list of {role, content} messages, got a string "
+        "(a string response needs a prompt column)",
         (2, "chosen"): "message 1 must be an object with a string 'role'",
-        (3, "chosen"): "message 1: 'content' must be a string, got null",
+        (3, "chosen"): "message 1: 'content' must be a string or a list of content parts, got null",
     }
 
 
