@@ -450,6 +450,9 @@ class CleanResult:
     report: Path | None = None
     # The select step's summary (see prefaudit.cleaning.select); None when the policy has none.
     selection: dict[str, Any] | None = None
+    # The reviewers' verdicts applied (review.jsonl of the audit folder): counts per verdict,
+    # who decided what, and the file; None when there were none.
+    review: dict[str, Any] | None = None
 
 
 def clean(
@@ -468,8 +471,10 @@ def clean(
     process or a folder one was saved in (it must be of the same data) — else the data is
     audited (reusing an audit in ``out`` of the same data and settings) with
     ``audit_options``, :func:`audit`'s keywords. With ``out``, the audit and cleaned.jsonl,
-    quarantine.jsonl and manifest.json are written there. Returns None in a helper process
-    under torchrun.
+    quarantine.jsonl and manifest.json are written there. The reviewers' verdicts in the audit
+    folder's review.jsonl (``audit`` when a folder, else ``out``; see :func:`review_import`)
+    are applied before the policy's steps, and override them. Returns None in a helper
+    process under torchrun.
 
     >>> import pandas as pd, prefaudit
     >>> pairs = pd.DataFrame({"prompt": ["Q1", "Q2"], "chosen": ["Yes.", "Same"], "rejected": ["No.", "same"]})
@@ -499,7 +504,13 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         report = audit_options.get("report", True)
         outputs.save_audit(out, result, result.data, texts=report)
     loaded = result.data
-    cleaned = apply_policy(loaded.pairs, result.flags, policy)
+    # Reviewers' verdicts live beside the audit they were made on (`review import`).
+    folder = audit if isinstance(audit, (str, Path)) else out
+    reviews = outputs.applicable_reviews(folder, loaded.pairs) if folder is not None else {}
+    cleaned = apply_policy(loaded.pairs, result.flags, policy, reviews)
+    if cleaned.review is not None:  # out may be a stage: name the file as the folder has it
+        where = Path(audit) if folder is audit else Path()
+        cleaned.review["file"] = str(where / outputs.REVIEW_FILE)
     if out is not None:
         outputs.write_cleaned(out, cleaned, policy, loaded.report.fingerprint)
     return CleanResult(
@@ -509,6 +520,7 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         cleaned.counts,
         result,
         selection=cleaned.selection,
+        review=cleaned.review,
     )
 
 

@@ -357,6 +357,8 @@ def write_cleaned(out: str | Path, cleaned, policy, fingerprint: str) -> None:
             "counts": cleaned.counts,
             "flips": cleaned.flips,
             "selection": cleaned.selection,
+            # Who decided what: the reviewers' verdicts applied before the policy's steps.
+            "review": cleaned.review,
             "versions": {"prefaudit": __version__, "pandas": pd.__version__},
         },
     )
