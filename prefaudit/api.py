@@ -1,8 +1,8 @@
 """The pipeline: every command of the CLI is one function here, and nothing else orchestrates.
 
-``audit``, ``check``, ``clean``, ``train``, ``clean_then_train``, ``write_report`` and ``demo``
-take the CLI's options as keywords of the same names and defaults (a test walks the parser to
-keep it so), write the same files in the same order to the same places, and return what the
+``audit``, ``check``, ``clean``, ``train``, ``clean_then_train``, ``review_export``,
+``review_import``, ``write_report`` and ``demo`` take the CLI's options as keywords of the same
+names and defaults (a test walks the parser to keep it so), write the same files in the same order to the same places, and return what the
 CLI prints. Data may be a path (any format ``prefaudit audit`` reads), a pandas ``DataFrame``,
 a Hugging Face ``Dataset`` or a :func:`load` result; tables come back as pandas, and
 ``clean`` gives the cleaned pairs back as the kind of table it was given.
@@ -31,7 +31,7 @@ from prefaudit.auditing import AuditResult, default_validators, embedding_settin
 from prefaudit.errors import BadParameterError, InputError, SettingError, UnknownNameError
 from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
-from prefaudit.io.schema import DEFAULT_MAX_CHARS
+from prefaudit.io.schema import DEFAULT_MAX_CHARS, TEXT_COLUMNS
 from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
 from prefaudit.validators import create_validator
@@ -806,6 +806,143 @@ def _config(config: Any, settings: Mapping[str, Any]):
             setting="config",
         )
     return replace(config, **settings) if settings else config
+
+
+# -- review ---------------------------------------------------------------------------------
+
+
+def review_export(
+    folder: str | Path,
+    *,
+    to: str = "csv",
+    validator: str | None = None,
+    top: int | None = None,
+    data: Any = None,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    annotations: str | Path | None = None,
+    on_bad_row: str = "skip",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    out: str | Path | None = None,
+):
+    """Write the pairs of the audit in ``folder`` that a person should look at, with the
+    evidence (the checks that flagged each, their scores and reasons, the raters' votes, its
+    duplicate partners), in a labelling tool's own import format, as ``prefaudit review
+    export`` does; returns a ``ReviewExport`` (``path``, ``export_id``, ``pairs``).
+
+    ``to``: ``csv`` (a sheet to fill in), ``label-studio`` (tasks.json and config.xml) or
+    ``argilla`` (an Argilla 2.x dataset folder, ``Dataset.to_disk``'s form; needs ``pip
+    install argilla``). Which pairs: every flagged pair; ``validator``: those one check
+    flagged; ``top``: the N highest scores (of ``validator``, else of any check). ``out``: the
+    folder to write into (default: ``folder/review``). The audit folder keeps the texts of
+    flagged pairs only: for others (a top suspect nobody flagged, an audit made without its
+    report) give ``data``, read with the load keywords as it was audited.
+
+    >>> import pandas as pd, tempfile, prefaudit
+    >>> pairs = pd.DataFrame({"prompt": ["Hi", "Yo"], "chosen": ["Hello!", "Same"], "rejected": ["Go.", "same"]})
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = prefaudit.audit(pairs, validators=["content"], out=folder)
+    >>> done = prefaudit.review_export(folder, to="csv")
+    >>> done.pairs, done.path.name
+    (1, 'review.csv')
+    """
+    from prefaudit.review import check_tool, export_review, select_pairs
+
+    check_tool(to)
+    folder = _audit_folder(folder, "folder")
+    result = outputs.read_audit(folder)
+    ids, selection = select_pairs(result.flags, validator, top)
+    if not ids:
+        raise InputError(
+            f"{folder}: no pair to export: none is {selection} (--validator NAME --top N "
+            "exports a check's highest scores, flagged or not)"
+        )
+    load_options = {
+        "format": format,
+        "mapping": mapping,
+        "annotations": annotations,
+        "on_bad_row": on_bad_row,
+        "max_chars": max_chars,
+    }
+    texts = _review_texts(folder, result, ids, data, load_options)
+    with claim_folder(folder):
+        return export_review(
+            folder, result.flags, texts, ids=ids, to=to, selection=selection, out=out
+        )
+
+
+def _audit_folder(folder: str | Path, setting: str) -> Path:
+    """``folder`` when it holds an audit, else a :class:`SettingError` saying so."""
+    if not outputs.has_audit(folder):
+        raise SettingError(
+            f"{setting} {folder}: no audit there (audit.json and flags.parquet); "
+            "run prefaudit audit into it first",
+            setting=setting,
+        )
+    return Path(folder)
+
+
+def _review_texts(folder: Path, result: AuditResult, ids, data, options) -> pd.DataFrame:
+    """The prompt, responses and input line of each of ``ids``: from the folder's flagged
+    texts, and from ``data`` (which must be the audited data) for the others."""
+    columns = [*TEXT_COLUMNS, "row"]
+    texts = outputs.read_flagged_texts(folder)
+    texts = pd.DataFrame(columns=columns) if texts is None else texts
+    missing = [pair_id for pair_id in ids if pair_id not in texts.index]
+    if not missing:
+        return texts
+    if data is None:
+        raise SettingError(
+            f"{len(missing)} of the {len(ids)} pairs to export (e.g. {missing[0]!r}) have no "
+            f"texts in {folder}, which keeps the flagged pairs' only; give the audited data",
+            setting="data",
+        )
+    loaded = _loaded(data, options)
+    if loaded.report.fingerprint != result.fingerprint:
+        raise SettingError(
+            f"data {data}: not the data audited in {folder} (the input fingerprints differ); "
+            "give the same file with the same load options (--map, --annotations, ...)",
+            setting="data",
+        )
+    pairs = loaded.pairs[[c for c in columns if c in loaded.pairs.columns]]
+    return pd.concat([texts, pairs.loc[missing]])
+
+
+def review_import(
+    file: str | Path, *, audit: str | Path | None = None, reviewer: str | None = None
+):
+    """Read reviewers' verdicts back from ``file`` into the audit folder's ``review.jsonl``, as
+    ``prefaudit review import`` does; ``prefaudit clean`` (and :func:`clean` with that folder)
+    applies them before the policy's other steps. Returns a ``ReviewImport`` (``verdicts``
+    per kind, ``unreviewed`` and ``missing`` pairs, ``disagreements``).
+
+    ``file``: the CSV export wrote (filled in), Label Studio's JSON export of the project, or
+    the folder Argilla's ``Dataset.to_disk`` wrote. ``audit``: the audit folder the pairs were
+    exported from (default: the folder ``file`` is in, or the nearest one above it).
+    ``reviewer``: who decided, for CSV rows that leave the reviewer column empty. A verdict
+    for a pair that was not exported is an error naming its row; an exported pair without a
+    verdict stays unreviewed (counted), and reviewers who disagree leave it so.
+    """
+    from prefaudit.review import import_review
+
+    file = Path(file)
+    if not file.exists():
+        raise SettingError(f"file {file}: no such file or folder", setting="file")
+    folder = _audit_folder(audit, "audit") if audit is not None else _folder_of(file)
+    with claim_folder(folder):
+        return import_review(file, folder, reviewer=reviewer)
+
+
+def _folder_of(file: Path) -> Path:
+    """The audit folder ``file`` is in (it or the nearest folder above it with an audit)."""
+    for folder in Path(file).resolve().parents:
+        if outputs.has_audit(folder):
+            return folder
+    raise SettingError(
+        f"{file} is not inside an audit folder; give the one its pairs were exported from "
+        "with --audit DIR",
+        setting="audit",
+    )
 
 
 # -- report and demo --------------------------------------------------------------------------

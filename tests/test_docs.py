@@ -31,7 +31,14 @@ def test_options_md_names_every_command_option_and_training_setting():
 
     text = (ROOT / "docs" / "options.md").read_text("utf-8")
     (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    for name, sub in commands.choices.items():
+    steps = [
+        (f"{name} {step}", parser)
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for step, parser in action.choices.items()
+    ]
+    for name, sub in [*commands.choices.items(), *steps]:
         assert f"`prefaudit {name}`" in text, name
         for action in sub._actions:
             for option in action.option_strings:

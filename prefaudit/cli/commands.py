@@ -10,7 +10,7 @@ from typing import Any
 
 EXIT_OK, EXIT_RULES_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # Parsed options that are not keywords of the API function.
-_NOT_OPTIONS = ("command", "handler", "parser")
+_NOT_OPTIONS = ("command", "handler", "parser", "review_step")
 
 
 class UsageError(Exception):
@@ -103,6 +103,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     done = api.demo(out, pairs=args.pairs, seed=args.seed, reference_sample=args.reference_sample)
     console.print_summary(done.audit, out)
     console.print_demo(done)
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """``prefaudit review`` without a step: its help."""
+    args.parser.print_help()
+    return EXIT_USAGE
+
+
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from prefaudit import api, console
+
+    given = options(args)
+    done = api.review_export(given.pop("folder"), **given)
+    console.print_review_export(done)
+    return EXIT_OK
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    from prefaudit import api, console
+
+    given = options(args)
+    done = api.review_import(given.pop("file"), **given)
+    console.print_review_import(done)
     return EXIT_OK
 
 

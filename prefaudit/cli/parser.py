@@ -7,6 +7,10 @@ import argparse
 
 from prefaudit.cli import commands as handlers
 
+# The tools `review export` writes for (prefaudit.review.TOOLS, kept here: the parser imports
+# nothing heavy).
+TOOLS = ("csv", "label-studio", "argilla")
+
 # Help texts, by the keyword each option sets (the API's name for it).
 HELP = {
     "data": "a .jsonl/.json/.csv/.tsv/.parquet file (optionally .gz), a save_to_disk folder, "
@@ -62,6 +66,22 @@ HELP = {
     "e.g. reports/x/cleaned.jsonl -> reports/x/train; else reports/<name of DATA>/train)",
     "compare_raw": "also train on the raw pairs for the same number of steps; writes "
     "comparison.json",
+    "audit_dir": "an audit folder (with audit.json), e.g. reports/my_pairs",
+    "to": "the tool: csv (a sheet to fill in, nothing to install), label-studio (tasks.json and "
+    "config.xml for a project) or argilla (an Argilla 2.x dataset folder; pip install argilla)",
+    "validator": "only the pairs this check flagged (with --top: its highest scores, flagged or "
+    "not); default: every flagged pair",
+    "top": "the N pairs with the highest score (of --validator, else of any check), most suspect "
+    "first",
+    "review_data": "the audited data, read as it was audited (same --map, --annotations, ...): "
+    "needed when a pair to export has no texts in DIR (only flagged pairs' are kept there)",
+    "review_out": "the folder to write into (default: DIR/review); an export already there is "
+    "never replaced",
+    "review_file": "the reviewed file: the CSV filled in, Label Studio's JSON export, or the "
+    "folder Argilla's Dataset.to_disk wrote",
+    "review_audit": "the audit folder the pairs were exported from (default: the audit folder "
+    "FILE is in)",
+    "reviewer": "who decided, for CSV rows whose reviewer column is empty",
     "demo_sample": "pairs scored by the embedded reference model (default: 24, a CPU-sized "
     "sample; 0: none)",
 }
@@ -78,6 +98,14 @@ COMMANDS = {  # name: help
     "(--compare-raw: and on the raw pairs, evaluated on the same held-out pairs)",
     "report": "render DIR/index.html again from the audit saved in DIR (nothing is recomputed)",
     "validators": "list the validators, what they check, and their parameters with defaults",
+    "review": "the human review loop: export flagged pairs to a labelling tool (csv, "
+    "label-studio, argilla), import the reviewers' verdicts, which clean then applies first",
+}
+REVIEW_STEPS = {  # the steps of `prefaudit review`: name: help
+    "export": "write the flagged pairs (or a check's top suspects) with their evidence for a "
+    "labelling tool: DIR/review/",
+    "import": "read the reviewers' verdicts (keep, flip, drop) back into the audit folder's "
+    "review.jsonl",
 }
 
 
@@ -131,6 +159,8 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--compare-raw", action="store_true", help=HELP["compare_raw"])
     if command == "report":
         sub.add_argument("folder", metavar="DIR", help="an audit's output folder (with audit.json)")
+    if command == "review":
+        add_review_steps(sub)
     if command == "demo":
         sub.add_argument(
             "--out", default="reports/demo", help="output folder (default: reports/demo)"
@@ -145,6 +175,26 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
             metavar="N",
             help=HELP["demo_sample"],
         )
+
+
+def add_review_steps(parser: argparse.ArgumentParser) -> None:
+    """``review export`` and ``review import``, each with its own handler."""
+    steps = parser.add_subparsers(dest="review_step", metavar="STEP")
+    for name, text in REVIEW_STEPS.items():
+        step = steps.add_parser(name, help=text)
+        step.set_defaults(handler=getattr(handlers, f"cmd_review_{name}"), parser=step)
+        if name == "export":
+            step.add_argument("folder", metavar="DIR", help=HELP["audit_dir"])
+            step.add_argument("--to", choices=TOOLS, default="csv", help=HELP["to"])
+            step.add_argument("--validator", metavar="NAME", help=HELP["validator"])
+            step.add_argument("--top", type=int, metavar="N", help=HELP["top"])
+            step.add_argument("--data", metavar="DATA", help=HELP["review_data"])
+            add_load_options(step)
+            step.add_argument("--out", metavar="FOLDER", help=HELP["review_out"])
+        else:
+            step.add_argument("file", metavar="FILE", help=HELP["review_file"])
+            step.add_argument("--audit", metavar="DIR", help=HELP["review_audit"])
+            step.add_argument("--reviewer", metavar="NAME", help=HELP["reviewer"])
 
 
 def add_load_options(parser: argparse.ArgumentParser, *, annotations: bool = True) -> None:
