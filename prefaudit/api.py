@@ -484,14 +484,17 @@ def clean(
     """
     _refuse_inputs(out, data, {**audit_options, "policy": policy})
     with _staged(out) as stage:
-        done = _clean(data, policy, audit=audit, out=stage, **audit_options)
+        done = _clean(data, policy, audit=audit, out=stage, shown_as=out, **audit_options)
         if done is not None and stage is not None and audit_options.get("report", True):
             done.report = _render(stage, done.audit, shown_as=out)
     return done
 
 
-def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResult | None:
-    """:func:`clean` without drawing the report."""
+def _clean(
+    data, policy, *, audit=None, out=None, shown_as=None, **audit_options
+) -> CleanResult | None:
+    """:func:`clean` without drawing the report; ``shown_as``: the folder ``out`` is the
+    stage of."""
     from prefaudit.cleaning import clean as apply_policy
 
     policy = _policy(policy)
@@ -504,13 +507,13 @@ def _clean(data, policy, *, audit=None, out=None, **audit_options) -> CleanResul
         report = audit_options.get("report", True)
         outputs.save_audit(out, result, result.data, texts=report)
     loaded = result.data
-    # Reviewers' verdicts live beside the audit they were made on (`review import`).
-    folder = audit if isinstance(audit, (str, Path)) else out
+    # Reviewers' verdicts live beside the audit they were made on (`review import`); read
+    # from the folder itself, not its stage, so that messages and the manifest name it.
+    folder = audit if isinstance(audit, (str, Path)) else (shown_as or out)
     reviews = outputs.applicable_reviews(folder, loaded.pairs) if folder is not None else {}
     cleaned = apply_policy(loaded.pairs, result.flags, policy, reviews)
-    if cleaned.review is not None:  # out may be a stage: name the file as the folder has it
-        where = Path(audit) if folder is audit else Path()
-        cleaned.review["file"] = str(where / outputs.REVIEW_FILE)
+    if cleaned.review is not None:
+        cleaned.review["file"] = str(Path(folder) / outputs.REVIEW_FILE)
     if out is not None:
         outputs.write_cleaned(out, cleaned, policy, loaded.report.fingerprint)
     return CleanResult(
@@ -752,7 +755,7 @@ def clean_then_train(
     load_options.pop("annotations", None)
     with _claimed(out):
         with _staged(out) as stage:  # the audit and the cleaned files change together
-            cleaned = _clean(data, policy, audit=audit, out=stage, **audit_options)
+            cleaned = _clean(data, policy, audit=audit, out=stage, shown_as=out, **audit_options)
             if not compare_raw:  # an earlier comparison was with the run this one replaces
                 shutil.rmtree(stage / "train-raw", ignore_errors=True)
                 (stage / outputs.COMPARISON_FILE).unlink(missing_ok=True)

@@ -3,8 +3,8 @@ in first (``verdict``: keep, flip or drop; ``preference``, ``reviewer``, ``note`
 evidence and the texts.
 
 Written in UTF-8 with a byte-order mark, which is how Excel recognises UTF-8; read back with
-or without one, with a comma, semicolon or tab between fields (spreadsheets in some locales
-save with semicolons). Only ``pair_id``, ``export`` and the columns to fill in are read back.
+or without one (or as UTF-16, Excel's "Unicode Text"), with a comma, semicolon or tab between
+fields (spreadsheets in some locales save with semicolons). Only ``pair_id``, ``export`` and the columns to fill in are read back.
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ def _score(value: float | None) -> str:
 
 def read_csv(path: Path) -> list[Verdict]:
     """Every row of a review sheet as a :class:`Verdict` (blank rows left out)."""
+    raw = path.read_bytes()
+    # Excel's "Unicode Text" is UTF-16 (with a byte-order mark) and tab-separated.
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
-        text = path.read_text("utf-8-sig")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text ({err}); save the sheet as CSV UTF-8") from None
     first = text.split("\n", 1)[0]
