@@ -8,6 +8,8 @@ PIP    := $(PY) -m pip
 # The CPU wheel of torch; an unpinned torch pulls a multi-GB CUDA build. On a GPU machine
 # run `make demo TORCH_SPEC=torch` (or install your own torch first).
 TORCH_SPEC ?= torch==2.13.0
+# Installed --no-deps for the tests (see $(VENV)/.test): pinned, as its imports are vetted by hand.
+LABEL_STUDIO_SDK ?= 2.1.2
 
 .PHONY: demo test lint docs screenshots bench venv clean-venv install-core install-test install-models
 
@@ -26,6 +28,9 @@ $(VENV)/.core: $(VENV)/.created pyproject.toml
 # Tests need the model stack too (embeddings, tiny models built in code): CPU torch first.
 $(VENV)/.test: $(VENV)/.models
 	$(PIP) install --quiet -e ".[test]"
+	# Label Studio's SDK, for the review tests' LabelInterface: its own dependencies would
+	# downgrade numpy (opencv-python-headless); what LabelInterface imports is in the test extra.
+	$(PIP) install --quiet --no-deps "label-studio-sdk==$(LABEL_STUDIO_SDK)"
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.test

@@ -15,6 +15,8 @@ _EXPORTS = {
     "clean": "prefaudit.api",
     "train": "prefaudit.api",
     "clean_then_train": "prefaudit.api",
+    "review_export": "prefaudit.api",
+    "review_import": "prefaudit.api",
     "write_report": "prefaudit.api",
     "to_html": "prefaudit.api",
     "demo": "prefaudit.api",

@@ -1,8 +1,8 @@
 """The pipeline: every command of the CLI is one function here, and nothing else orchestrates.
 
-``audit``, ``check``, ``clean``, ``train``, ``clean_then_train``, ``write_report`` and ``demo``
-take the CLI's options as keywords of the same names and defaults (a test walks the parser to
-keep it so), write the same files in the same order to the same places, and return what the
+``audit``, ``check``, ``clean``, ``train``, ``clean_then_train``, ``review_export``,
+``review_import``, ``write_report`` and ``demo`` take the CLI's options as keywords of the same
+names and defaults (a test walks the parser to keep it so), write the same files in the same order to the same places, and return what the
 CLI prints. Data may be a path (any format ``prefaudit audit`` reads), a pandas ``DataFrame``,
 a Hugging Face ``Dataset`` or a :func:`load` result; tables come back as pandas, and
 ``clean`` gives the cleaned pairs back as the kind of table it was given.
@@ -32,7 +32,7 @@ from prefaudit.errors import BadParameterError, InputError, SettingError, Unknow
 from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
 from prefaudit.io.readers import split_suffix
-from prefaudit.io.schema import DEFAULT_MAX_CHARS
+from prefaudit.io.schema import DEFAULT_MAX_CHARS, TEXT_COLUMNS
 from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
 from prefaudit.training.trackers import require as require_trackers
@@ -470,6 +470,9 @@ class CleanResult:
     # Whether the cleaned pairs carry TRL's ref_chosen_logps / ref_rejected_logps, under which
     # model, or why not (manifest.json's "ref_logps"; see with_trl_columns).
     ref_logps: dict[str, Any] | None = None
+    # The reviewers' verdicts applied (review.jsonl of the audit folder): counts per verdict,
+    # who decided what, and the file; None when there were none.
+    review: dict[str, Any] | None = None
 
 
 def clean(
@@ -490,7 +493,9 @@ def clean(
     audited (reusing an audit in ``out`` of the same data and settings) with
     ``audit_options``, :func:`audit`'s keywords. With ``out``, the audit and cleaned.jsonl,
     quarantine.jsonl and manifest.json are written there (with ``parquet``, cleaned.parquet
-    too). When the audit scored every cleaned pair under a reference model the way TRL
+    too). The reviewers' verdicts in the audit folder's review.jsonl (``audit`` when a folder,
+    else ``out``; see :func:`review_import`) are applied before the policy's steps, and
+    override them. When the audit scored every cleaned pair under a reference model the way TRL
     tokenises it, the cleaned pairs carry TRL's ``ref_chosen_logps`` and
     ``ref_rejected_logps``; ``ref_logps`` of the result says under which model, or why not.
     Returns None in a helper process under torchrun.
@@ -503,16 +508,19 @@ def clean(
     """
     _refuse_inputs(out, data, {**audit_options, "policy": policy})
     with _staged(out) as stage:
-        done = _clean(data, policy, audit=audit, out=stage, parquet=parquet, **audit_options)
+        done = _clean(
+            data, policy, audit=audit, out=stage, shown_as=out, parquet=parquet, **audit_options
+        )
         if done is not None and stage is not None and audit_options.get("report", True):
             done.report = _render(stage, done.audit, shown_as=out)
     return done
 
 
 def _clean(
-    data, policy, *, audit=None, out=None, parquet=False, **audit_options
+    data, policy, *, audit=None, out=None, shown_as=None, parquet=False, **audit_options
 ) -> CleanResult | None:
-    """:func:`clean` without drawing the report."""
+    """:func:`clean` without drawing the report; ``shown_as``: the folder ``out`` is the
+    stage of."""
     from prefaudit.cleaning import clean as apply_policy
     from prefaudit.models.logps_file import with_trl_columns
 
@@ -526,7 +534,13 @@ def _clean(
         report = audit_options.get("report", True)
         outputs.save_audit(out, result, result.data, texts=report)
     loaded = result.data
-    cleaned = apply_policy(loaded.pairs, result.flags, policy)
+    # Reviewers' verdicts live beside the audit they were made on (`review import`); read
+    # from the folder itself, not its stage, so that messages and the manifest name it.
+    folder = audit if isinstance(audit, (str, Path)) else (shown_as or out)
+    reviews = outputs.applicable_reviews(folder, loaded.pairs) if folder is not None else {}
+    cleaned = apply_policy(loaded.pairs, result.flags, policy, reviews)
+    if cleaned.review is not None:
+        cleaned.review["file"] = str(Path(folder) / outputs.REVIEW_FILE)
     rows, ref_logps = with_trl_columns(
         cleaned.cleaned,
         result.validators.get("reference"),
@@ -545,6 +559,7 @@ def _clean(
         result,
         selection=cleaned.selection,
         ref_logps=ref_logps,
+        review=cleaned.review,
     )
 
 
@@ -776,7 +791,15 @@ def clean_then_train(
     load_options.pop("annotations", None)
     with _claimed(out):
         with _staged(out) as stage:  # the audit and the cleaned files change together
-            cleaned = _clean(data, policy, audit=audit, out=stage, parquet=parquet, **audit_options)
+            cleaned = _clean(
+                data,
+                policy,
+                audit=audit,
+                out=stage,
+                shown_as=out,
+                parquet=parquet,
+                **audit_options,
+            )
             if not compare_raw:  # an earlier comparison was with the run this one replaces
                 shutil.rmtree(stage / "train-raw", ignore_errors=True)
                 (stage / outputs.COMPARISON_FILE).unlink(missing_ok=True)
@@ -838,6 +861,143 @@ def _config(config: Any, settings: Mapping[str, Any]):
             setting="config",
         )
     return replace(config, **settings) if settings else config
+
+
+# -- review ---------------------------------------------------------------------------------
+
+
+def review_export(
+    folder: str | Path,
+    *,
+    to: str = "csv",
+    validator: str | None = None,
+    top: int | None = None,
+    data: Any = None,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    annotations: str | Path | None = None,
+    on_bad_row: str = "skip",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    out: str | Path | None = None,
+):
+    """Write the pairs of the audit in ``folder`` that a person should look at, with the
+    evidence (the checks that flagged each, their scores and reasons, the raters' votes, its
+    duplicate partners), in a labelling tool's own import format, as ``prefaudit review
+    export`` does; returns a ``ReviewExport`` (``path``, ``export_id``, ``pairs``).
+
+    ``to``: ``csv`` (a sheet to fill in), ``label-studio`` (tasks.json and config.xml) or
+    ``argilla`` (an Argilla 2.x dataset folder, ``Dataset.to_disk``'s form; needs ``pip
+    install argilla``). Which pairs: every flagged pair; ``validator``: those one check
+    flagged; ``top``: the N highest scores (of ``validator``, else of any check). ``out``: the
+    folder to write into (default: ``folder/review``). The audit folder keeps the texts of
+    flagged pairs only: for others (a top suspect nobody flagged, an audit made without its
+    report) give ``data``, read with the load keywords as it was audited.
+
+    >>> import pandas as pd, tempfile, prefaudit
+    >>> pairs = pd.DataFrame({"prompt": ["Hi", "Yo"], "chosen": ["Hello!", "Same"], "rejected": ["Go.", "same"]})
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = prefaudit.audit(pairs, validators=["content"], out=folder)
+    >>> done = prefaudit.review_export(folder, to="csv")
+    >>> done.pairs, done.path.name
+    (1, 'review.csv')
+    """
+    from prefaudit.review import check_tool, export_review, select_pairs
+
+    check_tool(to)
+    folder = _audit_folder(folder, "folder")
+    result = outputs.read_audit(folder)
+    ids, selection = select_pairs(result.flags, validator, top)
+    if not ids:
+        raise InputError(
+            f"{folder}: no pair to export: none is {selection} (--validator NAME --top N "
+            "exports a check's highest scores, flagged or not)"
+        )
+    load_options = {
+        "format": format,
+        "mapping": mapping,
+        "annotations": annotations,
+        "on_bad_row": on_bad_row,
+        "max_chars": max_chars,
+    }
+    texts = _review_texts(folder, result, ids, data, load_options)
+    with claim_folder(folder):
+        return export_review(
+            folder, result.flags, texts, ids=ids, to=to, selection=selection, out=out
+        )
+
+
+def _audit_folder(folder: str | Path, setting: str) -> Path:
+    """``folder`` when it holds an audit, else a :class:`SettingError` saying so."""
+    if not outputs.has_audit(folder):
+        raise SettingError(
+            f"{setting} {folder}: no audit there (audit.json and flags.parquet); "
+            "run prefaudit audit into it first",
+            setting=setting,
+        )
+    return Path(folder)
+
+
+def _review_texts(folder: Path, result: AuditResult, ids, data, options) -> pd.DataFrame:
+    """The prompt, responses and input line of each of ``ids``: from the folder's flagged
+    texts, and from ``data`` (which must be the audited data) for the others."""
+    columns = [*TEXT_COLUMNS, "row"]
+    texts = outputs.read_flagged_texts(folder)
+    texts = pd.DataFrame(columns=columns) if texts is None else texts
+    missing = [pair_id for pair_id in ids if pair_id not in texts.index]
+    if not missing:
+        return texts
+    if data is None:
+        raise SettingError(
+            f"{len(missing)} of the {len(ids)} pairs to export (e.g. {missing[0]!r}) have no "
+            f"texts in {folder}, which keeps the flagged pairs' only; give the audited data",
+            setting="data",
+        )
+    loaded = _loaded(data, options)
+    if loaded.report.fingerprint != result.fingerprint:
+        raise SettingError(
+            f"data {data}: not the data audited in {folder} (the input fingerprints differ); "
+            "give the same file with the same load options (--map, --annotations, ...)",
+            setting="data",
+        )
+    pairs = loaded.pairs[[c for c in columns if c in loaded.pairs.columns]]
+    return pd.concat([texts, pairs.loc[missing]])
+
+
+def review_import(
+    file: str | Path, *, audit: str | Path | None = None, reviewer: str | None = None
+):
+    """Read reviewers' verdicts back from ``file`` into the audit folder's ``review.jsonl``, as
+    ``prefaudit review import`` does; ``prefaudit clean`` (and :func:`clean` with that folder)
+    applies them before the policy's other steps. Returns a ``ReviewImport`` (``verdicts``
+    per kind, ``unreviewed`` and ``missing`` pairs, ``disagreements``).
+
+    ``file``: the CSV export wrote (filled in), Label Studio's JSON export of the project, or
+    the folder Argilla's ``Dataset.to_disk`` wrote. ``audit``: the audit folder the pairs were
+    exported from (default: the folder ``file`` is in, or the nearest one above it).
+    ``reviewer``: who decided, for CSV rows that leave the reviewer column empty. A verdict
+    for a pair that was not exported is an error naming its row; an exported pair without a
+    verdict stays unreviewed (counted), and reviewers who disagree leave it so.
+    """
+    from prefaudit.review import import_review
+
+    file = Path(file)
+    if not file.exists():
+        raise SettingError(f"file {file}: no such file or folder", setting="file")
+    folder = _audit_folder(audit, "audit") if audit is not None else _folder_of(file)
+    with claim_folder(folder):
+        return import_review(file, folder, reviewer=reviewer)
+
+
+def _folder_of(file: Path) -> Path:
+    """The audit folder ``file`` is in (it or the nearest folder above it with an audit)."""
+    for folder in Path(file).resolve().parents:
+        if outputs.has_audit(folder):
+            return folder
+    raise SettingError(
+        f"{file} is not inside an audit folder; give the one its pairs were exported from "
+        "with --audit DIR",
+        setting="audit",
+    )
 
 
 # -- report and demo --------------------------------------------------------------------------

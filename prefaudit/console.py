@@ -259,3 +259,41 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+# What to do with each tool's export, once written.
+_NEXT = {
+    "csv": "fill in the verdict column (keep, flip or drop) and reviewer, then run:\n"
+    "  prefaudit review import {path}",
+    "label-studio": "create a Label Studio project with the labeling config {path}/config.xml, "
+    "import {path}/tasks.json;\nonce reviewed, export the project as JSON and run:\n"
+    "  prefaudit review import EXPORT.json --audit {folder}",
+    "argilla": "load it into your Argilla server: rg.Dataset.from_disk({path!r}, "
+    "client=rg.Argilla(api_url=..., api_key=...));\nonce reviewed, dataset.to_disk(FOLDER) and "
+    "run:\n  prefaudit review import FOLDER --audit {folder}",
+}
+
+
+def print_review_export(done) -> None:
+    print(
+        f"exported {done.pairs:,} pair{'s' * (done.pairs != 1)} ({done.selection}) for "
+        f"{done.to}: {done.path} (export {done.export_id})"
+    )
+    print(_NEXT[done.to].format(path=str(done.path), folder=done.folder))
+
+
+def print_review_import(done) -> None:
+    decided = sum(done.verdicts.values())
+    counts = ", ".join(f"{verdict} {count}" for verdict, count in done.verdicts.items())
+    print(f"read {done.file} ({done.source}): {decided:,} verdicts ({counts})")
+    print(f"  {len(done.unreviewed):,} of the {done.exported:,} exported pairs stay unreviewed")
+    if done.missing:
+        print(f"  {len(done.missing):,} exported pairs are not in the file, e.g. {done.missing[0]}")
+    for pair_id, verdicts in list(done.disagreements.items())[:10]:
+        print(f"  reviewers disagree on {pair_id}: {', '.join(verdicts)} (left unreviewed)")
+    if len(done.disagreements) > 10:
+        print(f"  ... and {len(done.disagreements) - 10} more pairs with disagreeing reviewers")
+    print(
+        f"{done.review_file}: {done.total:,} verdicts in all; prefaudit clean applies them "
+        "before its other steps"
+    )

@@ -5,7 +5,9 @@ An audit folder holds ``audit.json`` and ``flags.parquet`` (the audit), ``reject
 ran), ``flagged_texts.parquet`` (the texts the report's table shows); cleaning adds
 ``cleaned.jsonl``, ``quarantine.jsonl`` and ``manifest.json`` (and ``cleaned.parquet`` on
 request); ``check`` adds ``check.json``;
-training adds ``train/`` (and ``train-raw/``, ``comparison.json``). ``index.html`` is drawn
+training adds ``train/`` (and ``train-raw/``, ``comparison.json``); the human review loop adds
+``review/`` (what ``review export`` wrote and ``review/exports.json``, its record) and
+``review.jsonl`` (the reviewers' verdicts, which cleaning applies). ``index.html`` is drawn
 from these by :mod:`prefaudit.report`. Every file is written atomically.
 
 This module sits above the audit core (which writes nothing) and below the report, the
@@ -26,6 +28,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import xxhash
 
 from prefaudit import __version__
 from prefaudit.auditing import AuditResult, default_validators
@@ -58,6 +61,13 @@ QUARANTINE_FILE = "quarantine.jsonl"
 MANIFEST_FILE = "manifest.json"
 COMPARISON_FILE = "comparison.json"
 REPORT_FILE = "index.html"
+# The human review loop: the verdicts `review import` reads back (cleaning applies them), and
+# the folder `review export` writes into by default, with the record of each export.
+REVIEW_FILE = "review.jsonl"
+REVIEW_FOLDER = "review"
+REVIEW_EXPORTS = "review/exports.json"
+VERDICTS = ("keep", "flip", "drop")
+PREFERENCES = ("chosen", "rejected", "tie")
 TRAINING_RUNS = ("train", "train-raw")  # subfolders `clean-then-train` writes
 # The rows `train` rejected from its data and its evaluation data, in its output folder.
 TRAIN_REJECTED = ("rejected-train.jsonl", "rejected-eval.jsonl")
@@ -326,6 +336,22 @@ def read_flagged_texts(folder: str | Path) -> pd.DataFrame | None:
     return texts
 
 
+def pair_evidence(flags: pd.DataFrame, pair_id: str) -> list[tuple[str, float | None, str]]:
+    """Every check that says something about a pair: (check, its score, its reason), for the
+    report's cleaning review and the files a reviewer reads."""
+    if pair_id not in flags.index:
+        return []
+    row = flags.loc[pair_id]
+    out = []
+    for column in flags.columns:
+        if not column.endswith("/reason") or not isinstance(row[column], str) or not row[column]:
+            continue
+        check = column.removesuffix("/reason")
+        score = row.get(f"{check}/score")
+        out.append((check, None if pd.isna(score) else float(score), row[column]))
+    return out
+
+
 def write_check(out: str | Path, check: Mapping[str, Any]) -> Path:
     """``check.json``: a rule file's results for the audit with ``check["fingerprint"]``."""
     return write_json(Path(out) / CHECK_FILE, dict(check))
@@ -362,6 +388,8 @@ def write_cleaned(
             "flips": cleaned.flips,
             "selection": cleaned.selection,
             "ref_logps": dict(ref_logps) if ref_logps is not None else None,
+            # Who decided what: the reviewers' verdicts applied before the policy's steps.
+            "review": cleaned.review,
             "versions": {"prefaudit": __version__, "pandas": pd.__version__},
         },
     )
@@ -382,3 +410,112 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return []
     with open(path, "rb") as handle:
         return [orjson.loads(line) for line in handle if line.strip()]
+
+
+# -- the human review loop --------------------------------------------------------------------
+
+
+def texts_key(prompt: Any, chosen: Any, rejected: Any) -> str:
+    """A pair's prompt and responses as one short key (xxh64): a verdict is about the texts the
+    reviewer read, and applies only while the pair still has them."""
+    return xxhash.xxh64(orjson.dumps([prompt, chosen, rejected])).hexdigest()
+
+
+def read_review(folder: str | Path) -> list[dict[str, Any]]:
+    """The verdicts in ``folder/review.jsonl`` ([] when there is none), each checked and given
+    its ``line``; a bad line is an :class:`InputError` naming the file, line and field."""
+    path = Path(folder) / REVIEW_FILE
+    if not path.exists():
+        return []
+    records: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        for line, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            record = _review_line(path, line, text)
+            if record["pair_id"] in seen:
+                raise InputError(
+                    f"{path} line {line}: pair_id: a second verdict for {record['pair_id']!r} "
+                    f"(the first is on line {seen[record['pair_id']]}); keep one"
+                )
+            seen[record["pair_id"]] = line
+            records.append({**record, "line": line})
+    return records
+
+
+def _review_line(path: Path, line: int, text: bytes) -> dict[str, Any]:
+    """One line of review.jsonl, checked field by field."""
+    try:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        raise InputError(f"{path} line {line}: not a JSON object ({err})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path} line {line}: expected a JSON object, got {type(record).__name__}")
+    checks = (
+        ("pair_id", lambda v: isinstance(v, str) and v != "", "the pair's id (text)"),
+        ("verdict", lambda v: v in VERDICTS, " or ".join(VERDICTS)),
+        ("reviewer", lambda v: isinstance(v, str) and v.strip() != "", "who decided (text)"),
+        ("texts", lambda v: isinstance(v, str) and v != "", "the key of the texts reviewed"),
+        (
+            "preference",
+            lambda v: v is None or v in PREFERENCES,
+            "null or " + ", ".join(PREFERENCES),
+        ),
+        ("note", lambda v: v is None or isinstance(v, str), "null or text"),
+    )
+    for field_name, ok, expected in checks:
+        if not ok(record.get(field_name)):
+            raise InputError(
+                f"{path} line {line}: {field_name}: expected {expected}, "
+                f"got {record.get(field_name)!r}"
+            )
+    return record
+
+
+def write_review(folder: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
+    """``folder/review.jsonl``, one verdict per line (their ``line`` left out), atomically."""
+    rows = [{k: v for k, v in r.items() if k != "line"} for r in records]
+    return write_jsonl(Path(folder) / REVIEW_FILE, rows)
+
+
+def applicable_reviews(folder: str | Path, pairs: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The verdicts of ``folder/review.jsonl`` by pair id, each checked against ``pairs``: a
+    verdict whose pair is gone or whose texts changed since the review cannot be applied, and
+    is an :class:`InputError` naming its line (never skipped: it is a person's decision)."""
+    path = Path(folder) / REVIEW_FILE
+    reviews = {}
+    for record in read_review(folder):
+        pair_id, where = record["pair_id"], f"{path} line {record['line']}"
+        if pair_id not in pairs.index:
+            raise InputError(
+                f"{where}: pair {pair_id!r} is not in the data, so its verdict cannot be "
+                "applied; remove the line, or clean the data it was reviewed on"
+            )
+        row = pairs.loc[pair_id]
+        if texts_key(row["prompt"], row["chosen"], row["rejected"]) != record["texts"]:
+            raise InputError(
+                f"{where}: pair {pair_id!r} changed since it was reviewed (its prompt or "
+                "responses differ); remove the line, or export the pair for review again"
+            )
+        reviews[pair_id] = record
+    return reviews
+
+
+def read_exports(folder: str | Path) -> list[dict[str, Any]]:
+    """The record of every ``review export`` from ``folder`` (``review/exports.json``)."""
+    path = Path(folder) / REVIEW_EXPORTS
+    if not path.exists():
+        return []
+    try:
+        return list(orjson.loads(path.read_bytes())["exports"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(
+            f"{path}: the record of the review exports cannot be read ({err})"
+        ) from None
+
+
+def add_export(folder: str | Path, export: Mapping[str, Any]) -> Path:
+    """Add one export's record (its id, tool, file, time and pairs) to ``review/exports.json``."""
+    exports = [*read_exports(folder), dict(export)]
+    return write_json(Path(folder) / REVIEW_EXPORTS, {"exports": exports})

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prefaudit.cleaning import CleaningPolicy, clean
 from prefaudit.cleaning.policy import Selection, load_policy, policy_from_mapping
 from prefaudit.console import selection_line
-from prefaudit.errors import SettingError
+from prefaudit.errors import InputError, SettingError
 from prefaudit.outputs import write_cleaned
 from prefaudit.rules import RuleFileError
 from tests.helpers import pairs_frame
@@ -24,6 +24,11 @@ def _pairs(n: int) -> pd.DataFrame:
 
 def _flags(index, **columns) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
+
+
+def _verdict(verdict: str, **record) -> dict:
+    """A reviewer's verdict as review.jsonl holds it."""
+    return {"verdict": verdict, "reviewer": "ana", "source": "csv", **record}
 
 
 @settings(max_examples=200, deadline=None)
@@ -75,8 +80,12 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
         },
     )
     policy = CleaningPolicy(tuple(drop), dedupe, reorient, flip, weights, select)
+    verdicts = data.draw(
+        st.lists(st.sampled_from([None, "keep", "flip", "drop"]), min_size=n, max_size=n)
+    )
+    reviews = {i: _verdict(v) for i, v in zip(ids, verdicts, strict=True) if v}
     try:
-        result = clean(pairs, flags, policy)
+        result = clean(pairs, flags, policy, reviews)
     except SettingError as err:  # select by margin where no pair left was scored
         assert select is not None and select.by == "margin" and "no pair left" in str(err)
         return
@@ -90,9 +99,18 @@ def test_every_pair_lands_in_exactly_one_of_cleaned_and_quarantine(
         if row["action"] == "review":  # held, not flipped: the model's score alone reached it
             assert flip is not None
             assert flags.at[row["pair_id"], "label_noise/noise_score"] >= flip
+        assert (row["issues"] == ["review"]) == (reviews.get(row["pair_id"]) == _verdict("drop"))
+    # A reviewer's verdict overrides every step: kept as labelled, flipped, or dropped.
+    swapped = {
+        r["pair_id"] for r in result.cleaned if r["chosen"] != pairs.at[r["pair_id"], "chosen"]
+    }
+    for pair_id, review in reviews.items():
+        assert (pair_id in cleaned) == (review["verdict"] != "drop")
+        assert (pair_id in swapped) == (review["verdict"] == "flip")
     if select is not None and result.selection["pool"]:
         selection = result.selection
-        assert selection["kept"] == result.counts["cleaned"]
+        reviewed = sum(r["verdict"] != "drop" for r in reviews.values())
+        assert selection["kept"] == result.counts["cleaned"] - reviewed
         assert selection["kept"] >= min(selection["target"], selection["pool"])
         if not select.per_cluster_min:  # the floor may overrun the target, nothing else
             assert selection["kept"] == selection["target"]
@@ -144,6 +162,57 @@ def test_actions_run_in_the_documented_order_and_say_why():
     assert rows["p1"]["weight"] == pytest.approx(0.8)
     assert result.counts["drop: content"] == 1 and result.counts["dedupe"] == 2
     assert result.counts["review"] == 1
+
+
+def test_reviewers_verdicts_come_first_and_override_every_step():
+    """A person read these pairs: what they decided holds, whatever the checks say."""
+    pairs = _pairs(6)
+    flags = _flags(
+        pairs.index,
+        **{
+            "content/issue": [True, False, False, False, False, False],
+            "content/reason": ["empty response", "", "", "", "", ""],
+            # p3 copies p2, which a reviewer drops; p5 copies p4, which a reviewer keeps.
+            "duplication/duplicate_of": [None, None, None, "p2", None, "p4"],
+            "label_noise/noise_score": [0.1, 0.99, 0.99, 0.1, 0.1, 0.1],
+            "label_noise/flip_score": [None, 0.99, None, None, None, None],
+        },
+    )
+    reviews = {
+        "p0": _verdict("keep", note="the empty answer is the right one here"),
+        "p1": _verdict("keep"),  # label_noise would flip it
+        "p2": _verdict("drop", reviewer="bo", source="label-studio"),
+        "p4": _verdict("flip", preference="tie"),
+    }
+    policy = CleaningPolicy(("content",), True, False, 0.95, "soft_label")
+    result = clean(pairs, flags, policy, reviews)
+    cleaned = {r["pair_id"]: r for r in result.cleaned}
+    assert list(cleaned) == ["p0", "p1", "p3", "p4"]
+    assert cleaned["p1"]["chosen"] == "good 1" and cleaned["p4"]["chosen"] == "bad 4"
+    # A reviewed label counts as certain (a tie: a half); the others keep their soft label.
+    assert (cleaned["p0"]["soft_label"], cleaned["p4"]["soft_label"]) == (1.0, 0.5)
+    dropped = {r["pair_id"]: r for r in result.quarantine}
+    assert dropped["p2"]["reasons"] == {"review": "dropped by bo (label-studio)"}
+    assert dropped["p5"]["reasons"] == {"duplication": "duplicate of p4 (one per group kept)"}
+    assert result.flips == [{"pair_id": "p4", "by": "review", "reason": "ana (csv)"}]
+    assert {k: v for k, v in result.counts.items() if k.startswith("review")} == {
+        "review: keep": 2,
+        "review: drop": 1,
+        "review: flip": 1,
+    }
+    assert result.review["verdicts"] == {"keep": 2, "flip": 1, "drop": 1}
+    assert result.review["decisions"][0] == {
+        "pair_id": "p0",
+        "verdict": "keep",
+        "preference": None,
+        "reviewer": "ana",
+        "source": "csv",
+        "decided": None,
+        "note": "the empty answer is the right one here",
+        "export": None,
+    }
+    with pytest.raises(InputError, match="a verdict for 'p9', which is not one of the pairs"):
+        clean(pairs, flags, policy, {"p9": _verdict("keep")})
 
 
 def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(tmp_path):

@@ -379,6 +379,8 @@ def test_every_option_is_an_api_keyword_with_the_same_name_and_default():
         "validators": available_validators,
         "rules show": builtin.built_in_text,
         "rules init": builtin.init_copy,
+        "review export": api.review_export,
+        "review import": api.review_import,
     }
     takes_audit_options = ("check", "clean", "clean-then-train")
     takes_train_settings = ("train", "clean-then-train")
@@ -412,7 +414,7 @@ def test_every_option_is_an_api_keyword_with_the_same_name_and_default():
             if action.required or not action.option_strings or action.default is argparse.SUPPRESS:
                 continue  # given every time, or passed on only when given
             assert action.default == default, (name, action.dest, action.default, default)
-    assert checked > 80
+    assert checked > 90
 
 
 @pytest.mark.parametrize("command", ["audit", "train"])
@@ -467,3 +469,11 @@ def test_without_the_models_extra_commands_that_need_it_say_what_to_install(tmp_
         done.stderr[-2000:]
     )
     assert "Traceback" not in done.stderr
+
+
+def test_the_parsers_review_tools_are_the_review_packages():
+    """The parser names them itself (it imports nothing heavy at start-up)."""
+    from prefaudit.cli.parser import TOOLS
+    from prefaudit.review import TOOLS as REVIEW_TOOLS
+
+    assert TOOLS == REVIEW_TOOLS

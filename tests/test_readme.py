@@ -32,10 +32,12 @@ def doc(name: str) -> str:
 
 
 def section(text: str, title: str) -> str:
-    """The text from the `## title` heading to the next `## ` heading."""
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else None]
+    """The text from the `## title` (or `### title`) heading to the next heading of its level
+    or above."""
+    heading = re.search(rf"^(#+) {re.escape(title)}\n", text, flags=re.M)
+    level = len(heading[1])
+    end = re.search(rf"^#{{1,{level}}} ", text[heading.end() :], flags=re.M)
+    return text[heading.start() : heading.end() + end.start() if end else None]
 
 
 def fenced(text: str, language: str) -> list[str]:
@@ -96,6 +98,41 @@ def test_the_tour_runs_as_written_in_a_fresh_folder(tmp_path):
     cleaned = (out / "cleaned.jsonl").read_text().count("\n")
     quarantined = (out / "quarantine.jsonl").read_text().count("\n")
     assert cleaned + quarantined == 60
+
+
+@pytest.mark.slow  # the audit's coverage check loads lingua's language models (30-50 s here)
+def test_the_human_review_section_runs_as_written(tmp_path, monkeypatch):
+    """Its commands, in a fresh folder: audit, export the flagged pairs to a sheet, fill it in
+    as the comment says, import it, clean; the verdict is applied."""
+    import csv
+    import shlex
+
+    from prefaudit.cli import main
+    from tests.helpers import pair, write_lines
+
+    monkeypatch.chdir(tmp_path)
+    rows = [pair(f"Question {i}?", f"Answer {i}.", f"Wrong {i}.") for i in range(6)]
+    rows[2] = pair("Question 2?", "Same.", "Same.")  # identical responses: flagged
+    write_lines(tmp_path / "my_pairs.jsonl", rows)
+    assert main(["audit", "my_pairs.jsonl"]) == 0  # the tour's first step
+    lines = fenced(section(README, "Human review"), "bash")[0].splitlines()
+    for line in lines:
+        if line.startswith("# fill in"):
+            sheet = tmp_path / line.split()[-1]
+            with open(sheet, encoding="utf-8-sig", newline="") as f:
+                table = list(csv.DictReader(f))
+            table[0].update(verdict="keep", reviewer="ana")
+            with open(sheet, "w", encoding="utf-8-sig", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(table[0]))
+                writer.writeheader()
+                writer.writerows(table)
+            continue
+        program, *args = shlex.split(line)
+        assert program == ".venv/bin/prefaudit"
+        assert main(args) == 0, line
+    manifest = json.loads((tmp_path / "reports" / "my_pairs" / "manifest.json").read_text())
+    assert manifest["counts"]["review: keep"] == 1  # the identical pair, which the policy drops
+    assert manifest["review"]["decisions"][0]["reviewer"] == "ana"
 
 
 # -- the examples in docs/ -----------------------------------------------------------------------

@@ -1,12 +1,18 @@
 """Apply a cleaning policy to an audit's flags; every pair ends cleaned or quarantined.
 
-The policy's steps are applied in this order, each to the pairs the previous ones kept:
+Reviewers' verdicts (``review.jsonl``, read back by ``prefaudit review import``) come first and
+override every step below: a pair a reviewer kept stays as labelled, one they flipped is
+swapped, one they dropped goes to the quarantine (action ``drop``, issue ``review``); the steps
+act only on the pairs nobody reviewed, and a reviewed pair's label counts as certain (weight 1;
+soft label 1, or 0.5 where the reviewer called it a tie). The policy's steps are applied in this
+order, each to the pairs the previous ones kept:
 
 1. ``drop``: pairs with an issue from any listed check (a validator name: its ``issue``
    column; or ``validator/flag``: one of its flag columns) go to the quarantine, with every
    listed check's reason;
 2. ``dedupe``: of each group of duplicate pairs (a ``dedupe`` column) the first kept pair
-   stays, the others go to the quarantine ("duplicate of ...");
+   stays (a pair a reviewer kept or flipped, when the group has one), the others go to the
+   quarantine ("duplicate of ...");
 3. ``reorient_by_raters``: pairs a ``reorient`` column marks (the raters' consensus prefers
    the rejected response) are flipped;
 4. ``flip_min_noise``: pairs whose ``flip`` score reaches this value (and were not flipped
@@ -25,6 +31,7 @@ off without the contract test noticing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +41,7 @@ import pandas as pd
 from prefaudit.cleaning.declared import declared
 from prefaudit.cleaning.policy import CleaningPolicy
 from prefaudit.cleaning.select import select
+from prefaudit.errors import InputError
 
 
 @dataclass
@@ -46,18 +54,33 @@ class Cleaned:
     counts: dict[str, int] = field(default_factory=dict)
     # The select step's summary (score, cut, prompt clusters before and after); None: no step.
     selection: dict[str, Any] | None = None
+    # The reviewers' verdicts applied: counts per verdict and who decided what; None: none given.
+    review: dict[str, Any] | None = None
 
 
-def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> Cleaned:
+# long: the steps in their order, each a call; reviewed pairs are set aside first and joined last
+def clean(
+    pairs: pd.DataFrame,
+    flags: pd.DataFrame,
+    policy: CleaningPolicy,
+    reviews: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Cleaned:
     """Apply ``policy`` to ``pairs`` (a PairSet indexed by pair_id) given the audit's ``flags``
-    (columns ``validator/column``, indexed by pair_id)."""
+    (columns ``validator/column``, indexed by pair_id) and reviewers' verdicts (``reviews``:
+    pair_id -> a review.jsonl record, checked against the pairs by
+    :func:`prefaudit.outputs.applicable_reviews`)."""
     flags = flags.reindex(pairs.index)
-    kept = pd.Series(True, index=pairs.index)
+    unknown = [pair_id for pair_id in reviews or {} if pair_id not in pairs.index]
+    if unknown:
+        raise InputError(f"a verdict for {unknown[0]!r}, which is not one of the pairs")
+    verdicts = pd.Series({k: v["verdict"] for k, v in (reviews or {}).items()}, dtype=object)
+    verdict = verdicts.reindex(pairs.index).fillna("")
+    kept = verdict.eq("")  # the automatic steps act on the pairs nobody reviewed
     quarantine: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     _drop(pairs, flags, policy, kept, quarantine, counts)
     if policy.dedupe:
-        _dedupe(pairs, flags, kept, quarantine, counts)
+        _dedupe(pairs, flags, kept, quarantine, counts, taken=verdict.isin(["keep", "flip"]))
     flipped = pd.Series(False, index=pairs.index)
     flips = _flips(pairs, flags, policy, kept, flipped)
     if policy.flip_min_noise is not None:
@@ -76,10 +99,21 @@ def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> C
         kept.loc[left] = False
         if len(left):
             counts["select"] = len(left)
+    review = None
+    if reviews:
+        flips = _reviewed(pairs, reviews, kept, flipped, quarantine, counts) + flips
+        review = _review_summary(pairs, reviews)
     if flips:
         counts["flip"] = len(flips)
     cleaned = [
-        _cleaned_row(pairs.loc[pair_id], pair_id, flags, policy, bool(flipped[pair_id]))
+        _cleaned_row(
+            pairs.loc[pair_id],
+            pair_id,
+            flags,
+            policy,
+            bool(flipped[pair_id]),
+            (reviews or {}).get(pair_id),
+        )
         for pair_id in pairs.index[kept.to_numpy()]
     ]
     rows = [
@@ -90,7 +124,50 @@ def clean(pairs: pd.DataFrame, flags: pd.DataFrame, policy: CleaningPolicy) -> C
     counts["input"] = len(pairs)
     counts["cleaned"] = len(cleaned)
     counts["quarantined"] = len(rows)
-    return Cleaned(cleaned, rows, flips, counts, selection)
+    return Cleaned(cleaned, rows, flips, counts, selection, review)
+
+
+def _reviewed(pairs, reviews, kept, flipped, quarantine, counts) -> list[dict[str, str]]:
+    """Apply the reviewers' verdicts: keep and flip join the kept pairs (a flip swapped), drop
+    goes to the quarantine; returns the flips' manifest entries."""
+    flips = []
+    for pair_id in pairs.index:
+        record = reviews.get(pair_id)
+        if record is None:
+            continue
+        verdict, who = record["verdict"], _who(record)
+        counts[f"review: {verdict}"] = counts.get(f"review: {verdict}", 0) + 1
+        if verdict == "drop":
+            quarantine[pair_id] = {
+                "action": "drop",
+                "issues": ["review"],
+                "reasons": {"review": f"dropped by {who}"},
+            }
+            continue
+        kept[pair_id] = True
+        if verdict == "flip":
+            flipped[pair_id] = True
+            flips.append({"pair_id": pair_id, "by": "review", "reason": who})
+    return flips
+
+
+def _who(record: Mapping[str, Any]) -> str:
+    """The reviewer, where they decided, and their note: "ana (label-studio): a typo"."""
+    where = f" ({record['source']})" if record.get("source") else ""
+    note = f": {record['note']}" if record.get("note") else ""
+    return f"{record['reviewer']}{where}{note}"
+
+
+def _review_summary(pairs, reviews) -> dict[str, Any]:
+    """For the manifest: how many of each verdict, and who decided what, in file order."""
+    keys = ("verdict", "preference", "reviewer", "source", "decided", "note", "export")
+    decisions = [
+        {"pair_id": pair_id, **{key: reviews[pair_id].get(key) for key in keys}}
+        for pair_id in pairs.index
+        if pair_id in reviews
+    ]
+    verdicts = {v: sum(d["verdict"] == v for d in decisions) for v in ("keep", "flip", "drop")}
+    return {"verdicts": verdicts, "decisions": decisions}
 
 
 def _drop(pairs, flags, policy: CleaningPolicy, kept, quarantine, counts) -> None:
@@ -110,23 +187,29 @@ def _drop(pairs, flags, policy: CleaningPolicy, kept, quarantine, counts) -> Non
             counts[f"drop: {issue}"] = counts.get(f"drop: {issue}", 0) + 1
 
 
-def _dedupe(pairs, flags, kept, quarantine, counts) -> None:
-    """Keep the first kept pair of each duplicate group; quarantine the others."""
+def _dedupe(pairs, flags, kept, quarantine, counts, taken) -> None:
+    """Keep the first kept pair of each duplicate group; quarantine the others. A group with a
+    pair in ``taken`` (kept by a reviewer) has its pair already: its other members go."""
     for validator, column, _ in declared(flags, "dedupe"):
         # A pair's group: the pair it duplicates, or itself (the group's first member).
         original = flags[column]
-        seen: set[str] = set()
-        for pair_id in pairs.index[kept.to_numpy()]:
+
+        def group_of(pair_id: str, original=original) -> str:
             of = original[pair_id]
-            group = of if isinstance(of, str) and of else pair_id
-            if group not in seen:
-                seen.add(group)
+            return of if isinstance(of, str) and of else pair_id
+
+        # Each group's pair that stays: a reviewer's first, else the first kept one.
+        keeper = {group_of(pair_id): pair_id for pair_id in pairs.index[taken.to_numpy()][::-1]}
+        for pair_id in pairs.index[kept.to_numpy()]:
+            group = group_of(pair_id)
+            if group not in keeper:
+                keeper[group] = pair_id
                 continue
             kept[pair_id] = False
             quarantine[pair_id] = {
                 "action": "dedupe",
                 "issues": [column],
-                "reasons": {validator: f"duplicate of {group} (one per group kept)"},
+                "reasons": {validator: f"duplicate of {keeper[group]} (one per group kept)"},
             }
             counts["dedupe"] = counts.get("dedupe", 0) + 1
 
@@ -175,9 +258,16 @@ def _review(pairs, flags, threshold: float, candidates, quarantine, counts) -> N
         candidates &= ~hit
 
 
-def _cleaned_row(row, pair_id, flags, policy: CleaningPolicy, flipped: bool) -> dict[str, Any]:
+def _cleaned_row(
+    row, pair_id, flags, policy: CleaningPolicy, flipped: bool, review: Mapping | None
+) -> dict[str, Any]:
     out = {"pair_id": pair_id, **_trl_row(row, swap=flipped)}
-    if policy.weights == "confidence":
+    if review is not None:  # a person read the pair: its (final) label is taken as certain
+        if policy.weights == "confidence":
+            out["weight"] = 1.0
+        elif policy.weights == "soft_label":
+            out["soft_label"] = 0.5 if review.get("preference") == "tie" else 1.0
+    elif policy.weights == "confidence":
         score = _first_value(flags, pair_id, "confidence")
         if score is not None:
             # After a flip, the confidence is that the new label is right.

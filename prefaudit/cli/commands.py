@@ -106,6 +106,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from prefaudit import api, console
+
+    given = options(args)
+    done = api.review_export(given.pop("folder"), **given)
+    console.print_review_export(done)
+    return EXIT_OK
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    from prefaudit import api, console
+
+    given = options(args)
+    done = api.review_import(given.pop("file"), **given)
+    console.print_review_import(done)
+    return EXIT_OK
+
+
 def cmd_validators(args: argparse.Namespace) -> int:
     from prefaudit import console
 

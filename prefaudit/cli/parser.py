@@ -7,6 +7,10 @@ import argparse
 
 from prefaudit.cli import commands as handlers
 
+# The tools `review export` writes for (prefaudit.review.TOOLS, kept here: the parser imports
+# nothing heavy).
+TOOLS = ("csv", "label-studio", "argilla")
+
 # Help texts, by the keyword each option sets (the API's name for it).
 HELP = {
     "data": "a .jsonl/.json/.csv/.tsv/.parquet file (optionally .gz), a save_to_disk "
@@ -67,6 +71,22 @@ HELP = {
     "comparison.json",
     "rules_out": "the file to write (default: rules.yaml)",
     "rules_base": "the built-in rule set to copy (default: default)",
+    "audit_dir": "an audit folder (with audit.json), e.g. reports/my_pairs",
+    "to": "the tool: csv (a sheet to fill in, nothing to install), label-studio (tasks.json and "
+    "config.xml for a project) or argilla (an Argilla 2.x dataset folder; pip install argilla)",
+    "validator": "only the pairs this check flagged (with --top: its highest scores, flagged or "
+    "not); default: every flagged pair",
+    "top": "the N pairs with the highest score (of --validator, else of any check), most suspect "
+    "first",
+    "review_data": "the audited data, read as it was audited (same --map, --annotations, ...): "
+    "needed when a pair to export has no texts in DIR (only flagged pairs' are kept there)",
+    "review_out": "the folder to write into (default: DIR/review); an export already there is "
+    "never replaced",
+    "review_file": "the reviewed file: the CSV filled in, Label Studio's JSON export, or the "
+    "folder Argilla's Dataset.to_disk wrote",
+    "review_audit": "the audit folder the pairs were exported from (default: the audit folder "
+    "FILE is in)",
+    "reviewer": "who decided, for CSV rows whose reviewer column is empty",
     "demo_sample": "pairs scored by the embedded reference model (default: 24, a CPU-sized "
     "sample; 0: none)",
 }
@@ -85,13 +105,21 @@ COMMANDS = {  # name: help
     "validators": "list the validators, what they check, and their parameters with defaults",
     "rules": "the built-in rule sets: `rules show NAME` prints one, `rules init` copies one to "
     "edit",
+    "review": "the human review loop: export flagged pairs to a labelling tool (csv, "
+    "label-studio, argilla), import the reviewers' verdicts, which clean then applies first",
 }
-# Commands with actions of their own: `prefaudit rules show NAME`.
+# Commands with actions of their own: `prefaudit rules show NAME`, `prefaudit review export DIR`.
 ACTIONS = {
     "rules": {
         "show": "print a built-in rule set (default, strict), every line explained; without a "
         "name, list them",
         "init": "write a copy of a built-in rule set to edit (default: rules.yaml)",
+    },
+    "review": {
+        "export": "write the flagged pairs (or a check's top suspects) with their evidence for a "
+        "labelling tool: DIR/review/",
+        "import": "read the reviewers' verdicts (keep, flip, drop) back into the audit folder's "
+        "review.jsonl",
     },
 }
 
@@ -166,6 +194,18 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--force", action="store_true", help="replace an existing file")
     if command == "report":
         sub.add_argument("folder", metavar="DIR", help="an audit's output folder (with audit.json)")
+    if command == "review export":
+        sub.add_argument("folder", metavar="DIR", help=HELP["audit_dir"])
+        sub.add_argument("--to", choices=TOOLS, default="csv", help=HELP["to"])
+        sub.add_argument("--validator", metavar="NAME", help=HELP["validator"])
+        sub.add_argument("--top", type=int, metavar="N", help=HELP["top"])
+        sub.add_argument("--data", metavar="DATA", help=HELP["review_data"])
+        add_load_options(sub)
+        sub.add_argument("--out", metavar="FOLDER", help=HELP["review_out"])
+    if command == "review import":
+        sub.add_argument("file", metavar="FILE", help=HELP["review_file"])
+        sub.add_argument("--audit", metavar="DIR", help=HELP["review_audit"])
+        sub.add_argument("--reviewer", metavar="NAME", help=HELP["reviewer"])
     if command == "demo":
         sub.add_argument(
             "--out", default="reports/demo", help="output folder (default: reports/demo)"

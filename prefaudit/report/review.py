@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from prefaudit.chat import is_conversation, render_messages
+from prefaudit.outputs import pair_evidence
 from prefaudit.report.inputs import REVIEWED, ReportInputs
 
 # Each action as the section names it, in the order the groups are shown.
@@ -82,7 +83,7 @@ def _flipped(flip: dict[str, Any], inputs: ReportInputs, flags: pd.DataFrame) ->
     return Reviewed(
         pair_id,
         f"flipped by {flip.get('by')}: {flip.get('reason')}",
-        _evidence(flags, pair_id),
+        pair_evidence(flags, pair_id),
         text.get("prompt"),
         text.get("chosen"),
         text.get("rejected"),
@@ -97,27 +98,12 @@ def _quarantined(entry: dict[str, Any], flags: pd.DataFrame) -> Reviewed:
     return Reviewed(
         pair_id,
         decision or str(entry.get("action")),
-        _evidence(flags, pair_id),
+        pair_evidence(flags, pair_id),
         _plain(entry.get("prompt")),
         _plain(entry.get("chosen")),
         _plain(entry.get("rejected")),
         _flagged(flags, pair_id),
     )
-
-
-def _evidence(flags: pd.DataFrame, pair_id: str) -> list[tuple[str, float | None, str]]:
-    """Every check that says something about the pair: its score and its reason."""
-    if pair_id not in flags.index:
-        return []
-    row = flags.loc[pair_id]
-    out = []
-    for column in flags.columns:
-        if not column.endswith("/reason") or not isinstance(row[column], str) or not row[column]:
-            continue
-        check = column.removesuffix("/reason")
-        score = row.get(f"{check}/score")
-        out.append((check, None if pd.isna(score) else float(score), row[column]))
-    return out
 
 
 def _flagged(flags: pd.DataFrame, pair_id: str) -> bool:
