@@ -277,7 +277,9 @@ def test_the_validator_page_lists_its_parameters_defaults_and_metrics(name):
 
 
 def test_the_readme_is_short():
-    assert len(README.encode("utf-8")) < 15_000
+    # The tour, the input shapes, one short section per tool it fits (pip, TRL, review tools,
+    # trackers, CI) and the promises; everything else belongs in docs/.
+    assert len(README.encode("utf-8")) < 17_000
     long_rows = [
         line[:60] for line in README.splitlines() if line.startswith("|") and len(line) > 300
     ]

@@ -155,6 +155,9 @@ def _command(sub: argparse.ArgumentParser, name: str) -> None:
 
 def add_options(command: str, sub: argparse.ArgumentParser) -> None:
     """The arguments of ``command``."""
+    if " " in command:  # an action of a command: `rules show`
+        add_action_options(command, sub)
+        return
     if command in ("audit", "check", "clean", "train", "clean-then-train"):
         sub.add_argument(
             "data",
@@ -184,28 +187,8 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
             if action.dest == "max_length":
                 action.default, action.help = argparse.SUPPRESS, HELP["max_length_both"]
         sub.add_argument("--compare-raw", action="store_true", help=HELP["compare_raw"])
-    if command == "rules show":
-        sub.add_argument("name", nargs="?", help="the rule set (without it: list them)")
-    if command == "rules init":
-        sub.add_argument("out", nargs="?", default="rules.yaml", help=HELP["rules_out"])
-        sub.add_argument(
-            "--from", dest="base", default="default", metavar="NAME", help=HELP["rules_base"]
-        )
-        sub.add_argument("--force", action="store_true", help="replace an existing file")
     if command == "report":
         sub.add_argument("folder", metavar="DIR", help="an audit's output folder (with audit.json)")
-    if command == "review export":
-        sub.add_argument("folder", metavar="DIR", help=HELP["audit_dir"])
-        sub.add_argument("--to", choices=TOOLS, default="csv", help=HELP["to"])
-        sub.add_argument("--validator", metavar="NAME", help=HELP["validator"])
-        sub.add_argument("--top", type=int, metavar="N", help=HELP["top"])
-        sub.add_argument("--data", metavar="DATA", help=HELP["review_data"])
-        add_load_options(sub)
-        sub.add_argument("--out", metavar="FOLDER", help=HELP["review_out"])
-    if command == "review import":
-        sub.add_argument("file", metavar="FILE", help=HELP["review_file"])
-        sub.add_argument("--audit", metavar="DIR", help=HELP["review_audit"])
-        sub.add_argument("--reviewer", metavar="NAME", help=HELP["reviewer"])
     if command == "demo":
         sub.add_argument(
             "--out", default="reports/demo", help="output folder (default: reports/demo)"
@@ -220,6 +203,30 @@ def add_options(command: str, sub: argparse.ArgumentParser) -> None:
             metavar="N",
             help=HELP["demo_sample"],
         )
+
+
+def add_action_options(command: str, sub: argparse.ArgumentParser) -> None:
+    """The arguments of an action of a command (:data:`ACTIONS`)."""
+    if command == "rules show":
+        sub.add_argument("name", nargs="?", help="the rule set (without it: list them)")
+    if command == "rules init":
+        sub.add_argument("out", nargs="?", default="rules.yaml", help=HELP["rules_out"])
+        sub.add_argument(
+            "--from", dest="base", default="default", metavar="NAME", help=HELP["rules_base"]
+        )
+        sub.add_argument("--force", action="store_true", help="replace an existing file")
+    if command == "review export":
+        sub.add_argument("folder", metavar="DIR", help=HELP["audit_dir"])
+        sub.add_argument("--to", choices=TOOLS, default="csv", help=HELP["to"])
+        sub.add_argument("--validator", metavar="NAME", help=HELP["validator"])
+        sub.add_argument("--top", type=int, metavar="N", help=HELP["top"])
+        sub.add_argument("--data", metavar="DATA", help=HELP["review_data"])
+        add_load_options(sub)
+        sub.add_argument("--out", metavar="FOLDER", help=HELP["review_out"])
+    if command == "review import":
+        sub.add_argument("file", metavar="FILE", help=HELP["review_file"])
+        sub.add_argument("--audit", metavar="DIR", help=HELP["review_audit"])
+        sub.add_argument("--reviewer", metavar="NAME", help=HELP["reviewer"])
 
 
 def add_load_options(parser: argparse.ArgumentParser, *, annotations: bool = True) -> None:
