@@ -255,9 +255,10 @@ class AnnotationGrouper:
         self.mapper, self.label_scale = mapper, label_scale
         self.groups: dict[Any, int] = {}
         self.texts: list[tuple[str, str, str]] = []
-        self.first: list[tuple[int, Any, dict]] = []  # first line, given id, extras
-        # group, annotator, label (as read), raw label, line, shown as B then A
-        self.rows: list[tuple[int, str, float | str, Any, int, bool]] = []
+        self.first: list[tuple[int, Any]] = []  # first line, given id
+        self.extras: list[dict] = []  # the first row's extras
+        # group, annotator, label (as read), raw label, line, shown as B then A, extras
+        self.rows: list[tuple[int, str, float | str, Any, int, bool, dict]] = []
 
     def add(self, line: int, record: dict) -> None:
         mapper = self.mapper
@@ -276,7 +277,8 @@ class AnnotationGrouper:
         if group is None:
             group = self.groups[key] = len(self.texts)
             self.texts.append((prompt, first, second))
-            self.first.append((line, given, extras))
+            self.first.append((line, given))
+            self.extras.append(extras)
         elif given is not None and self.texts[group] not in (
             (prompt, first, second),
             (prompt, second, first),
@@ -286,7 +288,9 @@ class AnnotationGrouper:
             )
         swapped = self.texts[group][1] != first  # this rater saw the group's B first
         raw = record.get(mapper.mapping["label"])
-        self.rows.append((group, str(annotator), label, raw, line, swapped))
+        if extras == self.extras[group]:
+            extras = self.extras[group]  # one dict for the rows that repeat it, not one per row
+        self.rows.append((group, str(annotator), label, raw, line, swapped, extras))
 
     def finish(self):
         import pandas as pd
@@ -299,9 +303,9 @@ class AnnotationGrouper:
         builder.report.rows_accepted -= int((~read).sum())
         rows = [r for r, kept in zip(self.rows, read, strict=True) if kept]
         groups = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        swapped = np.fromiter((r[5] for r in rows), dtype=bool, count=len(rows))
+        swapped = self._rebased(rows, groups)
         p_first = np.where(swapped, 1.0 - p_shown[read], p_shown[read])  # P(group's A better)
-        pair_ids, first_is_chosen = self._pairs(groups, p_first)
+        pair_ids, first_is_chosen = self._pairs(groups, p_first, rows)
         value = (
             np.where(first_is_chosen[groups], p_first, 1.0 - p_first) if len(groups) else p_first
         )
@@ -327,29 +331,45 @@ class AnnotationGrouper:
             )
         return table
 
-    def _pairs(self, groups: np.ndarray, p_first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Add a pair per group with a label read, oriented by its raters' mean; returns each
-        group's pair id and whether its first-shown response is the chosen one."""
+    def _rebased(self, rows: list[tuple], groups: np.ndarray) -> np.ndarray:
+        """Whether each kept row shows its group's B first, once every group is seen as its
+        first kept row shows it (its first row may have been rejected for its label): the
+        pairs are then what they were when a bad label was rejected as it was read."""
+        swapped = np.fromiter((r[5] for r in rows), dtype=bool, count=len(rows))
+        _, first = np.unique(groups, return_index=True)
+        for index in first[swapped[first]]:
+            prompt, a, b = self.texts[groups[index]]
+            self.texts[groups[index]] = (prompt, b, a)
+        return swapped ^ swapped[first][np.searchsorted(groups[first], groups)]
+
+    def _pairs(
+        self, groups: np.ndarray, p_first: np.ndarray, rows: list[tuple]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add a pair per group with a label read, oriented by its raters' mean, in the order
+        of their first kept rows; returns each group's pair id and whether its first-shown
+        response is the chosen one."""
         counts = np.bincount(groups, minlength=len(self.texts))
         mean = np.bincount(groups, weights=p_first, minlength=len(self.texts)) / np.maximum(
             counts, 1
         )
         pair_ids = np.full(len(self.texts), None, dtype=object)
         first_is_chosen = np.zeros(len(self.texts), dtype=bool)
-        for group in np.flatnonzero(counts):  # a group whose every label was unread is no pair
-            prompt, first, second = self.texts[group]
-            line, given, extras = self.first[group]
-            values = orient(prompt, first, second, float(mean[group]), dict(extras))
-            pair_ids[group] = self.mapper.builder.add(line, values, given)
+        _, first = np.unique(groups, return_index=True)
+        for index in np.sort(first):  # a group whose every label was unread is no pair
+            group = groups[index]
+            prompt, a, b = self.texts[group]
+            extras = dict(rows[index][6])  # as its first kept row shows the pair
+            values = orient(prompt, a, b, float(mean[group]), extras)
+            pair_ids[group] = self.mapper.builder.add(rows[index][4], values, self.first[group][1])
             first_is_chosen[group] = values["chosen_position"] == "a"
         return pair_ids, first_is_chosen
 
     def _record(self, index: int) -> dict[str, Any]:
-        group, annotator, _, raw, _, swapped = self.rows[index]
+        group, annotator, _, raw, _, swapped, extras = self.rows[index]
         prompt, first, second = self.texts[group]
         if swapped:
             first, second = second, first
-        values = {"prompt": prompt, "response_a": first, "response_b": second}
+        values = {"prompt": prompt, "response_a": first, "response_b": second, **extras}
         return _shown_row(
             self.mapper, {**values, "annotator": annotator}, self.first[group][1], raw
         )

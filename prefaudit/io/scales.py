@@ -412,8 +412,7 @@ def _describe(reader: _Numeric | _Words, frame: str, read: dict) -> LabelScale:
         high = ends[0] if reader.a > reader.b else ends[1]
         direction += f"; a value between says how likely {high} is better"
     else:
-        step = 1 if reader.b > reader.a else -1
-        values = tuple(range(int(reader.a), int(reader.b) + step, step))
+        values = tuple(int(p) for p in _points(reader))
         kind = "graded" if reader.a == -reader.b else "likert"
         level = "ordinal"
     tie = None if tie is None else _show(tie)
@@ -430,13 +429,20 @@ def _counts(distinct: dict, read: dict, reader) -> tuple[dict[str, int], dict[st
         for key in order:
             name = _name(key) if key in points else _between(key, reader)
             counts[name] = counts.get(name, 0) + inside[key]
-    else:
-        counts = {}
+    else:  # a point scale lists its unused points too: an end nobody used is worth seeing
+        points = () if isinstance(reader, _Words) or reader.continuous else _points(reader)
+        counts = dict.fromkeys(map(_name, points), 0) if len(points) <= _BINNED else {}
         for key in order:
             name = _name(key)
             counts[name] = counts.get(name, 0) + inside[key]
     outside = sorted(((n, _name(k)) for k, n in distinct.items() if k not in inside), reverse=True)
     return counts, {name: n for n, name in outside[:10]}
+
+
+def _points(reader: _Numeric) -> tuple[float, ...]:
+    """A point scale's points, from the end that favours A."""
+    step = 1 if reader.b > reader.a else -1
+    return tuple(float(p) for p in range(int(reader.a), int(reader.b) + step, step))
 
 
 def _between(key: float, reader: _Numeric) -> str:

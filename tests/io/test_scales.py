@@ -141,7 +141,8 @@ def test_a_helpsteer3_style_long_table_is_read_on_its_graded_scale(tmp_path):
     (entry,) = report.label_scales
     assert entry["scale"]["spec"] == "-3..3" and entry["how"] == "declared"
     assert entry["scale"]["direction"].startswith("-3 favours A (the first response), 3 favours B")
-    assert entry["counts"] == {"-2": 9, "-1": 13, "0": 11, "1": 5, "2": 3}
+    counts = {"-3": 0, "-2": 9, "-1": 13, "0": 11, "1": 5, "2": 3, "3": 0}  # unused ends too
+    assert list(entry["counts"].items()) == list(counts.items())
     assert any(n.startswith("label column 'label'") and "-3..3" in n for n in report.notes)
     # P(chosen better) per rating: unit 1's three raters said -2 (A clearly better) -> 5/6.
     unit = data.annotations[data.annotations["pair_id"] == "u1"]
@@ -299,6 +300,23 @@ def test_binary_labels_load_exactly_as_before(tmp_path):
     assert data.annotations["value"].tolist() == [0.0, 1.0, 1.0, 0.5]
     assert _reasons(data) == {(5, "label"): "0 is not on this column's label scale 1..2"}
     assert data.report.label_scales[0]["scale"]["kind"] == "choice_tie"
+
+
+def test_a_pair_whose_first_row_is_off_the_scale_is_the_pair_its_kept_rows_make(tmp_path):
+    """The label column is read after the rows are grouped: a pair is still taken as its first
+    kept row shows it (order, models, line), as when a bad label was rejected on sight."""
+    ab = {"instruction": "Q", "output_1": "A", "output_2": "B", "generator_1": "m1"}
+    ba = {"instruction": "Q", "output_1": "B", "output_2": "A", "generator_2": "m1"}
+    kept = [{**ab, "annotator": "j2", "preference": 1}, {**ba, "annotator": "j3", "preference": 2}]
+    other = [{**ab, "instruction": f"Q{i}", "annotator": "j1", "preference": 2} for i in range(3)]
+    rows = [{**ba, "annotator": "j1", "preference": 0}, *kept, *other]
+    data = load(str(write_lines(tmp_path / "t.jsonl", rows)))
+    alone = load(str(write_lines(tmp_path / "alone.jsonl", [*kept, *other])))
+    assert _reasons(data) == {(1, "label"): "0 is not on this column's label scale 1..2"}
+    columns = ["prompt", "chosen", "rejected", "chosen_position", "model_chosen"]
+    assert data.pairs[columns].equals(alone.pairs[columns])
+    assert data.pairs["row"].tolist() == [2, 4, 5, 6]  # the first kept row's line
+    assert data.report.rejected_records()[0]["record"]["generator_2"] == "m1"
 
 
 def test_a_frame_of_labels_is_read_the_same_way():
