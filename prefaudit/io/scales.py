@@ -91,8 +91,8 @@ class LabelScale:
     @property
     def span(self) -> float:
         """The distance between the two ends, in the scale's own units (grades for words)."""
-        if isinstance(self.values[0], str):
-            return float(len(self.values) - 1 - (self.tie is not None))
+        if isinstance(self.values[0], str):  # k grades a side: from A's top to B's, 2k
+            return float(len(self.values) - (self.tie is not None))
         return float(abs(self.values[-1] - self.values[0]))
 
     def to_dict(self) -> dict[str, Any]:

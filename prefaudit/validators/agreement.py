@@ -228,8 +228,9 @@ class AgreementValidator(Validator):
                     f"agreement: level must be 'auto' or one of {stats.LEVELS}, got {self.level!r}"
                 )
             return self.level
-        if scale is not None:
-            return scale.level  # ordinal: what a graded or Likert scale supports
+        if scale is not None:  # ordinal: what a graded or Likert scale supports, but for a
+            # slider of more points than ordinal alpha can be computed on in reasonable time
+            return scale.level if len(np.unique(values)) <= _PACKAGE_MAX_VALUES else "interval"
         distinct = np.unique(values)
         if np.isin(distinct, (0.0, 0.5, 1.0)).all():
             return "nominal"
@@ -271,18 +272,7 @@ class AgreementValidator(Validator):
             defined = mine & (loo != _SPLIT)
             own, theirs = ratings.label[defined], loo[defined]
             kappa = _safe_kappa(cohen_kappa_score, own, theirs)
-            # Position bias free of content: among this rater's disagreements with the others,
-            # the share that favour the first-shown response (0.5 = none).
-            disagree = defined & (ratings.label != loo) & (ratings.first_preferred >= 0)
-            first = int(ratings.first_preferred[disagree].sum())
-            total = int(disagree.sum())
-            extra = {}
-            if lean is not None:  # on a graded scale: leaning from the others' mean strength
-                leans = lean[mine & ~np.isnan(lean)]
-                apart = leans[np.abs(leans) > _EVEN]
-                first, total = int((apart > 0).sum()), len(apart)
-                shift = float(leans.mean() * ratings.scale.span) if len(leans) else None
-                extra["position_shift"] = shift  # scale units towards the first-shown
+            first, total, extra = _position(ratings, loo, defined, mine, lean)
             rows.append(
                 {
                     "annotator": rater,
@@ -571,6 +561,20 @@ def _strength(ratings: _Ratings, n: int) -> np.ndarray:
     mean = np.divide(total, count, out=np.full(n, np.nan), where=count > 0)  # P(side 0 better)
     mean = np.where(ratings.swap, 1.0 - mean, mean)
     return np.clip(2.0 * mean - 1.0, -1.0, 1.0)
+
+
+def _position(ratings: _Ratings, loo, defined, mine, lean) -> tuple[int, int, dict[str, Any]]:
+    """A rater's position bias, free of content: among their ratings that differ from the
+    others', how many favour the first-shown response, out of how many (half: none); on a
+    graded scale, from the others' mean strength (``lean``), with the mean lean in the scale's
+    units (``position_shift``)."""
+    if lean is None:
+        disagree = defined & (ratings.label != loo) & (ratings.first_preferred >= 0)
+        return int(ratings.first_preferred[disagree].sum()), int(disagree.sum()), {}
+    leans = lean[mine & ~np.isnan(lean)]
+    apart = leans[np.abs(leans) > _EVEN]
+    shift = float(leans.mean() * ratings.scale.span) if len(leans) else None
+    return int((apart > 0).sum()), len(apart), {"position_shift": shift}
 
 
 def _graded_lean(ratings: _Ratings) -> np.ndarray:

@@ -123,6 +123,7 @@ def test_the_scale_round_trips_as_a_dict():
     scale = _read([-3, 3, 0]).scale
     assert LabelScale.from_dict(scale.to_dict()) == scale
     assert (scale.tie, scale.level, scale.span, scale.graded) == (0, "ordinal", 6.0, True)
+    assert _read(["A>>B", "B>A", "A=B"]).scale.span == _read(["A>>B", "B>A"]).scale.span == 4.0
 
 
 # --- real-shaped tables through the loader ---------------------------------------------------------
