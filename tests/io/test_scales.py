@@ -292,6 +292,21 @@ def test_the_cli_and_a_rule_file_declare_the_scale(tmp_path, capsys):
         prefaudit.check(str(path), str(rules))
 
 
+def test_a_policy_files_load_section_declares_the_scale_for_clean(tmp_path):
+    import prefaudit
+
+    path = write_lines(tmp_path / "t.jsonl", long_table(KRIPPENDORFF_2011))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nload: {label_scale: '1..7'}\nclean:\n  min_strength: 0.2\n")
+    done = prefaudit.clean(str(path), str(policy), validators=["agreement"], embedding_model="off")
+    assert done.audit.data.report.label_scales[0]["scale"]["spec"] == "1..7"
+    # On 1..7 the tie is 4: unit 7 (every coder said 4) is the near-tie; on 1..5 (read from the
+    # values) it is 3: units 3, 4 and 12.
+    assert done.quarantine["pair_id"].tolist() == ["u7"]
+    found = prefaudit.clean(str(path), {"min_strength": 0.2}, validators=["agreement"])
+    assert sorted(found.quarantine["pair_id"]) == ["u12", "u3", "u4"]
+
+
 def test_binary_labels_load_exactly_as_before(tmp_path):
     base = {"instruction": "Q", "output_1": "A", "output_2": "B"}
     rows = [
