@@ -41,7 +41,7 @@ from prefaudit.validators import create_validator
 DEFAULT_POLICY = "default"  # the built-in rule set (prefaudit/rules/files/default.yaml)
 REPORTS = Path("reports")
 # The keywords of `load` every command that reads a dataset accepts.
-LOAD_OPTIONS = ("format", "mapping", "annotations", "on_bad_row", "max_chars")
+LOAD_OPTIONS = ("format", "mapping", "annotations", "on_bad_row", "max_chars", "label_scale")
 
 
 # -- audit ------------------------------------------------------------------------------------
@@ -55,6 +55,7 @@ def audit(
     annotations: str | Path | None = None,
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
+    label_scale: str | None = None,
     validators: Iterable[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     against: str | Path | None = None,
@@ -71,8 +72,8 @@ def audit(
 ) -> AuditResult | None:
     """Audit preference pairs, as ``prefaudit audit`` does.
 
-    ``format``, ``mapping``, ``annotations``, ``on_bad_row`` and ``max_chars`` are
-    :func:`load`'s. ``validators``: names to run (default: every one whose inputs are
+    ``format``, ``mapping``, ``annotations``, ``on_bad_row``, ``max_chars`` and
+    ``label_scale`` are :func:`load`'s. ``validators``: names to run (default: every one whose inputs are
     present); ``params``: ``{validator: {parameter: value}}``. ``against``: an evaluation set
     for the leakage check; ``coverage_reference``: prompts that matter. ``reference_model``
     (a causal LM: name, folder or "embedded") or ``reference_sample`` (score a seeded sample
@@ -389,6 +390,8 @@ def check(
 
     started = time.perf_counter()
     ruleset = load_rules(rules)
+    if ruleset.label_scale is not None and audit_options.get("label_scale") is None:
+        audit_options["label_scale"] = ruleset.label_scale  # the option overrides the file
     old = baseline_metrics(baseline) if baseline is not None else None
     if ruleset.has_clean:
         _policy(rules)  # a rule file whose clean: section is wrong fails here too
@@ -524,6 +527,11 @@ def _clean(
     from prefaudit.cleaning import clean as apply_policy
     from prefaudit.models.logps_file import with_trl_columns
 
+    if isinstance(policy, (str, Path)) and audit_options.get("label_scale") is None:
+        from prefaudit.rules import load_rules
+
+        scale = load_rules(policy).label_scale  # the policy file's load: section
+        audit_options = {**audit_options, **({"label_scale": scale} if scale else {})}
     policy = _policy(policy)
     result = _given_audit(data, audit, audit_options)
     if result is None:
@@ -638,6 +646,7 @@ def train(
     mapping: Mapping[str, str] | None = None,
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
+    label_scale: str | None = None,
     **settings: Any,
 ):
     """Train DPO, as ``prefaudit train`` does; returns a ``TrainResult`` (``out``, ``steps``,
@@ -674,6 +683,7 @@ def train(
         "mapping": mapping,
         "on_bad_row": on_bad_row,
         "max_chars": max_chars,
+        "label_scale": label_scale,
     }
     loaded = _pairs(data, load_options)
     evaluated = None if eval_data is None else _pairs(eval_data, load_options)

@@ -129,6 +129,23 @@ def fleiss_kappa(counts: np.ndarray) -> float | None:
     return None if expected >= 1.0 else float((p_unit.mean() - expected) / (1.0 - expected))
 
 
+def quadratic_kappa(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Cohen's kappa with quadratic weights of two raters' values on the same units (None when
+    undefined: fewer than 2 units, or no variation). Equal to scikit-learn's
+    ``cohen_kappa_score(weights="quadratic")`` when the values are equally spaced points.
+
+    >>> round(quadratic_kappa(np.array([1, 2, 3, 4]), np.array([1, 2, 4, 4])), 4)
+    0.9167
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2:
+        return None
+    observed = float(np.mean((a - b) ** 2))
+    # The mean squared difference over all (i, j): what independent raters would show.
+    expected = float(a.var() + b.var() + (a.mean() - b.mean()) ** 2)
+    return None if expected <= 0 else 1.0 - observed / expected
+
+
 def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float | None, float | None]:
     """The Wilson score 95% interval of a proportion ((None, None) for no trials).
 

@@ -42,6 +42,36 @@ def pairs_frame(
     return frame
 
 
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the reliability data
+# matrix: 4 coders (rows) x 12 units, values 1..5, None = not coded. Published alpha:
+# nominal 0.743, ordinal 0.815, interval 0.849, ratio 0.797.
+KRIPPENDORFF_2011 = (
+    (1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None),
+    (1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3),
+    (None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None),
+    (1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None),
+)
+
+
+def long_table(matrix, shift: int = 0, **extra) -> list[dict]:
+    """A long annotation table (one row per rating) from a coders x units matrix, each
+    value plus ``shift``; every coder sees the same response first."""
+    return [
+        {
+            "pair_id": f"u{unit + 1}",
+            "prompt": f"Question {unit + 1}",
+            "response_a": f"first answer {unit + 1}",
+            "response_b": f"second answer {unit + 1}",
+            "annotator": f"coder_{'ABCD'[coder]}",
+            "label": value + shift,
+            **extra,
+        }
+        for coder, row in enumerate(matrix)
+        for unit, value in enumerate(row)
+        if value is not None
+    ]
+
+
 class WordEmbedder:
     """A deterministic stand-in for a sentence-transformers model: hashed bag-of-words vectors
     (scikit-learn's HashingVectorizer), unit length. Same words in any order embed the same;

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +234,43 @@ def test_conversational_pairs_stay_conversational_and_soft_labels_follow_flips(t
     assert manifest["input_fingerprint"] == "abc" and manifest["counts"]["flip"] == 1
     lines = (tmp_path / "cleaned.jsonl").read_text().splitlines()
     assert len(lines) == 2 and (tmp_path / "quarantine.jsonl").read_text() == ""
+
+
+def test_near_ties_by_the_raters_strength_are_quarantined_and_strength_becomes_a_weight():
+    pairs = _pairs(5)
+    flags = _flags(
+        pairs.index,
+        **{
+            "agreement/strength": [0.9, 0.1, -0.05, -0.8, np.nan],  # p4: no raters
+            "agreement/contradicted": [False, False, False, True, False],
+        },
+    )
+    policy = CleaningPolicy(reorient_by_raters=True, weights="strength", min_strength=0.2)
+    result = clean(pairs, flags, policy)
+    assert [r["pair_id"] for r in result.cleaned] == ["p0", "p3", "p4"]
+    dropped = {r["pair_id"]: r for r in result.quarantine}
+    assert dropped["p1"]["action"] == "drop" and dropped["p1"]["issues"] == ["agreement/strength"]
+    assert dropped["p2"]["reasons"] == {
+        "agreement": "the raters' consensus is a near-tie (strength -0.05, under 0.2)"
+    }
+    assert result.counts["drop: agreement/strength"] == 2
+    weights = {r["pair_id"]: r.get("weight") for r in result.cleaned}
+    # p3 was flipped to the raters' side: its strength for the new chosen response is 0.8.
+    assert weights == {"p0": pytest.approx(0.9), "p3": pytest.approx(0.8), "p4": None}
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("0", "must be in (0, 1], got 0.0"), ("1.5", "must be in (0, 1]"), ("near", "finite number")],
+)
+def test_min_strength_is_checked_like_the_other_settings(tmp_path, value, message):
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"version: 1\nclean:\n  weights: strength\n  min_strength: {value}\n")
+    with pytest.raises(RuleFileError, match="line 4: .*" + re.escape(message)):
+        load_policy(path)
+    path.write_text("version: 1\nclean:\n  weights: strength\n  min_strength: 0.25\n")
+    assert load_policy(path) == policy_from_mapping({"weights": "strength", "min_strength": 0.25})
+    assert policy_from_mapping(CleaningPolicy().to_dict()) == CleaningPolicy()
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,22 @@ def test_fleiss_kappa_worked_example():
         stats.fleiss_kappa(np.array([[1, 1], [2, 1]]))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_quadratic_kappa_equals_scikit_learns_on_scale_points(seed):
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 8, 40)
+    b = np.clip(a + rng.integers(-2, 3, 40), 1, 7)
+    expected = cohen_kappa_score(a, b, weights="quadratic", labels=list(range(1, 8)))
+    assert stats.quadratic_kappa(a, b) == pytest.approx(expected, abs=1e-12)
+    # An affine re-coding (1..7 as P(A better) = (7 - x) / 6) changes nothing.
+    assert stats.quadratic_kappa((7 - a) / 6, (7 - b) / 6) == pytest.approx(expected, abs=1e-12)
+    assert (
+        stats.quadratic_kappa(a[:1], b[:1]) is None and stats.quadratic_kappa(a * 0, b * 0) is None
+    )
+
+
 def test_dawid_skene_ranks_a_random_rater_last():
     rng = np.random.default_rng(0)
     units, accuracies = 1500, [0.95, 0.9, 0.8, 0.5]

@@ -9,7 +9,9 @@ order, each to the pairs the previous ones kept:
 
 1. ``drop``: pairs with an issue from any listed check (a validator name: its ``issue``
    column; or ``validator/flag``: one of its flag columns) go to the quarantine, with every
-   listed check's reason;
+   listed check's reason; then, with ``min_strength``, pairs whose ``strength`` (how
+   strongly the raters prefer one response, in [-1, 1]) is nearer a tie than that, either
+   way, go there too (raters' near-ties teach little and often noise);
 2. ``dedupe``: of each group of duplicate pairs (a ``dedupe`` column) the first kept pair
    stays (a pair a reviewer kept or flipped, when the group has one), the others go to the
    quarantine ("duplicate of ...");
@@ -22,7 +24,9 @@ order, each to the pairs the previous ones kept:
    label's trust and the reference model's margin stays; the others go to the quarantine
    with their score (see prefaudit.cleaning.select);
 6. ``weights``: ``confidence`` attaches ``weight`` = 1 - the ``confidence`` score;
-   ``soft_label`` attaches ``soft_label`` = P(chosen better), after any flip.
+   ``soft_label`` attaches ``soft_label`` = P(chosen better), after any flip; ``strength``
+   attaches ``weight`` = the strength for the final chosen response (0 when it prefers the
+   other one).
 
 Which columns drive which step is declared by each validator (``Validator.cleaning``): this
 module names no validator and no column of one, so renaming a column cannot switch a step
@@ -79,6 +83,8 @@ def clean(
     quarantine: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     _drop(pairs, flags, policy, kept, quarantine, counts)
+    if policy.min_strength is not None:
+        _near_ties(pairs, flags, policy.min_strength, kept, quarantine, counts)
     if policy.dedupe:
         _dedupe(pairs, flags, kept, quarantine, counts, taken=verdict.isin(["keep", "flip"]))
     flipped = pd.Series(False, index=pairs.index)
@@ -187,6 +193,23 @@ def _drop(pairs, flags, policy: CleaningPolicy, kept, quarantine, counts) -> Non
             counts[f"drop: {issue}"] = counts.get(f"drop: {issue}", 0) + 1
 
 
+def _near_ties(pairs, flags, threshold: float, kept, quarantine, counts) -> None:
+    """Quarantine the kept pairs whose ``strength`` is under ``threshold`` either way."""
+    for validator, column, action in declared(flags, "strength"):
+        strength = flags[column].astype(float)
+        hit = (strength.abs() < threshold).fillna(False) & kept
+        for pair_id in pairs.index[hit.to_numpy()]:
+            reason = action.reason.format(score=strength[pair_id], threshold=threshold)
+            quarantine[pair_id] = {
+                "action": "drop",
+                "issues": [column],
+                "reasons": {validator: reason},
+            }
+        if hit.any():
+            counts[f"drop: {column}"] = int(hit.sum())
+        kept &= ~hit
+
+
 def _dedupe(pairs, flags, kept, quarantine, counts, taken) -> None:
     """Keep the first kept pair of each duplicate group; quarantine the others. A group with a
     pair in ``taken`` (kept by a reviewer) has its pair already: its other members go."""
@@ -276,6 +299,10 @@ def _cleaned_row(
         soft = _first_value(flags, pair_id, "soft_label")
         if soft is not None:
             out["soft_label"] = float(1 - soft if flipped else soft)
+    elif policy.weights == "strength":
+        strength = _first_value(flags, pair_id, "strength")
+        if strength is not None:
+            out["weight"] = max(0.0, float(-strength if flipped else strength))
     return out
 
 

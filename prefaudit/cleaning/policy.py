@@ -15,8 +15,16 @@ from typing import Any
 
 from prefaudit.rules.parse import NodeWalker, RuleFileError, RuleFileParser, compose_rule_file
 
-WEIGHTS = ("none", "confidence", "soft_label")
-CLEAN_KEYS = ("drop", "dedupe", "reorient_by_raters", "flip_min_noise", "weights", "select")
+WEIGHTS = ("none", "confidence", "soft_label", "strength")
+CLEAN_KEYS = (
+    "drop",
+    "min_strength",
+    "dedupe",
+    "reorient_by_raters",
+    "flip_min_noise",
+    "weights",
+    "select",
+)
 SELECT_BY = ("value", "margin", "trust")
 SELECT_KEYS = ("keep", "by", "per_cluster_min")
 
@@ -46,6 +54,9 @@ class CleaningPolicy:
     flip_min_noise: float | None = None
     weights: str = "none"
     select: Selection | None = None
+    # Quarantine pairs whose raters' mean strength (a `strength` column, in [-1, 1]) is nearer
+    # a tie than this, either way (applied after `drop`); None: off. Pairs without raters stay.
+    min_strength: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -78,7 +89,7 @@ def policy_from_mapping(mapping: Mapping[str, Any]) -> CleaningPolicy:
         )
     walker = _MappingWalker()
     spec = walker.fields(mapping, "the policy", CLEAN_KEYS)
-    for key in ("flip_min_noise", "select"):
+    for key in ("flip_min_noise", "select", "min_strength"):
         if key in spec and spec[key][0] is None:
             # The field's own default (the step is off), as CleaningPolicy.to_dict writes it.
             del spec[key]
@@ -136,6 +147,13 @@ def _policy(walker: NodeWalker, spec: dict[str, tuple[Any, Any]], prefix: str) -
             if not isinstance(value, bool):
                 raise walker.error(where, f"{prefix}{key} must be true or false, got {value!r}")
             settings[key] = value
+    if "min_strength" in spec:
+        threshold = walker.number(spec, "min_strength")
+        if not 0 < threshold <= 1:
+            raise walker.error(
+                spec["min_strength"][1], f"{prefix}min_strength must be in (0, 1], got {threshold}"
+            )
+        settings["min_strength"] = threshold
     if "flip_min_noise" in spec:
         threshold = walker.number(spec, "flip_min_noise")
         if not 0.5 < threshold <= 1:

@@ -17,10 +17,14 @@ HELP = {
     "folder[:split], or hf:org/name[:split]",
     "format": "the shape of the records (default: detected)",
     "mapping": "read FIELD from the input's COLUMN, e.g. --map prompt=instruction (repeatable)",
-    "annotations": "annotations file: pair_id, annotator, label (chosen/rejected/tie)",
+    "annotations": "annotations file: pair_id, annotator, label (chosen/rejected/tie, P(chosen "
+    "better), or a graded scale read per column as --label-scale says)",
     "on_bad_row": "skip: reject bad rows into rejected.jsonl and go on (default); fail: stop "
     "and list them",
     "max_chars": "reject rows with a text longer than this many characters (default: {:,})",
+    "label_scale": "the label column's scale, written from the end that favours response A "
+    "(or chosen): -3..3, 1..7, 7..1, 1..2, 0..1, 1..0, or labels (words); write "
+    "--label-scale=-3..3 for a negative end (default: read from all of the column's values)",
     "validators": "validators to run (default: all whose inputs are present)",
     "params": "a validator parameter, e.g. --param content.max_response_chars=8000 (repeatable; "
     "`prefaudit validators` lists them with their defaults)",
@@ -246,6 +250,7 @@ def add_load_options(parser: argparse.ArgumentParser, *, annotations: bool = Tru
         default=DEFAULT_MAX_CHARS,
         help=HELP["max_chars"].format(DEFAULT_MAX_CHARS),
     )
+    parser.add_argument("--label-scale", metavar="SCALE", help=HELP["label_scale"])
 
 
 def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = True) -> None:

@@ -90,6 +90,9 @@ class LoadReport:
     warnings: list[LoadIssue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    # Per label column read: its scale (prefaudit.io.scales.LabelScale.to_dict), how it was
+    # chosen, and the rows per value (ColumnReading.summary).
+    label_scales: list[dict[str, Any]] = field(default_factory=list)
 
     def reject(self, issue: LoadIssue) -> None:
         self.rejected.append(_bounded(issue))

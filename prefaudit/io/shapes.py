@@ -10,7 +10,6 @@ every message's content is a string.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +22,7 @@ from prefaudit.chat import (
     hh_messages,
     render_messages,
 )
+from prefaudit.io.scales import LabelError, label_key
 from prefaudit.io.schema import (
     PAIR_COLUMNS,
     SHAPES,
@@ -97,51 +97,6 @@ _TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "ref
 # such as Qwen2.5-VL's and Llama 4's write them one after another): the parts stay apart
 # without gluing a word of one to a word of the next.
 PART_SEPARATOR = "\n"
-
-# Side-by-side label words on AlpacaEval's numeric scale: 1 = A better, 2 = B better, 1.5 = tie.
-_LABEL_WORDS = {
-    1.0: (
-        "a",
-        "first",
-        "left",
-        "response_a",
-        "model_a",
-        "output_1",
-        "a>b",
-        "a>>b",
-        "a much better",
-        "a is much better",
-    ),
-    2.0: (
-        "b",
-        "second",
-        "right",
-        "response_b",
-        "model_b",
-        "output_2",
-        "b>a",
-        "b>>a",
-        "b much better",
-        "b is much better",
-    ),
-    1.5: (
-        "tie",
-        "draw",
-        "equal",
-        "same",
-        "a=b",
-        "tie (bothbad)",
-        "both_bad",
-        "both_good",
-        "about the same",
-    ),
-    # Graded (Likert) labels: "slightly" sits halfway between a clear preference and a tie.
-    1.25: ("a slightly better", "a is slightly better", "a>=b"),
-    1.75: ("b slightly better", "b is slightly better", "b>=a"),
-}
-_SIDE_BY_SIDE_LABELS = {word: v for v, words in _LABEL_WORDS.items() for word in words}
-# Annotation-file labels name the pair's own responses; numbers are P(chosen is better).
-_ANNOTATION_LABELS = {"chosen": 1.0, "rejected": 0.0, "tie": 0.5}
 
 
 class RowError(Exception):
@@ -504,18 +459,37 @@ class ShapeMapper:
             raise RowError(field, f"has no text, only content parts that are not text ({kinds})")
         return text
 
-    def side_fields(self, record: dict) -> tuple[str, str, str, float]:
+    def side_fields(self, record: dict) -> tuple[str, str, str, float | str]:
+        """The prompt, the two responses as shown, and the label as the column reader takes it
+        (its meaning waits for the whole column: prefaudit.io.scales)."""
         b, m = self.builder, self.mapping
         prompt = b.text(record, m.get("prompt"), "prompt")
         first = b.text(record, m.get("response_a"), "response_a")
         second = b.text(record, m.get("response_b"), "response_b")
-        label = record.get(m.get("label"), _MISSING) if "label" in m else _MISSING
-        return prompt, first, second, parse_preference(label)
+        return prompt, first, second, label_field(record, m.get("label"))
 
     def _side_by_side(self, record: dict) -> dict[str, Any]:
-        prompt, first, second, p_first = self.side_fields(record)
+        """The record's values with the label unread: ``orient`` makes the pair once the
+        label column's scale is known."""
+        prompt, first, second, label = self.side_fields(record)
         extras = self.extras(record, ("model_a", "model_b", *_PASSTHROUGH))
-        return orient(prompt, first, second, p_first, extras)
+        return {
+            "prompt": prompt,
+            "response_a": first,
+            "response_b": second,
+            "label": label,
+            **extras,
+        }
+
+
+def label_field(record: dict, column: str | None) -> float | str:
+    """A record's label as :func:`prefaudit.io.scales.label_key` gives it; RowError if none."""
+    if column is None or column not in record:
+        raise RowError("label", "missing")
+    try:
+        return label_key(record[column])
+    except LabelError as err:
+        raise RowError("label", err.reason) from None
 
 
 def orient(prompt: str, first: str, second: str, p_first: float, extras: dict) -> dict[str, Any]:
@@ -559,54 +533,6 @@ def split_hh(chosen: str, rejected: str) -> tuple[str, str, str, int | None]:
         )
     start = cut + len(HH_ASSISTANT)
     return chosen[:cut], chosen[start:].strip(), rejected[start:].strip(), common
-
-
-def parse_preference(value: Any) -> float:
-    """A side-by-side label as the probability that the first response (A) is better.
-
-    Accepts a/b/tie words (first/second, model_a/model_b, ...), 1 (A), 2 (B), 1.5 (tie), and
-    AlpacaEval's continuous values in [1, 2] (1 + the probability that B is better).
-    """
-    number = _label_number(value, _SIDE_BY_SIDE_LABELS, "a, b or tie (or 1, 2, 1.5)")
-    if not 1.0 <= number <= 2.0:
-        raise RowError(
-            "label",
-            f"numeric label {value!r} is out of range; expected 1 (first), 2 (second), 1.5 (tie) "
-            "or a value between 1 and 2",
-        )
-    return 2.0 - number
-
-
-def parse_annotation_label(value: Any) -> float:
-    """A label from an annotations file, as the probability that the pair's chosen is better."""
-    number = _label_number(value, _ANNOTATION_LABELS, "chosen, rejected or tie")
-    if not 0.0 <= number <= 1.0:
-        raise RowError(
-            "label",
-            f"expected chosen/rejected/tie or a probability in [0, 1] that chosen is better, got {value!r}",
-        )
-    return number
-
-
-def _label_number(value: Any, words: dict[str, float], expected: str) -> float:
-    """A label as a number: a known word, or a number (also when written as text)."""
-    if value is _MISSING:
-        raise RowError("label", "missing")
-    if value is None:
-        raise RowError("label", "is null (no preference recorded)")
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in words:
-            return words[word]
-        try:
-            value = float(word)
-        except ValueError:
-            raise RowError("label", f"unknown label {value!r}; expected {expected}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RowError("label", f"must be a label or a number, got {describe_type(value)}")
-    if math.isnan(value):
-        raise RowError("label", "is NaN (no preference recorded)")
-    return float(value)
 
 
 def chat_messages(value: Any, field: str) -> list[dict[str, str]]:

@@ -16,6 +16,8 @@ A rule file (YAML, read with the safe loader) has up to four sections::
       severity: error
     clean:                         # the cleaning policy (prefaudit clean --policy)
       drop: [content]
+    load:                          # how check and clean read the data (options override it)
+      label_scale: "-3..3"
 
 Every mistake in a rule file (unknown key, unknown metric, wrong type) is a :class:`RuleFileError`
 naming the file and line. Wherever a rule file is read, the name of a rule set shipped in the
@@ -55,6 +57,7 @@ PAIR_CHECKS = {
 }
 _METRIC_KEYS = ("min", "max", "severity", "drift", "why")
 _DRIFT_KEYS = ("tolerance", "severity")
+_LOAD_KEYS = ("label_scale",)
 
 
 class RuleFileError(InputError):
@@ -78,6 +81,8 @@ class RuleSet:
     drift_severity: str = "error"
     # Whether the file has a `clean:` section; prefaudit.cleaning.policy.load_policy reads it.
     has_clean: bool = False
+    # The `load:` section: the label column's scale (prefaudit.io.scales), when declared.
+    label_scale: str | None = None
 
 
 def known_metrics() -> set[str]:
@@ -184,7 +189,7 @@ class RuleFileParser(NodeWalker):
         if root is None:
             raise RuleFileError(f"{self.path}: the rule file is empty")
         rules: list[Rule] = []
-        tolerance, drift_severity, has_clean = None, "error", False
+        tolerance, drift_severity, has_clean, label_scale = None, "error", False, None
         for key, node in self.mapping(root, "the rule file"):
             if key == "version":
                 version = self.value(node)
@@ -205,12 +210,29 @@ class RuleFileParser(NodeWalker):
             elif key == "clean":
                 self.clean(node)
                 has_clean = True
+            elif key == "load":
+                label_scale = self.load(node)
             else:
                 raise self.error(
                     self.at(node),
-                    f"unknown section {key!r}; expected version, metrics, pairs, drift, clean",
+                    f"unknown section {key!r}; expected version, metrics, pairs, drift, clean, "
+                    "load",
                 )
-        return RuleSet(self.path, tuple(rules), tolerance, drift_severity, has_clean)
+        return RuleSet(self.path, tuple(rules), tolerance, drift_severity, has_clean, label_scale)
+
+    def load(self, node) -> str | None:
+        """The ``load:`` section: ``label_scale``, checked as the option is."""
+        from prefaudit.errors import SettingError
+        from prefaudit.io.scales import parse_scale
+
+        spec = self.fields(node, "load", _LOAD_KEYS)
+        if "label_scale" not in spec:
+            return None
+        value, where = spec["label_scale"]
+        try:
+            return parse_scale(value).spec
+        except SettingError as err:
+            raise self.error(self.at(where), str(err)) from None
 
     def clean(self, node) -> None:
         """The ``clean:`` section, in its place in the file. Rules do not read it; the cleaning

@@ -85,7 +85,7 @@ class TrainConfig:
     )
     use_weights: bool = _help(
         "multiply each pair's loss by its `weight` column when the data has one (written by "
-        "`prefaudit clean` with weights: confidence)",
+        "`prefaudit clean` with weights: confidence or strength)",
         True,
     )
     learning_rate: float = _help("peak AdamW learning rate (TRL's default)", 1e-6)

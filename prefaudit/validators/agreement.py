@@ -12,12 +12,14 @@ import pandas as pd
 
 from prefaudit import stats
 from prefaudit.errors import InputError, SettingError
+from prefaudit.io.scales import LabelScale
 from prefaudit.io.schema import ANNOTATION_LABELS
 from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 LABELS = ANNOTATION_LABELS  # ("chosen", "rejected", "tie"): label codes 0, 1, 2 below
 CHOSEN, REJECTED, TIE = range(3)
 _SPLIT = -1  # no single majority label
+_EVEN = 1e-9  # mean strengths this close to a tie are a tie (floating-point sums)
 _FRAME_NAMES = {
     "position": ("first", "second", "tie"),
     "response": ("response_a", "response_b", "tie"),
@@ -53,6 +55,8 @@ class _Ratings:
     frame: str  # "position", "response" or "pair"
     swap: np.ndarray  # per pair: side 0 of the frame is the dataset's rejected response
     raw_values: np.ndarray  # distinct values as given, before repeats were averaged
+    zero_first: np.ndarray  # per rating: 1 the rater saw side 0 first, 0 side 1, -1 unknown
+    scale: LabelScale | None = None  # a graded scale the labels were read on (else None)
 
     @property
     def names(self) -> tuple[str, str, str]:
@@ -108,8 +112,14 @@ class AgreementValidator(Validator):
         "agreement/tie_rate",
         "agreement/contradicted_rate",
         "agreement/unreliable_annotators",
+        "agreement/label_scale",
+        "agreement/weighted_kappa",
     )
-    text_metric_names = ("agreement/level_of_measurement", "agreement/alpha_method")
+    text_metric_names = (
+        "agreement/level_of_measurement",
+        "agreement/alpha_method",
+        "agreement/label_scale",
+    )
     headline_metrics = (
         "agreement/krippendorff_alpha",
         "agreement/krippendorff_alpha_ci_low",
@@ -126,6 +136,11 @@ class AgreementValidator(Validator):
             reason="raters' consensus prefers the rejected response",
         ),
         CleaningAction("soft_label", "soft_label"),
+        CleaningAction(
+            "strength",
+            "strength",
+            reason="the raters' consensus is a near-tie (strength {score:.2f}, under {threshold})",
+        ),
     )
 
     param_ranges = MappingProxyType(
@@ -177,12 +192,12 @@ class AgreementValidator(Validator):
                 f"agreement: aggregate must be 'majority' or 'dawid_skene', got {self.aggregate!r}"
             )
         pairs = context.pairs
-        ratings = _code(context.annotations, pairs)
+        ratings = _code(context.annotations, pairs, _graded_scale(context.load_report))
         n = len(pairs)
         counts = np.zeros((n, 3))  # votes per pair in the raters' frame
         np.add.at(counts, (ratings.unit, ratings.label), 1.0)
         raters_per_pair = counts.sum(axis=1)
-        level = self._level(ratings.raw_values)
+        level = self._level(ratings.raw_values, ratings.scale)
 
         fit = None
         if len(ratings.unit) and ratings.raters:
@@ -197,18 +212,25 @@ class AgreementValidator(Validator):
         flags = self._flags(
             pairs.index, raters_per_pair, majority, share, votes, soft, consensus, depends
         )
+        flags["strength"] = _strength(ratings, n)
         metrics = self._metrics(ratings, counts, level, flags, unreliable)
         metrics["agreement/unparsed_labels"] = _unparsed_labels(context.load_report)
         info = _info(ratings, fit, level, self.aggregate, raters_per_pair, table)
+        if ratings.scale is not None:
+            info["weighted_kappa"] = _weighted_kappa_matrix(ratings)
+            metrics["agreement/weighted_kappa"] = _mean_kappa(info["weighted_kappa"])
         return self.result(flags, metrics, info)
 
-    def _level(self, values: np.ndarray) -> str:
+    def _level(self, values: np.ndarray, scale: LabelScale | None = None) -> str:
         if self.level != "auto":
             if self.level not in stats.LEVELS:
                 raise SettingError(
                     f"agreement: level must be 'auto' or one of {stats.LEVELS}, got {self.level!r}"
                 )
             return self.level
+        if scale is not None:  # ordinal: what a graded or Likert scale supports, but for a
+            # slider of more points than ordinal alpha can be computed on in reasonable time
+            return scale.level if len(np.unique(values)) <= _PACKAGE_MAX_VALUES else "interval"
         distinct = np.unique(values)
         if np.isin(distinct, (0.0, 0.5, 1.0)).all():
             return "nominal"
@@ -217,6 +239,12 @@ class AgreementValidator(Validator):
     def _consensus(self, ratings, votes, majority, fit):
         """Soft label P(chosen better) and the consensus label (chosen frame) of every pair."""
         rated = votes.sum(axis=1) > 0
+        if ratings.scale is not None:
+            # A graded scale: the soft label is the raters' mean strength as P(chosen better),
+            # and its side is the consensus (a category model would drop how strongly).
+            soft = (1.0 + _strength(ratings, len(votes))) / 2.0
+            side = np.where(soft > 0.5 + _EVEN, CHOSEN, np.where(soft < 0.5 - _EVEN, REJECTED, TIE))
+            return np.where(rated, soft, np.nan), np.where(rated, side, _SPLIT)
         if self.aggregate == "dawid_skene" and fit is not None:
             posteriors = ratings.to_pair_frame(fit.posteriors)
             soft = posteriors[:, CHOSEN] + 0.5 * posteriors[:, TIE]
@@ -237,17 +265,14 @@ class AgreementValidator(Validator):
         others[np.arange(len(ratings.label)), ratings.label] -= 1.0
         loo, _ = _majority(others)  # the other raters' majority for each rating
         accuracy = fit.accuracy() if fit is not None else np.full(len(ratings.raters), np.nan)
+        lean = _graded_lean(ratings) if ratings.scale is not None else None
         rows = []
         for code, rater in enumerate(ratings.raters):
             mine = ratings.rater == code
             defined = mine & (loo != _SPLIT)
             own, theirs = ratings.label[defined], loo[defined]
             kappa = _safe_kappa(cohen_kappa_score, own, theirs)
-            # Position bias free of content: among this rater's disagreements with the others,
-            # the share that favour the first-shown response (0.5 = none).
-            disagree = defined & (ratings.label != loo) & (ratings.first_preferred >= 0)
-            first = int(ratings.first_preferred[disagree].sum())
-            total = int(disagree.sum())
+            first, total, extra = _position(ratings, loo, defined, mine, lean)
             rows.append(
                 {
                     "annotator": rater,
@@ -262,6 +287,7 @@ class AgreementValidator(Validator):
                     "estimated_accuracy": None
                     if math.isnan(accuracy[code])
                     else float(accuracy[code]),
+                    **extra,
                 }
             )
         for row in rows:
@@ -361,13 +387,18 @@ class AgreementValidator(Validator):
             "agreement/tie_rate": stats.rate(flags["tie"].sum(), (m > 0).sum()),
             "agreement/contradicted_rate": stats.rate(flags["contradicted"].sum(), (m > 0).sum()),
             "agreement/unreliable_annotators": len(unreliable),
+            "agreement/label_scale": None if ratings.scale is None else ratings.scale.spec,
+            "agreement/weighted_kappa": None,  # graded scales: set in run
         }
 
     def _alpha(self, ratings, level) -> tuple[float | None, float | None, float | None, str]:
         """Alpha and its bootstrap 95% interval over pairs; says what computed the estimate."""
         if len(ratings.unit) < 2:
             return None, None, None, "none"
-        values = ratings.label.astype(float) if level == "nominal" else ratings.value
+        # Nominal alpha on a choice reads the side each rating prefers; on a graded scale
+        # every point is a category of its own.
+        nominal_sides = level == "nominal" and ratings.scale is None
+        values = ratings.label.astype(float) if nominal_sides else ratings.value
         if level == "ordinal" and len(np.unique(values)) > _PACKAGE_MAX_VALUES:
             raise SettingError(
                 f"agreement: level 'ordinal' needs a few distinct label values, these have "
@@ -415,6 +446,7 @@ def _info(
     sizes, frequency = np.unique(raters_per_pair, return_counts=True)
     return {
         "level_of_measurement": level,
+        "label_scale": None if ratings.scale is None else ratings.scale.to_dict(),
         "label_frame": ratings.frame,
         "labels": list(ratings.names),
         "aggregate": aggregate,
@@ -444,8 +476,9 @@ def _unparsed_labels(report) -> int | None:
     return sum(1 for issue in report.rejected if issue.field == "label")
 
 
-def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
-    """Integer codes for pairs, raters and labels; repeated (pair, rater) judgements averaged."""
+def _code(annotations: pd.DataFrame, pairs: pd.DataFrame, scale: LabelScale | None = None):
+    """Integer codes for pairs, raters and labels; repeated (pair, rater) judgements averaged.
+    ``scale``: the graded scale the labels were read on, if any."""
     table = annotations[annotations["pair_id"].astype(str).isin(pairs.index)]
     unknown = len(annotations) - len(table)
     if unknown:
@@ -480,11 +513,14 @@ def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
     frame_name, swap = _side_zero(unit, shown, known, pairs)
     value = reconciled["value"].to_numpy()  # P(chosen better)
     value = np.where(swap[unit], 1.0 - value, value)  # now P(side 0 better)
+    if scale is not None:  # 1 - (1 - x) is not always x: one point must stay one category
+        value = np.round(value, 12)
     label = np.where(value > 0.5, 0, np.where(value < 0.5, 1, TIE))
     # Position bias reads each rating's own order, whatever the frame.
     prefers_chosen = np.where(swap[unit], label == 1, label == 0)
     prefers_first = np.where(chosen_second, ~prefers_chosen, prefers_chosen).astype(int)
     first = np.where(known & (label != TIE), prefers_first, -1)
+    zero_first = np.where(known, (swap[unit] == chosen_second).astype(int), -1)
     return _Ratings(
         unit,
         reconciled["rater"].to_numpy(),
@@ -496,7 +532,66 @@ def _code(annotations: pd.DataFrame, pairs: pd.DataFrame) -> _Ratings:
         frame=frame_name,
         swap=swap,
         raw_values=np.unique(frame["value"].to_numpy()),
+        zero_first=zero_first,
+        scale=scale,
     )
+
+
+def _graded_scale(report) -> LabelScale | None:
+    """The graded scale (graded, Likert, labelled grades) every label column that made the
+    annotations was read on; None for choices, probabilities, mixed scales or no report."""
+    if report is None:
+        return None
+    specs = {
+        entry["scale"]["spec"]: entry["scale"]
+        for entry in getattr(report, "label_scales", [])
+        if entry.get("annotations")
+    }
+    if len(specs) != 1:
+        return None
+    scale = LabelScale.from_dict(next(iter(specs.values())))
+    return scale if scale.graded else None
+
+
+def _strength(ratings: _Ratings, n: int) -> np.ndarray:
+    """Per pair: the raters' mean strength for the chosen response, in [-1, 1] (1: all say
+    chosen is better by the whole scale; 0: a tie on average; NaN: no rater)."""
+    total = np.bincount(ratings.unit, weights=ratings.value, minlength=n)
+    count = np.bincount(ratings.unit, minlength=n)
+    mean = np.divide(total, count, out=np.full(n, np.nan), where=count > 0)  # P(side 0 better)
+    mean = np.where(ratings.swap, 1.0 - mean, mean)
+    return np.clip(2.0 * mean - 1.0, -1.0, 1.0)
+
+
+def _position(ratings: _Ratings, loo, defined, mine, lean) -> tuple[int, int, dict[str, Any]]:
+    """A rater's position bias, free of content: among their ratings that differ from the
+    others', how many favour the first-shown response, out of how many (half: none); on a
+    graded scale, from the others' mean strength (``lean``), with the mean lean in the scale's
+    units (``position_shift``)."""
+    if lean is None:
+        disagree = defined & (ratings.label != loo) & (ratings.first_preferred >= 0)
+        return int(ratings.first_preferred[disagree].sum()), int(disagree.sum()), {}
+    leans = lean[mine & ~np.isnan(lean)]
+    apart = leans[np.abs(leans) > _EVEN]
+    shift = float(leans.mean() * ratings.scale.span) if len(leans) else None
+    return int((apart > 0).sum()), len(apart), {"position_shift": shift}
+
+
+def _graded_lean(ratings: _Ratings) -> np.ndarray:
+    """Per rating on a graded scale: how much more it favours the response its rater saw first
+    than the pair's other raters favour that same response, in P units (NaN where the order is
+    unknown or nobody else rated the pair). Content cancels out: both judge the same response."""
+    n = int(ratings.unit.max()) + 1 if len(ratings.unit) else 0
+    total = np.bincount(ratings.unit, weights=ratings.value, minlength=n)
+    count = np.bincount(ratings.unit, minlength=n)[ratings.unit]
+    others = np.divide(
+        total[ratings.unit] - ratings.value,
+        count - 1,
+        out=np.full(len(ratings.value), np.nan),
+        where=count > 1,
+    )
+    lean = np.where(ratings.zero_first == 1, 1.0, -1.0) * (ratings.value - others)
+    return np.where(ratings.zero_first >= 0, lean, np.nan)
 
 
 def _side_zero(unit, shown, known, pairs: pd.DataFrame) -> tuple[str, np.ndarray]:
@@ -560,6 +655,38 @@ def _kappa_matrix(ratings: _Ratings) -> dict[str, Any]:
                 )
                 matrix[a][b] = matrix[b][a] = kappa
     return {"annotators": ratings.raters, "kappa": matrix, "overlap": overlap}
+
+
+def _weighted_kappa_matrix(ratings: _Ratings) -> dict[str, Any]:
+    """Quadratic-weighted kappa for every pair of raters on a graded scale, on the pairs both
+    rated (their values, so a near miss counts as nearly agreeing)."""
+    r = len(ratings.raters)
+    values = {
+        code: pd.Series(ratings.value[ratings.rater == code], ratings.unit[ratings.rater == code])
+        for code in range(r)
+    }
+    matrix: list[list[float | None]] = [[None] * r for _ in range(r)]
+    for a in range(r):
+        for b in range(a, r):
+            both = values[a].index.intersection(values[b].index)
+            if len(both) >= 2:
+                kappa = stats.quadratic_kappa(
+                    values[a].loc[both].to_numpy(), values[b].loc[both].to_numpy()
+                )
+                matrix[a][b] = matrix[b][a] = kappa
+    return {"annotators": ratings.raters, "kappa": matrix, "weights": "quadratic"}
+
+
+def _mean_kappa(table: dict[str, Any]) -> float | None:
+    """The mean weighted kappa over pairs of different raters that have one."""
+    matrix = table["kappa"]
+    found = [
+        matrix[a][b]
+        for a in range(len(matrix))
+        for b in range(a + 1, len(matrix))
+        if matrix[a][b] is not None
+    ]
+    return float(np.mean(found)) if found else None
 
 
 def _safe_kappa(score, a: np.ndarray, b: np.ndarray) -> float | None:

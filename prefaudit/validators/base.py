@@ -108,7 +108,10 @@ class CleaningAction:
     - ``"margin"``: the reference model's per-token log-prob margin, chosen minus rejected
       (NaN: not scored); ``select`` ranks by how far it is from zero;
     - ``"cluster"``: the pair's prompt cluster; ``select``'s ``per_cluster_min`` floor is per
-      cluster.
+      cluster;
+    - ``"strength"``: how strongly the evidence prefers chosen, in [-1, 1] (NaN: none); the
+      policy's ``min_strength`` quarantines pairs nearer a tie, ``weights: strength``
+      attaches it as ``weight`` (0 where it prefers the other response).
 
     ``by`` names the evidence in the manifest's list of flips (default: the validator's name);
     ``reason`` is the flip's reason there, formatted with ``score`` and ``threshold``.
@@ -129,6 +132,7 @@ CLEANING_KINDS = (
     "soft_label",
     "margin",
     "cluster",
+    "strength",
 )
 
 

@@ -37,6 +37,8 @@ ODD_TEXT = [
 KEYS = ["prompt", "chosen", "rejected", "id", "pair_id", "instruction", "output_1", "output_2"]
 KEYS += ["response_a", "response_b", "label", "preference", "annotator", "messages", "source"]
 LABELS = ["chosen", "rejected", "tie", "a", "b", "A", "B", 1, 2, 0, 0.5, "1", "", None, "maybe"]
+LABELS += [-3, 3, 7, "A>>B", "B>A", "tie (bothbad)"]  # graded scales, Arena's winners
+LABEL_SCALES = ["-3..3", "1..7", "7..1", "1..2", "0..1", "labels", "1..1", "seven"]
 RULES = [
     "version: 1\nmetrics:\n  content/identical_pairs: {max: 0, severity: error}\n",
     "version: 1\nmetrics:\n  duplication/exact_rate: {max: 0.1, severity: warn}\n"
@@ -202,10 +204,15 @@ def _damage(rng: random.Random, content: bytes) -> bytes:
 def _add_option(rng: random.Random, case: Case, records: list) -> None:
     option = rng.choice(
         ["--against", "--coverage-reference", "--annotations", "--rules", "--policy", "--baseline"]
+        + ["--label-scale"]
     )
     needs = {"--rules": "check", "--baseline": "check", "--policy": "clean"}.get(option)
     if option in case.options or (needs and case.command not in ("audit", needs)):
         return  # one command per case
+    if option == "--label-scale":
+        if not any(o.startswith(option) for o in case.options):
+            case.options.append(f"{option}={rng.choice(LABEL_SCALES)}")
+        return
     if option in ("--against", "--coverage-reference"):
         name = rng.choice(["prompts.txt", "prompts.jsonl", "prompts.txt.gz"])
         lines = [_text(rng).replace("\n", " ") for _ in range(rng.randint(0, 6))]

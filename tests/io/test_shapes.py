@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from prefaudit.io import LoadError, load
-from prefaudit.io.shapes import RowError, parse_preference, split_hh
+from prefaudit.io.shapes import RowError, split_hh
 from tests.helpers import pair, write_lines
 
 
@@ -229,44 +229,6 @@ def test_hh_transcripts_that_diverge_early_keep_the_later_turns_and_warn():
 
 
 # --- side by side and long annotation tables --------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "label,p_first",
-    [
-        ("a", 1.0),
-        ("B", 0.0),
-        ("tie", 0.5),
-        ("model_a", 1.0),
-        (1, 1.0),
-        (2, 0.0),
-        (1.5, 0.5),
-        (1.25, 0.75),
-        ("2", 0.0),
-        ("A much better", 1.0),
-        ("A slightly better", 0.75),
-        ("B slightly better", 0.25),
-        ("b>>a", 0.0),
-    ],
-)
-def test_preference_labels(label, p_first):
-    assert parse_preference(label) == p_first
-
-
-@pytest.mark.parametrize(
-    "label,message",
-    [
-        (None, "is null"),
-        (float("nan"), "is NaN"),
-        ("nan", "is NaN"),
-        (0, "out of range"),
-        ("maybe", "unknown label"),
-        (True, "got true/false"),
-    ],
-)
-def test_bad_preference_labels(label, message):
-    with pytest.raises(RowError, match=message):
-        parse_preference(label)
 
 
 def test_side_by_side_orients_by_the_label_and_marks_ties(tmp_path):

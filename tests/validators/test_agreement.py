@@ -6,7 +6,7 @@ import pytest
 from prefaudit.auditing import AuditContext
 from prefaudit.cli import main
 from prefaudit.validators import AgreementValidator
-from tests.helpers import pair, pairs_frame, write_lines
+from tests.helpers import KRIPPENDORFF_2011, long_table, pair, pairs_frame, write_lines
 
 
 def _pairs(n):
@@ -399,3 +399,116 @@ def test_a_rater_who_picks_the_first_shown_response_is_found_under_mixed_orders(
     for fair in ("r0", "r1"):
         assert abs(table[fair]["first_shown_rate"] - 0.5) < 0.1
         assert table[fair]["position_bias_p_value"] > 1e-3
+
+
+# --- graded scales (issue 20 part 2) ------------------------------------------------------------
+
+
+def _graded(rows, **params):
+    """Agreement on a long table loaded as a user's file would be (its scale read whole)."""
+    from prefaudit.io import load
+
+    data = load(pd.DataFrame(rows), label_scale=params.pop("label_scale", None))
+    params.setdefault("bootstrap_resamples", 0)
+    context = AuditContext(data.pairs, data.annotations, load_report=data.report)
+    return AgreementValidator(**params).run(context), data
+
+
+def _package_alpha(level):
+    import krippendorff
+
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in KRIPPENDORFF_2011])
+    return krippendorff.alpha(reliability_data=matrix, level_of_measurement=level)
+
+
+@pytest.mark.parametrize(
+    "level,published", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)]
+)
+def test_krippendorffs_worked_example_at_each_level(level, published):
+    """Krippendorff (2011), 4 coders x 12 units with missing values, as a 1..5 Likert table."""
+    result, _ = _graded(long_table(KRIPPENDORFF_2011), level=level)
+    alpha = result.metrics["agreement/krippendorff_alpha"]
+    assert alpha == pytest.approx(_package_alpha(level), abs=1e-9)
+    assert round(alpha, 3) == published
+    assert result.metrics["agreement/label_scale"] == "1..5"
+
+
+def test_a_graded_table_gets_ordinal_alpha_and_its_interval():
+    """HelpSteer3's -3..3: read row by row, only the 1s and 2s loaded and alpha was 1.0."""
+    result, _ = _graded(
+        long_table(KRIPPENDORFF_2011, shift=-3), label_scale="-3..3", bootstrap_resamples=500
+    )
+    m = result.metrics
+    assert m["agreement/level_of_measurement"] == "ordinal"
+    assert m["agreement/krippendorff_alpha"] == pytest.approx(_package_alpha("ordinal"), abs=1e-9)
+    low, high = m["agreement/krippendorff_alpha_ci_low"], m["agreement/krippendorff_alpha_ci_high"]
+    assert low < m["agreement/krippendorff_alpha"] < high <= 1.0
+    assert result.info["label_scale"]["spec"] == "-3..3"
+
+
+def test_weighted_kappa_between_raters_is_scikit_learns_quadratic():
+    from sklearn.metrics import cohen_kappa_score
+
+    result, _ = _graded(long_table(KRIPPENDORFF_2011))
+    table = result.info["weighted_kappa"]
+    a, c = table["annotators"].index("coder_A"), table["annotators"].index("coder_C")
+    both = [u for u in range(12) if KRIPPENDORFF_2011[0][u] and KRIPPENDORFF_2011[2][u]]
+    expected = cohen_kappa_score(
+        [KRIPPENDORFF_2011[0][u] for u in both],
+        [KRIPPENDORFF_2011[2][u] for u in both],
+        weights="quadratic",
+        labels=[1, 2, 3, 4, 5],
+    )
+    assert table["kappa"][a][c] == pytest.approx(expected, abs=1e-12)
+    pairs = [table["kappa"][i][j] for i in range(4) for j in range(i + 1, 4)]
+    assert result.metrics["agreement/weighted_kappa"] == pytest.approx(np.mean(pairs))
+
+
+def test_the_soft_label_is_the_mean_strength_and_flows_on_as_strength():
+    result, data = _graded(long_table(KRIPPENDORFF_2011))
+    flags = result.flags
+    # Unit 2: 2, 2, 3, 2 on 1..5 (1 favours A): P(A better) 0.75, 0.75, 0.5, 0.75.
+    assert flags.at["u2", "soft_label"] == pytest.approx(0.6875)
+    assert flags.at["u2", "strength"] == pytest.approx(0.375)
+    # Unit 3: every coder said 3, the middle: a tie, strength 0.
+    assert (flags.at["u3", "strength"], flags.at["u3", "consensus_label"]) == (0.0, "tie")
+    assert flags.at["u1", "strength"] == 1.0  # all said 1: A much better, and A is chosen
+    assert data.pairs.at["u1", "chosen_position"] == "a"
+    # Binary labels get a strength too: the raters' mean vote, chosen minus rejected.
+    binary = _run(2, [(0, "r1", "chosen"), (0, "r2", "rejected"), (1, "r1", "chosen")])
+    assert binary.flags["strength"].tolist() == [0.0, 1.0]
+    assert binary.metrics["agreement/weighted_kappa"] is None
+
+
+def test_position_bias_is_measured_on_the_graded_values():
+    """Three raters on -3..3 see each pair in a random order; r0 moves every rating one point
+    towards whichever response it saw first (content cancels: all judge the same pairs)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        truth = int(rng.integers(-2, 3))  # how much better response X is, -2..2
+        for r in ("r0", "r1", "r2"):
+            x_first = bool(rng.random() < 0.5)
+            label = -truth if x_first else truth  # low favours the first shown
+            if r == "r0":
+                label -= 1
+            first, second = ("X", "Y") if x_first else ("Y", "X")
+            rows.append(
+                {
+                    "pair_id": f"p{i}",
+                    "prompt": f"Q{i}",
+                    "response_a": f"{first} {i}",
+                    "response_b": f"{second} {i}",
+                    "annotator": r,
+                    "label": label,
+                }
+            )
+    result, _ = _graded(rows, label_scale="-3..3")
+    raters = {row["annotator"]: row for row in result.info["annotators"]}
+    assert raters["r0"]["position_bias"] == 1.0 and raters["r0"]["position_bias_p_value"] < 1e-6
+    assert raters["r0"]["position_shift"] == pytest.approx(1.0)
+    # r0 leans towards whichever response r0 saw, which is r1's first one half of the time.
+    assert (
+        abs(raters["r1"]["position_shift"]) < 0.2 and raters["r1"]["position_bias_p_value"] > 0.05
+    )
+    assert result.info["label_frame"] == "response"

@@ -90,6 +90,8 @@ def test_declared_cleaning_columns_are_in_the_flags(validator):
             assert np.isfinite(flags[action.column].astype(float).dropna()).all()
         elif action.kind == "cluster":  # a label per pair, none missing
             assert flags[action.column].notna().all()
+        elif action.kind == "strength":  # for chosen (1) to for rejected (-1); NaN: unknown
+            assert flags[action.column].astype(float).dropna().between(-1, 1).all()
         elif action.kind != "dedupe":  # scores and probabilities in [0, 1] (NaN: unknown)
             values = flags[action.column].astype(float).dropna()
             assert values.between(0, 1).all(), (validator.name, action)
