@@ -77,9 +77,7 @@ def load(
     >>> data.report.summary(), data.report.rejected[0].field
     ('1 rows read, 0 accepted, 1 rejected -> 0 pairs', 'rejected')
     """
-    _check_settings(format, on_bad_row, max_chars)
-    if label_scale is not None:
-        parse_scale(label_scale)  # a bad declaration fails before the input is opened
+    _check_settings(format, on_bad_row, max_chars, label_scale)
     if isinstance(path, (str, Path)):
         source = open_records(str(path), file_type, max_line_bytes=line_limit(max_chars))
     else:
@@ -106,8 +104,10 @@ def load(
     return LoadedData(pairs, table, report)
 
 
-def _check_settings(format: str | None, on_bad_row: str, max_chars: int) -> None:
+def _check_settings(format: str | None, on_bad_row: str, max_chars: int, label_scale: Any) -> None:
     # Checked before the input is opened, so a typo costs nothing to find.
+    if label_scale is not None:
+        parse_scale(label_scale)
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
         raise LoadError(
             f"max_chars must be a whole number >= 1, got {max_chars!r} (it would reject every row)",
