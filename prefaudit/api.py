@@ -888,6 +888,7 @@ def review_export(
     annotations: str | Path | None = None,
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
+    label_scale: Any = None,
     out: str | Path | None = None,
 ):
     """Write the pairs of the audit in ``folder`` that a person should look at, with the
@@ -928,6 +929,7 @@ def review_export(
         "annotations": annotations,
         "on_bad_row": on_bad_row,
         "max_chars": max_chars,
+        "label_scale": label_scale,
     }
     texts = _review_texts(folder, result, ids, data, load_options)
     with claim_folder(folder):
