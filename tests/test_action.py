@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.helpers import pair, write_lines
-from tests.test_wheel import bare_environment, copy_sources
+from tests.test_wheel import ENV, bare_environment, copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
@@ -80,9 +80,8 @@ def run_action(given: dict[str, str], workspace: Path, action_path: Path, bin_fo
     inputs = {name: spec.get("default", "") for name, spec in ACTION["inputs"].items()}
     inputs.update(given)
     run = Run()
-    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    base |= {
-        "PATH": f"{bin_folder}{os.pathsep}{base['PATH']}",
+    base = ENV | {
+        "PATH": f"{bin_folder}{os.pathsep}{ENV['PATH']}",
         "GITHUB_ACTION_PATH": str(action_path),
         "GITHUB_ACTIONS": "true",
         # Here only: build from the action's folder with this environment's setuptools, and
@@ -147,6 +146,7 @@ def test_the_action_installs_prefaudit_checks_and_fails_the_job_on_failed_rules(
         capture_output=True,
         text=True,
         cwd=workspace,
+        env=ENV,
     ).stdout
     assert Path(where).is_relative_to(tmp_path / "env"), where  # installed by the action
     for path in run.uploaded[:2]:  # the report and the JUnit file
