@@ -32,7 +32,12 @@ from prefaudit.errors import BadParameterError, InputError, SettingError, Unknow
 from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
 from prefaudit.io.readers import split_suffix
-from prefaudit.io.schema import DEFAULT_MAX_CHARS, TEXT_COLUMNS
+from prefaudit.io.schema import (
+    DEFAULT_BINARIZE,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_RATING_SCORE,
+    TEXT_COLUMNS,
+)
 from prefaudit.models.embeddings import embedder_from_env
 from prefaudit.models.loading import check_model_source
 from prefaudit.training.trackers import require as require_trackers
@@ -41,7 +46,16 @@ from prefaudit.validators import create_validator
 DEFAULT_POLICY = "default"  # the built-in rule set (prefaudit/rules/files/default.yaml)
 REPORTS = Path("reports")
 # The keywords of `load` every command that reads a dataset accepts.
-LOAD_OPTIONS = ("format", "mapping", "annotations", "on_bad_row", "max_chars", "label_scale")
+LOAD_OPTIONS = (
+    "format",
+    "mapping",
+    "annotations",
+    "on_bad_row",
+    "max_chars",
+    "label_scale",
+    "binarize",
+    "rating_score",
+)
 
 
 # -- audit ------------------------------------------------------------------------------------
@@ -56,6 +70,8 @@ def audit(
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
     label_scale: str | None = None,
+    binarize: str = DEFAULT_BINARIZE,
+    rating_score: str = DEFAULT_RATING_SCORE,
     validators: Iterable[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     against: str | Path | None = None,
@@ -72,8 +88,8 @@ def audit(
 ) -> AuditResult | None:
     """Audit preference pairs, as ``prefaudit audit`` does.
 
-    ``format``, ``mapping``, ``annotations``, ``on_bad_row``, ``max_chars`` and
-    ``label_scale`` are :func:`load`'s. ``validators``: names to run (default: every one whose inputs are
+    ``format``, ``mapping``, ``annotations``, ``on_bad_row``, ``max_chars``, ``label_scale``,
+    ``binarize`` and ``rating_score`` are :func:`load`'s. ``validators``: names to run (default: every one whose inputs are
     present); ``params``: ``{validator: {parameter: value}}``. ``against``: an evaluation set
     for the leakage check; ``coverage_reference``: prompts that matter. ``reference_model``
     (a causal LM: name, folder or "embedded") or ``reference_sample`` (score a seeded sample
@@ -647,6 +663,8 @@ def train(
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
     label_scale: str | None = None,
+    binarize: str = DEFAULT_BINARIZE,
+    rating_score: str = DEFAULT_RATING_SCORE,
     **settings: Any,
 ):
     """Train DPO, as ``prefaudit train`` does; returns a ``TrainResult`` (``out``, ``steps``,
@@ -684,6 +702,8 @@ def train(
         "on_bad_row": on_bad_row,
         "max_chars": max_chars,
         "label_scale": label_scale,
+        "binarize": binarize,
+        "rating_score": rating_score,
     }
     loaded = _pairs(data, load_options)
     evaluated = None if eval_data is None else _pairs(eval_data, load_options)
@@ -889,6 +909,8 @@ def review_export(
     on_bad_row: str = "skip",
     max_chars: int = DEFAULT_MAX_CHARS,
     label_scale: Any = None,
+    binarize: str = DEFAULT_BINARIZE,
+    rating_score: str = DEFAULT_RATING_SCORE,
     out: str | Path | None = None,
 ):
     """Write the pairs of the audit in ``folder`` that a person should look at, with the
@@ -930,6 +952,8 @@ def review_export(
         "on_bad_row": on_bad_row,
         "max_chars": max_chars,
         "label_scale": label_scale,
+        "binarize": binarize,
+        "rating_score": rating_score,
     }
     texts = _review_texts(folder, result, ids, data, load_options)
     with claim_folder(folder):

@@ -25,6 +25,12 @@ HELP = {
     "label_scale": "the label column's scale, written from the end that favours response A "
     "(or chosen): -3..3, 1..7, 7..1, 1..2, 0..1, 1..0, or labels (words); write "
     "--label-scale=-3..3 for a negative end (default: read from all of the column's values)",
+    "binarize": "per-response ratings (--format ratings): best-worst (the best against the "
+    "worst, default), best-random (against a lower one drawn by a seed from the prompt), or "
+    "all-gap:M (every two responses whose scores differ by M or more); ties never make pairs",
+    "rating_score": "per-response ratings: a response's score: mean (of the aspects' ratings, "
+    "N/A left out; or the score column), an aspect, field or column NAME (overall_score, "
+    "helpfulness), or mean:A,B (default: mean)",
     "validators": "validators to run (default: all whose inputs are present)",
     "params": "a validator parameter, e.g. --param content.max_response_chars=8000 (repeatable; "
     "`prefaudit validators` lists them with their defaults)",
@@ -235,7 +241,13 @@ def add_action_options(command: str, sub: argparse.ArgumentParser) -> None:
 
 def add_load_options(parser: argparse.ArgumentParser, *, annotations: bool = True) -> None:
     """How to read the dataset: options of every command that loads one."""
-    from prefaudit.io.schema import DEFAULT_MAX_CHARS, ON_BAD_ROW, SHAPES
+    from prefaudit.io.schema import (
+        DEFAULT_BINARIZE,
+        DEFAULT_MAX_CHARS,
+        DEFAULT_RATING_SCORE,
+        ON_BAD_ROW,
+        SHAPES,
+    )
 
     parser.add_argument("--format", choices=SHAPES, help=HELP["format"])
     parser.add_argument(
@@ -251,6 +263,12 @@ def add_load_options(parser: argparse.ArgumentParser, *, annotations: bool = Tru
         help=HELP["max_chars"].format(DEFAULT_MAX_CHARS),
     )
     parser.add_argument("--label-scale", metavar="SCALE", help=HELP["label_scale"])
+    parser.add_argument(
+        "--binarize", default=DEFAULT_BINARIZE, metavar="POLICY", help=HELP["binarize"]
+    )
+    parser.add_argument(
+        "--rating-score", default=DEFAULT_RATING_SCORE, metavar="NAME", help=HELP["rating_score"]
+    )
 
 
 def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = True) -> None:

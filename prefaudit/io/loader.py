@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from prefaudit.io.ratings import parse_binarize, parse_rating_score, read_ratings
 from prefaudit.io.readers import line_limit, open_records, open_table
 from prefaudit.io.scales import PAIR, RESPONSES, note, parse_scale, read_column
 from prefaudit.io.schema import (
+    DEFAULT_BINARIZE,
     DEFAULT_MAX_CHARS,
+    DEFAULT_RATING_SCORE,
     ON_BAD_ROW,
     SHAPES,
     LoadError,
@@ -53,6 +56,8 @@ def load(
     max_chars: int = DEFAULT_MAX_CHARS,
     file_type: str | None = None,
     label_scale: Any = None,
+    binarize: str = DEFAULT_BINARIZE,
+    rating_score: str = DEFAULT_RATING_SCORE,
 ) -> LoadedData:
     """Load preference pairs from a file, a ``save_to_disk`` folder (``FOLDER:SPLIT`` for one
     split of a ``DatasetDict``) or ``hf:org/name[:split]``, or from an in-memory pandas
@@ -63,7 +68,9 @@ def load(
     Bad rows are rejected with their line, field and reason; with ``on_bad_row="fail"`` any bad
     row raises :class:`LoadError` listing them. A label column's scale is read from all of its
     values, or declared with ``label_scale`` (``"-3..3"``, ``"1..7"``, ``"labels"``...: see
-    :mod:`prefaudit.io.scales`); the report's ``label_scales`` says which it used.
+    :mod:`prefaudit.io.scales`); the report's ``label_scales`` says which it used. Per-response
+    ratings (``format="ratings"``) become pairs by ``binarize`` (best-worst, best-random,
+    all-gap:M) on the score ``rating_score`` names: see :mod:`prefaudit.io.ratings`.
 
     >>> import json, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "pairs.jsonl"
@@ -78,13 +85,16 @@ def load(
     ('1 rows read, 0 accepted, 1 rejected -> 0 pairs', 'rejected')
     """
     _check_settings(format, on_bad_row, max_chars, label_scale)
+    ratings = (parse_binarize(binarize).spec, parse_rating_score(rating_score).spec)
     if isinstance(path, (str, Path)):
         source = open_records(str(path), file_type, max_line_bytes=line_limit(max_chars))
     else:
         source = open_table(path)
         path = source.name
     report = LoadReport(files=[source.name], file_type=source.file_type)
-    builder, table = _read_pairs(source, path, report, format, mapping, max_chars, label_scale)
+    builder, table = _read_pairs(
+        source, path, report, format, mapping, max_chars, (label_scale, ratings)
+    )
     pairs = builder.frame(set(report.mapping))
     report.pairs = len(pairs)
     data_hash = source.fingerprint.hexdigest()
@@ -94,7 +104,7 @@ def load(
         )
         data_hash += annotations_hash
     report.annotations = 0 if table is None else len(table)
-    report.fingerprint = _fingerprint(data_hash, report, max_chars, label_scale)
+    report.fingerprint = _fingerprint(data_hash, report, max_chars, label_scale, ratings)
     if on_bad_row == "fail" and report.rejected:
         raise LoadError(
             f"{path}: {len(report.rejected)} row(s) could not be loaded (on_bad_row='fail')",
@@ -123,9 +133,11 @@ def _check_settings(format: str | None, on_bad_row: str, max_chars: int, label_s
         )
 
 
-def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: int, label_scale):
-    """Every record of ``source`` as a pair (or, for a long annotations table, an annotation)
-    or a rejection; returns the PairBuilder and that long table's Annotations (or None)."""
+def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: int, how):
+    """Every record of ``source`` as a pair (or, for a long annotations table, an annotation;
+    for ratings, a rating) or a rejection; returns the PairBuilder and that long table's
+    Annotations (or None). ``how``: the label scale, and the ratings' (binarize, score)."""
+    label_scale, ratings = how
     head, sample = _read_ahead(source.items)
     columns = {key for record in sample for key in record}
     report.mapping = resolve_mapping(columns, dict(mapping or {}), path)
@@ -133,6 +145,10 @@ def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: in
     check_required(report.shape, report.mapping, columns, path)
 
     builder = PairBuilder(report, source.name, source.unit, max_chars)
+    if report.shape == "ratings":  # rating rows, several to a pair
+        read_ratings(itertools.chain(head, source.items), builder, report.mapping, columns, ratings)
+        report.notes.extend(source.notes)
+        return builder, None
     # A long annotations table is read row by row as side-by-side pairs, then grouped.
     shape = "side_by_side" if report.shape == "annotations" else report.shape
     mapper = ShapeMapper(shape, report.mapping, builder)
@@ -514,13 +530,17 @@ def _labels(value: np.ndarray) -> np.ndarray:
     return np.where(value > 0.5, "chosen", np.where(value < 0.5, "rejected", "tie"))
 
 
-def _fingerprint(data_hash: str, report: LoadReport, max_chars: int, label_scale: Any) -> str:
-    """The input's identity: its bytes plus how they were read (shape, mapping, limits, and
-    the label scales, declared or identified)."""
+def _fingerprint(
+    data_hash: str, report: LoadReport, max_chars: int, label_scale: Any, ratings: tuple
+) -> str:
+    """The input's identity: its bytes plus how they were read (shape, mapping, limits, the
+    label scales, declared or identified, and for ratings the score and binarisation)."""
     digest = xxhash.xxh3_128(data_hash.encode())
     digest.update(f"{report.shape}|{sorted(report.mapping.items())}|{max_chars}".encode())
     if label_scale is not None or report.label_scales:
         scales = [(e["column"], e["scale"]["spec"]) for e in report.label_scales]
         declared = "" if label_scale is None else parse_scale(label_scale).spec
         digest.update(f"|{declared}|{scales}".encode())
+    if report.shape == "ratings":
+        digest.update(f"|ratings {ratings}".encode())
     return digest.hexdigest()

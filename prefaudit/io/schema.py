@@ -18,6 +18,7 @@ OPTIONAL_PAIR_COLUMNS = (
     "prompt_messages",  # chat turns before the responses: list of {"role", "content"}
     "score_chosen",
     "score_rejected",
+    "score_gap",  # ratings inputs: score_chosen - score_rejected (> 0: ties never make pairs)
     "source",
     "split",
     "model_chosen",
@@ -37,8 +38,13 @@ ANNOTATION_COLUMNS = ("pair_id", "annotator", "label", "value")
 OPTIONAL_ANNOTATION_COLUMNS = ("chosen_position", "raw_label", "row")
 ANNOTATION_LABELS = ("chosen", "rejected", "tie")
 
-SHAPES = ("flat", "conversational", "hh", "side_by_side", "annotations")
+SHAPES = ("flat", "conversational", "hh", "side_by_side", "annotations", "ratings")
 ON_BAD_ROW = ("skip", "fail")
+# Per-response ratings (the ratings layout): how a prompt's rated responses become pairs, and
+# which number is a response's score (prefaudit.io.ratings).
+BINARIZE_POLICIES = ("best-worst", "best-random", "all-gap:M")
+DEFAULT_BINARIZE = "best-worst"  # best vs worst: the widest gap, one pair per prompt
+DEFAULT_RATING_SCORE = "mean"  # the aspects' ratings averaged (UltraFeedback's fine-grained)
 DEFAULT_MAX_CHARS = 1_000_000  # a text longer than this is almost always a pasting or export error
 
 
@@ -93,6 +99,11 @@ class LoadReport:
     # Per label column read: its scale (prefaudit.io.scales.LabelScale.to_dict), how it was
     # chosen, and the rows per value (ColumnReading.summary).
     label_scales: list[dict[str, Any]] = field(default_factory=list)
+    # Per-response ratings (the ``ratings`` layout; rows_read counts rating rows): how they
+    # were read, scored and binarised, and where each went (prefaudit.io.ratings).
+    ratings: dict[str, Any] | None = None
+    # Interval alpha between the raters of the responses' scores, when some have two or more.
+    rating_agreement: dict[str, Any] | None = None
 
     def reject(self, issue: LoadIssue) -> None:
         self.rejected.append(_bounded(issue))
@@ -129,6 +140,8 @@ class LoadReport:
         )
         if self.annotations:
             text += f", {self.annotations} annotations"
+        if self.ratings:
+            text += f" from ratings of {self.ratings['prompts']} prompts"
         if self.warnings:
             text += f", {len(self.warnings)} warnings"
         return text

@@ -54,6 +54,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     # Written by `prefaudit clean` for conservative / robust DPO; read by `prefaudit train`.
     "weight": ("sample_weight",),
     "soft_label": (),
+    "score_gap": (),  # written with the pairs a ratings input makes
+    # Per-response ratings (the ratings layout): one row per rated response, or a nested list.
+    "response": ("completion",),
+    "score": ("rating",),
+    "completions": (),
+    "model": ("generator",),
 }
 MAPPABLE = tuple(ALIASES)
 
@@ -63,11 +69,13 @@ _REQUIRED = {
     "hh": ("chosen", "rejected"),
     "side_by_side": ("prompt", "response_a", "response_b", "label"),
     "annotations": ("prompt", "response_a", "response_b", "label", "annotator"),
+    "ratings": ("prompt",),  # and a response and score, or completions: prefaudit.io.ratings
 }
 _PASSTHROUGH = ("source", "split")
 OPTIONAL_VALUES = (
     "score_chosen",
     "score_rejected",
+    "score_gap",
     "model_chosen",
     "model_rejected",
     "source",
@@ -79,13 +87,14 @@ OPTIONAL_VALUES = (
 _PAIR_EXTRAS = (
     "score_chosen",
     "score_rejected",
+    "score_gap",
     "model_chosen",
     "model_rejected",
     *_PASSTHROUGH,
     "weight",
     "soft_label",
 )
-_NUMBERS = {"score_chosen", "score_rejected", "weight", "soft_label"}
+_NUMBERS = {"score_chosen", "score_rejected", "score_gap", "weight", "soft_label"}
 _MISSING = object()
 
 # Content parts (the OpenAI and Hugging Face multimodal message form) that carry text, and the
@@ -158,11 +167,17 @@ def detect_shape(sample: list[dict[str, Any]], mapping: dict[str, str], file: st
             "map the prompt column (mapping prompt=COLUMN)",
             setting="mapping",
         )
+    # Per-response ratings: a list of rated completions, or a response and its score.
+    if "completions" in has and _mostly_lists([r.get(mapping["completions"]) for r in sample]):
+        return "ratings"
+    if {"prompt", "response", "score"} <= has:
+        return "ratings"
     columns = sorted({k for r in sample for k in r})
     raise LoadError(
         f"{file}: cannot tell the shape of the records (columns: {', '.join(columns) or 'none'}); "
         "expected prompt/chosen/rejected, chosen/rejected message lists, HH transcripts, "
-        "prompt/response_a/response_b/label, or the same with an annotator column. "
+        "prompt/response_a/response_b/label, or the same with an annotator column, "
+        "or per-response ratings (prompt/response/score, or a completions list). "
         "Give the format, and map fields to COLUMN names (mapping prompt=instruction)",
         setting="mapping",
     )
