@@ -159,6 +159,7 @@ def test_every_input_format_example_loads_as_the_page_says(tmp_path):
         "hh",
         "side_by_side",
         "annotations",
+        "ratings",
     ]
     for fmt, record, becomes in examples:
         path = tmp_path / f"{fmt}.jsonl"

@@ -197,11 +197,13 @@ class RatingReader:
                 )
             annotator = str(annotator)
         model = _optional_text(b, record, m.get("model"), "model")
-        names = self.score.names or (m["score"],)
-        if self.score.mean:
-            score = self._mean({n: record.get(n) for n in names}, "")
+        if not self.score.names:  # the score column
+            score = _required_score(record.get(m["score"], _ABSENT), "score")
+        elif self.score.mean:
+            score = self._mean({n: record.get(n, _ABSENT) for n in self.score.names}, "")
         else:
-            score = _required_score(record.get(names[0]), names[0])
+            name = self.score.names[0]
+            score = _required_score(record.get(name, _ABSENT), name)
         return prompt, response, annotator, score, model
 
     def _nested(self, record: dict) -> list:
