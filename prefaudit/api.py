@@ -61,6 +61,7 @@ LOAD_OPTIONS = (
 # -- audit ------------------------------------------------------------------------------------
 
 
+# long: a keyword per option of `prefaudit audit` (same names and defaults) and the docstring
 def audit(
     data: Any,
     *,
@@ -89,8 +90,8 @@ def audit(
     """Audit preference pairs, as ``prefaudit audit`` does.
 
     ``format``, ``mapping``, ``annotations``, ``on_bad_row``, ``max_chars``, ``label_scale``,
-    ``binarize`` and ``rating_score`` are :func:`load`'s. ``validators``: names to run (default: every one whose inputs are
-    present); ``params``: ``{validator: {parameter: value}}``. ``against``: an evaluation set
+    ``binarize``, ``rating_score``: :func:`load`'s. ``validators``: names to run (default: all
+    whose inputs are present); ``params``: ``{validator: {parameter: value}}``. ``against``: an evaluation set
     for the leakage check; ``coverage_reference``: prompts that matter. ``reference_model``
     (a causal LM: name, folder or "embedded") or ``reference_sample`` (score a seeded sample
     of N pairs) adds the reference-model pass, with ``max_length``; ``policy_model`` also
@@ -945,16 +946,7 @@ def review_export(
             f"{folder}: no pair to export: none is {selection} (--validator NAME --top N "
             "exports a check's highest scores, flagged or not)"
         )
-    load_options = {
-        "format": format,
-        "mapping": mapping,
-        "annotations": annotations,
-        "on_bad_row": on_bad_row,
-        "max_chars": max_chars,
-        "label_scale": label_scale,
-        "binarize": binarize,
-        "rating_score": rating_score,
-    }
+    load_options = {k: v for k, v in locals().items() if k in LOAD_OPTIONS}
     texts = _review_texts(folder, result, ids, data, load_options)
     with claim_folder(folder):
         return export_review(

@@ -63,14 +63,13 @@ def load(
     split of a ``DatasetDict``) or ``hf:org/name[:split]``, or from an in-memory pandas
     ``DataFrame`` or Hugging Face ``Dataset`` (rows checked the same way).
 
-    ``format`` forces the shape (flat, conversational, hh, side_by_side, annotations);
+    ``format`` forces the shape (flat, conversational, hh, side_by_side, annotations, ratings);
     ``mapping`` maps canonical fields to the input's columns, e.g. ``{"prompt": "instruction"}``.
     Bad rows are rejected with their line, field and reason; with ``on_bad_row="fail"`` any bad
     row raises :class:`LoadError` listing them. A label column's scale is read from all of its
     values, or declared with ``label_scale`` (``"-3..3"``, ``"1..7"``, ``"labels"``...: see
-    :mod:`prefaudit.io.scales`); the report's ``label_scales`` says which it used. Per-response
-    ratings (``format="ratings"``) become pairs by ``binarize`` (best-worst, best-random,
-    all-gap:M) on the score ``rating_score`` names: see :mod:`prefaudit.io.ratings`.
+    :mod:`prefaudit.io.scales`); the report's ``label_scales`` says which it used. Ratings
+    become pairs by ``binarize`` on the score ``rating_score`` names (:mod:`.ratings`).
 
     >>> import json, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "pairs.jsonl"
@@ -84,8 +83,7 @@ def load(
     >>> data.report.summary(), data.report.rejected[0].field
     ('1 rows read, 0 accepted, 1 rejected -> 0 pairs', 'rejected')
     """
-    _check_settings(format, on_bad_row, max_chars, label_scale)
-    ratings = (parse_binarize(binarize).spec, parse_rating_score(rating_score).spec)
+    ratings = _check_settings(format, on_bad_row, max_chars, label_scale, binarize, rating_score)
     if isinstance(path, (str, Path)):
         source = open_records(str(path), file_type, max_line_bytes=line_limit(max_chars))
     else:
@@ -105,17 +103,26 @@ def load(
         data_hash += annotations_hash
     report.annotations = 0 if table is None else len(table)
     report.fingerprint = _fingerprint(data_hash, report, max_chars, label_scale, ratings)
+    _refuse_bad_rows(path, report, on_bad_row)
+    return LoadedData(pairs, table, report)
+
+
+def _refuse_bad_rows(path, report: LoadReport, on_bad_row: str) -> None:
     if on_bad_row == "fail" and report.rejected:
         raise LoadError(
             f"{path}: {len(report.rejected)} row(s) could not be loaded (on_bad_row='fail')",
             report.rejected,
             setting="on_bad_row",
         )
-    return LoadedData(pairs, table, report)
 
 
-def _check_settings(format: str | None, on_bad_row: str, max_chars: int, label_scale: Any) -> None:
-    # Checked before the input is opened, so a typo costs nothing to find.
+def _check_settings(
+    format: str | None, on_bad_row: str, max_chars: int, label_scale: Any, *ratings: Any
+) -> tuple[str, str]:
+    """Checks the settings before the input is opened, so a typo costs nothing to find;
+    returns the ratings' (binarize, rating_score) as written in the fingerprint."""
+    binarize, rating_score = ratings
+    how = (parse_binarize(binarize).spec, parse_rating_score(rating_score).spec)
     if label_scale is not None:
         parse_scale(label_scale)
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
@@ -131,6 +138,7 @@ def _check_settings(format: str | None, on_bad_row: str, max_chars: int, label_s
         raise LoadError(
             f"unknown format {format!r}; expected one of {', '.join(SHAPES)}", setting="format"
         )
+    return how
 
 
 def _read_pairs(source, path, report: LoadReport, format, mapping, max_chars: int, how):
