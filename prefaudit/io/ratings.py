@@ -260,7 +260,7 @@ class RatingReader:
         if not scores:
             raise RowError(f"{prefix}{','.join(ratings)}", "no rating: every one is N/A or missing")
         self.not_available += len(ratings) - len(scores)
-        return float(np.mean(scores))
+        return sum(scores) / len(scores)  # not np.mean: 10x slower on a few numbers
 
     def _add(self, line: int, prompt, response, annotator, score, model) -> None:
         group = self.prompts.get(prompt)
@@ -489,7 +489,8 @@ def _optional_text(builder: PairBuilder, record: dict, column: str | None, name:
 
 
 def _mean_score(response: list[Any]) -> float:
-    return float(np.mean([score for _, score in response[4]]))
+    scores = [score for _, score in response[4]]
+    return sum(scores) / len(scores)
 
 
 def read_ratings(items, builder: PairBuilder, mapping, columns, options) -> None:
