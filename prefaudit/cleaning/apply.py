@@ -284,7 +284,7 @@ def _review(pairs, flags, threshold: float, candidates, quarantine, counts) -> N
 def _cleaned_row(
     row, pair_id, flags, policy: CleaningPolicy, flipped: bool, review: Mapping | None
 ) -> dict[str, Any]:
-    out = {"pair_id": pair_id, **_trl_row(row, swap=flipped)}
+    out = {"pair_id": pair_id, **_trl_row(row, swap=flipped), **_per_response(row, flipped)}
     if review is not None:  # a person read the pair: its (final) label is taken as certain
         if policy.weights == "confidence":
             out["weight"] = 1.0
@@ -334,6 +334,20 @@ def _column(flags: pd.DataFrame, name: str) -> pd.Series:
     if values.dtype == object:
         values = values.map(lambda v: bool(v) if v is not None and v == v else False)
     return values.fillna(False).astype(bool)
+
+
+def _per_response(row: pd.Series, swap: bool) -> dict[str, Any]:
+    """What the input said of each response (a ratings input's scores and models), kept with
+    its response through a flip; ``score_gap`` is the chosen's score minus the rejected's."""
+    out = {}
+    for name in ("score", "model"):
+        values = [row.get(f"{name}_chosen"), row.get(f"{name}_rejected")]
+        if any(value is not None and value == value for value in values):
+            chosen, rejected = values[::-1] if swap else values
+            out |= {f"{name}_chosen": chosen, f"{name}_rejected": rejected}
+    if "score_chosen" in out and row.get("score_gap") is not None:
+        out["score_gap"] = -row["score_gap"] if swap else row["score_gap"]
+    return out
 
 
 def _trl_row(row: pd.Series, swap: bool) -> dict[str, Any]:

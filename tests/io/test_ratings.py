@@ -328,3 +328,40 @@ def test_the_docs_long_form_example_loads_as_the_page_says(tmp_path):
         pair = data.pairs.iloc[0]
         assert (pair["chosen"], pair["score_chosen"]) == ("DNS maps names to addresses.", 3.5)
         assert (pair["rejected"], pair["score_rejected"]) == ("It is a network thing.", 1.5)
+
+
+def test_cleaned_pairs_keep_their_scores_and_models_through_a_flip():
+    import pandas as pd
+
+    from prefaudit.cleaning import CleaningPolicy, clean
+
+    pairs = pd.DataFrame(
+        {
+            "prompt": ["Capital of France?", "Capital of Spain?"],
+            "chosen": ["Paris.", "Madrid."],
+            "rejected": ["Lyon.", "Seville."],
+            "score_chosen": [4.5, 4.0],
+            "score_rejected": [2.0, 3.5],
+            "score_gap": [2.5, 0.5],
+            "model_chosen": ["m1", "m2"],
+            "model_rejected": ["m3", "m4"],
+        },
+        index=pd.Index(["a", "b"], name="pair_id"),
+    )
+    pairs.insert(0, "pair_id", ["a", "b"])
+    flags = pd.DataFrame(
+        {"label_noise/flip_score": [0.1, 0.99], "label_noise/noise_score": [0.1, 0.99]},
+        index=pairs.index,
+    )
+    done = clean(pairs, flags, CleaningPolicy(dedupe=False, flip_min_noise=0.9))
+    rows = {row["pair_id"]: row for row in done.cleaned}
+    assert (rows["a"]["score_chosen"], rows["a"]["score_gap"], rows["a"]["model_chosen"]) == (
+        4.5,
+        2.5,
+        "m1",
+    )
+    assert [flip["pair_id"] for flip in done.flips] == ["b"]
+    # Pair b flipped: each score and model stays with its response.
+    assert rows["b"]["chosen"] == "Seville."
+    assert (rows["b"]["score_chosen"], rows["b"]["score_rejected"]) == (3.5, 4.0)
+    assert (rows["b"]["score_gap"], rows["b"]["model_chosen"]) == (-0.5, "m4")
