@@ -278,16 +278,18 @@ def _merge_blocks(blocks, report: LoadReport, max_chars: int) -> tuple[pd.DataFr
     :func:`prefaudit.io.load` does them) and each file's fingerprint digest."""
     builder = PairBuilder(report, report.files[0], "line", max_chars)
     mapper = ShapeMapper(report.shape, report.mapping, builder)
-    digests, notes = [], []
+    digests, notes, names = [], [], []
     for _, _, payload in blocks:
         if not isinstance(payload, list):  # a file's last row
-            digest, file_notes, _unit, _name = payload
+            digest, file_notes, _unit, name = payload
             digests.append(digest)
+            names.append(name)  # as the reader names it, like load()
             notes.extend(file_notes)
             continue
         for entry in payload:
             _add_entry(entry, report, builder, mapper)
     report.rows_rejected = len(report.rejected)
+    report.files = names
     report.notes.extend(notes)
     report.notes.extend(mapper.notes())
     return builder.frame(set(report.mapping)), digests

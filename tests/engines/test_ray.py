@@ -248,3 +248,15 @@ def test_1000_hh_pairs_audit_the_same_on_ray(cluster, tmp_path):
     api.audit(str(path), out=tmp_path / "local", report=False)
     api.audit(str(path), out=tmp_path / "ray", report=False, engine="ray", ray_block_rows=250)
     _same_audit(tmp_path / "local", tmp_path / "ray")
+
+
+def test_import_prefaudit_and_a_local_audit_stay_free_of_ray(tmp_path):
+    import subprocess
+
+    path = _lines(tmp_path / "pairs.jsonl", _rows_with_bad_ones(5))
+    code = (
+        "import sys, prefaudit; prefaudit.audit(sys.argv[1], report=False); "
+        "assert 'ray' not in sys.modules, 'ray was imported'"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env, cwd=tmp_path)
