@@ -152,6 +152,16 @@ class AuditContext:
         key = ("reference_logps", model, max_length, tuple(int(r) for r in rows))
         return self.artefact(key, compute), scorer
 
+    def near_duplicate_pairs(self, texts, **settings):
+        """:func:`prefaudit.dedup.near_duplicate_pairs` of ``texts``, with the candidate pairs
+        from an engine's band-join when one is set (artefact ``("near_duplicate_candidates",)``:
+        a function of the texts, or None where they are few enough to search here)."""
+        from prefaudit import dedup
+
+        engine = self._cache.get(("near_duplicate_candidates",))
+        candidates = engine(texts, **settings) if engine is not None else None
+        return dedup.near_duplicate_pairs(texts, candidates=candidates, **settings)
+
     def prompt_list(self, path: str | Path) -> list[str]:
         """The prompts of an extra input (an evaluation set, prompts that matter), read once
         per audit however many validators ask (see :func:`prefaudit.io.prompts.load_prompts`)."""

@@ -15,6 +15,9 @@ What runs where:
 - results: one Parquet shard per block, named by a hash of the stage, the model's identity and
   the block's texts, written to a temporary name and renamed; a re-run lists the shards and
   sends only the other blocks to the cluster;
+- near-duplicates: from :data:`BAND_JOIN_MIN_TEXTS` texts, the MinHash candidates come from a
+  band-join on the cluster (signatures per block, rows grouped by band bucket with Ray's
+  shuffle), the same pairs and estimates as one process;
 - the validators: on the driver, unchanged, with these artefacts filled into the
   :class:`~prefaudit.auditing.AuditContext` (``artefacts()`` below gives them in its keys).
 
@@ -51,6 +54,9 @@ from prefaudit.models.cache import default_cache_dir
 log = logging.getLogger(__name__)
 
 BLOCK_ROWS = RAY_BLOCK_ROWS  # records (pairs, texts) per block: one model call and one shard each
+# Texts from which the near-duplicate search leaves the driver (the driver's index of 5M
+# prompts: signatures and band tables of a few GB).
+BAND_JOIN_MIN_TEXTS = 5_000_000
 CONNECT_SECONDS = 5.0  # how long an address may take to answer before it counts as unreachable
 INSTALL = "pip install 'prefaudit[ray]'"
 _SHARD_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
@@ -629,15 +635,18 @@ def artefacts(
     reference_scorer: Any = None,
     block_rows: int = BLOCK_ROWS,
     actors: int | None = None,
+    band_join_min: int = BAND_JOIN_MIN_TEXTS,
 ) -> dict[tuple, Any]:
     """The per-pair artefacts the validators ``names`` will ask the audit context for,
     computed on the cluster, under the context's keys (embeddings, reference log-probs and the
-    scorer's description): :func:`~prefaudit.auditing.run_audit`'s ``artefacts``."""
+    scorer's description), and the near-duplicate search's band-join from ``band_join_min``
+    texts on: :func:`~prefaudit.auditing.run_audit`'s ``artefacts``."""
     from prefaudit.auditing import embedding_setting
     from prefaudit.models.embeddings import embedder_from_env, embedding_source
     from prefaudit.validators.reference import ReferenceValidator
 
-    names, pairs, out = list(names), data.pairs, {}
+    names, pairs = list(names), data.pairs
+    out: dict[tuple, Any] = {("near_duplicate_candidates",): BandJoin(band_join_min, block_rows)}
     if embedder == "env":
         embedder = embedder_from_env()
     wanted = sorted({c for name in names for c in _EMBEDDING_USERS.get(name, ())})
@@ -669,3 +678,115 @@ def artefacts(
             out[("reference_logps", model, validator.max_length, key)] = table
             out[("reference_scorer", model, validator.max_length)] = scored
     return out
+
+
+# -- near-duplicates: the band-join -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _BandRows:
+    """Signatures per block of texts, then one row per (usable text, band): the bucket key,
+    the text's position and its signature (for the estimate of each candidate pair)."""
+
+    bands: int
+    rows: int
+    shingle_size: int
+    num_perm: int
+    seed: int
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from prefaudit import dedup
+
+        out: dict[str, list] = {"band": [], "key": [], "id": [], "sig": []}
+        for start, payload in zip(batch["start"], batch["payload"], strict=True):
+            shingles = dedup.shingle(pickle.loads(payload), self.shingle_size)
+            sig = dedup.signatures(shingles, self.num_perm, self.seed, threads=1)
+            usable = np.flatnonzero(shingles.counts > 0)
+            rows = [bytes(row) for row in sig[usable]]
+            for band in range(self.bands):
+                out["band"].append(np.full(len(usable), band, dtype=np.int32))
+                out["key"].append(dedup.band_keys(sig[usable], band, self.rows))
+                out["id"].append(int(start) + usable)
+                out["sig"].extend(rows)
+        return {
+            "band": np.concatenate(out["band"]) if out["band"] else np.zeros(0, np.int32),
+            "key": np.concatenate(out["key"]) if out["key"] else np.zeros(0, np.uint64),
+            "id": np.concatenate(out["id"]).astype(np.int64)
+            if out["id"]
+            else np.zeros(0, np.int64),
+            "sig": np.array(out["sig"], dtype=object),
+        }
+
+
+def _bucket(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One band bucket's candidate pairs with their MinHash estimates."""
+    from prefaudit import dedup
+
+    order = np.argsort(group["id"], kind="stable")
+    ids = group["id"][order]
+    sigs = np.frombuffer(b"".join(group["sig"][order]), dtype=np.uint32).reshape(len(ids), -1)
+    left, right = dedup.bucket_pairs(np.arange(len(ids)))
+    return {
+        "left": ids[left],
+        "right": ids[right],
+        "similarity": (sigs[left] == sigs[right]).mean(axis=1),
+    }
+
+
+def band_join(
+    texts,
+    *,
+    threshold: float,
+    shingle_size: int,
+    num_perm: int,
+    seed: int,
+    block_rows: int = BLOCK_ROWS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The near-duplicate candidates of ``texts`` on the cluster, as
+    :func:`prefaudit.dedup.near_duplicate_pairs` finds them in one process: signatures per
+    block, rows keyed by (band, bucket key) grouped with Ray's shuffle, each bucket's pairs
+    with their estimates; (left, right, estimate), distinct pairs in order."""
+    import pyarrow as pa
+
+    from prefaudit import dedup
+
+    ray = require_ray()
+    values = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
+    n = len(values)
+    bands, rows = dedup.lsh_bands(threshold, num_perm)
+    items = [
+        {"start": start, "payload": pickle.dumps(values.slice(start, block_rows).to_pylist())}
+        for start in range(0, n, block_rows)
+    ]
+    empty = np.zeros(0, dtype=np.int64)
+    if not items:
+        return empty, empty, np.zeros(0)
+    keyed = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        _BandRows(bands, rows, shingle_size, num_perm, seed), batch_size=1
+    )
+    pairs = keyed.groupby(["band", "key"]).map_groups(_bucket, batch_format="numpy")
+    found = [batch for batch in pairs.iter_batches(batch_format="numpy") if len(batch["left"])]
+    if not found:
+        return empty, empty, np.zeros(0)
+    left = np.concatenate([b["left"] for b in found]).astype(np.int64)
+    right = np.concatenate([b["right"] for b in found]).astype(np.int64)
+    similarity = np.concatenate([b["similarity"] for b in found])
+    codes, first = np.unique(left * n + right, return_index=True)  # a pair met in several bands
+    return codes // n, codes % n, similarity[first]
+
+
+@dataclass(frozen=True)
+class BandJoin:
+    """The audit context's near-duplicate candidates: on the cluster from ``min_texts`` texts,
+    else None (the search runs on the driver)."""
+
+    min_texts: int
+    block_rows: int
+
+    def __call__(self, texts, *, threshold, shingle_size, num_perm, seed, **_):
+        if len(texts) < self.min_texts:
+            return None
+        settings = {"shingle_size": shingle_size, "num_perm": num_perm, "seed": seed}
+        return lambda values: band_join(
+            values, threshold=threshold, block_rows=self.block_rows, **settings
+        )

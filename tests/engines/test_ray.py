@@ -260,3 +260,37 @@ def test_import_prefaudit_and_a_local_audit_stay_free_of_ray(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env, cwd=tmp_path)
+
+
+def test_the_band_join_finds_the_near_duplicate_groups_of_one_process(cluster):
+    from prefaudit import dedup
+    from prefaudit.auditing import run_audit
+
+    base = [
+        f"tell me about the weather in town number {i} today and about its roads, trains, "
+        "buses, bridges and the river that runs through it, please"
+        for i in range(40)
+    ]
+    texts = base + [t.replace("today", "now") for t in base[:15]] + ["short", "", "short"]
+    texts += [" ".join(["same words again"] * 5)] * 70  # a bucket over the 64-neighbour window
+    values = dedup.comparable(texts)
+    settings = {"threshold": 0.7, "shingle_size": 5, "num_perm": 128, "seed": 0}
+    alone = dedup.near_duplicate_pairs(values, **settings)
+    joined = dedup.near_duplicate_pairs(
+        values, candidates=lambda v: engine.band_join(v, block_rows=17, **settings), **settings
+    )
+    assert len(alone) > 100 and alone.candidates == joined.candidates
+    for field in ("left", "right", "similarity"):
+        np.testing.assert_array_equal(getattr(alone, field), getattr(joined, field))
+
+    pairs = pd.DataFrame(
+        {"prompt": texts, "chosen": [f"yes {i}" for i in range(len(texts))], "rejected": "no"},
+        index=[f"p{i}" for i in range(len(texts))],
+    )
+    data = load(pairs)
+    local = run_audit(data, validators=["duplication"], embedder=None)
+    forced = engine.artefacts(data, ["duplication"], {}, None, block_rows=17, band_join_min=0)
+    ray_run = run_audit(data, validators=["duplication"], embedder=None, artefacts=forced)
+    assert local.metrics["duplication/near_duplicate_prompt_rate"] > 0
+    pd.testing.assert_frame_equal(local.flags, ray_run.flags)
+    assert local.metrics == ray_run.metrics
