@@ -28,6 +28,7 @@ import pandas as pd
 
 from prefaudit import outputs
 from prefaudit.auditing import AuditResult, default_validators, embedding_setting, run_audit
+from prefaudit.engines import ENGINES, RAY_BLOCK_ROWS
 from prefaudit.errors import BadParameterError, InputError, SettingError, UnknownNameError
 from prefaudit.fileio import claim_folder, write_jsonl
 from prefaudit.io import LoadedData, load
@@ -86,6 +87,9 @@ def audit(
     report: bool = True,
     out: str | Path | None = None,
     reuse: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_block_rows: int = RAY_BLOCK_ROWS,
 ) -> AuditResult | None:
     """Audit preference pairs, as ``prefaudit audit`` does.
 
@@ -101,6 +105,12 @@ def audit(
     embedded all-MiniLM-L6-v2). With ``out``, the audit folder is written there (and its
     report unless ``report=False``); with ``reuse`` an audit already there of the same data
     and settings is read back instead of recomputed.
+
+    ``engine="ray"`` runs the loading (per block of ``ray_block_rows`` records) and the
+    per-pair model passes (embeddings, reference log-probs) on a Ray cluster, at
+    ``ray_address`` or a local one, keeping each finished block so a re-run skips it; the
+    validators then run here, unchanged: the results are the single process's
+    (:mod:`prefaudit.engines.ray`; needs ``pip install 'prefaudit[ray]'``).
 
     Under ``torchrun`` or ``accelerate launch`` rank 0 audits and writes; the other processes
     only help score pairs under the reference model and return None.
@@ -131,13 +141,28 @@ AUDIT_OPTIONS = {
 }
 
 
+# long: the pipeline's one place that chooses the engine, loading and reuse
 def _audit(
-    data: Any, *, out=None, report=True, reuse=False, embedding_model=None, **options
+    data: Any,
+    *,
+    out=None,
+    report=True,
+    reuse=False,
+    embedding_model=None,
+    engine="local",
+    ray_address=None,
+    ray_block_rows=RAY_BLOCK_ROWS,
+    **options,
 ) -> tuple[AuditResult | None, bool]:
     """:func:`audit` without drawing the report (the command that runs it draws it last), also
     saying whether a saved audit was reused."""
     embedding = _check_settings(options, embedding_model)
-    loaded = _loaded(data, options)
+    ray_engine = _ray_engine(engine, ray_address, ray_block_rows)
+    if ray_engine is not None and not isinstance(data, LoadedData):
+        kwargs = {k: options[k] for k in LOAD_OPTIONS if k in options}
+        loaded = ray_engine.load_blocks(data, block_rows=ray_block_rows, **kwargs)
+    else:
+        loaded = _loaded(data, options)
     _require_pairs(loaded)
     if out is not None:
         _refuse_other_runs(out, loaded)
@@ -157,10 +182,46 @@ def _audit(
         if saved is not None:
             saved.data = loaded
             return saved, True
-    result = run_audit(loaded, validators=names, params=params, embedder=_embedder(embedding_model))
+    embedder, artefacts = _embedder(embedding_model), None
+    if ray_engine is not None:  # the per-pair model passes on the cluster, the checks here
+        planned = names if names is not None else default_validators(loaded)
+        artefacts = ray_engine.artefacts(
+            loaded, planned, params, embedder, block_rows=ray_block_rows
+        )
+    result = run_audit(
+        loaded, validators=names, params=params, embedder=embedder, artefacts=artefacts
+    )
     if out is not None:
         outputs.save_audit(out, result, loaded, texts=report)
     return result, False
+
+
+def _ray_engine(engine: str, address: str | None, block_rows: int):
+    """:mod:`prefaudit.engines.ray`, joined to its cluster, when ``engine`` is "ray" (else
+    None); settings that cannot work are refused before the data is read."""
+    if engine not in ENGINES:
+        raise SettingError(
+            f"engine must be one of {', '.join(ENGINES)}, got {engine!r}", setting="engine"
+        )
+    if engine != "ray":
+        if address is not None:
+            raise SettingError("ray_address needs engine='ray'", setting="ray_address")
+        return None
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise SettingError(
+            f"ray_block_rows must be a whole number >= 1, got {block_rows!r}",
+            setting="ray_block_rows",
+        )
+    if _launch()[0]:
+        raise SettingError(
+            "engine='ray' under torchrun / accelerate launch: use one or the other (Ray shares "
+            "the work out itself)",
+            setting="engine",
+        )
+    from prefaudit.engines import ray as ray_engine
+
+    ray_engine.connect(address)
+    return ray_engine
 
 
 def _check_settings(options: Mapping[str, Any], embedding_model: Any) -> str:

@@ -46,6 +46,7 @@ class AuditContext:
         load_report: LoadReport | None = None,
         embedder: Any = "env",
         reference_scorer: Any = None,
+        artefacts: Mapping[tuple, Any] | None = None,
     ):
         self.pairs = pairs
         self.annotations = annotations
@@ -59,7 +60,9 @@ class AuditContext:
         self.reference_scorer = reference_scorer
         self.results: dict[str, ValidatorResult] = {}  # results of validators that already ran
         self.notes: list[str] = []  # what a reader of the result should know (skipped parts...)
-        self._cache: dict[tuple, Any] = {}
+        # Artefacts computed elsewhere (the Ray engine: embeddings, reference log-probs), under
+        # the keys the methods below compute them under; they are not computed again.
+        self._cache: dict[tuple, Any] = dict(artefacts or {})
 
     def artefact(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key``, computing it on first use."""
@@ -148,6 +151,16 @@ class AuditContext:
 
         key = ("reference_logps", model, max_length, tuple(int(r) for r in rows))
         return self.artefact(key, compute), scorer
+
+    def near_duplicate_pairs(self, texts, **settings):
+        """:func:`prefaudit.dedup.near_duplicate_pairs` of ``texts``, with the candidate pairs
+        from an engine's band-join when one is set (artefact ``("near_duplicate_candidates",)``:
+        a function of the texts, or None where they are few enough to search here)."""
+        from prefaudit import dedup
+
+        engine = self._cache.get(("near_duplicate_candidates",))
+        candidates = engine(texts, **settings) if engine is not None else None
+        return dedup.near_duplicate_pairs(texts, candidates=candidates, **settings)
 
     def prompt_list(self, path: str | Path) -> list[str]:
         """The prompts of an extra input (an evaluation set, prompts that matter), read once
@@ -271,6 +284,7 @@ def run_audit(
     annotations: pd.DataFrame | None = None,
     embedder: Any = "env",
     reference_scorer: Any = None,
+    artefacts: Mapping[tuple, Any] | None = None,
 ) -> AuditResult:
     """Run validators over loaded pairs.
 
@@ -279,7 +293,8 @@ def run_audit(
     its keyword arguments. ``embedder`` is what validators embed texts with: "auto" (the
     embedded default, loaded only if a validator asks), a sentence-transformers model name or
     folder, an object with ``encode(texts)``, None for no embeddings, or "env" (the default:
-    ``PREFAUDIT_EMBEDDING_MODEL`` if set, else "auto").
+    ``PREFAUDIT_EMBEDDING_MODEL`` if set, else "auto"). ``artefacts``: per-pair artefacts
+    already computed (by :mod:`prefaudit.engines.ray`), under :class:`AuditContext`'s keys.
 
     >>> import pandas as pd
     >>> pairs = pd.DataFrame({"prompt": ["Hi"], "chosen": ["Hello!"], "rejected": ["Hello!"]}, index=["p1"])
@@ -295,13 +310,8 @@ def run_audit(
             LoadReport(rows_read=len(data), rows_accepted=len(data), pairs=len(data)),
         )
         data = LoadedData(pairs, annotations, report)
-    context = AuditContext(
-        pairs,
-        annotations,
-        load_report=report,
-        embedder=embedder,
-        reference_scorer=reference_scorer,
-    )
+    context = AuditContext(pairs, annotations, load_report=report, artefacts=artefacts)
+    context.embedder, context.reference_scorer = embedder, reference_scorer
     names = list(validators) if validators is not None else default_validators(context)
     params = dict(params or {})
     unknown = set(params) - set(names)

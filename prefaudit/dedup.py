@@ -260,6 +260,7 @@ def near_duplicate_pairs(
     threads: int | None = None,
     slack: float = 0.15,
     sure: float = 0.2,
+    candidates=None,
 ) -> SimilarPairs:
     """All pairs of (normalised) texts whose shingle-set Jaccard similarity is at least ``threshold``.
 
@@ -269,30 +270,62 @@ def near_duplicate_pairs(
     permutations its error exceeds 0.2 about twice in a million pairs), which spares the exact
     check inside large groups of copies. Identical texts are pairs too (similarity 1); pass
     distinct texts when exact duplicates are handled elsewhere. Empty texts match nothing.
+    ``candidates``: a function of the texts giving (left, right, MinHash estimate) of the
+    candidate pairs found elsewhere (the Ray engine's band-join: the same pairs and estimates);
+    the exact check then shingles only the texts in doubt.
 
     >>> p = near_duplicate_pairs(["the cat sat on the mat today", "the cat sat on the mat, today",
     ...                           "a completely different sentence"], threshold=0.6)
     >>> p.left.tolist(), p.right.tolist()
     ([0], [1])
     """
-    shingles = shingle(texts, shingle_size)
-    sig = signatures(shingles, num_perm, seed, threads)
-    bands, rows = lsh_bands(threshold, num_perm)
-    left, right = _band_candidates(sig, bands, rows, shingles.counts > 0)
-    candidates = len(left)
-    similarity = _signature_agreement(sig, left, right)
+    if candidates is None:
+        shingles = shingle(texts, shingle_size)
+        sig = signatures(shingles, num_perm, seed, threads)
+        bands, rows = lsh_bands(threshold, num_perm)
+        left, right = _band_candidates(sig, bands, rows, shingles.counts > 0)
+        similarity = _signature_agreement(sig, left, right)
+    else:
+        left, right, similarity = candidates(texts)
+        shingles = None
+    found = len(left)
     keep = similarity >= threshold - slack
     left, right, similarity = left[keep], right[keep], similarity[keep]
     check = similarity < threshold + sure
     if check.any():
         # Exact sets only for the texts still in doubt.
         involved = _sorted_unique(np.concatenate([left[check], right[check]]))
-        sets = shingles.take(involved).unique()
+        if shingles is None:
+            sets = shingle(pa.array(texts).take(involved), shingle_size).unique()
+        else:
+            sets = shingles.take(involved).unique()
         similarity[check] = jaccard(
             sets, np.searchsorted(involved, left[check]), np.searchsorted(involved, right[check])
         )
     keep = similarity >= threshold
-    return SimilarPairs(left[keep], right[keep], similarity[keep], candidates)
+    return SimilarPairs(left[keep], right[keep], similarity[keep], found)
+
+
+def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """The 64-bit bucket key of each signature row in ``band`` (of ``rows`` positions)."""
+    rng = np.random.default_rng(12345)
+    weights = (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
+    block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        return _mix64((block * weights).sum(axis=1, dtype=np.uint64))
+
+
+def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs of one band bucket (``ids`` ascending), as :func:`_band_candidates`
+    makes them: each text with its next ``_MAX_BUCKET_WINDOW`` neighbours."""
+    lefts, rights = [], []
+    for distance in range(1, min(_MAX_BUCKET_WINDOW, len(ids) - 1) + 1):
+        lefts.append(ids[:-distance])
+        rights.append(ids[distance:])
+    if not lefts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(lefts), np.concatenate(rights)
 
 
 def _band_candidates(
@@ -300,14 +333,10 @@ def _band_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct pairs (i < j) of usable texts that share at least one band key."""
     ids = np.flatnonzero(usable)
-    rng = np.random.default_rng(12345)
-    weights = (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
     codes = []
     n = len(sig)
     for band in range(bands):
-        block = sig[ids, band * rows : (band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):
-            keys = _mix64((block * weights).sum(axis=1, dtype=np.uint64))
+        keys = band_keys(sig[ids], band, rows)
         order = np.argsort(keys, kind="stable")
         ordered = keys[order]
         for distance in range(1, _MAX_BUCKET_WINDOW + 1):

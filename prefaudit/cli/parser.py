@@ -56,6 +56,13 @@ HELP = {
     "report": "do not write the HTML report (index.html) and the flagged pairs' texts it shows",
     "embedding_model": "sentence-transformers model for semantic checks (default: the embedded "
     "all-MiniLM-L6-v2, or $PREFAUDIT_EMBEDDING_MODEL); 'off' skips semantic checks",
+    "engine": "where loading and the model passes run: local (this process) or ray (a Ray "
+    "cluster: per-block loading, embeddings and reference log-probs on actor pools, finished "
+    "blocks kept so a re-run skips them; pip install 'prefaudit[ray]'); the results are the same",
+    "ray_address": "with --engine ray: the cluster to join (HOST:PORT, ray://HOST:PORT or auto; "
+    "default: start a local one)",
+    "ray_block_rows": "with --engine ray: records per block (one model call and one kept shard "
+    "each; default: {:,})",
     "out": "output folder (default: reports/<name of DATA>)",
     "out_reused": "output folder (default: reports/<name of DATA>); an audit there of the same "
     "data is reused",
@@ -273,6 +280,8 @@ def add_load_options(parser: argparse.ArgumentParser, *, annotations: bool = Tru
 
 def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = True) -> None:
     """Options shared by every command that runs an audit (the load options first)."""
+    from prefaudit.engines import ENGINES, RAY_BLOCK_ROWS
+
     add_load_options(parser)
     parser.add_argument("--validators", metavar="A,B", help=HELP["validators"])
     parser.add_argument(
@@ -307,6 +316,15 @@ def add_audit_options(parser: argparse.ArgumentParser, *, policy_model: bool = T
     )
     parser.add_argument("--no-report", dest="report", action="store_false", help=HELP["report"])
     parser.add_argument("--embedding-model", metavar="NAME|PATH|off", help=HELP["embedding_model"])
+    parser.add_argument("--engine", choices=ENGINES, default="local", help=HELP["engine"])
+    parser.add_argument("--ray-address", metavar="ADDRESS", help=HELP["ray_address"])
+    parser.add_argument(
+        "--ray-block-rows",
+        type=int,
+        default=RAY_BLOCK_ROWS,
+        metavar="N",
+        help=HELP["ray_block_rows"].format(RAY_BLOCK_ROWS),
+    )
 
 
 def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:

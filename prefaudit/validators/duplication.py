@@ -157,7 +157,7 @@ class DuplicationValidator(Validator):
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs
         n = len(pairs)
-        prompt = self._group(_prompt_texts(pairs), context.normalized_hashes("prompt"))
+        prompt = self._group(context, _prompt_texts(pairs), context.normalized_hashes("prompt"))
         prompt_any, semantic_status = self._semantic_groups(context, prompt)
         responses, response_exact = self._response_groups(context, prompt.near)
         chosen, rejected = responses[:n], responses[n:]
@@ -194,10 +194,10 @@ class DuplicationValidator(Validator):
 
     # -- grouping ---------------------------------------------------------------------------
 
-    def _group(self, texts: pd.Series, hashes: np.ndarray) -> Grouping:
+    def _group(self, context, texts: pd.Series, hashes: np.ndarray) -> Grouping:
         """Exact and near-duplicate groups of ``texts`` (labels are first positions)."""
         exact, distinct = _first_positions(hashes)
-        found = self._near_pairs(texts.iloc[distinct])
+        found = self._near_pairs(context, texts.iloc[distinct])
         labels = dedup.components(len(distinct), found.left, found.right)
         near = distinct[labels][_rank_of(exact, distinct)]
         edges = dedup.SimilarPairs(
@@ -205,7 +205,7 @@ class DuplicationValidator(Validator):
         )
         return Grouping(exact, near, edges)
 
-    def _near_pairs(self, texts: pd.Series) -> dedup.SimilarPairs:
+    def _near_pairs(self, context, texts: pd.Series) -> dedup.SimilarPairs:
         """Near-duplicate pairs among ``texts``.
 
         Texts shorter than ``near_min_words`` pair only when they are equal once punctuation is
@@ -214,7 +214,7 @@ class DuplicationValidator(Validator):
         usually a different question.
         """
         comparable = dedup.comparable(texts)
-        found = dedup.near_duplicate_pairs(
+        found = context.near_duplicate_pairs(
             comparable,
             threshold=self.near_threshold,
             shingle_size=self.shingle_size,
@@ -273,7 +273,7 @@ class DuplicationValidator(Validator):
         # The distinct texts among those responses, each named by its first position overall.
         firsts = np.unique(exact[np.concatenate([shared, shared + n])])
         texts = pd.concat([pairs["chosen"], pairs["rejected"]], ignore_index=True).iloc[firsts]
-        subset = self._group(texts, hashes[firsts])
+        subset = self._group(context, texts, hashes[firsts])
         near = exact.copy()
         near[firsts] = firsts[subset.near]
         return near[exact], exact  # every response follows its exact group's first text
@@ -313,7 +313,7 @@ class DuplicationValidator(Validator):
             combined = pd.concat(
                 [_prompt_texts(pairs).iloc[distinct], pd.Series(reference)], ignore_index=True
             )
-            found = self._near_pairs(combined)
+            found = self._near_pairs(context, combined)
             cross = (found.left < len(distinct)) & (found.right >= len(distinct))
             _best(
                 kind,
