@@ -34,9 +34,9 @@ def doc(name: str) -> str:
 def section(text: str, title: str) -> str:
     """The text from the `## title` (or `### title`) heading to the next heading of its level
     or above."""
-    heading = re.search(rf"^(#+) {re.escape(title)}\n", text, flags=re.M)
-    level = len(heading[1])
-    end = re.search(rf"^#{{1,{level}}} ", text[heading.end() :], flags=re.M)
+    heading = re.search(rf"^(##+) {re.escape(title)}\n", text, flags=re.M)
+    level = len(heading[1])  # (a "# " line is a comment in a code block, not a heading)
+    end = re.search(rf"^#{{2,{level}}} ", text[heading.end() :], flags=re.M)
     return text[heading.start() : heading.end() + end.start() if end else None]
 
 
