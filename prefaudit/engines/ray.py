@@ -141,6 +141,12 @@ def _cluster_gpus(ray) -> int:
 # -- loading, per block ------------------------------------------------------------------------
 
 
+# Shapes whose rows are read together, so loaded on the driver: one row per rating (grouped into
+# pairs), two responses and a label (the label column's scale is read from all of its values),
+# and one row per pair and rating.
+WHOLE_COLUMN_SHAPES = ("annotations", "side_by_side", "ratings")
+
+
 def load_blocks(
     path: Any,
     *,
@@ -149,6 +155,9 @@ def load_blocks(
     annotations: Any = None,
     on_bad_row: str = "skip",
     max_chars: int = _loader.DEFAULT_MAX_CHARS,
+    label_scale: Any = None,
+    binarize: str = _loader.DEFAULT_BINARIZE,
+    rating_score: str = _loader.DEFAULT_RATING_SCORE,
     block_rows: int = BLOCK_ROWS,
 ) -> LoadedData:
     """:func:`prefaudit.io.load`'s result, with the records read and checked on the cluster in
@@ -156,12 +165,23 @@ def load_blocks(
     ``.tsv``/``.parquet``, optionally ``.gz``, read in name order) is read there; other inputs
     (tables in memory, ``hf:`` datasets, ``save_to_disk`` folders) and long annotation tables
     (grouped over the whole input) are loaded here by :func:`~prefaudit.io.load`; a separate
-    annotations file is joined to the pairs here."""
+    annotations file is joined to the pairs here. Inputs whose rows are read together are loaded
+    here too: a label column (its scale is read from all of its values) and per-response
+    ratings (grouped by prompt)."""
     files = _input_files(path)
-    options = {"format": format, "mapping": dict(mapping or {}), "on_bad_row": on_bad_row}
+    options = {
+        "format": format,
+        "mapping": dict(mapping or {}),
+        "on_bad_row": on_bad_row,
+        "label_scale": label_scale,
+        "binarize": binarize,
+        "rating_score": rating_score,
+    }
     if files is None:
         return load(path, annotations=annotations, max_chars=max_chars, **options)
-    _loader._check_settings(format, on_bad_row, max_chars)
+    ratings = _loader._check_settings(
+        format, on_bad_row, max_chars, label_scale, binarize, rating_score
+    )
     report = LoadReport(files=[str(f) for f in files], file_type=detect_file_type(str(files[0])))
     sample_source = open_records(str(files[0]), max_line_bytes=line_limit(max_chars))
     _, sample = _loader._read_ahead(sample_source.items)
@@ -169,17 +189,19 @@ def load_blocks(
     report.mapping = _resolve_mapping(columns, dict(mapping or {}), str(path))
     report.shape = format or (detect_shape(sample, report.mapping, str(path)) if sample else "flat")
     check_required(report.shape, report.mapping, columns, str(path))
-    if report.shape == "annotations":
+    if report.shape in WHOLE_COLUMN_SHAPES:
         return load(path, annotations=annotations, max_chars=max_chars, **options)
     blocks = _read_on_cluster(files, report.shape, report.mapping, max_chars, block_rows)
     pairs, digests = _merge_blocks(blocks, report, max_chars)
     report.pairs = len(pairs)
     data_hash, table = "".join(digests), None
     if annotations is not None:  # joined to the pairs here, as load() does
-        table, annotations_hash = _loader._add_annotations(str(annotations), pairs, report, None)
+        table, annotations_hash = _loader._add_annotations(
+            str(annotations), pairs, report, None, label_scale
+        )
         data_hash += annotations_hash
     report.annotations = 0 if table is None else len(table)
-    report.fingerprint = _loader._fingerprint(data_hash, report, max_chars)
+    report.fingerprint = _loader._fingerprint(data_hash, report, max_chars, label_scale, ratings)
     if on_bad_row == "fail" and report.rejected:
         raise LoadError(
             f"{path}: {len(report.rejected)} row(s) could not be loaded (on_bad_row='fail')",
