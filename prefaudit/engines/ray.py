@@ -169,14 +169,8 @@ def load_blocks(
     here too: a label column (its scale is read from all of its values) and per-response
     ratings (grouped by prompt)."""
     files = _input_files(path)
-    options = {
-        "format": format,
-        "mapping": dict(mapping or {}),
-        "on_bad_row": on_bad_row,
-        "label_scale": label_scale,
-        "binarize": binarize,
-        "rating_score": rating_score,
-    }
+    options = dict(format=format, mapping=dict(mapping or {}), on_bad_row=on_bad_row)
+    options |= dict(label_scale=label_scale, binarize=binarize, rating_score=rating_score)
     if files is None:
         return load(path, annotations=annotations, max_chars=max_chars, **options)
     ratings = _loader._check_settings(
