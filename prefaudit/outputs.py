@@ -75,6 +75,16 @@ TRAIN_REJECTED = ("rejected-train.jsonl", "rejected-eval.jsonl")
 # TensorBoard event files.
 TRACKERS_FILE = "trackers.json"
 TENSORBOARD_FOLDER = "tensorboard"
+# What an audit folder holds about its data beyond the audit: removed when an audit of other
+# data replaces the audit (training runs are never removed: api refuses that folder instead).
+DERIVED = (
+    CHECK_FILE,
+    CLEANED_FILE,
+    CLEANED_PARQUET,
+    QUARANTINE_FILE,
+    MANIFEST_FILE,
+    COMPARISON_FILE,
+)
 # Every name a command may write at the top of an output folder or of a training run.
 WRITTEN = (
     AUDIT_FILE,
@@ -82,12 +92,7 @@ WRITTEN = (
     REJECTED_FILE,
     REFERENCE_FILE,
     TEXTS_FILE,
-    CHECK_FILE,
-    CLEANED_FILE,
-    CLEANED_PARQUET,
-    QUARANTINE_FILE,
-    MANIFEST_FILE,
-    COMPARISON_FILE,
+    *DERIVED,
     REPORT_FILE,
     "metrics.jsonl",
     "summary.json",
@@ -159,16 +164,6 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-# What an audit folder holds about its data beyond the audit: removed when an audit of other
-# data replaces the audit (training runs are never removed: api refuses that folder instead).
-DERIVED = (
-    CHECK_FILE,
-    CLEANED_FILE,
-    CLEANED_PARQUET,
-    QUARANTINE_FILE,
-    MANIFEST_FILE,
-    COMPARISON_FILE,
-)
 # Folders a training run replaces whole inside its output folder.
 REPLACED_FOLDERS = ("model", "checkpoints", TENSORBOARD_FOLDER)
 
