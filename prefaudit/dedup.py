@@ -32,6 +32,7 @@ from prefaudit.errors import SettingError
 from prefaudit.text import default_threads, normalize
 
 _SIGNATURE_CHUNK = 8_000  # shingles per signature block: (num_perm x chunk) uint32 stays in cache
+_SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~16 MB each)
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
 _VERIFY_CHUNK = 20_000  # candidate pairs per verification block
 
@@ -275,24 +276,57 @@ def near_duplicate_pairs(
     >>> p.left.tolist(), p.right.tolist()
     ([0], [1])
     """
-    shingles = shingle(texts, shingle_size)
-    sig = signatures(shingles, num_perm, seed, threads)
+    array = _large_strings(texts)
+    sig, counts = _chunked_signatures(array, shingle_size, num_perm, seed, threads)
     bands, rows = lsh_bands(threshold, num_perm)
-    left, right = _band_candidates(sig, bands, rows, shingles.counts > 0)
+    left, right = _band_candidates(sig, bands, rows, counts > 0)
     candidates = len(left)
     similarity = _signature_agreement(sig, left, right)
     keep = similarity >= threshold - slack
     left, right, similarity = left[keep], right[keep], similarity[keep]
     check = similarity < threshold + sure
     if check.any():
-        # Exact sets only for the texts still in doubt.
+        # Exact sets only for the texts still in doubt, shingled again.
         involved = _sorted_unique(np.concatenate([left[check], right[check]]))
-        sets = shingles.take(involved).unique()
+        sets = shingle(array.take(pa.array(involved)), shingle_size).unique()
         similarity[check] = jaccard(
             sets, np.searchsorted(involved, left[check]), np.searchsorted(involved, right[check])
         )
     keep = similarity >= threshold
     return SimilarPairs(left[keep], right[keep], similarity[keep], candidates)
+
+
+def _large_strings(texts) -> pa.Array:
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    array = pa.array(texts, type=pa.large_string()) if not isinstance(texts, pa.Array) else texts
+    return array.cast(pa.large_string())
+
+
+def _chunked_signatures(
+    array: pa.Array, size: int, num_perm: int, seed: int, threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash signatures and shingle counts of every text, about ``_SHINGLE_CHUNK`` bytes of text
+    at a time on threads: the shingles of all texts are never held at once (for 200,000
+    responses that would be gigabytes), and each chunk's temporaries are small enough for the
+    allocator to reuse rather than map fresh pages."""
+    if not 1 <= size <= 8:
+        raise SettingError(f"shingle size must be between 1 and 8 bytes, got {size}")
+    offsets, _ = _buffers(array)
+    n = len(array)
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    counts = np.zeros(n, dtype=np.int64)
+    cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
+    edges = np.unique(np.concatenate([[0], cuts, [n]]))
+
+    def chunk(lo: int, hi: int) -> None:
+        shingles = shingle(array.slice(lo, hi - lo), size)
+        sig[lo:hi] = signatures(shingles, num_perm, seed, threads=1)
+        counts[lo:hi] = shingles.counts
+
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
+        list(pool.map(lambda bounds: chunk(*bounds), zip(edges[:-1], edges[1:], strict=True)))
+    return sig, counts
 
 
 def _band_candidates(
