@@ -39,7 +39,10 @@ from prefaudit.text import CHUNK_ROWS, default_threads, normalize
 _SIGNATURE_CHUNK = 8_000  # shingles per signature block: (num_perm x chunk) uint32 stays in cache
 _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~16 MB each)
 # Texts with at least this many distinct shingles per permutation get one-permutation
-# signatures: with twice as many shingles as bins, 13.5% of the bins are empty on average.
+# signatures: with twice as many shingles as bins, 13.5% of the bins are empty on average, and
+# the estimate is as good (20,000 edited pairs of 225-780 distinct shingles: error 0.033 SD
+# against 0.037 for 128 permutations). Below, empty bins borrow from neighbours so often that
+# bands of unrelated short texts collide.
 _FILL = 2
 _DENSIFY_ROWS = 4_096  # texts densified at a time
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
