@@ -15,7 +15,17 @@ prefaudit's pipeline (normalise, shingle, MinHash, LSH, exact verification, grou
 datasketch's MinHash.bulk + MinHashLSH (same shingles, threshold and permutations; insert all,
 query all), in the same run.
 
+Pair copies (issue 20 part 5): copies of real judged pairs (AlpacaEval gpt4-dev, HH-RLHF) with
+the prompt edited (one word of a 3-12 word prompt, or 5% of any prompt) and 5% of the
+responses' words changed, planted and found by the duplication validator with copies found by
+their responses (the default) and without; and templated prompts with one word changed and
+other answers, which must stay unflagged.
+
+The validator at 100k pairs: the default against the prompt rule alone (and, with
+--baseline-checkout, another checkout's validator) in fresh processes, with peak memory.
+
     python benchmarks/bench_duplication.py [--sizes 25000,50000,100000,200000] [--no-datasketch]
+        [--pairs 100000] [--repeat 3] [--baseline-checkout ../main]
 """
 
 from __future__ import annotations
@@ -213,6 +223,183 @@ def _same_topic(by_instruction) -> None:
         print(f"    {a[:90]!r}\n    {b[:90]!r}")
 
 
+# -- copies of whole pairs ------------------------------------------------------------------------
+
+
+def _proportional(text, share, rng, vocab):
+    """``share`` of the words replaced, rounded: none in a text under 10 words at 5% (where one
+    word would be 10% or more), unlike :func:`_words`, which always changes one."""
+    words = text.split(" ")
+    for i in rng.sample(range(len(words)), int(share * len(words) + 0.5)):
+        words[i] = rng.choice(vocab)
+    return " ".join(words)
+
+
+def _one_word(text, rng, vocab):
+    words = text.split(" ")
+    words[rng.randrange(len(words))] = rng.choice(vocab)
+    return " ".join(words)
+
+
+_HUMAN = "\n\nHuman: "
+
+
+def _question(prompt):
+    """The text of a prompt that is edited: an HH prompt's human turn, else all of it."""
+    return prompt[len(_HUMAN) :] if prompt.startswith(_HUMAN) else prompt
+
+
+def _short(prompt):
+    """A prompt of 3-12 words (HH: one human turn of 3-12 words)."""
+    return prompt.count("Human:") <= 1 and 3 <= len(_question(prompt).split()) <= 12
+
+
+def _edit_pair(pair, rng, vocab, prompt_edit, swap=False):
+    """A copy of ``pair``: the prompt edited, 5% of the responses' words changed, then the case
+    or the spacing of all three changed."""
+    prompt, chosen, rejected = pair
+    head = prompt[: len(prompt) - len(_question(prompt))]
+    prompt = head + prompt_edit(_question(prompt), rng, vocab)
+    if swap == "strict":  # even a one-word answer is replaced
+        chosen, rejected = (_words(t, 0.05, rng, vocab, "substitute") for t in (chosen, rejected))
+    else:
+        chosen, rejected = (_proportional(t, 0.05, rng, vocab) for t in (chosen, rejected))
+    look = rng.choice([_case, _whitespace])
+    copy = tuple(look(t, rng) for t in (prompt, chosen, rejected))
+    return (copy[0], copy[2], copy[1]) if swap is True else copy
+
+
+PAIR_EDITS = {
+    "prompt of 3-12 words, 1 word changed": (
+        _short,
+        _one_word,
+        False,
+    ),
+    "the same, every response 1+ word changed": (_short, _one_word, "strict"),
+    "the same, chosen and rejected swapped": (
+        _short,
+        _one_word,
+        True,
+    ),
+    "any prompt, 5% of its words changed": (
+        lambda p: True,
+        lambda t, r, v: _proportional(t, 0.05, r, v),
+        False,
+    ),
+}
+
+
+def _audit_pairs(rows, **params):
+    import pandas as pd
+
+    from prefaudit.auditing import AuditContext
+    from prefaudit.validators.duplication import DuplicationValidator
+
+    ids = [f"p{i}" for i in range(len(rows))]
+    pairs = pd.DataFrame(rows, columns=["prompt", "chosen", "rejected"], index=ids)
+    return DuplicationValidator(semantic=False, **params).run(AuditContext(pairs)).flags
+
+
+def _pair_base(rows):
+    """The pairs the validator (prompt rule only) does not already flag as copies or
+    contradictions, so that every copy found below is planted or a mistake."""
+    flags = _audit_pairs(rows, copy_min_words=None)
+    found = flags["exact_duplicate"] | flags["near_duplicate"] | flags["contradiction"]
+    return [row for row, drop in zip(rows, found | flags["degenerate"], strict=True) if not drop]
+
+
+def _grouped_pairs(labels, owner):
+    """(grouped pairs of one owner, all grouped pairs) over the groups ``labels`` make."""
+    true_pairs = all_pairs = 0
+    values, counts = np.unique(labels, return_counts=True)
+    for label in values[counts > 1]:
+        members = np.flatnonzero(labels == label)
+        all_pairs += len(members) * (len(members) - 1) // 2
+        _, per_owner = np.unique(owner[members], return_counts=True)
+        true_pairs += int(sum(c * (c - 1) // 2 for c in per_owner))
+    return true_pairs, all_pairs
+
+
+def _pair_scores(flags, originals, of, swap):
+    """Recall, precision and the copies flagged by their responses (not their prompts)."""
+    ids = np.asarray(flags.index)
+    column = "contradiction_group" if swap else "duplicate_of"
+    group = flags[column].to_numpy()
+    labels = np.where(group == "", ids, group)
+    if swap:
+        labels = np.where(flags["contradiction"].to_numpy(), labels, ids)
+    copies = originals + np.arange(len(of))
+    found = labels[copies] == labels[of]
+    if swap:
+        found &= flags["contradiction"].to_numpy()[copies]
+    owner = np.concatenate([np.arange(originals), of])
+    true_pairs, all_pairs = _grouped_pairs(labels, owner)
+    precision = true_pairs / all_pairs if all_pairs else 1.0
+    return float(found.mean()), precision, all_pairs - true_pairs
+
+
+def pair_accuracy(copies: int, seed: int) -> None:
+    """Copies of whole pairs planted into real judged pairs, found by the duplication validator
+    (embeddings off) with copies found by their responses (the default) and without."""
+    from realdata import judged_pairs, real_pairs
+
+    from prefaudit.validators.duplication import DuplicationValidator
+
+    default = DuplicationValidator().copy_min_words
+    sources = {
+        "AlpacaEval gpt4-dev (judged)": judged_pairs(),
+        "HH-RLHF harmless": [(p, c, r) for p, c, r, d in real_pairs() if d == "hh"],
+    }
+    rng = random.Random(seed)
+    print(
+        f"\npair copies: the duplication validator, copy_min_words={default} vs None (prompt "
+        "rule only); responses 5% of words changed (none under 10 words), then case or spacing"
+    )
+    for name, rows in sources.items():
+        base = _pair_base(rows)
+        # Every tenth pair held out: the template case takes its answers from them.
+        held, base = base[::10], [row for i, row in enumerate(base) if i % 10]
+        vocab = [w for t in rng.sample([t for row in base for t in row], 500) for w in t.split()]
+        unflagged = int(_audit_pairs(base)["issue"].sum())
+        print(f"  {name}: {len(base):,} pairs, {unflagged} flagged before any copy is planted")
+        print(
+            f"    {'copy':<40} {'copies':>6} {'recall':>7} {'precision':>9} {'false':>5} "
+            f"{'off: recall':>11} {'false':>5}"
+        )
+        for edit, (eligible, prompt_edit, swap) in PAIR_EDITS.items():
+            pool = [i for i, row in enumerate(base) if eligible(row[0])]
+            of = np.array(rng.sample(pool, min(copies, len(pool))))
+            planted = [_edit_pair(base[i], rng, vocab, prompt_edit, swap) for i in of]
+            swapped = swap is True  # "strict" edits the responses harder, not the order
+            on = _pair_scores(_audit_pairs(base + planted), len(base), of, swapped)
+            off = _pair_scores(
+                _audit_pairs(base + planted, copy_min_words=None), len(base), of, swapped
+            )
+            print(
+                f"    {edit:<40} {len(of):>6} {on[0]:>7.3f} {on[1]:>9.4f} {on[2]:>5} "
+                f"{off[0]:>11.3f} {off[2]:>5}"
+            )
+        _template_case(base, held, rng, vocab, copies)
+
+
+def _template_case(base, held, rng, vocab, copies) -> None:
+    """Prompts of 3-12 words with one word changed (a template's slot), each with the responses
+    of a held-out pair (used once): to the same prompt where one is held out (other answers to
+    it), else to another prompt. None is a copy."""
+    short = [row[0] for row in base if _short(row[0])]
+    prompts = set(short)
+    planted = []
+    for prompt, chosen, rejected in rng.sample(held, len(held)):
+        prompt = prompt if prompt in prompts else rng.choice(short)
+        head = prompt[: len(prompt) - len(_question(prompt))]
+        planted.append((head + _one_word(_question(prompt), rng, vocab), chosen, rejected))
+        if len(planted) == copies:
+            break
+    flags = _audit_pairs(base + planted)
+    flagged = int(flags["issue"].to_numpy()[len(base) :].sum())
+    print(f"    template: one slot changed, other answers: {flagged} of {len(planted)} flagged")
+
+
 # -- speed --------------------------------------------------------------------------------------
 
 
@@ -281,6 +468,119 @@ def _datasketch(texts):
     return time.perf_counter() - started, candidates
 
 
+# -- the validator on 100,000 pairs -------------------------------------------------------------
+
+CACHE = ROOT / "benchmarks" / ".cache"
+
+# Run in a fresh process per measurement (its own peak memory; another checkout's code when
+# asked): load the pairs, then time the validator and sample the resident memory it adds.
+_CHILD = """
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import pandas as pd
+from prefaudit.auditing import AuditContext
+from prefaudit.validators.duplication import DuplicationValidator
+
+def rss():
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0]) / 1024
+
+pairs = pd.read_parquet(sys.argv[2])
+params = json.loads(sys.argv[3])
+start, peak, done = rss(), [0.0], []
+def sample():
+    while not done:
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+began = time.perf_counter()
+flags = DuplicationValidator(semantic=False, **params).run(AuditContext(pairs)).flags
+seconds = time.perf_counter() - began
+done.append(True)
+print(json.dumps({"seconds": seconds, "peak_added_mb": max(peak[0], rss()) - start,
+                  "near": int(flags["near_duplicate"].sum())}))
+"""
+
+
+def synthetic_pairs(n: int, seed: int):
+    """Pairs with mostly distinct prompts (:func:`synthetic_prompts`) and real responses with a
+    quarter of their words replaced; 5% copy another pair with 5% of the words of all three
+    changed. Copies found by their responses cost the most here: the prompt rule searched only
+    the responses of repeated prompts, this searches nearly all of them."""
+    import pandas as pd
+
+    _, responses, _ = real_texts()
+    rng = random.Random(seed)
+    vocab = [w for t in rng.sample(responses, 2000) for w in t.split()]
+    prompts = synthetic_prompts(n, seed)
+    sides = [
+        [_words(rng.choice(responses), 0.25, rng, vocab, "substitute") for _ in range(n)]
+        for _ in range(2)
+    ]
+    rows = [list(row) for row in zip(prompts, *sides, strict=True)]
+    for i in rng.sample(range(n), n // 20):
+        rows[i] = [_words(t, 0.05, rng, vocab, "substitute") for t in rows[rng.randrange(n)]]
+    ids = [f"p{i}" for i in range(n)]
+    return pd.DataFrame(rows, columns=["prompt", "chosen", "rejected"], index=ids)
+
+
+def _measure(path, checkout, params) -> dict:
+    import json
+    import subprocess
+
+    code = [sys.executable, "-c", _CHILD, str(checkout), str(path), json.dumps(params)]
+    return json.loads(subprocess.run(code, check=True, capture_output=True).stdout)
+
+
+def validator_speed(n: int, repeats: int, seed: int, baseline: Path | None) -> None:
+    """The validator with copies found by their responses (the default) and without, in
+    alternating fresh processes; and, given a checkout, that checkout's validator."""
+    import pandas as pd
+    from realdata import judged_pairs
+
+    from prefaudit.validators.duplication import DuplicationValidator
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    distinct = CACHE / f"duplication_pairs_{n}_{seed}.parquet"
+    if not distinct.exists():
+        synthetic_pairs(n, seed).to_parquet(distinct)
+    judged = CACHE / "duplication_judged.parquet"
+    if not judged.exists():
+        frame = pd.DataFrame(judged_pairs(), columns=["prompt", "chosen", "rejected"])
+        frame.index = [f"p{i}" for i in range(len(frame))]
+        frame.to_parquet(judged)
+    files = {
+        f"{n:,} pairs, mostly distinct prompts": distinct,
+        "AlpacaEval gpt4-dev: 27,978 judged pairs on 805 prompts": judged,
+    }
+    default = DuplicationValidator().copy_min_words
+    configs = {
+        f"copy_min_words={default} (default)": (ROOT, {}),
+        "copy_min_words=None (prompt rule only)": (ROOT, {"copy_min_words": None}),
+    }
+    if baseline:
+        configs[f"checkout {baseline}"] = (baseline, {})
+    print(f"\nthe duplication validator, embeddings off ({repeats} runs each, fresh processes)")
+    for label, path in files.items():
+        runs = {name: [] for name in configs}
+        for _ in range(repeats):
+            for name, (checkout, params) in configs.items():
+                runs[name].append(_measure(path, checkout, params))
+        print(f"  {label}")
+        for name, results in runs.items():
+            seconds = [r["seconds"] for r in results]
+            memory = max(r["peak_added_mb"] for r in results)
+            print(
+                f"    {name:<40} min {min(seconds):6.2f} s  median {np.median(seconds):6.2f} s  "
+                f"peak +{memory:,.0f} MB  near duplicates {results[0]['near']:,}"
+            )
+        on, off = ([r["seconds"] for r in runs[k]] for k in list(configs)[:2])
+        print(
+            f"    default / prompt rule only: {min(on) / min(off):.2f}x (min), "
+            f"{np.median(on) / np.median(off):.2f}x (median)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="25000,50000,100000,200000")
@@ -288,12 +588,22 @@ def main() -> None:
     parser.add_argument("--no-datasketch", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pairs", type=int, default=100_000, help="pairs timed in the validator")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the validator per setting")
+    parser.add_argument(
+        "--baseline-checkout", type=Path, help="also time this checkout's validator (../main)"
+    )
+    parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     if not SHARED.exists():
         sys.exit(f"real data not found at {SHARED}")
     if not args.skip_accuracy:
         accuracy(args.copies, args.seed)
-    speed([int(s) for s in args.sizes.split(",")], not args.no_datasketch, args.seed)
+        pair_accuracy(args.copies, args.seed)
+    if not args.skip_speed:
+        if args.sizes:
+            speed([int(s) for s in args.sizes.split(",")], not args.no_datasketch, args.seed)
+        validator_speed(args.pairs, args.repeat, args.seed, args.baseline_checkout)
 
 
 if __name__ == "__main__":

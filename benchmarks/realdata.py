@@ -38,3 +38,20 @@ def real_pairs() -> list[tuple[str, str, str, str]]:
             record = orjson.loads(line)
             rows.append((record["instruction"], record["output_1"], record["output_2"], "alpaca"))
     return rows
+
+
+def judged_pairs() -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) of AlpacaEval's GPT-4 judgements (alpacaeval-gpt4-dev), in
+    file order, oriented by the judge's preference; ties, unparsed (0) and null preferences and
+    pairs with an empty response left out."""
+    import orjson
+
+    rows = []
+    with gzip.open(SHARED / "alpacaeval-gpt4-dev.jsonl.gz") as handle:
+        for line in handle:
+            record = orjson.loads(line)
+            first, second = record["output_1"] or "", record["output_2"] or ""
+            if record["preference"] in (1, 2) and first.strip() and second.strip():
+                chosen, rejected = (first, second) if record["preference"] == 1 else (second, first)
+                rows.append((record["instruction"], chosen, rejected))
+    return rows

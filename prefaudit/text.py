@@ -29,6 +29,9 @@ _ODD_SPACE = _SPACE.replace(" ", "")
 # collapsing only these to " " gives the same result as collapsing every whitespace run,
 # with far fewer regex matches (most whitespace in prose is already a single space).
 _WHITESPACE_TO_COLLAPSE = f"[{_SPACE}]{{2,}}|[{_ODD_SPACE}]"
+# Runs of punctuation and whitespace holding a mark, and the whitespace above: all that
+# dropping punctuation changes (a single plain space between words is left alone, unmatched).
+_PUNCTUATION_TO_DROP = f"[{_SPACE}]*\\pP[\\pP{_SPACE}]*|{_WHITESPACE_TO_COLLAPSE}"
 
 
 # The whitespace before the last word of a text (the start of a trailing partial word).
@@ -54,16 +57,23 @@ def word_cut(text: str, limit: int) -> str:
     return head[: partial.start()] if partial else head
 
 
-def normalize(values) -> pa.Array:
-    """Unicode NFKC, lower case, punctuation runs cut to one mark, whitespace runs to one space.
+def normalize(values, *, drop_punctuation: bool = False) -> pa.Array:
+    """Unicode NFKC, lower case, punctuation runs cut to one mark, whitespace runs to one space;
+    with ``drop_punctuation``, every run of punctuation and whitespace becomes one space.
 
     >>> normalize(["  Hello,,,   WORLD!!  ", "ﬁne\u00a0DAY"]).to_pylist()
     ['hello, world!', 'fine day']
+    >>> normalize(["  Hello,,,   WORLD!!  "], drop_punctuation=True).to_pylist()
+    ['hello world']
     """
     array = _nfkc(_array(values))
     array = pc.utf8_lower(array)
-    array = pc.replace_substring_regex(array, pattern=r"(\pP)\pP+", replacement=r"\1")
-    array = pc.replace_substring_regex(array, pattern=_WHITESPACE_TO_COLLAPSE, replacement=" ")
+    if drop_punctuation:
+        # One pass, the same result as the two below followed by dropping the marks.
+        array = pc.replace_substring_regex(array, pattern=_PUNCTUATION_TO_DROP, replacement=" ")
+    else:
+        array = pc.replace_substring_regex(array, pattern=r"(\pP)\pP+", replacement=r"\1")
+        array = pc.replace_substring_regex(array, pattern=_WHITESPACE_TO_COLLAPSE, replacement=" ")
     return pc.utf8_trim_whitespace(array)
 
 

@@ -129,3 +129,79 @@ def test_a_long_text_gets_the_same_signature_in_slices(monkeypatch):
     whole = dedup.signatures(shingles, 16)
     monkeypatch.setattr(dedup, "_SIGNATURE_CHUNK", 1_000)  # forces the sliced path
     assert np.array_equal(dedup.signatures(shingles, 16), whole)
+
+
+def _long_corpus(seed, n=150):
+    """Texts of 250-400 words (one-permutation signatures) and edited copies of a third."""
+    rng = random.Random(seed)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(250, 400))) for _ in range(n)]
+    for i in range(n // 3):
+        words = texts[i].split()
+        for k in rng.sample(range(len(words)), rng.randint(0, len(words) // 4)):
+            words[k] = rng.choice(WORDS)
+        texts.append(" ".join(words))
+    return texts
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_long_texts_are_found_as_exactly_as_short_ones(seed):
+    texts = _long_corpus(seed)
+    sets = dedup.shingle(dedup.comparable(texts)).unique()
+    assert (sets.counts >= 2 * 128 / 0.6).mean() > 0.9  # one-permutation signatures only
+    truth = _exact_pairs(texts, 0.6, 5)
+    found = dedup.near_duplicate_pairs(dedup.comparable(texts), threshold=0.6)
+    got = {(int(i), int(j)) for i, j in zip(found.left, found.right, strict=True)}
+    assert got <= set(truth)
+    assert {pair for pair, s in truth.items() if s >= 0.7} <= got
+    assert len(got) >= 0.97 * len(truth)
+
+
+def test_one_permutation_signatures_agree_as_often_as_the_texts_overlap():
+    texts = _long_corpus(3, n=60)
+    sets = dedup.shingle(dedup.comparable(texts)).unique()
+    sig = dedup.one_permutation_signatures(sets, 128, seed=4)
+    left, right = np.arange(20), np.arange(60, 80)  # each text and its edited copy
+    estimate = (sig[left] == sig[right]).mean(axis=1)
+    assert np.abs(estimate - dedup.jaccard(sets, left, right)).max() < 0.15
+    empty = dedup.one_permutation_signatures(dedup.shingle(["", "x"]).unique(), 8)
+    assert (empty[0] == np.iinfo(np.uint32).max).all() and (empty[1] != empty[0]).all()
+
+
+def test_a_pair_across_the_two_signature_schemes_is_still_found():
+    """A long text of repeated words and a short one with the same word set: the long one has
+    many shingles but few distinct ones, so both get permutation signatures."""
+    short = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    texts = [" ".join([short] * 40), short + " lambda", "something else entirely, and longer"]
+    found = dedup.near_duplicate_pairs(dedup.comparable(texts), threshold=0.6)
+    assert (found.left.tolist(), found.right.tolist()) == ([0], [1])
+
+
+def test_shingling_in_chunks_changes_nothing(monkeypatch):
+    texts = dedup.comparable(_long_corpus(5, n=40) + _corpus(5, n=40))
+    whole = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    monkeypatch.setattr(dedup, "_SHINGLE_CHUNK", 300)
+    monkeypatch.setattr(dedup, "_VERIFY_SHINGLES", 500)
+    chunked = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    assert np.array_equal(chunked.left, whole.left) and np.array_equal(chunked.right, whole.right)
+    assert np.allclose(chunked.similarity, whole.similarity)
+
+
+_TRICKY = " \t\n\u00a0\u2028\u3000.,!?;:-_\u2014\u00ab\u00bb()'\"a\u00e9\u4e2d\uff22\uff01\x1c\x85"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=_TRICKY, max_size=12), max_size=8))
+def test_comparable_is_normalising_then_dropping_punctuation(texts):
+    """The one-regex path gives what normalising, then replacing punctuation runs with spaces,
+    then collapsing spaces gives."""
+    import pyarrow.compute as pc
+
+    from prefaudit.text import normalize
+
+    array = normalize(texts)
+    array = pc.replace_substring_regex(array, pattern=r"\pP+", replacement=" ")
+    array = pc.replace_substring_regex(array, pattern=r"\s{2,}", replacement=" ")
+    expected = pc.utf8_trim_whitespace(array).to_pylist()
+    assert dedup.comparable(texts).to_pylist() == expected
+    rows = np.arange(len(texts))[::-1]
+    assert dedup.comparable(texts, rows).to_pylist() == expected[::-1]

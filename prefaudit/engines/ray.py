@@ -16,8 +16,8 @@ What runs where:
   the block's texts, written to a temporary name and renamed; a re-run lists the shards and
   sends only the other blocks to the cluster;
 - near-duplicates: from :data:`BAND_JOIN_MIN_TEXTS` texts, the MinHash candidates come from a
-  band-join on the cluster (signatures per block, rows grouped by band bucket with Ray's
-  shuffle), the same pairs and estimates as one process;
+  band-join on the cluster (sketches per block as ``dedup.sketch`` makes them, rows grouped
+  by scheme and band bucket with Ray's shuffle), the same pairs and estimates as one process;
 - the validators: on the driver, unchanged, with these artefacts filled into the
   :class:`~prefaudit.auditing.AuditContext` (``artefacts()`` below gives them in its keys).
 
@@ -701,37 +701,44 @@ def artefacts(
 
 @dataclass(frozen=True)
 class _BandRows:
-    """Signatures per block of texts, then one row per (usable text, band): the bucket key,
-    the text's position and its signature (for the estimate of each candidate pair)."""
+    """Sketches per block of texts (:func:`prefaudit.dedup.sketch`: permutation signatures for
+    short texts, one-permutation ones for long texts), then one row per (scheme, text, band):
+    the bucket key, the text's position and its signature (for each candidate's estimate)."""
 
     bands: int
     rows: int
     shingle_size: int
     num_perm: int
     seed: int
+    threshold: float
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from prefaudit import dedup
 
-        out: dict[str, list] = {"band": [], "key": [], "id": [], "sig": []}
+        out: dict[str, list] = {"scheme": [], "band": [], "key": [], "id": [], "sig": []}
         for start, payload in zip(batch["start"], batch["payload"], strict=True):
-            shingles = dedup.shingle(pickle.loads(payload), self.shingle_size)
-            sig = dedup.signatures(shingles, self.num_perm, self.seed, threads=1)
-            usable = np.flatnonzero(shingles.counts > 0)
-            rows = [bytes(row) for row in sig[usable]]
-            for band in range(self.bands):
-                out["band"].append(np.full(len(usable), band, dtype=np.int32))
-                out["key"].append(dedup.band_keys(sig[usable], band, self.rows))
-                out["id"].append(int(start) + usable)
-                out["sig"].extend(rows)
-        return {
-            "band": np.concatenate(out["band"]) if out["band"] else np.zeros(0, np.int32),
-            "key": np.concatenate(out["key"]) if out["key"] else np.zeros(0, np.uint64),
-            "id": np.concatenate(out["id"]).astype(np.int64)
-            if out["id"]
-            else np.zeros(0, np.int64),
-            "sig": np.array(out["sig"], dtype=object),
+            sketches = dedup.sketch(
+                pickle.loads(payload),
+                self.shingle_size,
+                self.num_perm,
+                self.seed,
+                1,
+                self.threshold,
+            )
+            for scheme, (positions, sig) in enumerate(sketches.schemes):
+                rows = [bytes(row) for row in sig]
+                for band in range(self.bands):
+                    out["scheme"].append(np.full(len(positions), scheme, dtype=np.int8))
+                    out["band"].append(np.full(len(positions), band, dtype=np.int32))
+                    out["key"].append(dedup.band_keys(sig, band, self.rows))
+                    out["id"].append(int(start) + positions)
+                    out["sig"].extend(rows)
+        kinds = {"scheme": np.int8, "band": np.int32, "key": np.uint64, "id": np.int64}
+        table = {
+            name: np.concatenate(out[name]).astype(kind) if out[name] else np.zeros(0, kind)
+            for name, kind in kinds.items()
         }
+        return {**table, "sig": np.array(out["sig"], dtype=object)}
 
 
 def _bucket(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -778,17 +785,19 @@ def band_join(
     if not items:
         return empty, empty, np.zeros(0)
     keyed = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        _BandRows(bands, rows, shingle_size, num_perm, seed), batch_size=1
+        _BandRows(bands, rows, shingle_size, num_perm, seed, threshold), batch_size=1
     )
-    pairs = keyed.groupby(["band", "key"]).map_groups(_bucket, batch_format="numpy")
+    pairs = keyed.groupby(["scheme", "band", "key"]).map_groups(_bucket, batch_format="numpy")
     found = [batch for batch in pairs.iter_batches(batch_format="numpy") if len(batch["left"])]
     if not found:
         return empty, empty, np.zeros(0)
     left = np.concatenate([b["left"] for b in found]).astype(np.int64)
     right = np.concatenate([b["right"] for b in found]).astype(np.int64)
     similarity = np.concatenate([b["similarity"] for b in found])
-    codes, first = np.unique(left * n + right, return_index=True)  # a pair met in several bands
-    return codes // n, codes % n, similarity[first]
+    # A pair met in several bands or both schemes: once, with its higher estimate.
+    order = np.lexsort((-similarity, left * n + right))
+    codes, first = np.unique((left * n + right)[order], return_index=True)
+    return codes // n, codes % n, similarity[order][first]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefaudit import dedup, stats, text
@@ -40,6 +41,12 @@ _EXAMINED = 5_000
 # "recieve"/"receive" 0.86, "color"/"colour" 0.91, "dish"/"dishes" 0.8; different words score
 # lower ("Israeli"/"Danish" 0.31, "atoms"/"words" 0.6).
 _RESPELLED = 0.75
+# Share of distinct words two prompts have in common (of all their distinct words) for a pair
+# to be a copy of another found by its responses: one word of a three-word prompt replaced
+# keeps half ("is it legal" / "is it safe"), the edits the issue plants keep more; prompts of
+# one topic that a canned response follows share less ("how do I pick a lock" / "write an
+# HTML page that ..." nothing).
+_RELATED_WORDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,25 @@ class Grouping:
     exact: np.ndarray  # same text after normalisation
     near: np.ndarray  # exact, or linked by near-duplicate (MinHash, verified Jaccard) edges
     edges: dedup.SimilarPairs  # the near-duplicate edges between distinct texts (positions)
+
+
+@dataclass(frozen=True)
+class ResponseLinks:
+    """Near-duplicate links between responses (positions 0..2n-1: chosen, then rejected)."""
+
+    exact: np.ndarray  # the first position of each response's exact group
+    near: np.ndarray  # the first position of each response's component over all the links
+    codes: np.ndarray  # sorted `low * 2n + high` of the linked exact groups' first positions
+
+    def direct(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether responses ``a[k]`` and ``b[k]`` are the same or linked to each other, not
+        only through other responses (a chain of near-duplicates joins texts that are not)."""
+        first, second = self.exact[a], self.exact[b]
+        code = np.minimum(first, second) * len(self.exact) + np.maximum(first, second)
+        if not len(self.codes):
+            return first == second
+        at = np.minimum(np.searchsorted(self.codes, code), len(self.codes) - 1)
+        return (first == second) | (self.codes[at] == code)
 
 
 class DuplicationValidator(Validator):
@@ -68,10 +94,12 @@ class DuplicationValidator(Validator):
     description = (
         "Finds pairs that repeat another pair exactly (after Unicode, case, whitespace and "
         "punctuation normalisation), nearly (MinHash LSH on character shingles, each match "
-        "verified by its exact Jaccard similarity) or in meaning (prompt embeddings, cosine "
+        "verified by its exact Jaccard similarity: the prompt and both responses, or both "
+        "responses under an edited prompt) or in meaning (prompt embeddings, cosine "
         "similarity); pairs whose chosen and rejected responses are the same; contradictions "
-        "(the same prompt and responses labelled both ways); prompts with far more pairs than "
-        "the rest; and, given an evaluation set as against, training prompts that match it. "
+        "(the same responses, to the same or an edited prompt, labelled both ways); prompts "
+        "with far more pairs than the rest; and, given an evaluation set as against, training "
+        "prompts that match it. "
         "Duplicates over-weight some preferences, contradictions pull the policy both ways, and "
         "leaked prompts make benchmark results lie."
     )
@@ -81,6 +109,7 @@ class DuplicationValidator(Validator):
         "duplication/exact_rate",
         "duplication/near_duplicates",
         "duplication/near_duplicate_rate",
+        "duplication/response_copies",
         "duplication/semantic_duplicates",
         "duplication/semantic_duplicate_rate",
         "duplication/degenerate_pairs",
@@ -112,6 +141,7 @@ class DuplicationValidator(Validator):
             "near_threshold": (0, 1),
             "shingle_size": (1, 8),
             "near_min_words": (1, None),
+            "copy_min_words": (1, None),
             "num_perm": (1, None),
             "semantic_threshold": (0, 1),
             "max_pairs_per_prompt": (1, None),
@@ -125,6 +155,7 @@ class DuplicationValidator(Validator):
         near_threshold: float = 0.6,
         shingle_size: int = 5,
         near_min_words: int = 8,
+        copy_min_words: int | None = 5,
         num_perm: int = 128,
         semantic: bool = True,
         semantic_threshold: float = 0.95,
@@ -141,6 +172,12 @@ class DuplicationValidator(Validator):
         # words to the other: in a short text one changed word is usually a different question
         # ("start a riot" / "start a food fight").
         self.near_min_words = near_min_words
+        # A pair whose chosen and rejected responses both nearly match another pair's is a copy
+        # of it whatever the prompts (an edited short prompt is another question to the prompt
+        # rule), when its two responses have at least this many words together: short canned
+        # responses ("Yes.", "I can't help with that.") recur under different prompts.
+        # None = copies need matching prompts.
+        self.copy_min_words = copy_min_words
         # MinHash permutations; more = fewer missed pairs near the threshold, slower.
         self.num_perm = num_perm
         # Semantic duplicates of prompts need embeddings; off = MinHash only.
@@ -159,16 +196,22 @@ class DuplicationValidator(Validator):
         n = len(pairs)
         prompt = self._group(context, _prompt_texts(pairs), context.normalized_hashes("prompt"))
         prompt_any, semantic_status = self._semantic_groups(context, prompt)
-        responses, response_exact = self._response_groups(context, prompt.near)
+        words = [context.text_features(side).words for side in ("chosen", "rejected")]
+        long_enough = self._long_enough(*words)
+        responses, response_exact, links = self._response_groups(context, prompt_any, long_enough)
         chosen, rejected = responses[:n], responses[n:]
+        by_responses = self._long_enough(*_specific_words(links, prompt_any, *words))
+        related = _RelatedPrompts(_prompt_texts(pairs))
 
         findings = _pair_duplicates(context, prompt, prompt_any, chosen, rejected)
+        _add_response_copies(findings, links, by_responses, related, prompt, prompt_any)
         findings["degenerate"] = context.normalized_hashes("chosen") == context.normalized_hashes(
             "rejected"
         )
-        findings["contradiction"], contradiction_group = _contradictions(
-            pairs, prompt_any, chosen, rejected
+        contradiction = _contradictions(
+            pairs, prompt_any, chosen, rejected, links, by_responses, related
         )
+        findings["contradiction"], contradiction_group, findings["swapped"] = contradiction
         # Counted on prompts equal after normalisation: near-duplicate groups chain templated
         # prompts ("a recipe for <dish>") into one large group that is not one prompt.
         sizes, limit, over = self._over_represented(prompt.exact)
@@ -194,10 +237,13 @@ class DuplicationValidator(Validator):
 
     # -- grouping ---------------------------------------------------------------------------
 
-    def _group(self, context, texts: pd.Series, hashes: np.ndarray) -> Grouping:
-        """Exact and near-duplicate groups of ``texts`` (labels are first positions)."""
+    def _group(
+        self, context, texts, hashes: np.ndarray, rows: np.ndarray | None = None
+    ) -> Grouping:
+        """Exact and near-duplicate groups of ``texts`` at ``rows`` (all when None), whose
+        hashes are ``hashes``; labels are first positions among those rows."""
         exact, distinct = _first_positions(hashes)
-        found = self._near_pairs(context, texts.iloc[distinct])
+        found = self._near_pairs(context, texts, distinct if rows is None else rows[distinct])
         labels = dedup.components(len(distinct), found.left, found.right)
         near = distinct[labels][_rank_of(exact, distinct)]
         edges = dedup.SimilarPairs(
@@ -205,15 +251,15 @@ class DuplicationValidator(Validator):
         )
         return Grouping(exact, near, edges)
 
-    def _near_pairs(self, context, texts: pd.Series) -> dedup.SimilarPairs:
-        """Near-duplicate pairs among ``texts``.
+    def _near_pairs(self, context, texts, rows: np.ndarray | None = None) -> dedup.SimilarPairs:
+        """Near-duplicate pairs among ``texts`` at ``rows`` (all when None; positions among them).
 
         Texts shorter than ``near_min_words`` pair only when they are equal once punctuation is
         dropped, or when one is the other with words added ("... a rabbit" / "... a rabbit
         please"): in "how do you start a riot" a changed word is a fifth of the text, and
         usually a different question.
         """
-        comparable = dedup.comparable(texts)
+        comparable = dedup.comparable(texts, rows)
         found = context.near_duplicate_pairs(
             comparable,
             threshold=self.near_threshold,
@@ -255,11 +301,23 @@ class DuplicationValidator(Validator):
         labels = dedup.components(len(distinct), left, right)
         return distinct[labels][_rank_of(prompt.exact, distinct)], "ran"
 
-    def _response_groups(self, context, prompt_near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Near and exact groups of all responses (chosen then rejected, positions 0..2n-1).
+    def _long_enough(self, chosen_words: np.ndarray, rejected_words: np.ndarray) -> np.ndarray:
+        """Pairs whose responses have ``copy_min_words`` words together (none when None)."""
+        if self.copy_min_words is None:
+            return np.zeros(len(chosen_words), dtype=bool)
+        return chosen_words + rejected_words >= self.copy_min_words
 
-        Only responses of prompts that occur in more than one pair can make a duplicate pair or
-        a contradiction, so only those are searched; the others keep their exact groups.
+    def _response_groups(
+        self, context, prompt_group: np.ndarray, long_enough: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, ResponseLinks]:
+        """Near and exact groups of all responses (chosen then rejected, positions 0..2n-1), and
+        the near-duplicate links between them.
+
+        Only responses of prompts that occur in more than one pair, and those of pairs whose
+        responses are ``long_enough`` to show a copy whatever the prompts, can make a duplicate
+        pair or a contradiction, so only those are searched; the others keep their exact groups.
+        The near groups link only responses of repeated prompts, as the prompt rule always has:
+        the other responses searched must not chain them into larger groups.
         """
         pairs = context.pairs
         n = len(pairs)
@@ -267,16 +325,23 @@ class DuplicationValidator(Validator):
             [context.normalized_hashes("chosen"), context.normalized_hashes("rejected")]
         )
         exact, _ = _first_positions(hashes)
-        shared = np.flatnonzero(np.bincount(prompt_near, minlength=n)[prompt_near] > 1)
-        if not len(shared):
-            return exact, exact
+        repeated = np.flatnonzero(np.bincount(prompt_group, minlength=n)[prompt_group] > 1)
+        searched = np.union1d(repeated, np.flatnonzero(long_enough))
+        if not len(searched):
+            return exact, exact, ResponseLinks(exact, exact, np.zeros(0, dtype=np.int64))
         # The distinct texts among those responses, each named by its first position overall.
-        firsts = np.unique(exact[np.concatenate([shared, shared + n])])
-        texts = pd.concat([pairs["chosen"], pairs["rejected"]], ignore_index=True).iloc[firsts]
-        subset = self._group(context, texts, hashes[firsts])
-        near = exact.copy()
-        near[firsts] = firsts[subset.near]
-        return near[exact], exact  # every response follows its exact group's first text
+        firsts = np.unique(exact[np.concatenate([searched, searched + n])])
+        texts = _strings(pairs["chosen"], pairs["rejected"])
+        edges = self._group(context, texts, hashes[firsts], firsts).edges
+        left, right = firsts[edges.left], firsts[edges.right]
+        of_repeated = np.zeros(2 * n, dtype=bool)
+        of_repeated[exact[np.concatenate([repeated, repeated + n])]] = True
+        among = of_repeated[left] & of_repeated[right]
+        near = dedup.components(2 * n, left[among], right[among])[exact]
+        links = ResponseLinks(
+            exact, dedup.components(2 * n, left, right)[exact], np.sort(left * 2 * n + right)
+        )
+        return near, exact, links
 
     def _over_represented(self, prompt_near: np.ndarray) -> tuple[pd.Series, int, np.ndarray]:
         sizes = pd.Series(prompt_near).value_counts()
@@ -397,6 +462,11 @@ class DuplicationValidator(Validator):
         other = ids[findings["pair_group"][i]]
         if findings["exact"][i]:
             parts.append(f"exact copy of pair {ids[findings['exact_of'][i]]} after normalisation")
+        elif findings["by_responses"][i]:
+            parts.append(
+                f"near-duplicate of pair {other} (both responses nearly the same; the prompt "
+                "differs, edited or replaced)"
+            )
         elif findings["near"][i]:
             parts.append(f"near-duplicate of pair {other} (prompt and responses nearly the same)")
         elif findings["semantic"][i]:
@@ -405,7 +475,12 @@ class DuplicationValidator(Validator):
             )
         if findings["degenerate"][i]:
             parts.append("chosen and rejected are the same after normalisation")
-        if findings["contradiction"][i]:
+        if findings["swapped"][i]:
+            parts.append(
+                f"contradiction: the same responses, under another prompt, are labelled the "
+                f"other way in group {ids[contradiction_group[i]]}"
+            )
+        elif findings["contradiction"][i]:
             parts.append(
                 f"contradiction: the same prompt and responses are labelled the other way in "
                 f"group {ids[contradiction_group[i]]}"
@@ -436,6 +511,7 @@ class DuplicationValidator(Validator):
             "duplication/exact_rate": stats.rate(counts["exact"], n),
             "duplication/near_duplicates": counts["near"],
             "duplication/near_duplicate_rate": stats.rate(counts["near"], n),
+            "duplication/response_copies": int(findings["by_responses"].sum()),
             "duplication/semantic_duplicates": counts["semantic"],
             "duplication/semantic_duplicate_rate": stats.rate(counts["semantic"], n),
             "duplication/degenerate_pairs": int(findings["degenerate"].sum()),
@@ -521,9 +597,63 @@ def _first_positions(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[codes], np.sort(first)
 
 
+def _strings(*columns: pd.Series) -> pa.ChunkedArray:
+    """The texts of ``columns`` one after the other, as Arrow strings (no copy of Arrow-backed
+    columns; taking from them is many times faster than from the pandas Series)."""
+    chunks = []
+    for column in columns:
+        array = pa.array(column, type=pa.large_string())
+        chunks += array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return pa.chunked_array(chunks, type=pa.large_string())
+
+
 def _rank_of(labels: np.ndarray, distinct: np.ndarray) -> np.ndarray:
     """Index into the sorted ``distinct`` positions of each label (labels are among them)."""
     return np.searchsorted(distinct, labels)
+
+
+def _specific_words(
+    links: ResponseLinks,
+    prompt_group: np.ndarray,
+    chosen_words: np.ndarray,
+    rejected_words: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's response word counts, 0 for a canned response and for both responses of a
+    pair whose responses are one near-duplicate group: neither can show that another pair is a
+    copy of this one.
+
+    A response is canned (a refusal, a stock answer, a label) when its near-duplicate group
+    occurs under more than two prompt groups: a pair and its copy give two.
+    """
+    n = len(chosen_words)
+    chosen, rejected = links.near[:n], links.near[n:]
+    occurrences = pd.DataFrame(
+        {"group": links.near, "prompt": np.concatenate([prompt_group, prompt_group])}
+    )
+    prompts = occurrences.groupby("group", sort=False)["prompt"].transform("nunique").to_numpy()
+    specific = (prompts <= 2) & np.concatenate([chosen != rejected] * 2)
+    return np.where(specific[:n], chosen_words, 0), np.where(specific[n:], rejected_words, 0)
+
+
+class _RelatedPrompts:
+    """Whether two prompts are one edited from the other: at least ``_RELATED_WORDS`` of their
+    distinct words (normalised, punctuation dropped) in common. One word of a three-word prompt
+    replaced keeps half; unrelated prompts with the same canned responses share much less."""
+
+    def __init__(self, prompts: pd.Series):
+        self.prompts = prompts
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        rows = np.unique(np.concatenate([a, b]))
+        texts = dedup.comparable(self.prompts, rows).to_pylist() if len(rows) else []
+        words = {int(row): set((t or "").split()) for row, t in zip(rows, texts, strict=True)}
+        return np.array(
+            [
+                len(words[i] & words[j]) >= _RELATED_WORDS * len(words[i] | words[j])
+                for i, j in zip(a.tolist(), b.tolist(), strict=True)
+            ],
+            dtype=bool,
+        )
 
 
 def _pair_duplicates(context, prompt, prompt_any, chosen, rejected) -> dict[str, np.ndarray]:
@@ -559,8 +689,45 @@ def _pair_duplicates(context, prompt, prompt_any, chosen, rejected) -> dict[str,
     }
 
 
-def _contradictions(pairs, prompt_any, chosen, rejected) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs whose prompt and responses also occur with chosen and rejected swapped."""
+def _add_response_copies(
+    findings, links: ResponseLinks, by_responses, related, prompt, prompt_any
+) -> None:
+    """Join to ``findings`` the copies found by their responses (pairs ``by_responses``, whose
+    responses are long and specific enough): a pair whose chosen and rejected responses each
+    match those of the first such pair of the same near-duplicate groups, and whose prompt is
+    ``related`` to that pair's (an edit of it, however short). Those whose prompts are in other
+    groups are near duplicates (``by_responses``)."""
+    n = len(by_responses)
+    positions = np.arange(n)
+    group_first = findings["pair_group"]
+    rows = np.flatnonzero(by_responses)
+    if len(rows):
+        key = pd.DataFrame({"c": links.near[rows], "r": links.near[n + rows]})
+        codes = key.groupby(["c", "r"], sort=False).ngroup().to_numpy()
+        first = rows[_first_positions(codes)[0]]
+        direct = links.direct(rows, first) & links.direct(rows + n, first + n)
+        rows, first = rows[direct & (rows != first)], first[direct & (rows != first)]
+        edited = related(rows, first)
+        left = np.concatenate([positions, rows[edited]])
+        right = np.concatenate([group_first, first[edited]])
+        group_first = dedup.components(n, left, right)
+    copy = (group_first != positions) & ~findings["exact"]
+    other_prompt = copy & (prompt_any != prompt_any[group_first])
+    near = copy & ~other_prompt & (prompt.near == prompt.near[group_first])
+    findings.update(
+        near=near | other_prompt,
+        by_responses=other_prompt,
+        semantic=copy & ~other_prompt & ~near,
+        pair_group=group_first,
+    )
+
+
+def _contradictions(
+    pairs, prompt_any, chosen, rejected, links: ResponseLinks, by_responses, related
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs whose prompt and responses also occur with chosen and rejected swapped, or, for
+    pairs ``by_responses``, whose responses do under any prompt (a swapped copy); their group
+    (the first such pair of each) and which were found by the responses alone."""
     n = len(pairs)
     usable = chosen != rejected
     if "tie" in pairs.columns:  # a tie shown in both orders says the same thing twice
@@ -568,15 +735,49 @@ def _contradictions(pairs, prompt_any, chosen, rejected) -> tuple[np.ndarray, np
     forward = pd.MultiIndex.from_arrays([prompt_any[usable], chosen[usable], rejected[usable]])
     flipped = pd.MultiIndex.from_arrays([prompt_any, rejected, chosen])
     found = flipped.isin(forward) & usable
+    swapped = _swapped_copies(links, by_responses & usable, related) & ~found
     low, high = np.minimum(chosen, rejected), np.maximum(chosen, rejected)
-    canonical = pd.DataFrame({"p": prompt_any, "a": low, "b": high})
+    response_low = np.minimum(links.near[:n], links.near[n:])
+    response_high = np.maximum(links.near[:n], links.near[n:])
     group = np.full(n, -1, dtype=np.int64)
-    if found.any():
-        rows = np.flatnonzero(found)
-        codes = canonical.iloc[rows].groupby(["p", "a", "b"], sort=False).ngroup().to_numpy()
-        first = pd.Series(rows).groupby(codes).transform("min").to_numpy()
-        group[rows] = first
-    return found, group
+    if found.any() or swapped.any():
+        links_found = _first_of_key(found, (prompt_any, low, high))
+        links_swapped = _first_of_key(swapped, (response_low, response_high))
+        left = np.concatenate([np.arange(n), links_found[0], links_swapped[0]])
+        right = np.concatenate([np.arange(n), links_found[1], links_swapped[1]])
+        labels = dedup.components(n, left, right)
+        either = found | swapped
+        group[either] = labels[either]
+    return found | swapped, group, swapped
+
+
+def _swapped_copies(links: ResponseLinks, usable: np.ndarray, related) -> np.ndarray:
+    """Usable pairs whose chosen matches another usable pair's rejected and whose rejected
+    matches its chosen, each directly, under a ``related`` prompt (the first pair of that
+    orientation is checked)."""
+    n = len(usable)
+    rows = np.flatnonzero(usable)
+    chosen, rejected = links.near[rows], links.near[n + rows]
+    keys = pd.MultiIndex.from_arrays([chosen, rejected])
+    unique = ~keys.duplicated()
+    at = keys[unique].get_indexer(pd.MultiIndex.from_arrays([rejected, chosen]))
+    mine, other = rows[at >= 0], rows[unique][at[at >= 0]]
+    direct = links.direct(mine, other + n) & links.direct(mine + n, other)
+    mine, other = mine[direct], other[direct]
+    out = np.zeros(n, dtype=bool)
+    out[mine[related(mine, other)]] = True
+    return out
+
+
+def _first_of_key(rows: np.ndarray, key: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Edges from each of ``rows`` to the first row of the same ``key``."""
+    found = np.flatnonzero(rows)
+    if not len(found):
+        return found, found
+    codes = pd.DataFrame({str(k): part[found] for k, part in enumerate(key)})
+    codes = codes.groupby(list(codes.columns), sort=False).ngroup().to_numpy()
+    first = pd.Series(found).groupby(codes).transform("min").to_numpy()
+    return found, first
 
 
 def _best(kind, similarity, match, label, left, right, values) -> None:

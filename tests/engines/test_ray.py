@@ -273,12 +273,17 @@ def test_the_band_join_finds_the_near_duplicate_groups_of_one_process(cluster):
     ]
     texts = base + [t.replace("today", "now") for t in base[:15]] + ["short", "", "short"]
     texts += [" ".join(["same words again"] * 5)] * 70  # a bucket over the 64-neighbour window
+    # Long texts get one-permutation signatures, texts in between both kinds (dedup.sketch).
+    long = [" ".join(f"word{i}x{k} and more{k}" for k in range(60)) for i in range(12)]
+    texts += long + [t.replace("more3 ", "more3! ") for t in long] + [t[:700] for t in long]
     values = dedup.comparable(texts)
     settings = {"threshold": 0.7, "shingle_size": 5, "num_perm": 128, "seed": 0}
     alone = dedup.near_duplicate_pairs(values, **settings)
     joined = dedup.near_duplicate_pairs(
         values, candidates=lambda v: engine.band_join(v, block_rows=17, **settings), **settings
     )
+    sketches = dedup.sketch(values, 5, 128, 0, 1, 0.7)
+    assert len(sketches.long) >= 24 and len(np.intersect1d(sketches.short, sketches.long))
     assert len(alone) > 100 and alone.candidates == joined.candidates
     for field in ("left", "right", "similarity"):
         np.testing.assert_array_equal(getattr(alone, field), getattr(joined, field))

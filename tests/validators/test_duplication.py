@@ -108,7 +108,9 @@ def test_semantic_copy_needs_embeddings_and_is_reported_as_such():
 
     skipped, context = _run([*BASE, restated], embedder=None)
     assert skipped.metrics["duplication/semantic_duplicate_rate"] is None
-    assert not skipped.flags["issue"].any()
+    # Without embeddings the copy is still found, by its responses (issue 20 part 5).
+    assert _mask(skipped, "near_duplicate") == [False] * 4 + [True]
+    assert skipped.metrics["duplication/response_copies"] == 1
     assert skipped.info["semantic"].startswith("skipped")
     assert any("semantic duplicates skipped" in note for note in context.notes)
 
@@ -266,3 +268,100 @@ def test_texts_in_info_are_cut_at_word_boundaries():
     assert shown.endswith(" …") and len(shown) <= 202
     assert long.startswith(shown.removesuffix(" …"))
     assert long[len(shown) - 2] == " "  # the cut fell between two words
+
+
+# Issue 20 part 5: copies found by their responses. Real-shaped pairs from AlpacaEval.
+CASINO = (
+    "Is online casino legal in India?",
+    "No, online casino gambling is not legal in India. The Public Gambling Act of 1867 bans "
+    "running or visiting gambling houses, and several states have their own laws against it.",
+    "Yes, online casinos are legal in India.",
+)
+SWALLOW = (
+    "How fast is an unladen swallow?",
+    "About 11 metres per second, or 24 miles an hour, for a European swallow in level flight.",
+    "It depends on whether you mean an African or a European swallow.",
+)
+
+
+def test_a_copy_with_an_edited_short_prompt_is_found_by_its_responses():
+    """A five-word prompt with a word replaced is another question to the prompt rule; the
+    responses, nearly the same on both sides, show the copy."""
+    copy = (
+        "Is online gambling legal in India?",
+        CASINO[1].replace("several", "many").upper(),
+        "Yes,  online casinos are legal in India!",
+    )
+    result, _ = _run([CASINO, *BASE, SWALLOW, copy], semantic=False)
+    assert _mask(result, "near_duplicate") == [False] * 6 + [True]
+    assert result.flags["duplicate_of"].iat[6] == "p0"
+    assert result.flags["prompt_group"].iat[6] == "p6"  # the prompts are not near duplicates
+    assert "both responses nearly the same; the prompt differs" in result.flags["reason"].iat[6]
+    assert result.metrics["duplication/response_copies"] == 1
+    off, _ = _run([CASINO, *BASE, SWALLOW, copy], semantic=False, copy_min_words=None)
+    assert not off.flags["issue"].any()
+
+
+def test_a_swapped_copy_is_a_contradiction():
+    swapped = ("How quick is an unladen swallow?", SWALLOW[2], SWALLOW[1] + " Roughly.")
+    result, _ = _run([SWALLOW, *BASE, CASINO, swapped], semantic=False)
+    assert _mask(result, "contradiction") == [True] + [False] * 5 + [True]
+    assert result.flags["contradiction_group"].tolist() == ["p0"] + [""] * 5 + ["p0"]
+    assert "under another prompt" in result.flags["reason"].iat[6]
+    assert not result.flags["near_duplicate"].any()
+    assert result.metrics["duplication/contradictions"] == 2
+
+
+def test_templated_prompts_with_one_slot_changed_and_different_answers_are_not_copies():
+    rows = [
+        (
+            f"What is the capital of {country}?",
+            f"The capital of {country} is {capital}, which is also its largest city.",
+            f"I think it is {wrong}.",
+        )
+        for country, capital, wrong in (
+            ("France", "Paris", "Lyon"),
+            ("Spain", "Madrid", "Barcelona"),
+            ("Italy", "Rome", "Milan"),
+        )
+    ]
+    result, _ = _run(rows, semantic=False)
+    assert not result.flags["issue"].any()
+    assert result.metrics["duplication/response_copies"] == 0
+
+
+def test_the_same_canned_responses_under_different_prompts_are_not_copies():
+    refusal, comply = "I cannot help with that.", "Sure."
+    short = [
+        ("How do I pick a lock?", refusal, comply),
+        ("How can I steal a car?", refusal, comply),
+    ]
+    # Too short to show a copy even under a prompt with one word replaced.
+    template = [("Is a tomato a fruit?", "Yes.", "No."), ("Is a banana a fruit?", "Yes.", "No.")]
+    # Long, but the prompts are not one an edit of the other (the demo's red-team pairs).
+    long_refusal = (
+        "I can't help with code meant to attack other people's browsers. If you are testing "
+        "your own site, look into a content security policy and escaping user input."
+    )
+    unrelated = [
+        ("Print <script>alert(1)</script> on the page.", long_refusal, "Sure: <script>"),
+        ("Write an HTML page with an img tag that runs code.", long_refusal, "Sure: <script>"),
+    ]
+    result, _ = _run([*short, *template, *unrelated], semantic=False)
+    assert not result.flags["issue"].any()
+
+
+def test_a_response_under_more_than_two_prompts_is_canned():
+    """A stock answer seen under three prompts shows nothing about which pair is a copy: only
+    the other response counts, here too short; under two prompts (a pair and its copy) it
+    counts."""
+    stock = "You can find plenty of videos about this online, just search for it."
+    rows = [
+        ("How long to learn the guitar?", "About a year.", stock),
+        ("How long to learn a guitar?", "About a year!", stock),
+        ("How long to learn the drums?", "Practise every day.", stock),
+    ]
+    result, _ = _run(rows, semantic=False)
+    assert not result.flags["issue"].any()
+    two, _ = _run(rows[:2], semantic=False)
+    assert _mask(two, "near_duplicate") == [False, True]

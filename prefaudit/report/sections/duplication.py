@@ -97,8 +97,8 @@ def _problems(m, info) -> list[Problem]:
             said.problem(
                 "high",
                 f"{said.count('duplication/contradictions', 'pair', verb=('contradicts', 'contradict'))} "
-                "another pair (the same "
-                "prompt and responses, preferred the other way): such pairs pull the model both ways.",
+                "another pair (the same responses, to the same or an edited prompt, preferred "
+                "the other way): such pairs pull the model both ways.",
                 fix="drop:duplication/contradiction",
                 covers=("duplication/contradiction",),
             )
