@@ -8,12 +8,16 @@ an original and its copy), with prefaudit's defaults (character 5-grams of the n
 without punctuation, Jaccard >= 0.6, 128 permutations). It also counts false groups among texts
 of one topic: the different models' answers to each AlpacaEval instruction.
 
-Speed: 25k, 50k, 100k and 200k prompts (the real prompts, then new ones made of 1-3 real
-sentences with a quarter of their words replaced, so that the set stays mostly distinct as it
-grows; 5% are copies with 5% of their words changed), timed for
-prefaudit's pipeline (normalise, shingle, MinHash, LSH, exact verification, grouping) and for
-datasketch's MinHash.bulk + MinHashLSH (same shingles, threshold and permutations; insert all,
-query all), in the same run.
+Speed: 25k, 50k, 100k and 200k prompts (--sizes; 1,000,000 works too: the real prompts, then
+new ones made of 1-3 real sentences with a quarter of their words replaced, so that the set
+stays mostly distinct as it grows; 5% are copies with 5% of their words changed; cached in
+benchmarks/.cache), each arm in a fresh process, alternating, min/median over --speed-repeat
+rounds, with the process's peak resident memory (VmHWM): prefaudit's pipeline (normalise,
+shingle, MinHash, LSH, exact verification, grouping); rensa (RMinHash digests from
+prefaudit's own shingle hashes through its flat-buffer API, and its streaming LSH index with
+the same bands, which flags texts sharing a band with an earlier one: no pairs, no exact
+check, so less work than prefaudit does); datasketch's MinHash.bulk + MinHashLSH (the same
+shingles as bytes; insert all, query all; up to 200k).
 
 Pair copies (issue 20 part 5): copies of real judged pairs (AlpacaEval gpt4-dev, HH-RLHF) with
 the prompt edited (one word of a 3-12 word prompt, or 5% of any prompt) and 5% of the
@@ -25,7 +29,8 @@ The validator at 100k pairs: the default against the prompt rule alone (and, wit
 --baseline-checkout, another checkout's validator) in fresh processes, with peak memory.
 
     python benchmarks/bench_duplication.py [--sizes 25000,50000,100000,200000] [--no-datasketch]
-        [--pairs 100000] [--repeat 3] [--baseline-checkout ../main]
+        [--no-rensa] [--threads 1,2] [--speed-repeat 3] [--pairs 100000] [--repeat 3]
+        [--baseline-checkout ../main] [--skip-accuracy] [--skip-speed]
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import argparse
 import random
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from prefaudit import dedup  # noqa: E402
 
 THRESHOLD, SHINGLE, PERMS = 0.6, 5, 128
+CACHE = ROOT / "benchmarks" / ".cache"
 
 
 # -- real texts -------------------------------------------------------------------------------
@@ -423,54 +428,143 @@ def synthetic_prompts(n: int, seed: int) -> list[str]:
     return out
 
 
-def speed(sizes: list[int], with_datasketch: bool, seed: int) -> None:
-    print(f"\nspeed: near-duplicate prompts, Jaccard >= {THRESHOLD}, {PERMS} permutations")
-    print(
-        f"  {'prompts':>8} {'chars':>6} {'prefaudit s':>11} {'per 1k':>7} {'groups':>7} "
-        f"{'datasketch s':>12} {'cand.':>9} {'speed-up':>8}"
-    )
-    previous = None
-    for n in sizes:
-        texts = synthetic_prompts(n, seed)
-        started = time.perf_counter()
-        labels, found = groups(texts)
-        ours = time.perf_counter() - started
-        grouped = int((np.bincount(labels, minlength=n) > 1).sum())
-        theirs, candidates = _datasketch(texts) if with_datasketch else (None, None)
-        chars = int(np.mean([len(t) for t in texts]))
-        speedup = f"{theirs / ours:8.1f}" if theirs else "       -"
-        print(
-            f"  {n:>8,} {chars:>6} {ours:>11.2f} {1000 * ours / n:>7.3f} {grouped:>7,} "
-            f"{theirs if theirs else float('nan'):>12.2f} {candidates or 0:>9,} {speedup}"
+# Each arm in a fresh process (its own peak memory: VmHWM, the resident high-water mark, which
+# counts numpy's and Arrow's buffers as well as Python's): load the prompts, run the arm, print
+# its seconds, the peak and what it found.
+_SEARCH_CHILD = """
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np, pyarrow.parquet as pq
+
+def memory(field):
+    with open("/proc/self/status") as status:
+        return int(status.read().split(field + ":")[1].split()[0]) / 1024
+
+texts = pq.read_table(sys.argv[2])["text"].combine_chunks()
+arm, threshold, size, perms, bands = sys.argv[3], float(sys.argv[4]), *map(int, sys.argv[5:8])
+loaded = memory("VmRSS")
+began = time.perf_counter()
+from prefaudit import dedup
+comparable = dedup.comparable(texts)
+if arm == "prefaudit":
+    found = dedup.near_duplicate_pairs(comparable, threshold=threshold, shingle_size=size,
+                                       num_perm=perms)
+    labels = dedup.components(len(texts), found.left, found.right)
+    result = int((np.bincount(labels, minlength=len(texts)) > 1).sum())
+    detail = int(len(found))
+elif arm == "rensa":
+    import rensa
+
+    # prefaudit's shingles (the same 5-grams of the same normalised texts, as 64-bit token
+    # hashes) given to rensa's flat-buffer API, a chunk at a time; rensa's streaming LSH index
+    # flags each text that shares a band with an earlier one (its deduplication: no pairs, no
+    # exact check).
+    lsh = rensa.RMinHashLSH(threshold, perms, bands)
+    result = detail = 0
+    step = 20_000
+    for lo in range(0, len(comparable), step):
+        sets = dedup.shingle(comparable.slice(lo, step), size)
+        digests = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+            sets.hashes.astype(np.uint64), sets.offsets.astype(np.uint64), perms, 0
         )
-        if previous:
-            print(f"           growth x{ours / previous[1]:.2f} for x{n / previous[0]:.1f} prompts")
-        previous = (n, ours)
-
-
-def _datasketch(texts):
-    """datasketch with the same shingles: MinHash.bulk, then insert all and query all."""
+        flags = lsh.insert_matrix_and_query_duplicate_flags(digests, start_key=lo)
+        result += sum(flags)
+else:  # datasketch, the same shingles as bytes: MinHash.bulk, then insert all and query all
     from datasketch import MinHash, MinHashLSH
 
-    comparable = dedup.comparable(texts).to_pylist()
-    started = time.perf_counter()
-    encoded = [t.encode() for t in comparable]
-    shingles = [
-        [b[i : i + SHINGLE] for i in range(max(len(b) - SHINGLE + 1, 1))] if b else []
-        for b in encoded
-    ]
-    hashes = MinHash.bulk(shingles, num_perm=PERMS)
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=PERMS)
+    encoded = [t.encode() for t in comparable.to_pylist()]
+    shingles = [[b[i : i + size] for i in range(max(len(b) - size + 1, 1))] if b else []
+                for b in encoded]
+    hashes = MinHash.bulk(shingles, num_perm=perms)
+    lsh = MinHashLSH(threshold=threshold, num_perm=perms)
     with lsh.insertion_session() as session:
         for i, h in enumerate(hashes):
             session.insert(i, h)
-    candidates = sum(len(lsh.query(h)) - 1 for h in hashes) // 2
-    return time.perf_counter() - started, candidates
+    detail = sum(len(lsh.query(h)) - 1 for h in hashes) // 2
+    result = 0
+seconds = time.perf_counter() - began
+print(json.dumps({"seconds": seconds, "peak_mb": memory("VmHWM"), "loaded_mb": loaded,
+                  "result": result, "detail": detail}))
+"""
+
+
+def prompts_file(n: int, seed: int) -> Path:
+    """:func:`synthetic_prompts` of ``n``, cached as Parquet (1M takes minutes to build)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"prompts_{n}_{seed}.parquet"
+    if not path.exists():
+        pq.write_table(pa.table({"text": synthetic_prompts(n, seed)}), path)
+    return path
+
+
+def _search(arm: str, path: Path, checkout: Path, threads: int | None) -> dict:
+    import json
+    import os
+    import subprocess
+
+    bands, _ = dedup.lsh_bands(THRESHOLD, PERMS)
+    code = [sys.executable, "-c", _SEARCH_CHILD, str(checkout), str(path), arm]
+    code += [str(THRESHOLD), str(SHINGLE), str(PERMS), str(bands)]
+    env = dict(os.environ)
+    if threads:
+        env["PREFAUDIT_THREADS"] = str(threads)
+    return json.loads(subprocess.run(code, check=True, capture_output=True, env=env).stdout)
+
+
+def speed(
+    sizes: list[int], arms: dict[str, tuple[str, Path, int | None]], repeats: int, seed: int
+) -> None:
+    """Every arm on the same prompts in fresh processes, alternating, ``repeats`` rounds."""
+    print(
+        f"\nspeed: near-duplicate prompts, Jaccard >= {THRESHOLD}, {SHINGLE}-grams, {PERMS} "
+        f"permutations, {dedup.lsh_bands(THRESHOLD, PERMS)[0]} bands; fresh processes, "
+        f"alternating, {repeats} rounds; peak = the process's resident high-water mark"
+    )
+    print(
+        f"  {'prompts':>9} {'arm':<24} {'min s':>7} {'median s':>8} {'peak MB':>8} "
+        f"{'(loaded)':>8}  found"
+    )
+    for n in sizes:
+        path = prompts_file(n, seed)
+        runs = {name: [] for name in arms}
+        for round_ in range(repeats):
+            order = list(arms) if round_ % 2 == 0 else list(arms)[::-1]
+            for name in order:
+                arm, checkout, threads = arms[name]
+                if arm == "datasketch" and n > 200_000:
+                    continue  # hours at a million
+                runs[name].append(_search(arm, path, checkout, threads))
+        for name, results in runs.items():
+            if not results:
+                continue
+            seconds = [r["seconds"] for r in results]
+            arm = arms[name][0]
+            found = {
+                "prefaudit": f"{results[0]['result']:,} texts grouped, "
+                f"{results[0]['detail']:,} pairs >= {THRESHOLD}",
+                "rensa": f"{results[0]['result']:,} texts flagged (unverified)",
+                "datasketch": f"{results[0]['detail']:,} candidate pairs (unverified)",
+            }[arm]
+            print(
+                f"  {n:>9,} {name:<24} {min(seconds):>7.2f} {np.median(seconds):>8.2f} "
+                f"{max(r['peak_mb'] for r in results):>8,.0f} "
+                f"{results[0]['loaded_mb']:>8,.0f}  {found}"
+            )
+        first = list(arms)[0]
+        for name in list(arms)[1:]:
+            if runs[name] and runs[first]:
+                theirs, ours = ([r["seconds"] for r in runs[k]] for k in (name, first))
+                print(
+                    f"  {'':>9} {name} / {first}: {min(theirs) / min(ours):.2f}x (min), "
+                    f"{np.median(theirs) / np.median(ours):.2f}x (median)"
+                )
 
 
 # -- the validator on 100,000 pairs -------------------------------------------------------------
 
-CACHE = ROOT / "benchmarks" / ".cache"
 
 # Run in a fresh process per measurement (its own peak memory; another checkout's code when
 # asked): load the pairs, then time the validator and sample the resident memory it adds.
@@ -585,10 +679,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="25000,50000,100000,200000")
     parser.add_argument("--copies", type=int, default=2000, help="edited copies per edit type")
-    parser.add_argument("--no-datasketch", action="store_true")
+    parser.add_argument("--no-datasketch", action="store_true", help="(skipped above 200k)")
+    parser.add_argument("--no-rensa", action="store_true")
+    parser.add_argument(
+        "--threads", default="", help="also time prefaudit with these thread counts: 1,2"
+    )
+    parser.add_argument("--speed-repeat", type=int, default=3, help="rounds of the search arms")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pairs", type=int, default=100_000, help="pairs timed in the validator")
+    parser.add_argument(
+        "--pairs", type=int, default=100_000, help="pairs timed in the validator (0: skip)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of the validator per setting")
     parser.add_argument(
         "--baseline-checkout", type=Path, help="also time this checkout's validator (../main)"
@@ -602,8 +703,23 @@ def main() -> None:
         pair_accuracy(args.copies, args.seed)
     if not args.skip_speed:
         if args.sizes:
-            speed([int(s) for s in args.sizes.split(",")], not args.no_datasketch, args.seed)
-        validator_speed(args.pairs, args.repeat, args.seed, args.baseline_checkout)
+            arms = {"prefaudit": ("prefaudit", ROOT, None)}
+            for threads in filter(None, args.threads.split(",")):
+                arms[f"prefaudit, {threads} thread(s)"] = ("prefaudit", ROOT, int(threads))
+            if args.baseline_checkout:
+                arms[f"prefaudit {args.baseline_checkout}"] = (
+                    "prefaudit",
+                    args.baseline_checkout,
+                    None,
+                )
+            if not args.no_rensa:
+                arms["rensa"] = ("rensa", ROOT, None)
+            if not args.no_datasketch:
+                arms["datasketch"] = ("datasketch", ROOT, None)
+            sizes = [int(s) for s in args.sizes.split(",")]
+            speed(sizes, arms, args.speed_repeat, args.seed)
+        if args.pairs:
+            validator_speed(args.pairs, args.repeat, args.seed, args.baseline_checkout)
 
 
 if __name__ == "__main__":
