@@ -469,7 +469,7 @@ class Sketches:
         their Jaccard similarity (the higher one where both schemes propose a pair)."""
         lefts, rights, estimates = [], [], []
         for positions, sig in self.schemes:
-            left, right = _band_candidates(sig, bands, rows, np.ones(len(sig), dtype=bool))
+            left, right = _band_candidates(sig, bands, rows)
             lefts.append(positions[left])
             rights.append(positions[right])
             estimates.append(_signature_agreement(sig, left, right))
@@ -526,22 +526,23 @@ def sketch(
     return Sketches(n, *joined)
 
 
-def _band_candidates(
-    sig: np.ndarray, bands: int, rows: int, usable: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct pairs (i < j) of usable texts that share at least one band key."""
-    ids = np.flatnonzero(usable)
+def _band_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pairs (i < j) of texts that share at least one band key.
+
+    One band at a time: its keys (8 bytes per text) sorted, and equal neighbours paired; the
+    signatures are read in place (a copy of them per band cost more than all the rest).
+    """
     codes = []
     n = len(sig)
     for band in range(bands):
-        keys = band_keys(sig[ids], band, rows)
+        keys = band_keys(sig, band, rows)
         order = np.argsort(keys, kind="stable")
         ordered = keys[order]
         for distance in range(1, _MAX_BUCKET_WINDOW + 1):
             same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
             if not len(same):
                 break
-            i, j = ids[order[same]], ids[order[same + distance]]
+            i, j = order[same], order[same + distance]
             codes.append(np.minimum(i, j) * n + np.maximum(i, j))
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
