@@ -402,9 +402,16 @@ def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
     """The 64-bit bucket key of each signature row in ``band`` (of ``rows`` positions)."""
     rng = np.random.default_rng(12345)
     weights = (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
-    block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    # A column at a time (the weighted sum of the band's positions, mod 2**64): numpy's sum
+    # along a short row axis is several times slower than these whole-column passes.
+    key = np.zeros(len(sig), dtype=np.uint64)
+    column = np.empty(len(sig), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        return _mix64((block * weights).sum(axis=1, dtype=np.uint64))
+        for position in range(rows):
+            column[:] = sig[:, band * rows + position]
+            column *= weights[position]
+            key += column
+    return _mix64(key)
 
 
 def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -530,14 +537,24 @@ def _band_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray
     """Distinct pairs (i < j) of texts that share at least one band key.
 
     One band at a time: its keys (8 bytes per text) sorted, and equal neighbours paired; the
-    signatures are read in place (a copy of them per band cost more than all the rest).
+    signatures are read in place (a copy of them per band cost more than all the rest). The
+    sort is numpy's default (vectorised, not stable); only the texts in buckets of two or more
+    (a few percent) are then ordered by position within their bucket, as :func:`bucket_pairs`
+    takes them, and paired.
     """
     codes = []
     n = len(sig)
     for band in range(bands):
         keys = band_keys(sig, band, rows)
-        order = np.argsort(keys, kind="stable")
+        order = np.argsort(keys)
         ordered = keys[order]
+        shared = np.zeros(n, dtype=bool)
+        equal = ordered[1:] == ordered[:-1]
+        shared[1:] = equal
+        shared[:-1] |= equal
+        order, ordered = order[shared], ordered[shared]
+        by_position = np.lexsort((order, ordered))
+        order, ordered = order[by_position], ordered[by_position]
         for distance in range(1, _MAX_BUCKET_WINDOW + 1):
             same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
             if not len(same):
