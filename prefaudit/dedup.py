@@ -99,12 +99,14 @@ class Shingles:
 
     def unique(self) -> Shingles:
         """The same texts with each run sorted and repeated shingles removed (the shingle *set*)."""
-        owner = np.repeat(np.arange(len(self.offsets) - 1, dtype=np.uint64), self.counts)
-        keyed = _sorted_unique((owner << np.uint64(32)) | self.hashes.astype(np.uint64))
-        owners = (keyed >> np.uint64(32)).astype(np.int64)
-        counts = np.bincount(owners, minlength=len(self.offsets) - 1)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return Shingles((keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32), offsets)
+        n = len(self.offsets) - 1
+        keyed = np.repeat(np.arange(n, dtype=np.uint64), self.counts)
+        keyed <<= np.uint64(32)
+        keyed |= self.hashes
+        keyed = _sorted_unique(keyed)
+        # Sorted by owner: each text's run starts at the first key of its owner.
+        offsets = np.searchsorted(keyed, np.arange(n + 1, dtype=np.uint64) << np.uint64(32))
+        return Shingles(keyed.astype(np.uint32), offsets.astype(np.int64))
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -481,12 +483,15 @@ class Sketches:
             rights.append(positions[right])
             estimates.append(_signature_agreement(sig, left, right))
         left, right, estimate = (np.concatenate(parts) for parts in (lefts, rights, estimates))
-        order = np.lexsort((-estimate, left * self.n + right))
-        code = (left * self.n + right)[order]
+        code = left * self.n + right
+        order = np.argsort(code)
+        code, estimate = code[order], estimate[order]
         first = np.ones(len(code), dtype=bool)
         first[1:] = code[1:] != code[:-1]
-        keep = order[first]
-        return left[keep], right[keep], estimate[keep]
+        starts = np.flatnonzero(first)
+        best = np.maximum.reduceat(estimate, starts) if len(starts) else estimate
+        code = code[starts]
+        return code // self.n, code % self.n, best
 
 
 def sketch(
@@ -579,7 +584,8 @@ def _signature_agreement(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -
     out = np.empty(len(left))
     for start in range(0, len(left), _VERIFY_CHUNK):
         part = slice(start, start + _VERIFY_CHUNK)
-        out[part] = (sig[left[part]] == sig[right[part]]).mean(axis=1)
+        agree = np.count_nonzero(sig[left[part]] == sig[right[part]], axis=1)
+        out[part] = agree / sig.shape[1]  # what .mean gives (the count over the positions)
     return out
 
 
