@@ -205,3 +205,30 @@ def test_comparable_is_normalising_then_dropping_punctuation(texts):
     assert dedup.comparable(texts).to_pylist() == expected
     rows = np.arange(len(texts))[::-1]
     assert dedup.comparable(texts, rows).to_pylist() == expected[::-1]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_band_candidates_are_the_pairs_of_each_bucket_by_position(seed):
+    """Buckets keyed by band_keys, each ordered by position and paired as bucket_pairs pairs
+    them (every text with its next 64 neighbours): what the Ray band-join does per bucket."""
+    rng = np.random.default_rng(seed)
+    sig = rng.integers(0, 2**32, (3_000, 16), dtype=np.uint32)
+    # Buckets of 2-5 texts, and one of 150 (over the 64-neighbour window) in band 1 only.
+    for _ in range(400):
+        rows = rng.choice(len(sig), rng.integers(2, 6), replace=False)
+        band = rng.integers(0, 4)
+        sig[rows, band * 4 : band * 4 + 4] = sig[rows[0], band * 4 : band * 4 + 4]
+    big = rng.choice(len(sig), 150, replace=False)
+    sig[big, 4:8] = 7
+    expected = set()
+    for band in range(4):
+        buckets = {}
+        for i, key in enumerate(dedup.band_keys(sig, band, 4).tolist()):
+            buckets.setdefault(key, []).append(i)
+        for ids in buckets.values():
+            left, right = dedup.bucket_pairs(np.array(ids))
+            expected |= set(zip(left.tolist(), right.tolist(), strict=True))
+    left, right = dedup._band_candidates(sig, 4, 4)
+    assert set(zip(left.tolist(), right.tolist(), strict=True)) == expected
+    assert len(left) == len(expected) and (left < right).all()
+    assert np.all(np.diff(left * len(sig) + right) > 0)
