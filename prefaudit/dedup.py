@@ -21,7 +21,8 @@ probability. Here every step runs on whole arrays instead of one Python object p
    keeps), and the exact check makes precision against the threshold exact.
 
 datasketch's ``MinHashLSH`` does steps 2-3 with a Python object per text and returns unverified
-candidates; ``benchmarks/bench_duplication.py`` times both on the same texts.
+candidates; rensa (Rust) does them natively and flags texts that share a band, without pairs;
+``benchmarks/bench_duplication.py`` times all three on the same texts, with peak memory.
 """
 
 from __future__ import annotations
