@@ -40,7 +40,7 @@ from prefaudit.models.loading import (
     load_causal_lm,
     model_identity,
 )
-from prefaudit.models.packing import pack_pairs, packed_logps, token_logps
+from prefaudit.models.packing import token_logps
 
 SCORE_COLUMNS = (
     "chosen_logps",
@@ -562,5 +562,7 @@ def _progress(show: bool):
 
 def _batch_logps(model, prompts: list[list[int]], responses: list[list[list[int]]], tokenizer):
     """Summed log-probs of both responses of each pair in a batch of pairs: (pairs, 2) array."""
+    from prefaudit.models.flex import pair_logps
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return packed_logps(model, pack_pairs(prompts, responses, pad)).cpu().numpy()
+    return pair_logps(model, prompts, responses, pad).cpu().numpy()
