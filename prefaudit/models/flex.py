@@ -108,6 +108,13 @@ def first_fit(lengths: np.ndarray, capacity: int) -> list[list[int]]:
     return rows
 
 
+def padded_size(lengths: np.ndarray, rows: list[list[int]]) -> int:
+    """Positions a :func:`pack_rows` batch runs: its rows x their width (the fullest row's
+    tokens, rounded up to a block)."""
+    used = max((int(lengths[row].sum()) for row in rows), default=0)
+    return len(rows) * -(-used // BLOCK) * BLOCK
+
+
 def pair_logps(model, prompts, responses, pad: int, *, precise: bool = True):
     """(pairs, 2) tensor of the summed log-probs of each pair's chosen and rejected response
     (the autograd graph kept when gradients are on); ``precise``: the log-softmax in float64.
