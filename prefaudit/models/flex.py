@@ -179,7 +179,8 @@ def attention_path(model) -> str:
     functions and a language-model head over the last hidden state; a probe (once per model)
     checks that its log-probs equal the dense path's on two pairs in one row, so an
     architecture whose attention adds what the block mask does not say (sliding windows,
-    soft-capping, sinks) keeps the dense path. DDP-wrapped models stay on the dense path."""
+    soft-capping, sinks) keeps the dense path. DDP-wrapped models, and models training with
+    activation checkpointing, stay on the dense path."""
     import torch
 
     mode = os.environ.get("PREFAUDIT_ATTENTION", "auto")
@@ -187,6 +188,10 @@ def attention_path(model) -> str:
         raise ValueError(f"PREFAUDIT_ATTENTION must be one of {', '.join(MODES)}, got {mode!r}")
     device = next(model.parameters()).device
     if mode == "dense" or (mode == "auto" and device.type != "cuda"):
+        return "dense"
+    if model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        # Checkpointed layers run again in the backward pass, after the forward has put the
+        # model's own attention back: they would get a block mask they cannot read.
         return "dense"
     compiled = mode == "flex-compiled" or (mode == "auto" and compiled_on(device))
     probed = _SUPPORTED.setdefault(model, {})

@@ -147,6 +147,19 @@ def test_architectures_the_block_mask_does_not_describe_keep_the_dense_path(flex
     assert attention_path(tiny_causal_lm()) == "flex-eager"
 
 
+def test_activation_checkpointing_keeps_the_dense_path_while_training(flex_eager):
+    """Checkpointed layers run again in the backward pass, outside the packed forward: a model
+    training with them stays dense (evaluating, it packs)."""
+    from prefaudit.models.flex import attention_path
+
+    model = tiny_causal_lm()
+    from prefaudit.training.loop import _checkpoint_activations
+
+    _checkpoint_activations(model)
+    assert attention_path(model.train()) == "dense"
+    assert attention_path(model.eval()) == "flex-eager"
+
+
 def test_the_path_is_dense_on_cpu_by_default_and_compiled_on_cuda(monkeypatch):
     import torch
 
