@@ -32,6 +32,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from prefaudit.errors import InputError
+
 log = logging.getLogger(__name__)
 
 ROW_TOKENS = 4096  # tokens a packed row holds (a longer pair gets a row of its own)
@@ -157,8 +159,9 @@ def flex_logps(model, packed: dict, *, precise: bool, compiled: bool):
 def block_mask(document, segment, *, compiled: bool):
     """FlexAttention's block mask of a packed batch: causal, within a pair, a response sees the
     prompt and itself (padding, document -1, sees earlier padding only: no query is empty).
-    ``compiled``: built by a compiled ``mask_mod`` sweep, which never holds the dense mask
-    (eager builds it once, as booleans, per batch)."""
+    Eager, ``create_block_mask`` evaluates the rule over every (row, query, key) once per
+    batch, as booleans; ``compiled`` fuses that sweep (as transformers does for its own
+    FlexAttention masks)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     def sees(b, h, q, k):
@@ -185,7 +188,10 @@ def attention_path(model) -> str:
 
     mode = os.environ.get("PREFAUDIT_ATTENTION", "auto")
     if mode not in MODES:
-        raise ValueError(f"PREFAUDIT_ATTENTION must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InputError(
+            f"environment variable PREFAUDIT_ATTENTION must be one of {', '.join(MODES)}, "
+            f"got {mode!r}"
+        )
     device = next(model.parameters()).device
     if mode == "dense" or (mode == "auto" and device.type != "cuda"):
         return "dense"
