@@ -52,6 +52,21 @@ class Budget:
             return n * length <= self.tokens
         return n * length <= _MOST_TOKENS and self.bytes(n, length, kept) <= self.limit
 
+    def fits_tokens(self, tokens: int) -> bool:
+        """Whether a packed batch of ``tokens`` fits: pairs end to end in rows through
+        FlexAttention (no mask, no padding to the longest pair, the head a block at a time), so
+        only its tokens count."""
+        if self.tokens is not None:
+            return tokens <= self.tokens
+        return tokens <= _MOST_TOKENS and self.act * tokens + 2**28 <= self.limit
+
+    def shrink_tokens(self, tokens: int) -> None:
+        """A packed batch of ``tokens`` ran out of memory: from now on, at most half of it."""
+        self.tokens = min(self.tokens or _MOST_TOKENS, max(1, tokens // 2))
+        log.warning(
+            "a packed batch ran out of memory: batches now take at most %d tokens", self.tokens
+        )
+
     def shrink(self, n: int, length: int, kept: int) -> None:
         """A batch of this shape ran out of memory: from now on, at most half its size."""
         if self.tokens is not None:
@@ -76,6 +91,21 @@ def plan_batches(length: np.ndarray, kept: np.ndarray, fits) -> list[np.ndarray]
             current, row, keep = [], int(length[i]), int(kept[i])
         current.append(i)
         longest, most = row, keep
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+def plan_packed(length: np.ndarray, fits_tokens) -> list[np.ndarray]:
+    """Indexes of each packed batch: pairs longest first, each batch filled while
+    ``fits_tokens(its tokens)`` (their sum: packed rows carry no padding to the longest)."""
+    batches, current, tokens = [], [], 0
+    for i in np.argsort(-np.asarray(length), kind="stable"):
+        if current and not fits_tokens(tokens + int(length[i])):
+            batches.append(np.array(current))
+            current, tokens = [], 0
+        current.append(i)
+        tokens += int(length[i])
     if current:
         batches.append(np.array(current))
     return batches

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,14 +34,14 @@ import numpy as np
 import pandas as pd
 
 from prefaudit.chat import is_conversation
-from prefaudit.models.budget import Budget, plan_batches
+from prefaudit.models.budget import Budget, plan_batches, plan_packed
 from prefaudit.models.cache import VectorCache, default_cache_dir, text_keys
 from prefaudit.models.distributed import process_group
 from prefaudit.models.loading import (
     load_causal_lm,
     model_identity,
 )
-from prefaudit.models.packing import pack_pairs, packed_logps, token_logps
+from prefaudit.models.packing import token_logps
 
 SCORE_COLUMNS = (
     "chosen_logps",
@@ -53,6 +54,8 @@ SCORE_COLUMNS = (
     "layout_mismatch",
 )
 _COLUMN = {name: k for k, name in enumerate(SCORE_COLUMNS)}
+
+log = logging.getLogger(__name__)
 
 
 class ReferenceScorer:
@@ -91,6 +94,7 @@ class ReferenceScorer:
         self._given = loaded is not None
         self.tokens_scored = 0  # prompt + chosen + rejected tokens of the pairs scored
         self.padded_tokens = 0  # positions run in batches, padding included (batched path)
+        self.attention: str | None = None  # batched path: "flex-compiled", "flex-eager", "dense"
         self.tokenize_seconds = 0.0  # of which tokenising (overlaps the model from chunk 2 on)
         self.seconds = 0.0
 
@@ -286,9 +290,31 @@ class ReferenceScorer:
         if not self._batched():
             return [fits[k : k + 1] for k in range(len(fits))]
         prompt_len, chosen_len, rejected_len = lengths
+        if self._packed():  # FlexAttention: rows filled to a token budget, no mask
+            from prefaudit.models.flex import ROW_TOKENS, first_fit, padded_size
+
+            row = (prompt_len + np.maximum(chosen_len - 1, 0) + np.maximum(rejected_len - 1, 0))[
+                fits
+            ]
+            batches = plan_packed(row, self._budget().fits_tokens)
+            self.padded_tokens += sum(
+                padded_size(row[b], first_fit(row[b], ROW_TOKENS)) for b in batches
+            )
+            return [fits[b] for b in batches]
         rows_len, batches = self._batches(prompt_len[fits], chosen_len[fits], rejected_len[fits])
         self.padded_tokens += sum(len(b) * int(rows_len[b].max()) for b in batches)
         return [fits[b] for b in batches]
+
+    def _packed(self) -> bool:
+        """Whether batches run as packed rows through FlexAttention (``attention``: the path
+        taken, logged once)."""
+        from prefaudit.models.flex import attention_path
+
+        path = attention_path(self.loaded[0])
+        if path != self.attention:
+            log.info("reference pass: %s attention", path)
+            self.attention = path
+        return path != "dense"
 
     def _logps(self, model, tokenizer, prompt_ids, responses, members) -> np.ndarray:
         """(pairs, 2) summed log-probs of chosen and rejected of the pairs at ``members``."""
@@ -334,7 +360,10 @@ class ReferenceScorer:
                 for p, pair in zip(prompt_ids, responses, strict=True)
             ]
             kept = [row - len(p) + 1 for row, p in zip(rows, prompt_ids, strict=True)]
-            self._budget().shrink(len(prompt_ids), max(rows), max(kept))
+            if self.attention not in (None, "dense"):
+                self._budget().shrink_tokens(sum(rows))
+            else:
+                self._budget().shrink(len(prompt_ids), max(rows), max(kept))
             half = len(prompt_ids) // 2
             return np.concatenate(
                 [
@@ -562,5 +591,7 @@ def _progress(show: bool):
 
 def _batch_logps(model, prompts: list[list[int]], responses: list[list[list[int]]], tokenizer):
     """Summed log-probs of both responses of each pair in a batch of pairs: (pairs, 2) array."""
+    from prefaudit.models.flex import pair_logps
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return packed_logps(model, pack_pairs(prompts, responses, pad)).cpu().numpy()
+    return pair_logps(model, prompts, responses, pad).cpu().numpy()

@@ -140,6 +140,7 @@ def train(
         bar.close()  # before the trackers close (W&B prints its summary then)
     summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
     summary["trackers"] = trackers.where() if trackers else {}
+    summary["attention"] = _attention_path(wrapped)  # packed FlexAttention or the dense mask
     if rank == 0:
         _save_outputs(out, model, tokenizer, summary, config)
     barrier(world)
@@ -358,18 +359,25 @@ def evaluate(model, prepared: Prepared, config: TrainConfig, pad: int) -> dict[s
     return sums.means()
 
 
+def _attention_path(model) -> str:
+    from prefaudit.models.flex import attention_path
+
+    return attention_path(model)
+
+
 def _pair_stats(model, prepared: Prepared, rows: np.ndarray, pad: int, config: TrainConfig):
     """Forward ``rows`` of ``prepared``: per-pair loss (with its graph), weight, and the
     detached figures the metrics are built from."""
     import torch
 
-    from prefaudit.models.packing import pack_pairs, packed_logps
+    from prefaudit.models.flex import pair_logps
 
     device = next(model.parameters()).device
-    packed = pack_pairs(
-        [prepared.prompt_ids[k] for k in rows], [prepared.responses[k] for k in rows], pad
+    prompts, responses = (
+        [prepared.prompt_ids[k] for k in rows],
+        [prepared.responses[k] for k in rows],
     )
-    logps = packed_logps(model, packed, precise=False)
+    logps = pair_logps(model, prompts, responses, pad, precise=False)
     reference = torch.as_tensor(prepared.reference[rows], dtype=logps.dtype, device=device)
     ratios = logps - reference
     lengths = torch.tensor(

@@ -95,3 +95,77 @@ def test_lora_models_get_the_same_log_probs_and_gradients_blockwise(monkeypatch)
     assert blockwise_grads.keys() == whole_grads.keys() and len(whole_grads) == 8  # adapters only
     for name, grad in whole_grads.items():
         torch.testing.assert_close(blockwise_grads[name], grad, rtol=1e-4, atol=1e-6)
+
+
+def _peak_bytes(run) -> int:
+    """The most bytes of tensor storage alive at once while ``run()`` goes (counted from its
+    start: every storage an operator creates, until it is freed), forward and backward."""
+    import weakref
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class Live(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen, self.now, self.peak = weakref.WeakKeyDictionary(), 0, 0
+
+        def _freed(self, size: int) -> None:
+            self.now -= size
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for tensor in tree_flatten(out)[0]:
+                if isinstance(tensor, torch.Tensor) and tensor.untyped_storage() not in self.seen:
+                    storage = tensor.untyped_storage()
+                    self.seen[storage] = True
+                    self.now += storage.nbytes()
+                    self.peak = max(self.peak, self.now)
+                    weakref.finalize(storage, self._freed, storage.nbytes())
+            return out
+
+    with Live() as live:
+        run()
+    return live.peak
+
+
+def test_the_blockwise_heads_peak_does_not_grow_with_vocabulary_times_tokens(monkeypatch):
+    """Forward and backward of 1,600 scored tokens at vocabularies of 2,048 and 8,192 (a
+    one-layer model of width 16): the whole-logits head holds at least twice the logits
+    tensor at its peak (logits and their log-softmax), and grows with it; the blockwise head
+    stays under a quarter of it at the larger vocabulary, and grows by less than a tenth of
+    what the logits tensor grows by (its growth: the head's and the embeddings' gradients)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from prefaudit.models import packing
+
+    monkeypatch.setattr(packing, "BLOCK_LOGITS", 2**16)  # 256 KiB of float32 logits a block
+    rng = np.random.default_rng(0)
+    peaks, logits = {}, {}
+    for vocab in (2048, 8192):
+        torch.manual_seed(0)
+        shape = dict(hidden_size=16, intermediate_size=32, num_attention_heads=2)
+        model = LlamaForCausalLM(
+            LlamaConfig(vocab_size=vocab, num_hidden_layers=1, num_key_value_heads=1, **shape)
+        ).train()
+        prompt, chosen, rejected = (rng.integers(3, vocab, n).tolist() for n in (4, 200, 200))
+        packed = packing.pack_pairs([prompt] * 4, [[chosen, rejected]] * 4, pad=0)
+        logits[vocab] = len(packed["targets"]) * vocab * 4  # bytes of float32 logits
+
+        def run(model=model, packed=packed):
+            packing.packed_logps(model, packed, precise=False).sum().backward()
+            model.zero_grad(set_to_none=True)
+
+        peaks["blockwise", vocab] = _peak_bytes(run)
+        with monkeypatch.context() as whole:
+            whole.setattr(packing, "_decoder_and_head", lambda model: None)
+            peaks["whole", vocab] = _peak_bytes(run)
+    assert len(packed["targets"]) == 1600
+    print({key: round(value / 2**20, 2) for key, value in peaks.items()})  # MiB, with -s
+    assert all(peaks["whole", vocab] >= 2 * logits[vocab] for vocab in (2048, 8192))
+    assert peaks["blockwise", 8192] <= logits[8192] / 4
+    grown = logits[8192] - logits[2048]
+    assert peaks["whole", 8192] - peaks["whole", 2048] >= 2 * grown
+    assert peaks["blockwise", 8192] - peaks["blockwise", 2048] <= grown / 10

@@ -62,7 +62,14 @@ def _mixed_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("batch_tokens", [40, 300, 100_000])
-def test_batches_of_mixed_lengths_equal_an_unbatched_forward(batch_tokens):
+@pytest.mark.parametrize("attention", ["dense", "flex-eager"])
+def test_batches_of_mixed_lengths_equal_an_unbatched_forward(monkeypatch, batch_tokens, attention):
+    """One pair a row under the dense mask, or packed rows through FlexAttention (batches
+    planned by their tokens in all), within 1e-4 of the plain loop."""
+    from prefaudit.models import flex
+
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", attention)
+    monkeypatch.setattr(flex, "ROW_TOKENS", 128)  # several rows a batch at 300 tokens and up
     pairs = _mixed_pairs(24) + [("", "x", ""), ("p", "", "a long rejected answer")]
     model, tokenizer = tiny_causal_lm(), CharTokenizer()
     scorer = ReferenceScorer(loaded=(model, tokenizer), batched=True, batch_tokens=batch_tokens)
@@ -74,6 +81,7 @@ def test_batches_of_mixed_lengths_equal_an_unbatched_forward(batch_tokens):
     ]
     got = scores[["chosen_logps", "rejected_logps"]].to_numpy()
     assert np.abs(got - np.array(expected)).max() < 1e-4
+    assert scorer.attention == attention
     assert scorer.tokens_scored == int(
         (scores["prompt_tokens"] + scores["chosen_tokens"] + scores["rejected_tokens"]).sum()
     )

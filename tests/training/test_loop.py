@@ -361,3 +361,30 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path):
     merged, base = _weights(tmp_path / "run"), load_file(str(folder / "model.safetensors"))
     assert merged.keys() == base.keys()  # a plain model, adapters merged in
     assert not _same_weights(merged, base)
+
+
+def test_packed_flex_rows_train_to_the_dense_paths_weights(tmp_path, monkeypatch):
+    """The loop on the packed FlexAttention path (several pairs a row; the kernel replaced by
+    SDPA over the block mask's rule, as the CPU has no FlexAttention backward) ends at the
+    dense path's weights, and summary.json says which path ran."""
+    from prefaudit.models import flex
+    from tests.models.test_flex import _dense_kernel
+
+    folder = task_model(tmp_path / "tiny")
+    pairs, runs = preference_task(24), {}
+    monkeypatch.setattr(flex, "kernel", _dense_kernel)
+    monkeypatch.setattr(flex, "ROW_TOKENS", 64)  # a micro-batch of 8 pairs in several rows
+    for mode in ("dense", "flex-eager"):
+        monkeypatch.setenv("PREFAUDIT_ATTENTION", mode)
+        config = TrainConfig(
+            model=str(folder),
+            learning_rate=1e-3,
+            batch_size=8,
+            max_steps=3,
+            eval_fraction=0.0,
+            **QUICK,
+        )
+        result = train(pairs, config, tmp_path / mode)
+        assert result.summary["attention"] == mode
+        runs[mode] = _weights(tmp_path / mode)
+    assert _same_weights(runs["dense"], runs["flex-eager"], atol=1e-5)

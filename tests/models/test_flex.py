@@ -1,0 +1,206 @@
+"""Pairs packed several to a row through FlexAttention give the log-probs of the plain loop
+(one pair at a time, prompt cache cropped back for the rejected response), and the packed
+layout's gradients equal the dense path's."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from tests.helpers import TINY_SHAPE, tiny_causal_lm
+
+pytestmark = pytest.mark.models
+
+
+def _pairs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    draw = lambda n: rng.integers(3, 64, n).tolist()  # noqa: E731
+    prompts = [draw(5), draw(9), draw(3), draw(30), draw(1), draw(12)]
+    responses = [
+        [draw(7), draw(4)],
+        [draw(2), draw(11)],
+        [draw(6), draw(6)],
+        [draw(1), draw(20)],  # a one-token response: only the prompt's last position scores it
+        [draw(9), draw(1)],
+        [draw(3), draw(15)],
+    ]
+    return prompts, responses
+
+
+@pytest.fixture
+def flex_eager(monkeypatch):
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-eager")
+    warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile")
+
+
+def _plain_loop(model, prompts, responses):
+    import torch
+
+    from prefaudit.models.reference import _pair_logps
+
+    with torch.no_grad():
+        return np.array([_pair_logps(model, p, r) for p, r in zip(prompts, responses, strict=True)])
+
+
+@pytest.mark.parametrize("row_tokens", [4096, 40])
+def test_packed_rows_give_the_plain_loops_log_probs(flex_eager, monkeypatch, row_tokens):
+    """Several pairs a row (and, at 40 tokens a row, several rows and a pair longer than a
+    row) within 1e-4 of the unpacked loop, float32."""
+    import torch
+
+    from prefaudit.models import flex
+
+    monkeypatch.setattr(flex, "ROW_TOKENS", row_tokens)
+    model = tiny_causal_lm()
+    prompts, responses = _pairs()
+    assert flex.attention_path(model) == "flex-eager"
+    packed = flex.pack_rows(prompts, responses, 0, row_tokens=row_tokens)
+    assert (len(packed["ids"]) == 1) == (row_tokens == 4096)
+    with torch.no_grad():
+        got = flex.pair_logps(model, prompts, responses, pad=0).numpy()
+    np.testing.assert_allclose(got, _plain_loop(model, prompts, responses), rtol=0, atol=1e-4)
+
+
+def test_rows_are_filled_first_fit_without_padding_between_pairs():
+    from prefaudit.models.flex import BLOCK, first_fit, pack_rows
+
+    assert first_fit(np.array([3, 9, 4, 6, 20]), 10) == [[4], [1], [3, 2], [0]]
+    prompts, responses = [[5, 6, 7], [8]], [[[1, 2], [3, 4, 2]], [[9, 2], [2]]]
+    packed = pack_rows(prompts, responses, 0, row_tokens=100)
+    row = slice(0, 6 + 2)  # the longer pair first: 3 + 1 + 2; then 1 + 1 + 0
+    assert packed["ids"].shape == (1, BLOCK)
+    assert packed["ids"][0, row].tolist() == [5, 6, 7, 1, 3, 4, 8, 9]
+    assert packed["document"][0, row].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert packed["segment"][0, row].tolist() == [0, 0, 0, 1, 2, 2, 0, 1]
+    assert packed["position"][0, row].tolist() == [0, 1, 2, 3, 3, 4, 0, 1]
+    assert (packed["document"][0, 8:] == -1).all() and (packed["ids"][0, 8:] == 0).all()
+    # chosen [1, 2] from positions 2, 3; rejected [3, 4, 2] from 2, 4, 5; pair 1 from 6 and 7.
+    assert packed["flat"].tolist() == [2, 3, 2, 4, 5, 6, 7, 6]
+    assert packed["owner"].tolist() == [0, 0, 1, 1, 1, 2, 2, 3]
+    assert packed["targets"].tolist() == [1, 2, 3, 4, 2, 9, 2, 2]
+
+
+def _dense_kernel(compiled: bool):
+    """The block mask's rule evaluated at every (query, key) into SDPA: what FlexAttention
+    computes, runnable backwards on the CPU (whose FlexAttention kernel has no backward)."""
+    import torch
+    import torch.nn.functional as F
+
+    def run(query, key, value, *, block_mask, scale, enable_gqa):
+        rows, _, width, _ = query.shape
+        b = torch.arange(rows)[:, None, None, None]
+        q, k = torch.arange(width)[None, None, :, None], torch.arange(width)[None, None, None, :]
+        mask = block_mask.mask_mod(b, torch.zeros(1, dtype=torch.long), q, k)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=scale, enable_gqa=enable_gqa
+        )
+
+    return run
+
+
+def _logps_and_grads(model, prompts, responses):
+    from prefaudit.models.flex import pair_logps
+
+    model.zero_grad()
+    logps = pair_logps(model, prompts, responses, pad=0, precise=False)
+    (logps * 0.1).sum().backward()
+    return logps.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_packed_layout_gradients_equal_the_dense_paths(monkeypatch):
+    """With gradients on: the packed rows (positions, scoring, the mask's rule) against one
+    pair a row under the dense mask. The CPU has no FlexAttention backward, so the kernel is
+    replaced by SDPA over the same rule; the forward check above covers the kernel itself."""
+    import torch
+
+    from prefaudit.models import flex
+
+    model = tiny_causal_lm().train()
+    prompts, responses = _pairs(1)
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", "dense")
+    dense, dense_grads = _logps_and_grads(model, prompts, responses)
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-eager")
+    monkeypatch.setattr(flex, "kernel", _dense_kernel)
+    monkeypatch.setattr(flex, "ROW_TOKENS", 60)  # two rows
+    assert flex.attention_path(model) == "flex-eager"
+    packed, packed_grads = _logps_and_grads(model, prompts, responses)
+    torch.testing.assert_close(packed, dense, rtol=0, atol=1e-5)
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_architectures_the_block_mask_does_not_describe_keep_the_dense_path(flex_eager):
+    """Mistral slides a window over its keys: its attention layers ask for more than the block
+    mask says, the probe sees it and keeps the dense path (a plain Llama takes the packed)."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from prefaudit.models.flex import attention_path
+
+    torch.manual_seed(0)
+    mistral = MistralForCausalLM(
+        MistralConfig(vocab_size=64, sliding_window=4, head_dim=8, **TINY_SHAPE)
+    ).eval()
+    assert attention_path(mistral) == "dense"
+    assert attention_path(tiny_causal_lm()) == "flex-eager"
+
+
+def test_activation_checkpointing_keeps_the_dense_path_while_training(flex_eager):
+    """Checkpointed layers run again in the backward pass, outside the packed forward: a model
+    training with them stays dense (evaluating, it packs)."""
+    from prefaudit.models.flex import attention_path
+
+    model = tiny_causal_lm()
+    from prefaudit.training.loop import _checkpoint_activations
+
+    _checkpoint_activations(model)
+    assert attention_path(model.train()) == "dense"
+    assert attention_path(model.eval()) == "flex-eager"
+
+
+def test_the_path_is_dense_on_cpu_by_default_and_compiled_on_cuda(monkeypatch):
+    import torch
+
+    from prefaudit.models.flex import attention_path, compiled_on
+
+    monkeypatch.delenv("PREFAUDIT_ATTENTION", raising=False)
+    assert attention_path(tiny_causal_lm()) == "dense"
+    assert compiled_on(torch.device("cuda")) and not compiled_on(torch.device("cpu"))
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", "flash")
+    with pytest.raises(ValueError, match="PREFAUDIT_ATTENTION must be one of"):
+        attention_path(tiny_causal_lm())
+
+
+@pytest.mark.slow
+def test_the_compiled_kernel_gives_the_same_log_probs(monkeypatch):
+    """torch.compile(flex_attention), the kernel CUDA runs, compiled here for the CPU (about
+    30 s): the same log-probs as the plain loop."""
+    import torch
+
+    from prefaudit.models.flex import attention_path, pair_logps
+
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-compiled")
+    model = tiny_causal_lm()
+    prompts, responses = _pairs(2)
+    assert attention_path(model) == "flex-compiled"
+    with torch.no_grad():
+        got = pair_logps(model, prompts, responses, pad=0).numpy()
+    np.testing.assert_allclose(got, _plain_loop(model, prompts, responses), rtol=0, atol=1e-4)
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+def test_on_cuda_the_compiled_packed_path_runs_by_default(monkeypatch):
+    import torch
+
+    from prefaudit.models.flex import attention_path, pair_logps
+
+    monkeypatch.delenv("PREFAUDIT_ATTENTION", raising=False)
+    model = tiny_causal_lm().cuda()
+    prompts, responses = _pairs(3)
+    assert attention_path(model) == "flex-compiled"
+    with torch.no_grad():
+        got = pair_logps(model, prompts, responses, pad=0).cpu().numpy()
+        want = _plain_loop(model, prompts, responses)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
