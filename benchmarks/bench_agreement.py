@@ -186,15 +186,19 @@ def report(seconds: dict[str, list[float]], cpu: dict[str, list[float]], outputs
             f"{name:<26} {min(runs):>8.2f} {median[name]:>9.2f} {median[name] / ours:>16.2f}x "
             f"{statistics.median(cpu[name]):>8.2f}"
         )
-    peers = [
-        a + b
-        for a, b in zip(
-            seconds["krippendorff + bootstrap"], seconds["crowd-kit DawidSkene"], strict=True
-        )
-    ]
+
+    def summed(runs: dict[str, list[float]]) -> list[float]:
+        return [
+            a + b
+            for a, b in zip(
+                runs["krippendorff + bootstrap"], runs["crowd-kit DawidSkene"], strict=True
+            )
+        ]
+
+    peers, peers_cpu = summed(seconds), summed(cpu)
     print(
         f"{'both peers, same round':<26} {min(peers):>8.2f} {statistics.median(peers):>9.2f} "
-        f"{statistics.median(peers) / ours:>16.2f}x"
+        f"{statistics.median(peers) / ours:>16.2f}x {statistics.median(peers_cpu):>8.2f}"
     )
     print(f"validator target < 60 s: {'OK' if ours < 60 else 'MISSED'}")
     ours_out, package = outputs["prefaudit validator"], outputs["krippendorff + bootstrap"]
