@@ -120,14 +120,16 @@ def run_rounds(path: Path, repeat: int, env: dict) -> dict[str, list[dict]]:
     for round_ in range(repeat):
         order = TOOLS[round_ % len(TOOLS) :] + TOOLS[: round_ % len(TOOLS)]
         for tool in order:
-            output = subprocess.run(
+            done = subprocess.run(
                 [sys.executable, __file__, "--measure", tool, "--file", str(path)],
-                check=True,
                 capture_output=True,
                 text=True,
                 env=env,
-            ).stdout
-            runs[tool].append(json.loads(output.strip().splitlines()[-1]))
+            )
+            if done.returncode == -9:  # the kernel's OOM killer, on a machine short of memory
+                sys.exit(f"bench_load: {tool} was killed (out of memory?); try fewer --pairs")
+            done.check_returncode()
+            runs[tool].append(json.loads(done.stdout.strip().splitlines()[-1]))
     return runs
 
 
