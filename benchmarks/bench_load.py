@@ -1,17 +1,22 @@
-"""Loading + the content validator vs plain ``pandas.read_json(lines=True)`` on the same file.
+"""Loading + the content validator vs ``pandas.read_json`` with the pyarrow engine.
 
 Builds N realistic pairs (default 200,000) from the real texts in ../shared/data (HH-RLHF
 harmless and AlpacaEval), varied so that no two are alike, writes them as JSON Lines, then
-measures in separate processes (so each peak memory is its own):
+measures three arms, each run in a fresh process (so each peak memory is its own), alternated
+for --repeat rounds (the order rotates every round):
 
-- baseline: ``pandas.read_json(path, lines=True)``
-- prefaudit: ``prefaudit.load(path)`` (every row checked and accounted for) + the ``content``
-  validator (normalised-identity hashes, truncation, lengths, length bias)
+- pandas, pyarrow: ``pandas.read_json(path, lines=True, engine="pyarrow")`` (Arrow's
+  multi-threaded JSON reader; the strongest plain reader, no checks);
+- pandas, default: ``pandas.read_json(path, lines=True)`` (the ujson engine);
+- prefaudit: ``prefaudit.load(path)`` (every row parsed and checked: JSON, types, empty texts,
+  ids, line numbers kept, rejected rows recorded), then the ``content`` validator
+  (normalised-identity hashes, truncation, lengths, length bias); both timed separately.
 
-It prints wall time, pairs/s and the peak resident memory added by the step, and the ratios
-prefaudit / pandas (target: time within 1.5x) and peak memory / file size (target: under 4x).
+It prints min and median wall seconds, CPU seconds, pairs/s and the peak resident memory added
+by the step, and the ratios prefaudit / each pandas engine (medians; target against the pandas
+default: time within 1.5x) and peak memory / file size (target: under 4x).
 
-    python benchmarks/bench_load.py [--pairs 200000] [--repeat 1] [--threads N]
+    python benchmarks/bench_load.py [--pairs 200000] [--repeat 3] [--threads N] [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -68,37 +74,93 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+TOOLS = ("pandas-pyarrow", "pandas-default", "prefaudit")
+
+
 def measure(tool: str, path: str) -> dict:
     """Run one tool in this process; report seconds and the peak RSS it added (MiB)."""
-    if tool == "pandas":
-        import pandas as pd
+    import pandas as pd
 
-        def step():
-            return len(pd.read_json(path, lines=True))
-    else:
-        sys.path.insert(0, str(ROOT))
-        import pandas  # noqa: F401  (imports are not part of the measured step)
+    sys.path.insert(0, str(ROOT))
+    from prefaudit.auditing import run_audit
+    from prefaudit.io import load
 
-        from prefaudit.auditing import run_audit
-        from prefaudit.io import load
+    parts: dict[str, float] = {}
 
-        def step():
-            data = load(path)
-            result = run_audit(data, validators=["content"])
-            return len(result.validators["content"].flags)
+    def step():
+        if tool != "prefaudit":
+            engine = "pyarrow" if tool == "pandas-pyarrow" else "ujson"
+            return len(pd.read_json(path, lines=True, engine=engine))
+        started = time.perf_counter()
+        data = load(path)
+        parts["load_seconds"] = time.perf_counter() - started
+        result = run_audit(data, validators=["content"])
+        parts["content_seconds"] = time.perf_counter() - started - parts["load_seconds"]
+        return len(result.validators["content"].flags)
 
     before = _rss_mb()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     rows = step()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "tool": tool,
         "rows": rows,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "peak_added_mb": peak - before,
         "peak_mb": peak,
+        **parts,
     }
+
+
+def run_rounds(path: Path, repeat: int, env: dict) -> dict[str, list[dict]]:
+    """Every tool once per round in a fresh process, the order rotated each round."""
+    runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+    for round_ in range(repeat):
+        order = TOOLS[round_ % len(TOOLS) :] + TOOLS[: round_ % len(TOOLS)]
+        for tool in order:
+            done = subprocess.run(
+                [sys.executable, __file__, "--measure", tool, "--file", str(path)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            if done.returncode == -9:  # the kernel's OOM killer, on a machine short of memory
+                sys.exit(f"bench_load: {tool} was killed (out of memory?); try fewer --pairs")
+            done.check_returncode()
+            runs[tool].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return runs
+
+
+def summarise(runs: dict[str, list[dict]], size_mb: float) -> None:
+    median = {tool: statistics.median(r["seconds"] for r in rs) for tool, rs in runs.items()}
+    print(
+        f"{'':<15} {'min s':>7} {'median s':>9} {'CPU s':>7} {'pairs/s':>9} "
+        f"{'peak added':>11} {'peak / file':>11}"
+    )
+    for tool, rs in runs.items():
+        peak = statistics.median(r["peak_added_mb"] for r in rs)
+        print(
+            f"{tool:<15} {min(r['seconds'] for r in rs):>7.2f} {median[tool]:>9.2f} "
+            f"{statistics.median(r['cpu_seconds'] for r in rs):>7.2f} "
+            f"{rs[0]['rows'] / median[tool]:>9,.0f} {peak:>8,.0f} MiB {peak / size_mb:>10.2f}x"
+        )
+    ours = runs["prefaudit"]
+    load_s = statistics.median(r["load_seconds"] for r in ours)
+    content_s = statistics.median(r["content_seconds"] for r in ours)
+    print(f"prefaudit's parts (median): load {load_s:.2f} s, content validator {content_s:.2f} s")
+    for tool in ("pandas-pyarrow", "pandas-default"):
+        print(
+            f"time ratio prefaudit / {tool}: {median['prefaudit'] / median[tool]:.2f} "
+            f"(load alone: {load_s / median[tool]:.2f})"
+        )
+    ratio = median["prefaudit"] / median["pandas-default"]
+    memory = statistics.median(r["peak_added_mb"] for r in ours) / size_mb
+    print(
+        f"target, prefaudit / pandas-default <= 1.5: {ratio:.2f} {'OK' if ratio <= 1.5 else 'MISSED'}"
+    )
+    print(f"target, peak memory / file size < 4: {memory:.2f} {'OK' if memory < 4 else 'MISSED'}")
 
 
 def main() -> None:
@@ -107,17 +169,20 @@ def main() -> None:
     )
     parser.add_argument("--pairs", type=int, default=200_000)
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per tool; the median is reported"
+        "--repeat", type=int, default=3, help="alternated rounds; min and median are reported"
     )
     parser.add_argument(
         "--threads", type=int, help="threads for prefaudit's text pass (default: all CPUs)"
     )
-    parser.add_argument("--measure", choices=["pandas", "prefaudit"], help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="50,000 pairs")
+    parser.add_argument("--measure", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.file)))
         return
+    if args.quick:
+        args.pairs = 50_000
     if not SHARED.exists():
         sys.exit(f"bench_load: the real data is not at {SHARED}; it is needed to build the pairs")
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -135,34 +200,16 @@ def main() -> None:
 
     os.environ.update(env)
     print(
-        f"cpus: {os.cpu_count()}, prefaudit text-pass threads: {default_threads()} (pandas uses one)"
+        f"cpus: {os.cpu_count()}, prefaudit text-pass threads: {default_threads()}, "
+        f"pyarrow threads: {_arrow_threads()}, pandas default engine: one; {args.repeat} rounds"
     )
-    results = {}
-    for tool in ("pandas", "prefaudit"):
-        runs = []
-        for _ in range(args.repeat):
-            output = subprocess.run(
-                [sys.executable, __file__, "--measure", tool, "--file", str(path)],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=env,
-            ).stdout
-            runs.append(json.loads(output.strip().splitlines()[-1]))
-        runs.sort(key=lambda r: r["seconds"])
-        results[tool] = runs[len(runs) // 2]
-        r = results[tool]
-        print(
-            f"{tool:<10} {r['seconds']:7.2f} s  {r['rows'] / r['seconds']:>10,.0f} pairs/s  "
-            f"peak +{r['peak_added_mb']:,.0f} MiB ({r['peak_added_mb'] / size_mb:.2f}x file)"
-        )
-    base, ours = results["pandas"], results["prefaudit"]
-    ratio = ours["seconds"] / base["seconds"]
-    memory = ours["peak_added_mb"] / size_mb
-    print(
-        f"time ratio prefaudit/pandas: {ratio:.2f} (target <= 1.5)  {'OK' if ratio <= 1.5 else 'MISSED'}"
-    )
-    print(f"peak memory / file size: {memory:.2f} (target < 4)  {'OK' if memory < 4 else 'MISSED'}")
+    summarise(run_rounds(path, args.repeat, env), size_mb)
+
+
+def _arrow_threads() -> int:
+    import pyarrow
+
+    return pyarrow.cpu_count()
 
 
 if __name__ == "__main__":
