@@ -188,7 +188,8 @@ class AuditResult:
     notes: list[str] = field(default_factory=list)
     # Settings that change results but belong to no validator: the embedding model, as the
     # audit resolved it ("auto", a name or folder, "off"); a saved audit is reused only when
-    # they are the same.
+    # they are the same. "embedding_runtime" (when a model was loaded) says which path
+    # embedded: bf16 BertEncoder or fp32 sentence-transformers, and why.
     settings: dict[str, Any] = field(default_factory=dict)
     # The audited data, when this result was computed in this process (not saved in JSON): the
     # report's flagged-pair texts and the pair-level rules read it.
@@ -321,6 +322,10 @@ def run_audit(
             setting="params",
         )
     timings = {name: _run_one(context, name, params.get(name, {})) for name in _ordered(names)}
+    settings = {"embedding_model": embedding_setting(embedder)}
+    runtime = getattr(context.embedder, "runtime", None)  # an Embedder that loaded its model
+    if isinstance(runtime, str):
+        settings["embedding_runtime"] = runtime  # which path embedded: bf16 or fp32, and why
     return AuditResult(
         load=report,
         validators=dict(context.results),
@@ -329,7 +334,7 @@ def run_audit(
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=list(context.notes),
-        settings={"embedding_model": embedding_setting(embedder)},
+        settings=settings,
         data=data,
     )
 
