@@ -206,10 +206,7 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.parallel not in PARALLEL:
-            problems.append(f"parallel must be ddp or fsdp, got {self.parallel!r}")
-        if self.parallel == "fsdp" and self.lora_r:
-            problems.append("parallel=fsdp trains every weight: it does not take lora_r > 0")
+        problems += self._parallel_problems()
         if self.dtype is not None and self.dtype not in DTYPES:
             problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.device is not None and not _is_device(self.device):
@@ -218,6 +215,13 @@ class TrainConfig:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if problems:
             raise SettingError("; ".join(problems))
+
+    def _parallel_problems(self) -> list[str]:
+        if self.parallel not in PARALLEL:
+            return [f"parallel must be ddp or fsdp, got {self.parallel!r}"]
+        if self.parallel == "fsdp" and self.lora_r:
+            return ["parallel=fsdp trains every weight: it does not take lora_r > 0"]
+        return []
 
     def _typed(self) -> list[str]:
         """Each number and switch made the type its field declares, as YAML and flags give
