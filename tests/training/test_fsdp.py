@@ -67,13 +67,16 @@ def test_fsdp_trains_to_the_single_process_weights_and_resumes(tmp_path):
     assert summary["reference_logps"]["train"]["computed"] > 0  # the sharded reference pass
 
     # Killed after the step-2 checkpoint (its files as a kill leaves them), then resumed under
-    # FSDP: the same weights and metrics as the uninterrupted run.
+    # FSDP, with activation checkpointing this time (inside each sharded layer): the same
+    # weights and metrics as the uninterrupted run.
     cut = tmp_path / "cut"
     shutil.copytree(tmp_path / "two", cut)
     shutil.rmtree(cut / "model")
     (cut / "summary.json").unlink()
     assert [p.name for p in (cut / "checkpoints").iterdir()] == ["step-0000002"]
-    _torchrun([*flags, "--parallel", "fsdp", "--resume", "--out", str(cut)])
+    _torchrun(
+        [*flags, "--parallel", "fsdp", "--gradient-checkpointing", "--resume", "--out", str(cut)]
+    )
     resumed = _weights(cut)
     for name in two:
         assert torch.allclose(two[name], resumed[name], atol=1e-6), name
