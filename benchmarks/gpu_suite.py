@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_suite.py --out DIR        # on a GPU machine (DIR default: $OUT or gpu-suite)
     python benchmarks/gpu_suite.py --tiny --out DIR # the rehearsal on a CPU, tiny shapes
+    python benchmarks/gpu_suite.py --only reference-1b,fsdp --out DIR  # some steps, merged in
 
 Steps, each a subprocess (so one's GPU memory is returned before the next, and one failure
 leaves the others' figures), each writing DIR/<step>.json and its console output DIR/<step>.log:
@@ -230,20 +231,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-suite")
     parser.add_argument("--tiny", action="store_true", help="rehearse on the CPU, tiny shapes")
     parser.add_argument("--timeout", type=int, default=900, help="seconds at most per step")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated steps to run (the others' figures already in OUT are kept): "
+        "for machines that limit one command's time",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
+    planned = {**steps(args.tiny), "fsdp": None}
+    wanted = args.only.split(",") if args.only else list(planned)
+    unknown = sorted(set(wanted) - set(planned))
+    if unknown:
+        parser.error(f"--only: unknown step(s) {', '.join(unknown)}; known: {', '.join(planned)}")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     figures: dict = {"when": when, "device": device, "torch": torch.__version__, "steps": {}}
-    for name, command in steps(args.tiny).items():
-        figures["steps"][name] = run_step(name, command, out, args.timeout)
-    try:
-        figures["steps"]["fsdp"] = fsdp_step(out, args.tiny, args.timeout)
-    except Exception as err:  # the other figures are still written
-        figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
+    if args.only and (out / "summary.json").exists():  # earlier steps' figures stay
+        figures["steps"] = json.loads((out / "summary.json").read_text()).get("steps", {})
+    for name in wanted:
+        if name != "fsdp":
+            figures["steps"][name] = run_step(name, planned[name], out, args.timeout)
+            continue
+        try:
+            figures["steps"]["fsdp"] = fsdp_step(out, args.tiny, args.timeout)
+        except Exception as err:  # the other figures are still written
+            figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
     (out / "summary.json").write_text(json.dumps(figures, indent=2))
     (out / "summary.md").write_text(summary_markdown(figures))
     print(f"figures in {out}/summary.json and summary.md")
