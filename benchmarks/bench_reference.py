@@ -5,10 +5,11 @@ chat template), the embedded SmolLM2-135M-Instruct, fp32 on CPU (or bf16 on CUDA
 --device cuda). Every method scores exactly the same token sequences (prompt + response + EOS,
 prompt tokens not scored), in the same run:
 
-- plain loop: one forward per sequence (prompt + response), log-softmax over all positions —
-  the fastest simple baseline on CPU (log-softmax in float64 everywhere, as the engine does,
-  so that the log-probs can be compared to 1e-4);
-- padded batches: sequences sorted by length, right-padded batches of --batch, one forward each;
+- plain loop: one forward per sequence (prompt + response), the head and a float64
+  log-softmax (as the engine's, so that the log-probs compare to 1e-4) only at the positions
+  that predict a response token (``logits_to_keep``) — the fair simple baseline;
+- padded batches: sequences sorted by length, right-padded batches of --batch, one forward
+  each, the head from the batch's first response position on;
 - prefaudit: ``ReferenceScorer.score`` (prompt once per pair with its cache shared by both
   responses, the LM head only on response positions).
 
@@ -18,17 +19,24 @@ so the ratios are ratios of time. The log-probs of all methods are compared.
 - TRL: ``DPOTrainer`` with ``precompute_ref_log_probs`` on the first --trl pairs (plain-text
   prompts, its "standard" format; fp32 on CPU, bf16 on CUDA).
 
-On CUDA it also prints the FLOP rate and model FLOPs utilisation of each method (the FLOPs each
-method needs, padding excluded, over the GPU's bf16 peak).
+Every method runs --rounds times, alternating; the table gives the min and the median time
+(ratios of medians). It also prints each method's model FLOPs utilisation (the FLOPs each method
+needs, padding excluded, over the device's dense bf16 peak looked up from its name in
+benchmarks/mfu.py: "n/a" on a CPU or an unknown device) and, on CUDA, its peak memory
+(``torch.cuda.max_memory_allocated`` from a reset before the method). ``--tiny``: a rehearsal
+on a CPU (a 2-layer model of the tokenizer's vocabulary, 4 pairs); ``--json PATH``:
+the figures as JSON too (benchmarks/gpu_suite.py collects them).
 
-    python benchmarks/bench_reference.py [--pairs 16] [--batch 4] [--rounds 2] [--trl 8] [--device cpu]
+    python benchmarks/bench_reference.py [--pairs 16] [--batch 4] [--rounds 3] [--trl 8] [--device cpu]
     python benchmarks/bench_reference.py --device cuda --pairs 512 --batch 16 --trl 256 \
-        [--model FOLDER --random-weights [--shape llama-1b]]
+        [--model FOLDER --random-weights [--shape smollm2-135m|llama-1b]]
+    python benchmarks/bench_reference.py --tiny     # the rehearsal
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import mfu  # noqa: E402
 from realdata import SHARED  # noqa: E402
 
 
@@ -58,10 +67,11 @@ def plain_loop(model, seqs, device):
     with torch.inference_mode():
         for prompt_ids, response_ids in seqs:
             ids = torch.tensor([prompt_ids + response_ids], device=device)
-            logp = torch.log_softmax(model(ids).logits[0, :-1].double(), dim=-1)
-            targets = ids[0, 1:]
-            picked = logp[torch.arange(len(targets), device=device), targets]
-            totals.append(float(picked[len(prompt_ids) - 1 :].sum()))
+            r = len(response_ids)
+            # The r positions that predict a response token (from the prompt's last on).
+            logits = model(ids, logits_to_keep=r + 1).logits[0, :-1]
+            logp = torch.log_softmax(logits.double(), dim=-1)
+            totals.append(float(logp.gather(-1, ids[0, -r:, None]).sum()))
     return totals
 
 
@@ -80,11 +90,14 @@ def padded_batches(model, seqs, batch, pad, device):
                 tokens = seqs[i][0] + seqs[i][1]
                 ids[row, : len(tokens)] = torch.tensor(tokens, device=device)
                 mask[row, : len(tokens)] = 1
-            logp = torch.log_softmax(model(ids, attention_mask=mask).logits[:, :-1].double(), -1)
-            picked = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            # The head from the batch's first position that predicts a response token on.
+            first = min(len(seqs[i][0]) for i in members) - 1
+            logits = model(ids, attention_mask=mask, logits_to_keep=width - first).logits
+            logp = torch.log_softmax(logits[:, :-1].double(), -1)
+            picked = logp.gather(-1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(members):
                 prompt_len, response_len = len(seqs[i][0]), len(seqs[i][1])
-                span = slice(prompt_len - 1, prompt_len + response_len - 1)
+                span = slice(prompt_len - 1 - first, prompt_len + response_len - 1 - first)
                 totals[i] = float(picked[row, span].sum())
     return totals
 
@@ -135,9 +148,28 @@ def _trl():
         return None
 
 
-# Model shapes for --random-weights: the embedded model's own, and a 1B-parameter Llama (the
-# shape of Llama-3.2-1B) with the tokenizer's vocabulary.
+# Model shapes for --random-weights, each with the tokenizer's vocabulary: SmolLM2-135M's (the
+# embedded model's, from its config.json), a 1B-parameter Llama (the shape of Llama-3.2-1B) and
+# a 2-layer one for --tiny rehearsals.
 SHAPES = {
+    "smollm2-135m": dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        rope_theta=100000.0,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
     "llama-1b": dict(
         hidden_size=2048,
         intermediate_size=8192,
@@ -154,9 +186,17 @@ def random_config(args):
     --shape with --model's tokenizer (shared with bench_train.py)."""
     from transformers import AutoConfig, AutoTokenizer, LlamaConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if args.model in (None, "embedded"):  # the embedded model's tokenizer (and config)
+        from prefaudit.models.loading import load_causal_lm
+
+        model, tokenizer = load_causal_lm(None)
+        config = model.config
+        del model
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
     if args.shape == "model":
-        config = AutoConfig.from_pretrained(args.model)
+        if args.model not in (None, "embedded"):
+            config = AutoConfig.from_pretrained(args.model)
     else:
         config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
         config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
@@ -188,7 +228,7 @@ def forward_flops(model, seqs, *, prompt_once: bool) -> float:
     2 per weight per token in the layers, 2 per head weight per token where logits are taken,
     and the attention products (4 x layers x attention width x keys attended, per token).
     ``prompt_once``: the engine's way (each pair's prompt once, logits at response positions
-    only); otherwise the plain way (every sequence whole, logits at every position)."""
+    only); otherwise the plain way (every sequence whole, its prompt included)."""
     config = model.config
     head = config.vocab_size * config.hidden_size
     embed = head if not config.tie_word_embeddings else 0
@@ -207,8 +247,8 @@ def forward_flops(model, seqs, *, prompt_once: bool) -> float:
             if k % 2 == 0:  # the pair's prompt, once
                 total += 2 * body * p + attention(0, p)
             total += 2 * body * r + 2 * head * r + attention(p, p + r)
-        else:
-            total += 2 * (body + head) * (p + r) + attention(0, p + r)
+        else:  # the whole sequence, the head where a response token is predicted
+            total += 2 * body * (p + r) + 2 * head * r + attention(0, p + r)
     return total
 
 
@@ -223,7 +263,7 @@ def add_random_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", default="model", choices=["model", *SHAPES])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument(
@@ -233,15 +273,23 @@ def main() -> None:
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, else float32")
     parser.add_argument("--model", default="embedded", help="embedded, or a folder or hub name")
     add_random_model_options(parser)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating; min and median")
     parser.add_argument("--trl", type=int, default=8, help="pairs for TRL's precompute (0: skip)")
     parser.add_argument(
         "--plain", type=int, default=None, help="pairs for the plain loop (default all)"
     )
     parser.add_argument(
-        "--peak-tflops", type=float, default=989.4, help="the GPU's bf16 dense peak"
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's dense bf16 peak (default: looked up from its name in mfu.py)",
     )
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="a CPU rehearsal in seconds")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if args.tiny:  # a 2-layer model of random weights, a few pairs
+        args.random_weights, args.shape = True, "tiny"
+        args.pairs, args.trl, args.rounds = min(args.pairs, 4), min(args.trl, 2), 2
     if not SHARED.exists():
         sys.exit(f"real data not found at {SHARED}")
     cuda = args.device.startswith("cuda")
@@ -258,12 +306,14 @@ def main() -> None:
     started = time.perf_counter()
     model, tokenizer, described = load_model(args)
     params = sum(p.numel() for p in model.parameters())
+    name = mfu.device_name(args.device)
+    peak = args.peak_tflops or mfu.peak_tflops(name)
     print(
         f"model: {described}, {params / 1e6:.0f}M parameters, {args.dtype} on {args.device}, "
         f"attention {model.config._attn_implementation}; loaded in {time.perf_counter() - started:.1f} s"
     )
     if cuda:
-        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+        print(f"GPU: {name}, torch {torch.__version__}, bf16 peak {peak or 'unknown'} TFLOP/s")
     scorer = ReferenceScorer(loaded=(model, tokenizer), max_length=8192)
     started = time.perf_counter()
     seqs = sequences(scorer, pairs)
@@ -293,93 +343,160 @@ def main() -> None:
         padded: forward_flops(model, seqs, prompt_once=False),
         "prefaudit": forward_flops(model, seqs, prompt_once=True),
     }
-    results, times = {}, {}
-    for _ in range(args.rounds):  # rounds alternate the methods; the best time of each counts
-        for name, method in methods.items():
-            if cuda:
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            results[name] = method()
-            if cuda:
-                torch.cuda.synchronize()
-            elapsed = time.perf_counter() - started
-            times[name] = min(times.get(name, elapsed), elapsed)
+    results, times, peaks = {}, {}, {}
+    for _ in range(args.rounds):  # rounds alternate the methods
+        for label, method in methods.items():
+            elapsed, results[label], used = timed(method, cuda)
+            times.setdefault(label, []).append(elapsed)
+            peaks[label] = max(peaks.get(label) or 0.0, used) if used is not None else None
 
     if scorer.padded_tokens:
         rows = sum(
             len(p) + len(c) - 1 + len(r) - 1
             for (p, c), (_, r) in zip(seqs[0::2], seqs[1::2], strict=True)
         )
+        runs = args.rounds
         print(
             f"prefaudit's rows (prompt once, then both responses) hold {rows:,} tokens; its "
-            f"length-grouped batches ran {scorer.padded_tokens / args.rounds:,.0f} positions "
-            f"({scorer.padded_tokens / args.rounds / rows - 1:.1%} padding); tokenising took "
-            f"{scorer.tokenize_seconds / args.rounds:.2f} s of its {times['prefaudit']:.2f} s "
+            f"length-grouped batches ran {scorer.padded_tokens / runs:,.0f} positions "
+            f"({scorer.padded_tokens / runs / rows - 1:.1%} padding); tokenising took "
+            f"{scorer.tokenize_seconds / runs:.2f} s of its {min(times['prefaudit']):.2f} s "
             "(in a thread, overlapping the model after the first chunk of 1,024 pairs)"
         )
+    figures = table(args, times, counted, flops, peaks, peak, results)
+    figures.update(
+        model=described, parameters=params, dtype=args.dtype, device=args.device,
+        device_name=name, peak_tflops=peak, pairs=len(pairs), tokens=tokens,
+        rounds=args.rounds, torch=torch.__version__,
+    )  # fmt: skip
     if args.trl:
         try:
-            trl_comparison(args, model, tokenizer, scorer, pairs)
+            figures["trl"] = trl_comparison(args, model, tokenizer, scorer, pairs, peak)
         except Exception as err:  # the figures above still print
             print(f"TRL comparison failed: {type(err).__name__}: {err}")
-    table(args, times, counted, flops, cuda, results)
+            figures["trl"] = {"error": f"{type(err).__name__}: {err}"}
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return figures
 
 
-def trl_comparison(args, model, tokenizer, scorer, pairs) -> None:
+def timed(method, cuda: bool):
+    """(seconds, what ``method`` returned, peak GiB allocated on CUDA from a reset, or None)."""
+    import torch
+
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    value = method()
+    if cuda:
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    return elapsed, value, (torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
+
+
+def trl_comparison(args, model, tokenizer, scorer, pairs, peak) -> dict:
     # Plain-text prompts on both sides (TRL's "standard" format): the same token sequences
-    # when the prompt/response boundary is clean.
+    # when the prompt/response boundary is clean. Alternated, --rounds times each.
+    cuda = args.device.startswith("cuda")
     plain = [(p, c, r, None) for p, c, r, _ in pairs[: args.trl]]
-    started = time.perf_counter()
-    theirs = trl_precompute(model, tokenizer, plain, args.batch)
-    trl_time = time.perf_counter() - started
-    started = time.perf_counter()
-    frame = scorer.score(*map(list, zip(*plain, strict=True)))
-    ours_time = time.perf_counter() - started
+    seqs = sequences(scorer, plain)
+    work = forward_flops(model, seqs, prompt_once=False)
+    times: dict[str, list[float]] = {"TRL": [], "prefaudit": []}
+    peaks: dict[str, float | None] = {}
+    for _ in range(args.rounds):
+        seconds, theirs, used = timed(
+            lambda: trl_precompute(model, tokenizer, plain, args.batch), cuda
+        )
+        times["TRL"].append(seconds)
+        peaks["TRL"] = max(peaks.get("TRL") or 0.0, used) if used is not None else None
+        seconds, frame, used = timed(
+            lambda: scorer.score(*map(list, zip(*plain, strict=True))), cuda
+        )
+        times["prefaudit"].append(seconds)
+        peaks["prefaudit"] = max(peaks.get("prefaudit") or 0.0, used) if used is not None else None
     ours = list(np.column_stack([frame["chosen_logps"], frame["rejected_logps"]]).ravel())
     clean = np.repeat(~frame["boundary_mismatch"].to_numpy(), 2)
-    trl_tokens = sum(
-        len(scorer.tokenize(p, x, None)[0]) + len(scorer.tokenize(p, x, None)[1])
-        for p, c, r, _ in plain
-        for x in (c, r)
-    )
+    trl_tokens = sum(len(p) + len(r) for p, r in seqs)
     version = getattr(_trl(), "__version__", "?")
     print(
         f"TRL {version} DPOTrainer precompute ({args.dtype}, batch {args.batch}) on {len(plain)} "
-        f"pairs as plain text, {trl_tokens:,} tokens (includes its tokenisation and dataset caching):"
+        f"pairs as plain text, {trl_tokens:,} tokens (includes its tokenisation and dataset "
+        f"caching), {args.rounds} rounds alternating with prefaudit:"
     )
-    print(
-        f"  TRL {trl_time:.2f} s ({trl_tokens / trl_time:.1f} tokens/s); prefaudit "
-        f"{ours_time:.2f} s ({trl_tokens / ours_time:.1f} tokens/s): {trl_time / ours_time:.2f}x"
-    )
+    out = {}
+    for name, spent in times.items():
+        low, mid = min(spent), statistics.median(spent)
+        out[name] = {
+            "seconds_min": low,
+            "seconds_median": mid,
+            "tokens_per_second": trl_tokens / mid,
+            "mfu": mfu.mfu(forward_flops(model, seqs, prompt_once=name == "prefaudit"), mid, peak),
+            "peak_gib": peaks[name],
+        }
+        print(
+            f"  {name:<10} min {low:.2f} s, median {mid:.2f} s ({trl_tokens / mid:,.1f} tokens/s), "
+            f"MFU {mfu.shown(out[name]['mfu'])}, peak memory {_gib(peaks[name])}"
+        )
+    ratio = out["TRL"]["seconds_median"] / out["prefaudit"]["seconds_median"]
+    out["speedup_median"] = ratio
+    print(f"  prefaudit {ratio:.2f}x TRL (medians); TRL's FLOPs counted as {work / 1e12:.3f} TFLOP")
     diff = np.abs(np.array(theirs) - np.array(ours))[clean].max()
+    out["max_abs_diff"] = float(diff)
     print(
         f"  max |log-prob difference| prefaudit vs TRL: {diff:.2e} over the "
         f"{clean.sum() // 2} pairs with a clean prompt/response token boundary "
         f"({(~clean).sum() // 2} pairs where TRL's joint tokenisation differs are reported "
         "by the engine as boundary_mismatch)"
     )
+    return out
 
 
-def table(args, times, counted, flops, cuda, results) -> None:
-    base = counted["plain loop"] / times["plain loop"]
-    header = f"  {'method':<24} {'seconds':>8} {'tokens/s':>10} {'vs plain loop':>14}"
-    print(header + (f" {'TFLOP/s':>8} {'MFU':>6}" if cuda else ""))
-    for name, seconds in times.items():
-        rate = counted[name] / seconds
-        line = f"  {name:<24} {seconds:>8.2f} {rate:>10.1f} {rate / base:>13.2f}x"
-        if cuda:
-            achieved = flops[name] / seconds / 1e12
-            line += f" {achieved:>8.1f} {achieved / args.peak_tflops:>6.1%}"
-        print(line)
-    if cuda:
+def _gib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} GiB"
+
+
+def table(args, times, counted, flops, peaks, peak, results) -> dict:
+    """Print the methods' min / median times, speed against the plain loop (medians), MFU
+    (at the median) and peak memory; returns them."""
+    base = counted["plain loop"] / statistics.median(times["plain loop"])
+    print(
+        f"  {'method':<24} {'min s':>8} {'median s':>9} {'tokens/s':>10} {'vs plain':>9} "
+        f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9}"
+    )
+    figures: dict = {"methods": {}}
+    for name, spent in times.items():
+        low, mid = min(spent), statistics.median(spent)
+        rate = counted[name] / mid
+        achieved = flops[name] / mid / 1e12
+        share = mfu.mfu(flops[name], mid, peak)
+        used = "n/a" if peaks[name] is None else f"{peaks[name]:.2f}"
         print(
-            f"  (MFU: model FLOPs each method needs, padding excluded, over {args.peak_tflops} TFLOP/s)"
+            f"  {name:<24} {low:>8.2f} {mid:>9.2f} {rate:>10.1f} {rate / base:>8.2f}x "
+            f"{achieved:>8.3f} {mfu.shown(share):>6} {used:>9}"
         )
+        figures["methods"][name] = {
+            "seconds_min": low,
+            "seconds_median": mid,
+            "tokens_per_second": rate,
+            "vs_plain_loop": rate / base,
+            "tflops": achieved,
+            "mfu": share,
+            "peak_gib": peaks[name],
+        }
+    print(
+        f"  (median of {args.rounds} alternating rounds; MFU: the model FLOPs each method needs, "
+        f"padding excluded, at the median time, over {peak or 'n/a'} TFLOP/s dense bf16)"
+    )
     reference = np.array(results["plain loop"])
     for name, values in results.items():
         if name != "plain loop":
             diff = np.abs(np.array(values)[: len(reference)] - reference).max()
+            figures["methods"][name]["max_abs_diff_vs_plain"] = float(diff)
             print(f"  max |log-prob difference| {name} vs plain loop: {diff:.2e}")
+    return figures
 
 
 if __name__ == "__main__":

@@ -24,12 +24,22 @@ bf16 weights through float32 masters, which that run also has.
 ``--random-weights`` builds the model from ``--model``'s config (or ``--shape``) with random
 weights and saves it, with the tokenizer, into a temporary folder both loops load: for a machine
 the weights cannot be copied to (speed does not depend on the weights' values). ``--rounds``
-runs every loop that many times, alternating; the median counts. On CUDA each loop first runs
-once on two batches, untimed (``--no-warmup``: not).
+runs every loop that many times, alternating; the median counts (min and max printed too). On
+CUDA each loop first runs once on two batches, untimed (``--no-warmup``: not).
+
+MFU: the model FLOPs of the training the pairs need (each pair's prompt once and both
+responses, forward + backward = 6 x parameters outside the embeddings x tokens, plus the
+attention products and the head at response tokens: benchmarks/mfu.py), the same count for
+every loop, over the median steps time, over the device's dense bf16 peak looked up from its
+name ("n/a" on a CPU or an unknown device). TRL's reference forward passes are not counted:
+they are work prefaudit does not need. Peak memory: ``torch.cuda.max_memory_allocated`` of the
+run (CUDA only). ``--tiny``: a CPU rehearsal (a 2-layer model of random weights, 8 pairs);
+``--json PATH``: the figures as JSON too.
 
     python benchmarks/bench_train.py [--pairs 16] [--batch 4] [--device cpu] [--model FOLDER]
     python benchmarks/bench_train.py --device cuda --pairs 512 --batch 16 --rounds 3 \
-        --model FOLDER --random-weights [--shape llama-1b] [--max-chars 2000]
+        --random-weights [--shape smollm2-135m|llama-1b] [--max-chars 2000]
+    python benchmarks/bench_train.py --tiny          # the rehearsal
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import mfu  # noqa: E402
 from bench_reference import add_random_model_options, random_config  # noqa: E402
 from realdata import real_pairs  # noqa: E402
 
@@ -181,7 +192,33 @@ def loops(args) -> dict:
     return runs
 
 
-def main() -> None:
+def pair_flops(args, pairs: list[dict]) -> float:
+    """Model FLOPs of one training pass over ``pairs`` (benchmarks/mfu.py), tokenised as the
+    loop tokenises them; the model built on the meta device (no memory, no time)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from prefaudit.models.reference import tokenize_pairs
+
+    if args.model is None:
+        from prefaudit.models.loading import load_causal_lm
+
+        model, tokenizer = load_causal_lm(None)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(args.model))
+    prompt_ids, responses, _ = tokenize_pairs(
+        tokenizer,
+        [p["prompt"] for p in pairs],
+        [[p["chosen"], p["rejected"]] for p in pairs],
+        [None] * len(pairs),
+    )
+    counts = [(len(p), len(c), len(r)) for p, (c, r) in zip(prompt_ids, responses, strict=True)]
+    return mfu.training_flops(model, counts)
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4)
@@ -195,9 +232,12 @@ def main() -> None:
     add_random_model_options(parser)
     parser.add_argument("--rounds", type=int, default=1, help="runs of each loop; median counts")
     parser.add_argument("--no-warmup", action="store_true", help="CUDA: no untimed first run")
-    args = parser.parse_args()
-    if args.random_weights and not args.model:
-        parser.error("--random-weights needs --model FOLDER (its config and tokenizer)")
+    parser.add_argument("--tiny", action="store_true", help="a CPU rehearsal")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.random_weights, args.shape = True, "tiny"
+        args.pairs, args.batch, args.rounds = min(args.pairs, 8), min(args.batch, 4), 1
     import torch
 
     cuda = args.device.startswith("cuda")
@@ -222,6 +262,7 @@ def main() -> None:
                     f"end to end {times[name][-1]['end to end']:.2f} s",
                     flush=True,
                 )
+        flops = pair_flops(args, pairs)  # while --model's folder exists
     runs = {name: _median(results) for name, results in times.items()}
     ours = runs["prefaudit"]
     tokens = ours["tokens"]
@@ -233,21 +274,50 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name()}" if cuda else "")
         + (f", median of {args.rounds} rounds" if args.rounds > 1 else "")
     )
+    name = mfu.device_name(args.device)
+    peak_tflops = mfu.peak_tflops(name)
     print(
-        "\n| loop | steps s | tokens/s | end-to-end s | tokens/s | prefaudit speed-up | peak GiB |"
+        "\n| loop | steps s | tokens/s | end-to-end s | tokens/s | prefaudit speed-up "
+        "| MFU (steps) | peak GiB |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    figures: dict = {
+        "model": described,
+        "device": args.device,
+        "device_name": name,
+        "peak_tflops": peak_tflops,
+        "pairs": len(pairs),
+        "tokens": tokens,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "model_tflops": flops / 1e12,
+        "loops": {},
+    }
     for name, run in runs.items():
         speedup = (
             f"{run['steps'] / ours['steps']:.2f}x / {run['end to end'] / ours['end to end']:.2f}x"
         )
-        peak = f"{run['peak']:.2f}" if run["peak"] is not None else "-"
+        peak = f"{run['peak']:.2f}" if run["peak"] is not None else "n/a"
+        share = mfu.mfu(flops, run["steps"], peak_tflops)
         print(
             f"| {name} | {run['steps']:.2f} | {tokens / run['steps']:,.1f} | "
             f"{run['end to end']:.2f} | {tokens / run['end to end']:,.1f} | "
-            f"{'-' if name == 'prefaudit' else speedup} | {peak} |"
+            f"{'-' if name == 'prefaudit' else speedup} | {mfu.shown(share)} | {peak} |"
         )
-    print("\nspeed-up: TRL's time over prefaudit's (steps / end to end); target >= 1.0x on CPU")
+        steps = [r["steps"] for r in times[name]]
+        figures["loops"][name] = {
+            "steps_seconds_median": run["steps"],
+            "steps_seconds_min": min(steps),
+            "end_to_end_seconds_median": run["end to end"],
+            "tokens_per_second": tokens / run["steps"],
+            "mfu": share,
+            "peak_gib": run["peak"],
+        }
+    print(
+        "\nspeed-up: TRL's time over prefaudit's (steps / end to end); MFU: the model FLOPs the "
+        f"pairs need ({flops / 1e12:.3f} TFLOP, the same for every loop) at the median steps "
+        f"time over {peak_tflops or 'n/a'} TFLOP/s dense bf16"
+    )
     if args.rounds > 1:
         for name, results in times.items():
             steps = [r["steps"] for r in results]
@@ -256,6 +326,11 @@ def main() -> None:
                 f"{name}: steps {min(steps):.2f}-{max(steps):.2f} s, "
                 f"end to end {min(ends):.2f}-{max(ends):.2f} s over {len(results)} rounds"
             )
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return figures
 
 
 def _median(results: list[dict]) -> dict:

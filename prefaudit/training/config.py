@@ -18,6 +18,7 @@ from prefaudit.training.trackers import tracker_names
 
 SCHEDULES = ("linear", "constant")
 DTYPES = ("float32", "bfloat16", "float16")
+PARALLEL = ("ddp", "fsdp")
 _DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
@@ -131,6 +132,12 @@ class TrainConfig:
         "about a third more compute, a fraction of the memory (TRL turns it on by default)",
         False,
     )
+    parallel: str = _help(
+        "under torchrun / accelerate launch: ddp (a whole model on every GPU) or fsdp (FSDP2: "
+        "weights, gradients and AdamW's state sharded across the processes, for a model whose "
+        "full fine-tune does not fit one GPU; no LoRA). Alone, neither applies",
+        "ddp",
+    )
     device: str | None = _help("cuda, cpu, ...; None = CUDA when there is a GPU", None)
     dtype: str | None = _help(
         "weights' dtype: None = bfloat16 on a GPU that has it, float32 elsewhere", None
@@ -199,6 +206,7 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        problems += self._parallel_problems()
         if self.dtype is not None and self.dtype not in DTYPES:
             problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.device is not None and not _is_device(self.device):
@@ -207,6 +215,13 @@ class TrainConfig:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if problems:
             raise SettingError("; ".join(problems))
+
+    def _parallel_problems(self) -> list[str]:
+        if self.parallel not in PARALLEL:
+            return [f"parallel must be ddp or fsdp, got {self.parallel!r}"]
+        if self.parallel == "fsdp" and self.lora_r:
+            return ["parallel=fsdp trains every weight: it does not take lora_r > 0"]
+        return []
 
     def _typed(self) -> list[str]:
         """Each number and switch made the type its field declares, as YAML and flags give
@@ -271,6 +286,7 @@ class TrainConfig:
             "save_every",
             "keep_checkpoints",
             "gradient_checkpointing",  # the same weights, recomputed instead of kept
+            "parallel",  # the same weights; checkpoints hold whole tensors either way
             "report_to",
             "run_name",
         }

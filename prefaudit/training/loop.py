@@ -7,7 +7,9 @@ similar length share a batch; the language-model head runs only where a response
 predicted. Weights held in bf16 (the default on a GPU) are stepped through float32 master
 copies, so AdamW's small steps are not rounded away. Under ``torchrun`` / ``accelerate launch``
 the model is wrapped in DDP and each micro-batch is shared out across the processes; rank 0
-writes every file.
+writes every file. With ``parallel="fsdp"`` it is sharded with FSDP2 instead
+(:mod:`prefaudit.training.sharding`): weights, gradients, masters and AdamW's state split
+across the processes, the reference log-probs scored by the sharded model itself.
 """
 
 from __future__ import annotations
@@ -93,14 +95,20 @@ def train(
     out = _unless_unfinished(Path(out), resume)
     require_trackers(config.report_to)  # a missing package is said now, not after the setup
     rank, world = rank_and_world()
-    model, tokenizer, device, dtype = _load(config, rank)
+    sharded = config.parallel == "fsdp" and world > 1
+    model, tokenizer, device, dtype = _load(config, rank, place=not sharded)
     limit = config.eval_limit(device)  # the held-out pairs evaluated at most
     train_set, eval_set = _datasets(
         pairs, eval_pairs, tokenizer, config, dtype, reference_logps, limit
     )
     plan = _plan(train_set, config, world)
-    _score_reference(model, tokenizer, train_set, eval_set, plan, progress)
-    model, wrapped = _for_training(model, config, device, world)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if sharded:  # sharded first: the whole model never sits on one GPU
+        model, wrapped = _for_training(model, config, device, world)
+        _score_reference_sharded(wrapped, train_set, eval_set, plan, config, pad, rank, world)
+    else:
+        _score_reference(model, tokenizer, train_set, eval_set, plan, progress)
+        model, wrapped = _for_training(model, config, device, world)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     trainable = [p for _, p in named]
     masters = _masters(trainable)  # what AdamW steps: float32 (the parameter itself if it is)
@@ -108,7 +116,6 @@ def train(
     state = (model, named, masters, optimizer, scheduler)  # logged: tokens before this process
     start, window, logged = _start(out, resume, rank, *state, config=config)
     trackers = _trackers(config, out, start, group, active=rank == 0)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bar = _progress(len(plan), start, show=progress and rank == 0)
     seconds, tokens, last_eval = 0.0, 0, {}  # seconds: time spent in training steps only
     metrics = _Metrics(out / "metrics.jsonl", keep_until=start, active=rank == 0, trackers=trackers)
@@ -129,11 +136,12 @@ def train(
                 _log_train(writer, bar, done, window, norm, rate, logged + tokens)
                 window = _Sums()
             due = (config.eval_every and done % config.eval_every == 0) or done == len(plan)
-            if due and len(eval_set) and rank == 0:
-                last_eval = evaluate(model, eval_set, config, pad)
+            if due and len(eval_set) and (rank == 0 or sharded):  # FSDP: every process runs
+                share = (rank, world) if sharded else (0, 1)
+                last_eval = evaluate(wrapped if sharded else model, eval_set, config, pad, share)
                 writer.write(done, "eval", last_eval)
             if config.save_every and done % config.save_every == 0 and done < len(plan):
-                if rank == 0:
+                if rank == 0 or sharded:  # FSDP: every process gathers, rank 0 writes
                     log = {**window.to_dict(), "tokens": logged + tokens}  # a resume logs these
                     _save_checkpoint(out, done, named, masters, optimizer, scheduler, config, log)
                 barrier(world)
@@ -141,14 +149,16 @@ def train(
     summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
     summary["trackers"] = trackers.where() if trackers else {}
     summary["attention"] = _attention_path(wrapped)  # packed FlexAttention or the dense mask
+    whole = _gathered_model(model) if sharded else None  # FSDP: every process gathers
     if rank == 0:
-        _save_outputs(out, model, tokenizer, summary, config)
+        _save_outputs(out, model, tokenizer, summary, config, state=whole)
     barrier(world)
     return TrainResult(out, len(plan), last_eval, summary)
 
 
-def _load(config: TrainConfig, rank: int):
-    """(model on its device, tokenizer, device, weight dtype), with torch seeded first."""
+def _load(config: TrainConfig, rank: int, *, place: bool = True):
+    """(model on its device, or on the CPU unless ``place``; tokenizer, device, weight dtype),
+    with torch seeded first."""
     import torch
 
     from prefaudit.models.loading import load_causal_lm
@@ -158,7 +168,8 @@ def _load(config: TrainConfig, rank: int):
         torch.cuda.reset_peak_memory_stats(device)  # this run's peak, not the process's
     torch.manual_seed(config.seed)
     model, tokenizer = load_causal_lm(config.model, dtype=dtype)
-    model.to(device)
+    if place:
+        model.to(device)
     return model, tokenizer, device, dtype
 
 
@@ -181,7 +192,8 @@ def _datasets(pairs, eval_pairs, tokenizer, config, dtype, reference_logps, eval
 
 def _for_training(model, config: TrainConfig, device: str, world: int):
     """(the model in train mode, with LoRA adapters when ``lora_r`` asks for them; what the
-    steps run: that model, or its DDP wrapper under several processes)."""
+    steps run: that model, or its DDP wrapper under several processes, or with
+    ``parallel="fsdp"`` the model sharded by FSDP2 and what the steps run of it)."""
     if config.gradient_checkpointing:
         # Each layer's activations are recomputed in the backward pass instead of kept: about
         # a third more compute for a fraction of the memory (TRL's default).
@@ -189,6 +201,10 @@ def _for_training(model, config: TrainConfig, device: str, world: int):
     if config.lora_r:
         model = _with_lora(model, config)
     model.train()
+    if config.parallel == "fsdp" and world > 1:
+        from prefaudit.training.sharding import shard
+
+        return shard(model, device, world)
     return model, (_ddp(model, device) if world > 1 else model)
 
 
@@ -211,6 +227,21 @@ def _score_reference(model, tokenizer, train_set, eval_set, plan, progress: bool
         prepared.reference_source["computed"] = computed
     unscored = int(np.isnan(train_set.reference).any(axis=1).sum())
     if unscored:  # pairs past --max-steps: never trained on, so never scored
+        train_set.reference_source["not_needed"] = unscored
+
+
+def _score_reference_sharded(wrapped, train_set, eval_set, plan, config, pad, rank, world):
+    """:func:`_score_reference` under FSDP: the pairs dealt out across the processes, each
+    scored by the sharded model (``eval_batch_size`` pairs a batch), gathered on every one."""
+    from prefaudit.training.sharding import score_reference
+
+    used = np.unique(np.concatenate([rows for step in plan for rows in step] or [[]]))
+    for prepared, rows in ((train_set, used), (eval_set, None)):
+        batch = config.eval_batch_size
+        computed = score_reference(wrapped, prepared, rows, pad, batch, rank, world)
+        prepared.reference_source["computed"] = computed
+    unscored = int(np.isnan(train_set.reference).any(axis=1).sum())
+    if unscored:
         train_set.reference_source["not_needed"] = unscored
 
 
@@ -320,11 +351,14 @@ def _clear_run(out: Path) -> None:
     (out / TRACKERS_FILE).unlink(missing_ok=True)
 
 
-def _save_outputs(out: Path, model, tokenizer, summary: dict, config: TrainConfig) -> None:
-    """The trained model (LoRA merged in) and summary.json."""
+def _save_outputs(
+    out: Path, model, tokenizer, summary: dict, config: TrainConfig, state: dict | None = None
+) -> None:
+    """The trained model (LoRA merged in; ``state``: its whole weights, gathered from FSDP's
+    shards) and summary.json."""
     from prefaudit.fileio import write_json
 
-    _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r))
+    _save_model(out / "model", model, tokenizer, merge=bool(config.lora_r), state=state)
     write_json(out / "summary.json", summary)
 
 
@@ -343,10 +377,16 @@ def _prepared(frame, tokenizer, config, dtype, reference_logps) -> Prepared:
     return prepared
 
 
-def evaluate(model, prepared: Prepared, config: TrainConfig, pad: int) -> dict[str, float]:
-    """TRL's metrics over every pair of ``prepared``, the model in eval mode, no gradients."""
+def evaluate(
+    model, prepared: Prepared, config: TrainConfig, pad: int, share: tuple[int, int] = (0, 1)
+) -> dict[str, float]:
+    """TRL's metrics over every pair of ``prepared``, the model in eval mode, no gradients.
+    ``share``: (rank, world) when every process evaluates its share of each batch (FSDP)."""
     import torch
 
+    from prefaudit.training.sharding import evaluation_share
+
+    rank, world = share
     was_training = model.training
     model.eval()
     sums = _Sums()
@@ -354,7 +394,11 @@ def evaluate(model, prepared: Prepared, config: TrainConfig, pad: int) -> dict[s
     with torch.no_grad():
         for start in range(0, len(order), config.eval_batch_size):
             rows = order[start : start + config.eval_batch_size]
-            sums.add(_pair_stats(model, prepared, rows, pad, config))
+            mine, counts = evaluation_share(rows, rank, world) if world > 1 else (rows, True)
+            stats = _pair_stats(model, prepared, mine, pad, config)
+            if counts:
+                sums.add(stats)
+    sums.all_reduce(world)
     model.train(was_training)
     return sums.means()
 
@@ -577,7 +621,8 @@ def _clip(parameters, max_norm: float) -> float:
     import torch
 
     limit = max_norm if max_norm > 0 else float("inf")
-    return float(torch.nn.utils.clip_grad_norm_(parameters, limit))
+    norm = torch.nn.utils.clip_grad_norm_(parameters, limit)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: a DTensor
 
 
 def _save_checkpoint(
@@ -585,9 +630,19 @@ def _save_checkpoint(
 ) -> None:
     """checkpoints/step-NNNNNNN/state.pt, written into a temporary folder and renamed, so a
     kill leaves either the whole checkpoint or none; older ones beyond the limit removed. The
-    trainable weights are saved as their float32 masters."""
+    trainable weights are saved as their float32 masters. Under FSDP every process calls it:
+    the sharded tensors are gathered whole (a collective), rank 0 writes them."""
     import torch
 
+    from prefaudit.training.sharding import gathered, is_sharded
+
+    sharded = any(is_sharded(m) for m in masters)
+    model = {n: m.detach() for (n, _), m in zip(named, masters, strict=True)}
+    model, optimizer_state = (
+        gathered((model, optimizer.state_dict())) if sharded else (model, optimizer.state_dict())
+    )
+    if sharded and rank_and_world()[0] != 0:
+        return
     root = out / "checkpoints"
     final = root / f"step-{step:07d}"
     tmp = root / f".step-{step:07d}.tmp"
@@ -595,8 +650,8 @@ def _save_checkpoint(
     tmp.mkdir(parents=True)
     state = {
         "step": step,
-        "model": {n: m.detach().cpu() for (n, _), m in zip(named, masters, strict=True)},
-        "optimizer": optimizer.state_dict(),
+        "model": {n: m.cpu() for n, m in model.items()},
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
         "config": config.to_dict(),
@@ -638,12 +693,22 @@ def _resume(
     mismatched = set(state["model"]) ^ {n for n, _ in named}
     if mismatched:
         raise InputError(f"resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})")
-    model.load_state_dict(state["model"], strict=False)
+    from prefaudit.training.sharding import is_sharded, reshard_optimizer, shard_like
+
+    sharded = any(is_sharded(m) for m in masters)
+    if not sharded:
+        model.load_state_dict(state["model"], strict=False)
     with torch.no_grad():
         for (name, p), m in zip(named, masters, strict=True):
-            if m is not p:
+            if sharded:  # this process's shard of the whole tensor, then into the model
+                m.copy_(shard_like(state["model"][name], m))
+                if m is not p:
+                    p.copy_(m)
+            elif m is not p:
                 m.copy_(state["model"][name])
     optimizer.load_state_dict(state["optimizer"])
+    if sharded:
+        reshard_optimizer(optimizer)
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     log.info("resumed from %s", found[-1])
@@ -651,13 +716,24 @@ def _resume(
     return int(state["step"]), _Sums.from_dict(logged), int(logged.get("tokens", 0))
 
 
-def _save_model(folder: Path, model, tokenizer, *, merge: bool) -> None:
-    """The trained model as a from_pretrained-able folder (LoRA merged in), atomically."""
+def _gathered_model(model) -> dict:
+    """The FSDP-sharded model's whole weights on rank 0's CPU; every process calls it."""
+    from prefaudit.training.sharding import full_model_state
+
+    return full_model_state(model)
+
+
+def _save_model(folder: Path, model, tokenizer, *, merge: bool, state: dict | None = None) -> None:
+    """The trained model as a from_pretrained-able folder (LoRA merged in; ``state``: the
+    weights to write instead of the model's own), atomically."""
     from prefaudit.fileio import swap_folder
 
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (model.merge_and_unload() if merge else model).save_pretrained(tmp)
+    if state is not None:
+        model.save_pretrained(tmp, state_dict=state)
+    else:
+        (model.merge_and_unload() if merge else model).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     swap_folder(tmp, folder)  # a kill at any moment leaves the old model or the new one
 

@@ -1,0 +1,271 @@
+"""Every GPU measurement of issue 24 in one run of a few minutes, its figures in one folder.
+
+    python benchmarks/gpu_suite.py --out DIR        # on a GPU machine (DIR default: $OUT or gpu-suite)
+    python benchmarks/gpu_suite.py --tiny --out DIR # the rehearsal on a CPU, tiny shapes
+    python benchmarks/gpu_suite.py --only reference-1b,fsdp --out DIR  # some steps, merged in
+
+Steps, each a subprocess (so one's GPU memory is returned before the next, and one failure
+leaves the others' figures), each writing DIR/<step>.json and its console output DIR/<step>.log:
+
+- reference-135m, reference-1b: ``bench_reference.py`` (plain loop, padded batches, prefaudit,
+  TRL's precompute) in the SmolLM2-135M and the Llama-3.2-1B shapes, random weights, bf16;
+- train-135m, train-1b: ``bench_train.py`` (prefaudit's loop against TRL's DPOTrainer);
+- fsdp: with more than one GPU, ``torchrun -m prefaudit train --parallel fsdp`` over all of them
+  (and ``--parallel ddp`` beside it, the same pairs) in the 1B shape: tokens/s, MFU across the
+  GPUs, rank 0's peak memory; with one GPU it is recorded as not measured.
+
+Then DIR/summary.json (every step's figures) and DIR/summary.md (the tables). With ``--tiny``
+every step runs on the CPU with the 2-layer shape, and the FSDP step with 2 gloo processes.
+The real pairs come from ../shared/data or $PREFAUDIT_SHARED_DATA (benchmarks/realdata.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import mfu  # noqa: E402
+
+
+def steps(tiny: bool) -> dict[str, list[str]]:
+    """step name -> the benchmark and its arguments."""
+    if tiny:
+        common = ["--device", "cpu", "--tiny"]
+        return {
+            "reference-tiny": ["bench_reference.py", *common],
+            "train-tiny": ["bench_train.py", *common],
+        }
+    gpu = ["--device", "cuda", "--random-weights"]
+    return {
+        "reference-135m": ["bench_reference.py", *gpu, "--shape", "smollm2-135m"]
+        + ["--pairs", "512", "--batch", "16", "--plain", "128", "--trl", "128", "--rounds", "3"],
+        "reference-1b": ["bench_reference.py", *gpu, "--shape", "llama-1b"]
+        + ["--pairs", "512", "--batch", "16", "--plain", "64", "--trl", "64", "--rounds", "3"],
+        "train-135m": ["bench_train.py", *gpu, "--shape", "smollm2-135m"]
+        + ["--pairs", "256", "--batch", "16", "--max-chars", "2000", "--rounds", "2"],
+        "train-1b": ["bench_train.py", *gpu, "--shape", "llama-1b"]
+        + ["--pairs", "256", "--batch", "16", "--max-chars", "2000", "--rounds", "2"],
+    }
+
+
+def run_step(name: str, command: list[str], out: Path, timeout: int) -> dict:
+    """Run one benchmark into out/<name>.json and .log; its figures, or why there are none."""
+    target = out / f"{name}.json"
+    began = time.perf_counter()
+    with open(out / f"{name}.log", "w") as log:
+        try:
+            done = subprocess.run(
+                [sys.executable, str(HERE / command[0]), *command[1:], "--json", str(target)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=HERE,
+                env=_env(),
+                timeout=timeout,
+            )
+            code = done.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    seconds = round(time.perf_counter() - began, 1)
+    print(f"{name}: exit {code} in {seconds} s", flush=True)
+    if code == 0 and target.exists():
+        return {"status": "measured", "seconds": seconds, **json.loads(target.read_text())}
+    return {"status": f"failed (exit {code}; see {name}.log)", "seconds": seconds}
+
+
+def _env() -> dict:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+# long: one measurement end to end (model, pairs, two launches, figures), kept in one place
+def fsdp_step(out: Path, tiny: bool, timeout: int) -> dict:
+    """FSDP2 against DDP across every GPU (2 gloo processes on a CPU with --tiny): the same
+    pairs and steps through ``torchrun -m prefaudit train``; figures from each summary.json."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if not tiny and gpus < 2:
+        return {"status": f"not measured: {gpus} GPU(s) here, FSDP needs 2 or more"}
+    processes = 2 if tiny else gpus
+    device = "cpu" if tiny else "cuda"
+    work = out / "fsdp-work"
+    work.mkdir(exist_ok=True)
+    folder, pairs_file, pairs = _fsdp_inputs(work, tiny, device)
+    batch = 4 if tiny else 8 * processes
+    figures: dict = {"status": "measured", "processes": processes, "runs": {}}
+    name = mfu.device_name(device)
+    peak = mfu.peak_tflops(name)
+    from bench_train import pair_flops
+
+    flops = pair_flops(argparse.Namespace(model=str(folder)), pairs)
+    for parallel in ("fsdp", "ddp"):
+        run_out = work / parallel
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node"]
+        command += [str(processes), "-m", "prefaudit", "train", str(pairs_file)]
+        command += ["--model", str(folder), "--parallel", parallel, "--device", device]
+        command += ["--batch-size", str(batch), "--max-steps", str(len(pairs) // batch)]
+        command += ["--eval-fraction", "0", "--save-every", "0", "--warmup-ratio", "0"]
+        command += ["--out", str(run_out)]
+        began = time.perf_counter()
+        with open(out / f"fsdp-{parallel}.log", "w") as log:
+            try:
+                code = subprocess.run(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=_env(), timeout=timeout
+                ).returncode
+            except subprocess.TimeoutExpired:
+                code = "timeout"
+        seconds = round(time.perf_counter() - began, 1)
+        print(f"fsdp ({parallel}, {processes} processes): exit {code} in {seconds} s", flush=True)
+        if code != 0:
+            figures["runs"][parallel] = {"status": f"failed (exit {code}; see fsdp-{parallel}.log)"}
+            continue
+        summary = json.loads((run_out / "summary.json").read_text())
+        train_seconds = summary["train_seconds"]
+        figures["runs"][parallel] = {
+            "status": "measured",
+            "tokens_per_second": summary["tokens_per_second"],
+            "train_seconds": train_seconds,
+            # Across the processes: the FLOPs over the time over every device's peak.
+            "mfu": mfu.mfu(flops, train_seconds, peak * processes if peak else None),
+            "peak_gib_rank0": summary["peak_gpu_memory_gib"],
+        }
+    figures.update(device_name=name, peak_tflops=peak, pairs=len(pairs), batch=batch)
+    return figures
+
+
+def _fsdp_inputs(work: Path, tiny: bool, device: str):
+    """(model folder of random weights in the 1B shape, or tiny; the pairs file; the pairs)."""
+    import pandas as pd
+    import torch
+    from bench_reference import random_config
+    from bench_train import short_pairs
+    from transformers import AutoModelForCausalLM
+
+    args = argparse.Namespace(model=None, shape="tiny" if tiny else "llama-1b")
+    config, tokenizer = random_config(args)
+    torch.manual_seed(0)
+    dtype = torch.float32 if tiny else torch.bfloat16
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    folder = work / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    del model
+    pairs = short_pairs(8 if tiny else 256, 400 if tiny else 2000)
+    pairs_file = work / "pairs.jsonl"
+    frame = pd.DataFrame(pairs)
+    frame.insert(0, "pair_id", [f"p{i}" for i in range(len(pairs))])
+    frame.to_json(pairs_file, orient="records", lines=True)
+    return folder, pairs_file, pairs
+
+
+def summary_markdown(figures: dict) -> str:
+    """The suite's tables in markdown: every step, "not measured" where a step did not run."""
+    lines = [f"# GPU suite ({figures['when']}, {figures['device']})", ""]
+    for name, step in figures["steps"].items():
+        lines.append(f"## {name}: {step.get('status')}")
+        lines.append("")
+        if name.startswith("reference") and "methods" in step:
+            lines += [
+                "| method | median s | tokens/s | vs plain | MFU | peak GiB |",
+                "|---|---|---|---|---|---|",
+            ]
+            for method, row in step["methods"].items():
+                lines.append(
+                    f"| {method} | {row['seconds_median']:.2f} | {row['tokens_per_second']:,.0f} | "
+                    f"{row['vs_plain_loop']:.2f}x | {mfu.shown(row['mfu'])} | {_gib(row['peak_gib'])} |"
+                )
+            trl = step.get("trl") or {}
+            if "TRL" in trl:
+                for who in ("TRL", "prefaudit"):
+                    row = trl[who]
+                    lines.append(
+                        f"| {who} (TRL's pairs) | {row['seconds_median']:.2f} | "
+                        f"{row['tokens_per_second']:,.0f} | - | {mfu.shown(row['mfu'])} | "
+                        f"{_gib(row['peak_gib'])} |"
+                    )
+        elif name.startswith("train") and "loops" in step:
+            lines += [
+                "| loop | steps s (median) | tokens/s | MFU | peak GiB |",
+                "|---|---|---|---|---|",
+            ]
+            for loop, row in step["loops"].items():
+                lines.append(
+                    f"| {loop} | {row['steps_seconds_median']:.2f} | {row['tokens_per_second']:,.0f} | "
+                    f"{mfu.shown(row['mfu'])} | {_gib(row['peak_gib'])} |"
+                )
+        elif name == "fsdp" and "runs" in step:
+            lines += [
+                "| parallel | tokens/s | MFU (all devices) | rank 0 peak GiB |",
+                "|---|---|---|---|",
+            ]
+            for parallel, row in step["runs"].items():
+                if row.get("status") != "measured":
+                    lines.append(f"| {parallel} | {row['status']} | | |")
+                    continue
+                lines.append(
+                    f"| {parallel} | {row['tokens_per_second']:,.0f} | {mfu.shown(row['mfu'])} | "
+                    f"{_gib(row['peak_gib_rank0'])} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _gib(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-suite")
+    parser.add_argument("--tiny", action="store_true", help="rehearse on the CPU, tiny shapes")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds at most per step")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated steps to run (the others' figures already in OUT are kept): "
+        "for machines that limit one command's time",
+    )
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    planned = {**steps(args.tiny), "fsdp": None}
+    wanted = args.only.split(",") if args.only else list(planned)
+    unknown = sorted(set(wanted) - set(planned))
+    if unknown:
+        parser.error(f"--only: unknown step(s) {', '.join(unknown)}; known: {', '.join(planned)}")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    figures: dict = {"when": when, "device": device, "torch": torch.__version__, "steps": {}}
+    if args.only and (out / "summary.json").exists():  # earlier steps' figures stay
+        figures["steps"] = json.loads((out / "summary.json").read_text()).get("steps", {})
+    for name in wanted:
+        if name != "fsdp":
+            figures["steps"][name] = run_step(name, planned[name], out, args.timeout)
+            continue
+        try:
+            figures["steps"]["fsdp"] = fsdp_step(out, args.tiny, args.timeout)
+        except Exception as err:  # the other figures are still written
+            figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
+    (out / "summary.json").write_text(json.dumps(figures, indent=2))
+    (out / "summary.md").write_text(summary_markdown(figures))
+    print(f"figures in {out}/summary.json and summary.md")
+    failed = [n for n, s in figures["steps"].items() if str(s.get("status")).startswith("failed")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
