@@ -221,7 +221,8 @@ def main() -> None:
                 runs.setdefault((arm, n), []).append(result)
                 print(
                     f"  {n:>9,} {arm:<14} run {r + 1}: {result['seconds']:.1f} s, "
-                    f"peak {result['peak_mib']:,.0f} MiB",
+                    f"peak {result['peak_mib']:,.0f} MiB; "
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in result["timings"].items()),
                     flush=True,
                 )
     if args.million:
