@@ -30,7 +30,9 @@ def print_summary(result, out: Path) -> None:
     for name, validator in result.validators.items():
         flagged = int(validator.flags["issue"].sum())
         share = f" ({flagged / n:.1%})" if n else ""
-        print(f"{name:<10} {flagged} of {n} pairs flagged{share}")
+        seconds = result.timings.get(name)
+        took = "" if seconds is None else f" in {seconds:.2f} s"
+        print(f"{name:<10} {flagged} of {n} pairs flagged{share}{took}")
         for key in getattr(VALIDATORS.get(name), "headline_metrics", ()):
             if key in validator.metrics:
                 print(f"  {key:<40} {_fmt(validator.metrics[key])}")

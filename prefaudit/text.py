@@ -185,3 +185,57 @@ def _arrow(values) -> pa.Array | pa.ChunkedArray:
     if isinstance(values, pd.Series):
         return pa.array(values)
     return pa.array(values, type=pa.large_string())
+
+
+# -- hashed word and bigram counts, and shape counts (label_noise's features without embeddings)
+
+# Python's ASCII whitespace (str.isspace): \t \n \v \f \r, \x1c-\x1f and the space. Arrow's RE2
+# reads \s and \d as narrower or wider sets than Python's re does, so the ASCII-only passes
+# below spell them out.
+_ASCII_SPACE = r"\t-\r\x1c-\x20"
+# The shape counts, as Python's re reads them (the fallback for texts that are not ASCII) and
+# the same on ASCII text for RE2.
+SHAPE_PATTERNS = {
+    "words": (r"\S+", f"[^{_ASCII_SPACE}]+"),
+    "list items": (
+        r"(?m)^\s*(?:[-*•]|\d+[.)])\s",
+        f"(?m)^[{_ASCII_SPACE}]*(?:[-*•]|[0-9]+[.)])[{_ASCII_SPACE}]",
+    ),
+    "digits": (r"\d", "[0-9]"),
+    "upper": (r"[A-Z]", "[A-Z]"),
+}
+
+
+def shape_counts(texts) -> dict[str, np.ndarray]:
+    """Per text: characters, words (runs of non-space), lines breaks, list items, digits,
+    question marks and upper-case ASCII letters, each as Python's ``re`` counts them
+    (``pandas.Series.str.count``), computed with Arrow's RE2 on ASCII texts and Python's ``re``
+    on the others.
+
+    >>> {k: v.tolist() for k, v in shape_counts(["Why?\\n- one 2", "né 3"]).items()}["words"]
+    [4, 2]
+    """
+    array = _array(texts)
+    ascii_ = pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False)
+    out = {
+        "chars": pc.utf8_length(array).to_numpy(zero_copy_only=False).astype(float),
+        "lines": pc.count_substring(array, "\n").to_numpy(zero_copy_only=False).astype(float),
+        "questions": pc.count_substring(array, "?").to_numpy(zero_copy_only=False).astype(float),
+    }
+    plain = array.filter(pa.array(ascii_))
+    other = pd.Series(array.filter(pa.array(~ascii_)).to_pylist(), dtype=object)
+    for name, (python, re2) in SHAPE_PATTERNS.items():
+        counts = np.empty(len(array), dtype=float)
+        if name == "list items":
+            # Arrow restarts a search after each match as at the start of a text, where "^"
+            # matches: counted with Python's re, on the texts where RE2 finds one at all.
+            some = pc.match_substring_regex(plain, re2).to_numpy(zero_copy_only=False)
+            listed = pd.Series(plain.filter(pa.array(some)).to_pylist(), dtype=object)
+            within = np.zeros(len(plain))
+            within[some] = listed.str.count(python).to_numpy(dtype=float)
+            counts[ascii_] = within
+        else:
+            counts[ascii_] = pc.count_substring_regex(plain, re2).to_numpy(zero_copy_only=False)
+        counts[~ascii_] = other.str.count(python).to_numpy(dtype=float)
+        out[name] = counts
+    return out

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit.text import shape_counts
 from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
 SIGNALS = ("scores", "raters", "model", "reference")
@@ -165,7 +166,12 @@ class LabelNoiseValidator(Validator):
         self._strength = None  # the preference model's C, once chosen
         pairs = context.pairs
         notes: dict[str, str] = {}  # signal -> why it is missing
-        signals, representation = self._signals(context, notes)
+        from threadpoolctl import threadpool_limits
+
+        # The fits' BLAS and OpenMP calls are on vectors of a few thousand numbers: a second thread
+        # only waits and spins (on 2 cores, _choose_strength took 5x the CPU time with two).
+        with threadpool_limits(1):
+            signals, representation = self._signals(context, notes)
         used = [s for s in SIGNALS if signals[s].notna().any()]
         combined = self._combine(signals[used]) if used else np.full(len(pairs), np.nan)
         judged = ~np.isnan(combined)
@@ -343,12 +349,14 @@ class LabelNoiseValidator(Validator):
         if not confident.any():
             return None, None, None
         rate = float(flipped.sum() / confident.sum())
-        rng = np.random.default_rng(self.seed)
-        draws = rng.multinomial(
-            len(combined), np.full(len(combined), 1 / len(combined)), self.bootstrap
-        )
-        hits = draws @ flipped.astype(float)
-        totals = draws @ confident.astype(float)
+        # A bootstrap over pairs only moves how many resampled pairs fall in each of three
+        # classes (confidently flipped, confidently kept, neither): draw those counts directly,
+        # a multinomial over the three classes' shares, the same distribution as resampling
+        # the n pairs, without an n x resamples matrix.
+        n = len(combined)
+        shares = np.array([flipped.sum(), (confident & ~flipped).sum(), (~confident).sum()]) / n
+        draws = np.random.default_rng(self.seed).multinomial(n, shares, self.bootstrap)
+        hits, totals = draws[:, 0], draws[:, 0] + draws[:, 1]
         rates = hits[totals > 0] / totals[totals > 0]
         low, high = np.quantile(rates, [0.025, 0.975]) if len(rates) else (rate, rate)
         return rate, float(low), float(high)
@@ -529,7 +537,13 @@ def _pair_features(context) -> tuple[np.ndarray, str]:
     from prefaudit.models.embeddings import EmbeddingsUnavailable
 
     pairs = context.pairs
-    text = _text_features(pairs["chosen"]) - _text_features(pairs["rejected"])
+    # Each distinct response once: a response often recurs (a model's answer to one prompt
+    # paired with many others), and its features are the same each time.
+    responses = pd.concat([pairs["chosen"], pairs["rejected"]]).fillna("").astype(str)
+    codes, distinct = pd.factorize(responses)
+    chosen_code, rejected_code = codes[: len(pairs)], codes[len(pairs) :]
+    shape = _text_features(distinct)
+    text = shape[chosen_code] - shape[rejected_code]
     try:
         prompt = context.embeddings("prompt")
         chosen = context.embeddings("chosen")
@@ -538,7 +552,7 @@ def _pair_features(context) -> tuple[np.ndarray, str]:
         note = f"label_noise: no embeddings ({err}); the preference model uses hashed word features"
         if note not in context.notes:
             context.notes.append(note)
-        return _hashed_difference(pairs, text), "hashed words"
+        return _hashed_difference(distinct, chosen_code, rejected_code, text), "hashed words"
     difference = chosen - rejected
     relevance = np.sum(prompt * chosen, axis=1) - np.sum(prompt * rejected, axis=1)
     dense = np.hstack([difference, difference * prompt, relevance[:, None], text])
@@ -550,33 +564,35 @@ _TEXT_FEATURES = ("chars", "words", "lines", "list items", "digits", "questions"
 _LENGTH_FEATURES = np.array([0, 1, 2])
 
 
-def _text_features(texts: pd.Series) -> np.ndarray:
+def _text_features(texts) -> np.ndarray:
     """Length and shape of each text (log characters, log words, lines, list items, digits,
     question marks, upper-case share): the last columns of every pair's features."""
-    s = texts.fillna("").astype(str)
-    chars = s.str.len().to_numpy(dtype=float)
+    counts = shape_counts(texts)
+    chars = counts["chars"]
     features = [
         np.log1p(chars),
-        np.log1p(s.str.count(r"\S+").to_numpy(dtype=float)),
-        np.log1p(s.str.count("\n").to_numpy(dtype=float)),
-        np.log1p(s.str.count(r"(?m)^\s*(?:[-*•]|\d+[.)])\s").to_numpy(dtype=float)),
-        s.str.count(r"\d").to_numpy(dtype=float) / np.maximum(chars, 1),
-        np.log1p(s.str.count(r"\?").to_numpy(dtype=float)),
-        s.str.count(r"[A-Z]").to_numpy(dtype=float) / np.maximum(chars, 1),
+        np.log1p(counts["words"]),
+        np.log1p(counts["lines"]),
+        np.log1p(counts["list items"]),
+        counts["digits"] / np.maximum(chars, 1),
+        np.log1p(counts["questions"]),
+        counts["upper"] / np.maximum(chars, 1),
     ]
     return np.column_stack(features)
 
 
-def _hashed_difference(pairs: pd.DataFrame, text: np.ndarray):
+def _hashed_difference(distinct, chosen_code, rejected_code, text: np.ndarray):
+    """Hashed word and bigram TF vectors (l2-normalised) of chosen minus rejected, each
+    distinct response hashed once, then the text features."""
     from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
 
     vectorizer = HashingVectorizer(
         n_features=2**14, ngram_range=(1, 2), alternate_sign=False, norm="l2"
     )
-    chosen = vectorizer.transform(pairs["chosen"].fillna("").astype(str))
-    rejected = vectorizer.transform(pairs["rejected"].fillna("").astype(str))
-    return sparse.hstack([chosen - rejected, sparse.csr_matrix(text)]).tocsr()
+    vectors = vectorizer.transform(distinct)
+    difference = vectors[chosen_code] - vectors[rejected_code]
+    return sparse.hstack([difference, sparse.csr_matrix(text)]).tocsr()
 
 
 def _oriented(features, seed: int):
