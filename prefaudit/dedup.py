@@ -393,8 +393,9 @@ def near_duplicate_pairs(
     """
     array = _large_strings(texts)
     if candidates is None:
+        banding = lsh_bands(threshold, num_perm)  # first: it says what is wrong with threshold
         sketches = sketch(array, shingle_size, num_perm, seed, threads, threshold)
-        left, right, similarity = sketches.candidates(*lsh_bands(threshold, num_perm))
+        left, right, similarity = sketches.candidates(*banding)
     else:
         left, right, similarity = candidates(texts)
     found = len(left)

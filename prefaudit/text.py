@@ -215,7 +215,7 @@ def shape_counts(texts) -> dict[str, np.ndarray]:
     >>> {k: v.tolist() for k, v in shape_counts(["Why?\\n- one 2", "né 3"]).items()}["words"]
     [4, 2]
     """
-    array = _array(texts)
+    array = pc.fill_null(_array(texts), "")  # a missing text counts as an empty one
     ascii_ = pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False)
     out = {
         "chars": pc.utf8_length(array).to_numpy(zero_copy_only=False).astype(float),

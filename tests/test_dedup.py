@@ -232,3 +232,11 @@ def test_band_candidates_are_the_pairs_of_each_bucket_by_position(seed):
     assert set(zip(left.tolist(), right.tolist(), strict=True)) == expected
     assert len(left) == len(expected) and (left < right).all()
     assert np.all(np.diff(left * len(sig) + right) > 0)
+
+
+def test_a_threshold_outside_0_1_is_a_setting_error_not_a_division():
+    from prefaudit.errors import SettingError
+
+    for threshold in (0, 1, 1.5):
+        with pytest.raises(SettingError, match="between 0 and 1"):
+            dedup.near_duplicate_pairs(["a b c d e f", "a b c d e g"], threshold=threshold)

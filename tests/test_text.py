@@ -48,3 +48,18 @@ def test_word_cut_is_a_prefix_within_the_limit(text, limit):
     # Either nothing was left out, or the cut falls next to whitespace: no word cut in two.
     at_space = not head[-1:].strip() or not text[len(head) : len(head) + 1].strip()
     assert len(head) == min(len(text), limit) or at_space
+
+
+def test_shape_counts_count_as_python_re_does_and_a_missing_text_as_empty():
+    import pandas as pd
+    import pyarrow as pa
+
+    from prefaudit.text import shape_counts
+
+    texts = ["Why?\n- one 2\n* two", "né 3 ÉÉ?", "", "  A  B\tc \x0b", "1. x\n2. y"]
+    counts = shape_counts(pa.array([*texts, None]))
+    series = pd.Series(texts)
+    assert counts["words"][:-1].tolist() == series.str.count(r"\S+").tolist()
+    assert counts["digits"][:-1].tolist() == series.str.count(r"\d").tolist()
+    assert counts["questions"][:-1].tolist() == series.str.count(r"\?").tolist()
+    assert {name: values[-1] for name, values in counts.items()} == dict.fromkeys(counts, 0.0)

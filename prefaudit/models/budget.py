@@ -54,8 +54,9 @@ class Budget:
 
     def fits_tokens(self, tokens: int) -> bool:
         """Whether a packed batch of ``tokens`` fits: pairs end to end in rows through
-        FlexAttention (no mask, no padding to the longest pair, the head a block at a time), so
-        only its tokens count."""
+        FlexAttention (no mask, rows filled first-fit, the head a block at a time), so its
+        tokens count; :func:`plan_packed` keeps a pair longer than a row out of other pairs'
+        batches, which would otherwise be padded to its width."""
         if self.tokens is not None:
             return tokens <= self.tokens
         return tokens <= _MOST_TOKENS and self.act * tokens + 2**28 <= self.limit
@@ -96,11 +97,16 @@ def plan_batches(length: np.ndarray, kept: np.ndarray, fits) -> list[np.ndarray]
     return batches
 
 
-def plan_packed(length: np.ndarray, fits_tokens) -> list[np.ndarray]:
+def plan_packed(length: np.ndarray, fits_tokens, row_tokens: int) -> list[np.ndarray]:
     """Indexes of each packed batch: pairs longest first, each batch filled while
-    ``fits_tokens(its tokens)`` (their sum: packed rows carry no padding to the longest)."""
+    ``fits_tokens(its tokens)`` (their sum: rows are filled first-fit, so their padding is a
+    few percent). A pair longer than ``row_tokens`` is a batch of its own: its row sets the
+    width every other row of its batch would be padded to."""
     batches, current, tokens = [], [], 0
     for i in np.argsort(-np.asarray(length), kind="stable"):
+        if int(length[i]) > row_tokens:
+            batches.append(np.array([i]))
+            continue
         if current and not fits_tokens(tokens + int(length[i])):
             batches.append(np.array(current))
             current, tokens = [], 0

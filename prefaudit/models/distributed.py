@@ -45,7 +45,9 @@ def process_group() -> ProcessGroup | None:
     if not dist.is_available():
         return None
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # CPU tensors (metric sums, gathered objects) over gloo, CUDA tensors over NCCL: an
+        # NCCL-only group refuses CPU tensors.
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     return ProcessGroup(dist) if dist.get_world_size() > 1 else None
 
 

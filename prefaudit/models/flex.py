@@ -183,7 +183,7 @@ def attention_path(model) -> str:
     checks that its log-probs equal the dense path's on two pairs in one row, so an
     architecture whose attention adds what the block mask does not say (sliding windows,
     soft-capping, sinks) keeps the dense path. DDP-wrapped models, and models training with
-    activation checkpointing, stay on the dense path."""
+    activation checkpointing or attention dropout, stay on the dense path."""
     import torch
 
     mode = os.environ.get("PREFAUDIT_ATTENTION", "auto")
@@ -199,6 +199,8 @@ def attention_path(model) -> str:
         # Checkpointed layers run again in the backward pass, after the forward has put the
         # model's own attention back: they would get a block mask they cannot read.
         return "dense"
+    if model.training and float(getattr(model.config, "attention_dropout", 0) or 0) > 0:
+        return "dense"  # the packed kernel runs without dropout; the probe runs in eval mode
     compiled = mode == "flex-compiled" or (mode == "auto" and compiled_on(device))
     probed = _SUPPORTED.setdefault(model, {})
     if compiled not in probed:

@@ -296,7 +296,7 @@ class ReferenceScorer:
             row = (prompt_len + np.maximum(chosen_len - 1, 0) + np.maximum(rejected_len - 1, 0))[
                 fits
             ]
-            batches = plan_packed(row, self._budget().fits_tokens)
+            batches = plan_packed(row, self._budget().fits_tokens, ROW_TOKENS)
             self.padded_tokens += sum(
                 padded_size(row[b], first_fit(row[b], ROW_TOKENS)) for b in batches
             )

@@ -497,8 +497,12 @@ class _Sums:
         import torch
         import torch.distributed as dist
 
-        both = torch.tensor([*self.values, self.pairs], dtype=torch.float64)
+        # A group set up by another launcher with NCCL alone takes CUDA tensors only.
+        nccl_only = dist.get_backend() == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if nccl_only else "cpu"
+        both = torch.tensor([*self.values, self.pairs], dtype=torch.float64, device=device)
         dist.all_reduce(both)
+        both = both.cpu()
         self.values, self.pairs = both[:-1].numpy(), int(both[-1])
 
     def means(self) -> dict[str, float]:
@@ -638,10 +642,13 @@ def _save_checkpoint(
 
     sharded = any(is_sharded(m) for m in masters)
     model = {n: m.detach() for (n, _), m in zip(named, masters, strict=True)}
+    rank = rank_and_world()[0] if sharded else 0
     model, optimizer_state = (
-        gathered((model, optimizer.state_dict())) if sharded else (model, optimizer.state_dict())
+        gathered((model, optimizer.state_dict()), keep=rank == 0)
+        if sharded
+        else (model, optimizer.state_dict())
     )
-    if sharded and rank_and_world()[0] != 0:
+    if rank != 0:
         return
     root = out / "checkpoints"
     final = root / f"step-{step:07d}"
@@ -693,7 +700,7 @@ def _resume(
     mismatched = set(state["model"]) ^ {n for n, _ in named}
     if mismatched:
         raise InputError(f"resume: {found[-1]} does not fit this model ({sorted(mismatched)[:3]})")
-    from prefaudit.training.sharding import is_sharded, reshard_optimizer, shard_like
+    from prefaudit.training.sharding import is_sharded, shard_like, shard_optimizer_state
 
     sharded = any(is_sharded(m) for m in masters)
     if not sharded:
@@ -706,9 +713,10 @@ def _resume(
                     p.copy_(m)
             elif m is not p:
                 m.copy_(state["model"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    if sharded:
-        reshard_optimizer(optimizer)
+    optimizer_state = state["optimizer"]
+    if sharded:  # each moment as this process's shard before it reaches the device
+        optimizer_state = shard_optimizer_state(optimizer, optimizer_state)
+    optimizer.load_state_dict(optimizer_state)
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     log.info("resumed from %s", found[-1])

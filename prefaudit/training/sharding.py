@@ -130,20 +130,27 @@ def evaluation_share(rows: np.ndarray, rank: int, world: int) -> tuple[np.ndarra
 
 
 def is_sharded(tensor) -> bool:
+    import torch.distributed as dist
+
+    if not dist.is_available():  # torch built without distributed support: nothing sharded
+        return False
     from torch.distributed.tensor import DTensor
 
     return isinstance(tensor, DTensor)
 
 
-def gathered(value):
+def gathered(value, keep: bool = True):
     """``value`` (a tensor, or dicts and lists of them) with every sharded tensor gathered
-    whole onto the CPU; a collective: every process calls it in the same order."""
+    whole onto the CPU where ``keep`` (rank 0), None elsewhere: a collective, every process
+    calls it in the same order, and a whole tensor stays on the other processes' devices only
+    while it is gathered."""
     if isinstance(value, dict):
-        return {k: gathered(v) for k, v in value.items()}
+        return {k: gathered(v, keep) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(gathered(v) for v in value)
+        return type(value)(gathered(v, keep) for v in value)
     if hasattr(value, "full_tensor") and is_sharded(value):
-        return value.full_tensor().cpu()
+        whole = value.full_tensor()
+        return whole.cpu() if keep else None
     return value
 
 
@@ -156,15 +163,18 @@ def shard_like(full, like):
     return distribute_tensor(full, like.device_mesh, like.placements, src_data_rank=None)
 
 
-def reshard_optimizer(optimizer) -> None:
-    """After ``optimizer.load_state_dict`` of a checkpoint's whole tensors: each state tensor
-    shaped like its sharded parameter made that parameter's shard."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            for key, value in state.items():
-                if is_sharded(p) and not is_sharded(value) and value.shape == p.shape:
-                    state[key] = shard_like(value, p)
+def shard_optimizer_state(optimizer, state: dict) -> dict:
+    """A checkpoint's whole optimizer ``state`` (``optimizer.state_dict()`` form) with each
+    tensor shaped like its sharded parameter made that parameter's shard, before
+    ``optimizer.load_state_dict``: loading whole moments first would put every one of them on
+    every process's device at once."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, entry in state.get("state", {}).items():
+        p = params[index]
+        for key, value in entry.items():
+            if is_sharded(p) and not is_sharded(value) and getattr(value, "shape", None) == p.shape:
+                entry[key] = shard_like(value, p)
+    return state
 
 
 def full_model_state(model) -> dict:

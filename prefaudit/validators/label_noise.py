@@ -166,12 +166,7 @@ class LabelNoiseValidator(Validator):
         self._strength = None  # the preference model's C, once chosen
         pairs = context.pairs
         notes: dict[str, str] = {}  # signal -> why it is missing
-        from threadpoolctl import threadpool_limits
-
-        # The fits' BLAS and OpenMP calls are on vectors of a few thousand numbers: a second thread
-        # only waits and spins (on 2 cores, _choose_strength took 5x the CPU time with two).
-        with threadpool_limits(1):
-            signals, representation = self._signals(context, notes)
+        signals, representation = self._signals(context, notes)
         used = [s for s in SIGNALS if signals[s].notna().any()]
         combined = self._combine(signals[used]) if used else np.full(len(pairs), np.nan)
         judged = ~np.isnan(combined)
@@ -244,12 +239,13 @@ class LabelNoiseValidator(Validator):
             notes["model"] = f"{n} pairs: fewer than min_pairs={self.min_pairs} to learn from"
             return np.full(n, np.nan), None
         features, representation = _pair_features(context)
-        strength = self.regularization
-        if strength is None:
-            strength = _choose_strength(features, self.seed)
-        self._strength = strength
         length = _LENGTH_FEATURES + (features.shape[1] - len(_TEXT_FEATURES))
-        flipped = _cross_fitted(features, self.folds, strength, self.seed, nuisance=length)
+        with _fits_on_one_thread():
+            strength = self.regularization
+            if strength is None:
+                strength = _choose_strength(features, self.seed)
+            self._strength = strength
+            flipped = _cross_fitted(features, self.folds, strength, self.seed, nuisance=length)
         return _length_neutral(flipped, context), representation
 
     def _reference_signal(self, context, notes: dict[str, str]) -> np.ndarray:
@@ -290,7 +286,8 @@ class LabelNoiseValidator(Validator):
         # keeps the features antisymmetric).
         spread = np.median(np.abs(features), axis=0)
         features = np.clip(features / np.where(spread > 0, spread, 1.0), -_CLIP, _CLIP)
-        out[scored] = _calibrated(features, self.folds, self.seed)
+        with _fits_on_one_thread():
+            out[scored] = _calibrated(features, self.folds, self.seed)
         return out
 
     def _supporting(
@@ -527,6 +524,16 @@ def _listed(flags: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # -- the preference model ----------------------------------------------------------------------
+
+
+def _fits_on_one_thread():
+    """The model fits' BLAS and OpenMP calls are on vectors of a few thousand numbers: a second
+    thread only waits and spins (on 2 cores, _choose_strength took 5x the CPU time with two).
+    Only the fits: the embeddings and the reference model the features come from keep every
+    thread."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
 
 
 def _pair_features(context) -> tuple[np.ndarray, str]:

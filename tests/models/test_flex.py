@@ -160,6 +160,23 @@ def test_activation_checkpointing_keeps_the_dense_path_while_training(flex_eager
     assert attention_path(model.eval()) == "flex-eager"
 
 
+def test_attention_dropout_keeps_the_dense_path_while_training(flex_eager):
+    """The packed kernel runs without dropout, and the probe runs in eval mode: a model with
+    attention dropout trains on the dense path (evaluating, it packs), and its training
+    forward runs."""
+    from prefaudit.models.flex import attention_path, pair_logps
+
+    model = tiny_causal_lm()
+    model.config.attention_dropout = 0.1
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.1
+    assert attention_path(model.eval()) == "flex-eager"
+    assert attention_path(model.train()) == "dense"
+    prompts, responses = _pairs()
+    logps = pair_logps(model, prompts, responses, 0, precise=False)
+    assert logps.shape == (len(prompts), 2) and logps.requires_grad
+
+
 def test_the_path_is_dense_on_cpu_by_default_and_compiled_on_cuda(monkeypatch):
     import torch
 
@@ -204,3 +221,18 @@ def test_on_cuda_the_compiled_packed_path_runs_by_default(monkeypatch):
         got = pair_logps(model, prompts, responses, pad=0).cpu().numpy()
         want = _plain_loop(model, prompts, responses)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+
+
+def test_a_pair_longer_than_a_row_is_a_batch_of_its_own():
+    """Rows are padded to the widest one: a 12k-token pair among 1k-token ones would pad every
+    row of its batch to 12k (65,000 tokens planned, 180,480 positions run)."""
+    from prefaudit.models.budget import plan_packed
+    from prefaudit.models.flex import ROW_TOKENS, first_fit, padded_size
+
+    length = np.array([1_000] * 30 + [12_000] + [1_000] * 35)
+    batches = plan_packed(length, lambda tokens: tokens <= 65_000, ROW_TOKENS)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(length)))
+    assert [b.tolist() for b in batches if 30 in b] == [[30]]
+    for batch in batches:
+        run = padded_size(length[batch], first_fit(length[batch], ROW_TOKENS))
+        assert run <= 1.1 * length[batch].sum() + 128
