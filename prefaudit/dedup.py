@@ -606,8 +606,9 @@ def jaccard(sets: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Exact Jaccard similarity of the shingle sets of each pair (``sets`` from ``.unique()``).
 
     Each side's shingles are tagged with the pair's number; since every set is sorted, the
-    tagged arrays are sorted too, and one binary search of the left side in the right side
-    counts the shared shingles without sorting anything.
+    tagged arrays are sorted too, and merging the two (a stable sort of two sorted runs is one
+    linear merge) puts each shared shingle beside itself: a set holds a shingle once, so equal
+    neighbours are the shared ones.
     """
     out = np.zeros(len(left))
     counts = sets.counts
@@ -620,13 +621,11 @@ def jaccard(sets: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     )
     for start, stop in zip(edges[:-1], edges[1:], strict=True):
         li, ri = left[start:stop], right[start:stop]
-        left_keys, pair_of_left = _tagged(sets, li)
+        left_keys, _ = _tagged(sets, li)
         right_keys, _ = _tagged(sets, ri)
-        shared = np.zeros(len(li), dtype=np.int64)
-        if len(left_keys) and len(right_keys):
-            position = np.searchsorted(right_keys, left_keys)
-            hit = right_keys[np.minimum(position, len(right_keys) - 1)] == left_keys
-            shared = np.bincount(pair_of_left[hit], minlength=len(li))
+        merged = np.sort(np.concatenate([left_keys, right_keys]), kind="stable")
+        both = merged[1:][merged[1:] == merged[:-1]]
+        shared = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=len(li))
         union = counts[li] + counts[ri] - shared
         out[start : start + len(li)] = np.where(union > 0, shared / np.maximum(union, 1), 0.0)
     return out
