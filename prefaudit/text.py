@@ -213,7 +213,7 @@ def shape_counts(texts) -> dict[str, np.ndarray]:
     on the others.
 
     >>> {k: v.tolist() for k, v in shape_counts(["Why?\\n- one 2", "né 3"]).items()}["words"]
-    [4, 2]
+    [4.0, 2.0]
     """
     array = pc.fill_null(_array(texts), "")  # a missing text counts as an empty one
     ascii_ = pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False)
