@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from realdata import SHARED  # noqa: E402
+from realdata import SHARED, hh_pairs  # noqa: E402
 
 _SENTENCE = re.compile(r"((?<=[.!?])\s+)")
 
@@ -75,8 +75,6 @@ def base_pairs() -> list[tuple[str, str, str]]:
     """(prompt, chosen, rejected): AlpacaEval gpt4-dev oriented by its label, then HH."""
     import orjson
 
-    from prefaudit.io.shapes import split_hh
-
     rows = []
     with gzip.open(SHARED / "alpacaeval-gpt4-dev.jsonl.gz") as handle:
         for line in handle:
@@ -87,15 +85,7 @@ def base_pairs() -> list[tuple[str, str, str]]:
             first, second = record["output_1"], record["output_2"]
             chosen, rejected = (first, second) if preference == 1 else (second, first)
             rows.append((record["instruction"], chosen, rejected))
-    with gzip.open(SHARED / "hh-rlhf-harmless-test.jsonl.gz") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            try:
-                prompt, chosen, rejected, _ = split_hh(record["chosen"], record["rejected"])
-            except Exception:
-                continue
-            rows.append((prompt, chosen, rejected))
-    return rows
+    return rows + hh_pairs()
 
 
 class _Maker:

@@ -21,6 +21,19 @@ def real_pairs() -> list[tuple[str, str, str, str]]:
     """
     import orjson
 
+    rows = [(*pair, "hh") for pair in hh_pairs()]
+    with gzip.open(SHARED / "alpacaeval-judges.jsonl.gz") as handle:
+        for line in handle:
+            record = orjson.loads(line)
+            rows.append((record["instruction"], record["output_1"], record["output_2"], "alpaca"))
+    return rows
+
+
+def hh_pairs() -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) of HH-RLHF harmless, in file order; transcripts that do not
+    split into a prompt and two responses left out."""
+    import orjson
+
     sys.path.insert(0, str(ROOT))
     from prefaudit.io.shapes import split_hh
 
@@ -32,11 +45,7 @@ def real_pairs() -> list[tuple[str, str, str, str]]:
                 prompt, chosen, rejected, _ = split_hh(record["chosen"], record["rejected"])
             except Exception:
                 continue
-            rows.append((prompt, chosen, rejected, "hh"))
-    with gzip.open(SHARED / "alpacaeval-judges.jsonl.gz") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            rows.append((record["instruction"], record["output_1"], record["output_2"], "alpaca"))
+            rows.append((prompt, chosen, rejected))
     return rows
 
 

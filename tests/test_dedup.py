@@ -27,10 +27,11 @@ def _exact_pairs(texts, threshold, size):
     }
 
 
-def _corpus(seed, n=300):
-    """Random texts plus edited copies of some of them: a mix of similarities around 0.6."""
+def _corpus(seed, n=300, words=(8, 40)):
+    """Random texts of ``words`` words plus edited copies of a third of them: a mix of
+    similarities around 0.6."""
     rng = random.Random(seed)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))) for _ in range(n)]
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(*words))) for _ in range(n)]
     for i in range(n // 3):
         words = texts[i].split()
         for k in rng.sample(range(len(words)), rng.randint(0, len(words) // 4)):
@@ -133,14 +134,7 @@ def test_a_long_text_gets_the_same_signature_in_slices(monkeypatch):
 
 def _long_corpus(seed, n=150):
     """Texts of 250-400 words (one-permutation signatures) and edited copies of a third."""
-    rng = random.Random(seed)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(250, 400))) for _ in range(n)]
-    for i in range(n // 3):
-        words = texts[i].split()
-        for k in rng.sample(range(len(words)), rng.randint(0, len(words) // 4)):
-            words[k] = rng.choice(WORDS)
-        texts.append(" ".join(words))
-    return texts
+    return _corpus(seed, n, words=(250, 400))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
