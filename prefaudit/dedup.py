@@ -27,7 +27,6 @@ candidates; rensa (Rust) does them natively and flags texts that share a band, w
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,10 +34,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prefaudit import kernels
 from prefaudit.errors import SettingError
 from prefaudit.text import CHUNK_ROWS, default_threads, normalize
 
-_SIGNATURE_CHUNK = 8_000  # shingles per signature block: (num_perm x chunk) uint32 stays in cache
+_SIGNATURE_CHUNK = 65_536  # shingles per block of texts signed on one thread
 _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~16 MB each)
 # Texts with at least this many distinct shingles per permutation get one-permutation
 # signatures: with twice as many shingles as bins, 13.5% of the bins are empty on average, and
@@ -48,8 +48,7 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~
 _FILL = 2
 _DENSIFY_ROWS = 4_096  # texts densified at a time
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
-_VERIFY_CHUNK = 20_000  # candidate pairs per verification block
-_VERIFY_SHINGLES = 2_000_000  # and shingles per block: 16 MB per tagged side
+_VERIFY_CHUNK = 20_000  # candidate pairs per block when their signatures are compared
 
 
 def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
@@ -111,6 +110,15 @@ class Shingles:
         return Shingles(keyed.astype(np.uint32), offsets.astype(np.int64))
 
 
+def shingle_sets(texts, size: int = 5) -> Shingles:
+    """:func:`shingle` then :meth:`Shingles.unique`, in one pass per text (what the search uses).
+
+    >>> shingle_sets(["abcabcabc", ""], size=3).counts.tolist()
+    [3, 0]
+    """
+    return _shingled(texts, size, unique=True)
+
+
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` for integers via one sort (numpy 2's ``unique`` is many times slower here)."""
     ordered = np.sort(values)
@@ -133,30 +141,18 @@ def shingle(texts, size: int = 5) -> Shingles:
     >>> s.counts.tolist()
     [2, 1, 0]
     """
+    return _shingled(texts, size, unique=False)
+
+
+def _shingled(texts, size: int, unique: bool) -> Shingles:
     if not 1 <= size <= 8:
         raise SettingError(f"shingle size must be between 1 and 8 bytes, got {size}")
     array = pa.array(texts, type=pa.large_string()) if not isinstance(texts, pa.Array) else texts
-    array = array.cast(pa.large_string())
-    offsets, data = _buffers(array)
-    lengths = np.diff(offsets)
-    counts = np.where(lengths >= size, lengths - size + 1, np.minimum(lengths, 1))
-    if not len(data) or not counts.sum():
-        return Shingles(np.zeros(0, np.uint32), np.concatenate([[0], np.cumsum(counts)]))
-    packed = _pack_windows(data, size)
-    # Window starts that stay inside their text: all but each text's last size - 1 bytes; a
-    # short text (all of whose bytes that drops) takes its single "window" at its start.
-    begins, ends = offsets[:-1], offsets[1:]
-    inside = np.ones(len(data), dtype=bool)
-    for back in range(1, size):
-        cut = ends - back
-        inside[cut[cut >= begins]] = False
-    is_short = (lengths < size) & (lengths > 0)
-    if is_short.any():
-        packed[begins[is_short]] = _pack_short(data, begins[is_short], lengths[is_short])
-        inside[begins[is_short]] = True
-    return Shingles(
-        _mix32(packed[inside]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    )
+    offsets, data = _buffers(array.cast(pa.large_string()))
+    # A window is its bytes read big-endian (k <= 8 bytes fit in 64 bits: collision-free),
+    # tagged with k; a shorter text is one shingle tagged with its length (kernels.py).
+    hashes, runs = kernels.shingle_hashes(data, offsets, size, unique)
+    return Shingles(hashes, runs)
 
 
 def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -174,32 +170,6 @@ def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     )
     data = data[offsets[0] : offsets[-1]]
     return offsets - offsets[0], data
-
-
-def _pack_windows(data: np.ndarray, size: int) -> np.ndarray:
-    """The ``size``-byte window starting at each byte of ``data``, packed big-endian into a
-    uint64 (windows running past the end are padded with zeros).
-
-    One unaligned big-endian read of 8 bytes per start (a strided view), shifted down to
-    ``size`` bytes: two passes over the data instead of one per byte of the window.
-    """
-    padded = np.zeros(len(data) + 8, dtype=np.uint8)
-    padded[: len(data)] = data
-    windows = np.ndarray((len(data),), dtype=">u8", buffer=padded, strides=(1,))
-    packed = windows.astype(np.uint64)
-    packed >>= np.uint64(8 * (8 - size))
-    # Windows of different sizes must not collide with short texts: tag them with the size.
-    packed |= np.uint64(size) << np.uint64(60)
-    return packed
-
-
-def _pack_short(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    packed = np.zeros(len(starts), dtype=np.uint64)
-    for j in range(int(lengths.max())):
-        has = lengths > j
-        byte = data[np.where(has, starts + j, 0)].astype(np.uint64)
-        packed |= np.where(has, byte << np.uint64(8 * j), np.uint64(0))
-    return packed | (lengths.astype(np.uint64) << np.uint64(60)) | np.uint64(1 << 59)
 
 
 def _mix32(values: np.ndarray) -> np.ndarray:
@@ -237,47 +207,23 @@ def signatures(
     rng = np.random.default_rng(seed)
     a = (rng.integers(0, 2**31, num_perm, dtype=np.uint64) * 2 + 1).astype(np.uint32)
     b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32)
-    counts = shingles.counts
-    out = np.full((len(counts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    present = np.flatnonzero(counts > 0)
-    if not len(present):
-        return out
-    starts = shingles.offsets[present]
-    # Blocks of whole texts, each about _SIGNATURE_CHUNK shingles (a long text is its own block).
-    cuts = np.searchsorted(starts, np.arange(0, shingles.offsets[-1], _SIGNATURE_CHUNK), "right")
-    edges = np.unique(np.concatenate([[0], np.maximum(cuts - 1, 0), [len(present)]]))
-
-    local = threading.local()
-
-    def permute(first: int, last: int) -> np.ndarray:
-        # Into one buffer per thread, reused block after block (15% faster than fresh arrays).
-        width = last - first
-        buffer = getattr(local, "buffer", None)
-        if buffer is None or len(buffer) < num_perm * width:
-            buffer = local.buffer = np.empty(
-                num_perm * max(width, 4 * _SIGNATURE_CHUNK), dtype=np.uint32
-            )
-        permuted = buffer[: num_perm * width].reshape(num_perm, width)
-        with np.errstate(over="ignore"):
-            np.multiply(a[:, None], shingles.hashes[None, first:last], out=permuted)
-            permuted += b[:, None]
-        return permuted
+    n = len(shingles.offsets) - 1
+    out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    # Blocks of whole texts, about _SIGNATURE_CHUNK shingles each, on threads (the kernel
+    # releases the GIL); each text is one loop over its shingles and the permutations.
+    cuts = np.searchsorted(shingles.offsets, np.arange(0, shingles.offsets[-1], _SIGNATURE_CHUNK))
+    edges = np.unique(np.concatenate([[0], np.minimum(cuts, n), [n]]))
 
     def block(lo: int, hi: int) -> None:
-        first, last = starts[lo], shingles.offsets[present[hi - 1] + 1]
-        if hi - lo == 1 and last - first > 4 * _SIGNATURE_CHUNK:
-            # One long text: its minimum over slices, so memory stays at one slice.
-            row = np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
-            for cut in range(first, last, 4 * _SIGNATURE_CHUNK):
-                end = min(cut + 4 * _SIGNATURE_CHUNK, last)
-                np.minimum(row, permute(cut, end).min(axis=1), out=row)
-            out[present[lo]] = row
-            return
-        permuted = permute(first, last)
-        out[present[lo:hi]] = np.minimum.reduceat(permuted, starts[lo:hi] - first, axis=1).T
+        kernels.minhash(shingles.hashes, shingles.offsets[lo : hi + 1], a, b, out[lo:hi])
 
+    bounds = list(zip(edges[:-1], edges[1:], strict=True))
+    if len(bounds) == 1 or threads == 1:
+        for lo, hi in bounds:
+            block(lo, hi)
+        return out
     with ThreadPoolExecutor(threads or default_threads()) as pool:
-        list(pool.map(lambda bounds: block(*bounds), zip(edges[:-1], edges[1:], strict=True)))
+        list(pool.map(lambda pair: block(*pair), bounds))
     return out
 
 
@@ -305,11 +251,8 @@ def one_permutation_signatures(
     empty = np.iinfo(np.uint32).max
     out = np.full(n * num_perm, empty, dtype=np.uint32)
     salt = np.random.default_rng(seed).integers(0, 2**63, dtype=np.uint64)
-    hashes = _mix32(shingles.hashes.astype(np.uint64) ^ salt)
-    bins = (hashes.astype(np.uint64) * np.uint64(num_perm)) >> np.uint64(32)
-    owner = np.repeat(np.arange(n, dtype=np.int64), shingles.counts)
-    np.minimum.at(out, owner * num_perm + bins.astype(np.int64), hashes)
     out = out.reshape(n, num_perm)
+    kernels.one_permutation(shingles.hashes, shingles.offsets, np.uint64(salt), out)
     _densify(out, shingles.counts > 0)
     return out
 
@@ -458,7 +401,7 @@ def _sets(array: pa.Array, rows: np.ndarray, size: int) -> Shingles:
     )
     edges = np.unique(np.concatenate([[0], cuts, [len(rows)]]))
     parts = [
-        shingle(array.take(pa.array(rows[lo:hi])), size).unique()
+        shingle_sets(array.take(pa.array(rows[lo:hi])), size)
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     if not parts:
@@ -530,7 +473,7 @@ def sketch(
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
     def chunk(lo: int, hi: int) -> tuple[np.ndarray, ...]:
-        sets = shingle(array.slice(lo, hi - lo), size).unique()
+        sets = shingle_sets(array.slice(lo, hi - lo), size)
         short = np.flatnonzero((sets.counts > 0) & (sets.counts < short_below))
         long = np.flatnonzero(sets.counts >= long_from)
         return (
@@ -603,41 +546,28 @@ def _signature_agreement(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -
 
 
 def jaccard(sets: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Exact Jaccard similarity of the shingle sets of each pair (``sets`` from ``.unique()``).
+    """Exact Jaccard similarity of the shingle sets of each pair (``sets`` from ``.unique()``):
+    the two sorted runs of each pair merged once (a compiled loop, kernels.py).
 
-    Each side's shingles are tagged with the pair's number; since every set is sorted, the
-    tagged arrays are sorted too, and merging the two (a stable sort of two sorted runs is one
-    linear merge) puts each shared shingle beside itself: a set holds a shingle once, so equal
-    neighbours are the shared ones.
+    >>> sets = shingle_sets(["abcdef", "abcdeg", ""], size=3)
+    >>> jaccard(sets, np.array([0, 0]), np.array([1, 2])).tolist()
+    [0.6, 0.0]
     """
     out = np.zeros(len(left))
-    counts = sets.counts
-    # Blocks of at most _VERIFY_CHUNK pairs and about _VERIFY_SHINGLES shingles (long texts).
-    ends = np.cumsum(counts[left] + counts[right])
-    total = int(ends[-1]) if len(ends) else 0
-    cuts = np.searchsorted(ends, np.arange(_VERIFY_SHINGLES, total, _VERIFY_SHINGLES))
-    edges = np.unique(
-        np.concatenate([[0], cuts, np.arange(0, len(left), _VERIFY_CHUNK), [len(left)]])
-    )
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        li, ri = left[start:stop], right[start:stop]
-        left_keys, _ = _tagged(sets, li)
-        right_keys, _ = _tagged(sets, ri)
-        merged = np.sort(np.concatenate([left_keys, right_keys]), kind="stable")
-        both = merged[1:][merged[1:] == merged[:-1]]
-        shared = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=len(li))
-        union = counts[li] + counts[ri] - shared
-        out[start : start + len(li)] = np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+    left = np.asarray(left, dtype=np.int64)
+    right = np.asarray(right, dtype=np.int64)
+    parts = np.array_split(np.arange(len(left)), default_threads()) if len(left) > 10_000 else []
+    if len(parts) < 2:
+        kernels.jaccard(sets.hashes, sets.offsets, left, right, out)
+        return out
+
+    def part(rows: np.ndarray) -> None:
+        lo, hi = rows[0], rows[-1] + 1
+        kernels.jaccard(sets.hashes, sets.offsets, left[lo:hi], right[lo:hi], out[lo:hi])
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(part, parts))
     return out
-
-
-def _tagged(sets: Shingles, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The shingles of ``rows`` as ``pair number << 32 | shingle`` (sorted), and the pair numbers."""
-    sizes = sets.counts[rows]
-    pair = np.repeat(np.arange(len(rows), dtype=np.int64), sizes)
-    index = np.repeat(sets.offsets[rows], sizes) + _ranks(sizes)
-    keys = (pair.astype(np.uint64) << np.uint64(32)) | sets.hashes[index].astype(np.uint64)
-    return keys, pair
 
 
 def cosine_pairs(

@@ -124,12 +124,96 @@ def test_comparable_drops_punctuation_case_and_spacing():
     assert dedup.comparable(["Wait -- what?!", "wait what"]).to_pylist() == ["wait what"] * 2
 
 
-def test_a_long_text_gets_the_same_signature_in_slices(monkeypatch):
-    text = " ".join(random.Random(0).choice(WORDS) for _ in range(20_000))
-    shingles = dedup.shingle([text, "short text"], 5)
-    whole = dedup.signatures(shingles, 16)
-    monkeypatch.setattr(dedup, "_SIGNATURE_CHUNK", 1_000)  # forces the sliced path
-    assert np.array_equal(dedup.signatures(shingles, 16), whole)
+def test_signatures_in_blocks_on_threads_change_nothing(monkeypatch):
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(20_000)), "short text"]
+    shingles = dedup.shingle(texts + _corpus(3, n=60), 5)
+    whole = dedup.signatures(shingles, 16, threads=1)
+    monkeypatch.setattr(dedup, "_SIGNATURE_CHUNK", 1_000)  # one block per few texts
+    assert np.array_equal(dedup.signatures(shingles, 16, threads=2), whole)
+
+
+# -- the compiled loops against plain Python and numpy ------------------------------------------
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix_reference(value: int) -> int:
+    """splitmix64's finaliser, top 32 bits, in Python integers."""
+    z = (value + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) >> 32
+
+
+def _shingles_reference(text: str, size: int) -> list[int]:
+    data = text.encode()
+    if not data:
+        return []
+    if len(data) < size:
+        return [_mix_reference(int.from_bytes(data, "little") | len(data) << 60 | 1 << 59)]
+    windows = (data[k : k + size] for k in range(len(data) - size + 1))
+    return [_mix_reference(int.from_bytes(w, "big") | size << 60) for w in windows]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab é中\n", max_size=60), max_size=6),
+    st.integers(1, 8),
+)
+def test_shingle_hashes_and_sets_match_python(texts, size):
+    shingles, sets = dedup.shingle(texts, size), dedup.shingle_sets(texts, size)
+    for i, text in enumerate(texts):
+        expected = _shingles_reference(text, size)
+        run = slice(shingles.offsets[i], shingles.offsets[i + 1])
+        assert shingles.hashes[run].tolist() == expected
+        assert sets.hashes[sets.offsets[i] : sets.offsets[i + 1]].tolist() == sorted(set(expected))
+
+
+def test_long_shingle_sets_are_sorted_and_distinct():
+    """Runs of more than 32 shingles take the radix sort."""
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(300)) for _ in range(5)]
+    sets = dedup.shingle_sets(texts, 5)
+    for i, text in enumerate(texts):
+        run = sets.hashes[sets.offsets[i] : sets.offsets[i + 1]].tolist()
+        assert run == sorted(set(_shingles_reference(text, 5))) and len(run) > 32
+
+
+def test_signatures_match_numpy():
+    sets = dedup.shingle_sets(_corpus(4, n=40) + [""] + _long_corpus(4, n=5), 5)
+    sig = dedup.signatures(sets, 64, seed=9)
+    rng = np.random.default_rng(9)
+    a = (rng.integers(0, 2**31, 64, dtype=np.uint64) * 2 + 1).astype(np.uint32)
+    b = rng.integers(0, 2**32, 64, dtype=np.uint64).astype(np.uint32)
+    for i, count in enumerate(sets.counts):
+        h = sets.hashes[sets.offsets[i] : sets.offsets[i + 1]]
+        with np.errstate(over="ignore"):
+            expected = (a[:, None] * h[None, :] + b[:, None]).min(axis=1) if count else 2**32 - 1
+        assert np.array_equal(sig[i], np.broadcast_to(expected, 64).astype(np.uint32))
+
+    one = dedup.one_permutation_signatures(sets, 64, seed=9)
+    salt = np.random.default_rng(9).integers(0, 2**63, dtype=np.uint64)
+    for i, count in enumerate(sets.counts):
+        h = sets.hashes[sets.offsets[i] : sets.offsets[i + 1]].astype(np.uint64) ^ salt
+        mixed = np.array([_mix_reference(int(v)) for v in h], dtype=np.uint64)
+        bins = (mixed * np.uint64(64)) >> np.uint64(32)
+        expected = np.full(64, 2**32 - 1, dtype=np.uint64)
+        np.minimum.at(expected, bins.astype(np.int64), mixed)
+        filled = expected != 2**32 - 1  # bins the text fills keep their least hash
+        assert np.array_equal(one[i][filled], expected[filled]) and filled.any() == bool(count)
+
+
+def test_jaccard_on_threads_matches_python_sets():
+    texts = _corpus(5, n=200)
+    sets = dedup.shingle_sets(texts, 4)
+    rng = np.random.default_rng(0)
+    left, right = rng.integers(0, len(texts), 12_000), rng.integers(0, len(texts), 12_000)
+    found = dedup.jaccard(sets, left, right)
+    grams = [set(_shingles_reference(t, 4)) for t in texts]
+    for k in range(0, 12_000, 97):
+        a, b = grams[left[k]], grams[right[k]]
+        assert found[k] == (len(a & b) / len(a | b) if a | b else 0.0)
 
 
 def _long_corpus(seed, n=150):
@@ -174,7 +258,7 @@ def test_shingling_in_chunks_changes_nothing(monkeypatch):
     texts = dedup.comparable(_long_corpus(5, n=40) + _corpus(5, n=40))
     whole = dedup.near_duplicate_pairs(texts, threshold=0.6)
     monkeypatch.setattr(dedup, "_SHINGLE_CHUNK", 300)
-    monkeypatch.setattr(dedup, "_VERIFY_SHINGLES", 500)
+    monkeypatch.setattr(dedup, "_SIGNATURE_CHUNK", 50)
     chunked = dedup.near_duplicate_pairs(texts, threshold=0.6)
     assert np.array_equal(chunked.left, whole.left) and np.array_equal(chunked.right, whole.right)
     assert np.allclose(chunked.similarity, whole.similarity)

@@ -1,0 +1,176 @@
+"""Compiled loops for near-duplicate search (numba): one pass over the bytes of each text.
+
+The numpy versions of these steps made a pass over whole arrays per operation (a temporary of
+every shingle per shift, multiply and sort; ``num_perm`` times the shingles for permutation
+signatures; a tagged copy of both sides of every pair for exact Jaccard); here each text or
+pair is one loop that stays in cache. Every function gives exactly what the numpy step it
+replaced gave (the tests compare them on the same inputs), releases the GIL (``nogil``), so the
+callers' thread pools run them in parallel, and is compiled once, on first use, into numba's
+cache (``__pycache__`` beside this file, or the user's cache folder when that is read-only).
+
+Nothing here imports from prefaudit: :mod:`prefaudit.dedup` reads the texts' Arrow buffers and
+calls these on plain arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix(value):
+    """splitmix64's finaliser, top 32 bits (what ``dedup._mix32`` computes on arrays)."""
+    z = value + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return np.uint32(z >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True)
+def shingle_counts(offsets, size):
+    """Shingles of each text: ``length - size + 1`` windows, one for a shorter non-empty text."""
+    n = len(offsets) - 1
+    counts = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        length = offsets[i + 1] - offsets[i]
+        counts[i] = length - size + 1 if length >= size else min(length, 1)
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def shingle_hashes(data, offsets, size, unique):
+    """The 32-bit hash of each byte ``size``-gram of each text, in text order, or (``unique``)
+    each text's distinct hashes sorted: ``(hashes, offsets)``.
+
+    A window is its ``size`` bytes read big-endian, tagged with ``size << 60``; a text shorter
+    than ``size`` is one shingle, its bytes little-endian, tagged with its length ``<< 60`` and
+    bit 59 (so no short text equals a window), as ``dedup.shingle`` packed them.
+    """
+    n = len(offsets) - 1
+    counts = shingle_counts(offsets, size)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        starts[i + 1] = starts[i] + counts[i]
+    hashes = np.empty(starts[n], dtype=np.uint32)
+    tag = np.uint64(size) << np.uint64(60)
+    keep = np.uint64(8 * size)
+    mask = (np.uint64(1) << keep) - np.uint64(1) if size < 8 else ~np.uint64(0)
+    out = np.zeros(n + 1, dtype=np.int64)
+    scratch = np.empty(counts.max() if unique and n else 0, dtype=np.uint32)
+    for i in range(n):
+        begin, length, at = offsets[i], offsets[i + 1] - offsets[i], starts[i]
+        if length == 0:
+            out[i + 1] = out[i]
+            continue
+        if length < size:
+            packed = np.uint64(0)
+            for j in range(length):
+                packed |= np.uint64(data[begin + j]) << np.uint64(8 * j)
+            packed |= (np.uint64(length) << np.uint64(60)) | (np.uint64(1) << np.uint64(59))
+            hashes[at] = _mix(packed)
+        else:
+            window = np.uint64(0)
+            for j in range(size - 1):
+                window = (window << np.uint64(8)) | np.uint64(data[begin + j])
+            for j in range(size - 1, length):
+                window = ((window << np.uint64(8)) | np.uint64(data[begin + j])) & mask
+                hashes[at + j - size + 1] = _mix(window | tag)
+        if unique:
+            run = hashes[at : at + counts[i]]
+            _radix_sort(run, scratch)
+            distinct = 1
+            for j in range(1, len(run)):
+                if run[j] != run[distinct - 1]:
+                    run[distinct] = run[j]
+                    distinct += 1
+            counts[i] = distinct
+        out[i + 1] = out[i] + counts[i]
+    if unique:  # close the gaps the removed repeats left
+        for i in range(n):
+            hashes[out[i] : out[i + 1]] = hashes[starts[i] : starts[i] + counts[i]]
+        hashes = hashes[: out[n]].copy()
+    return hashes, out
+
+
+@njit(cache=True, nogil=True)
+def _radix_sort(run, scratch):
+    """Sort ``run`` (uint32) in place: four passes of one byte each through ``scratch``
+    (3.6x numba's quicksort on runs of a few hundred hashes)."""
+    n = len(run)
+    if n <= 32:
+        run.sort()
+        return
+    count = np.empty(256, dtype=np.int64)
+    source, target = run, scratch[:n]
+    for shift in range(0, 32, 8):
+        count[:] = 0
+        for k in range(n):
+            count[(source[k] >> shift) & 255] += 1
+        total = 0
+        for digit in range(256):
+            total, count[digit] = total + count[digit], total
+        for k in range(n):
+            value = source[k]
+            digit = (value >> shift) & 255
+            target[count[digit]] = value
+            count[digit] += 1
+        source, target = target, source  # after the fourth pass, back in run
+
+
+@njit(cache=True, nogil=True)
+def minhash(hashes, offsets, a, b, out):
+    """Permutation MinHash into ``out`` (rows of texts with shingles; others are left alone):
+    position p of text i is the least ``a[p] * h + b[p] mod 2**32`` over its shingles h."""
+    num_perm = len(a)
+    for i in range(len(offsets) - 1):
+        first, last = offsets[i], offsets[i + 1]
+        if first == last:
+            continue
+        row = out[i]
+        for p in range(num_perm):
+            row[p] = np.uint32(0xFFFFFFFF)
+        for k in range(first, last):
+            h = np.uint32(hashes[k])
+            for p in range(num_perm):
+                value = np.uint32(a[p] * h + b[p])
+                if value < row[p]:
+                    row[p] = value
+
+
+@njit(cache=True, nogil=True)
+def one_permutation(hashes, offsets, salt, out):
+    """One-permutation MinHash into ``out`` before densification: each shingle hash, mixed with
+    ``salt``, goes to the bin given by its high bits; each bin keeps its least value."""
+    num_perm = out.shape[1]
+    for i in range(len(offsets) - 1):
+        row = out[i]
+        for k in range(offsets[i], offsets[i + 1]):
+            value = _mix(np.uint64(hashes[k]) ^ salt)
+            slot = (np.uint64(value) * np.uint64(num_perm)) >> np.uint64(32)
+            if value < row[slot]:
+                row[slot] = value
+
+
+@njit(cache=True, nogil=True)
+def jaccard(hashes, offsets, left, right, out):
+    """Exact Jaccard similarity of the sorted distinct shingle runs of each pair (0 when both
+    are empty): one merge of the two runs per pair."""
+    for k in range(len(left)):
+        i, j = left[k], right[k]
+        p, p_end = offsets[i], offsets[i + 1]
+        q, q_end = offsets[j], offsets[j + 1]
+        union = (p_end - p) + (q_end - q)
+        shared = 0
+        while p < p_end and q < q_end:  # without branches (1.25x): both step on a match
+            x, y = hashes[p], hashes[q]
+            shared += x == y
+            p += x <= y
+            q += y <= x
+        union -= shared
+        out[k] = shared / union if union > 0 else 0.0
