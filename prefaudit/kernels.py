@@ -1,4 +1,5 @@
-"""Compiled loops for near-duplicate search (numba): one pass over the bytes of each text.
+"""Compiled loops (numba): near-duplicate search, one pass over the bytes of each text, and
+the column scales of sparse features.
 
 The numpy versions of these steps made a pass over whole arrays per operation (a temporary of
 every shingle per shift, multiply and sort; ``num_perm`` times the shingles for permutation
@@ -174,3 +175,15 @@ def jaccard(hashes, offsets, left, right, out):
             q += y <= x
         union -= shared
         out[k] = shared / union if union > 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def row_column_max_abs(indptr, indices, data, rows, columns):
+    """The largest ``|value|`` of each of ``columns`` columns over the CSR ``rows`` (0 where none)."""
+    out = np.zeros(columns)
+    for row in rows:
+        for k in range(indptr[row], indptr[row + 1]):
+            value = abs(data[k])
+            if value > out[indices[k]]:
+                out[indices[k]] = value
+    return out

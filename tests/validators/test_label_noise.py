@@ -360,3 +360,27 @@ def test_the_reference_backs_a_flip_only_where_length_cannot_explain_its_lean():
     context = SimpleNamespace(results={"reference": SimpleNamespace(flags=flags)})
     robust = _length_robust(reference, context)
     assert np.isnan(robust[0]) and robust[1] == 0.999
+
+
+def test_fold_scales_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
+    """The cross-fitted model's sparse scaling (per-fold column maxima, applied in place) gives
+    exactly what MaxAbsScaler fitted on the train rows gives: the fits see the same numbers."""
+    from scipy import sparse
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import MaxAbsScaler
+
+    from prefaudit.validators.label_noise import _fold_scales, _oriented
+
+    positive = sparse.random(600, 90, density=0.08, random_state=1, format="csr")
+    features = (positive - sparse.random(600, 90, density=0.08, random_state=2)).tocsr()
+    features = features.multiply((np.arange(90) != 7)[None, :]).tocsr()  # an all-zero column
+    features.eliminate_zeros()
+    oriented, _ = _oriented(features, 3)
+    splits = list(KFold(5, shuffle=True, random_state=0).split(np.arange(600)))
+    for (train, test), scale in zip(splits, _fold_scales(features, splits), strict=True):
+        reference = MaxAbsScaler().fit(oriented[train])
+        for rows in (oriented[train], features[test]):
+            expected, found = reference.transform(rows), scale(rows.copy())
+            assert np.array_equal(found.indptr, expected.indptr)
+            assert np.array_equal(found.indices, expected.indices)
+            assert np.array_equal(found.data, expected.data)
