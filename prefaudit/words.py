@@ -34,7 +34,7 @@ def hashed_words(texts, n_features: int = 2**14, *, threads: int = 1):
     Texts are tokenised and hashed (MurmurHash3, as scikit-learn) by a compiled kernel, in
     chunks on ``threads`` threads; the rare text whose lower case the kernel does not know
     (one holding İ or Σ) is passed to scikit-learn's HashingVectorizer itself, its row
-    spliced in. A missing text (None) is a row of zeros, as the empty string is. ``texts``:
+    put in place. A missing text (None) is a row of zeros, as the empty string is. ``texts``:
     strings (a list, a pandas Series or Index, an Arrow string array).
 
     >>> from sklearn.feature_extraction.text import HashingVectorizer
@@ -64,19 +64,11 @@ def hashed_words(texts, n_features: int = 2**14, *, threads: int = 1):
                 zip(bounds[:-1], bounds[1:], strict=True),
             )
         )
-    row_nnz, hashed, indices, counts = (np.concatenate([p[i] for p in parts]) for i in range(4))
-    dtype = np.int32 if len(indices) <= np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(len(array) + 1, dtype)
-    np.cumsum(row_nnz, out=indptr[1:])
-    matrix = sparse.csr_matrix(
-        (counts, indices.astype(dtype, copy=False), indptr), shape=(len(array), n_features)
-    )
-    # Row by row, as HashingVectorizer does: the kernel's rows are what its hasher gives.
-    matrix = normalize(matrix, norm="l2", copy=False)
-    if hashed.all():
-        return matrix
-    others = _sklearn_rows(array.filter(pa.array(~hashed)), n_features)
-    return _splice(matrix, ~hashed, others)
+    fallback = np.flatnonzero(~np.concatenate([part[1] for part in parts]))
+    others = _sklearn_counts(array.take(fallback), n_features) if len(fallback) else None
+    matrix = _assemble(parts, bounds, fallback, others, n_features)
+    # Row by row, as HashingVectorizer does after its hasher.
+    return normalize(matrix, norm="l2", copy=False)
 
 
 @functools.cache
@@ -95,31 +87,42 @@ def _unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     return lower, is_word
 
 
-def _sklearn_rows(texts: pa.Array, n_features: int):
+def _sklearn_counts(texts: pa.Array, n_features: int):
+    """The rows HashingVectorizer gives ``texts`` before it normalises them."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
     vectorizer = HashingVectorizer(
-        n_features=n_features, ngram_range=(1, 2), alternate_sign=False, norm="l2"
+        n_features=n_features, ngram_range=(1, 2), alternate_sign=False, norm=None
     )
     return vectorizer.transform(texts.to_pylist())
 
 
-def _splice(matrix, rows: np.ndarray, others):
-    """``matrix`` (empty at ``rows``) with the rows of ``others`` put at ``rows``, in order."""
+def _assemble(parts, bounds: np.ndarray, fallback: np.ndarray, others, n_features: int):
+    """One CSR matrix of the kernel's chunks (rows bounds[k] to bounds[k + 1]), with the rows
+    of ``others`` at the rows ``fallback`` (empty in the chunks): each value copied once."""
     from scipy import sparse
 
-    lengths = np.diff(matrix.indptr)
-    lengths[rows] = np.diff(others.indptr)
-    nnz = int(lengths.sum())
+    row_nnz = np.concatenate([part[0] for part in parts])
+    within = np.concatenate([[0], np.cumsum(row_nnz)])  # where rows start in the chunks' run
+    if others is not None:
+        row_nnz[fallback] = np.diff(others.indptr)
+    nnz = int(row_nnz.sum())
     dtype = np.int32 if nnz <= np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(len(lengths) + 1, dtype)
-    np.cumsum(lengths, out=indptr[1:])
-    from_others = np.repeat(rows, lengths)
-    indices = np.empty(nnz, dtype)
-    data = np.empty(nnz, np.float64)
-    indices[~from_others], data[~from_others] = matrix.indices, matrix.data
-    indices[from_others], data[from_others] = others.indices, others.data
-    return sparse.csr_matrix((data, indices, indptr), shape=matrix.shape)
+    indptr = np.zeros(len(row_nnz) + 1, dtype)
+    np.cumsum(row_nnz, out=indptr[1:])
+    indices, data = np.empty(nnz, dtype), np.empty(nnz, np.float64)
+    # Runs of rows inside one chunk and between fallback rows move by one shift each (a
+    # fallback row is a run of its own, with nothing in the chunks).
+    cuts = np.unique(np.concatenate([bounds, fallback, fallback + 1]))
+    for first, last in zip(cuts[:-1], cuts[1:], strict=True):
+        chunk = np.searchsorted(bounds, first, side="right") - 1
+        source = slice(within[first] - within[bounds[chunk]], within[last] - within[bounds[chunk]])
+        target = slice(indptr[first], indptr[first] + source.stop - source.start)
+        indices[target], data[target] = parts[chunk][2][source], parts[chunk][3][source]
+    for k, row in enumerate(fallback):
+        target, source = slice(indptr[row], indptr[row + 1]), slice(*others.indptr[k : k + 2])
+        indices[target], data[target] = others.indices[source], others.data[source]
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(row_nnz), n_features))
 
 
 def _large_strings(texts) -> pa.Array:
@@ -194,51 +197,36 @@ def _encode(point, out, at):
 
 
 @njit(cache=True, nogil=True)
-def _tokens(data, start, end, lower, word, starts, ends):
-    """The maximal runs of two or more word characters (of the lower-cased text) in
-    data[start:end], their bytes' bounds into starts and ends; their number, or -1 when a
+def _lower_tokens(data, start, end, lower, word, low, starts, ends):
+    """data[start:end] lower-cased into ``low`` (UTF-8), and its maximal runs of two or more
+    word characters, their bounds in ``low`` into starts and ends; their number, or -1 when a
     character's lower case is not in ``lower`` (or the bytes are not UTF-8)."""
-    count = 0
-    run, chars = start, 0
+    count, run, chars, at = 0, 0, 0, 0
     i = start
     while i <= end:
-        b = data[i] if i < end else 32
-        width = 1
-        if b < 0x80:
-            is_word = _is_word(b)
+        if i == end:
+            size, width, is_word = 0, 1, False  # the end closes the last run
+        elif data[i] < 0x80:
+            b = data[i]
+            low[at] = b + 32 if 65 <= b <= 90 else b
+            size, width, is_word = 1, 1, _is_word(b)
         else:
             point, width = _decode(data, i, end)
             if point < 0 or lower[point] < 0:
                 return -1
+            size = _encode(lower[point], low, at) - at
             is_word = word[lower[point]]
         if is_word:
-            run = i if chars == 0 else run
+            run = at if chars == 0 else run
             chars += 1
         else:
             if chars >= 2:
-                starts[count], ends[count] = run, i
+                starts[count], ends[count] = run, at
                 count += 1
             chars = 0
+        at += size
         i += width
     return count
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _lower_into(data, start, end, lower, out, at):
-    """The lower case of the characters in data[start:end] (UTF-8, checked), in UTF-8 at
-    out[at:]; the new end."""
-    i = start
-    while i < end:
-        b = data[i]
-        if b < 0x80:
-            out[at] = b + 32 if 65 <= b <= 90 else b
-            at += 1
-            i += 1
-        else:
-            point, width = _decode(data, i, end)
-            at = _encode(lower[point], out, at)
-            i += width
-    return at
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -247,20 +235,21 @@ def _rotl(x, r):
 
 
 @njit(cache=True, nogil=True)
-def _murmur3_32(key, length):
-    """MurmurHash3_x86_32 of ``key[:length]`` with seed 0, as a signed 32-bit value
+def _murmur3_32(key, start, end):
+    """MurmurHash3_x86_32 of ``key[start:end]`` with seed 0, as a signed 32-bit value
     (scikit-learn's murmurhash3_32). Int64 arithmetic masked to 32 bits."""
     c1, c2 = 0xCC9E2D51, 0x1B873593
     h = 0
+    length = end - start
     blocks = length // 4
     for i in range(blocks):
-        j = 4 * i
+        j = start + 4 * i
         k = np.int64(key[j]) | (np.int64(key[j + 1]) << 8) | (np.int64(key[j + 2]) << 16)
         k |= np.int64(key[j + 3]) << 24
         k = _rotl((k * c1) & _MASK, 15)
         h ^= (k * c2) & _MASK
         h = (_rotl(h, 13) * 5 + 0xE6546B64) & _MASK
-    tail = 4 * blocks
+    tail = start + 4 * blocks
     k = np.int64(0)
     rest = length & 3
     if rest == 3:
@@ -298,7 +287,8 @@ def _hash_rows(offsets, data, lower, word, n_features):
     longest = np.max(offsets[1:] - offsets[:-1])
     starts = np.empty(longest // 2 + 1, np.int64)
     ends = np.empty(longest // 2 + 1, np.int64)
-    key = np.empty(2 * longest + 2, np.uint8)  # a bigram's lower case (up to 3/2 the bytes)
+    low = np.empty(2 * longest + 2, np.uint8)  # a text's lower case (up to 3/2 its bytes)
+    key = np.empty(2 * longest + 2, np.uint8)
     columns = np.empty(longest + 1, np.int32)
     tally = np.zeros(n_features, np.int32)
     bits = np.zeros(-(-n_features // 32), np.int64)
@@ -308,9 +298,9 @@ def _hash_rows(offsets, data, lower, word, n_features):
     counts = np.empty(len(indices), np.float64)
     at = 0
     for row in range(n):
-        tokens = _tokens(data, offsets[row], offsets[row + 1], lower, word, starts, ends)
+        tokens = _lower_tokens(data, offsets[row], offsets[row + 1], lower, word, low, starts, ends)
         hashed[row] = tokens >= 0
-        features = _hash_tokens(data, starts, ends, tokens, lower, key, columns, n_features)
+        features = _hash_tokens(low, starts, ends, tokens, key, columns, n_features)
         if at + features > len(indices):  # grow: the estimate above was short
             indices = _grown(indices, at, at + features)
             counts = _grown(counts, at, at + features)
@@ -321,19 +311,23 @@ def _hash_rows(offsets, data, lower, word, n_features):
 
 
 @njit(cache=True, nogil=True)
-def _hash_tokens(data, starts, ends, tokens, lower, key, columns, n_features):
-    """The columns of the tokens (bounds in starts and ends) and of each pair of consecutive
-    ones joined by a space, into columns; their number."""
-    features = 0
+def _hash_tokens(low, starts, ends, tokens, key, columns, n_features):
+    """The columns of the tokens (bounds in ``low``) and of each pair of consecutive ones
+    joined by a space, into columns; their number."""
     for t in range(tokens):
-        length = _lower_into(data, starts[t], ends[t], lower, key, 0)
-        columns[features] = _column(_murmur3_32(key, length), n_features)
-        features += 1
+        columns[t] = _column(_murmur3_32(low, starts[t], ends[t]), n_features)
+    features = tokens
     for t in range(tokens - 1):
-        length = _lower_into(data, starts[t], ends[t], lower, key, 0)
-        key[length] = 32
-        length = _lower_into(data, starts[t + 1], ends[t + 1], lower, key, length + 1)
-        columns[features] = _column(_murmur3_32(key, length), n_features)
+        if starts[t + 1] == ends[t] + 1 and low[ends[t]] == 32:
+            h = _murmur3_32(low, starts[t], ends[t + 1])  # already "first second" in the text
+        else:
+            first = ends[t] - starts[t]
+            key[:first] = low[starts[t] : ends[t]]
+            key[first] = 32
+            length = first + 1 + ends[t + 1] - starts[t + 1]
+            key[first + 1 : length] = low[starts[t + 1] : ends[t + 1]]
+            h = _murmur3_32(key, 0, length)
+        columns[features] = _column(h, n_features)
         features += 1
     return features
 

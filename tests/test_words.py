@@ -95,7 +95,7 @@ def test_missing_texts_are_rows_of_zeros_and_inputs_of_any_kind():
 
 def test_threads_and_chunks_give_the_same_matrix():
     rng = np.random.default_rng(0)
-    vocabulary = np.array(["alpha", "Beta", "gamma_1", "δέλτα", "x", "42", "it’s"])
+    vocabulary = np.array(["alpha", "Beta", "gamma_1", "δέλτα", "x", "42", "it’s", "ΟΔΟΣ", "İ"])
     texts = [" ".join(rng.choice(vocabulary, rng.integers(0, 40))) for _ in range(300)]
     expected = sklearn_words(texts)
     for threads in (1, 3):
