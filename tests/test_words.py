@@ -1,0 +1,126 @@
+"""hashed_words is scikit-learn's HashingVectorizer(ngram_range=(1, 2), alternate_sign=False,
+norm="l2"): the same CSR matrix, indices, row pointers and values, bit for bit."""
+
+import gzip
+import json
+from itertools import islice
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.utils import murmurhash3_32
+
+from prefaudit.words import hashed_words
+
+
+def sklearn_words(texts, n_features=2**14):
+    vectorizer = HashingVectorizer(
+        n_features=n_features, ngram_range=(1, 2), alternate_sign=False, norm="l2"
+    )
+    return vectorizer.transform(texts)
+
+
+def assert_same(ours, theirs):
+    assert ours.shape == theirs.shape
+    assert np.array_equal(ours.indptr, theirs.indptr)
+    assert np.array_equal(ours.indices, theirs.indices)
+    assert np.array_equal(ours.data, theirs.data)  # exactly: the same floats
+    assert (ours != theirs).nnz == 0
+
+
+def test_real_texts_with_and_without_non_ascii_characters(hh_file, alpaca_file):
+    texts = []
+    with gzip.open(hh_file) as handle:
+        for line in islice(handle, 150):
+            record = json.loads(line)
+            texts += [record["chosen"], record["rejected"]]
+    with gzip.open(alpaca_file) as handle:
+        for line in islice(handle, 150):
+            record = json.loads(line)
+            texts += [record["instruction"], record["output_1"], record["output_2"]]
+    assert sum(not text.isascii() for text in texts) > 50  # curly quotes, accents, emoji
+    assert_same(hashed_words(texts, threads=2), sklearn_words(texts))
+
+
+EDGES = [
+    "",
+    "a b c",  # one-character words: no token
+    "one",  # one token, no bigram
+    "snake_case __init__ x_1 2024 42nd",
+    "?!... --- ,,,",  # punctuation only
+    "line\nbreak\ttab\r\nend  two  spaces",
+    "UPPER Case MiXeD",
+    "repeat repeat repeat repeat",  # counts above 1 (and a repeated bigram)
+    "Don’t — “quoted” • café CAFÉ naïve ½ x² 안녕하세요 😊 emoji🚀rocket",
+    "e\u0301 combining, Ⱥ lowers to three bytes, ǅ titlecase, ß",
+    "ΣΟΦΟΣ ΟΔΟΣ",  # lower case by context: σοφος
+    "İstanbul",  # lower case of two characters
+    "\x00\x01 control\x7f chars",
+]
+
+
+@pytest.mark.parametrize("n_features", [2**14, 1000, 7, 2**20])
+def test_edge_cases(n_features):
+    assert_same(hashed_words(EDGES, n_features), sklearn_words(EDGES, n_features))
+
+
+def test_a_token_hashed_to_minus_2_to_the_31():
+    token = "aivlts3m"  # found by inverting MurmurHash3 (its last block) for this hash
+    assert murmurhash3_32(token, seed=0) == -(2**31)
+    texts = [token, f"{token} {token.upper()} and more"]
+    for n_features in (2**14, 1000, 12345):
+        assert_same(hashed_words(texts, n_features), sklearn_words(texts, n_features))
+
+
+def test_missing_texts_are_rows_of_zeros_and_inputs_of_any_kind():
+    texts = ["The cat sat.", None, "a dog ran", "", "Ünïcode text"]
+    expected = sklearn_words([text or "" for text in texts])
+    assert hashed_words(texts)[1].nnz == 0
+    for given_as in (
+        texts,
+        pd.Series(texts),
+        pd.Index(texts),
+        pa.array(texts, pa.string()),
+        pa.chunked_array([texts[:2], texts[2:]]),
+    ):
+        assert_same(hashed_words(given_as), expected)
+    # a slice of an Arrow array: its offsets start past 0
+    sliced = pa.array(["skipped text"] + texts, pa.large_string()).slice(1)
+    assert_same(hashed_words(sliced), expected)
+
+
+def test_threads_and_chunks_give_the_same_matrix():
+    rng = np.random.default_rng(0)
+    vocabulary = np.array(["alpha", "Beta", "gamma_1", "δέλτα", "x", "42", "it’s", "ΟΔΟΣ", "İ"])
+    texts = [" ".join(rng.choice(vocabulary, rng.integers(0, 40))) for _ in range(300)]
+    expected = sklearn_words(texts)
+    for threads in (1, 3):
+        assert_same(hashed_words(texts, threads=threads), expected)
+
+
+def test_no_texts_and_a_bad_width():
+    assert hashed_words([]).shape == (0, 2**14)
+    with pytest.raises(ValueError, match="n_features"):
+        hashed_words(["a text"], n_features=0)
+
+
+ALPHABET = "aZ_09 .,\n\t-'’“—éÉΣσςİı²½😊안Ⱥǅ\u0301\u200d\xa0"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet=ALPHABET, max_size=60), min_size=1, max_size=8),
+    n_features=st.sampled_from([1, 31, 1000, 2**14]),
+)
+def test_random_texts(texts, n_features):
+    assert_same(hashed_words(texts, n_features), sklearn_words(texts, n_features))
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts=st.lists(st.text(max_size=40), min_size=1, max_size=5))
+def test_random_unicode_texts(texts):
+    assert_same(hashed_words(texts), sklearn_words(texts))
