@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from prefaudit import kernels
 from prefaudit.errors import SettingError
@@ -61,7 +60,7 @@ def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
     >>> comparable(["Hello,  World!!", "hello world"]).to_pylist()
     ['hello world', 'hello world']
     """
-    array = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else _large_strings(texts)
+    array = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else kernels.large_strings(texts)
     n = len(array) if rows is None else len(rows)
 
     def part(start: int) -> pa.Array:
@@ -148,28 +147,11 @@ def _shingled(texts, size: int, unique: bool) -> Shingles:
     if not 1 <= size <= 8:
         raise SettingError(f"shingle size must be between 1 and 8 bytes, got {size}")
     array = pa.array(texts, type=pa.large_string()) if not isinstance(texts, pa.Array) else texts
-    offsets, data = _buffers(array.cast(pa.large_string()))
+    offsets, data = kernels.string_buffers(array.cast(pa.large_string()))
     # A window is its bytes read big-endian (k <= 8 bytes fit in 64 bits: collision-free),
     # tagged with k; a shorter text is one shingle tagged with its length (kernels.py).
     hashes, runs = kernels.shingle_hashes(data, offsets, size, unique)
     return Shingles(hashes, runs)
-
-
-def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The offsets (rebased to 0) and the UTF-8 bytes of a large_string array, without copies."""
-    if array.null_count:
-        array = pc.fill_null(array, "")
-    buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    data = (
-        np.frombuffer(buffers[2], dtype=np.uint8)
-        if buffers[2] is not None
-        else np.zeros(0, np.uint8)
-    )
-    data = data[offsets[0] : offsets[-1]]
-    return offsets - offsets[0], data
 
 
 def _mix32(values: np.ndarray) -> np.ndarray:
@@ -334,7 +316,7 @@ def near_duplicate_pairs(
     >>> p.left.tolist(), p.right.tolist()
     ([0], [1])
     """
-    array = _large_strings(texts)
+    array = kernels.large_strings(texts)
     if candidates is None:
         banding = lsh_bands(threshold, num_perm)  # first: it says what is wrong with threshold
         sketches = sketch(array, shingle_size, num_perm, seed, threads, threshold)
@@ -385,16 +367,9 @@ def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(lefts), np.concatenate(rights)
 
 
-def _large_strings(texts) -> pa.Array:
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    array = pa.array(texts, type=pa.large_string()) if not isinstance(texts, pa.Array) else texts
-    return array.cast(pa.large_string())
-
-
 def _sets(array: pa.Array, rows: np.ndarray, size: int) -> Shingles:
     """The shingle sets of the texts at ``rows``, about ``_SHINGLE_CHUNK`` bytes at a time."""
-    offsets, _ = _buffers(array)
+    offsets, _ = kernels.string_buffers(array)
     ends = np.cumsum(offsets[rows + 1] - offsets[rows])
     cuts = np.searchsorted(
         ends, np.arange(_SHINGLE_CHUNK, ends[-1] if len(ends) else 0, _SHINGLE_CHUNK)
@@ -464,10 +439,10 @@ def sketch(
     """
     if not 1 <= size <= 8:
         raise SettingError(f"shingle size must be between 1 and 8 bytes, got {size}")
-    array = _large_strings(texts)
+    array = kernels.large_strings(texts)
     long_from = _FILL * num_perm
     short_below = long_from / threshold
-    offsets, _ = _buffers(array)
+    offsets, _ = kernels.string_buffers(array)
     n = len(array)
     cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
     edges = np.unique(np.concatenate([[0], cuts, [n]]))

@@ -9,14 +9,47 @@ replaced gave (the tests compare them on the same inputs), releases the GIL (``n
 callers' thread pools run them in parallel, and is compiled once, on first use, into numba's
 cache (``__pycache__`` beside this file, or the user's cache folder when that is read-only).
 
-Nothing here imports from prefaudit: :mod:`prefaudit.dedup` reads the texts' Arrow buffers and
-calls these on plain arrays.
+Nothing here imports from prefaudit. The loops take plain arrays: :func:`string_buffers`
+gives a text array's offsets and UTF-8 bytes without copies (:mod:`prefaudit.dedup` and
+:mod:`prefaudit.words` read texts through it).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
+
+
+def large_strings(texts) -> pa.Array:
+    """One Arrow ``large_string`` array of ``texts`` (strings: a list, a pandas Series or
+    Index, an Arrow array or chunked array), missing texts as empty strings."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    array = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        raise TypeError(f"texts must be strings, got Arrow type {array.type}")
+    array = array.cast(pa.large_string())
+    return pc.fill_null(array, "") if array.null_count else array
+
+
+def string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (int64, from 0) and the UTF-8 bytes of the texts of a ``large_string``
+    array, views of its buffers (missing texts read as empty)."""
+    if array.null_count:
+        array = pc.fill_null(array, "")
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)
+        if buffers[2] is not None
+        else np.zeros(0, np.uint8)
+    )
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numba import njit
+
+from prefaudit.kernels import large_strings, string_buffers
 
 CHUNK_BYTES = 1 << 24  # text per kernel call: bounds its buffers of raw (undeduplicated) features
 _MASK = 0xFFFFFFFF
@@ -51,10 +52,10 @@ def hashed_words(texts, n_features: int = 2**14, *, threads: int = 1):
 
     if not 0 < n_features < 2**31:
         raise ValueError(f"hashed_words: n_features must be in [1, 2**31), got {n_features}")
-    array = _large_strings(texts)
+    array = large_strings(texts)
     if len(array) == 0:
         return sparse.csr_matrix((0, n_features), dtype=np.float64)
-    offsets, data = _buffers(array)
+    offsets, data = string_buffers(array)
     lower, word = _unicode_tables()
     bounds = _chunk_bounds(offsets, threads)
     with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -125,28 +126,6 @@ def _assemble(parts, bounds: np.ndarray, fallback: np.ndarray, others, n_feature
         target, source = slice(indptr[row], indptr[row + 1]), slice(*others.indptr[k : k + 2])
         indices[target], data[target] = others.indices[source], others.data[source]
     return sparse.csr_matrix((data, indices, indptr), shape=(len(row_nnz), n_features))
-
-
-def _large_strings(texts) -> pa.Array:
-    """One Arrow large_string array of ``texts``, nulls as empty strings."""
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    array = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        raise TypeError(f"hashed_words: texts must be strings, got Arrow type {array.type}")
-    array = array.cast(pa.large_string())
-    return pc.fill_null(array, "") if array.null_count else array
-
-
-def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The offsets and the UTF-8 bytes of a large_string array without nulls, without copies
-    (the offsets index into the bytes as they are, not rebased)."""
-    buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else None
-    return offsets, data if data is not None else np.zeros(0, np.uint8)
 
 
 def _chunk_bounds(offsets: np.ndarray, threads: int) -> np.ndarray:
