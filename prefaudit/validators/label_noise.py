@@ -594,13 +594,24 @@ def _hashed_difference(distinct, chosen_code, rejected_code, text: np.ndarray):
     distinct response hashed once, then the text features."""
     from scipy import sparse
 
+    from prefaudit.kernels import pair_difference
     from prefaudit.words import hashed_words  # numba: imported where the features are made
 
     # HashingVectorizer(n_features=2**14, ngram_range=(1, 2), alternate_sign=False,
     # norm="l2").transform(distinct), the same matrix, from a compiled kernel.
     vectors = hashed_words(distinct, n_features=2**14, threads=default_threads())
-    difference = vectors[chosen_code] - vectors[rejected_code]
-    return sparse.hstack([difference, sparse.csr_matrix(text)]).tocsr()
+    # sparse.hstack([vectors[chosen] - vectors[rejected], csr_matrix(text)]), row by row.
+    width = vectors.shape[1]
+    indptr = np.zeros(len(chosen_code) + 1, dtype=np.int64)
+    indices, data = pair_difference(
+        vectors.indptr, vectors.indices, vectors.data, width,
+        np.asarray(chosen_code, dtype=np.int64), np.asarray(rejected_code, dtype=np.int64),
+        np.ascontiguousarray(text, dtype=np.float64), indptr,
+    )  # fmt: skip
+    if indptr[-1] <= np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    shape = (len(chosen_code), width + text.shape[1])
+    return sparse.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def _oriented(features, seed: int):
@@ -748,5 +759,7 @@ def _fold_scales(features, splits) -> list:
 def _scaled(rows, inverse: np.ndarray):
     """``rows`` (a CSR matrix of rows taken from the features: a copy) with column j multiplied
     by ``inverse[j]``, in place."""
-    rows.data *= inverse[rows.indices]
+    from prefaudit.kernels import scale_columns
+
+    scale_columns(rows.indices, rows.data, inverse)
     return rows

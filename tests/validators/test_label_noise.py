@@ -384,3 +384,27 @@ def test_fold_scales_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
             assert np.array_equal(found.indptr, expected.indptr)
             assert np.array_equal(found.indices, expected.indices)
             assert np.array_equal(found.data, expected.data)
+
+
+def test_hashed_difference_equals_scipy_hstack_of_row_differences():
+    """The pair features built row by row are exactly scipy's
+    ``hstack([vectors[chosen] - vectors[rejected], csr_matrix(text)])``: the same sparsity
+    (zeros dropped, a response paired with itself gives an empty difference) and values."""
+    from scipy import sparse
+
+    from prefaudit.validators.label_noise import _hashed_difference
+    from prefaudit.words import hashed_words
+
+    rng = np.random.default_rng(0)
+    words = "alpha beta gamma delta the cat sat on a mat and ran".split()
+    distinct = [" ".join(rng.choice(words, rng.integers(0, 12))) for _ in range(80)]
+    chosen, rejected = rng.integers(0, 80, 300), rng.integers(0, 80, 300)
+    rejected[:10] = chosen[:10]
+    text = rng.normal(size=(300, 7)) * (rng.random((300, 7)) < 0.7)
+    found = _hashed_difference(distinct, chosen, rejected, text)
+    vectors = hashed_words(distinct, n_features=2**14)
+    expected = sparse.hstack([vectors[chosen] - vectors[rejected], sparse.csr_matrix(text)]).tocsr()
+    assert found.shape == expected.shape
+    assert np.array_equal(found.indptr, expected.indptr)
+    assert np.array_equal(found.indices, expected.indices)
+    assert np.array_equal(found.data, expected.data)
