@@ -47,7 +47,6 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~
 _FILL = 2
 _DENSIFY_ROWS = 4_096  # texts densified at a time
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
-_VERIFY_CHUNK = 20_000  # candidate pairs per block when their signatures are compared
 
 
 def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
@@ -150,7 +149,7 @@ def _shingled(texts, size: int, unique: bool) -> Shingles:
     offsets, data = kernels.string_buffers(array.cast(pa.large_string()))
     # A window is its bytes read big-endian (k <= 8 bytes fit in 64 bits: collision-free),
     # tagged with k; a shorter text is one shingle tagged with its length (kernels.py).
-    hashes, runs = kernels.shingle_hashes(data, offsets, size, unique)
+    hashes, runs = kernels.shingle_hashes(data, offsets[:-1], offsets[1:], size, unique)
     return Shingles(hashes, runs)
 
 
@@ -368,22 +367,26 @@ def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sets(array: pa.Array, rows: np.ndarray, size: int) -> Shingles:
-    """The shingle sets of the texts at ``rows``, about ``_SHINGLE_CHUNK`` bytes at a time."""
-    offsets, _ = kernels.string_buffers(array)
-    ends = np.cumsum(offsets[rows + 1] - offsets[rows])
+    """The shingle sets of the texts at ``rows``, read in place, about ``_SHINGLE_CHUNK``
+    bytes of text at a time on threads."""
+    offsets, data = kernels.string_buffers(array)
+    begins, ends = offsets[rows], offsets[rows + 1]
+    total = np.cumsum(ends - begins)
     cuts = np.searchsorted(
-        ends, np.arange(_SHINGLE_CHUNK, ends[-1] if len(ends) else 0, _SHINGLE_CHUNK)
+        total, np.arange(_SHINGLE_CHUNK, total[-1] if len(total) else 0, _SHINGLE_CHUNK)
     )
     edges = np.unique(np.concatenate([[0], cuts, [len(rows)]]))
-    parts = [
-        shingle_sets(array.take(pa.array(rows[lo:hi])), size)
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-    ]
+
+    def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        return kernels.shingle_hashes(data, begins[lo:hi], ends[lo:hi], size, True)
+
+    with ThreadPoolExecutor(default_threads()) as pool:
+        parts = list(pool.map(lambda b: part(*b), zip(edges[:-1], edges[1:], strict=True)))
     if not parts:
         return Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
-    counts = np.concatenate([part.counts for part in parts])
+    counts = np.concatenate([np.diff(runs) for _, runs in parts])
     return Shingles(
-        np.concatenate([part.hashes for part in parts]),
+        np.concatenate([hashes for hashes, _ in parts]),
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
     )
 
@@ -513,10 +516,8 @@ def _mix64(values: np.ndarray) -> np.ndarray:
 def _signature_agreement(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The share of signature positions on which each pair agrees: the MinHash Jaccard estimate."""
     out = np.empty(len(left))
-    for start in range(0, len(left), _VERIFY_CHUNK):
-        part = slice(start, start + _VERIFY_CHUNK)
-        agree = np.count_nonzero(sig[left[part]] == sig[right[part]], axis=1)
-        out[part] = agree / sig.shape[1]  # what .mean gives (the count over the positions)
+    if len(left):
+        kernels.agreement(sig, np.asarray(left, np.int64), np.asarray(right, np.int64), out)
     return out
 
 

@@ -67,27 +67,27 @@ def _mix(value):
 
 
 @njit(cache=True, nogil=True)
-def shingle_counts(offsets, size):
+def shingle_counts(begins, ends, size):
     """Shingles of each text: ``length - size + 1`` windows, one for a shorter non-empty text."""
-    n = len(offsets) - 1
+    n = len(begins)
     counts = np.empty(n, dtype=np.int64)
     for i in range(n):
-        length = offsets[i + 1] - offsets[i]
+        length = ends[i] - begins[i]
         counts[i] = length - size + 1 if length >= size else min(length, 1)
     return counts
 
 
 @njit(cache=True, nogil=True)
-def shingle_hashes(data, offsets, size, unique):
-    """The 32-bit hash of each byte ``size``-gram of each text, in text order, or (``unique``)
-    each text's distinct hashes sorted: ``(hashes, offsets)``.
+def shingle_hashes(data, begins, ends, size, unique):
+    """The 32-bit hash of each byte ``size``-gram of each text (``data[begins[i]:ends[i]]``),
+    in text order, or (``unique``) each text's distinct hashes sorted: ``(hashes, offsets)``.
 
     A window is its ``size`` bytes read big-endian, tagged with ``size << 60``; a text shorter
     than ``size`` is one shingle, its bytes little-endian, tagged with its length ``<< 60`` and
     bit 59 (so no short text equals a window), as ``dedup.shingle`` packed them.
     """
-    n = len(offsets) - 1
-    counts = shingle_counts(offsets, size)
+    n = len(begins)
+    counts = shingle_counts(begins, ends, size)
     starts = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
         starts[i + 1] = starts[i] + counts[i]
@@ -98,7 +98,7 @@ def shingle_hashes(data, offsets, size, unique):
     out = np.zeros(n + 1, dtype=np.int64)
     scratch = np.empty(counts.max() if unique and n else 0, dtype=np.uint32)
     for i in range(n):
-        begin, length, at = offsets[i], offsets[i + 1] - offsets[i], starts[i]
+        begin, length, at = begins[i], ends[i] - begins[i], starts[i]
         if length == 0:
             out[i + 1] = out[i]
             continue
@@ -189,6 +189,19 @@ def one_permutation(hashes, offsets, salt, out):
             slot = (np.uint64(value) * np.uint64(num_perm)) >> np.uint64(32)
             if value < row[slot]:
                 row[slot] = value
+
+
+@njit(cache=True, nogil=True)
+def agreement(sig, left, right, out):
+    """The share of positions on which the signatures of each pair agree (the MinHash
+    estimate of their Jaccard similarity), without copying the signatures."""
+    num_perm = sig.shape[1]
+    for k in range(len(left)):
+        a, b = sig[left[k]], sig[right[k]]
+        same = 0
+        for p in range(num_perm):
+            same += a[p] == b[p]
+        out[k] = same / num_perm
 
 
 @njit(cache=True, nogil=True)
