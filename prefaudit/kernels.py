@@ -236,10 +236,22 @@ def row_column_max_abs(indptr, indices, data, rows, columns):
 
 
 @njit(cache=True, nogil=True)
-def scale_columns(indices, data, inverse):
-    """``data[k] *= inverse[indices[k]]`` in place (CSR column scaling, no temporary)."""
-    for k in range(len(data)):
-        data[k] *= inverse[indices[k]]
+def gather_rows(indptr, indices, data, rows, sign, inverse, out_indptr):
+    """The CSR ``rows`` of a matrix, row i's values times ``sign[i]`` then times ``inverse``
+    of their column: ``(m[rows] * sign[:, None]) * inverse``, value for value, in one pass.
+    Returns (indices, data); ``out_indptr`` is filled."""
+    out_indptr[0] = 0
+    for i in range(len(rows)):
+        out_indptr[i + 1] = out_indptr[i] + indptr[rows[i] + 1] - indptr[rows[i]]
+    out_indices = np.empty(out_indptr[-1], indices.dtype)
+    out_data = np.empty(out_indptr[-1], data.dtype)
+    for i in range(len(rows)):
+        at = out_indptr[i]
+        for k in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            out_indices[at] = indices[k]
+            out_data[at] = (data[k] * sign[i]) * inverse[indices[k]]
+            at += 1
+    return out_indices, out_data
 
 
 @njit(cache=True, nogil=True)

@@ -27,7 +27,6 @@ a bootstrap over pairs.
 
 from __future__ import annotations
 
-import functools
 from types import MappingProxyType
 from typing import Any
 
@@ -617,13 +616,17 @@ def _hashed_difference(distinct, chosen_code, rejected_code, text: np.ndarray):
 def _oriented(features, seed: int):
     """Each pair in a random orientation: features negated and label 0 for half of them (the
     same likelihood as "chosen wins" for every pair, in a form scikit-learn fits)."""
-    n = features.shape[0]
-    sign = np.where(np.random.default_rng(seed).random(n) < 0.5, -1.0, 1.0)
+    sign = _signs(features.shape[0], seed)
     if hasattr(features, "multiply"):
         oriented = features.multiply(sign[:, None]).tocsr()
     else:
         oriented = features * sign[:, None].astype(features.dtype)
     return oriented, (sign > 0).astype(int)
+
+
+def _signs(n: int, seed: int) -> np.ndarray:
+    """+1 (as labelled) or -1 (swapped) for each pair, at random."""
+    return np.where(np.random.default_rng(seed).random(n) < 0.5, -1.0, 1.0)
 
 
 def _choose_strength(features, seed: int, most: int = 5000) -> float:
@@ -711,33 +714,40 @@ def _cross_fitted(
     from sklearn.model_selection import KFold
 
     n = features.shape[0]
-    oriented, labels = _oriented(features, seed)
+    sign = _signs(n, seed)  # each pair in a random orientation, as _oriented gives them
+    labels = (sign > 0).astype(int)
     out = np.full(n, np.nan)
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)))
-    scales = _fold_scales(features, splits)
-    for (train, test), scale in zip(splits, scales, strict=True):
+    for (train, test), (fitted, scored) in zip(
+        splits, _fold_matrices(features, splits, sign), strict=True
+    ):
         model = LogisticRegression(C=regularization, fit_intercept=False, max_iter=1000)
-        model.fit(scale(oriented[train]), labels[train])
+        model.fit(fitted, labels[train])
         model.coef_[:, nuisance] = 0.0
-        chosen_wins = model.predict_proba(scale(features[test]))[:, 1]
-        out[test] = 1 - chosen_wins
+        out[test] = 1 - model.predict_proba(scored)[:, 1]
     return out
 
 
-def _fold_scales(features, splits) -> list:
-    """For each (train, test) split, the function scaling a matrix as ``MaxAbsScaler`` fitted
-    on the train rows does (scales without centring: the features stay antisymmetric).
+def _fold_matrices(features, splits, sign: np.ndarray):
+    """For each (train, test) split, one at a time: the train rows oriented by ``sign`` and the
+    test rows as they are, both scaled as ``MaxAbsScaler`` fitted on the oriented train rows
+    scales them (without centring: the features stay antisymmetric).
 
-    On sparse features, the same numbers without scikit-learn's passes: each fold's column
-    maxima once (one pass over the matrix in all; the train rows' maxima are the other folds'),
-    and the scale applied as ``MaxAbsScaler.transform`` applies it, ``x * (1 / scale)`` (its
-    CSR-to-CSC copies and clipped ``take`` were 30 s of a 100,000-pair audit). A pair's
-    orientation only flips signs, so ``|oriented|`` is ``|features|``."""
+    On sparse features, the same numbers without scikit-learn's passes or an oriented copy of
+    the whole matrix: each fold's column maxima once (one pass over the matrix in all; the
+    train rows' maxima are the other folds'; orienting only flips signs), then each fold's rows
+    gathered, oriented and multiplied by ``1 / scale`` (what ``MaxAbsScaler.transform`` does)
+    in one compiled pass. Its CSR-to-CSC copies, clipped ``take`` and row copies were 30 s of
+    a 100,000-pair audit."""
     from scipy import sparse
     from sklearn.preprocessing import MaxAbsScaler
 
     if not sparse.issparse(features):
-        return [MaxAbsScaler().fit(features[train]).transform for train, _ in splits]
+        oriented = features * sign[:, None].astype(features.dtype)
+        for train, test in splits:
+            scaler = MaxAbsScaler().fit(oriented[train])
+            yield scaler.transform(oriented[train]), scaler.transform(features[test])
+        return
     from prefaudit.kernels import row_column_max_abs
 
     matrix = features.tocsr()
@@ -746,20 +756,27 @@ def _fold_scales(features, splits) -> list:
         row_column_max_abs(matrix.indptr, matrix.indices, matrix.data, test, width)
         for _, test in splits
     ]
-    functions = []
-    for fold in range(len(splits)):
+    for fold, (train, test) in enumerate(splits):
         others = [tested[k] for k in range(len(splits)) if k != fold]
         maximum = np.maximum.reduce(others) if others else np.zeros(width)
         # sklearn's _handle_zeros_in_scale: a (near-)constant column keeps its values.
-        scale = np.where(maximum < 10 * np.finfo(maximum.dtype).eps, 1.0, maximum)
-        functions.append(functools.partial(_scaled, inverse=1.0 / scale))
-    return functions
+        inverse = 1.0 / np.where(maximum < 10 * np.finfo(maximum.dtype).eps, 1.0, maximum)
+        yield _gathered(matrix, train, sign[train], inverse), _gathered(matrix, test, None, inverse)
 
 
-def _scaled(rows, inverse: np.ndarray):
-    """``rows`` (a CSR matrix of rows taken from the features: a copy) with column j multiplied
-    by ``inverse[j]``, in place."""
-    from prefaudit.kernels import scale_columns
+def _gathered(matrix, rows: np.ndarray, sign: np.ndarray | None, inverse: np.ndarray):
+    """The CSR ``rows`` of ``matrix``, row i times ``sign[i]`` (when given), column j times
+    ``inverse[j]``: ``(matrix[rows] * sign) * inverse``, value for value."""
+    from scipy import sparse
 
-    scale_columns(rows.indices, rows.data, inverse)
-    return rows
+    from prefaudit.kernels import gather_rows
+
+    rows = np.asarray(rows, dtype=np.int64)
+    signs = np.ones(len(rows)) if sign is None else sign
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indices, data = gather_rows(
+        matrix.indptr, matrix.indices, matrix.data, rows, signs, inverse, indptr
+    )
+    if indptr[-1] <= np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), matrix.shape[1]))

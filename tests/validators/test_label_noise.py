@@ -362,14 +362,15 @@ def test_the_reference_backs_a_flip_only_where_length_cannot_explain_its_lean():
     assert np.isnan(robust[0]) and robust[1] == 0.999
 
 
-def test_fold_scales_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
-    """The cross-fitted model's sparse scaling (per-fold column maxima, applied in place) gives
-    exactly what MaxAbsScaler fitted on the train rows gives: the fits see the same numbers."""
+def test_fold_matrices_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
+    """The cross-fitted model's sparse fold matrices (per-fold column maxima; rows gathered,
+    oriented and scaled in one pass) are exactly MaxAbsScaler fitted on the oriented train
+    rows applied to them and to the test rows: the fits see the same numbers."""
     from scipy import sparse
     from sklearn.model_selection import KFold
     from sklearn.preprocessing import MaxAbsScaler
 
-    from prefaudit.validators.label_noise import _fold_scales, _oriented
+    from prefaudit.validators.label_noise import _fold_matrices, _oriented, _signs
 
     positive = sparse.random(600, 90, density=0.08, random_state=1, format="csr")
     features = (positive - sparse.random(600, 90, density=0.08, random_state=2)).tocsr()
@@ -377,13 +378,14 @@ def test_fold_scales_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
     features.eliminate_zeros()
     oriented, _ = _oriented(features, 3)
     splits = list(KFold(5, shuffle=True, random_state=0).split(np.arange(600)))
-    for (train, test), scale in zip(splits, _fold_scales(features, splits), strict=True):
+    folds = _fold_matrices(features, splits, _signs(600, 3))
+    for (train, test), found in zip(splits, folds, strict=True):
         reference = MaxAbsScaler().fit(oriented[train])
-        for rows in (oriented[train], features[test]):
-            expected, found = reference.transform(rows), scale(rows.copy())
-            assert np.array_equal(found.indptr, expected.indptr)
-            assert np.array_equal(found.indices, expected.indices)
-            assert np.array_equal(found.data, expected.data)
+        for rows, matrix in zip((oriented[train], features[test]), found, strict=True):
+            expected = reference.transform(rows)
+            assert np.array_equal(matrix.indptr, expected.indptr)
+            assert np.array_equal(matrix.indices, expected.indices)
+            assert np.array_equal(matrix.data, expected.data)
 
 
 def test_hashed_difference_equals_scipy_hstack_of_row_differences():
@@ -396,7 +398,7 @@ def test_hashed_difference_equals_scipy_hstack_of_row_differences():
     from prefaudit.words import hashed_words
 
     rng = np.random.default_rng(0)
-    words = "alpha beta gamma delta the cat sat on a mat and ran".split()
+    words = ["alpha", "beta", "gamma", "delta", "the", "cat", "sat", "on", "a", "mat", "and", "ran"]
     distinct = [" ".join(rng.choice(words, rng.integers(0, 12))) for _ in range(80)]
     chosen, rejected = rng.integers(0, 80, 300), rng.integers(0, 80, 300)
     rejected[:10] = chosen[:10]
