@@ -90,12 +90,6 @@ class Shingles:
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def take(self, rows: np.ndarray) -> Shingles:
-        """The shingles of the texts ``rows``, in that order."""
-        counts = self.counts[rows]
-        index = np.repeat(self.offsets[rows], counts) + _ranks(counts)
-        return Shingles(self.hashes[index], np.concatenate([[0], np.cumsum(counts)]))
-
     def unique(self) -> Shingles:
         """The same texts with each run sorted and repeated shingles removed (the shingle *set*)."""
         n = len(self.offsets) - 1
@@ -169,17 +163,15 @@ def _mix32(values: np.ndarray) -> np.ndarray:
     return z.astype(np.uint32)
 
 
-def _ranks(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., c-1 for each count c, concatenated."""
-    total = int(counts.sum())
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return np.arange(total, dtype=np.int64) - starts
-
-
 def signatures(
-    shingles: Shingles, num_perm: int = 128, seed: int = 0, threads: int | None = None
+    shingles: Shingles,
+    num_perm: int = 128,
+    seed: int = 0,
+    threads: int | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """MinHash signatures, shape (texts, num_perm), uint32; texts without shingles get all-max rows.
+    """MinHash signatures, shape (texts, num_perm), uint32; texts without shingles get all-max
+    rows. ``rows``: only those texts, in that order (read in place).
 
     >>> s = signatures(shingle(["the same text", "the same text", "other words"]), num_perm=16)
     >>> bool((s[0] == s[1]).all()), bool((s[0] == s[2]).all())
@@ -188,15 +180,17 @@ def signatures(
     rng = np.random.default_rng(seed)
     a = (rng.integers(0, 2**31, num_perm, dtype=np.uint64) * 2 + 1).astype(np.uint32)
     b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32)
-    n = len(shingles.offsets) - 1
+    begins, ends = _runs(shingles, rows)
+    n = len(begins)
     out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     # Blocks of whole texts, about _SIGNATURE_CHUNK shingles each, on threads (the kernel
     # releases the GIL); each text is one loop over its shingles and the permutations.
-    cuts = np.searchsorted(shingles.offsets, np.arange(0, shingles.offsets[-1], _SIGNATURE_CHUNK))
+    total = np.cumsum(ends - begins)
+    cuts = np.searchsorted(total, np.arange(0, total[-1] if n else 0, _SIGNATURE_CHUNK))
     edges = np.unique(np.concatenate([[0], np.minimum(cuts, n), [n]]))
 
     def block(lo: int, hi: int) -> None:
-        kernels.minhash(shingles.hashes, shingles.offsets[lo : hi + 1], a, b, out[lo:hi])
+        kernels.minhash(shingles.hashes, begins[lo:hi], ends[lo:hi], a, b, out[lo:hi])
 
     bounds = list(zip(edges[:-1], edges[1:], strict=True))
     if len(bounds) == 1 or threads == 1:
@@ -209,7 +203,7 @@ def signatures(
 
 
 def one_permutation_signatures(
-    shingles: Shingles, num_perm: int = 128, seed: int = 0
+    shingles: Shingles, num_perm: int = 128, seed: int = 0, rows: np.ndarray | None = None
 ) -> np.ndarray:
     """One-permutation MinHash signatures (Li, Owen and Zhang, 2012), shape (texts, num_perm).
 
@@ -221,21 +215,26 @@ def one_permutation_signatures(
     position equal to their Jaccard similarity. With many empty bins (texts of fewer shingles
     than bins) the positions are correlated, so :func:`near_duplicate_pairs` uses these only
     for texts with at least twice as many shingles as bins. Texts without shingles get
-    all-max rows.
+    all-max rows. ``rows``: only those texts, in that order (read in place).
 
     >>> texts = ["the same text, long enough to fill the bins " * 9] * 2 + ["other words " * 30]
     >>> s = one_permutation_signatures(shingle(texts).unique(), num_perm=16)
     >>> bool((s[0] == s[1]).all()), bool((s[0] == s[2]).any())
     (True, False)
     """
-    n = len(shingles.offsets) - 1
-    empty = np.iinfo(np.uint32).max
-    out = np.full(n * num_perm, empty, dtype=np.uint32)
+    begins, ends = _runs(shingles, rows)
+    out = np.full((len(begins), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     salt = np.random.default_rng(seed).integers(0, 2**63, dtype=np.uint64)
-    out = out.reshape(n, num_perm)
-    kernels.one_permutation(shingles.hashes, shingles.offsets, np.uint64(salt), out)
-    _densify(out, shingles.counts > 0)
+    kernels.one_permutation(shingles.hashes, begins, ends, np.uint64(salt), out)
+    _densify(out, ends > begins)
     return out
+
+
+def _runs(shingles: Shingles, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Where the shingles of each text (of ``rows``, or all) begin and end in ``hashes``."""
+    if rows is None:
+        return shingles.offsets[:-1], shingles.offsets[1:]
+    return shingles.offsets[rows], shingles.offsets[rows + 1]
 
 
 def _densify(sig: np.ndarray, present: np.ndarray) -> None:
@@ -410,22 +409,23 @@ class Sketches:
     def candidates(self, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distinct candidate pairs (left < right) under either scheme, with the estimate of
         their Jaccard similarity (the higher one where both schemes propose a pair)."""
-        lefts, rights, estimates = [], [], []
+        num_perm = self.short_sig.shape[1]
+        bits = np.uint64(int(num_perm).bit_length())
+        keyed = []
         for positions, sig in self.schemes:
             left, right = _band_candidates(sig, bands, rows)
-            lefts.append(positions[left])
-            rights.append(positions[right])
-            estimates.append(_signature_agreement(sig, left, right))
-        left, right, estimate = (np.concatenate(parts) for parts in (lefts, rights, estimates))
-        code = left * self.n + right
-        order = np.argsort(code)
-        code, estimate = code[order], estimate[order]
-        first = np.ones(len(code), dtype=bool)
-        first[1:] = code[1:] != code[:-1]
-        starts = np.flatnonzero(first)
-        best = np.maximum.reduceat(estimate, starts) if len(starts) else estimate
-        code = code[starts]
-        return code // self.n, code % self.n, best
+            agree = _agreeing_positions(sig, left, right).astype(np.uint64)
+            # One sortable key per proposal: the pair, then how many positions agree.
+            pair = (positions[left] * self.n + positions[right]).astype(np.uint64)
+            keyed.append((pair << bits) | agree)
+        ordered = np.sort(np.concatenate(keyed))
+        # Each pair's last key holds its highest agreement (two schemes may propose it).
+        code = ordered >> bits
+        last = np.ones(len(code), dtype=bool)
+        last[:-1] = code[1:] != code[:-1]
+        best = (ordered[last] & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+        code = code[last].astype(np.int64)
+        return code // self.n, code % self.n, best / num_perm
 
 
 def sketch(
@@ -456,9 +456,9 @@ def sketch(
         long = np.flatnonzero(sets.counts >= long_from)
         return (
             lo + short,
-            signatures(sets.take(short), num_perm, seed, threads=1),
+            signatures(sets, num_perm, seed, threads=1, rows=short),
             lo + long,
-            one_permutation_signatures(sets.take(long), num_perm, seed),
+            one_permutation_signatures(sets, num_perm, seed, rows=long),
         )
 
     with ThreadPoolExecutor(threads or default_threads()) as pool:
@@ -481,9 +481,9 @@ def _band_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray
     (a few percent) are then ordered by position within their bucket, as :func:`bucket_pairs`
     takes them, and paired.
     """
-    codes = []
     n = len(sig)
-    for band in range(bands):
+
+    def band_codes(band: int) -> list[np.ndarray]:
         keys = band_keys(sig, band, rows)
         order = np.argsort(keys)
         ordered = keys[order]
@@ -494,12 +494,18 @@ def _band_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray
         order, ordered = order[shared], ordered[shared]
         by_position = np.lexsort((order, ordered))
         order, ordered = order[by_position], ordered[by_position]
+        found = []
         for distance in range(1, _MAX_BUCKET_WINDOW + 1):
             same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
             if not len(same):
                 break
             i, j = order[same], order[same + distance]
-            codes.append(np.minimum(i, j) * n + np.maximum(i, j))
+            found.append(np.minimum(i, j) * n + np.maximum(i, j))
+        return found
+
+    # Bands on threads: numpy's sorts and passes release the GIL.
+    with ThreadPoolExecutor(default_threads()) as pool:
+        codes = [code for found in pool.map(band_codes, range(bands)) for code in found]
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
@@ -513,9 +519,10 @@ def _mix64(values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(27))
 
 
-def _signature_agreement(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The share of signature positions on which each pair agrees: the MinHash Jaccard estimate."""
-    out = np.empty(len(left))
+def _agreeing_positions(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """How many signature positions each pair agrees on (over ``num_perm``: the MinHash
+    estimate of their Jaccard similarity)."""
+    out = np.zeros(len(left), dtype=np.int64)
     if len(left):
         kernels.agreement(sig, np.asarray(left, np.int64), np.asarray(right, np.int64), out)
     return out

@@ -158,12 +158,13 @@ def _radix_sort(run, scratch):
 
 
 @njit(cache=True, nogil=True)
-def minhash(hashes, offsets, a, b, out):
+def minhash(hashes, begins, ends, a, b, out):
     """Permutation MinHash into ``out`` (rows of texts with shingles; others are left alone):
-    position p of text i is the least ``a[p] * h + b[p] mod 2**32`` over its shingles h."""
+    position p of text i is the least ``a[p] * h + b[p] mod 2**32`` over its shingles h,
+    ``hashes[begins[i]:ends[i]]``."""
     num_perm = len(a)
-    for i in range(len(offsets) - 1):
-        first, last = offsets[i], offsets[i + 1]
+    for i in range(len(begins)):
+        first, last = begins[i], ends[i]
         if first == last:
             continue
         row = out[i]
@@ -178,13 +179,14 @@ def minhash(hashes, offsets, a, b, out):
 
 
 @njit(cache=True, nogil=True)
-def one_permutation(hashes, offsets, salt, out):
-    """One-permutation MinHash into ``out`` before densification: each shingle hash, mixed with
-    ``salt``, goes to the bin given by its high bits; each bin keeps its least value."""
+def one_permutation(hashes, begins, ends, salt, out):
+    """One-permutation MinHash into ``out`` before densification: each shingle hash of text i
+    (``hashes[begins[i]:ends[i]]``), mixed with ``salt``, goes to the bin given by its high
+    bits; each bin keeps its least value."""
     num_perm = out.shape[1]
-    for i in range(len(offsets) - 1):
+    for i in range(len(begins)):
         row = out[i]
-        for k in range(offsets[i], offsets[i + 1]):
+        for k in range(begins[i], ends[i]):
             value = _mix(np.uint64(hashes[k]) ^ salt)
             slot = (np.uint64(value) * np.uint64(num_perm)) >> np.uint64(32)
             if value < row[slot]:
@@ -193,15 +195,13 @@ def one_permutation(hashes, offsets, salt, out):
 
 @njit(cache=True, nogil=True)
 def agreement(sig, left, right, out):
-    """The share of positions on which the signatures of each pair agree (the MinHash
-    estimate of their Jaccard similarity), without copying the signatures."""
-    num_perm = sig.shape[1]
+    """How many positions the signatures of each pair agree on, without copying them."""
     for k in range(len(left)):
         a, b = sig[left[k]], sig[right[k]]
         same = 0
-        for p in range(num_perm):
+        for p in range(sig.shape[1]):
             same += a[p] == b[p]
-        out[k] = same / num_perm
+        out[k] = same
 
 
 @njit(cache=True, nogil=True)
