@@ -523,8 +523,7 @@ def _agreeing_positions(sig: np.ndarray, left: np.ndarray, right: np.ndarray) ->
     """How many signature positions each pair agrees on (over ``num_perm``: the MinHash
     estimate of their Jaccard similarity)."""
     out = np.zeros(len(left), dtype=np.int64)
-    if len(left):
-        kernels.agreement(sig, np.asarray(left, np.int64), np.asarray(right, np.int64), out)
+    _by_pairs(lambda *pairs: kernels.agreement(sig, *pairs), left, right, out)
     return out
 
 
@@ -537,20 +536,31 @@ def jaccard(sets: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     [0.6, 0.0]
     """
     out = np.zeros(len(left))
+    _by_pairs(lambda *pairs: kernels.jaccard(sets.hashes, sets.offsets, *pairs), left, right, out)
+    return out
+
+
+def _by_pairs(kernel, left: np.ndarray, right: np.ndarray, out: np.ndarray) -> None:
+    """``kernel(left, right, out)`` over slices of the pairs on threads (the kernels release
+    the GIL and write only their own slice of ``out``)."""
     left = np.asarray(left, dtype=np.int64)
     right = np.asarray(right, dtype=np.int64)
-    parts = np.array_split(np.arange(len(left)), default_threads()) if len(left) > 10_000 else []
-    if len(parts) < 2:
-        kernels.jaccard(sets.hashes, sets.offsets, left, right, out)
-        return out
-
-    def part(rows: np.ndarray) -> None:
-        lo, hi = rows[0], rows[-1] + 1
-        kernels.jaccard(sets.hashes, sets.offsets, left[lo:hi], right[lo:hi], out[lo:hi])
-
-    with ThreadPoolExecutor(len(parts)) as pool:
-        list(pool.map(part, parts))
-    return out
+    threads = default_threads() if len(left) > 10_000 else 1
+    edges = np.linspace(0, len(left), threads + 1).astype(np.int64)
+    if threads == 1:
+        kernel(left, right, out)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(
+            pool.map(
+                lambda k: kernel(
+                    left[edges[k] : edges[k + 1]],
+                    right[edges[k] : edges[k + 1]],
+                    out[edges[k] : edges[k + 1]],
+                ),
+                range(threads),
+            )
+        )
 
 
 def cosine_pairs(
