@@ -1,24 +1,27 @@
-"""Near-duplicate search: vectorised MinHash LSH with exact verification, and blocked cosine search.
+"""Near-duplicate search: MinHash LSH with exact verification, and blocked cosine search.
 
 MinHash estimates the Jaccard similarity of two texts' shingle sets; locality-sensitive hashing
 (LSH) splits each signature into bands so that similar texts share at least one band with high
-probability. Here every step runs on whole arrays instead of one Python object per text:
+probability. The per-text and per-pair work runs in compiled loops (:mod:`prefaudit.kernels`,
+numba, on threads), the rest on whole arrays; never one Python object per text:
 
-1. Shingles are byte k-grams of the normalised UTF-8 text, packed into integers straight from
-   Arrow's data buffer (one unaligned 8-byte read per start; k <= 8 bytes fit in 64 bits
-   exactly, so packing is collision-free) and mixed to 32 bits. About 2 MB of text is
-   shingled at a time on threads and only its signatures are kept, so memory stays flat.
+1. Shingles are byte k-grams of the normalised UTF-8 text, read from Arrow's data buffer
+   (k <= 8 bytes fit in 64 bits exactly, so packing is collision-free) and mixed to 32 bits;
+   each text's distinct shingles are its set, sorted. About 2 MB of text is shingled at a time
+   on threads and only its signatures are kept, so memory stays flat.
 2. Signatures: for texts of fewer than ``2 * num_perm / threshold`` distinct shingles,
-   ``num_perm`` affine permutations ``a * h + b (mod 2**32)`` of every shingle hash, reduced
-   with ``np.minimum.reduceat`` over each text's run; for texts of at least ``2 * num_perm``,
-   one-permutation signatures (each shingle hashed once into one of ``num_perm`` bins), which
-   cost one hash per shingle instead of ``num_perm``. Texts in between get both, so two texts
-   at the threshold always share a kind.
-3. Candidates: texts whose band keys are equal, found by sorting each band's keys (per kind).
+   ``num_perm`` affine permutations ``a * h + b (mod 2**32)`` of every shingle hash, the least
+   of each kept; for texts of at least ``2 * num_perm``, one-permutation signatures (each
+   shingle hashed once into one of ``num_perm`` bins), which cost one hash per shingle instead
+   of ``num_perm``. Texts in between get both, so two texts at the threshold always share a
+   kind.
+3. Candidates: texts whose band keys are equal, found by sorting each band's keys (per kind,
+   bands on threads).
 4. Verification: candidates whose signatures agree on at least ``threshold - slack`` of the
-   positions get their exact shingle-set Jaccard computed; only pairs at or above the threshold
-   are kept. The banding is tuned for recall (it lets through many more candidates than it
-   keeps), and the exact check makes precision against the threshold exact.
+   positions get their exact shingle-set Jaccard computed (the two sorted sets merged); only
+   pairs at or above the threshold are kept. The banding is tuned for recall (it lets through
+   many more candidates than it keeps), and the exact check makes precision against the
+   threshold exact.
 
 datasketch's ``MinHashLSH`` does steps 2-3 with a Python object per text and returns unverified
 candidates; rensa (Rust) does them natively and flags texts that share a band, without pairs;
@@ -38,7 +41,7 @@ from prefaudit.errors import SettingError
 from prefaudit.text import CHUNK_ROWS, default_threads, normalize
 
 _SIGNATURE_CHUNK = 65_536  # shingles per block of texts signed on one thread
-_SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~16 MB each)
+_SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (~8 MB of hashes each)
 # Texts with at least this many distinct shingles per permutation get one-permutation
 # signatures: with twice as many shingles as bins, 13.5% of the bins are empty on average, and
 # the estimate is as good (20,000 edited pairs of 225-780 distinct shingles: error 0.033 SD
@@ -46,6 +49,7 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (temporaries of ~
 # bands of unrelated short texts collide.
 _FILL = 2
 _DENSIFY_ROWS = 4_096  # texts densified at a time
+_PAIRS_ON_ONE_THREAD = 10_000  # fewer pairs than this are compared without a thread pool
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
 
 
@@ -318,7 +322,7 @@ def near_duplicate_pairs(
     if candidates is None:
         banding = lsh_bands(threshold, num_perm)  # first: it says what is wrong with threshold
         sketches = sketch(array, shingle_size, num_perm, seed, threads, threshold)
-        left, right, similarity = sketches.candidates(*banding)
+        left, right, similarity = sketches.candidates(*banding, threads=threads)
     else:
         left, right, similarity = candidates(texts)
     found = len(left)
@@ -328,10 +332,12 @@ def near_duplicate_pairs(
     if check.any():
         # Exact sets only for the texts still in doubt, shingled again.
         involved = _sorted_unique(np.concatenate([left[check], right[check]]))
-        sets = _sets(array, involved, shingle_size)
-        similarity[check] = jaccard(
-            sets, np.searchsorted(involved, left[check]), np.searchsorted(involved, right[check])
+        sets = _sets(array, involved, shingle_size, threads)
+        first, second = (
+            np.searchsorted(involved, left[check]),
+            np.searchsorted(involved, right[check]),
         )
+        similarity[check] = jaccard(sets, first, second, threads=threads)
     keep = similarity >= threshold
     return SimilarPairs(left[keep], right[keep], similarity[keep], found)
 
@@ -365,7 +371,7 @@ def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(lefts), np.concatenate(rights)
 
 
-def _sets(array: pa.Array, rows: np.ndarray, size: int) -> Shingles:
+def _sets(array: pa.Array, rows: np.ndarray, size: int, threads: int | None = None) -> Shingles:
     """The shingle sets of the texts at ``rows``, read in place, about ``_SHINGLE_CHUNK``
     bytes of text at a time on threads."""
     offsets, data = kernels.string_buffers(array)
@@ -379,7 +385,7 @@ def _sets(array: pa.Array, rows: np.ndarray, size: int) -> Shingles:
     def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         return kernels.shingle_hashes(data, begins[lo:hi], ends[lo:hi], size, True)
 
-    with ThreadPoolExecutor(default_threads()) as pool:
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
         parts = list(pool.map(lambda b: part(*b), zip(edges[:-1], edges[1:], strict=True)))
     if not parts:
         return Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
@@ -406,15 +412,22 @@ class Sketches:
         """(positions, signatures) of each scheme; a pair is a candidate under one scheme."""
         return (self.short, self.short_sig), (self.long, self.long_sig)
 
-    def candidates(self, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def candidates(
+        self, bands: int, rows: int, threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distinct candidate pairs (left < right) under either scheme, with the estimate of
         their Jaccard similarity (the higher one where both schemes propose a pair)."""
         num_perm = self.short_sig.shape[1]
         bits = np.uint64(int(num_perm).bit_length())
+        if self.n * self.n >= 1 << (64 - int(bits)):  # a pair and its count in 64 bits
+            limit = int(np.sqrt(2.0 ** (64 - int(bits))))
+            raise SettingError(
+                f"near-duplicate search takes up to {limit:,} texts at once, got {self.n:,}"
+            )
         keyed = []
         for positions, sig in self.schemes:
-            left, right = _band_candidates(sig, bands, rows)
-            agree = _agreeing_positions(sig, left, right).astype(np.uint64)
+            left, right = _band_candidates(sig, bands, rows, threads)
+            agree = _agreeing_positions(sig, left, right, threads).astype(np.uint64)
             # One sortable key per proposal: the pair, then how many positions agree.
             pair = (positions[left] * self.n + positions[right]).astype(np.uint64)
             keyed.append((pair << bits) | agree)
@@ -472,7 +485,9 @@ def sketch(
     return Sketches(n, *joined)
 
 
-def _band_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _band_candidates(
+    sig: np.ndarray, bands: int, rows: int, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct pairs (i < j) of texts that share at least one band key.
 
     One band at a time: its keys (8 bytes per text) sorted, and equal neighbours paired; the
@@ -504,7 +519,7 @@ def _band_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray
         return found
 
     # Bands on threads: numpy's sorts and passes release the GIL.
-    with ThreadPoolExecutor(default_threads()) as pool:
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
         codes = [code for found in pool.map(band_codes, range(bands)) for code in found]
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
@@ -519,15 +534,19 @@ def _mix64(values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(27))
 
 
-def _agreeing_positions(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _agreeing_positions(
+    sig: np.ndarray, left: np.ndarray, right: np.ndarray, threads: int | None = None
+) -> np.ndarray:
     """How many signature positions each pair agrees on (over ``num_perm``: the MinHash
     estimate of their Jaccard similarity)."""
     out = np.zeros(len(left), dtype=np.int64)
-    _by_pairs(lambda *pairs: kernels.agreement(sig, *pairs), left, right, out)
+    _by_pairs(lambda *pairs: kernels.agreement(sig, *pairs), left, right, out, threads)
     return out
 
 
-def jaccard(sets: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def jaccard(
+    sets: Shingles, left: np.ndarray, right: np.ndarray, threads: int | None = None
+) -> np.ndarray:
     """Exact Jaccard similarity of the shingle sets of each pair (``sets`` from ``.unique()``):
     the two sorted runs of each pair merged once (a compiled loop, kernels.py).
 
@@ -536,16 +555,22 @@ def jaccard(sets: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     [0.6, 0.0]
     """
     out = np.zeros(len(left))
-    _by_pairs(lambda *pairs: kernels.jaccard(sets.hashes, sets.offsets, *pairs), left, right, out)
+
+    def compare(*pairs: np.ndarray) -> None:
+        kernels.jaccard(sets.hashes, sets.offsets, *pairs)
+
+    _by_pairs(compare, left, right, out, threads)
     return out
 
 
-def _by_pairs(kernel, left: np.ndarray, right: np.ndarray, out: np.ndarray) -> None:
+def _by_pairs(
+    kernel, left: np.ndarray, right: np.ndarray, out: np.ndarray, threads: int | None = None
+) -> None:
     """``kernel(left, right, out)`` over slices of the pairs on threads (the kernels release
     the GIL and write only their own slice of ``out``)."""
     left = np.asarray(left, dtype=np.int64)
     right = np.asarray(right, dtype=np.int64)
-    threads = default_threads() if len(left) > 10_000 else 1
+    threads = (threads or default_threads()) if len(left) > _PAIRS_ON_ONE_THREAD else 1
     edges = np.linspace(0, len(left), threads + 1).astype(np.int64)
     if threads == 1:
         kernel(left, right, out)

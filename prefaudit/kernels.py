@@ -28,6 +28,10 @@ def large_strings(texts) -> pa.Array:
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     array = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_null(array.type):  # every text missing
+        array = array.cast(pa.large_string())
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         raise TypeError(f"texts must be strings, got Arrow type {array.type}")
     array = array.cast(pa.large_string())

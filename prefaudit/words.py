@@ -22,6 +22,7 @@ from numba import njit
 
 from prefaudit.kernels import large_strings, string_buffers
 
+_MOST_TALLIED = 1 << 22  # columns counted in a table per thread (16 MB); more are sorted
 CHUNK_BYTES = 1 << 24  # text per kernel call: bounds its buffers of raw (undeduplicated) features
 _MASK = 0xFFFFFFFF
 
@@ -276,8 +277,11 @@ def _hash_rows(offsets, data, lower, word, n_features):
     low = np.empty(2 * longest + 2, np.uint8)  # a text's lower case (up to 3/2 its bytes)
     key = np.empty(2 * longest + 2, np.uint8)
     columns = np.empty(longest + 1, np.int32)
-    tally = np.zeros(n_features, np.int32)
-    bits = np.zeros(-(-n_features // 32), np.int64)
+    # A count and a bit per column, unless there are too many columns to hold per thread:
+    # then rows are counted by sorting (_count_sorted).
+    tallied = n_features <= _MOST_TALLIED
+    tally = np.zeros(n_features if tallied else 0, np.int32)
+    bits = np.zeros(-(-n_features // 32) if tallied else 0, np.int64)
     row_nnz = np.zeros(n, np.int64)
     hashed = np.ones(n, np.bool_)
     indices = np.empty((offsets[-1] - offsets[0]) // 4 + 16, np.int32)
@@ -285,7 +289,9 @@ def _hash_rows(offsets, data, lower, word, n_features):
     at = 0
     for row in range(n):
         tokens = _lower_tokens(data, offsets[row], offsets[row + 1], lower, word, low, starts, ends)
-        hashed[row] = tokens >= 0
+        if tokens < 0:  # scikit-learn's row goes here (_assemble)
+            hashed[row] = False
+            continue
         features = _hash_tokens(low, starts, ends, tokens, key, columns, n_features)
         if at + features > len(indices):  # grow: the estimate above was short
             indices = _grown(indices, at, at + features)
@@ -341,7 +347,7 @@ def _count_sorted(columns, features, tally, bits, indices, counts, at):
     often each into counts[at:]; returns the new end. tally (a count per column) and bits (a
     bit per column, 32 a word) are zeros before and after. Sorting is O(features log
     features), a scan of the bits O(columns / 32): the bits unless the row is short."""
-    if 4 * features < len(bits):
+    if 4 * features < len(bits) or len(tally) == 0:
         ordered = np.sort(columns[:features])
         for i in range(features):
             if i and ordered[i] == ordered[i - 1]:

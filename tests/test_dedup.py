@@ -205,15 +205,44 @@ def test_signatures_match_numpy():
 
 
 def test_jaccard_on_threads_matches_python_sets():
-    texts = _corpus(5, n=200)
+    texts = _corpus(5, n=200) + [""]
     sets = dedup.shingle_sets(texts, 4)
     rng = np.random.default_rng(0)
     left, right = rng.integers(0, len(texts), 12_000), rng.integers(0, len(texts), 12_000)
-    found = dedup.jaccard(sets, left, right)
     grams = [set(_shingles_reference(t, 4)) for t in texts]
-    for k in range(0, 12_000, 97):
-        a, b = grams[left[k]], grams[right[k]]
-        assert found[k] == (len(a & b) / len(a | b) if a | b else 0.0)
+    expected = [
+        len(grams[i] & grams[j]) / len(grams[i] | grams[j]) if grams[i] | grams[j] else 0.0
+        for i, j in zip(left, right, strict=True)
+    ]
+    for threads in (1, 3):  # 12,000 pairs: split across the threads
+        assert dedup.jaccard(sets, left, right, threads=threads).tolist() == expected
+
+
+def test_signatures_of_chosen_rows_are_those_rows_of_all():
+    sets = dedup.shingle_sets(_corpus(6, n=30) + [""] + _long_corpus(6, n=4), 5)
+    rows = np.array([33, 0, 30, 7, 7])
+    assert np.array_equal(dedup.signatures(sets, 32, rows=rows), dedup.signatures(sets, 32)[rows])
+    assert np.array_equal(
+        dedup.one_permutation_signatures(sets, 32, rows=rows),
+        dedup.one_permutation_signatures(sets, 32)[rows],
+    )
+
+
+def test_a_pair_both_schemes_propose_keeps_the_higher_estimate():
+    """Texts 0 and 2 share the first band under both schemes and agree on 5 of 8 positions
+    in one and 7 in the other; texts 1 and 3 only under the first scheme."""
+    base = np.arange(8, dtype=np.uint32)
+    short_sig = np.array([base, base + 100, [0, 1, 2, 3, 4, 50, 60, 70], base + 100])
+    long_sig = np.array([base, [0, 1, 2, 3, 4, 5, 6, 90]])
+    sketches = dedup.Sketches(
+        n=4,
+        short=np.array([0, 1, 2, 3]),
+        short_sig=short_sig.astype(np.uint32),
+        long=np.array([0, 2]),
+        long_sig=long_sig.astype(np.uint32),
+    )
+    left, right, estimate = sketches.candidates(bands=2, rows=4)
+    assert (left.tolist(), right.tolist(), estimate.tolist()) == ([0, 1], [2, 3], [7 / 8, 1.0])
 
 
 def _long_corpus(seed, n=150):
@@ -318,3 +347,11 @@ def test_a_threshold_outside_0_1_is_a_setting_error_not_a_division():
     for threshold in (0, 1, 1.5):
         with pytest.raises(SettingError, match="between 0 and 1"):
             dedup.near_duplicate_pairs(["a b c d e f", "a b c d e g"], threshold=threshold)
+
+
+def test_dictionary_encoded_and_all_missing_texts_are_read_as_strings():
+    import pyarrow as pa
+
+    texts = pa.array(["the same text", "other words", "the same text"]).dictionary_encode()
+    assert dedup.shingle_sets(texts, 5).counts.tolist() == [9, 7, 9]
+    assert dedup.shingle_sets(pa.array([None, None]), 5).counts.tolist() == [0, 0]

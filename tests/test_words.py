@@ -63,7 +63,7 @@ EDGES = [
 ]
 
 
-@pytest.mark.parametrize("n_features", [2**14, 1000, 7, 2**20])
+@pytest.mark.parametrize("n_features", [2**14, 1000, 7, 2**20, 2**23])  # 2**23: sorted rows
 def test_edge_cases(n_features):
     assert_same(hashed_words(EDGES, n_features), sklearn_words(EDGES, n_features))
 

@@ -602,11 +602,11 @@ def _hashed_difference(distinct, chosen_code, rejected_code, text: np.ndarray):
     # sparse.hstack([vectors[chosen] - vectors[rejected], csr_matrix(text)]), row by row.
     width = vectors.shape[1]
     indptr = np.zeros(len(chosen_code) + 1, dtype=np.int64)
-    indices, data = pair_difference(
-        vectors.indptr, vectors.indices, vectors.data, width,
-        np.asarray(chosen_code, dtype=np.int64), np.asarray(rejected_code, dtype=np.int64),
-        np.ascontiguousarray(text, dtype=np.float64), indptr,
-    )  # fmt: skip
+    first = np.asarray(chosen_code, dtype=np.int64)
+    second = np.asarray(rejected_code, dtype=np.int64)
+    tail = np.ascontiguousarray(text, dtype=np.float64)
+    matrix = (vectors.indptr, vectors.indices, vectors.data, width)
+    indices, data = pair_difference(*matrix, first, second, tail, indptr)
     if indptr[-1] <= np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
     shape = (len(chosen_code), width + text.shape[1])
@@ -617,11 +617,14 @@ def _oriented(features, seed: int):
     """Each pair in a random orientation: features negated and label 0 for half of them (the
     same likelihood as "chosen wins" for every pair, in a form scikit-learn fits)."""
     sign = _signs(features.shape[0], seed)
+    return _orient(features, sign), (sign > 0).astype(int)
+
+
+def _orient(features, sign: np.ndarray):
+    """Row i of ``features`` times ``sign[i]`` (sparse or dense)."""
     if hasattr(features, "multiply"):
-        oriented = features.multiply(sign[:, None]).tocsr()
-    else:
-        oriented = features * sign[:, None].astype(features.dtype)
-    return oriented, (sign > 0).astype(int)
+        return features.multiply(sign[:, None]).tocsr()
+    return features * sign[:, None].astype(features.dtype)
 
 
 def _signs(n: int, seed: int) -> np.ndarray:
@@ -742,8 +745,9 @@ def _fold_matrices(features, splits, sign: np.ndarray):
     from scipy import sparse
     from sklearn.preprocessing import MaxAbsScaler
 
-    if not sparse.issparse(features):
-        oriented = features * sign[:, None].astype(features.dtype)
+    if not sparse.issparse(features) or features.dtype != np.float64:
+        # (the compiled path computes in float64, as MaxAbsScaler does only for float64)
+        oriented = _orient(features, sign)
         for train, test in splits:
             scaler = MaxAbsScaler().fit(oriented[train])
             yield scaler.transform(oriented[train]), scaler.transform(features[test])
