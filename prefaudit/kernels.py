@@ -288,39 +288,24 @@ def _row_difference(indptr, indices, data, a, b, tail, out_indices, out_data, at
 
 
 @njit(cache=True, nogil=True)
+def _differences(indptr, indices, data, width, first, second, tail, out_indptr, out_i, out_d):
+    """Each pair's row into out_i/out_d from out_indptr[i] (only sized when they are empty);
+    out_indptr[i + 1] is where it ends."""
+    for i in range(len(first)):
+        row = (first[i], second[i], tail[i], out_i, out_d, out_indptr[i], width)
+        out_indptr[i + 1] = _row_difference(indptr, indices, data, *row)
+
+
+@njit(cache=True, nogil=True)
 def pair_difference(indptr, indices, data, width, first, second, tail, out_indptr):
     """CSR rows ``first[i]`` minus ``second[i]`` of a canonical CSR matrix (``width``
     columns), each followed by the non-zero values of ``tail[i]``: scipy's
     ``hstack([m[first] - m[second], csr_matrix(tail)])``, in two passes (sizes, then values)
     instead of three copies of every row. Returns (indices, data); ``out_indptr`` is filled."""
-    none_i, none_d = np.zeros(0, indices.dtype), np.zeros(0, data.dtype)
+    matrix = (indptr, indices, data, width, first, second, tail, out_indptr)
     out_indptr[0] = 0
-    for i in range(len(first)):
-        out_indptr[i + 1] = _row_difference(
-            indptr,
-            indices,
-            data,
-            first[i],
-            second[i],
-            tail[i],
-            none_i,
-            none_d,
-            out_indptr[i],
-            width,
-        )
+    _differences(*matrix, np.zeros(0, indices.dtype), np.zeros(0, data.dtype))  # sizes
     out_indices = np.empty(out_indptr[-1], indices.dtype)
     out_data = np.empty(out_indptr[-1], data.dtype)
-    for i in range(len(first)):
-        _row_difference(
-            indptr,
-            indices,
-            data,
-            first[i],
-            second[i],
-            tail[i],
-            out_indices,
-            out_data,
-            out_indptr[i],
-            width,
-        )
+    _differences(*matrix, out_indices, out_data)  # values
     return out_indices, out_data
