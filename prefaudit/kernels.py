@@ -1,5 +1,5 @@
-"""Compiled loops (numba): near-duplicate search, one pass over the bytes of each text, and
-the sparse pair features of the label-noise model.
+"""Compiled loops (numba): near-duplicate search, one pass over the bytes of each text, the
+sparse pair features of the label-noise model, and the shape counts of texts.
 
 The numpy versions of these steps made a pass over whole arrays per operation (a temporary of
 every shingle per shift, multiply and sort; ``num_perm`` times the shingles for permutation
@@ -10,8 +10,8 @@ callers' thread pools run them in parallel, and is compiled once, on first use, 
 cache (``__pycache__`` beside this file, or the user's cache folder when that is read-only).
 
 Nothing here imports from prefaudit. The loops take plain arrays: :func:`string_buffers`
-gives a text array's offsets and UTF-8 bytes without copies (:mod:`prefaudit.dedup` and
-:mod:`prefaudit.words` read texts through it).
+gives a text array's offsets and UTF-8 bytes without copies (:mod:`prefaudit.dedup`,
+:mod:`prefaudit.words` and ``prefaudit.text.shape_counts`` read texts through it).
 """
 
 from __future__ import annotations
@@ -320,3 +320,120 @@ def pair_difference(indptr, indices, data, width, first, second, tail, out_indpt
             width,
         )
     return out_indices, out_data
+
+
+# Classes of code points for shape_counts (a table indexed by code point holds their sum).
+SPACE = 1  # re's \s
+DIGIT = 2  # re's \d
+_NEWLINE, _QUESTION, _BULLET = 0x0A, 0x3F, 0x2022
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _code_point(data, k, end):
+    """The code point whose UTF-8 bytes start at ``data[k]``, and how many bytes it takes
+    (a sequence cut short by ``end`` reads as U+FFFD: nothing is read past a text)."""
+    lead = np.int64(data[k])
+    if lead < 0x80:
+        return lead, 1
+    if lead < 0xE0:
+        width, point = 2, lead & 0x1F
+    elif lead < 0xF0:
+        width, point = 3, lead & 0x0F
+    else:
+        width, point = 4, lead & 0x07
+    if k + width > end:
+        return 0xFFFD, end - k
+    for j in range(1, width):
+        point = (point << 6) | (np.int64(data[k + j]) & 0x3F)
+    return (point if point < 0x110000 else 0xFFFD), width
+
+
+@njit(cache=True, nogil=True)
+def shape_counts(data, offsets, classes, out):
+    """Per text ``data[offsets[i]:offsets[i + 1]]`` (UTF-8), into column i of ``out``
+    (float64, 7 rows): code points, "\\n", "?", runs of non-space (``\\S+``), list items
+    (:func:`_list_items`), digits (``\\d``) and ASCII upper-case letters (``[A-Z]``).
+    ``classes[c]`` holds :data:`SPACE` where ``re``'s ``\\s`` matches code point c and
+    :data:`DIGIT` where ``\\d`` does, so the counts are ``re``'s."""
+    for i in range(len(offsets) - 1):
+        k, end = offsets[i], offsets[i + 1]
+        chars = lines = questions = words = digits = upper = 0
+        in_word = False
+        while k < end:
+            lead = data[k]
+            if lead < 0x80:
+                kind = classes[lead]
+                lines += lead == _NEWLINE
+                questions += lead == _QUESTION
+                upper += 0x41 <= lead <= 0x5A
+                k += 1
+            else:
+                point, width = _code_point(data, k, end)
+                kind = classes[point]
+                k += width
+            chars += 1
+            digits += (kind & DIGIT) != 0
+            if kind & SPACE:
+                in_word = False
+            elif not in_word:  # a run of non-space starts
+                words += 1
+                in_word = True
+        out[0, i], out[1, i], out[2, i], out[3, i] = chars, lines, questions, words
+        out[4, i] = _list_items(data, offsets[i], end, classes)
+        out[5, i], out[6, i] = digits, upper
+
+
+@njit(cache=True, nogil=True)
+def _list_items(data, begin, end, classes):
+    """How many times ``re.finditer(r"(?m)^\\s*(?:[-*•]|\\d+[.)])\\s", text)`` matches.
+
+    A match can start only at a line start (the text's start or after "\\n"). Backtracking
+    never helps: ``\\s*`` ends before a non-space, which all the rest needs, and ``\\d+``
+    before a non-digit, which ``[.)]`` needs. So from a line start the whitespace is skipped
+    and the rest tried once; a failure there fails at every line start inside that
+    whitespace too, and the search resumes at the next line start after it; after a match it
+    resumes at the match's end (a line start itself when the match ends with "\\n").
+    """
+    count = 0
+    at = begin  # a line start
+    while at < end:
+        first = at
+        while first < end:
+            point, width = _code_point(data, first, end)
+            if not classes[point] & SPACE:
+                break
+            first += width
+        stop = _list_item_end(data, first, end, classes)
+        if stop >= 0:
+            count += 1
+            resume = stop - 1  # its last byte: "\n" when the match ends a line
+        else:
+            resume = first
+        while resume < end and data[resume] != _NEWLINE:
+            resume += 1  # "\n" is one byte that no other character's UTF-8 holds
+        at = resume + 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _list_item_end(data, k, end, classes):
+    """Where ``(?:[-*•]|\\d+[.)])\\s`` matched at ``data[k]`` ends, or -1."""
+    if k >= end:
+        return -1
+    point, width = _code_point(data, k, end)
+    k += width
+    if classes[point] & DIGIT:
+        while k < end:
+            point, width = _code_point(data, k, end)
+            if not classes[point] & DIGIT:
+                break
+            k += width
+        if k >= end or (data[k] != 0x2E and data[k] != 0x29):  # "." or ")"
+            return -1
+        k += 1
+    elif point != 0x2D and point != 0x2A and point != _BULLET:  # "-", "*", "•"
+        return -1
+    if k >= end:
+        return -1
+    point, width = _code_point(data, k, end)
+    return k + width if classes[point] & SPACE else -1
