@@ -352,88 +352,72 @@ def _code_point(data, k, end):
 def shape_counts(data, offsets, classes, out):
     """Per text ``data[offsets[i]:offsets[i + 1]]`` (UTF-8), into column i of ``out``
     (float64, 7 rows): code points, "\\n", "?", runs of non-space (``\\S+``), list items
-    (:func:`_list_items`), digits (``\\d``) and ASCII upper-case letters (``[A-Z]``).
+    (:func:`_list_item_step`), digits (``\\d``) and ASCII upper-case letters (``[A-Z]``).
     ``classes[c]`` holds :data:`SPACE` where ``re``'s ``\\s`` matches code point c and
     :data:`DIGIT` where ``\\d`` does, so the counts are ``re``'s."""
     for i in range(len(offsets) - 1):
         k, end = offsets[i], offsets[i + 1]
-        chars = lines = questions = words = digits = upper = 0
-        in_word = False
+        chars = lines = questions = words = items = digits = upper = 0
+        in_word = 0
+        state = _LINE_START
         while k < end:
             lead = data[k]
             if lead < 0x80:
-                kind = classes[lead]
+                point = np.int64(lead)
                 lines += lead == _NEWLINE
                 questions += lead == _QUESTION
                 upper += 0x41 <= lead <= 0x5A
                 k += 1
             else:
                 point, width = _code_point(data, k, end)
-                kind = classes[point]
                 k += width
+            kind = classes[point]
             chars += 1
             digits += (kind & DIGIT) != 0
-            if kind & SPACE:
-                in_word = False
-            elif not in_word:  # a run of non-space starts
-                words += 1
-                in_word = True
+            solid = 1 - (kind & SPACE)  # without a branch: spaces come at random
+            words += solid & (1 - in_word)  # a run of non-space starts
+            in_word = solid
+            if state != _OUTSIDE or point == _NEWLINE:
+                state, found = _list_item_step(state, point, kind)
+                items += found
         out[0, i], out[1, i], out[2, i], out[3, i] = chars, lines, questions, words
-        out[4, i] = _list_items(data, offsets[i], end, classes)
-        out[5, i], out[6, i] = digits, upper
+        out[4, i], out[5, i], out[6, i] = items, digits, upper
 
 
-@njit(cache=True, nogil=True)
-def _list_items(data, begin, end, classes):
-    """How many times ``re.finditer(r"(?m)^\\s*(?:[-*•]|\\d+[.)])\\s", text)`` matches.
+# Where the search for list items stands (see _list_item_step).
+_OUTSIDE, _LINE_START, _DIGITS, _MARKER = 0, 1, 2, 3
 
-    A match can start only at a line start (the text's start or after "\\n"). Backtracking
-    never helps: ``\\s*`` ends before a non-space, which all the rest needs, and ``\\d+``
-    before a non-digit, which ``[.)]`` needs. So from a line start the whitespace is skipped
-    and the rest tried once; a failure there fails at every line start inside that
-    whitespace too, and the search resumes at the next line start after it; after a match it
-    resumes at the match's end (a line start itself when the match ends with "\\n").
+
+@njit(cache=True, nogil=True, inline="always")
+def _list_item_step(state, point, kind):
+    """The next state of the search for ``(?m)^\\s*(?:[-*•]|\\d+[.)])\\s`` after code point
+    ``point`` (of class ``kind``), and whether a match ended there: the matches are those of
+    ``re.finditer``, one code point at a time.
+
+    A match starts only at a line start (the text's start or after "\\n"). Backtracking never
+    helps: ``\\s*`` ends before a non-space, which all the rest needs, and ``\\d+`` before a
+    non-digit, which ``[.)]`` needs; so from a line start the whitespace is skipped (line
+    starts inside it give the same result) and the rest tried once. A failure there fails at
+    every line start up to the failing character: the search goes on from the next "\\n"
+    (the failing one itself, after digits). After a match it goes on from the match's end:
+    a line start when the match ends with "\\n".
     """
-    count = 0
-    at = begin  # a line start
-    while at < end:
-        first = at
-        while first < end:
-            point, width = _code_point(data, first, end)
-            if not classes[point] & SPACE:
-                break
-            first += width
-        stop = _list_item_end(data, first, end, classes)
-        if stop >= 0:
-            count += 1
-            resume = stop - 1  # its last byte: "\n" when the match ends a line
-        else:
-            resume = first
-        while resume < end and data[resume] != _NEWLINE:
-            resume += 1  # "\n" is one byte that no other character's UTF-8 holds
-        at = resume + 1
-    return count
-
-
-@njit(cache=True, nogil=True)
-def _list_item_end(data, k, end, classes):
-    """Where ``(?:[-*•]|\\d+[.)])\\s`` matched at ``data[k]`` ends, or -1."""
-    if k >= end:
-        return -1
-    point, width = _code_point(data, k, end)
-    k += width
-    if classes[point] & DIGIT:
-        while k < end:
-            point, width = _code_point(data, k, end)
-            if not classes[point] & DIGIT:
-                break
-            k += width
-        if k >= end or (data[k] != 0x2E and data[k] != 0x29):  # "." or ")"
-            return -1
-        k += 1
-    elif point != 0x2D and point != 0x2A and point != _BULLET:  # "-", "*", "•"
-        return -1
-    if k >= end:
-        return -1
-    point, width = _code_point(data, k, end)
-    return k + width if classes[point] & SPACE else -1
+    if state == _OUTSIDE:  # point is "\n"
+        return _LINE_START, 0
+    if state == _LINE_START:
+        if kind & SPACE:
+            return _LINE_START, 0
+        if kind & DIGIT:
+            return _DIGITS, 0
+        if point == 0x2D or point == 0x2A or point == _BULLET:  # "-", "*", "•"
+            return _MARKER, 0
+        return _OUTSIDE, 0
+    if state == _DIGITS:
+        if kind & DIGIT:
+            return _DIGITS, 0
+        if point == 0x2E or point == 0x29:  # "." or ")"
+            return _MARKER, 0
+        return (_LINE_START if point == _NEWLINE else _OUTSIDE), 0
+    if kind & SPACE:  # after the marker: a match
+        return (_LINE_START if point == _NEWLINE else _OUTSIDE), 1
+    return _OUTSIDE, 0

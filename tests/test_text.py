@@ -83,6 +83,7 @@ SHAPE_EDGES = [
     "\n\n- a\n\n\n* b",  # \s* spans blank lines: each match starts at a blank line
     "1.\n2. x\n3)\t4",
     "12) a\n1 . x\n1.x\n-x\n-",
+    "12\n- a\n3\n\n4. b",  # digits that fail at "\n": the next line is still tried
     "• a\n  •\u2028b\n\u2028- c\r- d",  # \u2028 and \r are \s, but no line start for ^
     "x\n  * y\n\t3. z\n\x1c\x1d-\x85\n\u00a0٣٣) w",  # Unicode spaces and digits
     "٣ digits ①²𝟘 ½ 3",  # \d is Nd: ٣ and 𝟘 are, ① ² ½ are not
@@ -119,7 +120,23 @@ TRICKY = list(" \t\n\r\x0b\x0c\x1c\x1f\x85\u2028\u00a0\u3000•-*.)0129٣?AZaé�
 
 
 # Pieces of lists (markers, blank lines, items ending in "\n"), so that texts hold many.
-PIECES = ["- ", "-\n", "* ", "•\t", "1. ", "12)", ".\n", "٣) ", "\n", "\n\n", " ", "\r\n", "x"]
+PIECES = [
+    "- ",
+    "-\n",
+    "* ",
+    "•\t",
+    "1. ",
+    "12",
+    ")",
+    "3\n",
+    ".\n",
+    "٣) ",
+    "\n",
+    "\n\n",
+    " ",
+    "\r\n",
+    "x",
+]
 CHARACTERS = st.one_of(st.sampled_from(TRICKY), st.characters(codec="utf-8"))
 TEXTS = st.text(CHARACTERS, max_size=40) | st.lists(
     st.sampled_from(PIECES) | CHARACTERS, max_size=20
