@@ -1,5 +1,5 @@
-"""Compiled loops (numba): near-duplicate search, one pass over the bytes of each text, and
-the sparse pair features of the label-noise model.
+"""Compiled loops (numba): near-duplicate search, one pass over the bytes of each text, the
+sparse pair features of the label-noise model, and the shape counts of texts.
 
 The numpy versions of these steps made a pass over whole arrays per operation (a temporary of
 every shingle per shift, multiply and sort; ``num_perm`` times the shingles for permutation
@@ -10,8 +10,8 @@ callers' thread pools run them in parallel, and is compiled once, on first use, 
 cache (``__pycache__`` beside this file, or the user's cache folder when that is read-only).
 
 Nothing here imports from prefaudit. The loops take plain arrays: :func:`string_buffers`
-gives a text array's offsets and UTF-8 bytes without copies (:mod:`prefaudit.dedup` and
-:mod:`prefaudit.words` read texts through it).
+gives a text array's offsets and UTF-8 bytes without copies (:mod:`prefaudit.dedup`,
+:mod:`prefaudit.words` and ``prefaudit.text.shape_counts`` read texts through it).
 """
 
 from __future__ import annotations
@@ -309,3 +309,104 @@ def pair_difference(indptr, indices, data, width, first, second, tail, out_indpt
     out_data = np.empty(out_indptr[-1], data.dtype)
     _differences(*matrix, out_indices, out_data)  # values
     return out_indices, out_data
+
+
+# Classes of code points for shape_counts (a table indexed by code point holds their sum).
+SPACE = 1  # re's \s
+DIGIT = 2  # re's \d
+_NEWLINE, _QUESTION, _BULLET = 0x0A, 0x3F, 0x2022
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _code_point(data, k, end):
+    """The code point whose UTF-8 bytes start at ``data[k]``, and how many bytes it takes
+    (a sequence cut short by ``end`` reads as U+FFFD: nothing is read past a text)."""
+    lead = np.int64(data[k])
+    if lead < 0x80:
+        return lead, 1
+    if lead < 0xE0:
+        width, point = 2, lead & 0x1F
+    elif lead < 0xF0:
+        width, point = 3, lead & 0x0F
+    else:
+        width, point = 4, lead & 0x07
+    if k + width > end:
+        return 0xFFFD, end - k
+    for j in range(1, width):
+        point = (point << 6) | (np.int64(data[k + j]) & 0x3F)
+    return (point if point < 0x110000 else 0xFFFD), width
+
+
+@njit(cache=True, nogil=True)
+def shape_counts(data, offsets, classes, out):
+    """Per text ``data[offsets[i]:offsets[i + 1]]`` (UTF-8), into column i of ``out``
+    (float64, 7 rows): code points, "\\n", "?", runs of non-space (``\\S+``), list items
+    (:func:`_list_item_step`), digits (``\\d``) and ASCII upper-case letters (``[A-Z]``).
+    ``classes[c]`` holds :data:`SPACE` where ``re``'s ``\\s`` matches code point c and
+    :data:`DIGIT` where ``\\d`` does, so the counts are ``re``'s."""
+    for i in range(len(offsets) - 1):
+        k, end = offsets[i], offsets[i + 1]
+        chars = lines = questions = words = items = digits = upper = 0
+        in_word = 0
+        state = _LINE_START
+        while k < end:
+            lead = data[k]
+            if lead < 0x80:
+                point = np.int64(lead)
+                lines += lead == _NEWLINE
+                questions += lead == _QUESTION
+                upper += 0x41 <= lead <= 0x5A
+                k += 1
+            else:
+                point, width = _code_point(data, k, end)
+                k += width
+            kind = classes[point]
+            chars += 1
+            digits += (kind & DIGIT) != 0
+            solid = 1 - (kind & SPACE)  # without a branch: spaces come at random
+            words += solid & (1 - in_word)  # a run of non-space starts
+            in_word = solid
+            if state != _OUTSIDE or point == _NEWLINE:
+                state, found = _list_item_step(state, point, kind)
+                items += found
+        out[0, i], out[1, i], out[2, i], out[3, i] = chars, lines, questions, words
+        out[4, i], out[5, i], out[6, i] = items, digits, upper
+
+
+# Where the search for list items stands (see _list_item_step).
+_OUTSIDE, _LINE_START, _DIGITS, _MARKER = 0, 1, 2, 3
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _list_item_step(state, point, kind):
+    """The next state of the search for ``(?m)^\\s*(?:[-*•]|\\d+[.)])\\s`` after code point
+    ``point`` (of class ``kind``), and whether a match ended there: the matches are those of
+    ``re.finditer``, one code point at a time.
+
+    A match starts only at a line start (the text's start or after "\\n"). Backtracking never
+    helps: ``\\s*`` ends before a non-space, which all the rest needs, and ``\\d+`` before a
+    non-digit, which ``[.)]`` needs; so from a line start the whitespace is skipped (line
+    starts inside it give the same result) and the rest tried once. A failure there fails at
+    every line start up to the failing character: the search goes on from the next "\\n"
+    (the failing one itself, after digits). After a match it goes on from the match's end:
+    a line start when the match ends with "\\n".
+    """
+    if state == _OUTSIDE:  # point is "\n"
+        return _LINE_START, 0
+    if state == _LINE_START:
+        if kind & SPACE:
+            return _LINE_START, 0
+        if kind & DIGIT:
+            return _DIGITS, 0
+        if point == 0x2D or point == 0x2A or point == _BULLET:  # "-", "*", "•"
+            return _MARKER, 0
+        return _OUTSIDE, 0
+    if state == _DIGITS:
+        if kind & DIGIT:
+            return _DIGITS, 0
+        if point == 0x2E or point == 0x29:  # "." or ")"
+            return _MARKER, 0
+        return (_LINE_START if point == _NEWLINE else _OUTSIDE), 0
+    if kind & SPACE:  # after the marker: a match
+        return (_LINE_START if point == _NEWLINE else _OUTSIDE), 1
+    return _OUTSIDE, 0

@@ -6,6 +6,7 @@ full-size copy of it: memory stays bounded by one chunk's working set.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -189,53 +190,58 @@ def _arrow(values) -> pa.Array | pa.ChunkedArray:
 
 # -- hashed word and bigram counts, and shape counts (label_noise's features without embeddings)
 
-# Python's ASCII whitespace (str.isspace): \t \n \v \f \r, \x1c-\x1f and the space. Arrow's RE2
-# reads \s and \d as narrower or wider sets than Python's re does, so the ASCII-only passes
-# below spell them out.
-_ASCII_SPACE = r"\t-\r\x1c-\x20"
-# The shape counts, as Python's re reads them (the fallback for texts that are not ASCII) and
-# the same on ASCII text for RE2.
+# The shape counts, as Python's re reads them (pandas.Series.str.count): what shape_counts'
+# compiled loop counts, with a table of the code points \s and \d match asked of re itself.
 SHAPE_PATTERNS = {
-    "words": (r"\S+", f"[^{_ASCII_SPACE}]+"),
-    "list items": (
-        r"(?m)^\s*(?:[-*•]|\d+[.)])\s",
-        f"(?m)^[{_ASCII_SPACE}]*(?:[-*•]|[0-9]+[.)])[{_ASCII_SPACE}]",
-    ),
-    "digits": (r"\d", "[0-9]"),
-    "upper": (r"[A-Z]", "[A-Z]"),
+    "words": r"\S+",
+    "list items": r"(?m)^\s*(?:[-*•]|\d+[.)])\s",
+    "digits": r"\d",
+    "upper": r"[A-Z]",
 }
+_SHAPE_NAMES = ("chars", "lines", "questions", "words", "list items", "digits", "upper")
+_SHAPE_CHUNKS_PER_THREAD = 4  # texts vary in length: a few chunks each evens the threads out
 
 
-def shape_counts(texts) -> dict[str, np.ndarray]:
-    """Per text: characters, words (runs of non-space), lines breaks, list items, digits,
-    question marks and upper-case ASCII letters, each as Python's ``re`` counts them
-    (``pandas.Series.str.count``), computed with Arrow's RE2 on ASCII texts and Python's ``re``
-    on the others.
+def shape_counts(texts, threads: int | None = None) -> dict[str, np.ndarray]:
+    """Per text (float): characters, line breaks ("\\n"), question marks and the matches of
+    each of :data:`SHAPE_PATTERNS` (words, list items, digits, upper-case ASCII letters),
+    each as Python's ``re`` counts them (``pandas.Series.str.count``); a missing text counts
+    as an empty one. One compiled pass over each text's UTF-8 bytes, in chunks on ``threads``
+    threads (default: :func:`default_threads`).
 
-    >>> {k: v.tolist() for k, v in shape_counts(["Why?\\n- one 2", "né 3"]).items()}["words"]
-    [4.0, 2.0]
+    >>> counts = shape_counts(["Why?\\n- one 2", "né 3\\n\\n1. x", None])
+    >>> {name: values.tolist() for name, values in counts.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'chars': [12.0, 10.0, 0.0], 'lines': [1.0, 2.0, 0.0], 'questions': [1.0, 0.0, 0.0],
+     'words': [4.0, 4.0, 0.0], 'list items': [1.0, 1.0, 0.0], 'digits': [1.0, 2.0, 0.0],
+     'upper': [1.0, 0.0, 0.0]}
     """
-    array = pc.fill_null(_array(texts), "")  # a missing text counts as an empty one
-    ascii_ = pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False)
-    out = {
-        "chars": pc.utf8_length(array).to_numpy(zero_copy_only=False).astype(float),
-        "lines": pc.count_substring(array, "\n").to_numpy(zero_copy_only=False).astype(float),
-        "questions": pc.count_substring(array, "?").to_numpy(zero_copy_only=False).astype(float),
-    }
-    plain = array.filter(pa.array(ascii_))
-    other = pd.Series(array.filter(pa.array(~ascii_)).to_pylist(), dtype=object)
-    for name, (python, re2) in SHAPE_PATTERNS.items():
-        counts = np.empty(len(array), dtype=float)
-        if name == "list items":
-            # Arrow restarts a search after each match as at the start of a text, where "^"
-            # matches: counted with Python's re, on the texts where RE2 finds one at all.
-            some = pc.match_substring_regex(plain, re2).to_numpy(zero_copy_only=False)
-            listed = pd.Series(plain.filter(pa.array(some)).to_pylist(), dtype=object)
-            within = np.zeros(len(plain))
-            within[some] = listed.str.count(python).to_numpy(dtype=float)
-            counts[ascii_] = within
-        else:
-            counts[ascii_] = pc.count_substring_regex(plain, re2).to_numpy(zero_copy_only=False)
-        counts[~ascii_] = other.str.count(python).to_numpy(dtype=float)
-        out[name] = counts
-    return out
+    from prefaudit import kernels  # numba: imported where the counts are made
+
+    offsets, data = kernels.string_buffers(kernels.large_strings(texts))
+    classes = _shape_classes()
+    n = len(offsets) - 1
+    out = np.empty((len(_SHAPE_NAMES), n))
+    threads = threads or default_threads()
+    parts = threads * _SHAPE_CHUNKS_PER_THREAD if threads > 1 else 1
+    cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], parts + 1)[1:-1])
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, n), [n]])).tolist()
+
+    def count(first: int, last: int) -> None:
+        kernels.shape_counts(data, offsets[first : last + 1], classes, out[:, first:last])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(count, bounds[:-1], bounds[1:]))
+    return dict(zip(_SHAPE_NAMES, out, strict=True))
+
+
+@functools.cache
+def _shape_classes() -> np.ndarray:
+    """Per code point: ``kernels.SPACE`` where ``re``'s ``\\s`` matches it, plus
+    ``kernels.DIGIT`` where ``\\d`` does (one search of a string of every code point)."""
+    from prefaudit import kernels
+
+    every = "".join(map(chr, range(0x110000)))
+    classes = np.zeros(0x110000, np.uint8)
+    for flag, pattern in ((kernels.SPACE, r"\s"), (kernels.DIGIT, r"\d")):
+        classes[[match.start() for match in re.finditer(pattern, every)]] |= flag
+    return classes

@@ -1,4 +1,4 @@
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefaudit.text import normalize, text_features
@@ -50,16 +50,120 @@ def test_word_cut_is_a_prefix_within_the_limit(text, limit):
     assert len(head) == min(len(text), limit) or at_space
 
 
-def test_shape_counts_count_as_python_re_does_and_a_missing_text_as_empty():
+def python_shape_counts(texts) -> dict[str, list[float]]:
+    """The shape counts as pandas counts them with Python's re (object dtype: pandas' Arrow
+    strings would count with RE2), a missing text as an empty one."""
+    import pandas as pd
+
+    from prefaudit.text import SHAPE_PATTERNS
+
+    series = pd.Series(["" if text is None else text for text in texts], dtype=object)
+    counts = {
+        "chars": series.str.len(),
+        "lines": series.str.count("\n"),
+        "questions": series.str.count(r"\?"),
+    }
+    counts |= {name: series.str.count(pattern) for name, pattern in SHAPE_PATTERNS.items()}
+    return {name: values.to_numpy(dtype=float).tolist() for name, values in counts.items()}
+
+
+def compiled_shape_counts(texts, threads=None) -> dict[str, list[float]]:
+    from prefaudit.text import shape_counts
+
+    return {name: values.tolist() for name, values in shape_counts(texts, threads).items()}
+
+
+SHAPE_EDGES = [
+    "Why?\n- one 2\n* two",
+    "né 3 ÉÉ?",
+    "",
+    "  A  B\tc \x0b",
+    "1. x\n2. y",
+    "-\n- a",  # the first item ends with "\n", where the second starts
+    "\n\n- a\n\n\n* b",  # \s* spans blank lines: each match starts at a blank line
+    "1.\n2. x\n3)\t4",
+    "12) a\n1 . x\n1.x\n-x\n-",
+    "12\n- a\n3\n\n4. b",  # digits that fail at "\n": the next line is still tried
+    "• a\n  •\u2028b\n\u2028- c\r- d",  # \u2028 and \r are \s, but no line start for ^
+    "x\n  * y\n\t3. z\n\x1c\x1d-\x85\n\u00a0٣٣) w",  # Unicode spaces and digits
+    "٣ digits ①²𝟘 ½ 3",  # \d is Nd: ٣ and 𝟘 are, ① ² ½ are not
+    "a\x00b\x1fc\x1cd\x7f e\u3000f\u200bg\ufeffh 😊\u2028i",
+    "ÀB Ω ǅ Σ CAPS",  # [A-Z] is ASCII only
+]
+
+
+def test_shape_counts_count_as_python_re_does_on_edge_cases():
+    assert compiled_shape_counts(SHAPE_EDGES) == python_shape_counts(SHAPE_EDGES)
+    counts = compiled_shape_counts(SHAPE_EDGES[5:7])
+    assert counts["list items"] == [2.0, 2.0]
+
+
+def test_shape_counts_of_missing_texts_and_inputs_of_any_kind():
     import pandas as pd
     import pyarrow as pa
 
-    from prefaudit.text import shape_counts
+    texts = ["Why?\n- one 2", None, "né 3", ""]
+    expected = python_shape_counts(texts)
+    assert compiled_shape_counts(pa.array(texts)) == expected
+    assert compiled_shape_counts(pa.chunked_array([texts[:2], texts[2:]])) == expected
+    assert compiled_shape_counts(pd.Series(texts)) == expected
+    assert compiled_shape_counts(pd.Index(texts)) == expected
+    assert compiled_shape_counts(texts, threads=3) == expected
+    assert {name: values[1] for name, values in expected.items()} == dict.fromkeys(expected, 0.0)
+    assert compiled_shape_counts([]) == dict.fromkeys(expected, [])
+    assert compiled_shape_counts([None, None]) == dict.fromkeys(expected, [0.0, 0.0])
 
-    texts = ["Why?\n- one 2\n* two", "né 3 ÉÉ?", "", "  A  B\tc \x0b", "1. x\n2. y"]
-    counts = shape_counts(pa.array([*texts, None]))
-    series = pd.Series(texts)
-    assert counts["words"][:-1].tolist() == series.str.count(r"\S+").tolist()
-    assert counts["digits"][:-1].tolist() == series.str.count(r"\d").tolist()
-    assert counts["questions"][:-1].tolist() == series.str.count(r"\?").tolist()
-    assert {name: values[-1] for name, values in counts.items()} == dict.fromkeys(counts, 0.0)
+
+# Whitespace of every kind (\x1c-\x1f and \x85 are \s to Python, not to RE2), what list
+# items are made of, digits that are \d and not ASCII, and upper case that is not [A-Z].
+TRICKY = list(" \t\n\r\x0b\x0c\x1c\x1f\x85\u2028\u00a0\u3000•-*.)0129٣?AZaéÉ😊")
+
+
+# Pieces of lists (markers, blank lines, items ending in "\n"), so that texts hold many.
+PIECES = [
+    "- ",
+    "-\n",
+    "* ",
+    "•\t",
+    "1. ",
+    "12",
+    ")",
+    "3\n",
+    ".\n",
+    "٣) ",
+    "\n",
+    "\n\n",
+    " ",
+    "\r\n",
+    "x",
+]
+CHARACTERS = st.one_of(st.sampled_from(TRICKY), st.characters(codec="utf-8"))
+TEXTS = st.text(CHARACTERS, max_size=40) | st.lists(
+    st.sampled_from(PIECES) | CHARACTERS, max_size=20
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)  # the first example may compile the kernel
+@given(st.lists(TEXTS | st.none(), max_size=12), st.integers(1, 3))
+def test_shape_counts_count_as_python_re_does(texts, threads):
+    assert compiled_shape_counts(texts, threads) == python_shape_counts(texts)
+
+
+def test_shape_counts_of_real_texts(hh_file, alpaca_dev_file):
+    import gzip
+    import json
+    from itertools import islice
+
+    texts = []
+    with gzip.open(hh_file) as handle:
+        for line in islice(handle, 500):
+            record = json.loads(line)
+            texts += [record["chosen"], record["rejected"]]
+    with gzip.open(alpaca_dev_file) as handle:
+        for line in islice(handle, 1000):
+            record = json.loads(line)
+            texts += [record["instruction"], record["output_1"], record["output_2"]]
+    assert sum(not text.isascii() for text in texts) > 100  # curly quotes, accents, emoji
+    expected = python_shape_counts(texts)
+    assert sum(expected["list items"]) > 1000
+    assert compiled_shape_counts(texts, threads=2) == expected
