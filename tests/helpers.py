@@ -14,6 +14,24 @@ ALPACA_FILE = SHARED_DATA / "alpacaeval-judges.jsonl.gz"
 ALPACA_DEV_FILE = SHARED_DATA / "alpacaeval-gpt4-dev.jsonl.gz"  # 28,175 GPT-4 judgements
 
 
+def real_texts(hh_path: Path, alpaca_path: Path, hh_records: int, alpaca_records: int) -> list:
+    """The chosen and rejected texts of the first ``hh_records`` HH-RLHF records, then the
+    instruction and both outputs of the first ``alpaca_records`` AlpacaEval records."""
+    import gzip
+    from itertools import islice
+
+    texts = []
+    for path, count, fields in (
+        (hh_path, hh_records, ("chosen", "rejected")),
+        (alpaca_path, alpaca_records, ("instruction", "output_1", "output_2")),
+    ):
+        with gzip.open(path) as handle:
+            for line in islice(handle, count):
+                record = json.loads(line)
+                texts += [record[field] for field in fields]
+    return texts
+
+
 def write_lines(path: Path, records: list) -> Path:
     """One JSON value per line; strings are written as they are (for broken lines)."""
     with open(path, "w", encoding="utf-8") as handle:

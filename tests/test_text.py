@@ -150,19 +150,9 @@ def test_shape_counts_count_as_python_re_does(texts, threads):
 
 
 def test_shape_counts_of_real_texts(hh_file, alpaca_dev_file):
-    import gzip
-    import json
-    from itertools import islice
+    from tests.helpers import real_texts
 
-    texts = []
-    with gzip.open(hh_file) as handle:
-        for line in islice(handle, 500):
-            record = json.loads(line)
-            texts += [record["chosen"], record["rejected"]]
-    with gzip.open(alpaca_dev_file) as handle:
-        for line in islice(handle, 1000):
-            record = json.loads(line)
-            texts += [record["instruction"], record["output_1"], record["output_2"]]
+    texts = real_texts(hh_file, alpaca_dev_file, 500, 1000)
     assert sum(not text.isascii() for text in texts) > 100  # curly quotes, accents, emoji
     expected = python_shape_counts(texts)
     assert sum(expected["list items"]) > 1000

@@ -1,10 +1,6 @@
 """hashed_words is scikit-learn's HashingVectorizer(ngram_range=(1, 2), alternate_sign=False,
 norm="l2"): the same CSR matrix, indices, row pointers and values, bit for bit."""
 
-import gzip
-import json
-from itertools import islice
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -15,6 +11,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils import murmurhash3_32
 
 from prefaudit.words import hashed_words
+from tests.helpers import real_texts
 
 
 def sklearn_words(texts, n_features=2**14):
@@ -33,15 +30,7 @@ def assert_same(ours, theirs):
 
 
 def test_real_texts_with_and_without_non_ascii_characters(hh_file, alpaca_file):
-    texts = []
-    with gzip.open(hh_file) as handle:
-        for line in islice(handle, 150):
-            record = json.loads(line)
-            texts += [record["chosen"], record["rejected"]]
-    with gzip.open(alpaca_file) as handle:
-        for line in islice(handle, 150):
-            record = json.loads(line)
-            texts += [record["instruction"], record["output_1"], record["output_2"]]
+    texts = real_texts(hh_file, alpaca_file, 150, 150)
     assert sum(not text.isascii() for text in texts) > 50  # curly quotes, accents, emoji
     assert_same(hashed_words(texts, threads=2), sklearn_words(texts))
 
