@@ -228,3 +228,43 @@ def preference_task(n: int, *, flip: float = 0.0, seed: int = 0, prefix: str = "
 def task_model(folder):
     """A tiny Llama whose word-level tokenizer knows the task's words."""
     return save_tiny_model(folder, GOOD_WORDS + BAD_WORDS + FILLER_WORDS)
+
+
+def task_training(tmp_path: Path, pairs: int) -> list[str]:
+    """The ``train`` command line of a tiny task model on ``pairs`` of its preference task
+    (4 steps of 8 pairs on the CPU, a fifth held out), the files made under ``tmp_path``."""
+    folder = task_model(tmp_path / "tiny")
+    path = tmp_path / "pairs.jsonl"
+    preference_task(pairs).drop(columns="flipped").to_json(path, orient="records", lines=True)
+    flags = ["train", str(path), "--model", str(folder), "--max-steps", "4", "--batch-size", "8"]
+    return flags + ["--learning-rate", "1e-3", "--eval-fraction", "0.2", "--device", "cpu"]
+
+
+def torchrun(flags: list[str]):
+    """``prefaudit FLAGS`` under torchrun with 2 processes (gloo on the CPU); it must succeed.
+    Returns the finished process (its stdout)."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+        + ["-m", "prefaudit", *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1",
+        },
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def trained_weights(folder: Path) -> dict:
+    """The tensors of the model a training run saved into ``folder``."""
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model" / "model.safetensors"))

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 from prefaudit.models.reference import ReferenceScorer  # noqa: E402
-from tests.helpers import save_tiny_model  # noqa: E402
+from tests.helpers import save_tiny_model, torchrun  # noqa: E402
 
 PAIRS = [(f"question number {i} about things", f" answer {i}", f" wrong {i} {i}") for i in range(7)]
 
@@ -67,14 +67,7 @@ def test_the_audit_command_under_torchrun_writes_once_from_rank_0(tmp_path, monk
         b"\n".join(orjson.dumps({"prompt": p, "chosen": c, "rejected": r}) for p, c, r in PAIRS)
     )
     command = ["audit", str(data), "--ref-model", str(model), "--validators", "content"]
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "prefaudit"]
-        + [*command, "--out", str(tmp_path / "two")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = torchrun([*command, "--out", str(tmp_path / "two")])
     assert run.stdout.count("reference/scored_pairs") == 1  # one report, from rank 0
     audit = orjson.loads((tmp_path / "two" / "audit.json").read_bytes())
     assert set(audit["validators"]) == {"content", "reference"}

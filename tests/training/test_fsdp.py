@@ -2,10 +2,7 @@
 single-process weights, and a run resumed from its sharded checkpoint ends where an
 uninterrupted one does."""
 
-import os
 import shutil
-import subprocess
-import sys
 
 import orjson
 import pytest
@@ -15,29 +12,7 @@ torch = pytest.importorskip("torch")
 from prefaudit.cli import main  # noqa: E402
 from prefaudit.errors import SettingError  # noqa: E402
 from prefaudit.training import TrainConfig  # noqa: E402
-from tests.helpers import preference_task, task_model  # noqa: E402
-
-
-def _torchrun(flags: list[str]) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-        + ["-m", "prefaudit", *flags],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
-            "OMP_NUM_THREADS": "1",
-        },
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-
-
-def _weights(folder) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / "model" / "model.safetensors"))
+from tests.helpers import task_training, torchrun, trained_weights  # noqa: E402
 
 
 def _lines(folder) -> list[dict]:
@@ -46,15 +21,11 @@ def _lines(folder) -> list[dict]:
 
 @pytest.mark.slow
 def test_fsdp_trains_to_the_single_process_weights_and_resumes(tmp_path):
-    folder = task_model(tmp_path / "tiny")
-    path = tmp_path / "pairs.jsonl"
-    preference_task(40).drop(columns="flipped").to_json(path, orient="records", lines=True)
-    flags = ["train", str(path), "--model", str(folder), "--max-steps", "4", "--batch-size", "8"]
-    flags += ["--learning-rate", "1e-3", "--eval-fraction", "0.2", "--device", "cpu"]
+    flags = task_training(tmp_path, 40)
     flags += ["--log-every", "1", "--eval-every", "2", "--save-every", "2", "--warmup-ratio", "0"]
     assert main([*flags, "--out", str(tmp_path / "one")]) == 0
-    _torchrun([*flags, "--parallel", "fsdp", "--out", str(tmp_path / "two")])
-    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    torchrun([*flags, "--parallel", "fsdp", "--out", str(tmp_path / "two")])
+    one, two = trained_weights(tmp_path / "one"), trained_weights(tmp_path / "two")
     assert one.keys() == two.keys()
     for name in one:
         assert torch.allclose(one[name], two[name], atol=1e-5), name
@@ -74,10 +45,10 @@ def test_fsdp_trains_to_the_single_process_weights_and_resumes(tmp_path):
     shutil.rmtree(cut / "model")
     (cut / "summary.json").unlink()
     assert [p.name for p in (cut / "checkpoints").iterdir()] == ["step-0000002"]
-    _torchrun(
+    torchrun(
         [*flags, "--parallel", "fsdp", "--gradient-checkpointing", "--resume", "--out", str(cut)]
     )
-    resumed = _weights(cut)
+    resumed = trained_weights(cut)
     for name in two:
         assert torch.allclose(two[name], resumed[name], atol=1e-6), name
     assert [x["loss"] for x in _lines(cut)] == pytest.approx([x["loss"] for x in b], abs=1e-6)
