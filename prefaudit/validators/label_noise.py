@@ -27,6 +27,8 @@ a bootstrap over pairs.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any
 
@@ -642,13 +644,15 @@ def _choose_strength(features, seed: int, most: int = 5000) -> float:
     n = features.shape[0]
     rows = np.random.default_rng(seed).permutation(n)[:most]
     oriented, labels = _oriented(features[rows], seed + 1)
-    losses = []
-    for strength in _STRENGTHS:
+
+    def loss(strength: float) -> float:
         model = make_pipeline(
             MaxAbsScaler(), LogisticRegression(C=strength, fit_intercept=False, max_iter=1000)
         )
-        scores = cross_val_score(model, oriented, labels, cv=3, scoring="neg_log_loss")
-        losses.append(-scores.mean())
+        return -cross_val_score(model, oriented, labels, cv=3, scoring="neg_log_loss").mean()
+
+    with ThreadPoolExecutor(default_threads()) as pool:  # the fits release the GIL
+        losses = list(pool.map(loss, _STRENGTHS))
     return _STRENGTHS[int(np.argmin(losses))]
 
 
@@ -721,13 +725,28 @@ def _cross_fitted(
     labels = (sign > 0).astype(int)
     out = np.full(n, np.nan)
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)))
-    for (train, test), (fitted, scored) in zip(
-        splits, _fold_matrices(features, splits, sign), strict=True
-    ):
+
+    def scores(fitted, scored, train: np.ndarray) -> np.ndarray:
         model = LogisticRegression(C=regularization, fit_intercept=False, max_iter=1000)
         model.fit(fitted, labels[train])
         model.coef_[:, nuisance] = 0.0
-        out[test] = 1 - model.predict_proba(scored)[:, 1]
+        return 1 - model.predict_proba(scored)[:, 1]
+
+    # Folds are fitted side by side (scipy's sparse products release the GIL), at most one
+    # per thread, so that no more than that many folds' matrices are held at once.
+    threads = default_threads()
+    running: deque = deque()
+    with ThreadPoolExecutor(threads) as pool:
+        for (train, test), (fitted, scored) in zip(
+            splits, _fold_matrices(features, splits, sign), strict=True
+        ):
+            running.append((test, pool.submit(scores, fitted, scored, train)))
+            del fitted, scored
+            if len(running) == threads:
+                test, done = running.popleft()
+                out[test] = done.result()
+        for test, done in running:
+            out[test] = done.result()
     return out
 
 

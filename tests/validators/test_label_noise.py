@@ -388,6 +388,28 @@ def test_fold_matrices_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
             assert np.array_equal(matrix.data, expected.data)
 
 
+def test_folds_and_strengths_fitted_on_threads_give_what_one_thread_gives(monkeypatch):
+    """The cross-fitted folds and the choice of C run their fits side by side on threads;
+    every fit is its own, so the scores and the C chosen are those of one thread."""
+    from scipy import sparse
+
+    from prefaudit.validators.label_noise import _choose_strength, _cross_fitted
+
+    features = sparse.random(900, 60, density=0.1, random_state=5, format="csr")
+    features = (features - sparse.random(900, 60, density=0.1, random_state=6)).tocsr()
+    lean = np.asarray(features[:, :5].sum(axis=1)).ravel()  # a signal to learn
+    features = sparse.hstack([features, sparse.csr_matrix(lean[:, None])]).tocsr()
+    found = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("PREFAUDIT_THREADS", threads)
+        strength = _choose_strength(features, seed=1, most=400)
+        flipped = _cross_fitted(features, 5, strength, seed=2, nuisance=np.array([0]))
+        found[threads] = (strength, flipped)
+    assert found["1"][0] == found["3"][0]
+    assert not np.isnan(found["3"][1]).any()
+    assert np.array_equal(found["1"][1], found["3"][1])
+
+
 def test_hashed_difference_equals_scipy_hstack_of_row_differences():
     """The pair features built row by row are exactly scipy's
     ``hstack([vectors[chosen] - vectors[rejected], csr_matrix(text)])``: the same sparsity
