@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils import murmurhash3_32
 
-from prefaudit.words import hashed_words
+from prefaudit.words import hashed_words, word_counts
 from tests.helpers import real_texts
 
 
@@ -113,3 +113,65 @@ def test_random_texts(texts, n_features):
 @given(texts=st.lists(st.text(max_size=40), min_size=1, max_size=5))
 def test_random_unicode_texts(texts):
     assert_same(hashed_words(texts), sklearn_words(texts))
+
+
+# -- word_counts: CountVectorizer's vocabulary and matrix ------------------------------------
+
+
+def sklearn_counts(texts, stop_words, bigrams, dtype=np.int64):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(
+        stop_words=stop_words, ngram_range=(1, 2 if bigrams else 1), dtype=dtype
+    )
+    return vectorizer.fit_transform(texts), vectorizer.vocabulary_
+
+
+def assert_same_counts(texts, stop_words=None, bigrams=False, dtype=np.int64):
+    """Both raise the same ValueError (no vocabulary), or give the same vocabulary and the
+    same matrix: row pointers, indices in the same order, values and their type."""
+    try:
+        theirs, vocabulary = sklearn_counts(texts, stop_words, bigrams, dtype)
+    except ValueError as err:
+        with pytest.raises(ValueError, match="empty vocabulary"):
+            word_counts(texts, stop_words=stop_words, bigrams=bigrams, dtype=dtype)
+        assert "empty vocabulary" in str(err)
+        return
+    ours, found = word_counts(texts, stop_words=stop_words, bigrams=bigrams, dtype=dtype)
+    assert found == vocabulary
+    assert ours.dtype == theirs.dtype and ours.indices.dtype == theirs.indices.dtype
+    assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("stop_words", [None, "english"])
+@pytest.mark.parametrize("bigrams", [False, True])
+def test_word_counts_on_real_texts(hh_file, alpaca_file, stop_words, bigrams):
+    texts = real_texts(hh_file, alpaca_file, 150, 150)
+    assert_same_counts(texts, stop_words, bigrams)
+
+
+@pytest.mark.parametrize("stop_words", [None, "english", ["the", "Case", "repeat", "σοφος"]])
+@pytest.mark.parametrize("bigrams", [False, True])
+def test_word_counts_edge_cases(stop_words, bigrams):
+    assert_same_counts(EDGES, stop_words, bigrams, dtype=np.float64)
+
+
+def test_word_counts_grows_its_tables_and_raises_on_stop_words_only():
+    """Thousands of distinct words and pairs (every table grows several times) give
+    scikit-learn's vocabulary; texts of stop words only give its error."""
+    rng = np.random.default_rng(0)
+    words = [f"w{k}x" for k in range(20_000)]
+    texts = [" ".join(rng.choice(words, rng.integers(0, 60))) for _ in range(2_000)]
+    assert_same_counts(texts, "english", True)
+    assert_same_counts(["the and of", "", "a an"], "english", False)
+    with pytest.raises(ValueError, match="stop_words"):
+        word_counts(["a text"], stop_words="german")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet=ALPHABET + "thebandof", max_size=60), min_size=1, max_size=8),
+    bigrams=st.booleans(),
+)
+def test_word_counts_of_random_texts(texts, bigrams):
+    assert_same_counts(texts, "english", bigrams)

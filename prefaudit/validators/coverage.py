@@ -344,11 +344,20 @@ class _TfidfSpace:
 
     def __init__(self, texts: list[str]):
         from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
-        self.vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, min_df=1)
+        from prefaudit.words import word_counts
+
         try:
-            matrix = self.vectorizer.fit_transform(texts)
+            # TfidfVectorizer(stop_words="english", sublinear_tf=True).fit_transform(texts),
+            # with the words counted by a compiled loop (the same counts and vocabulary).
+            counts, vocabulary = word_counts(texts, stop_words="english", dtype=np.float64)
+            weights = TfidfTransformer(sublinear_tf=True).fit(counts)
+            matrix = weights.transform(counts, copy=False)
+            self.vectorizer = TfidfVectorizer(
+                stop_words="english", sublinear_tf=True, vocabulary=vocabulary
+            )
+            self.vectorizer.idf_ = weights.idf_  # fitted: transform() weighs as fit did
         except ValueError:  # only stop words, or no words at all (emoji, punctuation, "")
             self.vectorizer = TfidfVectorizer(sublinear_tf=True, analyzer=_pieces)
             matrix = self.vectorizer.fit_transform(texts)
@@ -435,7 +444,7 @@ def _name_clusters(
     a word's frequency in the cluster times log(1 + average words per cluster / its frequency
     over all clusters). Large sets are named from a seeded sample of 20,000 prompts, each cut
     to 2,000 characters."""
-    from sklearn.feature_extraction.text import CountVectorizer
+    from prefaudit.words import word_counts
 
     if not k:
         return []
@@ -446,8 +455,8 @@ def _name_clusters(
         texts, labels = [texts[i] for i in keep], labels[keep]
     texts = [t[:2000] for t in texts]
     try:
-        vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=1)
-        counts = vectorizer.fit_transform(texts)
+        # CountVectorizer(stop_words="english", ngram_range=(1, 2))'s counts and vocabulary.
+        counts, columns = word_counts(texts, stop_words="english", bigrams=True)
     except ValueError:
         return [f"cluster {c}" for c in range(k)]
     from scipy.sparse import csr_matrix
@@ -460,7 +469,7 @@ def _name_clusters(
     tf = per_class / np.where(words_per_class > 0, words_per_class, 1)
     idf = np.log1p(words_per_class.mean() / np.maximum(per_class.sum(axis=0), 1))
     scores = tf * idf
-    vocabulary = vectorizer.get_feature_names_out()
+    vocabulary = sorted(columns, key=columns.__getitem__)
     names = []
     for c in range(k):
         best = np.argsort(-scores[c], kind="stable")

@@ -160,3 +160,27 @@ def test_prompts_without_words_still_cluster():
     result = _run(["🧪🧪", "?!", "", "🧪", "..."])
     assert result.metrics["coverage/clusters"] >= 1
     assert result.flags["cluster"].notna().all()
+
+
+def test_tfidf_space_equals_scikit_learns_vectorizer_bit_for_bit(hh_file, alpaca_file):
+    """The fallback space counts words with a compiled loop (words.word_counts): its vectors
+    and its transform of other prompts are exactly those of TfidfVectorizer(stop_words=
+    "english", sublinear_tf=True) followed by the same LSA."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from prefaudit.validators.coverage import _TfidfSpace
+    from tests.helpers import real_texts
+
+    texts = real_texts(hh_file, alpaca_file, 400, 300)
+    prompts, reference = texts[:1500], texts[1500:]
+    space = _TfidfSpace(prompts)
+    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True)
+    svd = TruncatedSVD(100, random_state=0)
+    for found, dense in (
+        (space.vectors, svd.fit_transform(vectorizer.fit_transform(prompts))),
+        (space.transform(reference), svd.transform(vectorizer.transform(reference))),
+    ):
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        expected = (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
+        assert np.array_equal(found, expected)
