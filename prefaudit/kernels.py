@@ -410,3 +410,91 @@ def _list_item_step(state, point, kind):
     if kind & SPACE:  # after the marker: a match
         return (_LINE_START if point == _NEWLINE else _OUTSIDE), 1
     return _OUTSIDE, 0
+
+
+# -- normalised text (text.normalize) ---------------------------------------------------------
+
+PUNCTUATION = 1  # RE2's \pP
+WHITESPACE = 2  # text._SPACE: the whitespace normalisation collapses
+TRIMMED = 4  # what Arrow's utf8_trim_whitespace removes at the ends
+
+
+@njit(cache=True, nogil=True, inline="always")
+def encode(point, out, at):
+    """``point`` in UTF-8 at out[at:]; the new end."""
+    if point < 0x80:
+        out[at] = point
+        return at + 1
+    if point < 0x800:
+        out[at], out[at + 1] = 0xC0 | (point >> 6), 0x80 | (point & 0x3F)
+        return at + 2
+    if point < 0x10000:
+        out[at], out[at + 1] = 0xE0 | (point >> 12), 0x80 | ((point >> 6) & 0x3F)
+        out[at + 2] = 0x80 | (point & 0x3F)
+        return at + 3
+    out[at], out[at + 1] = 0xF0 | (point >> 18), 0x80 | ((point >> 12) & 0x3F)
+    out[at + 2], out[at + 3] = 0x80 | ((point >> 6) & 0x3F), 0x80 | (point & 0x3F)
+    return at + 4
+
+
+@njit(cache=True, nogil=True)
+def normalize(data, offsets, lower, kinds, drop, out, out_offsets):
+    """Text i (``data[offsets[i]:offsets[i + 1]]``, UTF-8) lower-cased by ``lower`` (a code
+    point each, identity beyond the table), then each maximal run of punctuation cut to its
+    first mark and each run of whitespace to one space (``drop``: each run of punctuation
+    and whitespace to one space), then the ``TRIMMED`` code points at either end removed:
+    into ``out`` (at least 3/2 the bytes: a lower case takes up to 3/2 its letter's bytes),
+    its bounds into ``out_offsets``. ``kinds`` holds each lower-case code point's
+    ``PUNCTUATION``, ``WHITESPACE`` and ``TRIMMED`` flags (none beyond the table)."""
+    both = PUNCTUATION | WHITESPACE
+    at = 0
+    out_offsets[0] = 0
+    for i in range(len(offsets) - 1):
+        k, end = offsets[i], offsets[i + 1]
+        start = at
+        run = 0  # the class of the run being collapsed (0: none)
+        kept_from, kept_to = -1, start  # the bytes from the first to the last kept character
+        while k < end:
+            lead = data[k]
+            if lead < 0x80 and kinds[lead] == 0:  # most bytes: runs of ASCII letters, digits
+                if kept_from < 0:
+                    kept_from = at
+                while True:
+                    out[at] = lower[lead]
+                    at += 1
+                    k += 1
+                    if k == end:
+                        break
+                    lead = data[k]
+                    if lead >= 0x80 or kinds[lead] != 0:
+                        break
+                kept_to, run = at, 0
+                continue
+            point, width = _code_point(data, k, end)
+            k += width
+            low = lower[point] if point < len(lower) else point
+            kind = kinds[low] if low < len(kinds) else 0
+            collapsed = kind & both
+            if collapsed and drop:
+                collapsed = both
+            if collapsed:
+                if collapsed == run:
+                    continue  # inside a run: one character stands for it
+                run = collapsed
+                if collapsed != PUNCTUATION:  # whitespace (with marks when dropping): a space
+                    low, kind = 0x20, TRIMMED
+            else:
+                run = 0
+            written = encode(low, out, at)
+            if not kind & TRIMMED:
+                if kept_from < 0:
+                    kept_from = at
+                kept_to = written
+            at = written
+        if kept_from < 0:
+            at = start
+        else:
+            for j in range(kept_to - kept_from):  # moves left: a forward copy is safe
+                out[start + j] = out[kept_from + j]
+            at = start + kept_to - kept_from
+        out_offsets[i + 1] = at

@@ -67,6 +67,26 @@ def normalize(values, *, drop_punctuation: bool = False) -> pa.Array:
     >>> normalize(["  Hello,,,   WORLD!!  "], drop_punctuation=True).to_pylist()
     ['hello world']
     """
+    from prefaudit import kernels  # numba: imported where texts are normalised
+
+    given = _nfkc(_array(values))
+    array = kernels.large_strings(given)
+    offsets, data = kernels.string_buffers(array)
+    lower, kinds = _normal_tables()
+    out = np.empty(len(data) + len(data) // 2 + 4, np.uint8)  # a lower case: <= 3/2 the bytes
+    out_offsets = np.empty(len(offsets), np.int64)
+    kernels.normalize(data, offsets, lower, kinds, drop_punctuation, out, out_offsets)
+    normal = pa.LargeStringArray.from_buffers(
+        len(array), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
+    )
+    if given.null_count:  # a missing text stays missing
+        normal = pc.if_else(pc.is_null(given), pa.scalar(None, pa.large_string()), normal)
+    return normal
+
+
+def arrow_normalize(values, *, drop_punctuation: bool = False) -> pa.Array:
+    """:func:`normalize` as Arrow's compute functions do it (NFKC, ``utf8_lower``, the regular
+    expressions, ``utf8_trim_whitespace``): what its compiled loop is tested against."""
     array = _nfkc(_array(values))
     array = pc.utf8_lower(array)
     if drop_punctuation:
@@ -76,6 +96,34 @@ def normalize(values, *, drop_punctuation: bool = False) -> pa.Array:
         array = pc.replace_substring_regex(array, pattern=r"(\pP)\pP+", replacement=r"\1")
         array = pc.replace_substring_regex(array, pattern=_WHITESPACE_TO_COLLAPSE, replacement=" ")
     return pc.utf8_trim_whitespace(array)
+
+
+# Code points up to here have a lower case, punctuation or whitespace (what lies beyond is
+# CJK ideographs, tags and private use; tests/test_text.py checks all of Unicode).
+_CASED_BELOW = 0x20000
+
+
+@functools.cache
+def _normal_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per code point below _CASED_BELOW: its lower case as Arrow's ``utf8_lower`` gives it,
+    and the kernels.PUNCTUATION, WHITESPACE and TRIMMED flags of a lower-case one (RE2's
+    ``\\pP``; :data:`_SPACE`; what ``utf8_trim_whitespace`` removes), asked of Arrow once."""
+    from prefaudit import kernels
+
+    points = np.arange(_CASED_BELOW)
+    points = points[(points < 0xD800) | (points >= 0xE000)]  # surrogates are not text
+    every = pa.array(list(map(chr, points.tolist())))
+    lowered = pc.utf8_lower(every).to_pylist()
+    lower = np.arange(_CASED_BELOW, dtype=np.int32)
+    lower[points] = [ord(c) for c in lowered]  # one code point each (utf8proc's mapping)
+    kinds = np.zeros(_CASED_BELOW, np.uint8)
+    for flag, found in (
+        (kernels.PUNCTUATION, pc.match_substring_regex(every, r"^\pP$")),
+        (kernels.WHITESPACE, pc.match_substring_regex(every, f"^[{_SPACE}]$")),
+        (kernels.TRIMMED, pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(every)), 0)),
+    ):
+        kinds[points[found.to_numpy(zero_copy_only=False)]] |= flag
+    return lower, kinds
 
 
 def _nfkc(array: pa.Array) -> pa.Array:

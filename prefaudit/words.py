@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from prefaudit.kernels import large_strings, string_buffers
+from prefaudit.kernels import encode, large_strings, string_buffers
 
 _MOST_TALLIED = 1 << 22  # columns counted in a table per thread (16 MB); more are sorted
 CHUNK_BYTES = 1 << 24  # text per kernel call: bounds its buffers of raw (undeduplicated) features
@@ -165,24 +165,6 @@ def _decode(data, i, end):
     return (point if point < 0x110000 else -1), more + 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _encode(point, out, at):
-    """``point`` in UTF-8 at out[at:]; the new end."""
-    if point < 0x80:
-        out[at] = point
-        return at + 1
-    if point < 0x800:
-        out[at], out[at + 1] = 0xC0 | (point >> 6), 0x80 | (point & 0x3F)
-        return at + 2
-    if point < 0x10000:
-        out[at], out[at + 1] = 0xE0 | (point >> 12), 0x80 | ((point >> 6) & 0x3F)
-        out[at + 2] = 0x80 | (point & 0x3F)
-        return at + 3
-    out[at], out[at + 1] = 0xF0 | (point >> 18), 0x80 | ((point >> 12) & 0x3F)
-    out[at + 2], out[at + 3] = 0x80 | ((point >> 6) & 0x3F), 0x80 | (point & 0x3F)
-    return at + 4
-
-
 @njit(cache=True, nogil=True)
 def _lower_tokens(data, start, end, lower, word, low, starts, ends):
     """data[start:end] lower-cased into ``low`` (UTF-8), and its maximal runs of two or more
@@ -201,7 +183,7 @@ def _lower_tokens(data, start, end, lower, word, low, starts, ends):
             point, width = _decode(data, i, end)
             if point < 0 or lower[point] < 0:
                 return -1
-            size = _encode(lower[point], low, at) - at
+            size = encode(lower[point], low, at) - at
             is_word = word[lower[point]]
         if is_word:
             run = at if chars == 0 else run

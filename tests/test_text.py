@@ -157,3 +157,62 @@ def test_shape_counts_of_real_texts(hh_file, alpaca_dev_file):
     expected = python_shape_counts(texts)
     assert sum(expected["list items"]) > 1000
     assert compiled_shape_counts(texts, threads=2) == expected
+
+
+# -- normalize: a compiled loop, checked against Arrow's compute functions ---------------------
+
+NORMAL_TRICKY = (
+    "  Hello,,,   WORLD!!  ",
+    "ﬁne\u00a0DAY",  # NFKC
+    "\x1c a \x1f",  # trimmed at the ends, kept inside
+    "x\x1cy",
+    "!! !! ?",
+    "“quoted” — dash… and «more»",
+    "ΣΟΦΟΣ İstanbul Ⱥ ǅ",  # lower cases of other lengths
+    "a\u2028b\u3000\u3000c\r\n\td",
+    "",
+    " ",
+    "...",
+    "𐐀𞤀 cased beyond the BMP",
+)
+
+
+def same_as_arrow(texts, drop):
+    from prefaudit.text import arrow_normalize
+
+    ours, theirs = (
+        normalize(texts, drop_punctuation=drop),
+        arrow_normalize(texts, drop_punctuation=drop),
+    )
+    assert ours.to_pylist() == theirs.to_pylist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXTS | st.sampled_from(NORMAL_TRICKY) | st.none(), max_size=12), st.booleans())
+def test_normalize_is_what_arrow_gives(texts, drop):
+    same_as_arrow(texts, drop)
+
+
+def test_normalize_real_texts_as_arrow_does(hh_file, alpaca_dev_file):
+    from tests.helpers import real_texts
+
+    texts = real_texts(hh_file, alpaca_dev_file, 500, 1000) + list(NORMAL_TRICKY)
+    for drop in (False, True):
+        same_as_arrow(texts, drop)
+
+
+def test_normalize_tables_cover_every_code_point_with_a_case_or_a_class():
+    """Beyond _CASED_BELOW Arrow changes no code point's case, and none is punctuation or
+    whitespace: the kernel's identity there is Arrow's answer."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from prefaudit.text import _CASED_BELOW, _SPACE
+
+    points = np.arange(_CASED_BELOW, 0x110000)
+    every = pa.array(list(map(chr, points.tolist())))
+    assert pc.all(pc.equal(pc.utf8_lower(every), every)).as_py()
+    for pattern in (r"^\pP$", f"^[{_SPACE}]$"):
+        assert not pc.any(pc.match_substring_regex(every, pattern)).as_py()
+    assert pc.min(pc.utf8_length(pc.utf8_trim_whitespace(every))).as_py() == 1
