@@ -217,8 +217,15 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _hash(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return pd.util.hash_array(array.to_numpy(zero_copy_only=False).astype(object), categorize=False)
+def _hash(array: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each text (a missing one hashes as the empty text), from its bytes
+    (kernels.text_hashes): equal texts, equal hashes."""
+    from prefaudit import kernels
+
+    offsets, data = kernels.string_buffers(kernels.large_strings(array))
+    out = np.empty(len(offsets) - 1, np.uint64)
+    kernels.text_hashes(data, offsets, out)
+    return out
 
 
 def _array(values) -> pa.Array:

@@ -216,3 +216,18 @@ def test_normalize_tables_cover_every_code_point_with_a_case_or_a_class():
     for pattern in (r"^\pP$", f"^[{_SPACE}]$"):
         assert not pc.any(pc.match_substring_regex(every, pattern)).as_py()
     assert pc.min(pc.utf8_length(pc.utf8_trim_whitespace(every))).as_py() == 1
+
+
+def test_normalized_hashes_group_real_texts_as_their_strings_do(hh_file, alpaca_dev_file):
+    """Hashes of the normalised texts (a compiled 64-bit hash of their bytes) group the real
+    texts as their strings do: no two different texts share one."""
+    import pandas as pd
+
+    from tests.helpers import real_texts
+
+    texts = real_texts(hh_file, alpaca_dev_file, 2000, 2000)
+    texts += [t.upper() + "  " for t in texts[:500]] + ["", " ", None]  # equal once normalised
+    strings = pd.factorize(pd.Series(normalize(texts).to_pylist()).fillna(""))[0]
+    hashes = pd.factorize(text_features(texts, chunk_rows=1000).normalized_hash)[0]
+    assert (strings == hashes).all()
+    assert strings.max() + 1 < len(texts) - 400  # the copies were grouped
