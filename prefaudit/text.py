@@ -1,4 +1,6 @@
-"""Text normalisation and per-text features, vectorised with Arrow compute kernels.
+"""Text normalisation and per-text features: Arrow compute kernels, and compiled loops
+(``prefaudit.kernels``) where a pass over every byte is the cost (the normalisation, its
+hashes, the shape counts), each giving exactly what Arrow or Python's ``re`` give.
 
 Texts are processed in chunks so that a pass over a large column never holds a second
 full-size copy of it: memory stays bounded by one chunk's working set.
