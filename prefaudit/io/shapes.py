@@ -95,6 +95,7 @@ _PAIR_EXTRAS = (
     "soft_label",
 )
 _NUMBERS = {"score_chosen", "score_rejected", "score_gap", "weight", "soft_label"}
+_TEXT_CHUNK = 8192  # pairs whose texts are moved into Arrow at once (PairBuilder)
 _MISSING = object()
 
 # Content parts (the OpenAI and Hugging Face multimodal message form) that carry text, and the
@@ -204,6 +205,10 @@ class PairBuilder:
     def __init__(self, report: LoadReport, file: str, unit: str, max_chars: int):
         self.report, self.file, self.unit, self.max_chars = report, file, unit, max_chars
         self.columns: dict[str, list[Any]] = {c: [] for c in (*PAIR_COLUMNS, "row")}
+        # The texts, moved into Arrow every _TEXT_CHUNK pairs: a million pairs' texts as
+        # Python strings (2-4 bytes a character once one is not Latin-1) held beside their
+        # Arrow copy peaked at 3x the loaded frame.
+        self.texts: dict[str, list[Any]] = {c: [] for c in TEXT_COLUMNS}
         self.optional: dict[str, list[Any]] = {}
         self._ids: dict[str, int] = {}
         self._repeats: dict[str, int] = {}
@@ -259,6 +264,8 @@ class PairBuilder:
         cols["chosen"].append(values["chosen"])
         cols["rejected"].append(values["rejected"])
         cols["row"].append(line)
+        if len(cols["prompt"]) == _TEXT_CHUNK:
+            self._move_texts()
         for name, value in values.items():
             if name in TEXT_COLUMNS or value is None:
                 continue
@@ -283,11 +290,27 @@ class PairBuilder:
         self._repeats[base] = count
         return pair_id
 
+    def _move_texts(self) -> None:
+        import pyarrow as pa
+
+        for name in TEXT_COLUMNS:
+            self.texts[name].append(pa.array(self.columns[name], type=pa.large_string()))
+            self.columns[name].clear()
+        pa.default_memory_pool().release_unused()  # the input's pages read so far
+
     def frame(self, mapped: set[str] = frozenset()):
         """The PairSet; optional columns the input maps are kept even when all values are null."""
         import pandas as pd
+        import pyarrow as pa
 
+        self._move_texts()
+        pa.default_memory_pool().release_unused()  # what reading the input left cached
         data = dict(self.columns)
+        for name in TEXT_COLUMNS:  # one array each (the chunks freed as it is made)
+            chunks, self.texts[name] = self.texts[name], []
+            data[name] = pd.array(pa.concat_arrays(chunks), dtype="str")
+            del chunks
+            pa.default_memory_pool().release_unused()
         data.update(self.optional)
         renamed = {"model_a": "model_chosen", "model_b": "model_rejected"}
         for name in mapped:

@@ -451,3 +451,24 @@ def test_ids_and_other_kept_fields_obey_max_chars_and_huge_rejected_rows_are_cut
     assert fields == {1: "pair_id", 2: "source", 3: "chosen"}
     kept = data.report.rejected_records()[2]["record"]
     assert isinstance(kept, str) and len(kept) < 100_100 and "characters in all)" in kept
+
+
+def test_texts_moved_into_arrow_in_chunks_stay_with_their_rows(tmp_path):
+    """The builder moves texts into Arrow every _TEXT_CHUNK pairs: across several chunks,
+    with rejected rows between them, each pair keeps its own prompt and responses."""
+    from prefaudit.io.shapes import _TEXT_CHUNK
+
+    records, expected = [], {}
+    for k in range(2 * _TEXT_CHUNK + 500):
+        if k % 997 == 3:
+            records.append({"prompt": f"bad {k}", "chosen": None, "rejected": "x"})
+            continue
+        texts = (f"prompt {k} — ü", f"chosen {k} 😊", f"rejected {k}")
+        records.append(dict(zip(("prompt", "chosen", "rejected"), texts, strict=True)))
+        expected[k + 1] = texts  # by line
+    data = _load(tmp_path, records)
+    pairs = data.pairs
+    assert len(pairs) == len(expected) and str(pairs["chosen"].dtype) == "str"
+    texts = zip(pairs["prompt"], pairs["chosen"], pairs["rejected"], strict=True)
+    found = dict(zip(pairs["row"], texts, strict=True))
+    assert found == expected
