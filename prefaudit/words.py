@@ -509,149 +509,174 @@ def _count_words(
     longest = 1
     for row in range(n):
         longest = max(longest, offsets[row + 1] - offsets[row])
-    for row in range(n):
         longest = max(longest, side_starts[side_rows[row + 1]] - side_starts[side_rows[row]])
     # A text's tokens: fewer than its bytes (the stop words are read as one text).
     most = max(longest, len(stop_bounds)) + 1
     low = np.empty(2 * longest + 2, np.uint8)
     starts, ends = np.empty(most, np.int64), np.empty(most, np.int64)
-    kept = np.empty(most, np.int64)
-    features = np.empty(2 * most, np.int64)
-    # Tokens: their bytes in store (token t at store[bounds[t]:bounds[t + 1]]), their hash,
-    # whether they are stop words, their feature as a single word; found through slots.
-    store = np.empty(1 << 16, np.uint8)
-    bounds = np.zeros(1 << 12, np.int64)
-    hashes = np.empty(1 << 12, np.uint64)
-    is_stop = np.zeros(1 << 12, np.bool_)
-    single = np.full(1 << 12, -1, np.int64)
-    slots = np.full(1 << 13, -1, np.int64)
-    tokens = 0
-    # Features: their tokens (a single word's second is -1), every one in pair_slots by its
-    # pair_hashes (rebuilt twice as large when half full).
-    first = np.empty(1 << 12, np.int64)
-    second = np.empty(1 << 12, np.int64)
-    pair_hashes = np.empty(1 << 12, np.uint64)
-    pair_slots = np.full(1 << 13, -1, np.int64)
-    count_features = 0
+    kept, features = np.empty(most, np.int64), np.empty(2 * most, np.int64)
+    tokens = _token_table()
+    size = len(stop_bounds) - 1  # the stop words first: tokens that never become features
+    starts[:size], ends[:size] = stop_bounds[:-1], stop_bounds[1:]
+    _, tokens = _token_ids(stops, starts, ends, size, True, tokens, kept)
+    table = _feature_table()
     row_nnz = np.zeros(n, np.int64)
-    old = np.empty(1 << 16, np.int64)
-    counts = np.empty(1 << 16, np.int64)
-    at = 0
-    for row in range(-1, n):
-        if row < 0:  # the stop words first: tokens that never become features
-            size = len(stop_bounds) - 1
+    old, counts, at = np.empty(1 << 16, np.int64), np.empty(1 << 16, np.int64), 0
+    for row in range(n):
+        size = _lower_tokens(data, offsets[row], offsets[row + 1], lower, word, low, starts, ends)
+        source = low
+        if size < 0:  # tokenised by Python
+            size = side_rows[row + 1] - side_rows[row]
             for t in range(size):
-                starts[t], ends[t] = stop_bounds[t], stop_bounds[t + 1]
-            source = stops
-        else:
-            size = _lower_tokens(
-                data, offsets[row], offsets[row + 1], lower, word, low, starts, ends
-            )
-            source = low
-            if size < 0:  # tokenised by Python
-                size = side_rows[row + 1] - side_rows[row]
-                for t in range(size):
-                    k = side_rows[row] + t
-                    starts[t], ends[t] = side_starts[k], side_starts[k + 1]
-                source = side_data
-        words = 0
-        for t in range(size):
-            start, end = starts[t], ends[t]
-            h = _bytes_hash(source, start, end)
-            mask = np.uint64(len(slots) - 1)
-            i = h & mask
-            found = -1
-            while slots[i] >= 0:
-                k = slots[i]
-                if hashes[k] == h and bounds[k + 1] - bounds[k] == end - start:
-                    same = True
-                    for j in range(end - start):
-                        if store[bounds[k] + j] != source[start + j]:
-                            same = False
-                            break
-                    if same:
-                        found = k
-                        break
-                i = (i + np.uint64(1)) & mask
-            if found < 0:
-                found = tokens
-                if tokens + 2 > len(bounds):
-                    bounds = _grown(bounds, tokens + 1, tokens + 2)
-                    hashes = _grown(hashes, tokens, tokens + 1)
-                    is_stop = _grown(is_stop, tokens, tokens + 1)
-                    grown = np.full(len(bounds), -1, np.int64)
-                    grown[:tokens] = single[:tokens]
-                    single = grown
-                if bounds[tokens] + end - start > len(store):
-                    store = _grown(store, bounds[tokens], bounds[tokens] + end - start)
-                store[bounds[tokens] : bounds[tokens] + end - start] = source[start:end]
-                bounds[tokens + 1] = bounds[tokens] + end - start
-                hashes[tokens], is_stop[tokens], single[tokens] = h, row < 0, -1
-                tokens += 1
-                if 2 * tokens > len(slots):
-                    slots = _rehashed(hashes, tokens, 2 * len(slots))
-                else:
-                    slots[i] = found
-            if not is_stop[found]:
-                kept[words] = found
-                words += 1
-        if row < 0:
-            continue
-        # The row's features: its words, then (bigrams) each pair of consecutive words.
-        for t in range(words):
-            token = kept[t]
-            if single[token] < 0:
-                if count_features == len(first):
-                    first = _grown(first, count_features, count_features + 1)
-                    second = _grown(second, count_features, count_features + 1)
-                    pair_hashes = _grown(pair_hashes, count_features, count_features + 1)
-                first[count_features], second[count_features] = token, -1
-                pair_hashes[count_features] = _pair_hash(token, -1)
-                _insert(pair_slots, pair_hashes[count_features], count_features)
-                single[token] = count_features
-                count_features += 1
-                if 2 * count_features > len(pair_slots):
-                    pair_slots = _rehashed(pair_hashes, count_features, 2 * len(pair_slots))
-            features[t] = single[token]
-        total = words
-        if bigrams:
-            for t in range(words - 1):
-                a, b = kept[t], kept[t + 1]
-                h = _pair_hash(a, b)
-                mask = np.uint64(len(pair_slots) - 1)
-                i = h & mask
-                found = -1
-                while pair_slots[i] >= 0:
-                    k = pair_slots[i]
-                    if first[k] == a and second[k] == b:
-                        found = k
-                        break
-                    i = (i + np.uint64(1)) & mask
-                if found < 0:
-                    found = count_features
-                    if count_features == len(first):
-                        first = _grown(first, count_features, count_features + 1)
-                        second = _grown(second, count_features, count_features + 1)
-                        pair_hashes = _grown(pair_hashes, count_features, count_features + 1)
-                    first[found], second[found], pair_hashes[found] = a, b, h
-                    count_features += 1
-                    pair_slots[i] = found
-                    if 2 * count_features > len(pair_slots):
-                        pair_slots = _rehashed(pair_hashes, count_features, 2 * len(pair_slots))
-                features[total] = found
-                total += 1
-        ordered = np.sort(features[:total])
-        if at + total > len(old):
-            old = _grown(old, at, at + total)
-            counts = _grown(counts, at, at + total)
-        begin = at
-        for t in range(total):
-            if t and ordered[t] == ordered[t - 1]:
-                counts[at - 1] += 1
+                k = side_rows[row] + t
+                starts[t], ends[t] = side_starts[k], side_starts[k + 1]
+            source = side_data
+        words, tokens = _token_ids(source, starts, ends, size, False, tokens, kept)
+        total, table = _row_features(kept, words, bigrams, tokens[4], table, features)
+        old, counts, at, row_nnz[row] = _counted(features, total, old, counts, at)
+    store, bounds, used = tokens[0], tokens[1], tokens[6]
+    first, second, count = table[0], table[1], table[4]
+    pairs = np.empty((count, 2), np.int64)
+    pairs[:, 0], pairs[:, 1] = first[:count], second[:count]
+    return row_nnz, old[:at], counts[:at], store[: bounds[used]], bounds[: used + 1], pairs
+
+
+@njit(cache=True, nogil=True)
+def _token_table():
+    """An empty table of tokens: their bytes (token t at store[bounds[t]:bounds[t + 1]]),
+    their hashes, whether they are stop words, their feature as a single word (-1: none
+    yet), the slots they are found through, and their number."""
+    size = 1 << 12
+    return (
+        np.empty(1 << 16, np.uint8),
+        np.zeros(size, np.int64),
+        np.empty(size, np.uint64),
+        np.zeros(size, np.bool_),
+        np.full(size, -1, np.int64),
+        np.full(2 * size, -1, np.int64),
+        0,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _token_ids(source, starts, ends, size, stop, tokens, kept):
+    """The tokens ``source[starts[t]:ends[t]]`` (t < size) looked up in the table
+    ``tokens`` and added where new (as stop words when ``stop``); those that are not stop
+    words into ``kept``. Returns how many were kept, and the table."""
+    store, bounds, hashes, is_stop, single, slots, used = tokens
+    words = 0
+    for t in range(size):
+        start, end = starts[t], ends[t]
+        h = _bytes_hash(source, start, end)
+        found, slot = _find_token(store, bounds, hashes, slots, source, start, end, h)
+        if found < 0:
+            found = used
+            if used + 2 > len(bounds):
+                bounds = _grown(bounds, used + 1, used + 2)
+                hashes, is_stop = _grown(hashes, used, used + 1), _grown(is_stop, used, used + 1)
+                single = _grown(single, used, used + 1)
+                single[used:] = -1
+            if bounds[used] + end - start > len(store):
+                store = _grown(store, bounds[used], bounds[used] + end - start)
+            store[bounds[used] : bounds[used] + end - start] = source[start:end]
+            bounds[used + 1] = bounds[used] + end - start
+            hashes[used], is_stop[used], single[used] = h, stop, -1
+            used += 1
+            if 2 * used > len(slots):  # half full: twice as large
+                slots = _rehashed(hashes, used, 2 * len(slots))
             else:
-                old[at], counts[at] = ordered[t], 1
-                at += 1
-        row_nnz[row] = at - begin
-    pairs = np.empty((count_features, 2), np.int64)
-    pairs[:, 0], pairs[:, 1] = first[:count_features], second[:count_features]
-    return row_nnz, old[:at], counts[:at], store[: bounds[tokens]], bounds[: tokens + 1], pairs
+                slots[slot] = found
+        if not is_stop[found]:
+            kept[words] = found
+            words += 1
+    return words, (store, bounds, hashes, is_stop, single, slots, used)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find_token(store, bounds, hashes, slots, source, start, end, h):
+    """The token equal to ``source[start:end]`` (hash h), or -1; and the slot where the
+    search ended."""
+    mask = np.uint64(len(slots) - 1)
+    i = h & mask
+    while slots[i] >= 0:
+        k = slots[i]
+        if hashes[k] == h and bounds[k + 1] - bounds[k] == end - start:
+            same = True
+            for j in range(end - start):
+                if store[bounds[k] + j] != source[start + j]:
+                    same = False
+                    break
+            if same:
+                return k, i
+        i = (i + np.uint64(1)) & mask
+    return -1, i
+
+
+@njit(cache=True, nogil=True)
+def _feature_table():
+    """An empty table of features: each one's tokens (the second -1 for a single word), its
+    hash, the slots every feature is found through, and their number."""
+    size = 1 << 12
+    empty = np.empty(size, np.int64)
+    return empty, empty.copy(), np.empty(size, np.uint64), np.full(2 * size, -1, np.int64), 0
+
+
+@njit(cache=True, nogil=True)
+def _row_features(kept, words, bigrams, single, table, features):
+    """A row's features into ``features``: its words, then (``bigrams``) each pair of
+    consecutive words, new ones added to ``table``. Returns their number, and the table."""
+    for t in range(words):
+        token = kept[t]
+        if single[token] < 0:
+            single[token], table = _new_feature(table, token, -1, _pair_hash(token, -1))
+        features[t] = single[token]
+    total = words
+    for t in range(words - 1 if bigrams else 0):
+        a, b = kept[t], kept[t + 1]
+        first, second, _, slots, _ = table
+        h = _pair_hash(a, b)
+        mask = np.uint64(len(slots) - 1)
+        i = h & mask
+        found = -1
+        while slots[i] >= 0:
+            if first[slots[i]] == a and second[slots[i]] == b:
+                found = slots[i]
+                break
+            i = (i + np.uint64(1)) & mask
+        if found < 0:
+            found, table = _new_feature(table, a, b, h)
+        features[total] = found
+        total += 1
+    return total, table
+
+
+@njit(cache=True, nogil=True)
+def _new_feature(table, a, b, h):
+    """Feature (a, b) of hash h added to ``table``: its number, and the table."""
+    first, second, hashes, slots, count = table
+    if count == len(first):
+        first, second = _grown(first, count, count + 1), _grown(second, count, count + 1)
+        hashes = _grown(hashes, count, count + 1)
+    first[count], second[count], hashes[count] = a, b, h
+    _insert(slots, h, count)
+    count += 1
+    if 2 * count > len(slots):  # half full: twice as large
+        slots = _rehashed(hashes, count, 2 * len(slots))
+    return count - 1, (first, second, hashes, slots, count)
+
+
+@njit(cache=True, nogil=True)
+def _counted(features, total, old, counts, at):
+    """The distinct values of features[:total] ascending into old[at:], how often each into
+    counts[at:] (both grown when short). Returns old, counts, the new end, and how many."""
+    ordered = np.sort(features[:total])
+    if at + total > len(old):
+        old, counts = _grown(old, at, at + total), _grown(counts, at, at + total)
+    begin = at
+    for t in range(total):
+        if t and ordered[t] == ordered[t - 1]:
+            counts[at - 1] += 1
+        else:
+            old[at], counts[at] = ordered[t], 1
+            at += 1
+    return old, counts, at, at - begin
