@@ -330,14 +330,7 @@ def _count_sorted(columns, features, tally, bits, indices, counts, at):
     bit per column, 32 a word) are zeros before and after. Sorting is O(features log
     features), a scan of the bits O(columns / 32): the bits unless the row is short."""
     if 4 * features < len(bits) or len(tally) == 0:
-        ordered = np.sort(columns[:features])
-        for i in range(features):
-            if i and ordered[i] == ordered[i - 1]:
-                counts[at - 1] += 1.0
-            else:
-                indices[at], counts[at] = ordered[i], 1.0
-                at += 1
-        return at
+        return _run_lengths(np.sort(columns[:features]), indices, counts, at)
     for i in range(features):
         column = columns[i]
         tally[column] += 1
@@ -669,14 +662,20 @@ def _new_feature(table, a, b, h):
 def _counted(features, total, old, counts, at):
     """The distinct values of features[:total] ascending into old[at:], how often each into
     counts[at:] (both grown when short). Returns old, counts, the new end, and how many."""
-    ordered = np.sort(features[:total])
     if at + total > len(old):
         old, counts = _grown(old, at, at + total), _grown(counts, at, at + total)
-    begin = at
-    for t in range(total):
-        if t and ordered[t] == ordered[t - 1]:
+    end = _run_lengths(np.sort(features[:total]), old, counts, at)
+    return old, counts, end, end - at
+
+
+@njit(cache=True, nogil=True)
+def _run_lengths(ordered, values, counts, at):
+    """Each distinct value of the sorted ``ordered`` into values[at:], how often it comes
+    into counts[at:]; returns the new end."""
+    for i in range(len(ordered)):
+        if i and ordered[i] == ordered[i - 1]:
             counts[at - 1] += 1
         else:
-            old[at], counts[at] = ordered[t], 1
+            values[at], counts[at] = ordered[i], 1
             at += 1
-    return old, counts, at, at - begin
+    return at
