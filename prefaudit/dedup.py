@@ -7,11 +7,14 @@ numba, on threads), the rest on whole arrays; never one Python object per text:
 
 1. Shingles are byte k-grams of the normalised UTF-8 text, read from Arrow's data buffer
    (k <= 8 bytes fit in 64 bits exactly, so packing is collision-free) and mixed to 32 bits;
-   each text's distinct shingles are its set, sorted. About 2 MB of text is shingled at a time
-   on threads and only its signatures are kept, so memory stays flat.
+   each text's distinct shingles are its set. For signatures the set is found with a hash set,
+   in no order, and only for texts of ``2 * num_perm`` shingles or more (minima depend on
+   neither order nor repeats; the distinct count only chooses the scheme below); the exact
+   check sorts it. About 2 MB of text is shingled at a time on threads and only its
+   signatures are kept, so memory stays flat.
 2. Signatures: for texts of fewer than ``2 * num_perm / threshold`` distinct shingles,
    ``num_perm`` affine permutations ``a * h + b (mod 2**32)`` of every shingle hash, the least
-   of each kept; for texts of at least ``2 * num_perm``, one-permutation signatures (each
+   of each kept (four shingles per pass over the permutations, vectorised); for texts of at least ``2 * num_perm``, one-permutation signatures (each
    shingle hashed once into one of ``num_perm`` bins), which cost one hash per shingle instead
    of ``num_perm``. Texts in between get both, so two texts at the threshold always share a
    kind.
@@ -464,7 +467,14 @@ def sketch(
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
     def chunk(lo: int, hi: int) -> tuple[np.ndarray, ...]:
-        sets = shingle_sets(array.slice(lo, hi - lo), size)
+        # Minima depend on neither order nor repeats, and a text of fewer than long_from
+        # shingles has fewer distinct ones: only longer texts are reduced to their set
+        # (a hash set, unsorted); the counts then sort the texts as the exact ones would.
+        offsets, data = kernels.string_buffers(array.slice(lo, hi - lo))
+        hashes, runs = kernels.shingle_hashes(
+            data, offsets[:-1], offsets[1:], size, True, False, long_from
+        )
+        sets = Shingles(hashes, runs)
         short = np.flatnonzero((sets.counts > 0) & (sets.counts < short_below))
         long = np.flatnonzero(sets.counts >= long_from)
         return (

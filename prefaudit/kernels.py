@@ -82,9 +82,13 @@ def shingle_counts(begins, ends, size):
 
 
 @njit(cache=True, nogil=True)
-def shingle_hashes(data, begins, ends, size, unique):
+def shingle_hashes(data, begins, ends, size, unique, ordered=True, unique_from=0):
     """The 32-bit hash of each byte ``size``-gram of each text (``data[begins[i]:ends[i]]``),
-    in text order, or (``unique``) each text's distinct hashes sorted: ``(hashes, offsets)``.
+    in text order, or (``unique``) each text's distinct hashes: ``(hashes, offsets)``. The
+    distinct hashes are sorted (``ordered``), or in the order they first occur, found with a
+    hash set (1.5x as fast as the sort; enough for signatures, whose minima depend on neither
+    order nor repeats). Texts of fewer than ``unique_from`` shingles keep theirs as they are
+    (signatures need the distinct count only to tell texts of many shingles).
 
     A window is its ``size`` bytes read big-endian, tagged with ``size << 60``; a text shorter
     than ``size`` is one shingle, its bytes little-endian, tagged with its length ``<< 60`` and
@@ -100,7 +104,8 @@ def shingle_hashes(data, begins, ends, size, unique):
     keep = np.uint64(8 * size)
     mask = (np.uint64(1) << keep) - np.uint64(1) if size < 8 else ~np.uint64(0)
     out = np.zeros(n + 1, dtype=np.int64)
-    scratch = np.empty(counts.max() if unique and n else 0, dtype=np.uint32)
+    longest = counts.max() if unique and n else 0
+    scratch = np.empty(longest if ordered else _table_size(longest), dtype=np.uint32)
     for i in range(n):
         begin, length, at = begins[i], ends[i] - begins[i], starts[i]
         if length == 0:
@@ -119,21 +124,65 @@ def shingle_hashes(data, begins, ends, size, unique):
             for j in range(size - 1, length):
                 window = ((window << np.uint64(8)) | np.uint64(data[begin + j])) & mask
                 hashes[at + j - size + 1] = _mix(window | tag)
-        if unique:
+        if unique and counts[i] >= unique_from:
             run = hashes[at : at + counts[i]]
-            _radix_sort(run, scratch)
-            distinct = 1
-            for j in range(1, len(run)):
-                if run[j] != run[distinct - 1]:
-                    run[distinct] = run[j]
-                    distinct += 1
-            counts[i] = distinct
+            counts[i] = _sorted_distinct(run, scratch) if ordered else _first_distinct(run, scratch)
         out[i + 1] = out[i] + counts[i]
     if unique:  # close the gaps the removed repeats left
         for i in range(n):
             hashes[out[i] : out[i + 1]] = hashes[starts[i] : starts[i] + counts[i]]
         hashes = hashes[: out[n]].copy()
     return hashes, out
+
+
+@njit(cache=True, nogil=True)
+def _sorted_distinct(run, scratch):
+    """Sort ``run`` in place and move its distinct values to the front; returns how many."""
+    _radix_sort(run, scratch)
+    distinct = 1
+    for j in range(1, len(run)):
+        if run[j] != run[distinct - 1]:
+            run[distinct] = run[j]
+            distinct += 1
+    return distinct
+
+
+@njit(cache=True, nogil=True)
+def _table_size(count):
+    """Slots of the hash set of :func:`_first_distinct` for ``count`` values: a power of two,
+    at least twice ``count`` (probes stay short), at least 16."""
+    slots = 16
+    while slots < 2 * count:
+        slots *= 2
+    return slots
+
+
+@njit(cache=True, nogil=True)
+def _first_distinct(run, table):
+    """Move the first occurrence of each value of ``run`` to the front, in order; returns how
+    many. ``table`` (at least ``_table_size(len(run))`` slots) becomes an open-addressing hash
+    set keyed by the low bits (the hashes are well mixed); 0 marks an empty slot, so a value 0
+    is tracked apart."""
+    slots = _table_size(len(run))
+    table[:slots] = 0
+    mask = np.uint32(slots - 1)
+    seen_zero = False
+    distinct = 0
+    for k in range(len(run)):
+        value = run[k]
+        if value == 0:
+            new = not seen_zero
+            seen_zero = True
+        else:
+            slot = value & mask
+            while table[slot] != value and table[slot] != 0:
+                slot = (slot + np.uint32(1)) & mask
+            new = table[slot] == 0
+            table[slot] = value
+        if new:
+            run[distinct] = value
+            distinct += 1
+    return distinct
 
 
 @njit(cache=True, nogil=True)
@@ -174,8 +223,18 @@ def minhash(hashes, begins, ends, a, b, out):
         row = out[i]
         for p in range(num_perm):
             row[p] = np.uint32(0xFFFFFFFF)
-        for k in range(first, last):
-            h = np.uint32(hashes[k])
+        k = first
+        while k + 4 <= last:  # four shingles per pass over the row: a quarter of its loads
+            h0, h1 = np.uint32(hashes[k]), np.uint32(hashes[k + 1])  # and stores (3x as fast)
+            h2, h3 = np.uint32(hashes[k + 2]), np.uint32(hashes[k + 3])
+            for p in range(num_perm):
+                ap, bp = a[p], b[p]
+                low = min(np.uint32(ap * h0 + bp), np.uint32(ap * h1 + bp))
+                high = min(np.uint32(ap * h2 + bp), np.uint32(ap * h3 + bp))
+                row[p] = min(row[p], min(low, high))
+            k += 4
+        for rest in range(k, last):
+            h = np.uint32(hashes[rest])
             for p in range(num_perm):
                 value = np.uint32(a[p] * h + b[p])
                 if value < row[p]:
