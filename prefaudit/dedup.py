@@ -347,18 +347,15 @@ def near_duplicate_pairs(
 
 def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
     """The 64-bit bucket key of each signature row in ``band`` (of ``rows`` positions)."""
+    key = np.empty((1, len(sig)), dtype=np.uint64)
+    kernels.band_keys(sig[:, band * rows : (band + 1) * rows], _band_weights(rows), key)
+    return key[0]
+
+
+def _band_weights(rows: int) -> np.ndarray:
+    """The odd weights of a band's positions in its key (the same for every band)."""
     rng = np.random.default_rng(12345)
-    weights = (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
-    # A column at a time (the weighted sum of the band's positions, mod 2**64): numpy's sum
-    # along a short row axis is several times slower than these whole-column passes.
-    key = np.zeros(len(sig), dtype=np.uint64)
-    column = np.empty(len(sig), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for position in range(rows):
-            column[:] = sig[:, band * rows + position]
-            column *= weights[position]
-            key += column
-    return _mix64(key)
+    return (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
 
 
 def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -500,25 +497,17 @@ def _band_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct pairs (i < j) of texts that share at least one band key.
 
-    One band at a time: its keys (8 bytes per text) sorted, and equal neighbours paired; the
-    signatures are read in place (a copy of them per band cost more than all the rest). The
-    sort is numpy's default (vectorised, not stable); only the texts in buckets of two or more
-    (a few percent) are then ordered by position within their bucket, as :func:`bucket_pairs`
-    takes them, and paired.
+    The keys of all bands (8 bytes per text and band) in one pass over the signatures, then
+    one band at a time: the texts in buckets of two or more (a few percent) found with hash
+    tables of keys (``kernels.shared_keys``, 5x an argsort of all keys), bucket by bucket in
+    order of position as :func:`bucket_pairs` takes them, and paired.
     """
     n = len(sig)
+    keys = np.empty((bands, n), dtype=np.uint64)  # every band's keys (band_keys), in one pass
+    kernels.band_keys(sig, _band_weights(rows), keys)
 
     def band_codes(band: int) -> list[np.ndarray]:
-        keys = band_keys(sig, band, rows)
-        order = np.argsort(keys)
-        ordered = keys[order]
-        shared = np.zeros(n, dtype=bool)
-        equal = ordered[1:] == ordered[:-1]
-        shared[1:] = equal
-        shared[:-1] |= equal
-        order, ordered = order[shared], ordered[shared]
-        by_position = np.lexsort((order, ordered))
-        order, ordered = order[by_position], ordered[by_position]
+        order, ordered = kernels.shared_keys(keys[band])
         found = []
         for distance in range(1, _MAX_BUCKET_WINDOW + 1):
             same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
@@ -536,12 +525,6 @@ def _band_candidates(
         return empty, empty
     unique = _sorted_unique(np.concatenate(codes))
     return unique // n, unique % n
-
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = (values ^ (values >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
-        return z ^ (z >> np.uint64(27))
 
 
 def _agreeing_positions(

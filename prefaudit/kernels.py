@@ -257,6 +257,105 @@ def one_permutation(hashes, begins, ends, salt, out):
 
 
 @njit(cache=True, nogil=True)
+def band_keys(sig, weights, out):
+    """The 64-bit bucket key of each signature row in each band (``len(weights)`` positions
+    each) into ``out[band]``: the weighted sum of the band's positions mod 2**64 ``s``, mixed
+    as ``z = (s ^ s >> 31) * 0x7FB5D329728EA185``, ``z ^ z >> 27``. One pass over the rows for
+    all bands (a strided pass per band and position read the signatures 32 times over), 512
+    rows at a time into a small block first: writing every band's keys row by row touched a
+    new page of each band's keys at every row (4x as slow)."""
+    rows, bands = len(weights), out.shape[0]
+    block = np.empty((bands, _KEY_BLOCK), dtype=np.uint64)
+    for lo in range(0, sig.shape[0], _KEY_BLOCK):
+        hi = min(lo + _KEY_BLOCK, sig.shape[0])
+        for i in range(lo, hi):
+            row = sig[i]
+            for band in range(bands):
+                key = np.uint64(0)
+                for p in range(rows):
+                    key += np.uint64(row[band * rows + p]) * weights[p]
+                z = (key ^ (key >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
+                block[band, i - lo] = z ^ (z >> np.uint64(27))
+        for band in range(bands):
+            out[band, lo:hi] = block[band, : hi - lo]
+
+
+_KEY_BLOCK = 512  # rows of signatures per block in band_keys
+_PARTITION_BITS = 8  # shared_keys splits the keys by their top bits into 256 parts
+
+
+@njit(cache=True, nogil=True)
+def shared_keys(keys):
+    """The texts whose key another text shares, bucket by bucket, ascending within each, and
+    the bucket of each (its first text): ``(members, buckets)``.
+
+    The keys (mixed) are split by their top bits (a stable counting sort: positions stay
+    ascending) into parts small enough for a hash table of first members to stay in cache;
+    5x an argsort of all keys, of which only the few percent in shared buckets are kept.
+    """
+    n = len(keys)
+    parts = 1 << _PARTITION_BITS
+    top = np.uint64(64 - _PARTITION_BITS)
+    start = np.zeros(parts + 1, dtype=np.int64)
+    for i in range(n):
+        start[np.int64(keys[i] >> top) + 1] += 1
+    for part in range(parts):
+        start[part + 1] += start[part]
+    ids = np.empty(n, dtype=np.int64)
+    grouped = np.empty(n, dtype=np.uint64)
+    cursor = start[:-1].copy()
+    for i in range(n):
+        part = np.int64(keys[i] >> top)
+        ids[cursor[part]], grouped[cursor[part]] = i, keys[i]
+        cursor[part] += 1
+    largest = np.max(start[1:] - start[:-1]) if n else 0
+    table = np.empty(_table_size(largest), dtype=np.int64)
+    head = np.empty(largest, dtype=np.int64)
+    size = np.empty(largest, dtype=np.int64)
+    members = np.empty(n, dtype=np.int64)
+    buckets = np.empty(n, dtype=np.int64)
+    shared = 0
+    for part in range(parts):
+        lo, m = start[part], start[part + 1] - start[part]
+        shared = _shared_in_part(
+            ids[lo : lo + m], grouped[lo : lo + m], table, head, size, members, buckets, shared
+        )
+    return members[:shared], buckets[:shared]
+
+
+@njit(cache=True, nogil=True)
+def _shared_in_part(ids, keys, table, head, size, members, buckets, shared):
+    """:func:`shared_keys` within one part (``ids`` ascending, their ``keys``): members of
+    buckets of two or more go to ``members`` from ``shared``; returns where they end."""
+    m = len(ids)
+    slots = _table_size(m)
+    table[:slots] = -1
+    mask = slots - 1
+    shift = np.uint64(_PARTITION_BITS)
+    for k in range(m):
+        slot = np.int64((keys[k] << shift) >> np.uint64(40)) & mask  # bits below the part's
+        while table[slot] >= 0 and keys[table[slot]] != keys[k]:
+            slot = (slot + 1) & mask
+        if table[slot] < 0:
+            table[slot] = k
+            size[k] = 0
+        head[k] = table[slot]
+        size[head[k]] += 1
+    for k in range(m):  # each bucket of two or more: where its members start
+        if head[k] == k:
+            if size[k] > 1:
+                size[k], shared = shared, shared + size[k]
+            else:
+                size[k] = -1
+    for k in range(m):
+        at = size[head[k]]
+        if at >= 0:
+            members[at], buckets[at] = ids[k], ids[head[k]]
+            size[head[k]] = at + 1
+    return shared
+
+
+@njit(cache=True, nogil=True)
 def agreement(sig, left, right, out):
     """How many positions the signatures of each pair agree on, without copying them."""
     for k in range(len(left)):

@@ -412,6 +412,32 @@ def test_band_candidates_are_the_pairs_of_each_bucket_by_position(seed):
     assert np.all(np.diff(left * len(sig) + right) > 0)
 
 
+def test_band_keys_match_numpy():
+    sig = np.random.default_rng(2).integers(0, 2**32, (300, 16), dtype=np.uint64)
+    sig = sig.astype(np.uint32)
+    sig[:3] = [[0] * 16, [2**32 - 1] * 16, [0] * 16]
+    rng = np.random.default_rng(12345)
+    weights = (rng.integers(0, 2**62, 4, dtype=np.uint64) * 2 + 1).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(4):
+            s = (sig[:, 4 * band : 4 * band + 4].astype(np.uint64) * weights).sum(axis=1)
+            z = (s ^ (s >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
+            assert np.array_equal(dedup.band_keys(sig, band, 4), z ^ (z >> np.uint64(27)))
+
+
+def test_shared_keys_are_the_buckets_of_two_or_more_by_position():
+    """Keys equal in their high bits (one slot) but not all equal: only equal keys share."""
+    keys = np.array([5 << 60, 7, (5 << 60) + 1, 7, 9, 5 << 60, (5 << 60) + 1, 7], np.uint64)
+    members, buckets = kernels.shared_keys(keys)
+    runs = {}  # each bucket one run, in any order of buckets
+    for member, bucket in zip(members.tolist(), buckets.tolist(), strict=True):
+        runs.setdefault(bucket, []).append(member)
+    assert runs == {0: [0, 5], 1: [1, 3, 7], 2: [2, 6]} and len(set(buckets.tolist())) == 3
+    assert sum(1 for k in range(1, len(buckets)) if buckets[k] != buckets[k - 1]) == 2
+    for keys in (np.zeros(0, np.uint64), np.arange(50, dtype=np.uint64) << np.uint64(58)):
+        assert [len(part) for part in kernels.shared_keys(keys)] == [0, 0]
+
+
 def test_a_threshold_outside_0_1_is_a_setting_error_not_a_division():
     from prefaudit.errors import SettingError
 
