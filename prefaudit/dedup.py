@@ -51,7 +51,6 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (~8 MB of hashes 
 # against 0.037 for 128 permutations). Below, empty bins borrow from neighbours so often that
 # bands of unrelated short texts collide.
 _FILL = 2
-_DENSIFY_ROWS = 4_096  # texts densified at a time
 _PAIRS_ON_ONE_THREAD = 10_000  # fewer pairs than this are compared without a thread pool
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
 
@@ -154,22 +153,6 @@ def _shingled(texts, size: int, unique: bool) -> Shingles:
     return Shingles(hashes, runs)
 
 
-def _mix32(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, keeping the top 32 bits: a well-spread hash of each packed shingle.
-    In place on one copy: these arrays hold every shingle of a chunk."""
-    with np.errstate(over="ignore"):
-        z = values + np.uint64(0x9E3779B97F4A7C15)
-        shifted = np.empty_like(z)
-        for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-            np.right_shift(z, np.uint64(shift), out=shifted)
-            z ^= shifted
-            z *= np.uint64(multiplier)
-        np.right_shift(z, np.uint64(31), out=shifted)
-        z ^= shifted
-        z >>= np.uint64(32)
-    return z.astype(np.uint32)
-
-
 def signatures(
     shingles: Shingles,
     num_perm: int = 128,
@@ -246,19 +229,7 @@ def _runs(shingles: Shingles, rows: np.ndarray | None) -> tuple[np.ndarray, np.n
 
 def _densify(sig: np.ndarray, present: np.ndarray) -> None:
     """Fill each empty bin of the texts ``present`` from the next non-empty bin to its right."""
-    empty = np.iinfo(np.uint32).max
-    num_perm = sig.shape[1]
-    rows = np.flatnonzero(present & (sig == empty).any(axis=1))
-    positions = np.arange(2 * num_perm)
-    for start in range(0, len(rows), _DENSIFY_ROWS):
-        part = rows[start : start + _DENSIFY_ROWS]
-        doubled = np.concatenate([sig[part], sig[part]], axis=1)
-        filled = np.where(doubled != empty, positions, 2 * num_perm)
-        source = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1][:, :num_perm]
-        distance = (source - positions[:num_perm]).astype(np.uint64)
-        value = np.take_along_axis(doubled, source, axis=1).astype(np.uint64)
-        borrowed = _mix32((value << np.uint64(32)) | distance)
-        sig[part] = np.where(distance > 0, borrowed, doubled[:, :num_perm])
+    kernels.densify(sig, np.flatnonzero(present))
 
 
 def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.985) -> tuple[int, int]:

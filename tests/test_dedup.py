@@ -275,6 +275,30 @@ def test_signatures_match_numpy():
         assert np.array_equal(one[i][filled], expected[filled]) and filled.any() == bool(count)
 
 
+def test_densify_matches_numpy():
+    """Each empty bin takes the next filled bin to its right (around the end), mixed with the
+    distance; rows without shingles stay empty."""
+    empty = 2**32 - 1
+    rng = np.random.default_rng(4)
+    sig = rng.integers(0, 2**32 - 1, (40, 16), dtype=np.uint64).astype(np.uint32)
+    sig[rng.random(sig.shape) < 0.6] = empty
+    sig[0], sig[1], sig[2], sig[3] = empty, 7, empty, empty
+    sig[2, 0], sig[3, -1] = 0, 9  # one filled bin, first or last
+    present = (sig != empty).any(axis=1)
+    doubled = np.concatenate([sig[present], sig[present]], axis=1)
+    positions = np.arange(32)
+    filled = np.where(doubled != empty, positions, 32)
+    source = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1][:, :16]
+    distance = (source - positions[:16]).astype(np.uint64)
+    value = np.take_along_axis(doubled, source, axis=1).astype(np.uint64)
+    packed = ((value << np.uint64(32)) | distance).ravel().tolist()
+    borrowed = np.array([_mix_reference(v) for v in packed], np.uint32).reshape(distance.shape)
+    expected = sig.copy()
+    expected[present] = np.where(distance > 0, borrowed, doubled[:, :16])
+    dedup._densify(sig, present)
+    assert np.array_equal(sig, expected) and (sig[0] == empty).all() and present.sum() == 39
+
+
 def test_jaccard_on_threads_matches_python_sets():
     texts = _corpus(5, n=200) + [""]
     sets = dedup.shingle_sets(texts, 4)
