@@ -474,8 +474,12 @@ def _band_candidates(
     order of position as :func:`bucket_pairs` takes them, and paired.
     """
     n = len(sig)
+    threads = threads or default_threads()
     keys = np.empty((bands, n), dtype=np.uint64)  # every band's keys (band_keys), in one pass
-    kernels.band_keys(sig, _band_weights(rows), keys)
+    weights, edges = _band_weights(rows), np.linspace(0, n, threads + 1).astype(np.int64)
+
+    def key_rows(lo: int, hi: int) -> None:
+        kernels.band_keys(sig[lo:hi], weights, keys[:, lo:hi])
 
     def band_codes(band: int) -> list[np.ndarray]:
         order, ordered = kernels.shared_keys(keys[band])
@@ -488,8 +492,9 @@ def _band_candidates(
             found.append(np.minimum(i, j) * n + np.maximum(i, j))
         return found
 
-    # Bands on threads: numpy's sorts and passes release the GIL.
-    with ThreadPoolExecutor(threads or default_threads()) as pool:
+    # Rows, then bands on threads: the kernels and numpy's passes release the GIL.
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(key_rows, edges[:-1], edges[1:]))
         codes = [code for found in pool.map(band_codes, range(bands)) for code in found]
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
