@@ -159,9 +159,11 @@ def signatures(
     seed: int = 0,
     threads: int | None = None,
     rows: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """MinHash signatures, shape (texts, num_perm), uint32; texts without shingles get all-max
-    rows. ``rows``: only those texts, in that order (read in place).
+    rows. ``rows``: only those texts, in that order (read in place). ``out``: the array to
+    fill and return (a row per text), else a new one.
 
     >>> s = signatures(shingle(["the same text", "the same text", "other words"]), num_perm=16)
     >>> bool((s[0] == s[1]).all()), bool((s[0] == s[2]).all())
@@ -172,7 +174,8 @@ def signatures(
     b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32)
     begins, ends = _runs(shingles, rows)
     n = len(begins)
-    out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    out = np.empty((n, num_perm), dtype=np.uint32) if out is None else out
+    out[...] = np.iinfo(np.uint32).max
     # Blocks of whole texts, about _SIGNATURE_CHUNK shingles each, on threads (the kernel
     # releases the GIL); each text is one loop over its shingles and the permutations.
     total = np.cumsum(ends - begins)
@@ -193,7 +196,11 @@ def signatures(
 
 
 def one_permutation_signatures(
-    shingles: Shingles, num_perm: int = 128, seed: int = 0, rows: np.ndarray | None = None
+    shingles: Shingles,
+    num_perm: int = 128,
+    seed: int = 0,
+    rows: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-permutation MinHash signatures (Li, Owen and Zhang, 2012), shape (texts, num_perm).
 
@@ -205,7 +212,8 @@ def one_permutation_signatures(
     position equal to their Jaccard similarity. With many empty bins (texts of fewer shingles
     than bins) the positions are correlated, so :func:`near_duplicate_pairs` uses these only
     for texts with at least twice as many shingles as bins. Texts without shingles get
-    all-max rows. ``rows``: only those texts, in that order (read in place).
+    all-max rows. ``rows``: only those texts, in that order (read in place). ``out``: the
+    array to fill and return (a row per text), else a new one.
 
     >>> texts = ["the same text, long enough to fill the bins " * 9] * 2 + ["other words " * 30]
     >>> s = one_permutation_signatures(shingle(texts).unique(), num_perm=16)
@@ -213,7 +221,8 @@ def one_permutation_signatures(
     (True, False)
     """
     begins, ends = _runs(shingles, rows)
-    out = np.full((len(begins), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    out = np.empty((len(begins), num_perm), dtype=np.uint32) if out is None else out
+    out[...] = np.iinfo(np.uint32).max
     salt = np.random.default_rng(seed).integers(0, 2**63, dtype=np.uint64)
     kernels.one_permutation(shingles.hashes, begins, ends, np.uint64(salt), out)
     _densify(out, ends > begins)
@@ -434,7 +443,13 @@ def sketch(
     cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
-    def chunk(lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    # Chunk [lo, hi) writes its signatures from row lo; the gaps are closed after. Only rows
+    # written are ever touched, so memory holds the signatures once (a copy of them all to
+    # join the chunks' parts cost 1.2 s at a million prompts, most of it new pages).
+    short_sig = np.empty((n, num_perm), dtype=np.uint32)
+    long_sig = np.empty((n, num_perm), dtype=np.uint32)
+
+    def chunk(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         # Minima depend on neither order nor repeats, and a text of fewer than long_from
         # shingles has fewer distinct ones: only longer texts are reduced to their set
         # (a hash set, unsorted); the counts then sort the texts as the exact ones would.
@@ -445,22 +460,30 @@ def sketch(
         sets = Shingles(hashes, runs)
         short = np.flatnonzero((sets.counts > 0) & (sets.counts < short_below))
         long = np.flatnonzero(sets.counts >= long_from)
-        return (
-            lo + short,
-            signatures(sets, num_perm, seed, threads=1, rows=short),
-            lo + long,
-            one_permutation_signatures(sets, num_perm, seed, rows=long),
-        )
+        signatures(sets, num_perm, seed, 1, short, short_sig[lo : lo + len(short)])
+        one_permutation_signatures(sets, num_perm, seed, long, long_sig[lo : lo + len(long)])
+        return lo + short, lo + long
 
     with ThreadPoolExecutor(threads or default_threads()) as pool:
-        parts = list(
-            pool.map(lambda bounds: chunk(*bounds), zip(edges[:-1], edges[1:], strict=True))
-        )
+        parts = list(pool.map(chunk, edges[:-1], edges[1:]))
     if not parts:
         none, no_sig = np.zeros(0, dtype=np.int64), np.zeros((0, num_perm), dtype=np.uint32)
         return Sketches(n, none, no_sig, none, no_sig)
-    joined = [np.concatenate([part[k] for part in parts]) for k in range(4)]
-    return Sketches(n, *joined)
+    short, long = (np.concatenate([part[k] for part in parts]) for k in range(2))
+    short_sig = _packed(short_sig, edges[:-1], [len(part[0]) for part in parts])
+    long_sig = _packed(long_sig, edges[:-1], [len(part[1]) for part in parts])
+    return Sketches(n, short, short_sig, long, long_sig)
+
+
+def _packed(sig: np.ndarray, starts: np.ndarray, counts: list[int]) -> np.ndarray:
+    """The rows ``sig[start : start + count]`` of each chunk moved down in place, one chunk
+    after another: the first ``sum(counts)`` rows."""
+    at = 0
+    for start, count in zip(starts, counts, strict=True):
+        if at != start:
+            sig[at : at + count] = sig[start : start + count]  # numpy copies overlaps safely
+        at += count
+    return sig[:at]
 
 
 def _band_candidates(
