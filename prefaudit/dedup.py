@@ -18,8 +18,9 @@ numba, on threads), the rest on whole arrays; never one Python object per text:
    shingle hashed once into one of ``num_perm`` bins), which cost one hash per shingle instead
    of ``num_perm``. Texts in between get both, so two texts at the threshold always share a
    kind.
-3. Candidates: texts whose band keys are equal, found by sorting each band's keys (per kind,
-   bands on threads).
+3. Candidates: texts whose band keys are equal (per kind): every band's keys in one pass over
+   the signatures, then each band's shared keys found with hash tables over parts of its keys
+   (bands on threads).
 4. Verification: candidates whose signatures agree on at least ``threshold - slack`` of the
    positions get their exact shingle-set Jaccard computed (the two sorted sets merged); only
    pairs at or above the threshold are kept. The banding is tuned for recall (it lets through
