@@ -7,16 +7,20 @@ numba, on threads), the rest on whole arrays; never one Python object per text:
 
 1. Shingles are byte k-grams of the normalised UTF-8 text, read from Arrow's data buffer
    (k <= 8 bytes fit in 64 bits exactly, so packing is collision-free) and mixed to 32 bits;
-   each text's distinct shingles are its set, sorted. About 2 MB of text is shingled at a time
-   on threads and only its signatures are kept, so memory stays flat.
+   each text's distinct shingles are its set. For signatures the set is found with a hash set,
+   in no order, and only for texts of ``2 * num_perm`` shingles or more (minima depend on
+   neither order nor repeats; the distinct count only chooses the scheme below); the exact
+   check sorts it. About 2 MB of text is shingled at a time on threads and only its
+   signatures are kept, so memory stays flat.
 2. Signatures: for texts of fewer than ``2 * num_perm / threshold`` distinct shingles,
    ``num_perm`` affine permutations ``a * h + b (mod 2**32)`` of every shingle hash, the least
-   of each kept; for texts of at least ``2 * num_perm``, one-permutation signatures (each
+   of each kept (four shingles per pass over the permutations, vectorised); for texts of at least ``2 * num_perm``, one-permutation signatures (each
    shingle hashed once into one of ``num_perm`` bins), which cost one hash per shingle instead
    of ``num_perm``. Texts in between get both, so two texts at the threshold always share a
    kind.
-3. Candidates: texts whose band keys are equal, found by sorting each band's keys (per kind,
-   bands on threads).
+3. Candidates: texts whose band keys are equal (per kind): every band's keys in one pass over
+   the signatures, then each band's shared keys found with hash tables over parts of its keys
+   (bands on threads).
 4. Verification: candidates whose signatures agree on at least ``threshold - slack`` of the
    positions get their exact shingle-set Jaccard computed (the two sorted sets merged); only
    pairs at or above the threshold are kept. The banding is tuned for recall (it lets through
@@ -48,7 +52,6 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (~8 MB of hashes 
 # against 0.037 for 128 permutations). Below, empty bins borrow from neighbours so often that
 # bands of unrelated short texts collide.
 _FILL = 2
-_DENSIFY_ROWS = 4_096  # texts densified at a time
 _PAIRS_ON_ONE_THREAD = 10_000  # fewer pairs than this are compared without a thread pool
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
 
@@ -151,31 +154,17 @@ def _shingled(texts, size: int, unique: bool) -> Shingles:
     return Shingles(hashes, runs)
 
 
-def _mix32(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, keeping the top 32 bits: a well-spread hash of each packed shingle.
-    In place on one copy: these arrays hold every shingle of a chunk."""
-    with np.errstate(over="ignore"):
-        z = values + np.uint64(0x9E3779B97F4A7C15)
-        shifted = np.empty_like(z)
-        for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-            np.right_shift(z, np.uint64(shift), out=shifted)
-            z ^= shifted
-            z *= np.uint64(multiplier)
-        np.right_shift(z, np.uint64(31), out=shifted)
-        z ^= shifted
-        z >>= np.uint64(32)
-    return z.astype(np.uint32)
-
-
 def signatures(
     shingles: Shingles,
     num_perm: int = 128,
     seed: int = 0,
     threads: int | None = None,
     rows: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """MinHash signatures, shape (texts, num_perm), uint32; texts without shingles get all-max
-    rows. ``rows``: only those texts, in that order (read in place).
+    rows. ``rows``: only those texts, in that order (read in place). ``out``: the array to
+    fill and return (a row per text), else a new one.
 
     >>> s = signatures(shingle(["the same text", "the same text", "other words"]), num_perm=16)
     >>> bool((s[0] == s[1]).all()), bool((s[0] == s[2]).all())
@@ -186,7 +175,8 @@ def signatures(
     b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32)
     begins, ends = _runs(shingles, rows)
     n = len(begins)
-    out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    out = np.empty((n, num_perm), dtype=np.uint32) if out is None else out
+    out[...] = np.iinfo(np.uint32).max
     # Blocks of whole texts, about _SIGNATURE_CHUNK shingles each, on threads (the kernel
     # releases the GIL); each text is one loop over its shingles and the permutations.
     total = np.cumsum(ends - begins)
@@ -207,7 +197,11 @@ def signatures(
 
 
 def one_permutation_signatures(
-    shingles: Shingles, num_perm: int = 128, seed: int = 0, rows: np.ndarray | None = None
+    shingles: Shingles,
+    num_perm: int = 128,
+    seed: int = 0,
+    rows: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-permutation MinHash signatures (Li, Owen and Zhang, 2012), shape (texts, num_perm).
 
@@ -219,7 +213,8 @@ def one_permutation_signatures(
     position equal to their Jaccard similarity. With many empty bins (texts of fewer shingles
     than bins) the positions are correlated, so :func:`near_duplicate_pairs` uses these only
     for texts with at least twice as many shingles as bins. Texts without shingles get
-    all-max rows. ``rows``: only those texts, in that order (read in place).
+    all-max rows. ``rows``: only those texts, in that order (read in place). ``out``: the
+    array to fill and return (a row per text), else a new one.
 
     >>> texts = ["the same text, long enough to fill the bins " * 9] * 2 + ["other words " * 30]
     >>> s = one_permutation_signatures(shingle(texts).unique(), num_perm=16)
@@ -227,7 +222,8 @@ def one_permutation_signatures(
     (True, False)
     """
     begins, ends = _runs(shingles, rows)
-    out = np.full((len(begins), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    out = np.empty((len(begins), num_perm), dtype=np.uint32) if out is None else out
+    out[...] = np.iinfo(np.uint32).max
     salt = np.random.default_rng(seed).integers(0, 2**63, dtype=np.uint64)
     kernels.one_permutation(shingles.hashes, begins, ends, np.uint64(salt), out)
     _densify(out, ends > begins)
@@ -243,19 +239,7 @@ def _runs(shingles: Shingles, rows: np.ndarray | None) -> tuple[np.ndarray, np.n
 
 def _densify(sig: np.ndarray, present: np.ndarray) -> None:
     """Fill each empty bin of the texts ``present`` from the next non-empty bin to its right."""
-    empty = np.iinfo(np.uint32).max
-    num_perm = sig.shape[1]
-    rows = np.flatnonzero(present & (sig == empty).any(axis=1))
-    positions = np.arange(2 * num_perm)
-    for start in range(0, len(rows), _DENSIFY_ROWS):
-        part = rows[start : start + _DENSIFY_ROWS]
-        doubled = np.concatenate([sig[part], sig[part]], axis=1)
-        filled = np.where(doubled != empty, positions, 2 * num_perm)
-        source = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1][:, :num_perm]
-        distance = (source - positions[:num_perm]).astype(np.uint64)
-        value = np.take_along_axis(doubled, source, axis=1).astype(np.uint64)
-        borrowed = _mix32((value << np.uint64(32)) | distance)
-        sig[part] = np.where(distance > 0, borrowed, doubled[:, :num_perm])
+    kernels.densify(sig, np.flatnonzero(present))
 
 
 def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.985) -> tuple[int, int]:
@@ -344,18 +328,15 @@ def near_duplicate_pairs(
 
 def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
     """The 64-bit bucket key of each signature row in ``band`` (of ``rows`` positions)."""
+    key = np.empty((1, len(sig)), dtype=np.uint64)
+    kernels.band_keys(sig[:, band * rows : (band + 1) * rows], _band_weights(rows), key)
+    return key[0]
+
+
+def _band_weights(rows: int) -> np.ndarray:
+    """The odd weights of a band's positions in its key (the same for every band)."""
     rng = np.random.default_rng(12345)
-    weights = (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
-    # A column at a time (the weighted sum of the band's positions, mod 2**64): numpy's sum
-    # along a short row axis is several times slower than these whole-column passes.
-    key = np.zeros(len(sig), dtype=np.uint64)
-    column = np.empty(len(sig), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for position in range(rows):
-            column[:] = sig[:, band * rows + position]
-            column *= weights[position]
-            key += column
-    return _mix64(key)
+    return (rng.integers(0, 2**62, rows, dtype=np.uint64) * 2 + 1).astype(np.uint64)
 
 
 def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -463,26 +444,47 @@ def sketch(
     cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
-    def chunk(lo: int, hi: int) -> tuple[np.ndarray, ...]:
-        sets = shingle_sets(array.slice(lo, hi - lo), size)
+    # Chunk [lo, hi) writes its signatures from row lo; the gaps are closed after. Only rows
+    # written are ever touched, so memory holds the signatures once (a copy of them all to
+    # join the chunks' parts cost 1.2 s at a million prompts, most of it new pages).
+    short_sig = np.empty((n, num_perm), dtype=np.uint32)
+    long_sig = np.empty((n, num_perm), dtype=np.uint32)
+
+    def chunk(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        # Minima depend on neither order nor repeats, and a text of fewer than long_from
+        # shingles has fewer distinct ones: only longer texts are reduced to their set
+        # (a hash set, unsorted); the counts then sort the texts as the exact ones would.
+        offsets, data = kernels.string_buffers(array.slice(lo, hi - lo))
+        hashes, runs = kernels.shingle_hashes(
+            data, offsets[:-1], offsets[1:], size, True, False, long_from
+        )
+        sets = Shingles(hashes, runs)
         short = np.flatnonzero((sets.counts > 0) & (sets.counts < short_below))
         long = np.flatnonzero(sets.counts >= long_from)
-        return (
-            lo + short,
-            signatures(sets, num_perm, seed, threads=1, rows=short),
-            lo + long,
-            one_permutation_signatures(sets, num_perm, seed, rows=long),
-        )
+        signatures(sets, num_perm, seed, 1, short, short_sig[lo : lo + len(short)])
+        one_permutation_signatures(sets, num_perm, seed, long, long_sig[lo : lo + len(long)])
+        return lo + short, lo + long
 
     with ThreadPoolExecutor(threads or default_threads()) as pool:
-        parts = list(
-            pool.map(lambda bounds: chunk(*bounds), zip(edges[:-1], edges[1:], strict=True))
-        )
+        parts = list(pool.map(chunk, edges[:-1], edges[1:]))
     if not parts:
         none, no_sig = np.zeros(0, dtype=np.int64), np.zeros((0, num_perm), dtype=np.uint32)
         return Sketches(n, none, no_sig, none, no_sig)
-    joined = [np.concatenate([part[k] for part in parts]) for k in range(4)]
-    return Sketches(n, *joined)
+    short, long = (np.concatenate([part[k] for part in parts]) for k in range(2))
+    short_sig = _packed(short_sig, edges[:-1], [len(part[0]) for part in parts])
+    long_sig = _packed(long_sig, edges[:-1], [len(part[1]) for part in parts])
+    return Sketches(n, short, short_sig, long, long_sig)
+
+
+def _packed(sig: np.ndarray, starts: np.ndarray, counts: list[int]) -> np.ndarray:
+    """The rows ``sig[start : start + count]`` of each chunk moved down in place, one chunk
+    after another: the first ``sum(counts)`` rows."""
+    at = 0
+    for start, count in zip(starts, counts, strict=True):
+        if at != start:
+            sig[at : at + count] = sig[start : start + count]  # numpy copies overlaps safely
+        at += count
+    return sig[:at]
 
 
 def _band_candidates(
@@ -490,25 +492,21 @@ def _band_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct pairs (i < j) of texts that share at least one band key.
 
-    One band at a time: its keys (8 bytes per text) sorted, and equal neighbours paired; the
-    signatures are read in place (a copy of them per band cost more than all the rest). The
-    sort is numpy's default (vectorised, not stable); only the texts in buckets of two or more
-    (a few percent) are then ordered by position within their bucket, as :func:`bucket_pairs`
-    takes them, and paired.
+    The keys of all bands (8 bytes per text and band) in one pass over the signatures, then
+    one band at a time: the texts in buckets of two or more (a few percent) found with hash
+    tables of keys (``kernels.shared_keys``, 5x an argsort of all keys), bucket by bucket in
+    order of position as :func:`bucket_pairs` takes them, and paired.
     """
     n = len(sig)
+    threads = threads or default_threads()
+    keys = np.empty((bands, n), dtype=np.uint64)  # every band's keys (band_keys), in one pass
+    weights, edges = _band_weights(rows), np.linspace(0, n, threads + 1).astype(np.int64)
+
+    def key_rows(lo: int, hi: int) -> None:
+        kernels.band_keys(sig[lo:hi], weights, keys[:, lo:hi])
 
     def band_codes(band: int) -> list[np.ndarray]:
-        keys = band_keys(sig, band, rows)
-        order = np.argsort(keys)
-        ordered = keys[order]
-        shared = np.zeros(n, dtype=bool)
-        equal = ordered[1:] == ordered[:-1]
-        shared[1:] = equal
-        shared[:-1] |= equal
-        order, ordered = order[shared], ordered[shared]
-        by_position = np.lexsort((order, ordered))
-        order, ordered = order[by_position], ordered[by_position]
+        order, ordered = kernels.shared_keys(keys[band])
         found = []
         for distance in range(1, _MAX_BUCKET_WINDOW + 1):
             same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
@@ -518,20 +516,15 @@ def _band_candidates(
             found.append(np.minimum(i, j) * n + np.maximum(i, j))
         return found
 
-    # Bands on threads: numpy's sorts and passes release the GIL.
-    with ThreadPoolExecutor(threads or default_threads()) as pool:
+    # Rows, then bands on threads: the kernels and numpy's passes release the GIL.
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(key_rows, edges[:-1], edges[1:]))
         codes = [code for found in pool.map(band_codes, range(bands)) for code in found]
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
     unique = _sorted_unique(np.concatenate(codes))
     return unique // n, unique % n
-
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = (values ^ (values >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
-        return z ^ (z >> np.uint64(27))
 
 
 def _agreeing_positions(

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefaudit import dedup
+from prefaudit import dedup, kernels
 
 _COMMON = (
     "the a of to and in is it you that he was for on are with as his they be at one have this "
@@ -180,6 +180,77 @@ def test_long_shingle_sets_are_sorted_and_distinct():
         assert run == sorted(set(_shingles_reference(text, 5))) and len(run) > 32
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab \n", max_size=80), max_size=6),
+    st.integers(1, 8),
+    st.integers(0, 40),
+)
+def test_unordered_shingle_sets_keep_first_occurrences(texts, size, unique_from):
+    """The hash set's sets (what sketch uses): each text's distinct hashes in the order they
+    first occur, or all of them for texts of fewer than ``unique_from`` shingles."""
+    offsets, data = kernels.string_buffers(kernels.large_strings(texts))
+    hashes, runs = kernels.shingle_hashes(
+        data, offsets[:-1], offsets[1:], size, True, False, unique_from
+    )
+    for i, text in enumerate(texts):
+        expected = _shingles_reference(text, size)
+        if len(expected) >= unique_from:
+            expected = list(dict.fromkeys(expected))
+        assert hashes[runs[i] : runs[i + 1]].tolist() == expected
+
+
+def test_the_hash_set_keeps_zero_the_sentinel_and_colliding_values_apart():
+    """0 marks an empty slot; values equal in their low bits probe past each other (and
+    around the end of the table)."""
+    table = np.empty(1 << 12, dtype=np.uint32)
+    colliding = [(k << 20) | 1023 for k in range(1, 40)]  # one slot of any table up to 2**20
+    values = [0, 0xFFFFFFFF, 0, 7, *colliding, 0xFFFFFFFF, 7, *colliding[::-1], 0, 1023]
+    run = np.array(values, dtype=np.uint32)
+    distinct = kernels._first_distinct(run, table)
+    assert run[:distinct].tolist() == list(dict.fromkeys(values))
+    for repeated in ([0] * 50, [0xFFFFFFFF] * 50, [5]):
+        run = np.array(repeated, dtype=np.uint32)
+        assert kernels._first_distinct(run, table) == 1 and run[0] == repeated[0]
+
+
+@pytest.mark.parametrize("length", range(10))
+def test_minhash_of_any_run_length_matches_numpy(length):
+    """Four shingles per pass, then the rest one at a time."""
+    rng = np.random.default_rng(length)
+    hashes = rng.integers(0, 2**32, 3 * length, dtype=np.uint64).astype(np.uint32)
+    hashes[:2] = [0, 0xFFFFFFFF][: min(2, len(hashes))]
+    a = (rng.integers(0, 2**31, 40, dtype=np.uint64) * 2 + 1).astype(np.uint32)
+    b = rng.integers(0, 2**32, 40, dtype=np.uint64).astype(np.uint32)
+    begins, ends = np.array([0, length, 2 * length]), np.array([length, 2 * length, 3 * length])
+    out = np.full((3, 40), 2**32 - 1, dtype=np.uint32)
+    kernels.minhash(hashes, begins, ends, a, b, out)
+    for i in range(3):
+        h = hashes[begins[i] : ends[i]]
+        with np.errstate(over="ignore"):
+            expected = (a[:, None] * h[None, :] + b[:, None]).min(axis=1) if length else 2**32 - 1
+        assert np.array_equal(out[i], np.broadcast_to(expected, 40).astype(np.uint32))
+
+
+def test_sketch_is_the_signatures_of_the_sorted_sets():
+    """sketch's unsorted sets with repeats in short texts give the signatures and schemes
+    that the exact sorted sets give: texts empty, shorter than a shingle, of one repeated
+    shingle, short, in between and long."""
+    texts = ["", "abc", "ab" * 300, "abcde" * 200, "x"] + _corpus(7, n=60)
+    texts += _long_corpus(7, n=6) + _corpus(8, n=6, words=(60, 90))
+    texts = dedup.comparable(texts)
+    for threshold in (0.6, 0.9):
+        found = dedup.sketch(texts, 5, 64, 3, None, threshold)
+        sets = dedup.shingle_sets(texts, 5)
+        short = np.flatnonzero((sets.counts > 0) & (sets.counts < 2 * 64 / threshold))
+        long = np.flatnonzero(sets.counts >= 2 * 64)
+        assert len(long) and len(np.intersect1d(short, long))  # every kind of text is there
+        assert np.array_equal(found.short, short) and np.array_equal(found.long, long)
+        assert np.array_equal(found.short_sig, dedup.signatures(sets, 64, 3, rows=short))
+        one = dedup.one_permutation_signatures(sets, 64, 3, rows=long)
+        assert np.array_equal(found.long_sig, one)
+
+
 def test_signatures_match_numpy():
     sets = dedup.shingle_sets(_corpus(4, n=40) + [""] + _long_corpus(4, n=5), 5)
     sig = dedup.signatures(sets, 64, seed=9)
@@ -202,6 +273,30 @@ def test_signatures_match_numpy():
         np.minimum.at(expected, bins.astype(np.int64), mixed)
         filled = expected != 2**32 - 1  # bins the text fills keep their least hash
         assert np.array_equal(one[i][filled], expected[filled]) and filled.any() == bool(count)
+
+
+def test_densify_matches_numpy():
+    """Each empty bin takes the next filled bin to its right (around the end), mixed with the
+    distance; rows without shingles stay empty."""
+    empty = 2**32 - 1
+    rng = np.random.default_rng(4)
+    sig = rng.integers(0, 2**32 - 1, (40, 16), dtype=np.uint64).astype(np.uint32)
+    sig[rng.random(sig.shape) < 0.6] = empty
+    sig[0], sig[1], sig[2], sig[3] = empty, 7, empty, empty
+    sig[2, 0], sig[3, -1] = 0, 9  # one filled bin, first or last
+    present = (sig != empty).any(axis=1)
+    doubled = np.concatenate([sig[present], sig[present]], axis=1)
+    positions = np.arange(32)
+    filled = np.where(doubled != empty, positions, 32)
+    source = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1][:, :16]
+    distance = (source - positions[:16]).astype(np.uint64)
+    value = np.take_along_axis(doubled, source, axis=1).astype(np.uint64)
+    packed = ((value << np.uint64(32)) | distance).ravel().tolist()
+    borrowed = np.array([_mix_reference(v) for v in packed], np.uint32).reshape(distance.shape)
+    expected = sig.copy()
+    expected[present] = np.where(distance > 0, borrowed, doubled[:, :16])
+    dedup._densify(sig, present)
+    assert np.array_equal(sig, expected) and (sig[0] == empty).all() and present.sum() == 39
 
 
 def test_jaccard_on_threads_matches_python_sets():
@@ -339,6 +434,32 @@ def test_band_candidates_are_the_pairs_of_each_bucket_by_position(seed):
     assert set(zip(left.tolist(), right.tolist(), strict=True)) == expected
     assert len(left) == len(expected) and (left < right).all()
     assert np.all(np.diff(left * len(sig) + right) > 0)
+
+
+def test_band_keys_match_numpy():
+    sig = np.random.default_rng(2).integers(0, 2**32, (300, 16), dtype=np.uint64)
+    sig = sig.astype(np.uint32)
+    sig[:3] = [[0] * 16, [2**32 - 1] * 16, [0] * 16]
+    rng = np.random.default_rng(12345)
+    weights = (rng.integers(0, 2**62, 4, dtype=np.uint64) * 2 + 1).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(4):
+            s = (sig[:, 4 * band : 4 * band + 4].astype(np.uint64) * weights).sum(axis=1)
+            z = (s ^ (s >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
+            assert np.array_equal(dedup.band_keys(sig, band, 4), z ^ (z >> np.uint64(27)))
+
+
+def test_shared_keys_are_the_buckets_of_two_or_more_by_position():
+    """Keys equal in their high bits (one slot) but not all equal: only equal keys share."""
+    keys = np.array([5 << 60, 7, (5 << 60) + 1, 7, 9, 5 << 60, (5 << 60) + 1, 7], np.uint64)
+    members, buckets = kernels.shared_keys(keys)
+    runs = {}  # each bucket one run, in any order of buckets
+    for member, bucket in zip(members.tolist(), buckets.tolist(), strict=True):
+        runs.setdefault(bucket, []).append(member)
+    assert runs == {0: [0, 5], 1: [1, 3, 7], 2: [2, 6]} and len(set(buckets.tolist())) == 3
+    assert sum(1 for k in range(1, len(buckets)) if buckets[k] != buckets[k - 1]) == 2
+    for keys in (np.zeros(0, np.uint64), np.arange(50, dtype=np.uint64) << np.uint64(58)):
+        assert [len(part) for part in kernels.shared_keys(keys)] == [0, 0]
 
 
 def test_a_threshold_outside_0_1_is_a_setting_error_not_a_division():
