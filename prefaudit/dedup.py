@@ -14,8 +14,9 @@ numba, on threads), the rest on whole arrays; never one Python object per text:
    signatures are kept, so memory stays flat.
 2. Signatures: for texts of fewer than ``2 * num_perm / threshold`` distinct shingles,
    ``num_perm`` affine permutations ``a * h + b (mod 2**32)`` of every shingle hash, the least
-   of each kept (four shingles per pass over the permutations, vectorised); for texts of at least ``2 * num_perm``, one-permutation signatures (each
-   shingle hashed once into one of ``num_perm`` bins), which cost one hash per shingle instead
+   of each kept (four shingles per pass over the permutations, vectorised); for texts of at
+   least ``2 * num_perm``, one-permutation signatures (each shingle hashed once into one of
+   ``num_perm`` bins), which cost one hash per shingle instead
    of ``num_perm``. Texts in between get both, so two texts at the threshold always share a
    kind.
 3. Candidates: texts whose band keys are equal (per kind): every band's keys in one pass over
@@ -175,8 +176,7 @@ def signatures(
     b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32)
     begins, ends = _runs(shingles, rows)
     n = len(begins)
-    out = np.empty((n, num_perm), dtype=np.uint32) if out is None else out
-    out[...] = np.iinfo(np.uint32).max
+    out = _signature_array(out, n, num_perm)
     # Blocks of whole texts, about _SIGNATURE_CHUNK shingles each, on threads (the kernel
     # releases the GIL); each text is one loop over its shingles and the permutations.
     total = np.cumsum(ends - begins)
@@ -222,11 +222,23 @@ def one_permutation_signatures(
     (True, False)
     """
     begins, ends = _runs(shingles, rows)
-    out = np.empty((len(begins), num_perm), dtype=np.uint32) if out is None else out
-    out[...] = np.iinfo(np.uint32).max
+    out = _signature_array(out, len(begins), num_perm)
     salt = np.random.default_rng(seed).integers(0, 2**63, dtype=np.uint64)
     kernels.one_permutation(shingles.hashes, begins, ends, np.uint64(salt), out)
     _densify(out, ends > begins)
+    return out
+
+
+def _signature_array(out: np.ndarray | None, texts: int, num_perm: int) -> np.ndarray:
+    """``out`` (or a new array) checked to hold ``texts`` rows of ``num_perm`` uint32 (the
+    kernels write without bounds checks), every value the maximum."""
+    if out is None:
+        out = np.empty((texts, num_perm), dtype=np.uint32)
+    elif out.shape != (texts, num_perm) or out.dtype != np.uint32:
+        raise ValueError(
+            f"out must be a ({texts}, {num_perm}) uint32 array, got {out.shape} {out.dtype}"
+        )
+    out[...] = np.iinfo(np.uint32).max
     return out
 
 
@@ -444,9 +456,9 @@ def sketch(
     cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
-    # Chunk [lo, hi) writes its signatures from row lo; the gaps are closed after. Only rows
-    # written are ever touched, so memory holds the signatures once (a copy of them all to
-    # join the chunks' parts cost 1.2 s at a million prompts, most of it new pages).
+    # Chunk [lo, hi) writes its signatures from row lo; the gaps are closed after. No copy of
+    # them all is made to join the chunks' parts (it cost 1.2 s at a million prompts, most of
+    # it new pages); the pages rows beyond the packed ones touched stay with the array.
     short_sig = np.empty((n, num_perm), dtype=np.uint32)
     long_sig = np.empty((n, num_perm), dtype=np.uint32)
 
@@ -456,13 +468,15 @@ def sketch(
         # (a hash set, unsorted); the counts then sort the texts as the exact ones would.
         offsets, data = kernels.string_buffers(array.slice(lo, hi - lo))
         hashes, runs = kernels.shingle_hashes(
-            data, offsets[:-1], offsets[1:], size, True, False, long_from
+            data, offsets[:-1], offsets[1:], size, unique=True, ordered=False, unique_from=long_from
         )
         sets = Shingles(hashes, runs)
         short = np.flatnonzero((sets.counts > 0) & (sets.counts < short_below))
         long = np.flatnonzero(sets.counts >= long_from)
-        signatures(sets, num_perm, seed, 1, short, short_sig[lo : lo + len(short)])
-        one_permutation_signatures(sets, num_perm, seed, long, long_sig[lo : lo + len(long)])
+        signatures(sets, num_perm, seed, threads=1, rows=short, out=short_sig[lo : lo + len(short)])
+        one_permutation_signatures(
+            sets, num_perm, seed, rows=long, out=long_sig[lo : lo + len(long)]
+        )
         return lo + short, lo + long
 
     with ThreadPoolExecutor(threads or default_threads()) as pool:

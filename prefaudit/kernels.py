@@ -61,13 +61,18 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _mix(value):
-    """splitmix64's finaliser, top 32 bits: a well-spread hash of a packed shingle."""
+def splitmix64(value):
+    """splitmix64's output for the state ``value`` (uint64): a bijective mix of its bits."""
     z = value + _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
-    z = z ^ (z >> np.uint64(31))
-    return np.uint32(z >> np.uint64(32))
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix(value):
+    """splitmix64's finaliser, top 32 bits: a well-spread hash of a packed shingle."""
+    return np.uint32(splitmix64(value) >> np.uint64(32))
 
 
 @njit(cache=True, nogil=True)
@@ -621,7 +626,7 @@ def encode(point, out, at):
 
 @njit(cache=True, nogil=True)
 def normalize(data, offsets, lower, kinds, drop, out, out_offsets):
-    """Text i (``data[offsets[i]:offsets[i + 1]]``, UTF-8) lower-cased by ``lower`` (a code
+    """Text i (``data[offsets[i]:offsets[i + 1]]``, valid UTF-8) lower-cased by ``lower`` (a code
     point each, identity beyond the table), then each maximal run of punctuation cut to its
     first mark and each run of whitespace to one space (``drop``: each run of punctuation
     and whitespace to one space), then the ``TRIMMED`` code points at either end removed:
@@ -694,9 +699,6 @@ def text_hashes(data, offsets, out):
             word = np.uint64(0)
             for j in range(min(8, end - k)):
                 word |= np.uint64(data[k + j]) << np.uint64(8 * j)
-            z = (h ^ word) + _GOLDEN
-            z = (z ^ (z >> np.uint64(30))) * _M1
-            z = (z ^ (z >> np.uint64(27))) * _M2
-            h = z ^ (z >> np.uint64(31))
+            h = splitmix64(h ^ word)
             k += 8
         out[i] = h

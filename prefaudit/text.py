@@ -64,6 +64,8 @@ def normalize(values, *, drop_punctuation: bool = False) -> pa.Array:
     """Unicode NFKC, lower case, punctuation runs cut to one mark, whitespace runs to one space;
     with ``drop_punctuation``, every run of punctuation and whitespace becomes one space.
 
+    Returns Arrow ``large_string`` texts (a missing text stays missing).
+
     >>> normalize(["  Hello,,,   WORLD!!  ", "ﬁne\u00a0DAY"]).to_pylist()
     ['hello, world!', 'fine day']
     >>> normalize(["  Hello,,,   WORLD!!  "], drop_punctuation=True).to_pylist()
@@ -73,13 +75,14 @@ def normalize(values, *, drop_punctuation: bool = False) -> pa.Array:
 
     given = _nfkc(_array(values))
     array = kernels.large_strings(given)
+    array.validate(full=True)  # UTF-8 (the kernel reads only valid sequences)
     offsets, data = kernels.string_buffers(array)
     lower, kinds = _normal_tables()
     out = np.empty(len(data) + len(data) // 2 + 4, np.uint8)  # a lower case: <= 3/2 the bytes
     out_offsets = np.empty(len(offsets), np.int64)
     kernels.normalize(data, offsets, lower, kinds, drop_punctuation, out, out_offsets)
-    normal = pa.LargeStringArray.from_buffers(
-        len(array), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
+    normal = pa.LargeStringArray.from_buffers(  # the bytes copied: out has 3/2 the room
+        len(array), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]].copy())
     )
     if given.null_count:  # a missing text stays missing
         normal = pc.if_else(pc.is_null(given), pa.scalar(None, pa.large_string()), normal)
@@ -125,6 +128,9 @@ def _normal_tables() -> tuple[np.ndarray, np.ndarray]:
         (kernels.TRIMMED, pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(every)), 0)),
     ):
         kinds[points[found.to_numpy(zero_copy_only=False)]] |= flag
+    widths = np.searchsorted([0x80, 0x800, 0x10000], np.arange(_CASED_BELOW), "right") + 1
+    if (widths[lower] * 2 > widths * 3).any():  # the kernel's output has 3/2 the input's room
+        raise RuntimeError("a lower case takes more than 3/2 its letter's UTF-8 bytes")
     return lower, kinds
 
 
@@ -191,7 +197,7 @@ def text_features(values, chunk_rows: int = CHUNK_ROWS, threads: int | None = No
 
 
 def _chunk_features(chunk) -> dict:
-    chunk = _array(chunk)
+    chunk = pc.fill_null(_array(chunk), "")  # a missing text counts as an empty one
     normal = normalize(chunk)
     # Normalised text has single spaces between tokens and none at the ends.
     spaces = pc.count_substring(normal, " ").to_numpy(zero_copy_only=False)

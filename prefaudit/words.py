@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from prefaudit.kernels import encode, large_strings, string_buffers
+from prefaudit.kernels import encode, large_strings, splitmix64, string_buffers
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 _MOST_TALLIED = 1 << 22  # columns counted in a table per thread (16 MB); more are sorted
 CHUNK_BYTES = 1 << 24  # text per kernel call: bounds its buffers of raw (undeduplicated) features
@@ -351,7 +356,13 @@ def _count_sorted(columns, features, tally, bits, indices, counts, at):
 # -- counted words with a vocabulary ----------------------------------------------------------
 
 
-def word_counts(texts, *, stop_words=None, bigrams: bool = False, dtype=np.int64):
+def word_counts(
+    texts,
+    *,
+    stop_words: str | Iterable[str] | None = None,
+    bigrams: bool = False,
+    dtype: type = np.int64,
+) -> tuple[sparse.csr_matrix, dict[str, int]]:
     """Each text's words (and, with ``bigrams``, pairs of consecutive words), counted against
     a vocabulary learnt from the texts: ``(matrix, vocabulary)`` equal to scikit-learn's
     ``CountVectorizer(stop_words=stop_words, ngram_range=(1, 2 if bigrams else 1),
@@ -456,17 +467,13 @@ def _bytes_hash(key, start, end):
     h = np.uint64(0xCBF29CE484222325)
     for i in range(start, end):
         h = (h ^ np.uint64(key[i])) * np.uint64(0x100000001B3)
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
+    return splitmix64(h)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _pair_hash(first, second):
-    h = np.uint64(first) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(second + 1)
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
+    """A hash of the feature (first, second) of two token numbers (second -1: one word)."""
+    return splitmix64(np.uint64(first) * np.uint64(0x100000001B3) + np.uint64(second + 1))
 
 
 @njit(cache=True, nogil=True, inline="always")

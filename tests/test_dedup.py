@@ -476,3 +476,15 @@ def test_dictionary_encoded_and_all_missing_texts_are_read_as_strings():
     texts = pa.array(["the same text", "other words", "the same text"]).dictionary_encode()
     assert dedup.shingle_sets(texts, 5).counts.tolist() == [9, 7, 9]
     assert dedup.shingle_sets(pa.array([None, None]), 5).counts.tolist() == [0, 0]
+
+
+def test_a_signature_array_of_the_wrong_shape_or_type_is_refused():
+    """The kernels write without bounds checks: ``out`` must fit exactly."""
+    sets = dedup.shingle_sets(["some text here", "more text"], size=3)
+    for out in (np.zeros((1, 16), np.uint32), np.zeros((2, 8), np.uint32), np.zeros((2, 16))):
+        with pytest.raises(ValueError, match="out must be"):
+            dedup.signatures(sets, num_perm=16, out=out)
+        with pytest.raises(ValueError, match="out must be"):
+            dedup.one_permutation_signatures(sets, num_perm=16, out=out)
+    out = np.zeros((2, 16), np.uint32)
+    assert dedup.signatures(sets, num_perm=16, out=out) is out

@@ -12,6 +12,7 @@ def test_normalisation_examples():
     ]
 
 
+@settings(deadline=None)  # the first example may load the compiled loops and tables
 @given(st.lists(st.text(max_size=50), max_size=30))
 def test_hashes_equal_exactly_when_normalised_texts_are_equal(texts):
     normalised = normalize(texts).to_pylist()
@@ -22,6 +23,7 @@ def test_hashes_equal_exactly_when_normalised_texts_are_equal(texts):
                 assert hashes[i] == hashes[j]
 
 
+@settings(deadline=None)
 @given(st.text(max_size=50))
 def test_normalisation_is_idempotent(text):
     once = normalize([text]).to_pylist()

@@ -299,14 +299,15 @@ class PairBuilder:
         pa.default_memory_pool().release_unused()  # the input's pages read so far
 
     def frame(self, mapped: set[str] = frozenset()):
-        """The PairSet; optional columns the input maps are kept even when all values are null."""
+        """The PairSet; optional columns the input maps are kept even when all values are null.
+        Called once, when every pair is in: it takes the texts out of the builder."""
         import pandas as pd
         import pyarrow as pa
 
         self._move_texts()
         pa.default_memory_pool().release_unused()  # what reading the input left cached
         data = dict(self.columns)
-        for name in TEXT_COLUMNS:  # one array each (the chunks freed as it is made)
+        for name in TEXT_COLUMNS:  # one array each; its chunks are freed before the next
             chunks, self.texts[name] = self.texts[name], []
             data[name] = pd.array(pa.concat_arrays(chunks), dtype="str")
             del chunks

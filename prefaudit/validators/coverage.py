@@ -352,13 +352,16 @@ class _TfidfSpace:
             # TfidfVectorizer(stop_words="english", sublinear_tf=True).fit_transform(texts),
             # with the words counted by a compiled loop (the same counts and vocabulary).
             counts, vocabulary = word_counts(texts, stop_words="english", dtype=np.float64)
+        except ValueError:  # only stop words, or no words at all (emoji, punctuation, "")
+            counts = None
+        if counts is not None:
             weights = TfidfTransformer(sublinear_tf=True).fit(counts)
             matrix = weights.transform(counts, copy=False)
             self.vectorizer = TfidfVectorizer(
                 stop_words="english", sublinear_tf=True, vocabulary=vocabulary
             )
             self.vectorizer.idf_ = weights.idf_  # fitted: transform() weighs as fit did
-        except ValueError:  # only stop words, or no words at all (emoji, punctuation, "")
+        else:
             self.vectorizer = TfidfVectorizer(sublinear_tf=True, analyzer=_pieces)
             matrix = self.vectorizer.fit_transform(texts)
         # LSA only where it helps: small sets cluster better on the raw (sparse) words.

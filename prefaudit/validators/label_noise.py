@@ -732,9 +732,9 @@ def _cross_fitted(
         model.coef_[:, nuisance] = 0.0
         return 1 - model.predict_proba(scored)[:, 1]
 
-    # Folds are fitted side by side (scipy's sparse products release the GIL), at most one
-    # per thread, so that no more than that many folds' matrices are held at once.
-    threads = default_threads()
+    # Folds are fitted side by side (scipy's sparse products release the GIL), two at most:
+    # each holds its own copy of most of the matrix (on 2 cores: 15.9 -> 11.4 s at 100k).
+    threads = min(2, default_threads())
     running: deque = deque()
     with ThreadPoolExecutor(threads) as pool:
         for (train, test), (fitted, scored) in zip(

@@ -64,7 +64,7 @@ def _same_audit(a: Path, b: Path) -> None:
         for result in saved["validators"].values():
             for name in TIMING & set(result.get("metrics", {})):
                 result["metrics"][name] = None
-    assert _nested_close(first, second)
+    _assert_close(first, second)
     pd.testing.assert_frame_equal(
         pd.read_parquet(a / "flags.parquet"),
         pd.read_parquet(b / "flags.parquet"),
@@ -74,19 +74,23 @@ def _same_audit(a: Path, b: Path) -> None:
     )
 
 
-def _nested_close(first, second) -> bool:
-    """``first`` equals ``second``, dicts and lists compared item by item, floats within 1e-6 (relative or absolute)."""
+def _assert_close(first, second) -> None:
+    """``first`` equals ``second``: dicts and lists item by item, floats within 1e-6
+    (relative or absolute)."""
     if isinstance(first, dict) and isinstance(second, dict):
         assert first.keys() == second.keys()
-        return all(_nested_close(first[k], second[k]) for k in first)
+        for key in first:
+            _assert_close(first[key], second[key])
+        return
     if isinstance(first, list) and isinstance(second, list):
         assert len(first) == len(second)
-        return all(_nested_close(x, y) for x, y in zip(first, second, strict=True))
+        for x, y in zip(first, second, strict=True):
+            _assert_close(x, y)
+        return
     if isinstance(first, float) and isinstance(second, float):
         assert first == pytest.approx(second, rel=1e-6, abs=1e-6, nan_ok=True)
-        return True
+        return
     assert first == second
-    return True
 
 
 def test_the_demo_audit_on_ray_is_the_single_process_audit(cluster, tmp_path):
