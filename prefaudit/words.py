@@ -393,12 +393,7 @@ def word_counts(
     offsets, data = string_buffers(array)
     lower, word = _unicode_tables()
     side = _python_tokens(array, lower)
-    # (writable copies: the kernel reads them through one variable with its own buffer)
-    stop_data = np.frombuffer("".join(stops).encode(), np.uint8).copy()
-    stop_offsets = np.concatenate([[0], np.cumsum([len(s.encode()) for s in stops])]).astype(
-        np.int64
-    )
-    found = _count_words(offsets, data, lower, word, *side, stop_data, stop_offsets, bigrams)
+    found = _count_words(offsets, data, lower, word, *side, *stops, bigrams)
     row_nnz, old, counts, store, token_bounds, feature_tokens = found
     if not len(feature_tokens):
         raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
@@ -423,18 +418,22 @@ def word_counts(
     return matrix, {terms[k]: int(rank[k]) for k in range(len(terms))}
 
 
-def _stop_words(stop_words) -> list[str]:
-    if stop_words is None:
-        return []
+def _stop_words(stop_words) -> tuple[np.ndarray, np.ndarray]:
+    """The stop words' UTF-8 bytes one after another, and their bounds (word k is
+    ``data[bounds[k]:bounds[k + 1]]``): writable copies, as the kernel reads them through
+    the variable it reads the texts' lower case through."""
     if stop_words == "english":
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-        return sorted(ENGLISH_STOP_WORDS)
-    if isinstance(stop_words, str):
+        stop_words = ENGLISH_STOP_WORDS
+    elif isinstance(stop_words, str):
         raise ValueError(
             f"word_counts: stop_words must be None, 'english' or a list, got {stop_words!r}"
         )
-    return sorted(set(stop_words))
+    words = [w.encode() for w in sorted(set(stop_words or ()))]
+    bounds = np.zeros(len(words) + 1, np.int64)
+    np.cumsum([len(w) for w in words], out=bounds[1:])
+    return np.frombuffer(b"".join(words), np.uint8).copy(), bounds
 
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
