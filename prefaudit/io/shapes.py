@@ -304,8 +304,7 @@ class PairBuilder:
         import pandas as pd
         import pyarrow as pa
 
-        self._move_texts()
-        pa.default_memory_pool().release_unused()  # what reading the input left cached
+        self._move_texts()  # (which gives back what reading the input left cached)
         data = dict(self.columns)
         for name in TEXT_COLUMNS:  # one array each; its chunks are freed before the next
             chunks, self.texts[name] = self.texts[name], []

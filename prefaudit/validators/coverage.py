@@ -353,17 +353,15 @@ class _TfidfSpace:
             # with the words counted by a compiled loop (the same counts and vocabulary).
             counts, vocabulary = word_counts(texts, stop_words="english", dtype=np.float64)
         except ValueError:  # only stop words, or no words at all (emoji, punctuation, "")
-            counts = None
-        if counts is not None:
+            self.vectorizer = TfidfVectorizer(sublinear_tf=True, analyzer=_pieces)
+            matrix = self.vectorizer.fit_transform(texts)
+        else:
             weights = TfidfTransformer(sublinear_tf=True).fit(counts)
             matrix = weights.transform(counts, copy=False)
             self.vectorizer = TfidfVectorizer(
                 stop_words="english", sublinear_tf=True, vocabulary=vocabulary
             )
             self.vectorizer.idf_ = weights.idf_  # fitted: transform() weighs as fit did
-        else:
-            self.vectorizer = TfidfVectorizer(sublinear_tf=True, analyzer=_pieces)
-            matrix = self.vectorizer.fit_transform(texts)
         # LSA only where it helps: small sets cluster better on the raw (sparse) words.
         large = matrix.shape[0] > 500 and matrix.shape[1] > 200
         self.svd = TruncatedSVD(100, random_state=0) if large else None
