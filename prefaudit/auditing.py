@@ -162,6 +162,15 @@ class AuditContext:
         candidates = engine(texts, **settings) if engine is not None else None
         return dedup.near_duplicate_pairs(texts, candidates=candidates, **settings)
 
+    def near_duplicate_groups(self, texts, **settings):
+        """:func:`prefaudit.dedup.near_duplicate_groups` of ``texts``, with the candidate pairs
+        from an engine's band-join when one is set (as :meth:`near_duplicate_pairs`)."""
+        from prefaudit import dedup
+
+        engine = self._cache.get(("near_duplicate_candidates",))
+        candidates = engine(texts, **settings) if engine is not None else None
+        return dedup.near_duplicate_groups(texts, candidates=candidates, **settings)
+
     def prompt_list(self, path: str | Path) -> list[str]:
         """The prompts of an extra input (an evaluation set, prompts that matter), read once
         per audit however many validators ask (see :func:`prefaudit.io.prompts.load_prompts`)."""

@@ -28,6 +28,14 @@ numba, on threads), the rest on whole arrays; never one Python object per text:
    many more candidates than it keeps), and the exact check makes precision against the
    threshold exact.
 
+5. Groups (:func:`near_duplicate_groups`, what the duplication validator uses): the same
+   candidates and checks, band by band, each pair met once (from the first band that proposes
+   it: every band's keys and bucket ranks are held, 12 bytes per text and band, not the
+   pairs), each link joining two groups of a union-find. Groups of many near copies make
+   links by the square of their size; past ``_KEPT_LINKS`` links, no more are kept and pairs
+   whose texts are in one group already are not checked, which leaves the groups as they are.
+   :func:`linked` asks the rule of single pairs, for the links not kept.
+
 datasketch's ``MinHashLSH`` does steps 2-3 with a Python object per text and returns unverified
 candidates; rensa (Rust) does them natively and flags texts that share a band, without pairs;
 ``benchmarks/bench_duplication.py`` times all three on the same texts, with peak memory.
@@ -35,6 +43,7 @@ candidates; rensa (Rust) does them natively and flags texts that share a band, w
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -55,6 +64,12 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (~8 MB of hashes 
 _FILL = 2
 _PAIRS_ON_ONE_THREAD = 10_000  # fewer pairs than this are compared without a thread pool
 _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
+# Near-duplicate links near_duplicate_groups keeps (24 bytes each) before it stops keeping them
+# and skips the pairs whose texts are in one group already.
+_KEPT_LINKS = 5_000_000
+_PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band and distance judged at a time
+_DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
+_DOUBT_PAIRS_SKIPPING = 1 << 16  # the same once joined pairs are skipped
 
 
 def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
@@ -80,11 +95,36 @@ def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
     if n <= CHUNK_ROWS:
         return part(0)
     with ThreadPoolExecutor(default_threads()) as pool:
-        joined = pa.concat_arrays(list(pool.map(part, range(0, n, CHUNK_ROWS))))
-    # Arrow's allocator keeps the chunks' freed memory for itself; what follows allocates with
-    # numpy, which cannot use it, so give it back (for 200,000 responses: ~300 MB).
+        return _joined(list(pool.map(part, range(0, n, CHUNK_ROWS))))
+
+
+def _joined(parts: list[pa.Array]) -> pa.Array:
+    """The large-string arrays ``parts`` (emptied) as one, each part given back once it is
+    copied: the texts once and a few parts in memory, where ``pa.concat_arrays`` holds every
+    part and the copy (5 GB for the 2 million responses of a million pairs). Arrow's allocator
+    keeps freed memory for itself, and what follows allocates with numpy, which cannot use it,
+    so it is given back as the copy grows."""
+    if any(part.null_count for part in parts):  # keep the missing texts missing
+        joined = pa.concat_arrays(parts)
+        parts.clear()
+        pa.default_memory_pool().release_unused()
+        return joined
+    n = sum(len(part) for part in parts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    data = np.empty(sum(part.buffers()[2].size if len(part) else 0 for part in parts), np.uint8)
+    row = at = 0
+    for k in range(len(parts)):
+        part, parts[k] = parts[k], None
+        part_offsets, part_data = kernels.string_buffers(part)
+        data[at : at + len(part_data)] = part_data
+        offsets[row + 1 : row + len(part) + 1] = part_offsets[1:] + at
+        row, at = row + len(part), at + len(part_data)
+        del part, part_offsets, part_data
+        if k % 16 == 15:
+            pa.default_memory_pool().release_unused()
+    parts.clear()
     pa.default_memory_pool().release_unused()
-    return joined
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:at]))
 
 
 @dataclass(frozen=True)
@@ -321,21 +361,333 @@ def near_duplicate_pairs(
         left, right, similarity = sketches.candidates(*banding, threads=threads)
     else:
         left, right, similarity = candidates(texts)
-    found = len(left)
-    keep = similarity >= threshold - slack
-    left, right, similarity = left[keep], right[keep], similarity[keep]
-    check = similarity < threshold + sure
+    keep, similarity = _verified(
+        array, left, right, similarity, threshold, slack, sure, shingle_size, threads
+    )
+    return SimilarPairs(left[keep], right[keep], similarity[keep], len(left))
+
+
+def _verified(
+    array: pa.Array,
+    left: np.ndarray,
+    right: np.ndarray,
+    estimate: np.ndarray,
+    threshold: float,
+    slack: float,
+    sure: float,
+    size: int,
+    threads: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidate pairs are near duplicates, and their similarity: the MinHash
+    ``estimate`` where it is ``sure`` or more above the threshold, else (from ``slack`` below
+    it) the exact Jaccard of the pair's shingle sets (see :func:`near_duplicate_pairs`)."""
+    similarity = estimate.astype(np.float64, copy=True)
+    check = (similarity >= threshold - slack) & (similarity < threshold + sure)
     if check.any():
         # Exact sets only for the texts still in doubt, shingled again.
         involved = _sorted_unique(np.concatenate([left[check], right[check]]))
-        sets = _sets(array, involved, shingle_size, threads)
+        sets = _sets(array, involved, size, threads)
         first, second = (
             np.searchsorted(involved, left[check]),
             np.searchsorted(involved, right[check]),
         )
         similarity[check] = jaccard(sets, first, second, threads=threads)
-    keep = similarity >= threshold
-    return SimilarPairs(left[keep], right[keep], similarity[keep], found)
+    return similarity >= threshold, similarity
+
+
+@dataclass(frozen=True)
+class NearGroups:
+    """Near-duplicate groups of n texts (:func:`near_duplicate_groups`)."""
+
+    labels: np.ndarray  # each text's group, named by its smallest position
+    within: np.ndarray | None  # the same over the links between texts of ``within`` only
+    links: SimilarPairs  # the links found (left < right, by pair): all of them when complete
+    # False when the links outgrew the budget: from then on, pairs already in one group were
+    # not judged and no more links were kept (the groups are the same either way).
+    complete: bool
+
+
+def near_duplicate_groups(
+    texts,
+    *,
+    threshold: float = 0.7,
+    shingle_size: int = 5,
+    num_perm: int = 128,
+    seed: int = 0,
+    threads: int | None = None,
+    slack: float = 0.15,
+    sure: float = 0.2,
+    accept=None,
+    within: np.ndarray | None = None,
+    kept: int | None = None,
+    candidates=None,
+) -> NearGroups:
+    """The groups that :func:`near_duplicate_pairs`'s links make, without holding every
+    candidate pair, nor every link once there are more than ``kept``.
+
+    The candidates come band by band, each pair from the first band (of either scheme) that
+    proposes it, so no list of the pairs met is needed; each link joins two groups of a
+    union-find. While fewer than ``kept`` links are found, every candidate is judged and every
+    link kept: groups, links and their similarities are those of :func:`near_duplicate_pairs`.
+    Past that (groups of many near copies make links by the square of their size: 0.6 million
+    at 100,000 benchmark prompts, about 60 million at a million), a candidate whose texts are
+    in one group already is skipped, which leaves the groups as they are. ``accept``: a
+    function of (left, right, similarity) arrays saying which links to keep (the validator's
+    rule for short texts). ``within``: a mask of texts whose groups over the links among them
+    alone are wanted too. ``kept``: the budget of links (``_KEPT_LINKS`` when None).
+    ``candidates``: as for :func:`near_duplicate_pairs` (then every link is kept).
+
+    >>> texts = ["the cat sat on the mat today", "the cat sat on the mat, today",
+    ...          "the cat sat on a mat, today", "a completely different sentence"]
+    >>> groups = near_duplicate_groups(texts, threshold=0.6)
+    >>> groups.labels.tolist(), groups.links.left.tolist(), groups.links.right.tolist()
+    ([0, 0, 0, 3], [0, 0, 1], [1, 2, 2])
+    """
+    array = kernels.large_strings(texts)
+    settings = dict(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, seed=seed)
+    if candidates is not None:
+        found = near_duplicate_pairs(
+            texts, **settings, threads=threads, slack=slack, sure=sure, candidates=candidates
+        )
+        search = _GroupSearch(len(array), accept, within, kept=None)
+        search.link(found.left, found.right, found.similarity)
+        return search.result()
+    bands, rows = lsh_bands(threshold, num_perm)
+    sketches = sketch(array, shingle_size, num_perm, seed, threads, threshold)
+    search = _GroupSearch(len(array), accept, within, _KEPT_LINKS if kept is None else kept)
+    judge = _Judge(array, search, threshold, slack, sure, shingle_size, threads)
+    for left, right, estimate in _proposals(sketches, bands, rows, search.unjoined, threads):
+        judge(left, right, estimate)
+    judge.flush()
+    return search.result()
+
+
+def linked(
+    texts,
+    left: np.ndarray,
+    right: np.ndarray,
+    *,
+    threshold: float = 0.7,
+    shingle_size: int = 5,
+    num_perm: int = 128,
+    seed: int = 0,
+    threads: int | None = None,
+    slack: float = 0.15,
+    sure: float = 0.2,
+    accept=None,
+) -> np.ndarray:
+    """Whether each pair of texts ``(left[k], right[k])`` (positions, left != right) is a
+    near-duplicate link by :func:`near_duplicate_groups`' rule, asked of the pair alone: for
+    the links it did not keep. The pair shares a band key in a scheme both texts have, the
+    estimate of the schemes that propose it decides or the exact Jaccard does, and ``accept``
+    keeps it. One difference: in a band bucket of more than ``_MAX_BUCKET_WINDOW + 1`` texts
+    the search pairs each text with its nearest neighbours only, and here any two texts of it
+    count.
+
+    >>> texts = ["the cat sat on the mat today", "the cat sat on the mat, today", "other words"]
+    >>> linked(texts, np.array([0, 0]), np.array([1, 2]), threshold=0.6).tolist()
+    [True, False]
+    """
+    array = kernels.large_strings(texts)
+    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    involved = _sorted_unique(np.concatenate([left, right]))
+    agree = np.full(len(left), -1, dtype=np.int64)
+    if not len(involved):
+        return np.zeros(0, dtype=bool)
+    bands, rows = lsh_bands(threshold, num_perm)
+    sketches = sketch(
+        array.take(pa.array(involved)), shingle_size, num_perm, seed, threads, threshold
+    )
+    a, b = np.searchsorted(involved, left), np.searchsorted(involved, right)
+    for positions, sig in sketches.schemes:
+        row = np.full(len(involved), -1, dtype=np.int64)
+        row[positions] = np.arange(len(positions))
+        both = np.flatnonzero((row[a] >= 0) & (row[b] >= 0))
+        keys = _all_band_keys(sig, bands, rows, threads)
+        ra, rb = row[a[both]], row[b[both]]
+        share = both[(keys[:, ra] == keys[:, rb]).any(axis=0)]
+        found = _agreeing_positions(sig, row[a[share]], row[b[share]], threads)
+        agree[share] = np.maximum(agree[share], found)
+    proposed = np.flatnonzero(agree >= 0)
+    keep, similarity = _verified(
+        array,
+        left[proposed],
+        right[proposed],
+        agree[proposed] / num_perm,
+        threshold,
+        slack,
+        sure,
+        shingle_size,
+        threads,
+    )
+    proposed, similarity = proposed[keep], similarity[keep]
+    if accept is not None and len(proposed):
+        proposed = proposed[accept(left[proposed], right[proposed], similarity)]
+    out = np.zeros(len(left), dtype=bool)
+    out[proposed] = True
+    return out
+
+
+class _GroupSearch:
+    """Union-find groups of n texts, the links that joined them, and when to stop keeping links
+    and judging pairs whose texts are in one group already (see :func:`near_duplicate_groups`)."""
+
+    def __init__(self, n: int, accept, within: np.ndarray | None, kept: int | None):
+        self.parent = np.arange(n, dtype=np.int64)
+        self.within = within
+        self.inner = np.arange(n, dtype=np.int64) if within is not None else None
+        self.accept, self.kept = accept, kept
+        self.links: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.count = 0
+        self.skipping = False
+
+    def unjoined(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Which pairs may still join two groups (all, until links stop being kept)."""
+        if not self.skipping:
+            return np.ones(len(left), dtype=bool)
+        out = np.empty(len(left), dtype=bool)
+        kernels.apart(self.parent, left, right, out)
+        if self.inner is not None:  # a pair inside `within` may still join its inner groups
+            both = np.flatnonzero(self.within[left] & self.within[right])
+            inner = np.empty(len(both), dtype=bool)
+            kernels.apart(self.inner, left[both], right[both], inner)
+            out[both] = inner
+        return out
+
+    def link(self, left: np.ndarray, right: np.ndarray, similarity: np.ndarray) -> None:
+        """Join the groups of each near-duplicate pair ``accept`` keeps, and keep the links."""
+        if self.accept is not None and len(left):
+            keep = self.accept(left, right, similarity)
+            left, right, similarity = left[keep], right[keep], similarity[keep]
+        kernels.join(self.parent, left, right)
+        if self.inner is not None:
+            both = self.within[left] & self.within[right]
+            kernels.join(self.inner, left[both], right[both])
+        if not self.skipping:
+            self.links.append((left, right, similarity))
+            self.count += len(left)
+            self.skipping = self.kept is not None and self.count > self.kept
+
+    def result(self) -> NearGroups:
+        kernels.roots(self.parent)
+        if self.inner is not None:
+            kernels.roots(self.inner)
+        left, right, similarity = (
+            np.concatenate([part[k] for part in self.links]) if self.links else np.zeros(0)
+            for k in range(3)
+        )
+        order = np.lexsort((right, left))
+        links = SimilarPairs(
+            left[order].astype(np.int64), right[order].astype(np.int64), similarity[order]
+        )
+        return NearGroups(self.parent, self.inner, links, not self.skipping)
+
+
+class _Judge:
+    """Candidate pairs judged as :func:`near_duplicate_pairs` judges them, in batches: those
+    ``sure`` above the threshold are linked at once, those in doubt wait (up to
+    ``_DOUBT_PAIRS``) to have their exact Jaccard computed together."""
+
+    def __init__(self, array, search, threshold, slack, sure, size, threads):
+        self.array, self.search, self.threads = array, search, threads
+        self.threshold, self.slack, self.sure, self.size = threshold, slack, sure, size
+        self.doubt: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.waiting = 0
+
+    def __call__(self, left: np.ndarray, right: np.ndarray, estimate: np.ndarray) -> None:
+        sure = estimate >= self.threshold + self.sure
+        self.search.link(left[sure], right[sure], estimate[sure])
+        doubt = ~sure & (estimate >= self.threshold - self.slack)
+        if doubt.any():
+            self.doubt.append((left[doubt], right[doubt], estimate[doubt]))
+            self.waiting += int(doubt.sum())
+        # Once pairs already in one group are skipped, sooner checks let more be skipped.
+        if self.waiting >= (_DOUBT_PAIRS_SKIPPING if self.search.skipping else _DOUBT_PAIRS):
+            self.flush()
+
+    def flush(self) -> None:
+        """The exact check of the pairs in doubt (those whose groups are still apart)."""
+        if not self.doubt:
+            return
+        left, right, estimate = (np.concatenate([part[k] for part in self.doubt]) for k in range(3))
+        self.doubt, self.waiting = [], 0
+        apart = self.search.unjoined(left, right)
+        left, right, estimate = left[apart], right[apart], estimate[apart]
+        keep, similarity = _verified(
+            self.array,
+            left,
+            right,
+            estimate,
+            self.threshold,
+            self.slack,
+            self.sure,
+            self.size,
+            self.threads,
+        )
+        self.search.link(left[keep], right[keep], similarity[keep])
+
+
+def _proposals(sketches: Sketches, bands: int, rows: int, unjoined, threads: int | None = None):
+    """The candidate pairs of :meth:`Sketches.candidates` in batches, each pair once, as
+    (left, right, estimate) with left < right positions: band by band and scheme by scheme,
+    each pair from the first band that proposes it (:func:`kernels.first_proposals`), and only
+    those that ``unjoined`` keeps (a function of left and right positions).
+
+    Every band's keys and every row's rank in its buckets are held (12 bytes per row and band)
+    to say which bands propose a pair: a band proposes the rows of a bucket whose ranks are at
+    most ``_MAX_BUCKET_WINDOW`` apart (:func:`_bucket_neighbours`)."""
+    num_perm = sketches.short_sig.shape[1]
+    schemes = [(positions, sig) for positions, sig in sketches.schemes]
+    # Laid out row by row: first_proposals reads a pair's keys and ranks of every band.
+    keys = [_all_band_keys(sig, bands, rows, threads, by_row=True) for _, sig in schemes]
+    ranks = [_bucket_ranks(k, threads) for k in keys]
+    row_of = []
+    for positions, _ in schemes:
+        row = np.full(sketches.n, -1, dtype=np.int64)
+        row[positions] = np.arange(len(positions))
+        row_of.append(row)
+    for s, (positions, sig) in enumerate(schemes):
+        o = 1 - s
+        other = (keys[o], ranks[o], row_of[o], o < s)
+
+        def first(a, b, kind, s=s, positions=positions, other=other, band=0):
+            kernels.first_proposals(
+                keys[s], ranks[s], band, a, b, positions, other, _MAX_BUCKET_WINDOW, kind
+            )
+
+        for band in range(bands):
+            found = _bucket_neighbours(keys[s][band])
+            if not found:
+                continue
+            i, j = (np.concatenate([pair[k] for pair in found]) for k in range(2))
+            for lo in range(0, len(i), _PROPOSAL_CHUNK):
+                a, b = i[lo : lo + _PROPOSAL_CHUNK], j[lo : lo + _PROPOSAL_CHUNK]
+                kind = np.empty(len(a), dtype=np.int8)
+                _by_pairs(functools.partial(first, band=band), a, b, kind, threads)
+                new = np.flatnonzero(kind)
+                left, right = positions[a[new]], positions[b[new]]
+                apart = unjoined(left, right)
+                new, left, right = new[apart], left[apart], right[apart]
+                agree = _agreeing_positions(sig, a[new], b[new], threads)
+                twice = np.flatnonzero(kind[new] == 2)
+                if len(twice):
+                    theirs = _agreeing_positions(
+                        schemes[o][1], row_of[o][left[twice]], row_of[o][right[twice]], threads
+                    )
+                    agree[twice] = np.maximum(agree[twice], theirs)
+                yield left, right, agree / num_perm
+
+
+def _bucket_ranks(keys: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Each row's rank (by position) in its bucket of each band (:func:`kernels.bucket_ranks`)."""
+    ranks = np.zeros(keys.shape[::-1], dtype=np.int32).T  # laid out as the keys are
+
+    def band(b: int) -> None:
+        kernels.bucket_ranks(*kernels.shared_keys(keys[b]), ranks[b])
+
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
+        list(pool.map(band, range(len(keys))))
+    return ranks
 
 
 def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
@@ -513,32 +865,55 @@ def _band_candidates(
     """
     n = len(sig)
     threads = threads or default_threads()
-    keys = np.empty((bands, n), dtype=np.uint64)  # every band's keys (band_keys), in one pass
-    weights, edges = _band_weights(rows), np.linspace(0, n, threads + 1).astype(np.int64)
-
-    def key_rows(lo: int, hi: int) -> None:
-        kernels.band_keys(sig[lo:hi], weights, keys[:, lo:hi])
+    keys = _all_band_keys(sig, bands, rows, threads)
 
     def band_codes(band: int) -> list[np.ndarray]:
-        order, ordered = kernels.shared_keys(keys[band])
-        found = []
-        for distance in range(1, _MAX_BUCKET_WINDOW + 1):
-            same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
-            if not len(same):
-                break
-            i, j = order[same], order[same + distance]
-            found.append(np.minimum(i, j) * n + np.maximum(i, j))
-        return found
+        return [i * n + j for i, j in _bucket_neighbours(keys[band])]
 
-    # Rows, then bands on threads: the kernels and numpy's passes release the GIL.
+    # Bands on threads: the kernel and numpy's passes release the GIL.
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(key_rows, edges[:-1], edges[1:]))
         codes = [code for found in pool.map(band_codes, range(bands)) for code in found]
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
     unique = _sorted_unique(np.concatenate(codes))
     return unique // n, unique % n
+
+
+def _bucket_neighbours(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The pairs (i < j) of rows with equal ``keys`` (one band's), each row with its next
+    ``_MAX_BUCKET_WINDOW`` neighbours of its bucket by position (as :func:`bucket_pairs`), one
+    (i, j) per distance."""
+    order, ordered = kernels.shared_keys(keys)
+    found = []
+    for distance in range(1, _MAX_BUCKET_WINDOW + 1):
+        same = np.flatnonzero(ordered[distance:] == ordered[:-distance])
+        if not len(same):
+            break
+        i, j = order[same], order[same + distance]
+        found.append((np.minimum(i, j), np.maximum(i, j)))
+    return found
+
+
+def _all_band_keys(
+    sig: np.ndarray, bands: int, rows: int, threads: int | None = None, by_row: bool = False
+) -> np.ndarray:
+    """Every band's keys of every signature row (:func:`band_keys`), shape (bands, rows of
+    ``sig``), in one pass over the signatures, on threads; ``by_row``: a view of an array laid
+    out row by row (a row's keys of all bands side by side)."""
+    if by_row:
+        keys = np.empty((len(sig), bands), dtype=np.uint64).T
+    else:
+        keys = np.empty((bands, len(sig)), dtype=np.uint64)
+    threads = threads or default_threads()
+    weights, edges = _band_weights(rows), np.linspace(0, len(sig), threads + 1).astype(np.int64)
+
+    def key_rows(lo: int, hi: int) -> None:
+        kernels.band_keys(sig[lo:hi], weights, keys[:, lo:hi])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(key_rows, edges[:-1], edges[1:]))
+    return keys
 
 
 def _agreeing_positions(

@@ -396,6 +396,86 @@ def agreement(sig, left, right, out):
 
 
 @njit(cache=True, nogil=True)
+def bucket_ranks(order, ordered, out):
+    """Each row's rank in its band bucket (by position), from :func:`shared_keys`'s
+    ``(members, buckets)``: rows of a bucket are paired when their ranks are close (rows in no
+    shared bucket keep what ``out`` held: no other row has their key)."""
+    rank = 0
+    for k in range(len(order)):
+        rank = rank + 1 if k and ordered[k] == ordered[k - 1] else 0
+        out[order[k]] = rank
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _proposed(keys, ranks, band, i, j, window):
+    """Whether rows i and j are paired in ``band``: the same key, ranks ``window`` apart or less."""
+    return (
+        keys[band, i] == keys[band, j] and abs(np.int64(ranks[band, i]) - ranks[band, j]) <= window
+    )
+
+
+@njit(cache=True, nogil=True)
+def first_proposals(keys, ranks, band, left, right, positions, other, window, out):
+    """Which of the pairs of signature rows ``(left[k], right[k])`` that ``band`` proposes are
+    proposed there first, so that a search going band by band meets each pair once without
+    holding the pairs it met. ``keys`` and ``ranks``: (bands, rows) of one scheme, whose rows
+    are the texts at ``positions``; ``other``: the other scheme's ``(keys, ranks, row of each
+    text or -1, searched first)``. ``out[k]``: 0 when an earlier band pairs them too, or the
+    other scheme did, searched first; else 1, or 2 when the other scheme, searched later,
+    pairs them as well."""
+    other_keys, other_ranks, other_row, other_first = other
+    for k in range(len(left)):
+        i, j = left[k], right[k]
+        new = 1
+        for b in range(band):
+            if _proposed(keys, ranks, b, i, j, window):
+                new = 0
+                break
+        oi, oj = other_row[positions[i]], other_row[positions[j]]
+        if new and oi >= 0 and oj >= 0:
+            for b in range(other_keys.shape[0]):
+                if _proposed(other_keys, other_ranks, b, oi, oj, window):
+                    new = 0 if other_first else 2
+                    break
+        out[k] = new
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _root(parent, i):
+    """The root of ``i`` in a union-find forest, halving the path on the way."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def apart(parent, left, right, out):
+    """Whether each pair's items are in different groups of the union-find ``parent``."""
+    for k in range(len(left)):
+        out[k] = _root(parent, left[k]) != _root(parent, right[k])
+
+
+@njit(cache=True, nogil=True)
+def join(parent, left, right):
+    """Join each pair's groups in the union-find ``parent``; the smaller root stays the root,
+    so every group's root is its smallest item."""
+    for k in range(len(left)):
+        a, b = _root(parent, left[k]), _root(parent, right[k])
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+
+
+@njit(cache=True, nogil=True)
+def roots(parent):
+    """Each item's root (its group's smallest item), written into ``parent``."""
+    for i in range(len(parent)):
+        parent[i] = parent[parent[i]]  # parents are smaller: theirs are final already
+
+
+@njit(cache=True, nogil=True)
 def jaccard(hashes, offsets, left, right, out):
     """Exact Jaccard similarity of the sorted distinct shingle runs of each pair (0 when both
     are empty): one merge of the two runs per pair."""

@@ -1,6 +1,7 @@
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -488,3 +489,153 @@ def test_a_signature_array_of_the_wrong_shape_or_type_is_refused():
             dedup.one_permutation_signatures(sets, num_perm=16, out=out)
     out = np.zeros((2, 16), np.uint32)
     assert dedup.signatures(sets, num_perm=16, out=out) is out
+
+
+def _planted_sketches(seed):
+    """Two schemes over 1,200 texts with random signatures, buckets of 2-5 planted in random
+    bands of each, one bucket of 150 (over the 64-neighbour window) in two bands of the first,
+    and texts that both schemes sign."""
+    rng = np.random.default_rng(seed)
+    n = 1_200
+    short = np.sort(rng.choice(n, 900, replace=False))
+    long = np.sort(rng.choice(n, 500, replace=False))
+    sigs = []
+    for positions in (short, long):
+        sig = rng.integers(0, 2**32, (len(positions), 16), dtype=np.uint32)
+        for _ in range(150):
+            rows = rng.choice(len(sig), rng.integers(2, 6), replace=False)
+            band = rng.integers(0, 4)
+            sig[rows, band * 4 : band * 4 + 4] = sig[rows[0], band * 4 : band * 4 + 4]
+            sig[rows[1:], 12:] = sig[rows[0], 12:]  # agree on more positions than chance
+        sigs.append(sig)
+    big = rng.choice(len(short), 150, replace=False)
+    sigs[0][big, 4:8] = 7
+    sigs[0][big[::2], 8:12] = 9
+    return dedup.Sketches(n, short, sigs[0], long, sigs[1])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_proposals_give_each_candidate_once_with_its_estimate(seed):
+    """Band by band, each pair comes from the first band that proposes it, with the higher
+    estimate where both schemes propose it: the candidates of Sketches.candidates, each once,
+    though no list of the pairs met is kept."""
+    sketches = _planted_sketches(seed)
+    left, right, estimate = sketches.candidates(bands=4, rows=4)
+
+    def everything(a, b):
+        return np.ones(len(a), dtype=bool)
+
+    parts = list(dedup._proposals(sketches, 4, 4, everything))
+    got_left, got_right, got_estimate = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    order = np.lexsort((got_right, got_left))
+    assert len(left) > 1_000
+    assert got_left[order].tolist() == left.tolist()
+    assert got_right[order].tolist() == right.tolist()
+    assert got_estimate[order].tolist() == estimate.tolist()
+
+
+def _mixed_corpus(seed):
+    """Short and long texts, with chains of edited copies (several links per group)."""
+    texts = _corpus(seed, 150) + _long_corpus(seed, 60)
+    rng = random.Random(seed)
+    for text in texts[:40]:
+        words = text.split()
+        for _ in range(3):
+            words[rng.randrange(len(words))] = rng.choice(WORDS)
+            texts.append(" ".join(words))
+    return dedup.comparable(texts)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_groups_are_the_components_of_the_pairs_whatever_the_budget(seed):
+    texts = _mixed_corpus(seed)
+    pairs = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    expected = dedup.components(len(texts), pairs.left, pairs.right)
+    groups = dedup.near_duplicate_groups(texts, threshold=0.6)
+    assert groups.complete and groups.within is None
+    assert (groups.labels == expected).all()
+    for field in ("left", "right", "similarity"):
+        assert getattr(groups.links, field).tolist() == getattr(pairs, field).tolist()
+    # Over the budget from the first link: pairs already in one group are not judged.
+    skipping = dedup.near_duplicate_groups(texts, threshold=0.6, kept=0)
+    assert not skipping.complete and (skipping.labels == expected).all()
+    assert 0 < len(skipping.links) < len(pairs)
+    assert len(np.unique(expected)) < len(texts) - 50  # groups of several texts
+
+
+def test_groups_within_a_mask_and_through_accept_are_those_of_the_kept_links():
+    texts = _mixed_corpus(2)
+    pairs = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    within = np.random.default_rng(0).random(len(texts)) < 0.5
+
+    def high(left, right, similarity):
+        return similarity >= 0.75
+
+    strong = pairs.similarity >= 0.75
+    inside = strong & within[pairs.left] & within[pairs.right]
+    for kept in (None, 0):
+        groups = dedup.near_duplicate_groups(
+            texts, threshold=0.6, accept=high, within=within, kept=kept
+        )
+        n = len(texts)
+        assert (groups.labels == dedup.components(n, pairs.left[strong], pairs.right[strong])).all()
+        assert (groups.within == dedup.components(n, pairs.left[inside], pairs.right[inside])).all()
+    assert (groups.links.similarity >= 0.75).all()
+
+
+def test_linked_asks_one_pair_what_the_search_says_of_it():
+    texts = _mixed_corpus(3)
+    groups = dedup.near_duplicate_groups(texts, threshold=0.6)
+    links = set(zip(groups.links.left.tolist(), groups.links.right.tolist(), strict=True))
+    # Every pair of texts of one group: linked or only through others.
+    left, right = [], []
+    for label in np.unique(groups.labels):
+        members = np.flatnonzero(groups.labels == label)
+        for k, i in enumerate(members):
+            for j in members[k + 1 :]:
+                left.append(i)
+                right.append(j)
+    left, right = np.array(left), np.array(right)
+    truth = np.array([(i, j) in links for i, j in zip(left, right, strict=True)])
+    assert truth.sum() > 20 and (~truth).sum() > 20
+    got = dedup.linked(texts, left, right, threshold=0.6)
+    assert got.tolist() == truth.tolist()
+
+    def nothing(left, right, similarity):
+        return np.zeros(len(left), dtype=bool)
+
+    assert not dedup.linked(texts, left, right, threshold=0.6, accept=nothing).any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=60))
+def test_union_find_groups_are_the_connected_components(n, edges):
+    left = np.array([a % n for a, _ in edges], dtype=np.int64)
+    right = np.array([b % n for _, b in edges], dtype=np.int64)
+    parent = np.arange(n, dtype=np.int64)
+    half = len(left) // 2
+    kernels.join(parent, left[:half], right[:half])
+    apart = np.empty(len(left) - half, dtype=bool)
+    kernels.apart(parent, left[half:], right[half:], apart)
+    before = dedup.components(n, left[:half], right[:half])
+    assert apart.tolist() == (before[left[half:]] != before[right[half:]]).tolist()
+    kernels.join(parent, left[half:], right[half:])
+    kernels.roots(parent)
+    assert parent.tolist() == dedup.components(n, left, right).tolist()
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_comparable_in_chunks_joins_them_as_arrow_does(monkeypatch, missing):
+    from prefaudit import text
+
+    monkeypatch.setattr(dedup, "CHUNK_ROWS", 7)
+    texts = [f"Text  number {k}, é!" * (k % 4) for k in range(100)]
+    if missing:  # an Arrow array keeps it missing
+        texts[50] = None
+    array = pa.array(texts, type=pa.large_string())
+    joined = dedup.comparable(array)
+    expected = text.normalize(array, drop_punctuation=True)
+    assert joined.type == expected.type and joined.equals(expected)
+    assert joined.null_count == int(missing)
+    rows = np.array([99, 3, 3, 42, 0])
+    assert dedup.comparable(texts, rows).to_pylist() == [joined[int(r)].as_py() for r in rows]

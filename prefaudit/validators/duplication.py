@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -55,7 +56,10 @@ class Grouping:
 
     exact: np.ndarray  # same text after normalisation
     near: np.ndarray  # exact, or linked by near-duplicate (MinHash, verified Jaccard) edges
-    edges: dedup.SimilarPairs  # the near-duplicate edges between distinct texts (positions)
+    # The near-duplicate edges between distinct texts (positions): all of them when
+    # `complete`, else those found before they outgrew dedup's budget (the groups are whole).
+    edges: dedup.SimilarPairs
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,24 @@ class ResponseLinks:
     exact: np.ndarray  # the first position of each response's exact group
     near: np.ndarray  # the first position of each response's component over all the links
     codes: np.ndarray  # sorted `low * 2n + high` of the linked exact groups' first positions
+    # When the search kept only some links (dedup.near_duplicate_groups), whether two first
+    # positions are linked, asked of each pair (dedup.linked); None when `codes` has them all.
+    check: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def direct(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether responses ``a[k]`` and ``b[k]`` are the same or linked to each other, not
         only through other responses (a chain of near-duplicates joins texts that are not)."""
         first, second = self.exact[a], self.exact[b]
+        same = first == second
+        if self.check is not None:
+            other = np.flatnonzero(~same)
+            same[other] = self.check(first[other], second[other])
+            return same
         code = np.minimum(first, second) * len(self.exact) + np.maximum(first, second)
         if not len(self.codes):
-            return first == second
+            return same
         at = np.minimum(np.searchsorted(self.codes, code), len(self.codes) - 1)
-        return (first == second) | (self.codes[at] == code)
+        return same | (self.codes[at] == code)
 
 
 class DuplicationValidator(Validator):
@@ -237,46 +249,57 @@ class DuplicationValidator(Validator):
 
     # -- grouping ---------------------------------------------------------------------------
 
-    def _group(
-        self, context, texts, hashes: np.ndarray, rows: np.ndarray | None = None
-    ) -> Grouping:
-        """Exact and near-duplicate groups of ``texts`` at ``rows`` (all when None), whose
-        hashes are ``hashes``; labels are first positions among those rows."""
+    def _group(self, context, texts, hashes: np.ndarray) -> Grouping:
+        """Exact and near-duplicate groups of ``texts``, whose hashes are ``hashes``; labels
+        are first positions."""
         exact, distinct = _first_positions(hashes)
-        found = self._near_pairs(context, texts, distinct if rows is None else rows[distinct])
-        labels = dedup.components(len(distinct), found.left, found.right)
-        near = distinct[labels][_rank_of(exact, distinct)]
-        edges = dedup.SimilarPairs(
-            distinct[found.left], distinct[found.right], found.similarity, found.candidates
+        comparable = dedup.comparable(texts, distinct)
+        found = context.near_duplicate_groups(
+            comparable, **self._search_settings(), accept=self._short_rule(comparable)
         )
-        return Grouping(exact, near, edges)
+        near = distinct[found.labels][_rank_of(exact, distinct)]
+        links = found.links
+        edges = dedup.SimilarPairs(distinct[links.left], distinct[links.right], links.similarity)
+        return Grouping(exact, near, edges, found.complete)
 
-    def _near_pairs(self, context, texts, rows: np.ndarray | None = None) -> dedup.SimilarPairs:
-        """Near-duplicate pairs among ``texts`` at ``rows`` (all when None; positions among them).
+    def _search_settings(self) -> dict[str, Any]:
+        return {
+            "threshold": self.near_threshold,
+            "shingle_size": self.shingle_size,
+            "num_perm": self.num_perm,
+            "seed": self.seed,
+        }
+
+    def _near_pairs(self, context, texts) -> dedup.SimilarPairs:
+        """Near-duplicate pairs among ``texts`` (positions among them), by the rule for short
+        texts of :meth:`_short_rule`."""
+        comparable = dedup.comparable(texts)
+        found = context.near_duplicate_pairs(comparable, **self._search_settings())
+        keep = self._short_rule(comparable)(found.left, found.right, found.similarity)
+        return dedup.SimilarPairs(
+            found.left[keep], found.right[keep], found.similarity[keep], found.candidates
+        )
+
+    def _short_rule(self, comparable: pa.Array) -> Callable[..., np.ndarray]:
+        """Which near-duplicate pairs (left, right, similarity) of ``comparable`` texts to keep.
 
         Texts shorter than ``near_min_words`` pair only when they are equal once punctuation is
         dropped, or when one is the other with words added ("... a rabbit" / "... a rabbit
         please"): in "how do you start a riot" a changed word is a fifth of the text, and
         usually a different question.
         """
-        comparable = dedup.comparable(texts, rows)
-        found = context.near_duplicate_pairs(
-            comparable,
-            threshold=self.near_threshold,
-            shingle_size=self.shingle_size,
-            num_perm=self.num_perm,
-            seed=self.seed,
-        )
         words = pc.count_substring(comparable, " ").to_numpy(zero_copy_only=False) + 1
-        short = np.minimum(words[found.left], words[found.right]) < self.near_min_words
-        keep = ~short | (found.similarity >= 1.0)
-        for k in np.flatnonzero(short & ~keep):
-            a = set(comparable[int(found.left[k])].as_py().split())
-            b = set(comparable[int(found.right[k])].as_py().split())
-            keep[k] = a <= b or b <= a
-        return dedup.SimilarPairs(
-            found.left[keep], found.right[keep], found.similarity[keep], found.candidates
-        )
+
+        def keep(left: np.ndarray, right: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+            short = np.minimum(words[left], words[right]) < self.near_min_words
+            kept = ~short | (similarity >= 1.0)
+            for k in np.flatnonzero(short & ~kept):
+                a = set(comparable[int(left[k])].as_py().split())
+                b = set(comparable[int(right[k])].as_py().split())
+                kept[k] = a <= b or b <= a
+            return kept
+
+        return keep
 
     def _semantic_groups(self, context, prompt: Grouping) -> tuple[np.ndarray, str]:
         """Prompt groups with semantic (embedding) edges added to the near-duplicate ones."""
@@ -331,17 +354,25 @@ class DuplicationValidator(Validator):
             return exact, exact, ResponseLinks(exact, exact, np.zeros(0, dtype=np.int64))
         # The distinct texts among those responses, each named by its first position overall.
         firsts = np.unique(exact[np.concatenate([searched, searched + n])])
-        texts = _strings(pairs["chosen"], pairs["rejected"])
-        edges = self._group(context, texts, hashes[firsts], firsts).edges
-        left, right = firsts[edges.left], firsts[edges.right]
+        comparable = dedup.comparable(_strings(pairs["chosen"], pairs["rejected"]), firsts)
         of_repeated = np.zeros(2 * n, dtype=bool)
         of_repeated[exact[np.concatenate([repeated, repeated + n])]] = True
-        among = of_repeated[left] & of_repeated[right]
-        near = dedup.components(2 * n, left[among], right[among])[exact]
-        links = ResponseLinks(
-            exact, dedup.components(2 * n, left, right)[exact], np.sort(left * 2 * n + right)
+        accept = self._short_rule(comparable)
+        found = context.near_duplicate_groups(
+            comparable, **self._search_settings(), accept=accept, within=of_repeated[firsts]
         )
-        return near, exact, links
+        labels, inner = np.arange(2 * n), np.arange(2 * n)
+        labels[firsts], inner[firsts] = firsts[found.labels], firsts[found.within]
+        left, right = firsts[found.links.left], firsts[found.links.right]
+        check = None
+        if not found.complete:
+
+            def check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+                at = np.searchsorted(firsts, [np.minimum(a, b), np.maximum(a, b)])
+                return dedup.linked(comparable, *at, **self._search_settings(), accept=accept)
+
+        links = ResponseLinks(exact, labels[exact], np.sort(left * 2 * n + right), check)
+        return inner[exact], exact, links
 
     def _over_represented(self, prompt_near: np.ndarray) -> tuple[pd.Series, int, np.ndarray]:
         sizes = pd.Series(prompt_near).value_counts()
@@ -548,6 +579,8 @@ class DuplicationValidator(Validator):
             )
         top = sizes.head(20)
         examples, links = _examples(prompt.edges, prompts, _prompt_texts(pairs))
+        # Past dedup's budget of links the search stops keeping them: the total is a floor.
+        links["complete"] = prompt.complete
         info: dict[str, Any] = {
             "duplicate_groups": groups,
             "top_prompts": [

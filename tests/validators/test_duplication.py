@@ -254,7 +254,7 @@ def test_nearly_identical_prompts_list_light_edits_not_one_template_asking_anoth
     assert [row["ids"] for row in listed] == [["p2", "p3"]]
     assert listed[0]["first"] == bread and listed[0]["second"] == edited
     links = result.info["near_duplicate_prompt_links"]
-    assert links == {"total": 2, "judged": 2, "word_replaced": 1}
+    assert links == {"total": 2, "judged": 2, "word_replaced": 1, "complete": True}
     # The validator's own links are unchanged: the metric still counts both.
     assert result.metrics["duplication/near_duplicate_prompt_rate"] == pytest.approx(2 / 4)
 
@@ -365,3 +365,50 @@ def test_a_response_under_more_than_two_prompts_is_canned():
     assert not result.flags["issue"].any()
     two, _ = _run(rows[:2], semantic=False)
     assert _mask(two, "near_duplicate") == [False, True]
+
+
+def _real_pairs_with_copies(path, count=300, seed=0):
+    """``count`` AlpacaEval pairs and planted copies of them: edited copies (a word of the
+    prompt and of each response replaced), copies of a few pairs three times over (groups of
+    several links), copies under another short prompt, and swapped copies."""
+    import gzip
+    import random
+    from itertools import islice
+
+    rng = random.Random(seed)
+    with gzip.open(path) as handle:
+        records = [json.loads(line) for line in islice(handle, count)]
+    rows = [(r["instruction"], r["output_1"], r["output_2"]) for r in records]
+
+    def edited(text):
+        words = text.split()
+        words[rng.randrange(len(words))] = rng.choice(["truly", "maybe", "indeed"])
+        return " ".join(words)
+
+    for k, (prompt, chosen, rejected) in enumerate(rows[:60]):
+        for _ in range(3 if k < 20 else 1):
+            rows.append((edited(prompt), edited(chosen), edited(rejected)))
+    for prompt, chosen, rejected in rows[60:90]:
+        rows.append(("Please answer this, " + prompt.split()[0], edited(chosen), rejected))
+    for prompt, chosen, rejected in rows[90:110]:
+        rows.append((prompt, rejected, chosen))
+    return rows
+
+
+def test_flags_are_the_same_when_the_links_outgrow_the_budget(alpaca_dev_file, monkeypatch):
+    """Past dedup's budget of links the search skips pairs already in one group and keeps no
+    more links; the groups are whole, and the responses' direct links are asked pair by pair,
+    so every flag and figure stays the same (only the count of prompt links becomes a floor)."""
+    from prefaudit import dedup
+
+    rows = _real_pairs_with_copies(alpaca_dev_file)
+    whole, _ = _run(rows, semantic=False)
+    monkeypatch.setattr(dedup, "_KEPT_LINKS", 0)
+    budget, _ = _run(rows, semantic=False)
+    assert budget.info["near_duplicate_prompt_links"]["complete"] is False
+    assert whole.info["near_duplicate_prompt_links"]["complete"] is True
+    assert budget.flags.equals(whole.flags)
+    assert budget.metrics == whole.metrics
+    for kind in ("near_duplicate", "contradiction"):
+        assert whole.flags[kind].sum() >= 15, kind
+    assert whole.metrics["duplication/response_copies"] >= 10
