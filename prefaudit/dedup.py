@@ -70,6 +70,7 @@ _KEPT_LINKS = 5_000_000
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band and distance judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
 _DOUBT_PAIRS_SKIPPING = 1 << 16  # the same once joined pairs are skipped
+_CHECK_BYTES = 256 << 20  # bytes of text whose shingle sets one exact check holds at most
 
 
 def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
@@ -382,17 +383,35 @@ def _verified(
     ``estimate`` where it is ``sure`` or more above the threshold, else (from ``slack`` below
     it) the exact Jaccard of the pair's shingle sets (see :func:`near_duplicate_pairs`)."""
     similarity = estimate.astype(np.float64, copy=True)
-    check = (similarity >= threshold - slack) & (similarity < threshold + sure)
-    if check.any():
+    check = np.flatnonzero((similarity >= threshold - slack) & (similarity < threshold + sure))
+    for block in _check_blocks(array, left[check], right[check]):
         # Exact sets only for the texts still in doubt, shingled again.
-        involved = _sorted_unique(np.concatenate([left[check], right[check]]))
+        at = check[block]
+        involved = _sorted_unique(np.concatenate([left[at], right[at]]))
         sets = _sets(array, involved, size, threads)
-        first, second = (
-            np.searchsorted(involved, left[check]),
-            np.searchsorted(involved, right[check]),
-        )
-        similarity[check] = jaccard(sets, first, second, threads=threads)
+        first, second = np.searchsorted(involved, left[at]), np.searchsorted(involved, right[at])
+        similarity[at] = jaccard(sets, first, second, threads=threads)
     return similarity >= threshold, similarity
+
+
+def _check_blocks(array: pa.Array, left: np.ndarray, right: np.ndarray):
+    """The pairs to check exactly, in blocks whose texts hold at most ``_CHECK_BYTES`` (their
+    shingle sets take 4 bytes per byte of text): all at once when the texts they involve do,
+    else by ``left`` in blocks of that many bytes of pairs."""
+    if not len(left):
+        return
+    offsets, _ = kernels.string_buffers(array)
+    length = np.diff(offsets)
+    involved = _sorted_unique(np.concatenate([left, right]))
+    if length[involved].sum() <= _CHECK_BYTES:
+        yield slice(None)
+        return
+    order = np.argsort(left, kind="stable")
+    total = np.cumsum(length[left[order]] + length[right[order]])
+    cuts = np.searchsorted(total, np.arange(_CHECK_BYTES, total[-1], _CHECK_BYTES))
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True):
+        if hi > lo:
+            yield order[lo:hi]
 
 
 @dataclass(frozen=True)

@@ -639,3 +639,15 @@ def test_comparable_in_chunks_joins_them_as_arrow_does(monkeypatch, missing):
     assert joined.null_count == int(missing)
     rows = np.array([99, 3, 3, 42, 0])
     assert dedup.comparable(texts, rows).to_pylist() == [joined[int(r)].as_py() for r in rows]
+
+
+def test_exact_checks_in_blocks_of_bounded_text_change_nothing(monkeypatch):
+    texts = _mixed_corpus(4)
+    whole = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    monkeypatch.setattr(dedup, "_CHECK_BYTES", 2_000)  # a few texts per block
+    blocks = list(dedup._check_blocks(texts, whole.left, whole.right))
+    assert len(blocks) > 10
+    assert sorted(np.concatenate(blocks).tolist()) == list(range(len(whole)))
+    blocked = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    for field in ("left", "right", "similarity"):
+        assert getattr(blocked, field).tolist() == getattr(whole, field).tolist()
