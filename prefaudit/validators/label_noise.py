@@ -47,6 +47,11 @@ _DECISIVE = 0.1  # share of pairs a reference must be _SURE of to support the ra
 _SURE = 0.9
 _MARGINS, _RATIO = [0, 1], 2  # the reference's calibration features: margins, length ratio
 _CLIP = 10.0  # calibrating the reference: features beyond 10 median sizes are clipped
+# Pairs the preference model is fitted on at most (a random sample beyond: the hashed-word
+# features of 200,000 pairs hold about 77M values, 0.9 GB); the others are scored by the
+# fold models, _SCORED_BLOCK pairs' features at a time.
+_FIT_PAIRS = 200_000
+_SCORED_BLOCK = 50_000
 
 
 class LabelNoiseValidator(Validator):
@@ -166,6 +171,7 @@ class LabelNoiseValidator(Validator):
 
     def run(self, context) -> ValidatorResult:
         self._strength = None  # the preference model's C, once chosen
+        self._fitted = None  # how many pairs it was fitted on
         pairs = context.pairs
         notes: dict[str, str] = {}  # signal -> why it is missing
         signals, representation = self._signals(context, notes)
@@ -197,6 +203,7 @@ class LabelNoiseValidator(Validator):
             "signals_missing": notes,
             "representation": representation,
             "model_regularization": self._strength,
+            "model_fitted_pairs": self._fitted,
             "threshold_rule": self._threshold_rule(confidence),
             "weights": {s: self._weight(s) for s in used},
             "overlap": _overlap(suspects[used]) if used else {},
@@ -240,14 +247,23 @@ class LabelNoiseValidator(Validator):
         if n < max(self.min_pairs, 2 * self.folds):
             notes["model"] = f"{n} pairs: fewer than min_pairs={self.min_pairs} to learn from"
             return np.full(n, np.nan), None
-        features, representation = _pair_features(context)
+        # Past _FIT_PAIRS, the model is fitted on a sample (a fold model per pair scores the
+        # rest): the features of every pair at once are too large (385M values at 1M pairs).
+        fitted = _fitted_rows(n, self.seed)
+        self._fitted = n if fitted is None else len(fitted)
+        features, representation = _pair_features(context, fitted)
         length = _LENGTH_FEATURES + (features.shape[1] - len(_TEXT_FEATURES))
         with _fits_on_one_thread():
             strength = self.regularization
             if strength is None:
                 strength = _choose_strength(features, self.seed)
             self._strength = strength
-            flipped = _cross_fitted(features, self.folds, strength, self.seed, nuisance=length)
+            flipped, weights = _cross_fitted(
+                features, self.folds, strength, self.seed, nuisance=length
+            )
+        del features
+        if fitted is not None:
+            flipped = _scored_beyond(context, fitted, flipped, weights, self.seed)
         return _length_neutral(flipped, context), representation
 
     def _reference_signal(self, context, notes: dict[str, str]) -> np.ndarray:
@@ -538,14 +554,15 @@ def _fits_on_one_thread():
     return threadpool_limits(1)
 
 
-def _pair_features(context) -> tuple[np.ndarray, str]:
-    """Antisymmetric features of each pair (swapping chosen and rejected negates them): the
-    difference of the responses' embeddings, that difference times the prompt's embedding,
-    the difference of their cosine to the prompt, and differences of simple text features.
-    Without embeddings, hashed word and bigram TF vectors of the responses stand in."""
+def _pair_features(context, rows: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Antisymmetric features of each pair (of ``rows``, all when None; swapping chosen and
+    rejected negates them): the difference of the responses' embeddings, that difference times
+    the prompt's embedding, the difference of their cosine to the prompt, and differences of
+    simple text features. Without embeddings, hashed word and bigram TF vectors of the
+    responses stand in."""
     from prefaudit.models.embeddings import EmbeddingsUnavailable
 
-    pairs = context.pairs
+    pairs = context.pairs if rows is None else context.pairs.iloc[rows]
     # Each distinct response once: a response often recurs (a model's answer to one prompt
     # paired with many others), and its features are the same each time.
     responses = pd.concat([pairs["chosen"], pairs["rejected"]]).fillna("").astype(str)
@@ -554,9 +571,10 @@ def _pair_features(context) -> tuple[np.ndarray, str]:
     shape = _text_features(distinct)
     text = shape[chosen_code] - shape[rejected_code]
     try:
-        prompt = context.embeddings("prompt")
-        chosen = context.embeddings("chosen")
-        rejected = context.embeddings("rejected")
+        prompt, chosen, rejected = (
+            context.embeddings(side) if rows is None else context.embeddings(side)[rows]
+            for side in ("prompt", "chosen", "rejected")
+        )
     except EmbeddingsUnavailable as err:
         note = f"label_noise: no embeddings ({err}); the preference model uses hashed word features"
         if note not in context.notes:
@@ -706,11 +724,41 @@ def _length_neutral(flipped: np.ndarray, context, bins: int = 20) -> np.ndarray:
     return 1 / (1 + np.exp(-(odds - means[group] + odds.mean())))
 
 
+def _fitted_rows(n: int, seed: int) -> np.ndarray | None:
+    """The pairs the preference model is fitted on: all (None) up to ``_FIT_PAIRS``, else that
+    many at random, in order."""
+    if n <= _FIT_PAIRS:
+        return None
+    return np.sort(np.random.default_rng(seed + 3).choice(n, _FIT_PAIRS, replace=False))
+
+
+def _scored_beyond(
+    context, fitted: np.ndarray, flipped: np.ndarray, weights: np.ndarray, seed: int
+) -> np.ndarray:
+    """P(flipped) of every pair: ``flipped`` for the ``fitted`` ones (out of fold), and for the
+    others the model of a fold drawn at random (none was trained on them), their features
+    made ``_SCORED_BLOCK`` pairs at a time."""
+    from scipy.special import expit
+
+    n = len(context.pairs)
+    out = np.full(n, np.nan)
+    out[fitted] = flipped
+    rest = np.setdiff1d(np.arange(n), fitted)
+    fold = np.random.default_rng(seed + 4).integers(0, weights.shape[1], len(rest))
+    for lo in range(0, len(rest), _SCORED_BLOCK):
+        rows = rest[lo : lo + _SCORED_BLOCK]
+        features, _ = _pair_features(context, rows)
+        decisions = np.asarray(features @ weights)
+        out[rows] = 1 - expit(decisions[np.arange(len(rows)), fold[lo : lo + len(rows)]])
+    return out
+
+
 def _cross_fitted(
     features, folds: int, regularization: float, seed: int, nuisance: np.ndarray
 ) -> np.ndarray:
     """Out-of-fold P(flipped) of each pair: a logistic model without intercept on the pair's
-    antisymmetric features (each pair in a random orientation), trained on the other folds.
+    antisymmetric features (each pair in a random orientation), trained on the other folds;
+    and each fold's model as weights of the unscaled features (one column per fold).
 
     The ``nuisance`` columns (the length features) are in the model, so that what length
     explains is not credited to the other features, and out of its scores: a judge that
@@ -726,34 +774,37 @@ def _cross_fitted(
     out = np.full(n, np.nan)
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)))
 
-    def scores(fitted, scored, train: np.ndarray) -> np.ndarray:
+    def scores(fitted, scored, train: np.ndarray, inverse: np.ndarray) -> np.ndarray:
         model = LogisticRegression(C=regularization, fit_intercept=False, max_iter=1000)
         model.fit(fitted, labels[train])
         model.coef_[:, nuisance] = 0.0
-        return 1 - model.predict_proba(scored)[:, 1]
+        return 1 - model.predict_proba(scored)[:, 1], model.coef_[0] * inverse
 
     # Folds are fitted side by side (scipy's sparse products release the GIL), two at most:
     # each holds its own copy of most of the matrix (on 2 cores: 15.9 -> 11.4 s at 100k).
     threads = min(2, default_threads())
     running: deque = deque()
+    weights = []
     with ThreadPoolExecutor(threads) as pool:
-        for (train, test), (fitted, scored) in zip(
+        for (train, test), (fitted, scored, inverse) in zip(
             splits, _fold_matrices(features, splits, sign), strict=True
         ):
-            running.append((test, pool.submit(scores, fitted, scored, train)))
+            running.append((test, pool.submit(scores, fitted, scored, train, inverse)))
             del fitted, scored
             if len(running) == threads:
                 test, done = running.popleft()
-                out[test] = done.result()
+                out[test], weight = done.result()
+                weights.append(weight)
         for test, done in running:
-            out[test] = done.result()
-    return out
+            out[test], weight = done.result()
+            weights.append(weight)
+    return out, np.column_stack(weights)
 
 
 def _fold_matrices(features, splits, sign: np.ndarray):
     """For each (train, test) split, one at a time: the train rows oriented by ``sign`` and the
     test rows as they are, both scaled as ``MaxAbsScaler`` fitted on the oriented train rows
-    scales them (without centring: the features stay antisymmetric).
+    scales them (without centring: the features stay antisymmetric), and the scale's inverse.
 
     On sparse features, the same numbers without scikit-learn's passes or an oriented copy of
     the whole matrix: each fold's column maxima once (one pass over the matrix in all; the
@@ -769,7 +820,8 @@ def _fold_matrices(features, splits, sign: np.ndarray):
         oriented = _orient(features, sign)
         for train, test in splits:
             scaler = MaxAbsScaler().fit(oriented[train])
-            yield scaler.transform(oriented[train]), scaler.transform(features[test])
+            inverse = 1.0 / scaler.scale_
+            yield scaler.transform(oriented[train]), scaler.transform(features[test]), inverse
         return
     from prefaudit.kernels import row_column_max_abs
 
@@ -784,7 +836,11 @@ def _fold_matrices(features, splits, sign: np.ndarray):
         maximum = np.maximum.reduce(others) if others else np.zeros(width)
         # sklearn's _handle_zeros_in_scale: a (near-)constant column keeps its values.
         inverse = 1.0 / np.where(maximum < 10 * np.finfo(maximum.dtype).eps, 1.0, maximum)
-        yield _gathered(matrix, train, sign[train], inverse), _gathered(matrix, test, None, inverse)
+        yield (
+            _gathered(matrix, train, sign[train], inverse),
+            _gathered(matrix, test, None, inverse),
+            inverse,
+        )
 
 
 def _gathered(matrix, rows: np.ndarray, sign: np.ndarray | None, inverse: np.ndarray):

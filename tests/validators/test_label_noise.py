@@ -381,7 +381,8 @@ def test_fold_matrices_of_sparse_features_equal_max_abs_scaler_bit_for_bit():
     folds = _fold_matrices(features, splits, _signs(600, 3))
     for (train, test), found in zip(splits, folds, strict=True):
         reference = MaxAbsScaler().fit(oriented[train])
-        for rows, matrix in zip((oriented[train], features[test]), found, strict=True):
+        assert np.array_equal(found[2], 1.0 / reference.scale_)
+        for rows, matrix in zip((oriented[train], features[test]), found[:2], strict=True):
             expected = reference.transform(rows)
             assert np.array_equal(matrix.indptr, expected.indptr)
             assert np.array_equal(matrix.indices, expected.indices)
@@ -403,7 +404,7 @@ def test_folds_and_strengths_fitted_on_threads_give_what_one_thread_gives(monkey
     for threads in ("1", "3"):
         monkeypatch.setenv("PREFAUDIT_THREADS", threads)
         strength = _choose_strength(features, seed=1, most=400)
-        flipped = _cross_fitted(features, 5, strength, seed=2, nuisance=np.array([0]))
+        flipped, _ = _cross_fitted(features, 5, strength, seed=2, nuisance=np.array([0]))
         found[threads] = (strength, flipped)
     assert found["1"][0] == found["3"][0]
     assert not np.isnan(found["3"][1]).any()
@@ -432,3 +433,48 @@ def test_hashed_difference_equals_scipy_hstack_of_row_differences():
     assert np.array_equal(found.indptr, expected.indptr)
     assert np.array_equal(found.indices, expected.indices)
     assert np.array_equal(found.data, expected.data)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_each_fold_model_as_weights_scores_its_test_rows_as_it_did(dense):
+    """The cross-fitted folds' models come back as weights of the unscaled features (the
+    scale and the zeroed length columns folded in): they give the fold's test rows the
+    scores the fold gave them, which is how pairs beyond the fitted sample are scored."""
+    from scipy import sparse
+    from scipy.special import expit
+    from sklearn.model_selection import KFold
+
+    from prefaudit.validators.label_noise import _cross_fitted
+
+    features = sparse.random(500, 40, density=0.2, random_state=3, format="csr")
+    features = (features - sparse.random(500, 40, density=0.2, random_state=4)).tocsr() * 7.0
+    lean = np.asarray(features[:, :4].sum(axis=1)).ravel()
+    features = sparse.hstack([features, sparse.csr_matrix(lean[:, None])]).tocsr()
+    if dense:
+        features = features.toarray().astype(np.float32)
+    flipped, weights = _cross_fitted(features, 5, 0.3, seed=2, nuisance=np.array([0, 1]))
+    assert weights.shape == (41, 5) and (weights[[0, 1]] == 0).all()
+    splits = KFold(5, shuffle=True, random_state=2).split(np.arange(500))
+    for fold, (_, test) in enumerate(splits):
+        again = 1 - expit(np.asarray(features[test] @ weights[:, fold]).ravel())
+        assert np.allclose(again, flipped[test], rtol=0, atol=1e-6)
+
+
+def test_past_the_fitting_budget_a_sample_is_fitted_and_every_pair_scored(monkeypatch):
+    from sklearn.metrics import roc_auc_score
+
+    from prefaudit.validators import label_noise
+
+    pairs, flips = _planted(n=900, flipped=0.1, seed=2)
+    whole = LabelNoiseValidator().run(AuditContext(pairs, embedder=None))
+    monkeypatch.setattr(label_noise, "_FIT_PAIRS", 450)
+    monkeypatch.setattr(label_noise, "_SCORED_BLOCK", 100)
+    sampled = LabelNoiseValidator().run(AuditContext(pairs, embedder=None))
+    assert whole.info["model_fitted_pairs"] == 900
+    assert sampled.info["model_fitted_pairs"] == 450
+    scores = sampled.flags["noise_score"].to_numpy()
+    assert not np.isnan(scores).any()
+    assert roc_auc_score(flips, scores) > 0.95
+    caught = sampled.flags["issue"].to_numpy()
+    assert (caught & flips).sum() >= 0.8 * flips.sum()
+    assert (caught & ~flips).sum() <= 0.05 * (~flips).sum()
