@@ -513,20 +513,13 @@ def linked(
     agree = np.full(len(left), -1, dtype=np.int64)
     if not len(involved):
         return np.zeros(0, dtype=bool)
-    bands, rows = lsh_bands(threshold, num_perm)
     sketches = sketch(
         array.take(pa.array(involved)), shingle_size, num_perm, seed, threads, threshold
     )
     a, b = np.searchsorted(involved, left), np.searchsorted(involved, right)
     for positions, sig in sketches.schemes:
-        row = np.full(len(involved), -1, dtype=np.int64)
-        row[positions] = np.arange(len(positions))
-        both = np.flatnonzero((row[a] >= 0) & (row[b] >= 0))
-        keys = _all_band_keys(sig, bands, rows, threads)
-        ra, rb = row[a[both]], row[b[both]]
-        share = both[(keys[:, ra] == keys[:, rb]).any(axis=0)]
-        found = _agreeing_positions(sig, row[a[share]], row[b[share]], threads)
-        agree[share] = np.maximum(agree[share], found)
+        banding = lsh_bands(threshold, num_perm)
+        _agree_where_proposed(sketches.n, positions, sig, a, b, banding, agree)
     proposed = np.flatnonzero(agree >= 0)
     keep, similarity = _verified(
         array,
@@ -545,6 +538,21 @@ def linked(
     out = np.zeros(len(left), dtype=bool)
     out[proposed] = True
     return out
+
+
+def _agree_where_proposed(
+    sketches_n: int, positions: np.ndarray, sig: np.ndarray, a, b, banding, agree
+) -> None:
+    """Raise ``agree[k]`` to the positions the signatures of texts ``a[k]`` and ``b[k]`` (of
+    ``sketches_n``) agree on in one scheme (its texts at ``positions``, their signatures
+    ``sig``), where both texts have one and share a band key."""
+    row = np.full(sketches_n, -1, dtype=np.int64)
+    row[positions] = np.arange(len(positions))
+    both = np.flatnonzero((row[a] >= 0) & (row[b] >= 0))
+    keys = _all_band_keys(sig, *banding)
+    share = both[(keys[:, row[a[both]]] == keys[:, row[b[both]]]).any(axis=0)]
+    found = _agreeing_positions(sig, row[a[share]], row[b[share]])
+    agree[share] = np.maximum(agree[share], found)
 
 
 class _GroupSearch:
