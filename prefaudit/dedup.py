@@ -34,7 +34,7 @@ numba, on threads), the rest on whole arrays; never one Python object per text:
    pairs), each link joining two groups of a union-find. Groups of many near copies make
    links by the square of their size; past ``_KEPT_LINKS`` links, no more are kept and pairs
    whose texts are in one group already are not checked, which leaves the groups as they are.
-   :func:`linked` asks the rule of single pairs, for the links not kept.
+   With the budget passed, ``ask`` says whether given pairs are links, with the same keys.
 
 datasketch's ``MinHashLSH`` does steps 2-3 with a Python object per text and returns unverified
 candidates; rensa (Rust) does them natively and flags texts that share a band, without pairs;
@@ -43,7 +43,9 @@ candidates; rensa (Rust) does them natively and flags texts that share a band, w
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -63,11 +65,11 @@ _SHINGLE_CHUNK = 2_000_000  # bytes of text shingled at a time (~8 MB of hashes 
 # bands of unrelated short texts collide.
 _FILL = 2
 _PAIRS_ON_ONE_THREAD = 10_000  # fewer pairs than this are compared without a thread pool
-_MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, each text meets its 64 neighbours
+_MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, a text meets 64 on each side
 # Near-duplicate links near_duplicate_groups keeps (24 bytes each) before it stops keeping them
 # and skips the pairs whose texts are in one group already.
 _KEPT_LINKS = 5_000_000
-_PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band and distance judged at a time
+_PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
 _DOUBT_PAIRS_SKIPPING = 1 << 16  # the same once joined pairs are skipped
 _CHECK_BYTES = 256 << 20  # bytes of text whose shingle sets one exact check holds at most
@@ -112,7 +114,7 @@ def _joined(parts: list[pa.Array]) -> pa.Array:
         return joined
     n = sum(len(part) for part in parts)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    data = np.empty(sum(part.buffers()[2].size if len(part) else 0 for part in parts), np.uint8)
+    data = np.empty(sum(len(kernels.string_buffers(part)[1]) for part in parts), np.uint8)
     row = at = 0
     for k in range(len(parts)):
         part, parts[k] = parts[k], None
@@ -424,6 +426,9 @@ class NearGroups:
     # False when the links outgrew the budget: from then on, pairs already in one group were
     # not judged and no more links were kept (the groups are the same either way).
     complete: bool
+    # When not complete: whether pairs of texts (left, right positions) are links, asked of
+    # each pair with the search's own band keys and ranks (the answer the search would give).
+    ask: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def near_duplicate_groups(
@@ -448,12 +453,12 @@ def near_duplicate_groups(
     proposes it, so no list of the pairs met is needed; each link joins two groups of a
     union-find. While fewer than ``kept`` links are found, every candidate is judged and every
     link kept: groups, links and their similarities are those of :func:`near_duplicate_pairs`.
-    Past that (groups of many near copies make links by the square of their size: 0.6 million
-    at 100,000 benchmark prompts, about 60 million at a million), a candidate whose texts are
+    Past that (groups of many near copies make links by the square of their size: 1.2 million
+    at 100,000 benchmark prompts at 0.6, 9.5 million at 300,000), a candidate whose texts are
     in one group already is skipped, which leaves the groups as they are. ``accept``: a
     function of (left, right, similarity) arrays saying which links to keep (the validator's
     rule for short texts). ``within``: a mask of texts whose groups over the links among them
-    alone are wanted too. ``kept``: the budget of links (``_KEPT_LINKS`` when None).
+    alone are wanted too. Past the budget, ``ask`` says whether given pairs are links. ``kept``: the budget of links (``_KEPT_LINKS`` when None).
     ``candidates``: as for :func:`near_duplicate_pairs` (then every link is kept).
 
     >>> texts = ["the cat sat on the mat today", "the cat sat on the mat, today",
@@ -471,88 +476,43 @@ def near_duplicate_groups(
         search = _GroupSearch(len(array), accept, within, kept=None)
         search.link(found.left, found.right, found.similarity)
         return search.result()
-    bands, rows = lsh_bands(threshold, num_perm)
-    sketches = sketch(array, shingle_size, num_perm, seed, threads, threshold)
+    banding = lsh_bands(threshold, num_perm)
+    bands = _Bands(sketch(array, shingle_size, num_perm, seed, threads, threshold), *banding)
     search = _GroupSearch(len(array), accept, within, _KEPT_LINKS if kept is None else kept)
     judge = _Judge(array, search, threshold, slack, sure, shingle_size, threads)
-    for left, right, estimate in _proposals(sketches, bands, rows, search.unjoined, threads):
+    for left, right, estimate in bands.proposals(search.unjoined, threads):
         judge(left, right, estimate)
     judge.flush()
-    return search.result()
+    found = search.result()
+    if found.complete:
+        return found
+    ask = functools.partial(_ask, bands, judge, accept)
+    return dataclasses.replace(found, ask=ask)
 
 
-def linked(
-    texts,
-    left: np.ndarray,
-    right: np.ndarray,
-    *,
-    threshold: float = 0.7,
-    shingle_size: int = 5,
-    num_perm: int = 128,
-    seed: int = 0,
-    threads: int | None = None,
-    slack: float = 0.15,
-    sure: float = 0.2,
-    accept=None,
-) -> np.ndarray:
-    """Whether each pair of texts ``(left[k], right[k])`` (positions, left != right) is a
-    near-duplicate link by :func:`near_duplicate_groups`' rule, asked of the pair alone: for
-    the links it did not keep. The pair shares a band key in a scheme both texts have, the
-    estimate of the schemes that propose it decides or the exact Jaccard does, and ``accept``
-    keeps it. One difference: in a band bucket of more than ``_MAX_BUCKET_WINDOW + 1`` texts
-    the search pairs each text with its nearest neighbours only, and here any two texts of it
-    count.
-
-    >>> texts = ["the cat sat on the mat today", "the cat sat on the mat, today", "other words"]
-    >>> linked(texts, np.array([0, 0]), np.array([1, 2]), threshold=0.6).tolist()
-    [True, False]
-    """
-    array = kernels.large_strings(texts)
-    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
-    involved = _sorted_unique(np.concatenate([left, right]))
-    agree = np.full(len(left), -1, dtype=np.int64)
-    if not len(involved):
-        return np.zeros(0, dtype=bool)
-    sketches = sketch(
-        array.take(pa.array(involved)), shingle_size, num_perm, seed, threads, threshold
-    )
-    a, b = np.searchsorted(involved, left), np.searchsorted(involved, right)
-    for positions, sig in sketches.schemes:
-        banding = lsh_bands(threshold, num_perm)
-        _agree_where_proposed(sketches.n, positions, sig, a, b, banding, agree)
-    proposed = np.flatnonzero(agree >= 0)
+def _ask(bands: _Bands, judge: _Judge, accept, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Whether each pair is a link, as the search of ``bands`` judged (``judge``) and
+    ``accept`` kept them: :attr:`NearGroups.ask`."""
+    left, right = np.minimum(left, right), np.maximum(left, right)
+    estimate = bands.estimates(left, right)
+    at = np.flatnonzero(estimate >= 0)
     keep, similarity = _verified(
-        array,
-        left[proposed],
-        right[proposed],
-        agree[proposed] / num_perm,
-        threshold,
-        slack,
-        sure,
-        shingle_size,
-        threads,
+        judge.array,
+        left[at],
+        right[at],
+        estimate[at],
+        judge.threshold,
+        judge.slack,
+        judge.sure,
+        judge.size,
+        judge.threads,
     )
-    proposed, similarity = proposed[keep], similarity[keep]
-    if accept is not None and len(proposed):
-        proposed = proposed[accept(left[proposed], right[proposed], similarity)]
+    at, similarity = at[keep], similarity[keep]
+    if accept is not None and len(at):
+        at = at[accept(left[at], right[at], similarity)]
     out = np.zeros(len(left), dtype=bool)
-    out[proposed] = True
+    out[at] = True
     return out
-
-
-def _agree_where_proposed(
-    sketches_n: int, positions: np.ndarray, sig: np.ndarray, a, b, banding, agree
-) -> None:
-    """Raise ``agree[k]`` to the positions the signatures of texts ``a[k]`` and ``b[k]`` (of
-    ``sketches_n``) agree on in one scheme (its texts at ``positions``, their signatures
-    ``sig``), where both texts have one and share a band key."""
-    row = np.full(sketches_n, -1, dtype=np.int64)
-    row[positions] = np.arange(len(positions))
-    both = np.flatnonzero((row[a] >= 0) & (row[b] >= 0))
-    keys = _all_band_keys(sig, *banding)
-    share = both[(keys[:, row[a[both]]] == keys[:, row[b[both]]]).any(axis=0)]
-    found = _agreeing_positions(sig, row[a[share]], row[b[share]])
-    agree[share] = np.maximum(agree[share], found)
 
 
 class _GroupSearch:
@@ -591,9 +551,12 @@ class _GroupSearch:
             both = self.within[left] & self.within[right]
             kernels.join(self.inner, left[both], right[both])
         if not self.skipping:
+            room = len(left) if self.kept is None else self.kept - self.count
+            if len(left) > room:  # the budget is reached: keep its first links, then skip
+                left, right, similarity = left[:room], right[:room], similarity[:room]
+                self.skipping = True
             self.links.append((left, right, similarity))
             self.count += len(left)
-            self.skipping = self.kept is not None and self.count > self.kept
 
     def result(self) -> NearGroups:
         kernels.roots(self.parent)
@@ -654,55 +617,79 @@ class _Judge:
         self.search.link(left[keep], right[keep], similarity[keep])
 
 
-def _proposals(sketches: Sketches, bands: int, rows: int, unjoined, threads: int | None = None):
-    """The candidate pairs of :meth:`Sketches.candidates` in batches, each pair once, as
-    (left, right, estimate) with left < right positions: band by band and scheme by scheme,
-    each pair from the first band that proposes it (:func:`kernels.first_proposals`), and only
-    those that ``unjoined`` keeps (a function of left and right positions).
+class _Bands:
+    """Every band's keys and every row's rank in its buckets, for both signature schemes of
+    ``sketches`` (12 bytes per row and band), held to say which bands propose a pair: a band
+    proposes the rows of a bucket whose ranks are at most ``_MAX_BUCKET_WINDOW`` apart
+    (:func:`_bucket_neighbours`)."""
 
-    Every band's keys and every row's rank in its buckets are held (12 bytes per row and band)
-    to say which bands propose a pair: a band proposes the rows of a bucket whose ranks are at
-    most ``_MAX_BUCKET_WINDOW`` apart (:func:`_bucket_neighbours`)."""
-    num_perm = sketches.short_sig.shape[1]
-    schemes = [(positions, sig) for positions, sig in sketches.schemes]
-    # Laid out row by row: first_proposals reads a pair's keys and ranks of every band.
-    keys = [_all_band_keys(sig, bands, rows, threads, by_row=True) for _, sig in schemes]
-    ranks = [_bucket_ranks(k, threads) for k in keys]
-    row_of = []
-    for positions, _ in schemes:
-        row = np.full(sketches.n, -1, dtype=np.int64)
-        row[positions] = np.arange(len(positions))
-        row_of.append(row)
-    for s, (positions, sig) in enumerate(schemes):
-        o = 1 - s
-        other = (keys[o], ranks[o], row_of[o], o < s)
+    def __init__(self, sketches: Sketches, bands: int, rows: int, threads: int | None = None):
+        self.n, self.num_perm = sketches.n, sketches.short_sig.shape[1]
+        self.schemes = list(sketches.schemes)
+        # Laid out row by row: first_proposals reads a pair's keys and ranks of every band.
+        self.keys = [
+            _all_band_keys(sig, bands, rows, threads, by_row=True) for _, sig in self.schemes
+        ]
+        self.ranks = [_bucket_ranks(k, threads) for k in self.keys]
+        self.row_of = []
+        for positions, _ in self.schemes:
+            row = np.full(sketches.n, -1, dtype=np.int64)
+            row[positions] = np.arange(len(positions))
+            self.row_of.append(row)
 
-        def first(a, b, kind, s=s, positions=positions, other=other, band=0):
-            kernels.first_proposals(
-                keys[s], ranks[s], band, a, b, positions, other, _MAX_BUCKET_WINDOW, kind
-            )
+    def proposals(self, unjoined, threads: int | None = None):
+        """The candidate pairs of :meth:`Sketches.candidates` in batches, each pair once, as
+        (left, right, estimate) with left < right positions: band by band and scheme by
+        scheme, each pair from the first band that proposes it
+        (:func:`kernels.first_proposals`), and only those that ``unjoined`` keeps (a function
+        of left and right positions)."""
+        keys, ranks, row_of = self.keys, self.ranks, self.row_of
+        for s, (positions, sig) in enumerate(self.schemes):
+            o = 1 - s
+            other = (keys[o], ranks[o], row_of[o], o < s)
 
-        for band in range(bands):
-            found = _bucket_neighbours(keys[s][band])
-            if not found:
-                continue
-            i, j = (np.concatenate([pair[k] for pair in found]) for k in range(2))
-            for lo in range(0, len(i), _PROPOSAL_CHUNK):
-                a, b = i[lo : lo + _PROPOSAL_CHUNK], j[lo : lo + _PROPOSAL_CHUNK]
-                kind = np.empty(len(a), dtype=np.int8)
-                _by_pairs(functools.partial(first, band=band), a, b, kind, threads)
-                new = np.flatnonzero(kind)
-                left, right = positions[a[new]], positions[b[new]]
-                apart = unjoined(left, right)
-                new, left, right = new[apart], left[apart], right[apart]
-                agree = _agreeing_positions(sig, a[new], b[new], threads)
-                twice = np.flatnonzero(kind[new] == 2)
-                if len(twice):
-                    theirs = _agreeing_positions(
-                        schemes[o][1], row_of[o][left[twice]], row_of[o][right[twice]], threads
-                    )
-                    agree[twice] = np.maximum(agree[twice], theirs)
-                yield left, right, agree / num_perm
+            def first(a, b, kind, s=s, positions=positions, other=other, band=0):
+                kernels.first_proposals(
+                    keys[s], ranks[s], band, a, b, positions, other, _MAX_BUCKET_WINDOW, kind
+                )
+
+            for band in range(keys[s].shape[0]):
+                found = _bucket_neighbours(keys[s][band])
+                if not found:
+                    continue
+                i, j = (np.concatenate([pair[k] for pair in found]) for k in range(2))
+                for lo in range(0, len(i), _PROPOSAL_CHUNK):
+                    a, b = i[lo : lo + _PROPOSAL_CHUNK], j[lo : lo + _PROPOSAL_CHUNK]
+                    kind = np.empty(len(a), dtype=np.int8)
+                    _by_pairs(functools.partial(first, band=band), a, b, kind, threads)
+                    new = np.flatnonzero(kind)
+                    left, right = positions[a[new]], positions[b[new]]
+                    apart = unjoined(left, right)
+                    new, left, right = new[apart], left[apart], right[apart]
+                    agree = _agreeing_positions(sig, a[new], b[new], threads)
+                    twice = np.flatnonzero(kind[new] == 2)
+                    if len(twice):
+                        theirs = _agreeing_positions(
+                            self.schemes[o][1], row_of[o][left[twice]], row_of[o][right[twice]]
+                        )
+                        agree[twice] = np.maximum(agree[twice], theirs)
+                    yield left, right, agree / self.num_perm
+
+    def estimates(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Each pair's MinHash estimate, the higher of the schemes that propose it, as
+        :meth:`proposals` gives it; -1 where no band of either scheme proposes the pair."""
+        agree = np.full(len(left), -1, dtype=np.int64)
+        for (_, sig), keys, ranks, row in zip(
+            self.schemes, self.keys, self.ranks, self.row_of, strict=True
+        ):
+            both = np.flatnonzero((row[left] >= 0) & (row[right] >= 0))
+            a, b = row[left[both]], row[right[both]]
+            proposed = np.empty(len(both), dtype=bool)
+            kernels.proposed_anywhere(keys, ranks, a, b, _MAX_BUCKET_WINDOW, proposed)
+            at = both[proposed]
+            found = _agreeing_positions(sig, a[proposed], b[proposed])
+            agree[at] = np.maximum(agree[at], found)
+        return np.where(agree >= 0, agree / self.num_perm, -1.0)
 
 
 def _bucket_ranks(keys: np.ndarray, threads: int | None = None) -> np.ndarray:

@@ -440,6 +440,19 @@ def first_proposals(keys, ranks, band, left, right, positions, other, window, ou
         out[k] = new
 
 
+@njit(cache=True, nogil=True)
+def proposed_anywhere(keys, ranks, left, right, window, out):
+    """Whether any band of ``keys`` and ``ranks`` (bands, rows) pairs rows ``left[k]`` and
+    ``right[k]`` (:func:`first_proposals`' rule)."""
+    for k in range(len(left)):
+        found = False
+        for b in range(keys.shape[0]):
+            if _proposed(keys, ranks, b, left[k], right[k], window):
+                found = True
+                break
+        out[k] = found
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _root(parent, i):
     """The root of ``i`` in a union-find forest, halving the path on the way."""

@@ -511,6 +511,14 @@ def _planted_sketches(seed):
     big = rng.choice(len(short), 150, replace=False)
     sigs[0][big, 4:8] = 7
     sigs[0][big[::2], 8:12] = 9
+    # Pairs of texts both schemes sign, sharing a band in one scheme or in both.
+    both = rng.permutation(np.intersect1d(short, long))[:120].reshape(-1, 2)
+    for k, (i, j) in enumerate(both):
+        for scheme, positions in enumerate((short, long)):
+            if k % 3 == scheme:
+                continue  # k % 3 == 2: both schemes
+            a, b = np.searchsorted(positions, [i, j])
+            sigs[scheme][b, :8] = sigs[scheme][a, :8]
     return dedup.Sketches(n, short, sigs[0], long, sigs[1])
 
 
@@ -525,13 +533,22 @@ def test_proposals_give_each_candidate_once_with_its_estimate(seed):
     def everything(a, b):
         return np.ones(len(a), dtype=bool)
 
-    parts = list(dedup._proposals(sketches, 4, 4, everything))
+    bands = dedup._Bands(sketches, 4, 4)
+    parts = list(bands.proposals(everything))
     got_left, got_right, got_estimate = (np.concatenate([p[k] for p in parts]) for k in range(3))
     order = np.lexsort((got_right, got_left))
     assert len(left) > 1_000
     assert got_left[order].tolist() == left.tolist()
     assert got_right[order].tolist() == right.tolist()
     assert got_estimate[order].tolist() == estimate.tolist()
+    # Asked pair by pair: the same estimates, and none for pairs no band proposes.
+    assert bands.estimates(left, right).tolist() == estimate.tolist()
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, sketches.n, 2_000), rng.integers(0, sketches.n, 2_000)
+    codes = set((left * sketches.n + right).tolist())
+    a, b = np.minimum(a, b)[a != b], np.maximum(a, b)[a != b]
+    unproposed = np.array([i * sketches.n + j not in codes for i, j in zip(a, b, strict=True)])
+    assert (bands.estimates(a[unproposed], b[unproposed]) == -1).all()
 
 
 def _mixed_corpus(seed):
@@ -556,10 +573,12 @@ def test_groups_are_the_components_of_the_pairs_whatever_the_budget(seed):
     assert (groups.labels == expected).all()
     for field in ("left", "right", "similarity"):
         assert getattr(groups.links, field).tolist() == getattr(pairs, field).tolist()
-    # Over the budget from the first link: pairs already in one group are not judged.
-    skipping = dedup.near_duplicate_groups(texts, threshold=0.6, kept=0)
+    # Over the budget from the sixth link: pairs already in one group are not judged, and
+    # only the first five links are kept.
+    skipping = dedup.near_duplicate_groups(texts, threshold=0.6, kept=5)
     assert not skipping.complete and (skipping.labels == expected).all()
-    assert 0 < len(skipping.links) < len(pairs)
+    assert len(skipping.links) == 5 and len(pairs) > 5
+    assert dedup.near_duplicate_groups(texts, threshold=0.6, kept=len(pairs)).complete
     assert len(np.unique(expected)) < len(texts) - 50  # groups of several texts
 
 
@@ -583,28 +602,35 @@ def test_groups_within_a_mask_and_through_accept_are_those_of_the_kept_links():
     assert (groups.links.similarity >= 0.75).all()
 
 
-def test_linked_asks_one_pair_what_the_search_says_of_it():
-    texts = _mixed_corpus(3)
-    groups = dedup.near_duplicate_groups(texts, threshold=0.6)
-    links = set(zip(groups.links.left.tolist(), groups.links.right.tolist(), strict=True))
-    # Every pair of texts of one group: linked or only through others.
+def _with_a_crowd(seed):
+    """The mixed corpus and 150 distinct texts differing by one word at their end: band
+    buckets far over the 64-neighbour window, where the search pairs a text only with its
+    nearest 64 on each side."""
+    texts = _mixed_corpus(seed).to_pylist()
+    rng = random.Random(seed)
+    base = " ".join(rng.choice(WORDS) for _ in range(40))
+    return dedup.comparable(texts + [f"{base} {w}{k}" for k, w in enumerate(WORDS * 2)][:150])
+
+
+def test_past_the_budget_ask_says_of_each_pair_what_the_search_says():
+    texts = _with_a_crowd(3)
+    whole = dedup.near_duplicate_groups(texts, threshold=0.6)
+    assert whole.complete and whole.ask is None
+    links = set(zip(whole.links.left.tolist(), whole.links.right.tolist(), strict=True))
+    skipping = dedup.near_duplicate_groups(texts, threshold=0.6, kept=10)
+    assert not skipping.complete and len(skipping.links) == 10
+    # Every pair of texts of one group: linked, or only through others (the crowd's far ends).
     left, right = [], []
-    for label in np.unique(groups.labels):
-        members = np.flatnonzero(groups.labels == label)
+    for label in np.unique(whole.labels):
+        members = np.flatnonzero(whole.labels == label)
         for k, i in enumerate(members):
-            for j in members[k + 1 :]:
-                left.append(i)
-                right.append(j)
+            left += [i] * (len(members) - k - 1)
+            right += members[k + 1 :].tolist()
     left, right = np.array(left), np.array(right)
     truth = np.array([(i, j) in links for i, j in zip(left, right, strict=True)])
-    assert truth.sum() > 20 and (~truth).sum() > 20
-    got = dedup.linked(texts, left, right, threshold=0.6)
-    assert got.tolist() == truth.tolist()
-
-    def nothing(left, right, similarity):
-        return np.zeros(len(left), dtype=bool)
-
-    assert not dedup.linked(texts, left, right, threshold=0.6, accept=nothing).any()
+    assert truth.sum() > 5_000 and (~truth).sum() > 500
+    assert skipping.ask(left, right).tolist() == truth.tolist()
+    assert skipping.ask(right, left).tolist() == truth.tolist()  # either order
 
 
 @settings(max_examples=100, deadline=None)

@@ -70,7 +70,7 @@ class ResponseLinks:
     near: np.ndarray  # the first position of each response's component over all the links
     codes: np.ndarray  # sorted `low * 2n + high` of the linked exact groups' first positions
     # When the search kept only some links (dedup.near_duplicate_groups), whether two first
-    # positions are linked, asked of each pair (dedup.linked); None when `codes` has them all.
+    # positions are linked, asked of each pair (NearGroups.ask); None when `codes` has them all.
     check: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def direct(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -365,11 +365,13 @@ class DuplicationValidator(Validator):
         labels[firsts], inner[firsts] = firsts[found.labels], firsts[found.within]
         left, right = firsts[found.links.left], firsts[found.links.right]
         check = None
-        if not found.complete:
+        if found.ask is not None:
 
             def check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-                at = np.searchsorted(firsts, [np.minimum(a, b), np.maximum(a, b)])
-                return dedup.linked(comparable, *at, **self._search_settings(), accept=accept)
+                # Responses of the searched pairs, so among `firsts` (any other: not linked).
+                at = np.minimum(np.searchsorted(firsts, [a, b]), len(firsts) - 1)
+                searched = (firsts[at[0]] == a) & (firsts[at[1]] == b)
+                return searched & found.ask(*at)
 
         links = ResponseLinks(exact, labels[exact], np.sort(left * 2 * n + right), check)
         return inner[exact], exact, links
@@ -824,7 +826,7 @@ def _best(kind, similarity, match, label, left, right, values) -> None:
 
 def _examples(
     edges: dedup.SimilarPairs, prompts: pd.Series, compared: pd.Series
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The nearly identical prompt pairs worth a look, closest to the threshold first, and a
     count of the near-duplicate links: all of them, those judged, and those judged not
     nearly identical because a word of one is replaced by a different word (:func:`light_edit`).

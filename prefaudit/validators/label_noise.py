@@ -755,7 +755,7 @@ def _scored_beyond(
 
 def _cross_fitted(
     features, folds: int, regularization: float, seed: int, nuisance: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold P(flipped) of each pair: a logistic model without intercept on the pair's
     antisymmetric features (each pair in a random orientation), trained on the other folds;
     and each fold's model as weights of the unscaled features (one column per fold).
@@ -774,7 +774,7 @@ def _cross_fitted(
     out = np.full(n, np.nan)
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(np.arange(n)))
 
-    def scores(fitted, scored, train: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    def scores(fitted, scored, train, inverse) -> tuple[np.ndarray, np.ndarray]:
         model = LogisticRegression(C=regularization, fit_intercept=False, max_iter=1000)
         model.fit(fitted, labels[train])
         model.coef_[:, nuisance] = 0.0

@@ -412,3 +412,25 @@ def test_flags_are_the_same_when_the_links_outgrow_the_budget(alpaca_dev_file, m
     for kind in ("near_duplicate", "contradiction"):
         assert whole.flags[kind].sum() >= 15, kind
     assert whole.metrics["duplication/response_copies"] >= 10
+
+
+def test_flags_are_the_same_past_the_budget_with_a_crowd_of_near_copies(monkeypatch):
+    """Built in code (no shared data): 80 pairs whose responses are one text with a word
+    changed (band buckets over the 64-neighbour window), their prompts related, half of them
+    swapped; the budget path asks the search's own keys whether two responses are linked."""
+    from prefaudit import dedup
+
+    answer = " ".join(f"word{k % 23} step{k % 7}" for k in range(30))
+    other = " ".join(f"term{k % 19} part{k % 5}" for k in range(30))
+    rows = []
+    for k in range(80):
+        chosen, rejected = f"{answer} detail{k}", f"{other} detail{k}"
+        prompt = f"Explain the process for item {k} in the shared setting please"
+        rows.append((prompt, rejected, chosen) if k % 2 else (prompt, chosen, rejected))
+    whole, _ = _run(rows, semantic=False)
+    monkeypatch.setattr(dedup, "_KEPT_LINKS", 0)
+    budget, _ = _run(rows, semantic=False)
+    assert budget.info["near_duplicate_prompt_links"]["complete"] is False
+    assert budget.flags.equals(whole.flags)
+    assert budget.metrics == whole.metrics
+    assert whole.flags["contradiction"].sum() > 0

@@ -460,16 +460,17 @@ def test_each_fold_model_as_weights_scores_its_test_rows_as_it_did(dense):
         assert np.allclose(again, flipped[test], rtol=0, atol=1e-6)
 
 
-def test_past_the_fitting_budget_a_sample_is_fitted_and_every_pair_scored(monkeypatch):
+@pytest.mark.parametrize("embedder", [None, WordEmbedder()], ids=["hashed-words", "embeddings"])
+def test_past_the_fitting_budget_a_sample_is_fitted_and_every_pair_scored(monkeypatch, embedder):
     from sklearn.metrics import roc_auc_score
 
     from prefaudit.validators import label_noise
 
     pairs, flips = _planted(n=900, flipped=0.1, seed=2)
-    whole = LabelNoiseValidator().run(AuditContext(pairs, embedder=None))
+    whole = LabelNoiseValidator().run(AuditContext(pairs, embedder=embedder))
     monkeypatch.setattr(label_noise, "_FIT_PAIRS", 450)
     monkeypatch.setattr(label_noise, "_SCORED_BLOCK", 100)
-    sampled = LabelNoiseValidator().run(AuditContext(pairs, embedder=None))
+    sampled = LabelNoiseValidator().run(AuditContext(pairs, embedder=embedder))
     assert whole.info["model_fitted_pairs"] == 900
     assert sampled.info["model_fitted_pairs"] == 450
     scores = sampled.flags["noise_score"].to_numpy()
