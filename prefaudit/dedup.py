@@ -465,7 +465,7 @@ def near_duplicate_groups(
     ...          "the cat sat on a mat, today", "a completely different sentence"]
     >>> groups = near_duplicate_groups(texts, threshold=0.6)
     >>> groups.labels.tolist(), groups.links.left.tolist(), groups.links.right.tolist()
-    ([0, 0, 0, 3], [0, 0, 1], [1, 2, 2])
+    ([0, 0, 0, 3], [0, 1], [1, 2])
     """
     array = kernels.large_strings(texts)
     settings = dict(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, seed=seed)
