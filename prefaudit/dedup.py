@@ -43,7 +43,6 @@ candidates; rensa (Rust) does them natively and flags texts that share a band, w
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -423,12 +422,15 @@ class NearGroups:
     labels: np.ndarray  # each text's group, named by its smallest position
     within: np.ndarray | None  # the same over the links between texts of ``within`` only
     links: SimilarPairs  # the links found (left < right, by pair): all of them when complete
-    # False when the links outgrew the budget: from then on, pairs already in one group were
-    # not judged and no more links were kept (the groups are the same either way).
-    complete: bool
-    # When not complete: whether pairs of texts (left, right positions) are links, asked of
-    # each pair with the search's own band keys and ranks (the answer the search would give).
+    # When the links outgrew the budget (from then on, pairs already in one group were not
+    # judged and no more links were kept; the groups are the same either way): whether pairs
+    # of texts (left, right positions) are links, asked of each pair with the search's own
+    # band keys and ranks (the answer the search would give). None: `links` has them all.
     ask: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.ask is None
 
 
 def near_duplicate_groups(
@@ -458,8 +460,9 @@ def near_duplicate_groups(
     in one group already is skipped, which leaves the groups as they are. ``accept``: a
     function of (left, right, similarity) arrays saying which links to keep (the validator's
     rule for short texts). ``within``: a mask of texts whose groups over the links among them
-    alone are wanted too. Past the budget, ``ask`` says whether given pairs are links. ``kept``: the budget of links (``_KEPT_LINKS`` when None).
-    ``candidates``: as for :func:`near_duplicate_pairs` (then every link is kept).
+    alone are wanted too. ``kept``: the budget of links (``_KEPT_LINKS`` when None); past it,
+    ``ask`` says whether given pairs are links. ``candidates``: as for
+    :func:`near_duplicate_pairs` (then every link is kept).
 
     >>> texts = ["the cat sat on the mat today", "the cat sat on the mat, today",
     ...          "the cat sat on a mat, today", "a completely different sentence"]
@@ -468,8 +471,10 @@ def near_duplicate_groups(
     ([0, 0, 0, 3], [0, 1], [1, 2])
     """
     array = kernels.large_strings(texts)
-    settings = dict(threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, seed=seed)
     if candidates is not None:
+        settings = dict(
+            threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, seed=seed
+        )
         found = near_duplicate_pairs(
             texts, **settings, threads=threads, slack=slack, sure=sure, candidates=candidates
         )
@@ -483,11 +488,7 @@ def near_duplicate_groups(
     for left, right, estimate in bands.proposals(search.unjoined, threads):
         judge(left, right, estimate)
     judge.flush()
-    found = search.result()
-    if found.complete:
-        return found
-    ask = functools.partial(_ask, bands, judge, accept)
-    return dataclasses.replace(found, ask=ask)
+    return search.result(functools.partial(_ask, bands, judge, accept) if search.skipping else None)
 
 
 def _ask(bands: _Bands, judge: _Judge, accept, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -496,17 +497,7 @@ def _ask(bands: _Bands, judge: _Judge, accept, left: np.ndarray, right: np.ndarr
     left, right = np.minimum(left, right), np.maximum(left, right)
     estimate = bands.estimates(left, right)
     at = np.flatnonzero(estimate >= 0)
-    keep, similarity = _verified(
-        judge.array,
-        left[at],
-        right[at],
-        estimate[at],
-        judge.threshold,
-        judge.slack,
-        judge.sure,
-        judge.size,
-        judge.threads,
-    )
+    keep, similarity = judge.verified(left[at], right[at], estimate[at])
     at, similarity = at[keep], similarity[keep]
     if accept is not None and len(at):
         at = at[accept(left[at], right[at], similarity)]
@@ -558,7 +549,8 @@ class _GroupSearch:
             self.links.append((left, right, similarity))
             self.count += len(left)
 
-    def result(self) -> NearGroups:
+    def result(self, ask=None) -> NearGroups:
+        """The groups and links found; ``ask``: :attr:`NearGroups.ask`, when skipping."""
         kernels.roots(self.parent)
         if self.inner is not None:
             kernels.roots(self.inner)
@@ -570,7 +562,7 @@ class _GroupSearch:
         links = SimilarPairs(
             left[order].astype(np.int64), right[order].astype(np.int64), similarity[order]
         )
-        return NearGroups(self.parent, self.inner, links, not self.skipping)
+        return NearGroups(self.parent, self.inner, links, ask)
 
 
 class _Judge:
@@ -603,7 +595,12 @@ class _Judge:
         self.doubt, self.waiting = [], 0
         apart = self.search.unjoined(left, right)
         left, right, estimate = left[apart], right[apart], estimate[apart]
-        keep, similarity = _verified(
+        keep, similarity = self.verified(left, right, estimate)
+        self.search.link(left[keep], right[keep], similarity[keep])
+
+    def verified(self, left, right, estimate) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_verified` with this search's settings."""
+        return _verified(
             self.array,
             left,
             right,
@@ -614,7 +611,6 @@ class _Judge:
             self.size,
             self.threads,
         )
-        self.search.link(left[keep], right[keep], similarity[keep])
 
 
 class _Bands:
