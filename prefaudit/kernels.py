@@ -489,6 +489,32 @@ def roots(parent):
 
 
 @njit(cache=True, nogil=True)
+def block_cuts(left, right, length, limit, seen):
+    """Where to cut the pairs ``(left[k], right[k])``, in their order, into blocks whose
+    distinct texts hold at most ``limit`` bytes (``length`` of each text; a block holds one
+    pair at least). ``seen``: -1 for every text (scratch)."""
+    cuts = np.empty(len(left), dtype=np.int64)
+    m = 0
+    block = 0
+    held = 0
+    for k in range(len(left)):
+        i, j = left[k], right[k]
+        add = (length[i] if seen[i] != block else 0) + (
+            length[j] if seen[j] != block and j != i else 0
+        )
+        if add and held and held + add > limit:
+            cuts[m] = k
+            m += 1
+            block += 1
+            add = length[i] + (length[j] if j != i else 0)
+            held = 0
+        seen[i] = block
+        seen[j] = block
+        held += add
+    return cuts[:m]
+
+
+@njit(cache=True, nogil=True)
 def jaccard(hashes, offsets, left, right, out):
     """Exact Jaccard similarity of the sorted distinct shingle runs of each pair (0 when both
     are empty): one merge of the two runs per pair."""

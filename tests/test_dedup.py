@@ -674,6 +674,20 @@ def test_exact_checks_in_blocks_of_bounded_text_change_nothing(monkeypatch):
     blocks = list(dedup._check_blocks(texts, whole.left, whole.right))
     assert len(blocks) > 10
     assert sorted(np.concatenate(blocks).tolist()) == list(range(len(whole)))
+    length = np.diff(kernels.string_buffers(kernels.large_strings(texts))[0])
+    for block in blocks:  # a block's distinct texts hold at most the bound, or it is one pair
+        involved = np.unique(np.r_[whole.left[block], whole.right[block]])
+        assert length[involved].sum() <= 2_000 or len(block) == 1
     blocked = dedup.near_duplicate_pairs(texts, threshold=0.6)
     for field in ("left", "right", "similarity"):
         assert getattr(blocked, field).tolist() == getattr(whole, field).tolist()
+
+
+def test_block_cuts_bound_the_distinct_texts_of_each_block():
+    left, right = np.array([0, 0, 1, 2, 3, 3]), np.array([1, 1, 0, 3, 4, 0])
+    length = np.array([10, 10, 10, 10, 10])
+    seen = np.full(5, -1, dtype=np.int64)
+    # {0,1} (20 bytes) for three pairs, {2,3}, then {3,4} fits 30 bytes, {0} does not
+    assert kernels.block_cuts(left, right, length, 30, seen).tolist() == [3, 5]
+    seen[:] = -1  # each new text past the bound, but a pair adding none stays
+    assert kernels.block_cuts(left, right, length, 5, seen).tolist() == [3, 4, 5]
