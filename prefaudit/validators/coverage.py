@@ -21,6 +21,11 @@ _SILHOUETTE_SAMPLE = 2_000  # prompts the choice of k is made on
 _K_GRID = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)  # the k tried, up to max_clusters
 _NAMING_SAMPLE = 20_000  # prompts the cluster names are computed from (seeded sample beyond)
 _LANGUAGE_SAMPLE = 1_000  # prompts whose language is detected (a seeded sample beyond that)
+# Prompts the TF-IDF space's LSA (100 directions) is fitted on, a seeded sample beyond that;
+# every prompt is then projected. At a million prompts the fit on all took most of coverage's
+# time and its peak memory.
+_LSA_FIT_ROWS = 200_000
+_LSA_BLOCK = 100_000  # prompts projected at a time
 
 
 class CoverageValidator(Validator):
@@ -365,18 +370,34 @@ class _TfidfSpace:
         # LSA only where it helps: small sets cluster better on the raw (sparse) words.
         large = matrix.shape[0] > 500 and matrix.shape[1] > 200
         self.svd = TruncatedSVD(100, random_state=0) if large else None
-        self.vectors = self._reduce(matrix, fit=True)
+        if self.svd is not None and matrix.shape[0] > _LSA_FIT_ROWS:
+            rows = np.random.default_rng(0).choice(matrix.shape[0], _LSA_FIT_ROWS, replace=False)
+            self.svd.fit(matrix[np.sort(rows)])
+            self.vectors = self._reduce(matrix, fit=False)
+        else:
+            self.vectors = self._reduce(matrix, fit=True)
 
     def transform(self, texts: list[str]) -> np.ndarray:
         return self._reduce(self.vectorizer.transform(texts), fit=False)
 
     def _reduce(self, matrix, fit: bool) -> np.ndarray:
-        if self.svd is not None:
-            dense = self.svd.fit_transform(matrix) if fit else self.svd.transform(matrix)
-        else:
-            dense = matrix.toarray()
-        norms = np.linalg.norm(dense, axis=1, keepdims=True)
-        return (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
+        if self.svd is None:
+            return _unit(matrix.toarray())
+        if fit:
+            return _unit(self.svd.fit_transform(matrix))
+        return np.concatenate(
+            [
+                _unit(self.svd.transform(matrix[lo : lo + _LSA_BLOCK]))
+                for lo in range(0, matrix.shape[0], _LSA_BLOCK)
+            ]
+            or [np.zeros((0, self.svd.n_components), dtype=np.float32)]
+        )
+
+
+def _unit(dense: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    return (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
 
 
 def _pieces(text: str) -> list[str]:

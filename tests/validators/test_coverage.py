@@ -184,3 +184,33 @@ def test_tfidf_space_equals_scikit_learns_vectorizer_bit_for_bit(hh_file, alpaca
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         expected = (dense / np.where(norms > 0, norms, 1)).astype(np.float32)
         assert np.array_equal(found, expected)
+
+
+def test_past_the_lsa_budget_the_space_is_fitted_on_a_sample_and_topics_still_separate(
+    monkeypatch,
+):
+    from sklearn.decomposition import TruncatedSVD
+
+    from prefaudit.validators import coverage
+
+    rng = np.random.default_rng(0)
+    topics = [[f"{name}{i}" for i in range(80)] for name in ("bake", "engine", "garden", "tax")]
+    prompts = [
+        " ".join(rng.choice(topics[t], 8)) + f" {k}" for k in range(300) for t in range(4)
+    ]
+    fitted_rows = []
+    fit = TruncatedSVD.fit
+
+    def recorded(self, matrix, *args, **kwargs):
+        fitted_rows.append(matrix.shape[0])
+        return fit(self, matrix, *args, **kwargs)
+
+    monkeypatch.setattr(TruncatedSVD, "fit", recorded)
+    monkeypatch.setattr(coverage, "_LSA_FIT_ROWS", 400)
+    monkeypatch.setattr(coverage, "_LSA_BLOCK", 250)  # projected in blocks too
+    result = _run(prompts, clusters=4)
+    assert fitted_rows == [400]  # 400 of the 1,200 prompts
+    labels = result.flags["cluster"].to_numpy()
+    # every topic is one cluster, and no cluster holds two topics
+    assert all(len(set(labels[t::4])) == 1 for t in range(4))
+    assert len(set(labels)) == 4
