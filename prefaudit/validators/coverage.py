@@ -582,7 +582,10 @@ def _languages(prompts: pd.Series, seed: int):
     detector = (
         LanguageDetectorBuilder.from_all_languages().with_minimum_relative_distance(0.1).build()
     )
-    found = detector.detect_languages_in_parallel_of([t[:1000] for t in texts])
+    try:
+        found = detector.detect_languages_in_parallel_of([t[:1000] for t in texts])
+    finally:  # lingua holds its models (~1 GB) process-wide until told otherwise
+        detector.unload_language_models()
     codes = pd.Series([f.iso_code_639_1.name.lower() if f else "unknown" for f in found])
     shares = codes.value_counts(normalize=True)
     return {str(k): float(v) for k, v in shares.items()}, len(texts)
