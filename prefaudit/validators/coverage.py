@@ -26,6 +26,10 @@ _LANGUAGE_SAMPLE = 1_000  # prompts whose language is detected (a seeded sample 
 # time and its peak memory.
 _LSA_FIT_ROWS = 200_000
 _LSA_BLOCK = 100_000  # prompts projected at a time
+# From this many distinct prompts lingua's models (~0.6 GB resident, held process-wide) are
+# given back after use: there the audit's memory matters, and reloading them (~4.5 s) in a
+# later audit of the same process is small beside it; below, later audits reuse them.
+_LANGUAGE_MODELS_FREED_FROM = 200_000
 
 
 class CoverageValidator(Validator):
@@ -124,11 +128,12 @@ class CoverageValidator(Validator):
         pairs = context.pairs
         self.silhouettes_: dict[int, float] = {}  # k -> silhouette, when k was chosen
         codes, distinct = pd.factorize(pairs["prompt"])
-        vectors, representation = self._vectors(context, list(distinct), codes)
+        texts = list(distinct)  # once: a million prompts are a million Python strings
+        vectors, representation = self._vectors(context, texts, codes)
         labels, k = self._cluster(vectors)
         pair_labels = labels[codes] if len(codes) else np.zeros(0, dtype=int)
-        names = _name_clusters(list(distinct), labels, k, seed=self.seed)
-        representatives = _representatives(vectors, labels, k, list(distinct))
+        names = _name_clusters(texts, labels, k, seed=self.seed)
+        representatives = _representatives(vectors, labels, k, texts)
         counts = np.bincount(pair_labels, minlength=k) if k else np.zeros(0, dtype=int)
         balance = _balance(counts)
 
@@ -151,6 +156,7 @@ class CoverageValidator(Validator):
         }
         info: dict[str, Any] = {
             "representation": representation,
+            "lsa_fitted_prompts": self._space.fitted if self._space is not None else None,
             "clusters": sorted(clusters, key=lambda c: -c["pairs"]),
             "smallest_clusters": sorted(clusters, key=lambda c: c["pairs"])[:5],
             "map": _map(vectors, labels, self.seed),
@@ -162,9 +168,7 @@ class CoverageValidator(Validator):
         shape_metrics, shape_info = self._shape(context, pairs)
         metrics.update(shape_metrics)
         info.update(shape_info)
-        gap_metrics, gap_info = self._reference_gap(
-            context, vectors, representation, list(distinct)
-        )
+        gap_metrics, gap_info = self._reference_gap(context, vectors, representation, texts)
         metrics.update(gap_metrics)
         info.update(gap_info)
         if len(pairs) and "source" in pairs.columns:
@@ -187,12 +191,12 @@ class CoverageValidator(Validator):
         """Unit vectors of the distinct prompts: embeddings, or TF-IDF (LSA) without them."""
         from prefaudit.models.embeddings import EmbeddingsUnavailable
 
+        self._space = None
         if not distinct:
             return np.zeros((0, 2), dtype=np.float32), "none"
         try:
             vectors = context.embeddings("prompt")
             first = np.unique(codes, return_index=True)[1]  # each distinct prompt's first row
-            self._space = None
             return vectors[first], "embeddings"
         except EmbeddingsUnavailable as err:
             note = f"coverage: no embeddings ({err}); topics come from TF-IDF word vectors"
@@ -370,9 +374,13 @@ class _TfidfSpace:
         # LSA only where it helps: small sets cluster better on the raw (sparse) words.
         large = matrix.shape[0] > 500 and matrix.shape[1] > 200
         self.svd = TruncatedSVD(100, random_state=0) if large else None
+        # Prompts the LSA is fitted on (0: none, the raw words are the space): a fixed sample
+        # (seed 0, as the SVD's own) past the budget.
+        self.fitted = matrix.shape[0] if self.svd is not None else 0
         if self.svd is not None and matrix.shape[0] > _LSA_FIT_ROWS:
             rows = np.random.default_rng(0).choice(matrix.shape[0], _LSA_FIT_ROWS, replace=False)
             self.svd.fit(matrix[np.sort(rows)])
+            self.fitted = _LSA_FIT_ROWS
             self.vectors = self._reduce(matrix, fit=False)
         else:
             self.vectors = self._reduce(matrix, fit=True)
@@ -577,6 +585,7 @@ def _languages(prompts: pd.Series, seed: int):
     except ImportError:
         return None
     texts = prompts.drop_duplicates()
+    free = len(texts) >= _LANGUAGE_MODELS_FREED_FROM
     if len(texts) > _LANGUAGE_SAMPLE:
         texts = texts.sample(_LANGUAGE_SAMPLE, random_state=seed)
     detector = (
@@ -584,8 +593,9 @@ def _languages(prompts: pd.Series, seed: int):
     )
     try:
         found = detector.detect_languages_in_parallel_of([t[:1000] for t in texts])
-    finally:  # lingua holds its models (~1 GB) process-wide until told otherwise
-        detector.unload_language_models()
+    finally:
+        if free:
+            detector.unload_language_models()
     codes = pd.Series([f.iso_code_639_1.name.lower() if f else "unknown" for f in found])
     shares = codes.value_counts(normalize=True)
     return {str(k): float(v) for k, v in shares.items()}, len(texts)

@@ -195,8 +195,11 @@ def test_past_the_lsa_budget_the_space_is_fitted_on_a_sample_and_topics_still_se
 
     rng = np.random.default_rng(0)
     topics = [[f"{name}{i}" for i in range(80)] for name in ("bake", "engine", "garden", "tax")]
+    shared = ["how", "do", "i", "best", "help", "today", "question", "please"]
     prompts = [
-        " ".join(rng.choice(topics[t], 8)) + f" {k}" for k in range(300) for t in range(4)
+        " ".join([*rng.choice(topics[t], 6), *rng.choice(shared, 4)]) + f" {k}"
+        for k in range(300)
+        for t in range(4)
     ]
     fitted_rows = []
     fit = TruncatedSVD.fit
@@ -207,10 +210,29 @@ def test_past_the_lsa_budget_the_space_is_fitted_on_a_sample_and_topics_still_se
 
     monkeypatch.setattr(TruncatedSVD, "fit", recorded)
     monkeypatch.setattr(coverage, "_LSA_FIT_ROWS", 400)
-    monkeypatch.setattr(coverage, "_LSA_BLOCK", 250)  # projected in blocks too
+    whole = coverage._TfidfSpace(prompts).vectors  # projected in one block
+    monkeypatch.setattr(coverage, "_LSA_BLOCK", 250)
+    assert np.array_equal(coverage._TfidfSpace(prompts).vectors, whole)  # blocks change nothing
+    fitted_rows.clear()
     result = _run(prompts, clusters=4)
     assert fitted_rows == [400]  # 400 of the 1,200 prompts
+    assert result.info["lsa_fitted_prompts"] == 400
     labels = result.flags["cluster"].to_numpy()
     # every topic is one cluster, and no cluster holds two topics
     assert all(len(set(labels[t::4])) == 1 for t in range(4))
     assert len(set(labels)) == 4
+
+
+@pytest.mark.parametrize("freed_from", [4, 5])
+def test_lingua_models_are_given_back_only_for_large_prompt_sets(monkeypatch, freed_from):
+    import lingua
+
+    from prefaudit.validators import coverage
+
+    unloaded = []
+    detector = type(lingua.LanguageDetectorBuilder.from_all_languages().build())
+    monkeypatch.setattr(detector, "unload_language_models", lambda self: unloaded.append(1))
+    monkeypatch.setattr(coverage, "_LANGUAGE_MODELS_FREED_FROM", freed_from)
+    result = _run([*BREAD[:2], *CARS[:2]], languages=True)  # 4 distinct prompts
+    assert result.metrics["coverage/top_language"] == "en"
+    assert unloaded == ([1] if freed_from <= 4 else [])
