@@ -35,8 +35,8 @@ so the text features and hashed words the audit computes cost what they cost on 
 Distinct strings are not distinct to near-duplicate search, and this data has many near
 copies: a long prompt, as the base or as the one drawn after it, makes most of the shingles
 of every prompt it is in, and each response is its base with two sentences changed. At the
-validator's threshold (Jaccard 0.6 of 5-byte shingles), 74,342 of 100,000 prompts are in
-3,269 groups (the largest 976), with 1.17 million links; 300,000 prompts have 9.5 million.
+validator's threshold (Jaccard 0.6 of 5-byte shingles), about 74,300 of 100,000 prompts are in
+about 3,270 groups (the largest 976), with 1.17 million links; 300,000 prompts have 9.5 million.
 That makes the duplication validator's work grow faster than the pairs (``near_duplicate_groups``
 bounds its memory, not the checks it makes); data without such reuse costs less.
 """

@@ -406,9 +406,10 @@ def _check_blocks(array: pa.Array, left: np.ndarray, right: np.ndarray):
     """The pairs to check exactly, in blocks whose distinct texts hold at most
     ``_CHECK_BYTES`` (their shingle sets take 4 bytes per byte of text): all at once when the
     texts they involve do. Else the texts are ordered so that linked ones sit close
-    (reverse Cuthill-McKee on the pairs' graph), the pairs by their first text in that order,
-    and cut where a block's texts would pass the bound (:func:`kernels.block_cuts`): texts
-    that share many pairs then share blocks, and few are shingled more than once."""
+    (reverse Cuthill-McKee on the pairs' graph), the pairs by the earlier of their two texts
+    in that order, and cut where a block's texts would pass the bound
+    (:func:`kernels.block_cuts`): texts that share many pairs then share blocks, and few are
+    shingled more than once."""
     if not len(left):
         return
     offsets, _ = kernels.string_buffers(array)
