@@ -594,8 +594,9 @@ def _languages(prompts: pd.Series, seed: int):
     try:
         found = detector.detect_languages_in_parallel_of([t[:1000] for t in texts])
     finally:
-        if free:
-            detector.unload_language_models()
+        unload = getattr(detector, "unload_language_models", None)  # any lingua 2.x: guarded
+        if free and unload is not None:
+            unload()
     codes = pd.Series([f.iso_code_639_1.name.lower() if f else "unknown" for f in found])
     shares = codes.value_counts(normalize=True)
     return {str(k): float(v) for k, v in shares.items()}, len(texts)
