@@ -427,8 +427,7 @@ def _check_blocks(array: pa.Array, left: np.ndarray, right: np.ndarray):
     place = np.empty(m, dtype=np.int64)
     place[reverse_cuthill_mckee(graph, symmetric_mode=False)] = np.arange(m)
     order = np.argsort(np.minimum(place[a], place[b]), kind="stable")
-    seen = np.full(m, -1, dtype=np.int64)
-    cuts = kernels.block_cuts(a[order], b[order], length, _CHECK_BYTES, seen)
+    cuts = kernels.block_cuts(a[order], b[order], length, _CHECK_BYTES)
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True):
         yield order[lo:hi]
 

@@ -489,10 +489,11 @@ def roots(parent):
 
 
 @njit(cache=True, nogil=True)
-def block_cuts(left, right, length, limit, seen):
+def block_cuts(left, right, length, limit):
     """Where to cut the pairs ``(left[k], right[k])``, in their order, into blocks whose
     distinct texts hold at most ``limit`` bytes (``length`` of each text; a block holds one
-    pair at least). ``seen``: -1 for every text (scratch)."""
+    pair at least)."""
+    seen = np.full(len(length), -1, dtype=np.int64)  # the last block each text was in
     cuts = np.empty(len(left), dtype=np.int64)
     m = 0
     block = 0

@@ -686,13 +686,12 @@ def test_exact_checks_in_blocks_of_bounded_text_change_nothing(monkeypatch):
 def test_block_cuts_bound_the_distinct_texts_of_each_block():
     left, right = np.array([0, 0, 1, 2, 3, 3]), np.array([1, 1, 0, 3, 4, 0])
     length = np.array([10, 10, 10, 10, 10])
-    seen = np.full(5, -1, dtype=np.int64)
     # blocks {0,1} (three pairs, 20 bytes), {2,3,4} (30 bytes: 3 is there already), {3,0}
-    assert kernels.block_cuts(left, right, length, 30, seen).tolist() == [3, 5]
-    seen[:] = -1  # each new text past the bound, but a pair adding none stays
-    assert kernels.block_cuts(left, right, length, 5, seen).tolist() == [3, 4, 5]
-    seen[:] = -1  # a text paired with itself counts once: {0}, then {1} would make 20 bytes
+    assert kernels.block_cuts(left, right, length, 30).tolist() == [3, 5]
+    # each new text past the bound, but a pair adding none stays
+    assert kernels.block_cuts(left, right, length, 5).tolist() == [3, 4, 5]
+    # a text paired with itself counts once: {0}, then {1} would make 20 bytes
     same = np.array([0, 0, 1])
-    assert kernels.block_cuts(same, same, length, 15, seen).tolist() == [2]
+    assert kernels.block_cuts(same, same, length, 15).tolist() == [2]
     empty = np.zeros(0, dtype=np.int64)
-    assert kernels.block_cuts(empty, empty, length, 30, seen).tolist() == []
+    assert kernels.block_cuts(empty, empty, length, 30).tolist() == []
