@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefaudit import kernels
 from prefaudit.errors import SettingError
@@ -68,6 +69,14 @@ _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, a text meets 64 on
 # Near-duplicate links near_duplicate_groups keeps (24 bytes each) before it stops keeping them
 # and skips the pairs whose texts are in one group already.
 _KEPT_LINKS = 5_000_000
+# Bytes of text up to which ComparableTexts holds the texts normalised; above, it normalises them
+# again as they are read, which costs time for memory. On the million benchmark pairs the
+# exact checks read the prompts (0.65 GB) 11.6 times over; read lazily, their search took
+# 274 s instead of 212-225 s, and the 2,000,000 responses' (1.85 GB) 315-342 s instead of
+# 273-285 s at a peak of 8.0 GiB instead of 9.7 GiB (benchmarks/README, seventh session).
+# Both are held at that size (the 10-minute target); beyond it, the normalised copies
+# would take more than the loaded pairs leave room for.
+_HELD_BYTES = 2 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
 _DOUBT_PAIRS_SKIPPING = 1 << 16  # the same once joined pairs are skipped
@@ -93,13 +102,144 @@ def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
         if rows is None:
             piece = array.slice(start, CHUNK_ROWS)
         else:
-            piece = array.take(pa.array(rows[start : start + CHUNK_ROWS]))
+            piece = _taken(array, rows[start : start + CHUNK_ROWS])
         return normalize(piece, drop_punctuation=True).cast(pa.large_string())
 
     if n <= CHUNK_ROWS:
         return part(0)
     with ThreadPoolExecutor(default_threads()) as pool:
         return _joined(list(pool.map(part, range(0, n, CHUNK_ROWS))))
+
+
+def _taken(array: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``array.take(rows)``, chunk by chunk for a chunked array: Arrow's take of a chunked
+    array joins its chunks first, a copy of every text for each call (41 ms against 0.5 ms
+    for 1,000 rows of a 575 MB column; 1.9 GB copied for the responses of a million pairs)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(array)):
+        raise IndexError(f"rows out of range for {len(array)} texts")
+    if isinstance(array, pa.Array) or array.num_chunks == 1:
+        whole = array if isinstance(array, pa.Array) else array.chunk(0)
+        return whole.take(pa.array(rows, type=pa.int64()))
+    starts = np.cumsum([0] + [len(chunk) for chunk in array.chunks])
+    chunk = np.searchsorted(starts, rows, "right") - 1
+    order = np.argsort(chunk, kind="stable")
+    bounds = np.searchsorted(chunk[order], np.arange(array.num_chunks + 1))
+    parts = [pa.array([], type=array.type)]
+    for k in range(array.num_chunks):
+        at = order[bounds[k] : bounds[k + 1]]
+        if len(at):
+            parts.append(array.chunk(k).take(pa.array(rows[at] - starts[k])))
+    taken = pa.concat_arrays(parts)
+    if (order == np.arange(len(rows))).all():  # rows in order of their chunks
+        return taken
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = np.arange(len(rows))
+    return taken.take(pa.array(inverse))
+
+
+class ComparableTexts:
+    """Texts (``rows`` of them, all when None) as :func:`comparable` makes them (missing ones
+    empty), for the search. Up to ``_HELD_BYTES`` of text before normalising (2 GiB: the
+    2,000,000 responses of the million benchmark pairs are 1.85 GB) they are normalised once
+    and held. Beyond, they are never held all at once: each is normalised when read, once to
+    sign it and again for each exact check, a block of texts at a time. Each text's word
+    count is noted as it is read (:attr:`words`, for rules on short texts).
+
+    >>> c = ComparableTexts(["Hello,  World!!", "skip", "hello world, again"], np.array([0, 2]))
+    >>> len(c), c.read(np.array([1, 0])).to_pylist(), c.words.tolist()
+    (2, ['hello world again', 'hello world'], [2, 3])
+    """
+
+    def __init__(self, texts, rows: np.ndarray | None = None):
+        self._texts = (
+            texts
+            if isinstance(texts, pa.Array | pa.ChunkedArray)
+            else pa.array(texts, type=pa.large_string())
+        )
+        self._rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        raw = pc.fill_null(pc.binary_length(self._texts), 0).to_numpy().astype(np.int64)
+        # Each text's bytes (before normalising until they are held): what chunks and blocks
+        # of texts are cut by.
+        self.lengths = raw if self._rows is None else raw[self._rows]
+        self._words = np.full(len(self.lengths), -1, np.int64)
+        self._counted = False
+        self._held: _Held | None = None
+        if self.lengths.sum() <= _HELD_BYTES:
+            self._held = _Held(self.read(slice(None)))
+            self.lengths = self._held.lengths
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def read(self, at: np.ndarray | slice) -> pa.Array:
+        """The comparable texts at positions ``at`` (an array of positions, or a slice)."""
+        if self._held is not None:
+            return self._held.read(at)
+        if isinstance(at, slice):
+            positions = np.arange(*at.indices(len(self)))
+        else:
+            positions = np.asarray(at, dtype=np.int64)
+        rows = positions if self._rows is None else self._rows[positions]
+        normal = kernels.large_strings(comparable(self._texts, rows))
+        spaces = pc.fill_null(pc.count_substring(normal, " "), 0).to_numpy(zero_copy_only=False)
+        self._words[positions] = spaces + 1
+        return normal
+
+    def spans(self, at: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The UTF-8 bytes of the texts at ``at`` and where each begins and ends in them."""
+        if self._held is not None:
+            return self._held.spans(at)
+        offsets, data = kernels.string_buffers(self.read(at))
+        return data, offsets[:-1], offsets[1:]
+
+    def slice(self, start: int, length: int) -> pa.Array:
+        """The comparable texts ``start`` to ``start + length`` (as ``pa.Array.slice``)."""
+        return self.read(slice(start, start + length))
+
+    @property
+    def words(self) -> np.ndarray:
+        """Each text's word count once normalised (texts not read yet are read for it); a
+        read-only view."""
+        if not self._counted:
+            missing = np.flatnonzero(self._words < 0)
+            for lo in range(0, len(missing), CHUNK_ROWS * 8):
+                self.read(missing[lo : lo + CHUNK_ROWS * 8])
+            self._counted = True
+        view = self._words.view()
+        view.flags.writeable = False
+        return view
+
+
+class _Held:
+    """Texts held as given (compared as they are): :class:`ComparableTexts`'s reading, in
+    place."""
+
+    def __init__(self, texts):
+        self.array = kernels.large_strings(texts)
+        self.offsets, self.data = kernels.string_buffers(self.array)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def read(self, at: np.ndarray | slice) -> pa.Array:
+        if isinstance(at, slice):
+            return self.array[at]
+        return self.array.take(pa.array(np.asarray(at, dtype=np.int64)))
+
+    def spans(self, at: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if isinstance(at, slice):
+            return self.data, self.offsets[:-1][at], self.offsets[1:][at]
+        return self.data, self.offsets[at], self.offsets[np.asarray(at) + 1]
+
+
+def _source(texts) -> ComparableTexts | _Held:
+    """The texts a search reads: a :class:`ComparableTexts` as it is, any other texts held."""
+    return texts if isinstance(texts, ComparableTexts | _Held) else _Held(texts)
 
 
 def _joined(parts: list[pa.Array]) -> pa.Array:
@@ -363,21 +503,21 @@ def near_duplicate_pairs(
     >>> p.left.tolist(), p.right.tolist()
     ([0], [1])
     """
-    array = kernels.large_strings(texts)
+    source = _source(texts)
     if candidates is None:
         banding = lsh_bands(threshold, num_perm)  # first: it says what is wrong with threshold
-        sketches = sketch(array, shingle_size, num_perm, seed, threads, threshold)
+        sketches = sketch(source, shingle_size, num_perm, seed, threads, threshold)
         left, right, similarity = sketches.candidates(*banding, threads=threads)
     else:
         left, right, similarity = candidates(texts)
     keep, similarity = _verified(
-        array, left, right, similarity, threshold, slack, sure, shingle_size, threads
+        source, left, right, similarity, threshold, slack, sure, shingle_size, threads
     )
     return SimilarPairs(left[keep], right[keep], similarity[keep], len(left))
 
 
 def _verified(
-    array: pa.Array,
+    source: ComparableTexts | _Held,
     left: np.ndarray,
     right: np.ndarray,
     estimate: np.ndarray,
@@ -392,17 +532,17 @@ def _verified(
     it) the exact Jaccard of the pair's shingle sets (see :func:`near_duplicate_pairs`)."""
     similarity = estimate.astype(np.float64, copy=True)
     check = np.flatnonzero((similarity >= threshold - slack) & (similarity < threshold + sure))
-    for block in _check_blocks(array, left[check], right[check]):
+    for block in _check_blocks(source, left[check], right[check]):
         # Exact sets only for the texts still in doubt, shingled again.
         at = check[block]
         involved = _sorted_unique(np.concatenate([left[at], right[at]]))
-        sets = _sets(array, involved, size, threads)
+        sets = _sets(source, involved, size, threads)
         first, second = np.searchsorted(involved, left[at]), np.searchsorted(involved, right[at])
         similarity[at] = jaccard(sets, first, second, threads=threads)
     return similarity >= threshold, similarity
 
 
-def _check_blocks(array: pa.Array, left: np.ndarray, right: np.ndarray):
+def _check_blocks(source: ComparableTexts | _Held, left: np.ndarray, right: np.ndarray):
     """The pairs to check exactly, in blocks whose distinct texts hold at most
     ``_CHECK_BYTES`` (their shingle sets take 4 bytes per byte of text): all at once when the
     texts they involve do. Else the texts are ordered so that linked ones sit close
@@ -412,9 +552,8 @@ def _check_blocks(array: pa.Array, left: np.ndarray, right: np.ndarray):
     shingled more than once."""
     if not len(left):
         return
-    offsets, _ = kernels.string_buffers(array)
     involved = _sorted_unique(np.concatenate([left, right]))
-    length = np.diff(offsets)[involved]
+    length = source.lengths[involved]
     if length.sum() <= _CHECK_BYTES:
         yield slice(None)
         return
@@ -487,7 +626,7 @@ def near_duplicate_groups(
     >>> groups.labels.tolist(), groups.links.left.tolist(), groups.links.right.tolist()
     ([0, 0, 0, 3], [0, 1], [1, 2])
     """
-    array = kernels.large_strings(texts)
+    source = _source(texts)
     if candidates is not None:
         settings = dict(
             threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, seed=seed
@@ -495,13 +634,13 @@ def near_duplicate_groups(
         found = near_duplicate_pairs(
             texts, **settings, threads=threads, slack=slack, sure=sure, candidates=candidates
         )
-        search = _GroupSearch(len(array), accept, within, kept=None)
+        search = _GroupSearch(len(source), accept, within, kept=None)
         search.link(found.left, found.right, found.similarity)
         return search.result()
     banding = lsh_bands(threshold, num_perm)
-    bands = _Bands(sketch(array, shingle_size, num_perm, seed, threads, threshold), *banding)
-    search = _GroupSearch(len(array), accept, within, _KEPT_LINKS if kept is None else kept)
-    judge = _Judge(array, search, threshold, slack, sure, shingle_size, threads)
+    bands = _Bands(sketch(source, shingle_size, num_perm, seed, threads, threshold), *banding)
+    search = _GroupSearch(len(source), accept, within, _KEPT_LINKS if kept is None else kept)
+    judge = _Judge(source, search, threshold, slack, sure, shingle_size, threads)
     for left, right, estimate in bands.proposals(search.unjoined, threads):
         judge(left, right, estimate)
     judge.flush()
@@ -587,8 +726,8 @@ class _Judge:
     ``sure`` above the threshold are linked at once, those in doubt wait (up to
     ``_DOUBT_PAIRS``) to have their exact Jaccard computed together."""
 
-    def __init__(self, array, search, threshold, slack, sure, size, threads):
-        self.array, self.search, self.threads = array, search, threads
+    def __init__(self, source, search, threshold, slack, sure, size, threads):
+        self.source, self.search, self.threads = source, search, threads
         self.threshold, self.slack, self.sure, self.size = threshold, slack, sure, size
         self.doubt: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.waiting = 0
@@ -618,7 +757,7 @@ class _Judge:
     def verified(self, left, right, estimate) -> tuple[np.ndarray, np.ndarray]:
         """:func:`_verified` with this search's settings."""
         return _verified(
-            self.array,
+            self.source,
             left,
             right,
             estimate,
@@ -745,11 +884,12 @@ def bucket_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(lefts), np.concatenate(rights)
 
 
-def _sets(array: pa.Array, rows: np.ndarray, size: int, threads: int | None = None) -> Shingles:
-    """The shingle sets of the texts at ``rows``, read in place, about ``_SHINGLE_CHUNK``
-    bytes of text at a time on threads."""
-    offsets, data = kernels.string_buffers(array)
-    begins, ends = offsets[rows], offsets[rows + 1]
+def _sets(
+    source: ComparableTexts | _Held, rows: np.ndarray, size: int, threads: int | None = None
+) -> Shingles:
+    """The shingle sets of the texts at ``rows`` (read in place where they are held), about
+    ``_SHINGLE_CHUNK`` bytes of text at a time on threads."""
+    data, begins, ends = source.spans(rows)
     total = np.cumsum(ends - begins)
     cuts = np.searchsorted(
         total, np.arange(_SHINGLE_CHUNK, total[-1] if len(total) else 0, _SHINGLE_CHUNK)
@@ -829,11 +969,11 @@ def sketch(
     """
     if not 1 <= size <= 8:
         raise SettingError(f"shingle size must be between 1 and 8 bytes, got {size}")
-    array = kernels.large_strings(texts)
+    source = _source(texts)
     long_from = _FILL * num_perm
     short_below = long_from / threshold
-    offsets, _ = kernels.string_buffers(array)
-    n = len(array)
+    offsets = np.concatenate([[0], np.cumsum(source.lengths)])
+    n = len(source)
     cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
@@ -847,9 +987,9 @@ def sketch(
         # Minima depend on neither order nor repeats, and a text of fewer than long_from
         # shingles has fewer distinct ones: only longer texts are reduced to their set
         # (a hash set, unsorted); the counts then sort the texts as the exact ones would.
-        offsets, data = kernels.string_buffers(array.slice(lo, hi - lo))
+        data, begins, ends = source.spans(slice(lo, hi))
         hashes, runs = kernels.shingle_hashes(
-            data, offsets[:-1], offsets[1:], size, unique=True, ordered=False, unique_from=long_from
+            data, begins, ends, size, unique=True, ordered=False, unique_from=long_from
         )
         sets = Shingles(hashes, runs)
         short = np.flatnonzero((sets.counts > 0) & (sets.counts < short_below))

@@ -671,7 +671,7 @@ def test_exact_checks_in_blocks_of_bounded_text_change_nothing(monkeypatch):
     texts = _mixed_corpus(4)
     whole = dedup.near_duplicate_pairs(texts, threshold=0.6)
     monkeypatch.setattr(dedup, "_CHECK_BYTES", 2_000)  # a few texts per block
-    blocks = list(dedup._check_blocks(texts, whole.left, whole.right))
+    blocks = list(dedup._check_blocks(dedup._source(texts), whole.left, whole.right))
     assert len(blocks) > 10
     assert sorted(np.concatenate(blocks).tolist()) == list(range(len(whole)))
     length = np.diff(kernels.string_buffers(kernels.large_strings(texts))[0])
@@ -695,3 +695,64 @@ def test_block_cuts_bound_the_distinct_texts_of_each_block():
     assert kernels.block_cuts(same, same, length, 15).tolist() == [2]
     empty = np.zeros(0, dtype=np.int64)
     assert kernels.block_cuts(empty, empty, length, 30).tolist() == []
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_texts_normalised_as_they_are_read_are_searched_as_a_held_copy(monkeypatch, held):
+    texts = _mixed_corpus(4).to_pylist()
+    raw = [text.replace(" ", ",  ", 1).title() for text in texts]  # comparable: the same
+    rows = 7 + np.arange(len(raw))  # rows of a column holding other texts too
+    column = pa.array(["Skipped, never searched"] * 7 + raw + ["Nor this"])
+    pairs = dedup.near_duplicate_pairs(texts, threshold=0.6)
+    groups = dedup.near_duplicate_groups(texts, threshold=0.6, kept=5)
+    some = np.random.default_rng(0).integers(0, len(texts), (2, 500))
+    asked = groups.ask(*some)
+    monkeypatch.setattr(dedup, "_HELD_BYTES", 1 << 30 if held else 0)
+    monkeypatch.setattr(dedup, "_CHECK_BYTES", 2_000)  # blocks of a few texts
+    monkeypatch.setattr(dedup, "_SHINGLE_CHUNK", 3_000)
+    reads, read = [], dedup.comparable
+    monkeypatch.setattr(dedup, "comparable", lambda t, r: reads.append(len(r)) or read(t, r))
+
+    source = dedup.ComparableTexts(column, rows)
+    assert len(source) == len(texts)  # bytes as held, else before normalising
+    assert source.lengths.tolist() == [len(t) for t in (texts if held else raw)]
+    found = dedup.near_duplicate_pairs(source, threshold=0.6)
+    for field in ("left", "right", "similarity"):
+        assert getattr(found, field).tolist() == getattr(pairs, field).tolist()
+    source = dedup.ComparableTexts(column, rows)
+    found = dedup.near_duplicate_groups(source, threshold=0.6, kept=5)
+    assert (found.labels == groups.labels).all() and not found.complete
+    assert found.ask(*some).tolist() == asked.tolist()
+    assert source.words.tolist() == [t.count(" ") + 1 for t in texts]
+    if held:  # normalised once, all together
+        assert reads == [len(texts)] * 2
+    else:  # a few texts at a time, some more than once (signed, then checked)
+        assert max(reads) < len(texts) / 10 and sum(reads) > 2 * len(texts)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.lists(st.none() | st.text(max_size=3), max_size=4), min_size=1, max_size=4),
+    st.lists(st.integers(0, 1000), max_size=12),
+)
+def test_taking_rows_of_a_chunked_array_chunk_by_chunk_is_arrow_s_take(chunks, picks):
+    array = pa.chunked_array([pa.array(c, type=pa.large_string()) for c in chunks])
+    n = len(array)
+    rows = np.array([p % n for p in picks] if n else [], dtype=np.int64)
+    expected = array.combine_chunks().take(pa.array(rows, type=pa.int64()))
+    assert dedup._taken(array, rows).equals(expected)
+    with pytest.raises(IndexError):  # as Arrow's take, not a text silently left out
+        dedup._taken(array, np.array([n]))
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_word_counts_of_texts_not_read_yet_are_read_for_them(monkeypatch, held):
+    texts = ["One, two; three!", "", None, "four   five", "Six-seven eight nine"]
+    expected = [3, 1, 1, 2, 4]  # punctuation dropped: "six seven eight nine"
+    monkeypatch.setattr(dedup, "_HELD_BYTES", 1 << 30 if held else 0)
+    for first in ([], [3, 0]):  # nothing read yet, or a part
+        source = dedup.ComparableTexts(pa.array(texts, type=pa.large_string()))
+        if first:
+            assert source.read(np.array(first)).to_pylist() == ["four five", "one two three"]
+        assert source.words.tolist() == expected
+        assert not source.words.flags.writeable

@@ -774,7 +774,10 @@ def band_join(
     from prefaudit import dedup
 
     ray = require_ray()
-    values = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
+    if isinstance(texts, pa.Array | dedup.ComparableTexts):  # both read a block at a time
+        values = texts
+    else:
+        values = pa.array(list(texts), pa.string())
     n = len(values)
     bands, rows = dedup.lsh_bands(threshold, num_perm)
     items = [

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from prefaudit import dedup, stats, text
 from prefaudit.chat import is_conversation
@@ -253,7 +252,7 @@ class DuplicationValidator(Validator):
         """Exact and near-duplicate groups of ``texts``, whose hashes are ``hashes``; labels
         are first positions."""
         exact, distinct = _first_positions(hashes)
-        comparable = dedup.comparable(texts, distinct)
+        comparable = dedup.ComparableTexts(_strings(texts), distinct)
         found = context.near_duplicate_groups(
             comparable, **self._search_settings(), accept=self._short_rule(comparable)
         )
@@ -273,14 +272,14 @@ class DuplicationValidator(Validator):
     def _near_pairs(self, context, texts) -> dedup.SimilarPairs:
         """Near-duplicate pairs among ``texts`` (positions among them), by the rule for short
         texts of :meth:`_short_rule`."""
-        comparable = dedup.comparable(texts)
+        comparable = dedup.ComparableTexts(_strings(texts))
         found = context.near_duplicate_pairs(comparable, **self._search_settings())
         keep = self._short_rule(comparable)(found.left, found.right, found.similarity)
         return dedup.SimilarPairs(
             found.left[keep], found.right[keep], found.similarity[keep], found.candidates
         )
 
-    def _short_rule(self, comparable: pa.Array) -> Callable[..., np.ndarray]:
+    def _short_rule(self, comparable: dedup.ComparableTexts) -> Callable[..., np.ndarray]:
         """Which near-duplicate pairs (left, right, similarity) of ``comparable`` texts to keep.
 
         Texts shorter than ``near_min_words`` pair only when they are equal once punctuation is
@@ -288,15 +287,17 @@ class DuplicationValidator(Validator):
         please"): in "how do you start a riot" a changed word is a fifth of the text, and
         usually a different question.
         """
-        words = pc.count_substring(comparable, " ").to_numpy(zero_copy_only=False) + 1
 
         def keep(left: np.ndarray, right: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+            words = comparable.words  # counted as the search read the texts
             short = np.minimum(words[left], words[right]) < self.near_min_words
             kept = ~short | (similarity >= 1.0)
-            for k in np.flatnonzero(short & ~kept):
-                a = set(comparable[int(left[k])].as_py().split())
-                b = set(comparable[int(right[k])].as_py().split())
-                kept[k] = a <= b or b <= a
+            doubt = np.flatnonzero(short & ~kept)
+            if len(doubt):
+                texts = comparable.read(np.concatenate([left[doubt], right[doubt]])).to_pylist()
+                for k, a, b in zip(doubt, texts[: len(doubt)], texts[len(doubt) :], strict=True):
+                    a, b = set(a.split()), set(b.split())
+                    kept[k] = a <= b or b <= a
             return kept
 
         return keep
@@ -354,7 +355,7 @@ class DuplicationValidator(Validator):
             return exact, exact, ResponseLinks(exact, exact, np.zeros(0, dtype=np.int64))
         # The distinct texts among those responses, each named by its first position overall.
         firsts = np.unique(exact[np.concatenate([searched, searched + n])])
-        comparable = dedup.comparable(_strings(pairs["chosen"], pairs["rejected"]), firsts)
+        comparable = dedup.ComparableTexts(_strings(pairs["chosen"], pairs["rejected"]), firsts)
         of_repeated = np.zeros(2 * n, dtype=bool)
         of_repeated[exact[np.concatenate([repeated, repeated + n])]] = True
         accept = self._short_rule(comparable)

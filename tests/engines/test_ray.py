@@ -289,7 +289,7 @@ def test_import_prefaudit_and_a_local_audit_stay_free_of_ray(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env, cwd=tmp_path)
 
 
-def test_the_band_join_finds_the_near_duplicate_groups_of_one_process(cluster):
+def test_the_band_join_finds_the_near_duplicate_groups_of_one_process(cluster, monkeypatch):
     from prefaudit import dedup
     from prefaudit.auditing import run_audit
 
@@ -314,6 +314,15 @@ def test_the_band_join_finds_the_near_duplicate_groups_of_one_process(cluster):
     assert len(alone) > 100 and alone.candidates == joined.candidates
     for field in ("left", "right", "similarity"):
         np.testing.assert_array_equal(getattr(alone, field), getattr(joined, field))
+    # Texts normalised as they are read (dedup.ComparableTexts past its size): the same.
+    monkeypatch.setattr(dedup, "_HELD_BYTES", 0)
+    raw = dedup.ComparableTexts([t.upper() + "!" for t in texts])
+    read = dedup.near_duplicate_pairs(
+        raw, candidates=lambda v: engine.band_join(v, block_rows=17, **settings), **settings
+    )
+    for field in ("left", "right", "similarity"):
+        np.testing.assert_array_equal(getattr(alone, field), getattr(read, field))
+    monkeypatch.undo()
 
     pairs = pd.DataFrame(
         {"prompt": texts, "chosen": [f"yes {i}" for i in range(len(texts))], "rejected": "no"},

@@ -414,10 +414,13 @@ def test_flags_are_the_same_when_the_links_outgrow_the_budget(alpaca_dev_file, m
     assert whole.metrics["duplication/response_copies"] >= 10
 
 
-def test_flags_are_the_same_past_the_budget_with_a_crowd_of_near_copies(monkeypatch):
+@pytest.mark.parametrize("held", [True, False])
+def test_flags_are_the_same_past_the_budget_with_a_crowd_of_near_copies(monkeypatch, held):
     """Built in code (no shared data): 80 pairs whose responses are one text with a word
     changed (band buckets over the 64-neighbour window), their prompts related, half of them
-    swapped; the budget path asks the search's own keys whether two responses are linked."""
+    swapped; the budget path asks the search's own keys whether two responses are linked.
+    With the texts normalised as they are read (not held), the asked pairs' texts and words
+    are read again."""
     from prefaudit import dedup
 
     answer = " ".join(f"word{k % 23} step{k % 7}" for k in range(30))
@@ -429,8 +432,29 @@ def test_flags_are_the_same_past_the_budget_with_a_crowd_of_near_copies(monkeypa
         rows.append((prompt, rejected, chosen) if k % 2 else (prompt, chosen, rejected))
     whole, _ = _run(rows, semantic=False)
     monkeypatch.setattr(dedup, "_KEPT_LINKS", 0)
+    if not held:
+        monkeypatch.setattr(dedup, "_HELD_BYTES", 0)
     budget, _ = _run(rows, semantic=False)
     assert budget.info["near_duplicate_prompt_links"]["complete"] is False
     assert budget.flags.equals(whole.flags)
     assert budget.metrics == whole.metrics
     assert whole.flags["contradiction"].sum() > 0
+
+
+def test_flags_are_the_same_when_texts_are_normalised_as_they_are_read(
+    alpaca_dev_file, monkeypatch
+):
+    """Past dedup's _HELD_BYTES the searches normalise each text as they read it, a block at
+    a time, and again for the exact checks, instead of holding a normalised copy of them all;
+    the short-text rule takes the word counts noted as they were read. Nothing else changes."""
+    from prefaudit import dedup
+
+    rows = _real_pairs_with_copies(alpaca_dev_file, seed=1)
+    held, _ = _run(rows, semantic=False)
+    monkeypatch.setattr(dedup, "_HELD_BYTES", 0)
+    monkeypatch.setattr(dedup, "_CHECK_BYTES", 20_000)  # several blocks of exact checks
+    read, _ = _run(rows, semantic=False)
+    assert read.flags.equals(held.flags)
+    assert read.metrics == held.metrics
+    assert read.info == held.info
+    assert held.flags["near_duplicate"].sum() >= 15
