@@ -72,7 +72,7 @@ _KEPT_LINKS = 5_000_000
 # Bytes of text up to which ComparableTexts holds the texts normalised; above, it normalises them
 # again as they are read, which costs time for memory. On the million benchmark pairs the
 # exact checks read the prompts (0.65 GB) 11.6 times over; read lazily, their search took
-# 274 s instead of 212-225 s, and the 2,000,000 responses' (1.85 GB) 315-342 s instead of
+# 274 s instead of 212-225 s, and the 2,000,000 responses' (1.9 GB) 315-342 s instead of
 # 273-285 s at a peak of 8.0 GiB instead of 9.7 GiB (benchmarks/README, seventh session).
 # Both are held at that size (the 10-minute target); beyond it, the normalised copies
 # would take more than the loaded pairs leave room for.
@@ -141,7 +141,7 @@ def _taken(array: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
 class ComparableTexts:
     """Texts (``rows`` of them, all when None) as :func:`comparable` makes them (missing ones
     empty), for the search. Up to ``_HELD_BYTES`` of text before normalising (2 GiB: the
-    2,000,000 responses of the million benchmark pairs are 1.85 GB) they are normalised once
+    2,000,000 responses of the million benchmark pairs are 1.9 GB) they are normalised once
     and held. Beyond, they are never held all at once: each is normalised when read, once to
     sign it and again for each exact check, a block of texts at a time. Each text's word
     count is noted as it is read (:attr:`words`, for rules on short texts).
@@ -218,13 +218,10 @@ class _Held:
     def __init__(self, texts):
         self.array = kernels.large_strings(texts)
         self.offsets, self.data = kernels.string_buffers(self.array)
+        self.lengths = np.diff(self.offsets)  # each text's bytes
 
     def __len__(self) -> int:
         return len(self.array)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
 
     def read(self, at: np.ndarray | slice) -> pa.Array:
         if isinstance(at, slice):

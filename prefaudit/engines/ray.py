@@ -774,7 +774,7 @@ def band_join(
     from prefaudit import dedup
 
     ray = require_ray()
-    if isinstance(texts, pa.Array | dedup.ComparableTexts):  # both read a block at a time
+    if isinstance(texts, pa.Array | dedup.ComparableTexts):  # both sliced a block at a time
         values = texts
     else:
         values = pa.array(list(texts), pa.string())
