@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from prefaudit import __version__, text
+from prefaudit import __version__, memory, text
 from prefaudit.errors import UnknownNameError
 from prefaudit.io import LoadedData, LoadReport
 from prefaudit.validators.base import (
@@ -102,6 +102,11 @@ class AuditContext:
 
     def embed(self, texts) -> np.ndarray:
         """Unit-length embeddings of ``texts``; raises ``EmbeddingsUnavailable`` when there are none."""
+        return self._encoder().encode(list(texts))
+
+    def _encoder(self) -> Any:
+        """The embedder, resolved (and built) on first use; raises ``EmbeddingsUnavailable``
+        when embeddings are off."""
         from prefaudit.models.embeddings import Embedder, EmbeddingsUnavailable, embedder_from_env
 
         if self.embedder == "env":
@@ -110,14 +115,17 @@ class AuditContext:
             raise EmbeddingsUnavailable("embeddings are turned off")
         if isinstance(self.embedder, str):
             self.embedder = Embedder(None if self.embedder == "auto" else self.embedder)
-        return self.embedder.encode(list(texts))
+        return self.embedder
 
     def embeddings(self, column: str) -> np.ndarray:
         """Embeddings of every text of ``column`` (each distinct text embedded once)."""
 
         def compute() -> np.ndarray:
+            # Asked first: with embeddings off, the texts were factorised (a copy of the
+            # distinct ones) for nothing.
+            encoder = self._encoder()
             codes, uniques = pd.factorize(self.pairs[column])
-            return self.embed(uniques)[codes]
+            return encoder.encode(list(uniques))[codes]
 
         return self.artefact(("embeddings", column), compute)
 
@@ -371,6 +379,7 @@ def _run_one(context: AuditContext, name: str, params: Mapping[str, Any]) -> flo
     context.require(validator)
     started = time.perf_counter()
     result = validator.run(context)
+    memory.give_back()  # what the validator freed, before the next one maps its own arrays
     seconds = round(time.perf_counter() - started, 4)
     if not result.flags.index.equals(context.pairs.index):
         raise RuntimeError(f"validator {name!r} returned flags for other pairs than it was given")

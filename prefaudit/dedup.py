@@ -71,15 +71,19 @@ _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, a text meets 64 on
 _KEPT_LINKS = 5_000_000
 # Bytes of text up to which ComparableTexts holds the texts normalised; above, it normalises them
 # again as they are read, which costs time for memory. On the million benchmark pairs the
-# exact checks read the prompts (0.65 GB) 11.6 times over; read lazily, their search took
-# 274 s instead of 212-225 s, and the 2,000,000 responses' (1.9 GB) 315-342 s instead of
-# 273-285 s at a peak of 8.0 GiB instead of 9.7 GiB (benchmarks/README, seventh session).
-# Both are held at that size (the 10-minute target); beyond it, the normalised copies
-# would take more than the loaded pairs leave room for.
-_HELD_BYTES = 2 << 30
+# prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read, their pairs in doubt
+# checked in fewer, larger batches past the budget (_DOUBT_PAIRS_READ): `duplication` took
+# 434-447 s against 446 s held, and the audit peaked at 7.2-7.3 GiB against 9.7 GiB
+# (benchmarks/README, eighth session). Read with the batches of held texts, the response
+# search took 315-342 s instead of 273-285 s (seventh session).
+_HELD_BYTES = 1 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
 _DOUBT_PAIRS_SKIPPING = 1 << 16  # the same once joined pairs are skipped
+# The same for texts read lazily: each check reads its texts again, and smaller batches read
+# them more often (2,000,000 responses: 5.99 million texts read instead of 9.88 million, 270 s
+# instead of 287 s; seventh session).
+_DOUBT_PAIRS_READ = 1 << 20
 # Bytes of text whose shingle sets one exact check holds at most (as fast as 256 MB on
 # 600,000 benchmark responses, and 1 GB less at the peak).
 _CHECK_BYTES = 64 << 20
@@ -102,7 +106,7 @@ def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
         if rows is None:
             piece = array.slice(start, CHUNK_ROWS)
         else:
-            piece = _taken(array, rows[start : start + CHUNK_ROWS])
+            piece = kernels.take_rows(array, rows[start : start + CHUNK_ROWS])
         return normalize(piece, drop_punctuation=True).cast(pa.large_string())
 
     if n <= CHUNK_ROWS:
@@ -111,38 +115,11 @@ def comparable(texts, rows: np.ndarray | None = None) -> pa.Array:
         return _joined(list(pool.map(part, range(0, n, CHUNK_ROWS))))
 
 
-def _taken(array: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
-    """``array.take(rows)``, chunk by chunk for a chunked array: Arrow's take of a chunked
-    array joins its chunks first, a copy of every text for each call (41 ms against 0.5 ms
-    for 1,000 rows of a 575 MB column; 1.9 GB copied for the responses of a million pairs)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= len(array)):
-        raise IndexError(f"rows out of range for {len(array)} texts")
-    if isinstance(array, pa.Array) or array.num_chunks == 1:
-        whole = array if isinstance(array, pa.Array) else array.chunk(0)
-        return whole.take(pa.array(rows, type=pa.int64()))
-    starts = np.cumsum([0] + [len(chunk) for chunk in array.chunks])
-    chunk = np.searchsorted(starts, rows, "right") - 1
-    order = np.argsort(chunk, kind="stable")
-    bounds = np.searchsorted(chunk[order], np.arange(array.num_chunks + 1))
-    parts = [pa.array([], type=array.type)]
-    for k in range(array.num_chunks):
-        at = order[bounds[k] : bounds[k + 1]]
-        if len(at):
-            parts.append(array.chunk(k).take(pa.array(rows[at] - starts[k])))
-    taken = pa.concat_arrays(parts)
-    if (order == np.arange(len(rows))).all():  # rows in order of their chunks
-        return taken
-    inverse = np.empty(len(rows), dtype=np.int64)
-    inverse[order] = np.arange(len(rows))
-    return taken.take(pa.array(inverse))
-
-
 class ComparableTexts:
     """Texts (``rows`` of them, all when None) as :func:`comparable` makes them (missing ones
-    empty), for the search. Up to ``_HELD_BYTES`` of text before normalising (2 GiB: the
-    2,000,000 responses of the million benchmark pairs are 1.9 GB) they are normalised once
-    and held. Beyond, they are never held all at once: each is normalised when read, once to
+    empty), for the search. Up to ``_HELD_BYTES`` of text before normalising (1 GiB: of the
+    million benchmark pairs, the prompts, 0.65 GB, and not the responses, 1.9 GB) they are
+    normalised once and held. Beyond, they are never held all at once: each is normalised when read, once to
     sign it and again for each exact check, a block of texts at a time. Each text's word
     count is noted as it is read (:attr:`words`, for rules on short texts).
 
@@ -171,6 +148,11 @@ class ComparableTexts:
 
     def __len__(self) -> int:
         return len(self._words)
+
+    @property
+    def held(self) -> bool:
+        """Whether the texts are held normalised (else normalised as they are read)."""
+        return self._held is not None
 
     def read(self, at: np.ndarray | slice) -> pa.Array:
         """The comparable texts at positions ``at`` (an array of positions, or a slice)."""
@@ -728,6 +710,8 @@ class _Judge:
         self.threshold, self.slack, self.sure, self.size = threshold, slack, sure, size
         self.doubt: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.waiting = 0
+        held = isinstance(source, _Held) or source.held
+        self.skipping_batch = _DOUBT_PAIRS_SKIPPING if held else _DOUBT_PAIRS_READ
 
     def __call__(self, left: np.ndarray, right: np.ndarray, estimate: np.ndarray) -> None:
         sure = estimate >= self.threshold + self.sure
@@ -737,7 +721,7 @@ class _Judge:
             self.doubt.append((left[doubt], right[doubt], estimate[doubt]))
             self.waiting += int(doubt.sum())
         # Once pairs already in one group are skipped, sooner checks let more be skipped.
-        if self.waiting >= (_DOUBT_PAIRS_SKIPPING if self.search.skipping else _DOUBT_PAIRS):
+        if self.waiting >= (self.skipping_batch if self.search.skipping else _DOUBT_PAIRS):
             self.flush()
 
     def flush(self) -> None:
@@ -974,9 +958,9 @@ def sketch(
     cuts = np.searchsorted(offsets, np.arange(0, offsets[-1], _SHINGLE_CHUNK), "right") - 1
     edges = np.unique(np.concatenate([[0], cuts, [n]]))
 
-    # Chunk [lo, hi) writes its signatures from row lo; the gaps are closed after. No copy of
-    # them all is made to join the chunks' parts (it cost 1.2 s at a million prompts, most of
-    # it new pages); the pages rows beyond the packed ones touched stay with the array.
+    # Chunk [lo, hi) writes its signatures from row lo; the gaps are closed after and the
+    # arrays shrunk to the rows packed. No copy of them all is made to join the chunks' parts
+    # (it cost 1.2 s at a million prompts, most of it new pages).
     short_sig = np.empty((n, num_perm), dtype=np.uint32)
     long_sig = np.empty((n, num_perm), dtype=np.uint32)
 
@@ -1009,14 +993,19 @@ def sketch(
 
 
 def _packed(sig: np.ndarray, starts: np.ndarray, counts: list[int]) -> np.ndarray:
-    """The rows ``sig[start : start + count]`` of each chunk moved down in place, one chunk
-    after another: the first ``sum(counts)`` rows."""
+    """``sig`` with the rows ``sig[start : start + count]`` of each chunk moved down in place,
+    one chunk after another, and shrunk in place to those ``sum(counts)`` rows: the pages of
+    the rows beyond, which the chunks touched, go back to the system (a view of the rows kept
+    them with the array). Only for an array no view of which is alive: :func:`sketch`'s own."""
     at = 0
     for start, count in zip(starts, counts, strict=True):
         if at != start:
             sig[at : at + count] = sig[start : start + count]  # numpy copies overlaps safely
         at += count
-    return sig[:at]
+    # No view of sig is left (the chunks' `out` views ended with their calls); realloc
+    # shrinks a large array where it is.
+    sig.resize((at, sig.shape[1]), refcheck=False)
+    return sig
 
 
 def _band_candidates(

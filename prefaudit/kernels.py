@@ -55,6 +55,44 @@ def string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], data[offsets[0] : offsets[-1]]
 
 
+def column_strings(*columns) -> pa.ChunkedArray:
+    """The texts of ``columns`` (pandas Series) one after the other, as Arrow strings (no copy
+    of Arrow-backed columns; taking from them is many times faster than from the Series)."""
+    chunks = []
+    for column in columns:
+        array = pa.array(column, type=pa.large_string())
+        chunks += array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return pa.chunked_array(chunks, type=pa.large_string())
+
+
+def take_rows(array: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``array.take(rows)``, chunk by chunk for a chunked array: Arrow's take of a chunked
+    array joins its chunks first, a copy of every text for each call (41 ms against 0.5 ms
+    for 1,000 rows of a 575 MB column; 1.9 GB copied for the responses of a million pairs).
+    ``rows`` in any order, repeats allowed; one out of range raises ``IndexError``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(array)):
+        raise IndexError(f"rows out of range for {len(array)} texts")
+    if isinstance(array, pa.Array) or array.num_chunks == 1:
+        whole = array if isinstance(array, pa.Array) else array.chunk(0)
+        return whole.take(pa.array(rows, type=pa.int64()))
+    starts = np.cumsum([0] + [len(chunk) for chunk in array.chunks])
+    chunk = np.searchsorted(starts, rows, "right") - 1
+    order = np.argsort(chunk, kind="stable")
+    bounds = np.searchsorted(chunk[order], np.arange(array.num_chunks + 1))
+    parts = [pa.array([], type=array.type)]
+    for k in range(array.num_chunks):
+        at = order[bounds[k] : bounds[k + 1]]
+        if len(at):
+            parts.append(array.chunk(k).take(pa.array(rows[at] - starts[k])))
+    taken = pa.concat_arrays(parts)
+    if (order == np.arange(len(rows))).all():  # rows in order of their chunks
+        return taken
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = np.arange(len(rows))
+    return taken.take(pa.array(inverse))
+
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

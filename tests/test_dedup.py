@@ -252,6 +252,20 @@ def test_sketch_is_the_signatures_of_the_sorted_sets():
         assert np.array_equal(found.long_sig, one)
 
 
+def test_sketch_in_many_chunks_packs_and_shrinks_the_signatures(monkeypatch):
+    """Chunks of a few texts each give the signatures of one chunk, in arrays of exactly the
+    rows signed (shrunk in place, not views that would keep the unused rows)."""
+    texts = dedup.comparable(_corpus(9, n=40) + _long_corpus(9, n=8) + ["", "ab"])
+    whole = dedup.sketch(texts, 5, 64, 3, None, 0.7)
+    monkeypatch.setattr(dedup, "_SHINGLE_CHUNK", 300)
+    chunked = dedup.sketch(texts, 5, 64, 3, None, 0.7)
+    for scheme in ("short", "long"):
+        sig = getattr(chunked, f"{scheme}_sig")
+        assert np.array_equal(getattr(chunked, scheme), getattr(whole, scheme))
+        assert np.array_equal(sig, getattr(whole, f"{scheme}_sig"))
+        assert sig.base is None and sig.shape == (len(getattr(chunked, scheme)), 64)
+
+
 def test_signatures_match_numpy():
     sets = dedup.shingle_sets(_corpus(4, n=40) + [""] + _long_corpus(4, n=5), 5)
     sig = dedup.signatures(sets, 64, seed=9)
@@ -697,8 +711,12 @@ def test_block_cuts_bound_the_distinct_texts_of_each_block():
     assert kernels.block_cuts(empty, empty, length, 30).tolist() == []
 
 
+@pytest.mark.parametrize("batch", [None, 1])
 @pytest.mark.parametrize("held", [True, False])
-def test_texts_normalised_as_they_are_read_are_searched_as_a_held_copy(monkeypatch, held):
+def test_texts_normalised_as_they_are_read_are_searched_as_a_held_copy(monkeypatch, held, batch):
+    """Held or read lazily, and with the pairs in doubt checked at the end or a batch at a
+    time (``batch=1``: after every proposal, before and past the budget of links), the
+    search finds the same pairs, groups and answers."""
     texts = _mixed_corpus(4).to_pylist()
     raw = [text.replace(" ", ",  ", 1).title() for text in texts]  # comparable: the same
     rows = 7 + np.arange(len(raw))  # rows of a column holding other texts too
@@ -712,9 +730,13 @@ def test_texts_normalised_as_they_are_read_are_searched_as_a_held_copy(monkeypat
     monkeypatch.setattr(dedup, "_SHINGLE_CHUNK", 3_000)
     reads, read = [], dedup.comparable
     monkeypatch.setattr(dedup, "comparable", lambda t, r: reads.append(len(r)) or read(t, r))
+    if batch is not None:
+        for name in ("_DOUBT_PAIRS", "_DOUBT_PAIRS_SKIPPING", "_DOUBT_PAIRS_READ"):
+            monkeypatch.setattr(dedup, name, batch)
 
     source = dedup.ComparableTexts(column, rows)
-    assert len(source) == len(texts)  # bytes as held, else before normalising
+    assert source.held == held and len(source) == len(texts)
+    # bytes as held, else before normalising
     assert source.lengths.tolist() == [len(t) for t in (texts if held else raw)]
     found = dedup.near_duplicate_pairs(source, threshold=0.6)
     for field in ("left", "right", "similarity"):
@@ -724,6 +746,8 @@ def test_texts_normalised_as_they_are_read_are_searched_as_a_held_copy(monkeypat
     assert (found.labels == groups.labels).all() and not found.complete
     assert found.ask(*some).tolist() == asked.tolist()
     assert source.words.tolist() == [t.count(" ") + 1 for t in texts]
+    if batch is not None:
+        return
     if held:  # normalised once, all together
         assert reads == [len(texts)] * 2
     else:  # a few texts at a time, some more than once (signed, then checked)
@@ -740,9 +764,21 @@ def test_taking_rows_of_a_chunked_array_chunk_by_chunk_is_arrow_s_take(chunks, p
     n = len(array)
     rows = np.array([p % n for p in picks] if n else [], dtype=np.int64)
     expected = array.combine_chunks().take(pa.array(rows, type=pa.int64()))
-    assert dedup._taken(array, rows).equals(expected)
+    assert kernels.take_rows(array, rows).equals(expected)
     with pytest.raises(IndexError):  # as Arrow's take, not a text silently left out
-        dedup._taken(array, np.array([n]))
+        kernels.take_rows(array, np.array([n]))
+
+
+def test_column_strings_chain_columns_without_copying_arrow_backed_ones():
+    import pandas as pd
+
+    arrow = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["a", None], ["b"]])))
+    plain = pd.Series(["c", None], dtype=object)
+    joined = kernels.column_strings(arrow, plain)
+    assert joined.type == pa.large_string() and joined.num_chunks == 3
+    assert joined.to_pylist() == ["a", None, "b", "c", None]
+    first = arrow.array._pa_array.chunk(0).cast(pa.large_string())
+    assert joined.chunk(0).buffers()[2].address == first.buffers()[2].address
 
 
 @pytest.mark.parametrize("held", [True, False])

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
@@ -127,8 +128,8 @@ class CoverageValidator(Validator):
     def run(self, context) -> ValidatorResult:
         pairs = context.pairs
         self.silhouettes_: dict[int, float] = {}  # k -> silhouette, when k was chosen
-        codes, distinct = pd.factorize(pairs["prompt"])
-        texts = list(distinct)  # once: a million prompts are a million Python strings
+        codes, uniques = pd.factorize(pairs["prompt"])
+        texts = _arrow_texts(uniques)  # Python strings only where a few are read
         vectors, representation = self._vectors(context, texts, codes)
         labels, k = self._cluster(vectors)
         pair_labels = labels[codes] if len(codes) else np.zeros(0, dtype=int)
@@ -149,7 +150,7 @@ class CoverageValidator(Validator):
             for c in range(k)
         ]
         metrics: dict[str, Any] = {
-            "coverage/prompts": len(distinct),
+            "coverage/prompts": len(texts),
             "coverage/clusters": k,
             "coverage/representation": representation,
             **{f"coverage/{key}": value for key, value in balance.items()},
@@ -165,7 +166,7 @@ class CoverageValidator(Validator):
                 "silhouettes": {str(k): v for k, v in self.silhouettes_.items()},
             },
         }
-        shape_metrics, shape_info = self._shape(context, pairs)
+        shape_metrics, shape_info = self._shape(context, pairs, texts)
         metrics.update(shape_metrics)
         info.update(shape_info)
         gap_metrics, gap_info = self._reference_gap(context, vectors, representation, texts)
@@ -187,12 +188,12 @@ class CoverageValidator(Validator):
 
     # -- representation and clusters ----------------------------------------------------------
 
-    def _vectors(self, context, distinct: list[str], codes) -> tuple[np.ndarray, str]:
+    def _vectors(self, context, distinct: pa.Array, codes) -> tuple[np.ndarray, str]:
         """Unit vectors of the distinct prompts: embeddings, or TF-IDF (LSA) without them."""
         from prefaudit.models.embeddings import EmbeddingsUnavailable
 
         self._space = None
-        if not distinct:
+        if not len(distinct):
             return np.zeros((0, 2), dtype=np.float32), "none"
         try:
             vectors = context.embeddings("prompt")
@@ -200,10 +201,11 @@ class CoverageValidator(Validator):
             return vectors[first], "embeddings"
         except EmbeddingsUnavailable as err:
             note = f"coverage: no embeddings ({err}); topics come from TF-IDF word vectors"
-            if note not in context.notes:
-                context.notes.append(note)
-            self._space = _TfidfSpace(distinct)
-            return self._space.vectors, "tfidf"
+        # Built past the handler: the error's traceback holds what the attempt made.
+        if note not in context.notes:
+            context.notes.append(note)
+        self._space = _TfidfSpace(distinct)
+        return self._space.vectors, "tfidf"
 
     def _cluster(self, vectors: np.ndarray) -> tuple[np.ndarray, int]:
         from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -256,7 +258,7 @@ class CoverageValidator(Validator):
 
     # -- the prompts' shape -------------------------------------------------------------------
 
-    def _shape(self, context, pairs) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _shape(self, context, pairs, distinct: pa.Array) -> tuple[dict[str, Any], dict[str, Any]]:
         chars = context.lengths("prompt")
         turns = _turns(pairs)
         metrics: dict[str, Any] = {
@@ -277,7 +279,7 @@ class CoverageValidator(Validator):
                 str(k): int(v) for k, v in pairs["source"].fillna("(none)").value_counts().items()
             }
         if self.languages and len(pairs):
-            found = _languages(pairs["prompt"], self.seed)
+            found = _languages(distinct, self.seed)
             if found is None:
                 context.notes.append(
                     "coverage: languages not detected (pip install lingua-language-detector)"
@@ -351,7 +353,7 @@ class CoverageValidator(Validator):
 class _TfidfSpace:
     """TF-IDF word vectors reduced by LSA (truncated SVD) and normalised: the fallback space."""
 
-    def __init__(self, texts: list[str]):
+    def __init__(self, texts: pa.Array | list[str]):
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
@@ -363,7 +365,7 @@ class _TfidfSpace:
             counts, vocabulary = word_counts(texts, stop_words="english", dtype=np.float64)
         except ValueError:  # only stop words, or no words at all (emoji, punctuation, "")
             self.vectorizer = TfidfVectorizer(sublinear_tf=True, analyzer=_pieces)
-            matrix = self.vectorizer.fit_transform(texts)
+            matrix = self.vectorizer.fit_transform(_at(texts, range(len(texts))))
         else:
             weights = TfidfTransformer(sublinear_tf=True).fit(counts)
             matrix = weights.transform(counts, copy=False)
@@ -435,6 +437,21 @@ def _gap_metrics(prompts: int, gap, nearest, uncovered: int) -> dict[str, Any]:
     }
 
 
+def _arrow_texts(texts) -> pa.Array:
+    """``texts`` as one Arrow string array: a million prompts as Python strings (a list of
+    them, as coverage held before) take about 1 GiB more than the pairs' own column."""
+    from prefaudit.kernels import large_strings
+
+    return large_strings(texts)
+
+
+def _at(texts: pa.Array | list[str], rows) -> list[str]:
+    """The texts at ``rows`` as Python strings, of an Arrow array or a list."""
+    if isinstance(texts, pa.Array):
+        return texts.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+    return [texts[i] for i in rows]
+
+
 def _least_covered(reference, nearest, index, distinct) -> list[dict[str, Any]]:
     """The 20 reference prompts farthest from any training prompt, each with its nearest."""
     order = np.argsort(nearest, kind="stable")[:20]
@@ -442,7 +459,9 @@ def _least_covered(reference, nearest, index, distinct) -> list[dict[str, Any]]:
         {
             "reference_prompt": reference[i][:_SNIPPET],
             "nearest_similarity": float(nearest[i]),
-            "nearest_training_prompt": distinct[index[i]][:_SNIPPET] if len(distinct) else None,
+            "nearest_training_prompt": _at(distinct, [index[i]])[0][:_SNIPPET]
+            if len(distinct)
+            else None,
         }
         for i in order
     ]
@@ -468,7 +487,7 @@ def _nearest(queries: np.ndarray, corpus: np.ndarray, block: int = 2048):
 
 
 def _name_clusters(
-    texts: list[str], labels: np.ndarray, k: int, top: int = 4, seed: int = 0
+    texts: pa.Array | list[str], labels: np.ndarray, k: int, top: int = 4, seed: int = 0
 ) -> list[str]:
     """Each cluster's most distinctive words by class-based TF-IDF (c-TF-IDF, as BERTopic):
     a word's frequency in the cluster times log(1 + average words per cluster / its frequency
@@ -482,8 +501,8 @@ def _name_clusters(
         keep = np.sort(
             np.random.default_rng(seed).choice(len(texts), _NAMING_SAMPLE, replace=False)
         )
-        texts, labels = [texts[i] for i in keep], labels[keep]
-    texts = [t[:2000] for t in texts]
+        texts, labels = _at(texts, keep), labels[keep]
+    texts = [t[:2000] for t in _at(texts, range(len(texts)))]  # as Python strings
     try:
         # CountVectorizer(stop_words="english", ngram_range=(1, 2))'s counts and vocabulary.
         counts, columns = word_counts(texts, stop_words="english", bigrams=True)
@@ -519,7 +538,7 @@ def _representatives(vectors, labels, k, texts) -> list[str]:
     for c in range(k):
         members = np.flatnonzero(labels == c)
         centre = vectors[members].mean(axis=0)
-        out.append(texts[members[int(np.argmax(vectors[members] @ centre))]])
+        out.append(_at(texts, [members[int(np.argmax(vectors[members] @ centre))]])[0])
     return out
 
 
@@ -578,16 +597,15 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return {f"p{int(q * 100)}": float(v) for q, v in zip(qs, np.quantile(values, qs), strict=True)}
 
 
-def _languages(prompts: pd.Series, seed: int):
-    """(share per ISO 639-1 code, sample size) on a seeded sample, or None without lingua."""
+def _languages(distinct: pa.Array, seed: int):
+    """(share per ISO 639-1 code, sample size) on a seeded sample of the ``distinct`` prompts,
+    or None without lingua."""
     try:
         from lingua import LanguageDetectorBuilder
     except ImportError:
         return None
-    texts = prompts.drop_duplicates()
-    free = len(texts) >= _LANGUAGE_MODELS_FREED_FROM
-    if len(texts) > _LANGUAGE_SAMPLE:
-        texts = texts.sample(_LANGUAGE_SAMPLE, random_state=seed)
+    free = len(distinct) >= _LANGUAGE_MODELS_FREED_FROM
+    texts = _language_sample(distinct, seed)
     detector = (
         LanguageDetectorBuilder.from_all_languages().with_minimum_relative_distance(0.1).build()
     )
@@ -600,6 +618,16 @@ def _languages(prompts: pd.Series, seed: int):
     codes = pd.Series([f.iso_code_639_1.name.lower() if f else "unknown" for f in found])
     shares = codes.value_counts(normalize=True)
     return {str(k): float(v) for k, v in shares.items()}, len(texts)
+
+
+def _language_sample(distinct: pa.Array, seed: int) -> list[str]:
+    """The distinct prompts whose language is detected: all up to ``_LANGUAGE_SAMPLE``, else
+    the seeded sample pandas' ``Series.sample`` takes of them (its positions depend only on
+    how many there are), read as Python strings alone."""
+    rows = np.arange(len(distinct))
+    if len(rows) > _LANGUAGE_SAMPLE:
+        rows = pd.Series(rows).sample(_LANGUAGE_SAMPLE, random_state=seed).to_numpy()
+    return _at(distinct, rows)
 
 
 def _map(vectors: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from prefaudit import dedup, stats, text
+from prefaudit import dedup, kernels, memory, stats, text
 from prefaudit.chat import is_conversation
 from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
@@ -206,6 +205,7 @@ class DuplicationValidator(Validator):
         pairs = context.pairs
         n = len(pairs)
         prompt = self._group(context, _prompt_texts(pairs), context.normalized_hashes("prompt"))
+        memory.give_back()  # what the prompt search freed, before the response search
         prompt_any, semantic_status = self._semantic_groups(context, prompt)
         words = [context.text_features(side).words for side in ("chosen", "rejected")]
         long_enough = self._long_enough(*words)
@@ -252,7 +252,7 @@ class DuplicationValidator(Validator):
         """Exact and near-duplicate groups of ``texts``, whose hashes are ``hashes``; labels
         are first positions."""
         exact, distinct = _first_positions(hashes)
-        comparable = dedup.ComparableTexts(_strings(texts), distinct)
+        comparable = dedup.ComparableTexts(kernels.column_strings(texts), distinct)
         found = context.near_duplicate_groups(
             comparable, **self._search_settings(), accept=self._short_rule(comparable)
         )
@@ -272,7 +272,7 @@ class DuplicationValidator(Validator):
     def _near_pairs(self, context, texts) -> dedup.SimilarPairs:
         """Near-duplicate pairs among ``texts`` (positions among them), by the rule for short
         texts of :meth:`_short_rule`."""
-        comparable = dedup.ComparableTexts(_strings(texts))
+        comparable = dedup.ComparableTexts(kernels.column_strings(texts))
         found = context.near_duplicate_pairs(comparable, **self._search_settings())
         keep = self._short_rule(comparable)(found.left, found.right, found.similarity)
         return dedup.SimilarPairs(
@@ -355,7 +355,9 @@ class DuplicationValidator(Validator):
             return exact, exact, ResponseLinks(exact, exact, np.zeros(0, dtype=np.int64))
         # The distinct texts among those responses, each named by its first position overall.
         firsts = np.unique(exact[np.concatenate([searched, searched + n])])
-        comparable = dedup.ComparableTexts(_strings(pairs["chosen"], pairs["rejected"]), firsts)
+        comparable = dedup.ComparableTexts(
+            kernels.column_strings(pairs["chosen"], pairs["rejected"]), firsts
+        )
         of_repeated = np.zeros(2 * n, dtype=bool)
         of_repeated[exact[np.concatenate([repeated, repeated + n])]] = True
         accept = self._short_rule(comparable)
@@ -631,16 +633,6 @@ def _first_positions(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = np.full(codes.max() + 1 if len(codes) else 0, len(codes), dtype=np.int64)
     np.minimum.at(first, codes, np.arange(len(codes)))
     return first[codes], np.sort(first)
-
-
-def _strings(*columns: pd.Series) -> pa.ChunkedArray:
-    """The texts of ``columns`` one after the other, as Arrow strings (no copy of Arrow-backed
-    columns; taking from them is many times faster than from the pandas Series)."""
-    chunks = []
-    for column in columns:
-        array = pa.array(column, type=pa.large_string())
-        chunks += array.chunks if isinstance(array, pa.ChunkedArray) else [array]
-    return pa.chunked_array(chunks, type=pa.large_string())
 
 
 def _rank_of(labels: np.ndarray, distinct: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prefaudit import memory
 from prefaudit.text import default_threads, shape_counts
 from prefaudit.validators.base import CleaningAction, Validator, ValidatorResult
 
@@ -252,6 +253,7 @@ class LabelNoiseValidator(Validator):
         fitted = _fitted_rows(n, self.seed)
         self._fitted = n if fitted is None else len(fitted)
         features, representation = _pair_features(context, fitted)
+        memory.give_back()  # the texts and Arrow buffers freed making them
         length = _LENGTH_FEATURES + (features.shape[1] - len(_TEXT_FEATURES))
         with _fits_on_one_thread():
             strength = self.regularization
@@ -562,12 +564,7 @@ def _pair_features(context, rows: np.ndarray | None = None) -> tuple[np.ndarray,
     responses stand in."""
     from prefaudit.models.embeddings import EmbeddingsUnavailable
 
-    pairs = context.pairs if rows is None else context.pairs.iloc[rows]
-    # Each distinct response once: a response often recurs (a model's answer to one prompt
-    # paired with many others), and its features are the same each time.
-    responses = pd.concat([pairs["chosen"], pairs["rejected"]]).fillna("").astype(str)
-    codes, distinct = pd.factorize(responses)
-    chosen_code, rejected_code = codes[: len(pairs)], codes[len(pairs) :]
+    chosen_code, rejected_code, distinct = _distinct_responses(context.pairs, rows)
     shape = _text_features(distinct)
     text = shape[chosen_code] - shape[rejected_code]
     try:
@@ -579,7 +576,9 @@ def _pair_features(context, rows: np.ndarray | None = None) -> tuple[np.ndarray,
         note = f"label_noise: no embeddings ({err}); the preference model uses hashed word features"
         if note not in context.notes:
             context.notes.append(note)
-        return _hashed_difference(distinct, chosen_code, rejected_code, text), "hashed words"
+        vectors = _hashed_words(distinct)
+        del distinct  # the texts are not needed past here: ~0.4 GB at a million pairs
+        return _hashed_difference(vectors, chosen_code, rejected_code, text), "hashed words"
     difference = chosen - rejected
     relevance = np.sum(prompt * chosen, axis=1) - np.sum(prompt * rejected, axis=1)
     dense = np.hstack([difference, difference * prompt, relevance[:, None], text])
@@ -608,17 +607,61 @@ def _text_features(texts) -> np.ndarray:
     return np.column_stack(features)
 
 
-def _hashed_difference(distinct, chosen_code, rejected_code, text: np.ndarray):
-    """Hashed word and bigram TF vectors (l2-normalised) of chosen minus rejected, each
-    distinct response hashed once, then the text features."""
-    from scipy import sparse
+def _distinct_responses(pairs: pd.DataFrame, rows: np.ndarray | None):
+    """Each pair's chosen and rejected response (of ``rows``, all when None) as codes into
+    the distinct responses, an Arrow array (missing ones empty): a response often recurs (a
+    model's answer to one prompt paired with many others), and its features are the same each
+    time. Arrow's dictionary encoding makes no Python string per response, as pandas'
+    factorize did."""
+    import pyarrow.compute as pc
 
-    from prefaudit.kernels import pair_difference
+    rows = np.arange(len(pairs)) if rows is None else np.asarray(rows, dtype=np.int64)
+    responses = _responses_at(pairs, rows)
+    if responses.null_count:
+        responses = pc.fill_null(responses, "")
+    encoded = responses.dictionary_encode()
+    codes = encoded.indices.to_numpy()
+    return codes[: len(rows)], codes[len(rows) :], encoded.dictionary
+
+
+def _responses_at(pairs: pd.DataFrame, rows: np.ndarray):
+    """The chosen then the rejected responses of ``rows``, as one Arrow array: taken chunk by
+    chunk from Arrow-backed columns (nothing else copied), else those rows of the Series
+    converted (not the whole columns, for each block of pairs scored)."""
+    import pyarrow as pa
+
+    from prefaudit.kernels import column_strings, take_rows
+
+    columns = [pairs["chosen"], pairs["rejected"]]
+    if all(_arrow_backed(column) for column in columns):
+        return take_rows(column_strings(*columns), np.r_[rows, rows + len(pairs)])
+    taken = pd.concat([column.iloc[rows] for column in columns], ignore_index=True)
+    return pa.array(taken, type=pa.large_string())
+
+
+def _arrow_backed(column: pd.Series) -> bool:
+    """Whether ``column`` holds its values in Arrow (pandas' "str" and Arrow dtypes)."""
+    return getattr(column.dtype, "storage", None) == "pyarrow" or hasattr(
+        column.dtype, "pyarrow_dtype"
+    )
+
+
+def _hashed_words(texts):
+    """Hashed word and bigram TF vectors (l2-normalised) of ``texts``."""
     from prefaudit.words import hashed_words  # numba: imported where the features are made
 
     # HashingVectorizer(n_features=2**14, ngram_range=(1, 2), alternate_sign=False,
-    # norm="l2").transform(distinct), the same matrix, from a compiled kernel.
-    vectors = hashed_words(distinct, n_features=2**14, threads=default_threads())
+    # norm="l2").transform(texts), the same matrix, from a compiled kernel.
+    return hashed_words(texts, n_features=2**14, threads=default_threads())
+
+
+def _hashed_difference(vectors, chosen_code, rejected_code, text: np.ndarray):
+    """The ``vectors`` (:func:`_hashed_words`) of chosen minus rejected (codes into their
+    rows), then the text features."""
+    from scipy import sparse
+
+    from prefaudit.kernels import pair_difference
+
     # sparse.hstack([vectors[chosen] - vectors[rejected], csr_matrix(text)]), row by row.
     width = vectors.shape[1]
     indptr = np.zeros(len(chosen_code) + 1, dtype=np.int64)

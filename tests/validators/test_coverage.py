@@ -1,6 +1,8 @@
 import math
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from prefaudit.auditing import AuditContext, run_audit
@@ -111,6 +113,21 @@ def test_topics_show_where_other_checks_found_problems():
     clusters = {c["cluster"]: c for c in result.validators["coverage"].info["clusters"]}
     assert clusters[0]["duplication_issue_rate"] == 0.0
     assert clusters[1]["duplication_issue_rate"] == pytest.approx(1 / 4)
+
+
+def test_language_sample_is_pandas_sample_of_the_distinct_prompts():
+    """The prompts whose language is detected are those the code before took: pandas'
+    seeded sample of the prompts with repeats dropped (first ones kept)."""
+    from prefaudit.validators.coverage import _LANGUAGE_SAMPLE, _language_sample
+
+    prompts = pd.Series([f"prompt {i % 1500}" for i in range(2400)], dtype="str")
+    _, uniques = pd.factorize(prompts)
+    distinct = pa.array(uniques, type=pa.large_string())
+    for seed in (0, 7):
+        expected = prompts.drop_duplicates().sample(_LANGUAGE_SAMPLE, random_state=seed)
+        assert _language_sample(distinct, seed) == expected.tolist()
+    few = distinct.slice(0, 20)
+    assert _language_sample(few, 0) == few.to_pylist()
 
 
 def test_shape_turns_sources_and_languages():

@@ -2,6 +2,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from prefaudit.auditing import AuditContext, run_audit
@@ -426,13 +427,43 @@ def test_hashed_difference_equals_scipy_hstack_of_row_differences():
     chosen, rejected = rng.integers(0, 80, 300), rng.integers(0, 80, 300)
     rejected[:10] = chosen[:10]
     text = rng.normal(size=(300, 7)) * (rng.random((300, 7)) < 0.7)
-    found = _hashed_difference(distinct, chosen, rejected, text)
     vectors = hashed_words(distinct, n_features=2**14)
+    found = _hashed_difference(vectors, chosen, rejected, text)
     expected = sparse.hstack([vectors[chosen] - vectors[rejected], sparse.csr_matrix(text)]).tocsr()
     assert found.shape == expected.shape
     assert np.array_equal(found.indptr, expected.indptr)
     assert np.array_equal(found.indices, expected.indices)
     assert np.array_equal(found.data, expected.data)
+
+
+@pytest.mark.parametrize("rows", [None, [4, 0, 2, 2]])
+def test_distinct_responses_are_pandas_factorize_of_chosen_then_rejected(rows):
+    """Arrow's dictionary encoding of the responses gives pandas' factorize of chosen then
+    rejected (missing responses as empty ones): the same codes, in order of first appearance,
+    and the same distinct texts; on Arrow-backed and plain columns, in chunks or not."""
+    from prefaudit.validators.label_noise import _distinct_responses
+
+    chosen = ["a", "b", None, "a", "c"]
+    rejected = ["b", "", "d", "c", "a"]
+    for dtype in ("str", object):
+        pairs = pd.DataFrame({"chosen": chosen, "rejected": rejected}, dtype=dtype)
+        picked = pairs if rows is None else pairs.iloc[rows]
+        both = pd.concat([picked["chosen"], picked["rejected"]]).fillna("").astype(str)
+        codes, expected = pd.factorize(both)
+        first, second, distinct = _distinct_responses(
+            pairs, None if rows is None else np.array(rows)
+        )
+        assert np.array_equal(np.r_[first, second], codes)
+        assert distinct.to_pylist() == list(expected)
+    chunked = pd.DataFrame(
+        {
+            side: pd.array(pa.chunked_array([values[:2], values[2:]]), dtype="str")
+            for side, values in (("chosen", chosen), ("rejected", rejected))
+        }
+    )
+    assert chunked["chosen"].array._pa_array.num_chunks == 2
+    first, second, distinct = _distinct_responses(chunked, np.array([4, 1]))
+    assert [distinct[c].as_py() for c in np.r_[first, second]] == ["c", "b", "a", ""]
 
 
 @pytest.mark.parametrize("dense", [False, True])
