@@ -73,8 +73,8 @@ _KEPT_LINKS = 5_000_000
 # again as they are read, which costs time for memory. On the million benchmark pairs the
 # prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read, their pairs in doubt
 # checked in fewer, larger batches past the budget (_DOUBT_PAIRS_READ): `duplication` took
-# 434-447 s against 446 s held, and the audit peaked at 7.2-7.3 GiB against 9.7 GiB
-# (benchmarks/README, eighth session). Read with the batches of held texts, the response
+# 447-482 s (two runs) against 446 s held (one run), and the response search peaked at
+# 7.15-7.22 GiB against 9.58 GiB (benchmarks/README, eighth session). Read with the batches of held texts, the response
 # search took 315-342 s instead of 273-285 s (seventh session).
 _HELD_BYTES = 1 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
