@@ -74,8 +74,8 @@ _KEPT_LINKS = 5_000_000
 # prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read, their pairs in doubt
 # checked in fewer, larger batches past the budget (_DOUBT_PAIRS_READ): `duplication` took
 # 447-482 s (two runs) against 446 s held (one run), and the response search peaked at
-# 7.15-7.22 GiB against 9.58 GiB (benchmarks/README, eighth session). Read with the batches of held texts, the response
-# search took 315-342 s instead of 273-285 s (seventh session).
+# 7.15-7.22 GiB against 9.58 GiB (benchmarks/README, eighth session). Read with the batches
+# of held texts, the response search took 315-342 s instead of 273-285 s (seventh session).
 _HELD_BYTES = 1 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
@@ -119,9 +119,9 @@ class ComparableTexts:
     """Texts (``rows`` of them, all when None) as :func:`comparable` makes them (missing ones
     empty), for the search. Up to ``_HELD_BYTES`` of text before normalising (1 GiB: of the
     million benchmark pairs, the prompts, 0.65 GB, and not the responses, 1.9 GB) they are
-    normalised once and held. Beyond, they are never held all at once: each is normalised when read, once to
-    sign it and again for each exact check, a block of texts at a time. Each text's word
-    count is noted as it is read (:attr:`words`, for rules on short texts).
+    normalised once and held. Beyond, they are never held all at once: each is normalised
+    when read, once to sign it and again for each exact check, a block of texts at a time.
+    Each text's word count is noted as it is read (:attr:`words`, for rules on short texts).
 
     >>> c = ComparableTexts(["Hello,  World!!", "skip", "hello world, again"], np.array([0, 2]))
     >>> len(c), c.read(np.array([1, 0])).to_pylist(), c.words.tolist()

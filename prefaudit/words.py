@@ -108,8 +108,8 @@ def _assemble(parts, bounds: np.ndarray, fallback: np.ndarray, others, n_feature
     """One CSR matrix of the kernel's chunks (rows bounds[k] to bounds[k + 1]), with the rows
     of ``others`` at the rows ``fallback`` (empty in the chunks): each value copied once, and
     each chunk let go (``parts[k] = None``) once copied, so that the chunks and the matrix
-    are not all held at once (each about 0.9 GiB for the 400,000 responses of the pairs
-    fitted at a million).
+    are not all held at once (82 million values, 0.9 GiB each, for the 400,000 responses
+    of the pairs fitted at a million).
     The matrix's arrays come from numba's allocator: numpy's asks the kernel for huge pages,
     which a fragmented machine compacts memory for on first touch (10x slower here)."""
     from scipy import sparse

@@ -577,7 +577,7 @@ def _pair_features(context, rows: np.ndarray | None = None) -> tuple[np.ndarray,
         if note not in context.notes:
             context.notes.append(note)
         vectors = _hashed_words(distinct)
-        del distinct  # the texts are not needed past here: ~0.4 GB at a million pairs
+        del distinct  # not needed past here (400,000 responses when fitting a million pairs)
         return _hashed_difference(vectors, chosen_code, rejected_code, text), "hashed words"
     difference = chosen - rejected
     relevance = np.sum(prompt * chosen, axis=1) - np.sum(prompt * rejected, axis=1)
