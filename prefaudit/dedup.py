@@ -197,6 +197,8 @@ class _Held:
     """Texts held as given (compared as they are): :class:`ComparableTexts`'s reading, in
     place."""
 
+    held = True
+
     def __init__(self, texts):
         self.array = kernels.large_strings(texts)
         self.offsets, self.data = kernels.string_buffers(self.array)
@@ -710,8 +712,7 @@ class _Judge:
         self.threshold, self.slack, self.sure, self.size = threshold, slack, sure, size
         self.doubt: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.waiting = 0
-        held = isinstance(source, _Held) or source.held
-        self.skipping_batch = _DOUBT_PAIRS_SKIPPING if held else _DOUBT_PAIRS_READ
+        self.skipping_batch = _DOUBT_PAIRS_SKIPPING if source.held else _DOUBT_PAIRS_READ
 
     def __call__(self, left: np.ndarray, right: np.ndarray, estimate: np.ndarray) -> None:
         sure = estimate >= self.threshold + self.sure
