@@ -71,19 +71,18 @@ _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, a text meets 64 on
 _KEPT_LINKS = 5_000_000
 # Bytes of text up to which ComparableTexts holds the texts normalised; above, it normalises them
 # again as they are read, which costs time for memory. On the million benchmark pairs the
-# prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read, their pairs in doubt
-# checked in fewer, larger batches past the budget (_DOUBT_PAIRS_READ): `duplication` took
+# prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read: `duplication` took
 # 447-482 s (two runs) against 446 s held (one run), and the response search peaked at
-# 7.15-7.22 GiB against 9.58 GiB (benchmarks/README, eighth session). Read with the batches
-# of held texts, the response search took 315-342 s instead of 273-285 s (seventh session).
+# 7.15-7.22 GiB against 9.58 GiB (benchmarks/README, eighth session).
 _HELD_BYTES = 1 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
-_DOUBT_PAIRS_SKIPPING = 1 << 16  # the same once joined pairs are skipped
-# The same for texts read lazily: each check reads its texts again, and smaller batches read
-# them more often (2,000,000 responses: 5.99 million texts read instead of 9.88 million, 270 s
-# instead of 287 s; seventh session).
-_DOUBT_PAIRS_READ = 1 << 20
+# The same once joined pairs are skipped. Smaller batches skip more pairs (the groups they
+# join are known sooner) but shingle each text again more often: on the million benchmark
+# prompts, batches of 65,536 checked 25.6 million pairs and shingled 9.1 million texts, of
+# 1,048,576 26.5 and 6.1 million (the prompt search took 146.6 s against 138.4 s; 4,194,304:
+# 163.8 s); read texts are normalised again each time they are shingled too.
+_DOUBT_PAIRS_SKIPPING = 1 << 20
 # Bytes of text whose shingle sets one exact check holds at most (as fast as 256 MB on
 # 600,000 benchmark responses, and 1 GB less at the peak).
 _CHECK_BYTES = 64 << 20
@@ -196,8 +195,6 @@ class ComparableTexts:
 class _Held:
     """Texts held as given (compared as they are): :class:`ComparableTexts`'s reading, in
     place."""
-
-    held = True
 
     def __init__(self, texts):
         self.array = kernels.large_strings(texts)
@@ -514,13 +511,24 @@ def _verified(
     similarity = estimate.astype(np.float64, copy=True)
     check = np.flatnonzero((similarity >= threshold - slack) & (similarity < threshold + sure))
     for block in _check_blocks(source, left[check], right[check]):
-        # Exact sets only for the texts still in doubt, shingled again.
         at = check[block]
-        involved = _sorted_unique(np.concatenate([left[at], right[at]]))
-        sets = _sets(source, involved, size, threads)
-        first, second = np.searchsorted(involved, left[at]), np.searchsorted(involved, right[at])
-        similarity[at] = jaccard(sets, first, second, threads=threads)
+        similarity[at] = _exact(source, left[at], right[at], size, threads)
     return similarity >= threshold, similarity
+
+
+def _exact(
+    source: ComparableTexts | _Held,
+    left: np.ndarray,
+    right: np.ndarray,
+    size: int,
+    threads: int | None,
+) -> np.ndarray:
+    """The exact Jaccard similarity of each pair's shingle sets, each text involved shingled
+    (again) once."""
+    involved = _sorted_unique(np.concatenate([left, right]))
+    sets = _sets(source, involved, size, threads)
+    first, second = np.searchsorted(involved, left), np.searchsorted(involved, right)
+    return jaccard(sets, first, second, threads=threads)
 
 
 def _check_blocks(source: ComparableTexts | _Held, left: np.ndarray, right: np.ndarray):
@@ -622,7 +630,7 @@ def near_duplicate_groups(
     bands = _Bands(sketch(source, shingle_size, num_perm, seed, threads, threshold), *banding)
     search = _GroupSearch(len(source), accept, within, _KEPT_LINKS if kept is None else kept)
     judge = _Judge(source, search, threshold, slack, sure, shingle_size, threads)
-    for left, right, estimate in bands.proposals(search.unjoined, threads):
+    for left, right, estimate in bands.proposals(search, threshold - slack, threads):
         judge(left, right, estimate)
     judge.flush()
     return search.result(functools.partial(_ask, bands, judge, accept) if search.skipping else None)
@@ -669,6 +677,16 @@ class _GroupSearch:
             out[both] = inner
         return out
 
+    def groups(self) -> np.ndarray:
+        """Each text's group (its smallest text) as the links so far make them."""
+        kernels.roots(self.parent)
+        return self.parent
+
+    def inner_groups(self) -> np.ndarray:
+        """The same over the links between texts of ``within`` only."""
+        kernels.roots(self.inner)
+        return self.inner
+
     def link(self, left: np.ndarray, right: np.ndarray, similarity: np.ndarray) -> None:
         """Join the groups of each near-duplicate pair ``accept`` keeps, and keep the links."""
         if self.accept is not None and len(left):
@@ -712,7 +730,6 @@ class _Judge:
         self.threshold, self.slack, self.sure, self.size = threshold, slack, sure, size
         self.doubt: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.waiting = 0
-        self.skipping_batch = _DOUBT_PAIRS_SKIPPING if source.held else _DOUBT_PAIRS_READ
 
     def __call__(self, left: np.ndarray, right: np.ndarray, estimate: np.ndarray) -> None:
         sure = estimate >= self.threshold + self.sure
@@ -722,7 +739,7 @@ class _Judge:
             self.doubt.append((left[doubt], right[doubt], estimate[doubt]))
             self.waiting += int(doubt.sum())
         # Once pairs already in one group are skipped, sooner checks let more be skipped.
-        if self.waiting >= (self.skipping_batch if self.search.skipping else _DOUBT_PAIRS):
+        if self.waiting >= (_DOUBT_PAIRS_SKIPPING if self.search.skipping else _DOUBT_PAIRS):
             self.flush()
 
     def flush(self) -> None:
@@ -731,10 +748,19 @@ class _Judge:
             return
         left, right, estimate = (np.concatenate([part[k] for part in self.doubt]) for k in range(3))
         self.doubt, self.waiting = [], 0
-        apart = self.search.unjoined(left, right)
-        left, right, estimate = left[apart], right[apart], estimate[apart]
-        keep, similarity = self.verified(left, right, estimate)
-        self.search.link(left[keep], right[keep], similarity[keep])
+        if not self.search.skipping:  # links are kept in the order the bands found them
+            keep, similarity = self.verified(left, right, estimate)
+            self.search.link(left[keep], right[keep], similarity[keep])
+            return
+        # Links are no longer kept, and the groups are the same in any order: block by block
+        # (few texts shingled twice), each block without the pairs the blocks before joined.
+        for block in _check_blocks(self.source, left, right):
+            a, b = left[block], right[block]
+            apart = np.flatnonzero(self.search.unjoined(a, b))
+            a, b = a[apart], b[apart]
+            similarity = _exact(self.source, a, b, self.size, self.threads)
+            keep = similarity >= self.threshold
+            self.search.link(a[keep], b[keep], similarity[keep])
 
     def verified(self, left, right, estimate) -> tuple[np.ndarray, np.ndarray]:
         """:func:`_verified` with this search's settings."""
@@ -771,12 +797,13 @@ class _Bands:
             row[positions] = np.arange(len(positions))
             self.row_of.append(row)
 
-    def proposals(self, unjoined, threads: int | None = None):
+    def proposals(self, search: _GroupSearch, floor: float = 0.0, threads: int | None = None):
         """The candidate pairs of :meth:`Sketches.candidates` in batches, each pair once, as
         (left, right, estimate) with left < right positions: band by band and scheme by
         scheme, each pair from the first band that proposes it
-        (:func:`kernels.first_proposals`), and only those that ``unjoined`` keeps (a function
-        of left and right positions)."""
+        (:func:`kernels.first_proposals`), and only those whose texts may still join two
+        groups of ``search`` (:meth:`_GroupSearch.unjoined`) and whose estimate is ``floor``
+        or more."""
         keys, ranks, row_of = self.keys, self.ranks, self.row_of
         for s, (positions, sig) in enumerate(self.schemes):
             o = 1 - s
@@ -788,28 +815,30 @@ class _Bands:
                 )
 
             for band in range(keys[s].shape[0]):
-                found = _bucket_neighbours(keys[s][band])
-                if not found:
-                    continue
-                i, j = (np.concatenate([pair[k] for pair in found]) for k in range(2))
-                for lo in range(0, len(i), _PROPOSAL_CHUNK):
-                    a, b = i[lo : lo + _PROPOSAL_CHUNK], j[lo : lo + _PROPOSAL_CHUNK]
-                    # Pairs in one group already are dropped first: asking the bands is dearer.
-                    apart = np.flatnonzero(unjoined(positions[a], positions[b]))
-                    if len(apart) < len(a):
-                        a, b = a[apart], b[apart]
+                # Pairs in one group already are dropped first: asking the bands is dearer.
+                for a, b in _apart_neighbours(keys[s][band], positions, search):
+                    # A pair's estimate is its agreement here, or the higher of both schemes'
+                    # where both hold its texts: below the floor here and held by this scheme
+                    # alone, it is below wherever it is proposed, so whether this band is its
+                    # first (dearer to ask: the earlier bands' keys) need not be asked.
+                    agree = _agreeing_positions(sig, a, b, threads)
+                    useful = agree / self.num_perm >= floor
+                    useful |= (row_of[o][positions[a]] >= 0) & (row_of[o][positions[b]] >= 0)
+                    useful = np.flatnonzero(useful)
+                    a, b, agree = a[useful], b[useful], agree[useful]
                     kind = np.empty(len(a), dtype=np.int8)
                     _by_pairs(functools.partial(first, band=band), a, b, kind, threads)
                     new = np.flatnonzero(kind)
-                    left, right = positions[a[new]], positions[b[new]]
-                    agree = _agreeing_positions(sig, a[new], b[new], threads)
+                    left, right, agree = positions[a[new]], positions[b[new]], agree[new]
                     twice = np.flatnonzero(kind[new] == 2)
                     if len(twice):
                         theirs = _agreeing_positions(
                             self.schemes[o][1], row_of[o][left[twice]], row_of[o][right[twice]]
                         )
                         agree[twice] = np.maximum(agree[twice], theirs)
-                    yield left, right, agree / self.num_perm
+                    estimate = agree / self.num_perm
+                    useful = np.flatnonzero(estimate >= floor)
+                    yield left[useful], right[useful], estimate[useful]
 
     def estimates(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Each pair's MinHash estimate, the higher of the schemes that propose it, as
@@ -1049,6 +1078,31 @@ def _bucket_neighbours(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         i, j = order[same], order[same + distance]
         found.append((np.minimum(i, j), np.maximum(i, j)))
     return found
+
+
+def _apart_neighbours(keys: np.ndarray, positions: np.ndarray, search: _GroupSearch):
+    """The pairs of :func:`_bucket_neighbours` (rows, in its order) in chunks of at most
+    ``_PROPOSAL_CHUNK``, without those :meth:`_GroupSearch.unjoined` drops (the rows are of
+    the texts at ``positions``). Each member's group is read once per chunk, so a chunk may
+    keep pairs that joined while it was made, never drop one that did not. Each chunk's arrays
+    are valid until the next is asked."""
+    order, ordered = kernels.shared_keys(keys)
+    if not len(order):
+        return
+    sizes = np.diff(np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True]))
+    window = min(_MAX_BUCKET_WINDOW, int(sizes.max()) - 1)
+    out = np.empty((2, min(_PROPOSAL_CHUNK, len(order) * window)), dtype=np.int64)
+    cursor, none = np.array([1, 0], dtype=np.int64), np.zeros(0, dtype=np.int64)
+    texts = positions[order]
+    while cursor[0] <= window:
+        group, inner, within = none, none, none.astype(bool)
+        if search.skipping:
+            group = search.groups()[texts]
+            if search.inner is not None:
+                inner, within = search.inner_groups()[texts], search.within[texts]
+        count = kernels.bucket_neighbours(order, ordered, window, cursor, group, inner, within, out)
+        if count:
+            yield out[0, :count], out[1, :count]
 
 
 def _all_band_keys(

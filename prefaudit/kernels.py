@@ -508,6 +508,41 @@ def apart(parent, left, right, out):
 
 
 @njit(cache=True, nogil=True)
+def bucket_neighbours(order, ordered, window, cursor, group, inner, within, out):
+    """The pairs of a band's bucket members (``order``, with each one's bucket ``ordered``,
+    from :func:`shared_keys`) up to ``window`` apart, distance by distance and by member
+    within one, as (smaller, larger) rows into ``out`` (2, size): from ``cursor`` (distance,
+    member: where the last call stopped) until ``out`` is full. With each member's ``group``
+    (else an empty array), pairs of one group are left out; of one ``inner`` group where both
+    are ``within``. Returns the pairs written; the cursor moves on (its distance past
+    ``window`` once all are). Every array is read in order: no text's data is looked up."""
+    n, size = len(order), out.shape[1]
+    grouped, nested = len(group) > 0, len(within) > 0
+    count = 0
+    distance, k = cursor[0], cursor[1]
+    while distance <= window:
+        while k < n - distance:
+            m = k + distance
+            if ordered[k] == ordered[m]:
+                if not grouped:
+                    new = True
+                elif nested and within[k] and within[m]:
+                    new = inner[k] != inner[m]
+                else:
+                    new = group[k] != group[m]
+                if new:
+                    out[0, count], out[1, count] = min(order[k], order[m]), max(order[k], order[m])
+                    count += 1
+                    if count == size:
+                        cursor[0], cursor[1] = distance, k + 1
+                        return count
+            k += 1
+        distance, k = distance + 1, 0
+    cursor[0], cursor[1] = distance, 0
+    return count
+
+
+@njit(cache=True, nogil=True)
 def join(parent, left, right):
     """Join each pair's groups in the union-find ``parent``; the smaller root stays the root,
     so every group's root is its smallest item."""

@@ -477,6 +477,38 @@ def test_shared_keys_are_the_buckets_of_two_or_more_by_position():
         assert [len(part) for part in kernels.shared_keys(keys)] == [0, 0]
 
 
+@pytest.mark.parametrize("chunk", [7, 1 << 21])
+@pytest.mark.parametrize("inner", [False, True])
+def test_apart_neighbours_are_the_bucket_pairs_whose_groups_are_apart(monkeypatch, chunk, inner):
+    """In chunks of any size, the pairs of _bucket_neighbours in its order; once the search
+    skips, without the pairs whose texts are in one group (one inner group where both are
+    within), as ``unjoined`` says."""
+    rng = np.random.default_rng(3)
+    n = 600
+    keys = rng.integers(0, 40, n).astype(np.uint64) << np.uint64(40)  # buckets of ~15
+    keys[:150] = 7  # and one past the 64-neighbour window
+    positions = np.sort(rng.choice(3 * n, n, replace=False))  # the rows' texts
+    monkeypatch.setattr(dedup, "_PROPOSAL_CHUNK", chunk)
+    within = rng.random(3 * n) < 0.5 if inner else None
+    search = dedup._GroupSearch(3 * n, None, within, kept=None)
+
+    def pairs():
+        got = [(a.copy(), b.copy()) for a, b in dedup._apart_neighbours(keys, positions, search)]
+        assert all(0 < len(a) <= chunk for a, _ in got)
+        return np.concatenate([a for a, _ in got]), np.concatenate([b for _, b in got])
+
+    every = [np.concatenate([p[k] for p in dedup._bucket_neighbours(keys)]) for k in range(2)]
+    got = pairs()
+    assert got[0].tolist() == every[0].tolist() and got[1].tolist() == every[1].tolist()
+    search.link(*rng.integers(0, 3 * n, (2, 2_000)), np.ones(2_000))
+    search.skipping = True
+    apart = search.unjoined(positions[every[0]], positions[every[1]])
+    assert 0 < apart.sum() < len(apart)
+    got = pairs()
+    assert got[0].tolist() == every[0][apart].tolist()
+    assert got[1].tolist() == every[1][apart].tolist()
+
+
 def test_a_threshold_outside_0_1_is_a_setting_error_not_a_division():
     from prefaudit.errors import SettingError
 
@@ -540,21 +572,21 @@ def _planted_sketches(seed):
 def test_proposals_give_each_candidate_once_with_its_estimate(seed):
     """Band by band, each pair comes from the first band that proposes it, with the higher
     estimate where both schemes propose it: the candidates of Sketches.candidates, each once,
-    though no list of the pairs met is kept."""
+    though no list of the pairs met is kept. With a floor, those whose estimate reaches it."""
     sketches = _planted_sketches(seed)
     left, right, estimate = sketches.candidates(bands=4, rows=4)
-
-    def everything(a, b):
-        return np.ones(len(a), dtype=bool)
-
     bands = dedup._Bands(sketches, 4, 4)
-    parts = list(bands.proposals(everything))
-    got_left, got_right, got_estimate = (np.concatenate([p[k] for p in parts]) for k in range(3))
-    order = np.lexsort((got_right, got_left))
+    everything = dedup._GroupSearch(sketches.n, None, None, kept=None)  # never skips
     assert len(left) > 1_000
-    assert got_left[order].tolist() == left.tolist()
-    assert got_right[order].tolist() == right.tolist()
-    assert got_estimate[order].tolist() == estimate.tolist()
+    for floor in (0.0, 0.4, 0.7):
+        parts = list(bands.proposals(everything, floor))
+        got = [np.concatenate([p[k] for p in parts]) for k in range(3)]
+        order = np.lexsort((got[1], got[0]))
+        above = estimate >= floor
+        assert above.any() and (floor == 0) == above.all()
+        assert got[0][order].tolist() == left[above].tolist()
+        assert got[1][order].tolist() == right[above].tolist()
+        assert got[2][order].tolist() == estimate[above].tolist()
     # Asked pair by pair: the same estimates, and none for pairs no band proposes.
     assert bands.estimates(left, right).tolist() == estimate.tolist()
     rng = np.random.default_rng(seed)
@@ -731,7 +763,7 @@ def test_texts_normalised_as_they_are_read_are_searched_as_a_held_copy(monkeypat
     reads, read = [], dedup.comparable
     monkeypatch.setattr(dedup, "comparable", lambda t, r: reads.append(len(r)) or read(t, r))
     if batch is not None:
-        for name in ("_DOUBT_PAIRS", "_DOUBT_PAIRS_SKIPPING", "_DOUBT_PAIRS_READ"):
+        for name in ("_DOUBT_PAIRS", "_DOUBT_PAIRS_SKIPPING"):
             monkeypatch.setattr(dedup, name, batch)
 
     source = dedup.ComparableTexts(column, rows)
