@@ -71,17 +71,18 @@ _MAX_BUCKET_WINDOW = 64  # in a band bucket larger than this, a text meets 64 on
 _KEPT_LINKS = 5_000_000
 # Bytes of text up to which ComparableTexts holds the texts normalised; above, it normalises them
 # again as they are read, which costs time for memory. On the million benchmark pairs the
-# prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read: `duplication` took
-# 447-482 s (two runs) against 446 s held (one run), and the response search peaked at
-# 7.15-7.22 GiB against 9.58 GiB (benchmarks/README, eighth session).
+# prompts (0.65 GB) are held; the 2,000,000 responses (1.9 GB) are read: with the code of the
+# eighth session `duplication` took 447-482 s (two runs) against 446 s held (one run), and
+# the response search peaked at 7.15-7.22 GiB against 9.58 GiB (benchmarks/README).
 _HELD_BYTES = 1 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
 # The same once joined pairs are skipped. Smaller batches skip more pairs (the groups they
-# join are known sooner) but shingle each text again more often: on the million benchmark
-# prompts, batches of 65,536 checked 25.6 million pairs and shingled 9.1 million texts, of
-# 1,048,576 26.5 and 6.1 million (the prompt search took 146.6 s against 138.4 s; 4,194,304:
-# 163.8 s); read texts are normalised again each time they are shingled too.
+# join are known sooner) but shingle each text again more often. On the million benchmark
+# prompts (the prompt search alone, one run each, benchmarks/README ninth session): batches
+# of 65,536 checked 25.6 million pairs, shingled 9.1 million texts and took 146.6 s; of
+# 1,048,576, 26.5 million, 6.1 million and 138.4 s; of 4,194,304, 163.8 s. Read texts are
+# normalised again each time they are shingled, too.
 _DOUBT_PAIRS_SKIPPING = 1 << 20
 # Bytes of text whose shingle sets one exact check holds at most (as fast as 256 MB on
 # 600,000 benchmark responses, and 1 GB less at the peak).
@@ -757,6 +758,8 @@ class _Judge:
         for block in _check_blocks(self.source, left, right):
             a, b = left[block], right[block]
             apart = np.flatnonzero(self.search.unjoined(a, b))
+            if not len(apart):
+                continue
             a, b = a[apart], b[apart]
             similarity = _exact(self.source, a, b, self.size, self.threads)
             keep = similarity >= self.threshold
@@ -1084,8 +1087,9 @@ def _apart_neighbours(keys: np.ndarray, positions: np.ndarray, search: _GroupSea
     """The pairs of :func:`_bucket_neighbours` (rows, in its order) in chunks of at most
     ``_PROPOSAL_CHUNK``, without those :meth:`_GroupSearch.unjoined` drops (the rows are of
     the texts at ``positions``). Each member's group is read once per chunk, so a chunk may
-    keep pairs that joined while it was made, never drop one that did not. Each chunk's arrays
-    are valid until the next is asked."""
+    keep pairs whose groups the links of its own earlier pairs join once judged (the judge
+    asks again), never drop one whose groups are apart. Each chunk's arrays are valid until
+    the next is asked."""
     order, ordered = kernels.shared_keys(keys)
     if not len(order):
         return
@@ -1094,12 +1098,13 @@ def _apart_neighbours(keys: np.ndarray, positions: np.ndarray, search: _GroupSea
     out = np.empty((2, min(_PROPOSAL_CHUNK, len(order) * window)), dtype=np.int64)
     cursor, none = np.array([1, 0], dtype=np.int64), np.zeros(0, dtype=np.int64)
     texts = positions[order]
+    nested = search.within[texts] if search.within is not None else none.astype(bool)
     while cursor[0] <= window:
         group, inner, within = none, none, none.astype(bool)
         if search.skipping:
             group = search.groups()[texts]
             if search.inner is not None:
-                inner, within = search.inner_groups()[texts], search.within[texts]
+                inner, within = search.inner_groups()[texts], nested
         count = kernels.bucket_neighbours(order, ordered, window, cursor, group, inner, within, out)
         if count:
             yield out[0, :count], out[1, :count]

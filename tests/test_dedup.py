@@ -507,6 +507,21 @@ def test_apart_neighbours_are_the_bucket_pairs_whose_groups_are_apart(monkeypatc
     got = pairs()
     assert got[0].tolist() == every[0][apart].tolist()
     assert got[1].tolist() == every[1][apart].tolist()
+    if chunk > 7:
+        return
+    # Links made between chunks: the next chunks leave out the pairs they join.
+    search = dedup._GroupSearch(3 * n, None, within, kept=0)
+    search.skipping = True
+    chunks = dedup._apart_neighbours(keys, positions, search)
+    a, b = next(chunks)
+    assert a.tolist() == every[0][:7].tolist() and b.tolist() == every[1][:7].tolist()
+    search.link(positions[a], positions[b], np.ones(len(a)))
+    rest = [(x.copy(), y.copy()) for x, y in chunks]
+    rest = [np.concatenate([part[k] for part in rest]) for k in range(2)]
+    apart = search.unjoined(positions[every[0][7:]], positions[every[1][7:]])
+    assert 0 < apart.sum() < len(apart)
+    assert rest[0].tolist() == every[0][7:][apart].tolist()
+    assert rest[1].tolist() == every[1][7:][apart].tolist()
 
 
 def test_a_threshold_outside_0_1_is_a_setting_error_not_a_division():
@@ -578,6 +593,7 @@ def test_proposals_give_each_candidate_once_with_its_estimate(seed):
     bands = dedup._Bands(sketches, 4, 4)
     everything = dedup._GroupSearch(sketches.n, None, None, kept=None)  # never skips
     assert len(left) > 1_000
+    first = None
     for floor in (0.0, 0.4, 0.7):
         parts = list(bands.proposals(everything, floor))
         got = [np.concatenate([p[k] for p in parts]) for k in range(3)]
@@ -587,6 +603,10 @@ def test_proposals_give_each_candidate_once_with_its_estimate(seed):
         assert got[0][order].tolist() == left[above].tolist()
         assert got[1][order].tolist() == right[above].tolist()
         assert got[2][order].tolist() == estimate[above].tolist()
+        # in the order the floor 0 gives them: a judge meets the pairs it keeps as before
+        first = got if first is None else first
+        kept = first[2] >= floor
+        assert all(got[k].tolist() == first[k][kept].tolist() for k in range(3))
     # Asked pair by pair: the same estimates, and none for pairs no band proposes.
     assert bands.estimates(left, right).tolist() == estimate.tolist()
     rng = np.random.default_rng(seed)
@@ -595,6 +615,9 @@ def test_proposals_give_each_candidate_once_with_its_estimate(seed):
     a, b = np.minimum(a, b)[a != b], np.maximum(a, b)[a != b]
     unproposed = np.array([i * sketches.n + j not in codes for i, j in zip(a, b, strict=True)])
     assert (bands.estimates(a[unproposed], b[unproposed]) == -1).all()
+
+
+FIELDS = ("left", "right", "similarity")
 
 
 def _mixed_corpus(seed):
@@ -624,11 +647,21 @@ def test_groups_are_the_components_of_the_pairs_whatever_the_budget(seed):
     skipping = dedup.near_duplicate_groups(texts, threshold=0.6, kept=5)
     assert not skipping.complete and (skipping.labels == expected).all()
     assert len(skipping.links) == 5 and len(pairs) > 5
+    found = {
+        (i, j): s for i, j, s in zip(*(getattr(pairs, f).tolist() for f in FIELDS), strict=True)
+    }
+    kept = zip(*(getattr(skipping.links, f).tolist() for f in FIELDS), strict=True)
+    assert all(found[(i, j)] == similarity for i, j, similarity in kept)
     assert dedup.near_duplicate_groups(texts, threshold=0.6, kept=len(pairs)).complete
     assert len(np.unique(expected)) < len(texts) - 50  # groups of several texts
 
 
-def test_groups_within_a_mask_and_through_accept_are_those_of_the_kept_links():
+@pytest.mark.parametrize("blocks", [False, True])
+def test_groups_within_a_mask_and_through_accept_are_those_of_the_kept_links(monkeypatch, blocks):
+    """Whatever the budget, and with the pairs in doubt checked in blocks of a few texts
+    (past the budget, each block without the pairs earlier blocks joined)."""
+    if blocks:
+        monkeypatch.setattr(dedup, "_CHECK_BYTES", 2_000)
     texts = _mixed_corpus(2)
     pairs = dedup.near_duplicate_pairs(texts, threshold=0.6)
     within = np.random.default_rng(0).random(len(texts)) < 0.5
@@ -687,6 +720,7 @@ def test_union_find_groups_are_the_connected_components(n, edges):
     parent = np.arange(n, dtype=np.int64)
     half = len(left) // 2
     kernels.join(parent, left[:half], right[:half])
+    kernels.roots(parent)  # flattened mid-search (as the search reads groups), then joined on
     apart = np.empty(len(left) - half, dtype=bool)
     kernels.apart(parent, left[half:], right[half:], apart)
     before = dedup.components(n, left[:half], right[:half])
