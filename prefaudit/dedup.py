@@ -77,12 +77,13 @@ _KEPT_LINKS = 5_000_000
 _HELD_BYTES = 1 << 30
 _PROPOSAL_CHUNK = 1 << 21  # candidate pairs of one band judged at a time
 _DOUBT_PAIRS = 1 << 22  # pairs in doubt gathered before their exact check
-# The same once joined pairs are skipped. Smaller batches skip more pairs (the groups they
-# join are known sooner) but shingle each text again more often. On the million benchmark
-# prompts (the prompt search alone, one run each, benchmarks/README ninth session): batches
-# of 65,536 checked 25.6 million pairs, shingled 9.1 million texts and took 146.6 s; of
-# 1,048,576, 26.5 million, 6.1 million and 138.4 s; of 4,194,304, 163.8 s. Read texts are
-# normalised again each time they are shingled, too.
+# The same once pairs whose texts are in one group already are skipped (past the budget of
+# links). Smaller batches skip more pairs (the groups they join are known sooner) but shingle
+# each text again more often. On the million benchmark prompts (the prompt search alone, one
+# run each, before the review fixes; benchmarks/README, ninth session): batches of 65,536
+# checked 25.6 million pairs, shingled 9.1 million texts and took 146.6 s; of 1,048,576,
+# 26.5 million, 6.1 million and 138.4 s; of 4,194,304, 163.8 s. Read texts are normalised
+# again each time they are shingled, too.
 _DOUBT_PAIRS_SKIPPING = 1 << 20
 # Bytes of text whose shingle sets one exact check holds at most (as fast as 256 MB on
 # 600,000 benchmark responses, and 1 GB less at the peak).
