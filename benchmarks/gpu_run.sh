@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Issue 24's GPU checks on a lent GPU machine with no network. Run it from anywhere in the
+# checkout, with the folder from benchmarks/gpu_carry.py carried (.gpu, or CARRY=FOLDER):
+#
+#   bash benchmarks/gpu_run.sh tests                       # the CUDA tests
+#   bash benchmarks/gpu_run.sh suite [gpu_suite options]   # e.g. --only reference-135m,train-135m
+#   bash benchmarks/gpu_run.sh tests suite --only ...      # both in one call; "suite" comes last
+#
+# Figures go to $RESULTS (default /tmp/gpu-suite). That folder stays while the machine is warm,
+# so calls with --only add their steps to one summary. When $OUT is set, the whole folder is
+# also packed into $OUT/gpu-suite.tgz, beside summary.md. The device tool brings back at most
+# 8 files a call, and the suite writes two files per step.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+carry=${CARRY:-.gpu}
+python=${PYTHON:-python3}
+results=${RESULTS:-/tmp/gpu-suite}
+if [ ! -d "$carry/model" ]; then
+    echo "gpu_run.sh: no $carry/model here: run benchmarks/gpu_carry.py and carry its folder" >&2
+    exit 2
+fi
+carry=$(cd "$carry" && pwd)
+mkdir -p "$results"
+if compgen -G "$carry/wheels/*.whl" >/dev/null; then
+    "$python" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir \
+        --upgrade --target /tmp/site "$carry"/wheels/*.whl || exit 2
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export PREFAUDIT_SHARED_DATA=$carry/data PYTHONUNBUFFERED=1
+"$python" - <<'EOF' | tee "$results/versions.txt"
+import sys
+from importlib import metadata
+
+import torch
+
+names = ("torch", "transformers", "trl", "datasets", "accelerate", "pyarrow", "numba")
+found = {}
+for name in names:
+    try:
+        found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        found[name] = "missing"
+device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+print(f"python {sys.version.split()[0]}, {device}, {torch.cuda.device_count()} GPU(s)")
+print(", ".join(f"{name} {version}" for name, version in found.items()))
+EOF
+status=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        tests)
+            shift
+            "$python" -m pytest -q -p no:cacheprovider tests/training/test_cuda.py \
+                tests/models/test_flex.py tests/models/test_reference.py 2>&1 \
+                | tee "$results/tests.log" || status=1
+            ;;
+        suite)
+            shift
+            "$python" benchmarks/gpu_suite.py --model "$carry/model" --out "$results" "$@" \
+                || status=1
+            break
+            ;;
+        *)
+            echo "gpu_run.sh: unknown word '$1' (tests, or suite followed by its options)" >&2
+            exit 2
+            ;;
+    esac
+done
+if [ -n "${OUT:-}" ]; then
+    tar -czf "$OUT/gpu-suite.tgz" -C "$results" --exclude fsdp-work .
+    if [ -f "$results/summary.md" ]; then cp "$results/summary.md" "$OUT/"; fi
+fi
+exit $status
