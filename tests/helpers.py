@@ -240,16 +240,17 @@ def task_training(tmp_path: Path, pairs: int) -> list[str]:
     return flags + ["--learning-rate", "1e-3", "--eval-fraction", "0.2", "--device", "cpu"]
 
 
-def torchrun(flags: list[str]):
-    """``prefaudit FLAGS`` under torchrun with 2 processes (gloo on the CPU); it must succeed.
-    Returns the finished process (its stdout)."""
+def torchrun(flags: list[str], *, module: str = "prefaudit", env: dict | None = None):
+    """``prefaudit FLAGS`` (or ``python -m MODULE FLAGS``) under torchrun with 2 processes (gloo
+    on the CPU), ``env`` added to the environment; it must succeed. Returns the finished
+    process (its stdout)."""
     import os
     import subprocess
     import sys
 
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-        + ["-m", "prefaudit", *flags],
+        + ["-m", module, *flags],
         capture_output=True,
         text=True,
         timeout=300,
@@ -257,6 +258,7 @@ def torchrun(flags: list[str]):
             **os.environ,
             "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
             "OMP_NUM_THREADS": "1",
+            **(env or {}),
         },
     )
     assert run.returncode == 0, run.stderr[-3000:]

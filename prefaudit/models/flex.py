@@ -121,14 +121,66 @@ def pair_logps(model, prompts, responses, pad: int, *, precise: bool = True):
     """(pairs, 2) tensor of the summed log-probs of each pair's chosen and rejected response
     (the autograd graph kept when gradients are on); ``precise``: the log-softmax in float64.
     Packed rows through FlexAttention where :func:`attention_path` says so, else one pair a
-    row under a dense mask (:func:`prefaudit.models.packing.packed_logps`)."""
+    row under a dense mask (:func:`prefaudit.models.packing.packed_logps`).
+
+    ``model``: a causal LM, or :func:`pair_module`'s module around one (alone, inside DDP, or
+    sharded by FSDP as its root), which is called: its forward runs this on the causal LM."""
     from prefaudit.models.packing import pack_pairs, packed_logps
 
+    if causal_lm(model) is not model:
+        return model(_Batch(prompts, responses), pad=pad, precise=precise)
     path = attention_path(model)
     if path == "dense":
         return packed_logps(model, pack_pairs(prompts, responses, pad), precise=precise)
     packed = pack_rows(prompts, responses, pad, row_tokens=ROW_TOKENS)
     return flex_logps(model, packed, precise=precise, compiled=path == "flex-compiled")
+
+
+_PAIRS = None  # pair_module's class, built on first use (torch is imported then)
+
+
+def pair_module(model):
+    """``model`` behind a torch module whose forward is :func:`pair_logps` on it: what DDP
+    wraps and what FSDP shards as its root, so that their hooks (DDP's gradient sync; FSDP
+    gathering the embeddings, the final norm and the head) run around the packed layout and
+    the blockwise head as around any forward. Calling ``model``'s decoder and head apart, as
+    those do, outside such a forward would skip the hooks."""
+    global _PAIRS
+    if _PAIRS is None:
+        import torch
+
+        class PairLogps(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, batch, pad: int, precise: bool):
+                logps = pair_logps(self.inner, batch.prompts, batch.responses, pad, precise=precise)
+                # Not a view: FSDP hooks the backward onto what the root returns, and an in-place
+                # change of a view would skip that hook.
+                return logps.clone()
+
+        _PAIRS = PairLogps
+    return _PAIRS(model)
+
+
+def causal_lm(model):
+    """The causal LM inside :func:`pair_module`'s module (itself inside DDP or not), else
+    ``model``."""
+    inside = getattr(model, "module", None)  # DDP's
+    if _PAIRS is not None and isinstance(inside, _PAIRS):
+        return inside.inner
+    return model.inner if _PAIRS is not None and isinstance(model, _PAIRS) else model
+
+
+class _Batch:
+    """A micro-batch's token lists as one argument: DDP's forward walks lists and dicts of its
+    inputs element by element (to move tensors), and passes other objects untouched."""
+
+    __slots__ = ("prompts", "responses")
+
+    def __init__(self, prompts, responses):
+        self.prompts, self.responses = prompts, responses
 
 
 def flex_logps(model, packed: dict, *, precise: bool, compiled: bool):
@@ -182,10 +234,14 @@ def attention_path(model) -> str:
     functions and a language-model head over the last hidden state; a probe (once per model)
     checks that its log-probs equal the dense path's on two pairs in one row, so an
     architecture whose attention adds what the block mask does not say (sliding windows,
-    soft-capping, sinks) keeps the dense path. DDP-wrapped models, and models training with
-    activation checkpointing or attention dropout, stay on the dense path."""
+    soft-capping, sinks) keeps the dense path. Models training with activation checkpointing
+    or attention dropout stay on the dense path, as do models that DDP wraps directly (DDP
+    syncs gradients through its own forward; :func:`pair_module`'s module inside DDP or FSDP
+    is asked about the causal LM it holds)."""
     import torch
+    from torch.nn.parallel import DistributedDataParallel
 
+    outer, model = model, causal_lm(model)
     mode = os.environ.get("PREFAUDIT_ATTENTION", "auto")
     if mode not in MODES:
         raise InputError(
@@ -195,6 +251,8 @@ def attention_path(model) -> str:
     device = next(model.parameters()).device
     if mode == "dense" or (mode == "auto" and device.type != "cuda"):
         return "dense"
+    if isinstance(model, DistributedDataParallel) or getattr(model, "config", None) is None:
+        return "dense"
     if model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
         # Checkpointed layers run again in the backward pass, after the forward has put the
         # model's own attention back: they would get a block mask they cannot read.
@@ -203,6 +261,12 @@ def attention_path(model) -> str:
         return "dense"  # the packed kernel runs without dropout; the probe runs in eval mode
     compiled = mode == "flex-compiled" or (mode == "auto" and compiled_on(device))
     probed = _SUPPORTED.setdefault(model, {})
+    if compiled not in probed and outer is not model:
+        # A pair module (inside DDP, or FSDP's root) is probed in a forward through it: there
+        # FSDP has gathered the root's weights, and its layers run after their root, as FSDP
+        # requires. The forward's own call to this function probes the causal LM.
+        with torch.no_grad():
+            outer(_Batch([[1]], [[[1, 2], [2, 1]]]), pad=0, precise=True)
     if compiled not in probed:
         with torch.no_grad():
             probed[compiled] = _flex_matches_dense(model, compiled)
@@ -227,11 +291,10 @@ _SUPPORTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _flex_matches_dense(model, compiled: bool) -> bool:
     """Two pairs in one row through FlexAttention against each alone under the dense mask."""
     import torch
-    from torch.nn.parallel import DistributedDataParallel
 
     from prefaudit.models.packing import _decoder_and_head, pack_pairs, packed_logps
 
-    if isinstance(model, DistributedDataParallel) or _decoder_and_head(model) is None:
+    if _decoder_and_head(model) is None:
         return False
     vocab = model.get_output_embeddings().weight.shape[0]
     prompts = [[(7 * i + 3) % vocab for i in range(5)], [(5 * i + 2) % vocab for i in range(3)]]

@@ -149,6 +149,8 @@ def train(
     summary = _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval)
     summary["trackers"] = trackers.where() if trackers else {}
     summary["attention"] = _attention_path(wrapped)  # packed FlexAttention or the dense mask
+    summary["processes"] = world  # and what ran across them (config.parallel is what was asked)
+    summary["parallel"] = ("fsdp" if sharded else "ddp") if world > 1 else None
     whole = _gathered_model(model) if sharded else None  # FSDP: every process gathers
     if rank == 0:
         _save_outputs(out, model, tokenizer, summary, config, state=whole)
@@ -778,10 +780,14 @@ def _placement(config: TrainConfig, rank: int) -> tuple[str, str]:
 
 
 def _ddp(model, device: str):
+    """DDP around :func:`~prefaudit.models.flex.pair_module`'s module: its forward gives the
+    pairs' log-probs (packed rows, blockwise head), and DDP syncs the gradients of all of it."""
     from torch.nn.parallel import DistributedDataParallel
 
+    from prefaudit.models.flex import pair_module
+
     ids = [int(device.split(":")[1])] if device.startswith("cuda:") else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(pair_module(model), device_ids=ids)
 
 
 def _summary(config, device, train_set, eval_set, plan, start, tokens, seconds, last_eval) -> dict:

@@ -8,6 +8,9 @@ What changes beside the wrapping, and why:
 - The model is loaded on the CPU of every process and moved to its GPU a layer at a time by
   ``fully_shard``, as shards: no process ever holds the whole model on its GPU (it does in host
   memory, once, while loading).
+- The root unit is :func:`~prefaudit.models.flex.pair_module`'s module around the model, whose
+  forward gives the pairs' log-probs: the packed FlexAttention rows and the blockwise head run
+  inside FSDP's hooks (which gather the embeddings, final norm and head), as on one GPU.
 - The reference log-probs (the policy before any step) are scored by the sharded model itself,
   each process a share of the pairs, then gathered: no second model, and no whole one.
 - Every forward runs on every process in step (each layer's weights are gathered for it), so
@@ -22,18 +25,19 @@ from __future__ import annotations
 
 import numpy as np
 
-_WHOLE = None  # the wrapper class, built on first use (torch is imported then)
-
 
 def shard(model, device: str, world: int):
     """``model`` (on the CPU) sharded in place across the ``world`` processes onto ``device``:
     each decoder layer (the classes the model names in ``_no_split_modules``) its own unit,
-    then the root (embeddings, final norm, head: tied weights stay in one unit). Returns
-    (the sharded model, what the steps run: the same model behind a wrapper that sends the
-    log-probs through its whole forward, where FSDP gathers the root's weights)."""
+    then the root, :func:`~prefaudit.models.flex.pair_module`'s module around the model (the
+    embeddings, final norm and head: tied weights stay in one unit). Returns (the sharded
+    model, what the steps run: that root, whose forward gives the pairs' log-probs, so FSDP
+    gathers the root's weights around the packed layout and the blockwise head)."""
     import torch
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    from prefaudit.models.flex import pair_module
 
     kind = device.split(":")[0]
     if kind == "cuda":
@@ -55,28 +59,9 @@ def shard(model, device: str, world: int):
         )
     for layer in layers:
         fully_shard(layer, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
-    return model, whole(model)
-
-
-def whole(model):
-    """``model`` behind a module whose forward is the model's forward and that has nothing
-    else: the log-probs then take the whole-logits path through ``model(...)`` (calling the
-    decoder and the head apart would skip the root's FSDP hooks)."""
-    global _WHOLE
-    if _WHOLE is None:
-        import torch
-
-        class Whole(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, *args, **kwargs):
-                return self.inner(*args, **kwargs)
-
-        _WHOLE = Whole
-    return _WHOLE(model)
+    root = pair_module(model)
+    fully_shard(root, mesh=mesh, mp_policy=policy)
+    return model, root
 
 
 def score_reference(wrapped, prepared, rows, pad: int, batch: int, rank: int, world: int) -> int:
@@ -88,7 +73,7 @@ def score_reference(wrapped, prepared, rows, pad: int, batch: int, rank: int, wo
     import torch
     import torch.distributed as dist
 
-    from prefaudit.models.packing import pack_pairs, packed_logps
+    from prefaudit.models.flex import pair_logps
 
     todo = np.flatnonzero(np.isnan(prepared.reference).any(axis=1))
     if rows is not None:
@@ -102,18 +87,19 @@ def score_reference(wrapped, prepared, rows, pad: int, batch: int, rank: int, wo
     with torch.no_grad():
         for k in range(-(-len(batches) // world)):  # as many forwards on every process
             picked = mine[k] if k < len(mine) else batches[0][:1]  # a filler, dropped
-            packed = pack_pairs(
+            logps = pair_logps(
+                wrapped,
                 [prepared.prompt_ids[j] for j in picked],
                 [prepared.responses[j] for j in picked],
                 pad,
+                precise=True,
             )
-            logps = packed_logps(wrapped, packed, precise=True)
             if k < len(mine):
                 found.append((picked, logps.double().cpu().numpy()))
     wrapped.train(was_training)
     # The root unit keeps its weights gathered after a forward (its backward would need them at
     # once): shard them again, or the optimizer built next would step the gathered copies.
-    wrapped.inner.reshard()
+    wrapped.reshard()
     everyone: list = [None] * world
     dist.all_gather_object(everyone, found)
     for part in everyone:

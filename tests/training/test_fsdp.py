@@ -36,6 +36,7 @@ def test_fsdp_trains_to_the_single_process_weights_and_resumes(tmp_path):
         assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)
     summary = orjson.loads((tmp_path / "two" / "summary.json").read_bytes())
     assert summary["reference_logps"]["train"]["computed"] > 0  # the sharded reference pass
+    assert (summary["parallel"], summary["processes"]) == ("fsdp", 2)
 
     # Killed after the step-2 checkpoint (its files as a kill leaves them), then resumed under
     # FSDP, with activation checkpointing this time (inside each sharded layer): the same
