@@ -178,6 +178,19 @@ SHAPES = {
         num_key_value_heads=8,
         tie_word_embeddings=True,
     ),
+    # Llama-3.1-8B's shape, its vocabulary too (8.03B parameters: the rows past the tokenizer's
+    # are never looked up, but they are trained and sharded like the rest): for the FSDP step
+    # on machines of several GPUs, a full fine-tune that no single GPU holds (docs/training.md).
+    "llama-8b": dict(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        rope_theta=500000.0,
+        tie_word_embeddings=False,
+    ),
 }
 
 
@@ -198,7 +211,7 @@ def random_config(args):
         if args.model not in (None, "embedded"):
             config = AutoConfig.from_pretrained(args.model)
     else:
-        config = LlamaConfig(vocab_size=len(tokenizer), **SHAPES[args.shape])
+        config = LlamaConfig(**{"vocab_size": len(tokenizer), **SHAPES[args.shape]})
         config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     return config, tokenizer
 

