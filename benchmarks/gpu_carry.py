@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from realdata import SHARED  # noqa: E402
 
-# Imported by the suite or by the CUDA tests, and missing from the GPU image (read 2026-11-17).
-WHEELS = ("orjson", "ijson", "krippendorff", "trl", "datasets", "dill", "multiprocess")
+# Imported by the suite or by the CUDA tests, and missing from the GPU image (read 2026-11-17);
+# fsspec is in the image, but datasets 5.2 wants one no newer than 2026.9.0, so it travels too.
+WHEELS = ("orjson", "ijson", "krippendorff", "trl", "datasets", "dill", "multiprocess", "fsspec")
 DATA = ("hh-rlhf-harmless-test.jsonl.gz", "alpacaeval-judges.jsonl.gz")
 # The device tool's limit on what travels: the working tree and the carried folders together.
 CARRY_LIMIT = 64 * 2**20

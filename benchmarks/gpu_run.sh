@@ -2,14 +2,14 @@
 # Issue 24's GPU checks on a lent GPU machine with no network. Run it from anywhere in the
 # checkout, with the folder from benchmarks/gpu_carry.py carried (.gpu, or CARRY=FOLDER):
 #
-#   bash benchmarks/gpu_run.sh tests                       # the CUDA tests
-#   bash benchmarks/gpu_run.sh suite [gpu_suite options]   # e.g. --only reference-135m,train-135m
+#   bash benchmarks/gpu_run.sh suite [gpu_suite options]   # e.g. --only reference-1b,train-1b
+#   bash benchmarks/gpu_run.sh tests                       # the CUDA tests (at most 4 minutes)
 #   bash benchmarks/gpu_run.sh tests suite --only ...      # both in one call; "suite" comes last
 #
-# Figures go to $RESULTS (default /tmp/gpu-suite). That folder stays while the machine is warm,
-# so calls with --only add their steps to one summary. When $OUT is set, the whole folder is
-# also packed into $OUT/gpu-suite.tgz, beside summary.md. The device tool brings back at most
-# 8 files a call, and the suite writes two files per step.
+# Figures go to $RESULTS (default /tmp/gpu-suite). When $OUT is set, that folder is packed
+# into $OUT/gpu-suite.tgz, with summary.md beside it, after every step and at the end: the
+# device tool brings back at most 8 files a call (the suite writes two per step), and what is
+# under $OUT comes back even from a call cut off at its limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 carry=${CARRY:-.gpu}
@@ -27,14 +27,18 @@ if compgen -G "$carry/wheels/*.whl" >/dev/null; then
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-export PREFAUDIT_SHARED_DATA=$carry/data PYTHONUNBUFFERED=1
+# No network there: the hub is never asked (the models are built from the carried config).
+export PREFAUDIT_SHARED_DATA=$carry/data PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 "$python" - <<'EOF' | tee "$results/versions.txt"
 import sys
 from importlib import metadata
 
 import torch
 
-names = ("torch", "transformers", "trl", "datasets", "accelerate", "pyarrow", "numba")
+names = (
+    "torch", "transformers", "trl", "datasets", "accelerate", "pyarrow", "fsspec", "pandas",
+    "numpy", "huggingface_hub", "tokenizers",
+)
 found = {}
 for name in names:
     try:
@@ -45,19 +49,26 @@ device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA
 print(f"python {sys.version.split()[0]}, {device}, {torch.cuda.device_count()} GPU(s)")
 print(", ".join(f"{name} {version}" for name, version in found.items()))
 EOF
+pack() {
+    if [ -n "${OUT:-}" ]; then
+        tar -czf "$OUT/gpu-suite.tgz" -C "$results" --exclude fsdp-work .
+        if [ -f "$results/summary.md" ]; then cp "$results/summary.md" "$OUT/"; fi
+    fi
+}
 status=0
 while [ $# -gt 0 ]; do
     case $1 in
         tests)
             shift
-            "$python" -m pytest -q -p no:cacheprovider tests/training/test_cuda.py \
+            timeout 240 "$python" -m pytest -q -p no:cacheprovider tests/training/test_cuda.py \
                 tests/models/test_flex.py tests/models/test_reference.py 2>&1 \
                 | tee "$results/tests.log" || status=1
+            pack
             ;;
         suite)
             shift
-            "$python" benchmarks/gpu_suite.py --model "$carry/model" --out "$results" "$@" \
-                || status=1
+            "$python" benchmarks/gpu_suite.py --model "$carry/model" --out "$results" \
+                ${OUT:+--pack "$OUT/gpu-suite.tgz"} "$@" || status=1
             break
             ;;
         *)
@@ -66,8 +77,5 @@ while [ $# -gt 0 ]; do
             ;;
     esac
 done
-if [ -n "${OUT:-}" ]; then
-    tar -czf "$OUT/gpu-suite.tgz" -C "$results" --exclude fsdp-work .
-    if [ -f "$results/summary.md" ]; then cp "$results/summary.md" "$OUT/"; fi
-fi
+pack
 exit $status

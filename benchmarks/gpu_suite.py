@@ -49,15 +49,18 @@ def steps(tiny: bool, model: str | None = None) -> dict[str, list[str]]:
             "train-tiny": ["bench_train.py", *common],
         }
     gpu = ["--device", "cuda", "--random-weights", *chosen]
+    # Rounds sized for a lent machine's 15 minutes (benchmarks/README.md): every method runs
+    # once untimed first on CUDA (kernels, compilation, the allocator), so one timed round of
+    # each training loop is its warm figure; raise them where time allows.
     return {
         "reference-135m": ["bench_reference.py", *gpu, "--shape", "smollm2-135m"]
-        + ["--pairs", "512", "--batch", "16", "--plain", "128", "--trl", "128", "--rounds", "3"],
+        + ["--pairs", "512", "--batch", "16", "--plain", "128", "--trl", "128", "--rounds", "2"],
         "reference-1b": ["bench_reference.py", *gpu, "--shape", "llama-1b"]
-        + ["--pairs", "512", "--batch", "16", "--plain", "64", "--trl", "64", "--rounds", "3"],
+        + ["--pairs", "512", "--batch", "16", "--plain", "64", "--trl", "64", "--rounds", "2"],
         "train-135m": ["bench_train.py", *gpu, "--shape", "smollm2-135m"]
-        + ["--pairs", "256", "--batch", "16", "--max-chars", "2000", "--rounds", "2"],
+        + ["--pairs", "256", "--batch", "16", "--max-chars", "2000", "--rounds", "1"],
         "train-1b": ["bench_train.py", *gpu, "--shape", "llama-1b"]
-        + ["--pairs", "256", "--batch", "16", "--max-chars", "2000", "--rounds", "2"],
+        + ["--pairs", "256", "--batch", "16", "--max-chars", "2000", "--rounds", "1"],
     }
 
 
@@ -253,6 +256,38 @@ def summary_markdown(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def write_summary(out: Path, figures: dict, pack: str | None = None) -> None:
+    """OUT/summary.json and summary.md; with ``pack``, OUT packed into that .tgz (written
+    whole or not at all) and summary.md copied beside it."""
+    (out / "summary.json").write_text(json.dumps(figures, indent=2))
+    (out / "summary.md").write_text(summary_markdown(figures))
+    if pack is None:
+        return
+    import shutil
+    import tarfile
+
+    target = Path(pack)
+    partial = target.with_name(target.name + ".partial")
+    with tarfile.open(partial, "w:gz") as packed:
+        packed.add(out, arcname=".", filter=lambda item: None if "fsdp-work" in item.name else item)
+    partial.replace(target)
+    shutil.copyfile(out / "summary.md", target.with_name("summary.md"))
+
+
+def merge(folders: list[Path], out: Path) -> int:
+    """The steps of several runs' summary.json (each call of a machine that limits one
+    command's time, unpacked into its own folder) into one OUT/summary.json and summary.md."""
+    figures: dict = {"steps": {}}
+    for folder in folders:
+        found = json.loads((folder / "summary.json").read_text())
+        figures.update({k: v for k, v in found.items() if k != "steps"})
+        figures["steps"].update(found["steps"])
+    figures["merged_from"] = [str(folder) for folder in folders]
+    write_summary(out, figures)
+    print(f"{len(figures['steps'])} steps from {len(folders)} folders in {out}/summary.md")
+    return 0
+
+
 def _gib(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -280,9 +315,24 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated steps to run (the others' figures already in OUT are kept): "
         "for machines that limit one command's time",
     )
+    parser.add_argument(
+        "--pack",
+        default=None,
+        help="after every step, OUT (without fsdp-work/) packed into this .tgz and summary.md "
+        "copied beside it: what a machine that brings back few files returns, even if cut off",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="run nothing: the steps of these folders' summary.json (later ones win) into OUT",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        return merge([Path(folder) for folder in args.merge], out)
     import torch
 
     planned = {**steps(args.tiny, args.model), "fsdp": None}
@@ -298,15 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         if name != "fsdp":
             figures["steps"][name] = run_step(name, planned[name], out, args.timeout)
-            continue
-        try:
-            figures["steps"]["fsdp"] = fsdp_step(
-                out, args.tiny, args.timeout, args.model, args.fsdp_shape
-            )
-        except Exception as err:  # the other figures are still written
-            figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
-    (out / "summary.json").write_text(json.dumps(figures, indent=2))
-    (out / "summary.md").write_text(summary_markdown(figures))
+        else:
+            try:
+                figures["steps"]["fsdp"] = fsdp_step(
+                    out, args.tiny, args.timeout, args.model, args.fsdp_shape
+                )
+            except Exception as err:  # the other figures are still written
+                figures["steps"]["fsdp"] = {"status": f"failed: {type(err).__name__}: {err}"}
+        write_summary(out, figures, args.pack)  # after every step: a cut-off run keeps these
     print(f"figures in {out}/summary.json and summary.md")
     failed = [n for n, s in figures["steps"].items() if str(s.get("status")).startswith("failed")]
     return 1 if failed else 0

@@ -209,3 +209,26 @@ def test_the_8b_shape_is_llama_3_1_8b():
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     assert sum(p.numel() for p in model.parameters()) == 8_030_261_248
+
+
+def test_calls_on_two_machines_merge_and_each_step_is_packed(tmp_path):
+    import gpu_suite
+
+    first, second, merged, out = (tmp_path / n for n in ("one", "two", "merged", "out"))
+    for folder in (first, second, out):
+        folder.mkdir()
+    fsdp = {"status": "not measured: 1 GPU(s) here, FSDP needs 2 or more"}
+    one = {"when": "a", "device": "NVIDIA H100 80GB HBM3", "steps": {"fsdp": {"status": "x"}}}
+    two = {"when": "b", "device": "NVIDIA H100 80GB HBM3", "steps": {"fsdp": fsdp}}
+    (first / "fsdp-work").mkdir()
+    (first / "fsdp-work" / "model.safetensors").write_bytes(b"weights")
+    gpu_suite.write_summary(first, one, str(out / "gpu-suite.tgz"))
+    with tarfile.open(out / "gpu-suite.tgz") as packed:
+        names = {Path(name).name for name in packed.getnames()}
+    assert {"summary.json", "summary.md"} <= names and "model.safetensors" not in names
+    assert (out / "summary.md").read_text() == (first / "summary.md").read_text()
+    gpu_suite.write_summary(second, two)
+    assert gpu_suite.main(["--merge", str(first), str(second), "--out", str(merged)]) == 0
+    figures = json.loads((merged / "summary.json").read_text())
+    assert figures["steps"] == {"fsdp": fsdp} and figures["when"] == "b"  # the later call wins
+    assert "## fsdp: not measured" in (merged / "summary.md").read_text()
