@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if args.rounds > 1:
         for name, results in times.items():
+            if name in failed:
+                continue
             steps = [r["steps"] for r in results]
             ends = [r["end to end"] for r in results]
             print(

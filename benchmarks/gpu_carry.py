@@ -4,14 +4,15 @@
 
 The GPU machines lent here have PyTorch, transformers and most of the scientific stack, but no
 network, and at most 64 MiB travel with the working tree. The embedded SmolLM2 GGUF (98 MB)
-does not fit, and the suite's models have random weights anyway. So the folder holds (about
-10 MiB in all):
+does not fit, and the suite's models have random weights anyway. So the folder holds (12.9 MiB
+in all):
 
 - ``model/``: the embedded SmolLM2-135M-Instruct's tokenizer and config, no weights. The suite's
   random-weight models take their vocabulary and chat template from it (``gpu_suite.py --model``);
 - ``data/``: the real pairs that the benchmarks read (``PREFAUDIT_SHARED_DATA``), copied from
   ../shared/data. The folder is ignored by git, so the data never enters the repository;
-- ``wheels/``: the packages that the machine's image lacks, at the versions installed here,
+- ``wheels/``: the packages that the machine's image lacks (or holds at a version datasets
+  refuses: fsspec), at the versions installed here,
   downloaded for its Python (``--python-version``). The image's package list is in the device
   tool's KINDS.md. ``--no-wheels`` leaves them out (a machine that has them).
 
@@ -78,11 +79,12 @@ def write_wheels(folder: Path, python_version: str) -> None:
     subprocess.run(command + pinned, check=True)
 
 
-def tree_bytes() -> int:
-    """Bytes of the files that travel with the working tree (tracked and untracked, not
-    ignored)."""
+def tree_bytes(untracked: bool = True) -> int:
+    """Bytes of the files that travel with the working tree: tracked, and with ``untracked``
+    the untracked ones git does not ignore."""
+    others = ["--others", "--exclude-standard"] if untracked else []
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        ["git", "ls-files", "-z", "--cached", *others],
         cwd=ROOT,
         capture_output=True,
         check=True,

@@ -12,9 +12,10 @@ leaves the others' figures), each writing DIR/<step>.json and its console output
 - train-135m, train-1b: ``bench_train.py`` (prefaudit's loop against TRL's DPOTrainer);
 - fsdp: with more than one GPU, ``torchrun -m prefaudit train --parallel fsdp`` over all of them
   (and ``--parallel ddp`` beside it, the same pairs) in the 1B shape, or ``--fsdp-shape
-  llama-8b`` (Llama-3.1-8B's: 161 GB at a full fine-tune's peak, more than one H100 or H200
-  holds, so DDP fails there and FSDP across 4 or 8 GPUs does not): tokens/s, MFU across the
-  GPUs, rank 0's peak memory; with one GPU it is recorded as not measured.
+  llama-8b`` (Llama-3.1-8B's: 161 GB at a full fine-tune's peak by docs/training.md's
+  arithmetic, more than one H100 or H200 holds, so DDP is expected to fail there and FSDP
+  across 4 or 8 GPUs to train; not measured): tokens/s, MFU across the GPUs, rank 0's peak
+  memory; with one GPU it is recorded as not measured.
 
 Then DIR/summary.json (every step's figures) and DIR/summary.md (the tables). With ``--tiny``
 every step runs on the CPU with the 2-layer shape, and the FSDP step with 2 gloo processes.
@@ -184,6 +185,8 @@ def _fsdp_inputs(work: Path, shape: str, device: str, source: str | None):
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
+    if device == "cuda":  # this process stays alive while the runs use every GPU
+        torch.cuda.empty_cache()
     pairs = short_pairs(8 if tiny else 256, 400 if tiny else 2000)
     pairs_file = work / "pairs.jsonl"
     frame = pd.DataFrame(pairs)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HH_FILE = SHARED_DATA / "hh-rlhf-harmless-test.jsonl.gz"
@@ -240,17 +242,29 @@ def task_training(tmp_path: Path, pairs: int) -> list[str]:
     return flags + ["--learning-rate", "1e-3", "--eval-fraction", "0.2", "--device", "cpu"]
 
 
-def torchrun(flags: list[str], *, module: str = "prefaudit", env: dict | None = None):
-    """``prefaudit FLAGS`` (or ``python -m MODULE FLAGS``) under torchrun with 2 processes (gloo
-    on the CPU), ``env`` added to the environment; it must succeed. Returns the finished
+# Launchers of 2 processes (gloo on the CPU): torchrun, and accelerate's multi-GPU launcher
+# (which starts torchrun's processes).
+TORCHRUN = ["-m", "torch.distributed.run", "--nproc_per_node", "2"]
+ACCELERATE = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+ACCELERATE += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def torchrun(
+    flags: list[str],
+    *,
+    module: str = "prefaudit",
+    env: dict | None = None,
+    launcher: list[str] = TORCHRUN,
+):
+    """``prefaudit FLAGS`` (or ``python -m MODULE FLAGS``) under ``launcher`` with 2 processes
+    (gloo on the CPU), ``env`` added to the environment; it must succeed. Returns the finished
     process (its stdout)."""
     import os
     import subprocess
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-        + ["-m", module, *flags],
+        [sys.executable, *launcher, "-m", module, *flags],
         capture_output=True,
         text=True,
         timeout=300,
@@ -270,3 +284,122 @@ def trained_weights(folder: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(folder / "model" / "model.safetensors"))
+
+
+def token_pairs(seed: int = 0):
+    """Six pairs of random token ids (vocabulary 64) of mixed lengths, one-token responses
+    among them: (prompts, [[chosen, rejected], ...])."""
+    rng = np.random.default_rng(seed)
+    draw = lambda n: rng.integers(3, 64, n).tolist()  # noqa: E731
+    prompts = [draw(5), draw(9), draw(3), draw(30), draw(1), draw(12)]
+    responses = [
+        [draw(7), draw(4)],
+        [draw(2), draw(11)],
+        [draw(6), draw(6)],
+        [draw(1), draw(20)],  # a one-token response: only the prompt's last position scores it
+        [draw(9), draw(1)],
+        [draw(3), draw(15)],
+    ]
+    return prompts, responses
+
+
+def dense_flex_kernel(compiled: bool):
+    """The block mask's rule evaluated at every (query, key) into SDPA: what FlexAttention
+    computes, runnable backwards on the CPU (whose FlexAttention kernel has no backward)."""
+    import torch
+    import torch.nn.functional as F
+
+    def run(query, key, value, *, block_mask, scale, enable_gqa):
+        rows, _, width, _ = query.shape
+        b = torch.arange(rows)[:, None, None, None]
+        q, k = torch.arange(width)[None, None, :, None], torch.arange(width)[None, None, None, :]
+        mask = block_mask.mask_mod(b, torch.zeros(1, dtype=torch.long), q, k)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=scale, enable_gqa=enable_gqa
+        )
+
+    return run
+
+
+def grad_calls(monkeypatch, module, name: str) -> list:
+    """``module.name`` wrapped to count its calls made with gradients on (a training
+    forward, not a probe or a reference pass); the list grows by one per call."""
+    import torch
+
+    calls: list = []
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        if torch.is_grad_enabled():
+            calls.append(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@contextmanager
+def one_process_group(folder: Path, backend: str = "gloo"):
+    """A torch.distributed group of this process alone (world size 1), for DDP and FSDP in a
+    test; destroyed on leaving."""
+    import torch.distributed as dist
+
+    dist.init_process_group(backend, init_method=f"file://{folder / 'group'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+# The distributed packed-path tests' devices: the CPU (gloo, the kernel's stand-in) and CUDA
+# (NCCL, the compiled kernel) where there is one.
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif("not __import__('torch').cuda.is_available()")),
+]
+
+
+def wrapped_logps_and_grads(wrapped, named, seed: int = 4):
+    """Log-probs and gradients (whole tensors) of ``wrapped`` on :func:`token_pairs`;
+    ``named``: the parameters whose gradients count (the causal LM's)."""
+    from prefaudit.models.flex import pair_logps
+
+    prompts, responses = token_pairs(seed)
+    logps = pair_logps(wrapped, prompts, responses, pad=0, precise=False)
+    (logps * 0.1).sum().backward()
+    grads = {}
+    for name, p in named:
+        grads[name] = p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad.clone()
+    return logps.detach(), grads
+
+
+def packed_on(device: str, monkeypatch) -> tuple[list, list, str]:
+    """The packed path on ``device`` counted: on a CPU the eager kernel's SDPA stand-in (no
+    FlexAttention backward there), on CUDA the default (the compiled kernel, for real). The
+    lists count the packed forwards and the blockwise heads run with gradients on; the path
+    is what :func:`prefaudit.models.flex.attention_path` should say."""
+    from prefaudit.models import flex, packing
+
+    if device == "cpu":
+        import warnings
+
+        monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-eager")
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile")
+        monkeypatch.setattr(flex, "kernel", dense_flex_kernel)
+    else:
+        monkeypatch.delenv("PREFAUDIT_ATTENTION", raising=False)
+    packed = grad_calls(monkeypatch, flex, "flex_logps")
+    head = grad_calls(monkeypatch, packing, "_blockwise")
+    return packed, head, ("flex-eager" if device == "cpu" else "flex-compiled")
+
+
+def dense_twin(model, monkeypatch):
+    """``model``'s log-probs and gradients on the dense path, with a copy of its weights."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    monkeypatch.setenv("PREFAUDIT_ATTENTION", "dense")
+    try:
+        return wrapped_logps_and_grads(twin, list(twin.named_parameters()))
+    finally:
+        monkeypatch.delenv("PREFAUDIT_ATTENTION")

@@ -29,10 +29,14 @@ import logging
 import os
 import weakref
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from prefaudit.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +143,13 @@ def pair_logps(model, prompts, responses, pad: int, *, precise: bool = True):
 _PAIRS = None  # pair_module's class, built on first use (torch is imported then)
 
 
-def pair_module(model):
+def pair_module(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` behind a torch module whose forward is :func:`pair_logps` on it: what DDP
     wraps and what FSDP shards as its root, so that their hooks (DDP's gradient sync; FSDP
     gathering the embeddings, the final norm and the head) run around the packed layout and
     the blockwise head as around any forward. Calling ``model``'s decoder and head apart, as
-    those do, outside such a forward would skip the hooks."""
+    those do, outside such a forward would skip the hooks. Its ``path`` is the attention path
+    its last training forward took (None before one): :func:`attention_path` of the wrapper."""
     global _PAIRS
     if _PAIRS is None:
         import torch
@@ -153,18 +158,21 @@ def pair_module(model):
             def __init__(self, inner):
                 super().__init__()
                 self.inner = inner
+                self.path = None
 
             def forward(self, batch, pad: int, precise: bool):
+                if self.training:
+                    self.path = attention_path(self.inner)
                 logps = pair_logps(self.inner, batch.prompts, batch.responses, pad, precise=precise)
-                # Not a view: FSDP hooks the backward onto what the root returns, and an in-place
-                # change of a view would skip that hook.
+                # A copy of (pairs, 2), not the view pair_logps returns: FSDP2 warns of a root
+                # returning a view, as an in-place change of it would skip its backward hook.
                 return logps.clone()
 
         _PAIRS = PairLogps
     return _PAIRS(model)
 
 
-def causal_lm(model):
+def causal_lm(model: torch.nn.Module) -> torch.nn.Module:
     """The causal LM inside :func:`pair_module`'s module (itself inside DDP or not), else
     ``model``."""
     inside = getattr(model, "module", None)  # DDP's
@@ -236,12 +244,15 @@ def attention_path(model) -> str:
     architecture whose attention adds what the block mask does not say (sliding windows,
     soft-capping, sinks) keeps the dense path. Models training with activation checkpointing
     or attention dropout stay on the dense path, as do models that DDP wraps directly (DDP
-    syncs gradients through its own forward; :func:`pair_module`'s module inside DDP or FSDP
-    is asked about the causal LM it holds)."""
+    syncs gradients through its own forward). For :func:`pair_module`'s module, inside DDP or
+    FSDP or not: the path its last training forward took, None before one (asking its causal
+    LM here could run a forward, which under DDP and FSDP every process must run together)."""
     import torch
     from torch.nn.parallel import DistributedDataParallel
 
-    outer, model = model, causal_lm(model)
+    inner = causal_lm(model)
+    if inner is not model:
+        return getattr(model, "module", model).path
     mode = os.environ.get("PREFAUDIT_ATTENTION", "auto")
     if mode not in MODES:
         raise InputError(
@@ -261,12 +272,6 @@ def attention_path(model) -> str:
         return "dense"  # the packed kernel runs without dropout; the probe runs in eval mode
     compiled = mode == "flex-compiled" or (mode == "auto" and compiled_on(device))
     probed = _SUPPORTED.setdefault(model, {})
-    if compiled not in probed and outer is not model:
-        # A pair module (inside DDP, or FSDP's root) is probed in a forward through it: there
-        # FSDP has gathered the root's weights, and its layers run after their root, as FSDP
-        # requires. The forward's own call to this function probes the causal LM.
-        with torch.no_grad():
-            outer(_Batch([[1]], [[[1, 2], [2, 1]]]), pad=0, precise=True)
     if compiled not in probed:
         with torch.no_grad():
             probed[compiled] = _flex_matches_dense(model, compiled)

@@ -23,10 +23,17 @@ Nothing here imports torch at import time.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    import torch
 
-def shard(model, device: str, world: int):
+
+def shard(
+    model: torch.nn.Module, device: str, world: int
+) -> tuple[torch.nn.Module, torch.nn.Module]:
     """``model`` (on the CPU) sharded in place across the ``world`` processes onto ``device``:
     each decoder layer (the classes the model names in ``_no_split_modules``) its own unit,
     then the root, :func:`~prefaudit.models.flex.pair_module`'s module around the model (the

@@ -9,24 +9,19 @@ import warnings
 import numpy as np
 import pytest
 
-from tests.helpers import TINY_SHAPE, tiny_causal_lm
+from tests.helpers import (
+    DEVICES,
+    TINY_SHAPE,
+    dense_flex_kernel,
+    dense_twin,
+    one_process_group,
+    packed_on,
+    tiny_causal_lm,
+    token_pairs,
+    wrapped_logps_and_grads,
+)
 
 pytestmark = pytest.mark.models
-
-
-def _pairs(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    draw = lambda n: rng.integers(3, 64, n).tolist()  # noqa: E731
-    prompts = [draw(5), draw(9), draw(3), draw(30), draw(1), draw(12)]
-    responses = [
-        [draw(7), draw(4)],
-        [draw(2), draw(11)],
-        [draw(6), draw(6)],
-        [draw(1), draw(20)],  # a one-token response: only the prompt's last position scores it
-        [draw(9), draw(1)],
-        [draw(3), draw(15)],
-    ]
-    return prompts, responses
 
 
 @pytest.fixture
@@ -54,7 +49,7 @@ def test_packed_rows_give_the_plain_loops_log_probs(flex_eager, monkeypatch, row
 
     monkeypatch.setattr(flex, "ROW_TOKENS", row_tokens)
     model = tiny_causal_lm()
-    prompts, responses = _pairs()
+    prompts, responses = token_pairs()
     assert flex.attention_path(model) == "flex-eager"
     packed = flex.pack_rows(prompts, responses, 0, row_tokens=row_tokens)
     assert (len(packed["ids"]) == 1) == (row_tokens == 4096)
@@ -82,24 +77,6 @@ def test_rows_are_filled_first_fit_without_padding_between_pairs():
     assert packed["targets"].tolist() == [1, 2, 3, 4, 2, 9, 2, 2]
 
 
-def _dense_kernel(compiled: bool):
-    """The block mask's rule evaluated at every (query, key) into SDPA: what FlexAttention
-    computes, runnable backwards on the CPU (whose FlexAttention kernel has no backward)."""
-    import torch
-    import torch.nn.functional as F
-
-    def run(query, key, value, *, block_mask, scale, enable_gqa):
-        rows, _, width, _ = query.shape
-        b = torch.arange(rows)[:, None, None, None]
-        q, k = torch.arange(width)[None, None, :, None], torch.arange(width)[None, None, None, :]
-        mask = block_mask.mask_mod(b, torch.zeros(1, dtype=torch.long), q, k)
-        return F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, scale=scale, enable_gqa=enable_gqa
-        )
-
-    return run
-
-
 def _logps_and_grads(model, prompts, responses):
     from prefaudit.models.flex import pair_logps
 
@@ -118,11 +95,11 @@ def test_packed_layout_gradients_equal_the_dense_paths(monkeypatch):
     from prefaudit.models import flex
 
     model = tiny_causal_lm().train()
-    prompts, responses = _pairs(1)
+    prompts, responses = token_pairs(1)
     monkeypatch.setenv("PREFAUDIT_ATTENTION", "dense")
     dense, dense_grads = _logps_and_grads(model, prompts, responses)
     monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-eager")
-    monkeypatch.setattr(flex, "kernel", _dense_kernel)
+    monkeypatch.setattr(flex, "kernel", dense_flex_kernel)
     monkeypatch.setattr(flex, "ROW_TOKENS", 60)  # two rows
     assert flex.attention_path(model) == "flex-eager"
     packed, packed_grads = _logps_and_grads(model, prompts, responses)
@@ -172,7 +149,7 @@ def test_attention_dropout_keeps_the_dense_path_while_training(flex_eager):
         layer.self_attn.attention_dropout = 0.1
     assert attention_path(model.eval()) == "flex-eager"
     assert attention_path(model.train()) == "dense"
-    prompts, responses = _pairs()
+    prompts, responses = token_pairs()
     logps = pair_logps(model, prompts, responses, 0, precise=False)
     assert logps.shape == (len(prompts), 2) and logps.requires_grad
 
@@ -200,7 +177,7 @@ def test_the_compiled_kernel_gives_the_same_log_probs(monkeypatch):
 
     monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-compiled")
     model = tiny_causal_lm()
-    prompts, responses = _pairs(2)
+    prompts, responses = token_pairs(2)
     assert attention_path(model) == "flex-compiled"
     with torch.no_grad():
         got = pair_logps(model, prompts, responses, pad=0).numpy()
@@ -215,7 +192,7 @@ def test_on_cuda_the_compiled_packed_path_runs_by_default(monkeypatch):
 
     monkeypatch.delenv("PREFAUDIT_ATTENTION", raising=False)
     model = tiny_causal_lm().cuda()
-    prompts, responses = _pairs(3)
+    prompts, responses = token_pairs(3)
     assert attention_path(model) == "flex-compiled"
     with torch.no_grad():
         got = pair_logps(model, prompts, responses, pad=0).cpu().numpy()
@@ -236,3 +213,33 @@ def test_a_pair_longer_than_a_row_is_a_batch_of_its_own():
     for batch in batches:
         run = padded_size(length[batch], first_fit(length[batch], ROW_TOKENS))
         assert run <= 1.1 * length[batch].sum() + 128
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ddp_around_the_pair_module_runs_packed_rows_and_the_blockwise_head(
+    device, tmp_path, monkeypatch
+):
+    """DDP wraps flex.pair_module(model) (what the trainer does on several GPUs): the training
+    forward runs the packed rows and the blockwise head inside DDP's forward, with the dense
+    path's log-probs and gradients. One process; on CUDA the compiled kernel's backward."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    from prefaudit.models import flex
+
+    model = tiny_causal_lm().to(device).train()
+    want, expected = dense_twin(model, monkeypatch)
+    packed, head, path = packed_on(device, monkeypatch)
+    with one_process_group(tmp_path, "gloo" if device == "cpu" else "nccl"):
+        wrapped = DistributedDataParallel(flex.pair_module(model))
+        assert flex.attention_path(wrapped) is None  # no training forward yet
+        got, grads = wrapped_logps_and_grads(wrapped, list(model.named_parameters()))
+        assert flex.attention_path(wrapped) == path
+        # DDP around the model itself has no config to ask: the dense path (this raised
+        # AttributeError on CUDA's default path before the pair module).
+        plain = DistributedDataParallel(tiny_causal_lm().to(device).train())
+        assert flex.attention_path(plain) == "dense"
+    assert packed and head  # with gradients on: the training forward, not the probe
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+    for name, grad in expected.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-3, atol=1e-5, msg=name)

@@ -34,12 +34,16 @@ def test_ddp_and_fsdp_on_the_packed_path_reach_the_single_process_weights(tmp_pa
     assert main([*flags, "--out", str(tmp_path / "one")]) == 0
     one = trained_weights(tmp_path / "one")
     for parallel in ("ddp", "fsdp"):
-        out = tmp_path / parallel
+        out, calls = tmp_path / parallel, tmp_path / f"{parallel}-calls"
+        calls.mkdir()
         torchrun(
             [*flags, "--parallel", parallel, "--out", str(out)],
             module="tests.training.packed_cli",
-            env={"PREFAUDIT_ATTENTION": "flex-eager"},
+            env={"PREFAUDIT_ATTENTION": "flex-eager", "PACKED_CALLS": str(calls)},
         )
+        # Every process's training forwards ran the packed rows: at least one per step.
+        counts = {path.name: int(path.read_text()) for path in calls.iterdir()}
+        assert counts.keys() == {"rank-0", "rank-1"} and min(counts.values()) >= 4, counts
         summary = orjson.loads((out / "summary.json").read_bytes())
         assert summary["attention"] == "flex-eager"
         assert (summary["parallel"], summary["processes"]) == (parallel, 2)

@@ -2,10 +2,7 @@
 single-process weights, and a run resumed from its sharded checkpoint ends where an
 uninterrupted one does; under ``accelerate launch`` too."""
 
-import os
 import shutil
-import subprocess
-import sys
 
 import orjson
 import pytest
@@ -15,7 +12,18 @@ torch = pytest.importorskip("torch")
 from prefaudit.cli import main  # noqa: E402
 from prefaudit.errors import SettingError  # noqa: E402
 from prefaudit.training import TrainConfig  # noqa: E402
-from tests.helpers import task_training, torchrun, trained_weights  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    ACCELERATE,
+    DEVICES,
+    dense_twin,
+    one_process_group,
+    packed_on,
+    task_training,
+    tiny_causal_lm,
+    torchrun,
+    trained_weights,
+    wrapped_logps_and_grads,
+)
 
 
 def _lines(folder) -> list[dict]:
@@ -72,23 +80,33 @@ def test_accelerate_launch_runs_fsdp_across_its_processes(tmp_path):
     pytest.importorskip("accelerate")
     flags = task_training(tmp_path, 40)
     assert main([*flags, "--out", str(tmp_path / "one")]) == 0
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
-    launch += ["--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no", "-m", "prefaudit"]
-    run = subprocess.run(
-        [*launch, *flags, "--parallel", "fsdp", "--out", str(tmp_path / "two")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
-            "OMP_NUM_THREADS": "1",
-        },
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    launched = [*flags, "--parallel", "fsdp", "--out", str(tmp_path / "two")]
+    torchrun(launched, launcher=ACCELERATE)
     summary = orjson.loads((tmp_path / "two" / "summary.json").read_bytes())
     assert (summary["parallel"], summary["processes"]) == ("fsdp", 2)
     one, two = trained_weights(tmp_path / "one"), trained_weights(tmp_path / "two")
     for name in one:
         assert torch.allclose(one[name], two[name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_sharded_root_runs_packed_rows_and_the_blockwise_head(device, tmp_path, monkeypatch):
+    """FSDP2's root unit is flex.pair_module(model): its forward gathers the embeddings, final
+    norm and head (sharded outside it) around the packed rows and the blockwise head, with the
+    dense path's log-probs and gradients. One process; on CUDA the compiled kernel's backward."""
+    from prefaudit.models import flex
+    from prefaudit.training.sharding import is_sharded, shard
+
+    model = tiny_causal_lm().to(device).train()
+    want, expected = dense_twin(model, monkeypatch)
+    packed, head, path = packed_on(device, monkeypatch)
+    with one_process_group(tmp_path, "gloo" if device == "cpu" else "nccl"):
+        sharded, root = shard(model.cpu(), device, 1)
+        assert flex.causal_lm(root) is sharded
+        assert all(is_sharded(p) for p in sharded.parameters())
+        got, grads = wrapped_logps_and_grads(root, list(sharded.named_parameters()))
+        assert flex.attention_path(root) == path
+    assert packed and head  # with gradients on: the training forward, not the probe
+    torch.testing.assert_close(got.cpu(), want.cpu(), rtol=0, atol=1e-4)
+    for name, grad in expected.items():
+        torch.testing.assert_close(grads[name].cpu(), grad.cpu(), rtol=1e-3, atol=1e-5, msg=name)

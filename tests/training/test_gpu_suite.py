@@ -139,11 +139,15 @@ def test_the_carried_folder_stays_within_what_travels(tmp_path, monkeypatch):
     assert gpu_carry.main(["--out", str(tmp_path), "--no-wheels"]) == 1
 
 
-def test_the_working_tree_leaves_room_for_the_carried_folder():
+def test_the_tracked_files_leave_room_for_the_carried_folder():
+    import shutil
+
     import gpu_carry
 
-    # The carried folder is about 13 MiB (model 3.4, data 7.3, wheels 2.0).
-    assert 2**20 < gpu_carry.tree_bytes() < gpu_carry.CARRY_LIMIT - 16 * 2**20
+    if shutil.which("git") is None or not (BENCHMARKS.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    # The carried folder is about 13 MiB (model 3.4, data 7.3, wheels 2.2).
+    assert 2**20 < gpu_carry.tree_bytes(untracked=False) < gpu_carry.CARRY_LIMIT - 16 * 2**20
 
 
 def test_a_failing_trl_loop_is_recorded_and_prefaudits_errors_propagate():

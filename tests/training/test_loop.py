@@ -368,11 +368,11 @@ def test_packed_flex_rows_train_to_the_dense_paths_weights(tmp_path, monkeypatch
     SDPA over the block mask's rule, as the CPU has no FlexAttention backward) ends at the
     dense path's weights, and summary.json says which path ran."""
     from prefaudit.models import flex
-    from tests.models.test_flex import _dense_kernel
+    from tests.helpers import dense_flex_kernel
 
     folder = task_model(tmp_path / "tiny")
     pairs, runs = preference_task(24), {}
-    monkeypatch.setattr(flex, "kernel", _dense_kernel)
+    monkeypatch.setattr(flex, "kernel", dense_flex_kernel)
     monkeypatch.setattr(flex, "ROW_TOKENS", 64)  # a micro-batch of 8 pairs in several rows
     for mode in ("dense", "flex-eager"):
         monkeypatch.setenv("PREFAUDIT_ATTENTION", mode)
