@@ -12,9 +12,9 @@ in all):
 - ``data/``: the real pairs that the benchmarks read (``PREFAUDIT_SHARED_DATA``), copied from
   ../shared/data. The folder is ignored by git, so the data never enters the repository;
 - ``wheels/``: the packages that the machine's image lacks (or holds at a version datasets
-  refuses: fsspec), at the versions installed here,
-  downloaded for its Python (``--python-version``). The image's package list is in the device
-  tool's KINDS.md. ``--no-wheels`` leaves them out (a machine that has them).
+  refuses: fsspec), at the versions installed here, downloaded for its Python
+  (``--python-version``). The image's package list is in the device tool's KINDS.md.
+  ``--no-wheels`` leaves them out (a machine that has them).
 
 Then, on the GPU machine, from the repository root (the folder named in the call's ``carry``):
 
