@@ -55,10 +55,11 @@ if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     echo "gpu_run.sh: $python could not import torch (see above)" >&2
     exit 2
 fi
-pack() {
+pack() {  # the suite's own packing (gpu_suite.pack_folder)
     if [ -n "${OUT:-}" ]; then
-        tar -czf "$OUT/gpu-suite.tgz" -C "$results" --exclude fsdp-work . || status=1
-        if [ -f "$results/summary.md" ]; then cp "$results/summary.md" "$OUT/" || status=1; fi
+        "$python" -c 'import sys; sys.path.insert(0, "benchmarks"); from pathlib import Path
+from gpu_suite import pack_folder; pack_folder(Path(sys.argv[1]), Path(sys.argv[2]))' \
+            "$results" "$OUT/gpu-suite.tgz" || status=1
     fi
 }
 status=0

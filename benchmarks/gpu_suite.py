@@ -111,7 +111,9 @@ def fsdp_step(
     device = "cpu" if tiny else "cuda"
     work = out / "fsdp-work"
     work.mkdir(exist_ok=True)
-    folder, pairs_file, pairs = _fsdp_inputs(work, "tiny" if tiny else shape, device, model)
+    folder, parameters, pairs_file, pairs = _fsdp_inputs(
+        work, "tiny" if tiny else shape, device, model
+    )
     batch = 4 if tiny else 8 * processes
     figures: dict = {"status": "measured", "processes": processes, "runs": {}}
     name = mfu.device_name(device)
@@ -151,23 +153,13 @@ def fsdp_step(
             "peak_gib_rank0": summary["peak_gpu_memory_gib"],
         }
     figures.update(device_name=name, peak_tflops=peak, pairs=len(pairs), batch=batch)
-    figures.update(shape="tiny" if tiny else shape, parameters=_parameters(folder))
+    figures.update(shape="tiny" if tiny else shape, parameters=parameters)
     return figures
 
 
-def _parameters(folder: Path) -> int:
-    """Parameters of the model saved in ``folder`` (counted on the meta device)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
-    return sum(p.numel() for p in model.parameters())
-
-
 def _fsdp_inputs(work: Path, shape: str, device: str, source: str | None):
-    """(model folder of random weights in ``shape``, with ``source``'s tokenizer; the pairs
-    file; the pairs)."""
+    """(model folder of random weights in ``shape``, with ``source``'s tokenizer; its
+    parameter count; the pairs file; the pairs)."""
     import pandas as pd
     import torch
     from bench_reference import random_config
@@ -184,6 +176,7 @@ def _fsdp_inputs(work: Path, shape: str, device: str, source: str | None):
     folder = work / "model"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    parameters = sum(p.numel() for p in model.parameters())
     del model
     if device == "cuda":  # this process stays alive while the runs use every GPU
         torch.cuda.empty_cache()
@@ -192,7 +185,7 @@ def _fsdp_inputs(work: Path, shape: str, device: str, source: str | None):
     frame = pd.DataFrame(pairs)
     frame.insert(0, "pair_id", [f"p{i}" for i in range(len(pairs))])
     frame.to_json(pairs_file, orient="records", lines=True)
-    return folder, pairs_file, pairs
+    return folder, parameters, pairs_file, pairs
 
 
 def summary_markdown(figures: dict) -> str:
@@ -264,17 +257,23 @@ def write_summary(out: Path, figures: dict, pack: str | None = None) -> None:
     whole or not at all) and summary.md copied beside it."""
     (out / "summary.json").write_text(json.dumps(figures, indent=2))
     (out / "summary.md").write_text(summary_markdown(figures))
-    if pack is None:
-        return
+    if pack is not None:
+        pack_folder(out, Path(pack))
+
+
+def pack_folder(out: Path, target: Path) -> None:
+    """``out`` (without fsdp-work/, the FSDP step's model) packed into the .tgz ``target``,
+    written whole or not at all, and its summary.md, if any, copied beside it (gpu_run.sh
+    packs with this too)."""
     import shutil
     import tarfile
 
-    target = Path(pack)
     partial = target.with_name(target.name + ".partial")
     with tarfile.open(partial, "w:gz") as packed:
         packed.add(out, arcname=".", filter=lambda item: None if "fsdp-work" in item.name else item)
     partial.replace(target)
-    shutil.copyfile(out / "summary.md", target.with_name("summary.md"))
+    if (out / "summary.md").exists():
+        shutil.copyfile(out / "summary.md", target.with_name("summary.md"))
 
 
 def merge(folders: list[Path], out: Path) -> int:

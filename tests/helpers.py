@@ -321,20 +321,23 @@ def dense_flex_kernel(compiled: bool):
     return run
 
 
-def grad_calls(monkeypatch, module, name: str) -> list:
-    """``module.name`` wrapped to count its calls made with gradients on (a training
-    forward, not a probe or a reference pass); the list grows by one per call."""
+def counted(function, calls: list):
+    """``function`` wrapped to append to ``calls`` at each call made with gradients on (a
+    training forward, not a probe or a reference pass)."""
     import torch
 
-    calls: list = []
-    original = getattr(module, name)
-
-    def counted(*args, **kwargs):
+    def run(*args, **kwargs):
         if torch.is_grad_enabled():
-            calls.append(name)
-        return original(*args, **kwargs)
+            calls.append(function.__name__)
+        return function(*args, **kwargs)
 
-    monkeypatch.setattr(module, name, counted)
+    return run
+
+
+def grad_calls(monkeypatch, module, name: str) -> list:
+    """``module.name`` replaced by :func:`counted`; the list of its calls with gradients on."""
+    calls: list = []
+    monkeypatch.setattr(module, name, counted(getattr(module, name), calls))
     return calls
 
 
@@ -359,12 +362,13 @@ DEVICES = [
 ]
 
 
-def wrapped_logps_and_grads(wrapped, named, seed: int = 4):
-    """Log-probs and gradients (whole tensors) of ``wrapped`` on :func:`token_pairs`;
-    ``named``: the parameters whose gradients count (the causal LM's)."""
+def logps_and_grads(wrapped, named, prompts, responses):
+    """Log-probs of ``wrapped`` (a causal LM, or DDP or FSDP around its pair module) and the
+    gradients (whole tensors) of ``named``, the causal LM's parameters, from zero."""
     from prefaudit.models.flex import pair_logps
 
-    prompts, responses = token_pairs(seed)
+    for _, p in named:
+        p.grad = None
     logps = pair_logps(wrapped, prompts, responses, pad=0, precise=False)
     (logps * 0.1).sum().backward()
     grads = {}
@@ -400,6 +404,6 @@ def dense_twin(model, monkeypatch):
     twin = copy.deepcopy(model)
     monkeypatch.setenv("PREFAUDIT_ATTENTION", "dense")
     try:
-        return wrapped_logps_and_grads(twin, list(twin.named_parameters()))
+        return logps_and_grads(twin, list(twin.named_parameters()), *token_pairs(4))
     finally:
         monkeypatch.delenv("PREFAUDIT_ATTENTION")

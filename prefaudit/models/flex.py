@@ -248,7 +248,6 @@ def attention_path(model) -> str:
     FSDP or not: the path its last training forward took, None before one (asking its causal
     LM here could run a forward, which under DDP and FSDP every process must run together)."""
     import torch
-    from torch.nn.parallel import DistributedDataParallel
 
     inner = causal_lm(model)
     if inner is not model:
@@ -262,7 +261,7 @@ def attention_path(model) -> str:
     device = next(model.parameters()).device
     if mode == "dense" or (mode == "auto" and device.type != "cuda"):
         return "dense"
-    if isinstance(model, DistributedDataParallel) or getattr(model, "config", None) is None:
+    if getattr(model, "config", None) is None:  # DDP around the model itself: its own forward
         return "dense"
     if model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
         # Checkpointed layers run again in the backward pass, after the forward has put the

@@ -14,11 +14,11 @@ from tests.helpers import (
     TINY_SHAPE,
     dense_flex_kernel,
     dense_twin,
+    logps_and_grads,
     one_process_group,
     packed_on,
     tiny_causal_lm,
     token_pairs,
-    wrapped_logps_and_grads,
 )
 
 pytestmark = pytest.mark.models
@@ -77,15 +77,6 @@ def test_rows_are_filled_first_fit_without_padding_between_pairs():
     assert packed["targets"].tolist() == [1, 2, 3, 4, 2, 9, 2, 2]
 
 
-def _logps_and_grads(model, prompts, responses):
-    from prefaudit.models.flex import pair_logps
-
-    model.zero_grad()
-    logps = pair_logps(model, prompts, responses, pad=0, precise=False)
-    (logps * 0.1).sum().backward()
-    return logps.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
-
-
 def test_packed_layout_gradients_equal_the_dense_paths(monkeypatch):
     """With gradients on: the packed rows (positions, scoring, the mask's rule) against one
     pair a row under the dense mask. The CPU has no FlexAttention backward, so the kernel is
@@ -97,12 +88,14 @@ def test_packed_layout_gradients_equal_the_dense_paths(monkeypatch):
     model = tiny_causal_lm().train()
     prompts, responses = token_pairs(1)
     monkeypatch.setenv("PREFAUDIT_ATTENTION", "dense")
-    dense, dense_grads = _logps_and_grads(model, prompts, responses)
+    dense, dense_grads = logps_and_grads(model, list(model.named_parameters()), prompts, responses)
     monkeypatch.setenv("PREFAUDIT_ATTENTION", "flex-eager")
     monkeypatch.setattr(flex, "kernel", dense_flex_kernel)
     monkeypatch.setattr(flex, "ROW_TOKENS", 60)  # two rows
     assert flex.attention_path(model) == "flex-eager"
-    packed, packed_grads = _logps_and_grads(model, prompts, responses)
+    packed, packed_grads = logps_and_grads(
+        model, list(model.named_parameters()), prompts, responses
+    )
     torch.testing.assert_close(packed, dense, rtol=0, atol=1e-5)
     for name, grad in dense_grads.items():
         torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6)
@@ -233,7 +226,7 @@ def test_ddp_around_the_pair_module_runs_packed_rows_and_the_blockwise_head(
     with one_process_group(tmp_path, "gloo" if device == "cpu" else "nccl"):
         wrapped = DistributedDataParallel(flex.pair_module(model))
         assert flex.attention_path(wrapped) is None  # no training forward yet
-        got, grads = wrapped_logps_and_grads(wrapped, list(model.named_parameters()))
+        got, grads = logps_and_grads(wrapped, list(model.named_parameters()), *token_pairs(4))
         assert flex.attention_path(wrapped) == path
         # DDP around the model itself has no config to ask: the dense path (this raised
         # AttributeError on CUDA's default path before the pair module).

@@ -12,29 +12,16 @@ from pathlib import Path
 
 from prefaudit.cli import main
 from prefaudit.models import flex
-from tests.helpers import dense_flex_kernel
-
-
-def _counted(run):
-    import torch
-
-    def counted(*args, **kwargs):
-        if torch.is_grad_enabled():
-            _calls.append(1)
-        return run(*args, **kwargs)
-
-    return counted
-
-
-_calls: list = []
+from tests.helpers import counted, dense_flex_kernel
 
 if __name__ == "__main__":
+    calls: list = []
     warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile")
     flex.kernel = dense_flex_kernel
     flex.ROW_TOKENS = 64
-    flex.flex_logps = _counted(flex.flex_logps)
+    flex.flex_logps = counted(flex.flex_logps, calls)
     code = main(sys.argv[1:])
     if os.environ.get("PACKED_CALLS"):
         rank = os.environ.get("RANK", "0")
-        (Path(os.environ["PACKED_CALLS"]) / f"rank-{rank}").write_text(str(len(_calls)))
+        (Path(os.environ["PACKED_CALLS"]) / f"rank-{rank}").write_text(str(len(calls)))
     sys.exit(code)

@@ -16,13 +16,14 @@ from tests.helpers import (  # noqa: E402
     ACCELERATE,
     DEVICES,
     dense_twin,
+    logps_and_grads,
     one_process_group,
     packed_on,
     task_training,
     tiny_causal_lm,
+    token_pairs,
     torchrun,
     trained_weights,
-    wrapped_logps_and_grads,
 )
 
 
@@ -104,7 +105,7 @@ def test_the_sharded_root_runs_packed_rows_and_the_blockwise_head(device, tmp_pa
         sharded, root = shard(model.cpu(), device, 1)
         assert flex.causal_lm(root) is sharded
         assert all(is_sharded(p) for p in sharded.parameters())
-        got, grads = wrapped_logps_and_grads(root, list(sharded.named_parameters()))
+        got, grads = logps_and_grads(root, list(sharded.named_parameters()), *token_pairs(4))
         assert flex.attention_path(root) == path
     assert packed and head  # with gradients on: the training forward, not the probe
     torch.testing.assert_close(got.cpu(), want.cpu(), rtol=0, atol=1e-4)
